@@ -1,0 +1,108 @@
+"""Imperative commands: the inputs of the assignment workflow and its updates and signals.
+
+Each update's validator rejects a command in the wrong stage, for the wrong year, from the
+wrong role or with invalid content, before it touches history.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from contracts.base import Actor, Frozen, Role
+from contracts.catalog import Schedule
+from contracts.events import Evidence, IndicatorTarget, IndicatorValue, Milestone
+
+WORKFLOW_NAME = "AssignmentWorkflow"
+UPDATE_ACCEPT = "accept"
+UPDATE_SUBMIT_PLAN = "submit_plan"
+UPDATE_REVIEW_PLAN = "review_plan"
+UPDATE_REPORT_PROGRESS = "report_progress"
+UPDATE_REQUEST_VERIFICATION = "request_verification"
+UPDATE_VERIFY = "verify"
+UPDATE_CANCEL = "cancel"
+SIGNAL_COOPERATING_REPORT = "cooperating_report"
+QUERY_STATUS = "status"
+
+PERIOD_PATTERN = r"^(20\d\d)-Q([1-4])$"
+Text = Field(default="", max_length=5000)
+
+
+class Command(Frozen):
+    """Every command names who sends it; `command_id` makes a retried command a no-op."""
+
+    actor: Actor
+    command_id: str | None = Field(default=None, max_length=200)
+
+
+class AcceptAssignment(Command):
+    pass
+
+
+class SubmitAnnualPlan(Command):
+    year: int = Field(ge=2000, le=2100)
+    milestones: list[Milestone] = Field(min_length=1, max_length=200)
+    indicators: list[IndicatorTarget] = Field(default=[], max_length=200)
+
+
+class ReviewAnnualPlan(Command):
+    year: int = Field(ge=2000, le=2100)
+    decision: Literal["approve", "return"]
+    comment: str = Text
+
+
+class ReportProgress(Command):
+    period: str = Field(pattern=PERIOD_PATTERN)
+    percent: float = Field(ge=0, le=100)
+    narrative: str = Field(min_length=1, max_length=20000)
+    indicator_values: list[IndicatorValue] = Field(default=[], max_length=200)
+    evidence: list[Evidence] = Field(default=[], max_length=100)
+
+
+class RequestVerification(Command):
+    note: str = Text
+
+
+class VerifyYear(Command):
+    decision: Literal["pass", "fail"]
+    findings: str = Text
+    score: float | None = Field(default=None, ge=0, le=100)  # required in evaluation years
+
+
+class CancelAssignment(Command):
+    reason: str = Field(min_length=1, max_length=5000)
+
+
+class CooperatingReport(Frozen):
+    """Signal to the lead's workflow: a cooperating unit reported."""
+
+    from_assignment_id: str
+    from_unit_id: str
+    year: int
+    period: str
+    percent: float
+    narrative: str
+
+
+class AssignmentSpec(Frozen):
+    """What an assignment is: fixed for its whole life."""
+
+    programme_id: str
+    assignment_id: str
+    task_no: int
+    task_title: str
+    unit_id: str
+    role: Role
+    horizon_year: int
+    lead_assignment_id: str | None = None
+    schedule: Schedule
+
+
+class CommandResult(Frozen):
+    """What an update returns: the events it produced (ids) and the stage it left."""
+
+    accepted: bool = True
+    event_ids: list[str] = []
+    stage: str
+    year: int

@@ -1,0 +1,281 @@
+"""Facts (one class per fact, past tense) and the envelope every event travels in.
+
+An event id is deterministic: the assignment id and its per-assignment sequence, so a
+publish retried by Temporal carries the same `Nats-Msg-Id` and JetStream keeps one copy.
+Facts may open and close deadlines; the fold in `contracts.fold` applies that generically.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from typing import Any, ClassVar, Literal
+
+from pydantic import Field
+
+from contracts.base import Actor, Frozen, OverdueLevel, Role
+
+DeadlineKind = Literal["acceptance", "annual_plan", "quarterly_report", "verification", "review", "rework"]
+
+
+class Deadline(Frozen):
+    """An open deadline. `key` is unique within an assignment, e.g. `annual_plan:2027`."""
+
+    key: str
+    kind: DeadlineKind
+    due: dt.date
+    year: int
+    period: str | None = None
+
+
+class Milestone(Frozen):
+    title: str = Field(min_length=1, max_length=500)
+    due: dt.date
+
+
+class IndicatorTarget(Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    unit: str = Field(default="", max_length=50)
+    target: float
+
+
+class IndicatorValue(Frozen):
+    name: str = Field(min_length=1, max_length=200)
+    value: float
+
+
+class Evidence(Frozen):
+    name: str = Field(min_length=1, max_length=300)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    size: int = Field(ge=0, le=10 * 1024**3)
+
+
+class Fact(Frozen):
+    """Base of every fact. Subclasses set `TYPE` and `SCHEMA_VERSION`."""
+
+    TYPE: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int] = 1
+    opens: list[Deadline] = []
+    closes: list[str] = []
+
+
+class ProgrammeImported(Fact):
+    TYPE = "ProgrammeImported"
+    document_no: str
+    title: str
+    task_count: int
+    responsibility_count: int
+    content_sha256: str
+
+
+class AssignmentCreated(Fact):
+    TYPE = "AssignmentCreated"
+    task_title: str
+    role: Role
+    start_year: int
+    horizon_year: int
+    lead_assignment_id: str | None = None
+    evaluation_years: list[int] = []
+
+
+class AssignmentAccepted(Fact):
+    TYPE = "AssignmentAccepted"
+    year: int
+
+
+class AnnualPlanSubmitted(Fact):
+    TYPE = "AnnualPlanSubmitted"
+    year: int
+    revision: int
+    milestones: list[Milestone]
+    indicators: list[IndicatorTarget]
+
+
+class AnnualPlanApproved(Fact):
+    TYPE = "AnnualPlanApproved"
+    year: int
+    revision: int
+    comment: str = ""
+
+
+class AnnualPlanReturned(Fact):
+    TYPE = "AnnualPlanReturned"
+    year: int
+    revision: int
+    reasons: str
+
+
+class ProgressReported(Fact):
+    TYPE = "ProgressReported"
+    year: int
+    period: str
+    percent: float
+    narrative: str
+    indicator_values: list[IndicatorValue] = []
+    evidence: list[Evidence] = []
+
+
+class CooperatingReportReceived(Fact):
+    """A cooperating unit's report, copied to the lead's assignment so the lead can consolidate."""
+
+    TYPE = "CooperatingReportReceived"
+    from_assignment_id: str
+    from_unit_id: str
+    year: int
+    period: str
+    percent: float
+    narrative: str
+
+
+class ReminderIssued(Fact):
+    TYPE = "ReminderIssued"
+    deadline: Deadline
+
+
+class SupervisionEscalated(Fact):
+    TYPE = "SupervisionEscalated"
+    deadline: Deadline
+    level: OverdueLevel
+    working_days_overdue: int
+
+
+class EscalationCleared(Fact):
+    """The deadline that caused an escalation was met late; the level drops accordingly."""
+
+    TYPE = "EscalationCleared"
+    deadline_key: str
+
+
+class VerificationRequested(Fact):
+    TYPE = "VerificationRequested"
+    year: int
+    reason: Literal["declared_done", "year_end"]
+    note: str = ""
+
+
+class VerificationPassed(Fact):
+    TYPE = "VerificationPassed"
+    year: int
+    findings: str = ""
+
+
+class VerificationFailed(Fact):
+    TYPE = "VerificationFailed"
+    year: int
+    findings: str
+    rework_due: dt.date
+
+
+class EvaluationRecorded(Fact):
+    """The five-year evaluation (五年一评估) that accompanies verification in an evaluation year."""
+
+    TYPE = "EvaluationRecorded"
+    year: int
+    score: float
+    findings: str = ""
+
+
+class YearStarted(Fact):
+    TYPE = "YearStarted"
+    year: int
+
+
+class AssignmentCompleted(Fact):
+    TYPE = "AssignmentCompleted"
+    year: int
+
+
+class AssignmentCancelled(Fact):
+    TYPE = "AssignmentCancelled"
+    reason: str
+
+
+FACT_TYPES: dict[str, type[Fact]] = {
+    cls.TYPE: cls
+    for cls in (
+        ProgrammeImported,
+        AssignmentCreated,
+        AssignmentAccepted,
+        AnnualPlanSubmitted,
+        AnnualPlanApproved,
+        AnnualPlanReturned,
+        ProgressReported,
+        CooperatingReportReceived,
+        ReminderIssued,
+        SupervisionEscalated,
+        EscalationCleared,
+        VerificationRequested,
+        VerificationPassed,
+        VerificationFailed,
+        EvaluationRecorded,
+        YearStarted,
+        AssignmentCompleted,
+        AssignmentCancelled,
+    )
+}
+
+# (type, from_version) -> pure function payload -> payload of from_version + 1.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+def upcast(type_: str, version: int, payload: dict[str, Any]) -> dict[str, Any]:
+    """Bring an old payload up to the current schema version of its fact."""
+    current = FACT_TYPES[type_].SCHEMA_VERSION
+    while version < current:
+        payload = UPCASTERS[(type_, version)](payload)
+        version += 1
+    return payload
+
+
+class Event(Frozen):
+    """The envelope: what goes on the wire and into the ledger."""
+
+    event_id: str
+    type: str
+    schema_version: int
+    occurred_at: dt.datetime
+    programme_id: str
+    assignment_id: str | None = None
+    task_no: int | None = None
+    unit_id: str | None = None
+    actor: Actor
+    seq: int = Field(ge=0)
+    payload: dict[str, Any]
+
+    def fact(self) -> Fact:
+        """The typed fact, upcast to its current schema."""
+        cls = FACT_TYPES[self.type]
+        return cls.model_validate(upcast(self.type, self.schema_version, dict(self.payload)))
+
+
+def event_id(stream_key: str, seq: int) -> str:
+    """Deterministic id: the assignment (or programme) key and the sequence within it."""
+    return f"{stream_key}#{seq:06d}"
+
+
+def make_event(
+    fact: Fact,
+    *,
+    seq: int,
+    occurred_at: dt.datetime,
+    programme_id: str,
+    actor: Actor,
+    assignment_id: str | None = None,
+    task_no: int | None = None,
+    unit_id: str | None = None,
+) -> Event:
+    key = assignment_id or f"programme:{programme_id}"
+    return Event(
+        event_id=event_id(key, seq),
+        type=fact.TYPE,
+        schema_version=fact.SCHEMA_VERSION,
+        occurred_at=occurred_at,
+        programme_id=programme_id,
+        assignment_id=assignment_id,
+        task_no=task_no,
+        unit_id=unit_id,
+        actor=actor,
+        seq=seq,
+        payload=fact.model_dump(mode="json"),
+    )

@@ -1,0 +1,179 @@
+"""The one fold from events to an assignment's state.
+
+The workflow applies it to its own facts, the read models and the audit replay apply it to
+the stream or the ledger, so all three agree by construction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from pydantic import BaseModel
+
+from contracts.base import OVERDUE_RANK, OverdueLevel, Role, Stage
+from contracts.events import (
+    AnnualPlanApproved,
+    AnnualPlanReturned,
+    AnnualPlanSubmitted,
+    AssignmentAccepted,
+    AssignmentCancelled,
+    AssignmentCompleted,
+    AssignmentCreated,
+    CooperatingReportReceived,
+    Deadline,
+    EscalationCleared,
+    EvaluationRecorded,
+    Event,
+    Fact,
+    ProgressReported,
+    ReminderIssued,
+    SupervisionEscalated,
+    VerificationFailed,
+    VerificationPassed,
+    VerificationRequested,
+    YearStarted,
+)
+
+
+class LastReport(BaseModel):
+    year: int
+    period: str
+    percent: float
+    narrative: str
+    reported_at: dt.datetime
+
+
+class AssignmentState(BaseModel):
+    """State of one assignment as folded from its events (also the workflow's status)."""
+
+    assignment_id: str
+    programme_id: str
+    task_no: int
+    unit_id: str
+    role: Role = Role.RESPONSIBLE
+    task_title: str = ""
+    stage: Stage = Stage.ASSIGNED
+    year: int = 0
+    horizon_year: int = 0
+    lead_assignment_id: str | None = None
+    deadlines: dict[str, Deadline] = {}
+    escalations: dict[str, OverdueLevel] = {}
+    overdue_level: OverdueLevel = OverdueLevel.NONE
+    plan_revision: int = 0
+    plan: dict | None = None
+    last_report: LastReport | None = None
+    percent: float = 0.0
+    reports: int = 0
+    cooperating_reports: int = 0
+    plans_returned: int = 0
+    verifications_failed: int = 0
+    reminders: int = 0
+    escalations_total: int = 0
+    years_verified: list[int] = []
+    evaluations: dict[int, float] = {}
+    cancel_reason: str | None = None
+    last_seq: int = -1
+    updated_at: dt.datetime | None = None
+
+    def next_deadline(self) -> Deadline | None:
+        return min(self.deadlines.values(), key=lambda d: (d.due, d.key), default=None)
+
+
+def initial_state(event: Event) -> AssignmentState:
+    assert event.assignment_id is not None and event.task_no is not None and event.unit_id is not None
+    return AssignmentState(
+        assignment_id=event.assignment_id,
+        programme_id=event.programme_id,
+        task_no=event.task_no,
+        unit_id=event.unit_id,
+    )
+
+
+def _level(escalations: dict[str, OverdueLevel]) -> OverdueLevel:
+    return max(escalations.values(), key=lambda lv: OVERDUE_RANK[lv], default=OverdueLevel.NONE)
+
+
+def apply(state: AssignmentState | None, event: Event) -> AssignmentState:
+    """Return the state after `event`. Events at or below `last_seq` change nothing."""
+    if state is None:
+        state = initial_state(event)
+    if event.seq <= state.last_seq:
+        return state
+    s = state.model_copy(deep=True)
+    fact = event.fact()
+    _apply_fact(s, fact, event.occurred_at)
+    for key in fact.closes:
+        s.deadlines.pop(key, None)
+    for d in fact.opens:
+        s.deadlines[d.key] = d
+    s.overdue_level = _level(s.escalations)
+    s.last_seq = event.seq
+    s.updated_at = event.occurred_at
+    return s
+
+
+def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:  # noqa: C901 - one branch per fact
+    match f:
+        case AssignmentCreated():
+            s.role, s.task_title, s.year = f.role, f.task_title, f.start_year
+            s.horizon_year, s.lead_assignment_id = f.horizon_year, f.lead_assignment_id
+            s.stage = Stage.ASSIGNED
+        case AssignmentAccepted():
+            s.stage, s.year = Stage.PLANNING, f.year
+        case YearStarted():
+            s.stage, s.year, s.plan, s.plan_revision, s.percent = Stage.PLANNING, f.year, None, 0, 0.0
+        case AnnualPlanSubmitted():
+            s.stage, s.plan_revision = Stage.PLAN_SUBMITTED, f.revision
+            s.plan = {
+                "year": f.year,
+                "revision": f.revision,
+                "status": "submitted",
+                "milestones": [m.model_dump(mode="json") for m in f.milestones],
+                "indicators": [i.model_dump(mode="json") for i in f.indicators],
+            }
+        case AnnualPlanApproved():
+            s.stage = Stage.IMPLEMENTING
+            if s.plan is not None:
+                s.plan = {**s.plan, "status": "approved"}
+        case AnnualPlanReturned():
+            s.stage, s.plans_returned = Stage.PLANNING, s.plans_returned + 1
+            if s.plan is not None:
+                s.plan = {**s.plan, "status": "returned", "reasons": f.reasons}
+        case ProgressReported():
+            s.reports += 1
+            s.percent = f.percent
+            s.last_report = LastReport(
+                year=f.year, period=f.period, percent=f.percent, narrative=f.narrative, reported_at=at
+            )
+        case CooperatingReportReceived():
+            s.cooperating_reports += 1
+        case ReminderIssued():
+            s.reminders += 1
+        case SupervisionEscalated():
+            s.escalations_total += 1
+            s.escalations[f.deadline.key] = f.level
+        case EscalationCleared():
+            s.escalations.pop(f.deadline_key, None)
+        case VerificationRequested():
+            s.stage = Stage.VERIFYING
+        case VerificationFailed():
+            s.stage, s.verifications_failed = Stage.IMPLEMENTING, s.verifications_failed + 1
+        case VerificationPassed():
+            s.years_verified = [*s.years_verified, f.year]
+        case EvaluationRecorded():
+            s.evaluations = {**s.evaluations, f.year: f.score}
+        case AssignmentCompleted():
+            s.stage = Stage.COMPLETED
+            s.deadlines, s.escalations = {}, {}
+        case AssignmentCancelled():
+            s.stage, s.cancel_reason = Stage.CANCELLED, f.reason
+            s.deadlines, s.escalations = {}, {}
+        case _:
+            pass
+
+
+def fold(events: list[Event]) -> AssignmentState | None:
+    state: AssignmentState | None = None
+    for e in events:
+        state = apply(state, e)
+    return state

@@ -1,0 +1,24 @@
+"""Stable identifiers derived from the domain, so repeating an action finds what exists."""
+
+from __future__ import annotations
+
+import re
+
+_ASSIGNMENT_RE = re.compile(r"^(?P<programme>[a-z0-9][a-z0-9-]*)\.t(?P<task>\d{2,3})\.(?P<unit>[a-z0-9][a-z0-9_-]*)$")
+PROGRAMME_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+
+
+def assignment_id(programme_id: str, task_no: int, unit_id: str) -> str:
+    """`cq-2022-79.t14.yuzhong`: programme, task and unit; also the workflow id."""
+    return f"{programme_id}.t{task_no:02d}.{unit_id}"
+
+
+def parse_assignment_id(value: str) -> tuple[str, int, str] | None:
+    m = _ASSIGNMENT_RE.match(value)
+    if not m:
+        return None
+    return m["programme"], int(m["task"]), m["unit"]
+
+
+def workflow_id(assignment: str) -> str:
+    return f"assignment-{assignment}"
