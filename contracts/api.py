@@ -8,7 +8,7 @@ from typing import Generic, Literal, TypeVar
 from pydantic import BaseModel, Field
 
 from contracts.base import Frozen, OverdueLevel, Role, Stage
-from contracts.catalog import Division, Programme, Schedule, UnitKind
+from contracts.catalog import Division, Programme, Schedule, Unit, UnitKind
 from contracts.commands import PERIOD_PATTERN
 from contracts.events import Deadline, Evidence, IndicatorTarget, IndicatorValue, Milestone
 from contracts.ids import PROGRAMME_ID_PATTERN
@@ -31,6 +31,7 @@ class ProgrammeImport(Frozen):
 
     programme_id: str = Field(pattern=PROGRAMME_ID_PATTERN)
     programme: Programme
+    units: list[Unit]  # the registry the division refers to
     division: Division
     schedule: Schedule
 

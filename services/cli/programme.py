@@ -1,0 +1,7 @@
+"""policyflow programme commands."""
+
+from __future__ import annotations
+
+import typer
+
+app = typer.Typer(no_args_is_help=True, help="programme commands")
