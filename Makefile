@@ -1,0 +1,40 @@
+# policyflow: `make up` runs the whole stack, `make test` the whole suite. Both set up first.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+UV := $(shell command -v uv 2>/dev/null || echo $(HOME)/.local/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.synced
+
+.PHONY: setup up test test-fast lint bench bench-quick docs clean
+
+$(STAMP): pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || test -x $(UV) || $(PYTHON) -m pip install --user --quiet uv
+	$(UV) sync --frozen --python 3.11
+	@touch $(STAMP)
+
+setup: $(STAMP)
+
+up: setup
+	$(UV) run --frozen python -m deploy.local.up
+
+test: setup
+	$(UV) run --frozen pytest -q; rc=$$?; [ $$rc -eq 5 ] && echo 'no tests collected' && rc=0; exit $$rc
+
+test-fast: setup
+	$(UV) run --frozen pytest -q -m "unit"
+
+lint: setup
+	$(UV) run --frozen ruff check contracts workflows services deploy tests bench
+	$(UV) run --frozen mypy
+
+bench: setup
+	$(UV) run --frozen python -m bench
+
+bench-quick: setup
+	$(UV) run --frozen python -m bench --quick
+
+docs: setup
+	$(UV) run --frozen policyflow docs export docs
+
+clean:
+	rm -rf var .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,132 @@
+"""The whole local stack as child processes: servers, worker and services.
+
+`make up` runs it in the foreground; tests can use it too. External servers are reused
+when NATS_URL / TEMPORAL_ADDRESS are set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+
+from deploy.local.servers import Server, nats_server, temporal_dev_server, wait_for_port
+
+SERVICES = (("assignment", "ASSIGNMENT_PORT", 8101), ("progress", "PROGRESS_PORT", 8102), ("audit", "AUDIT_PORT", 8103))
+
+
+@dataclass
+class StackConfig:
+    var_dir: Path
+    nats_port: int = 4333
+    temporal_port: int = 7233
+    temporal_ui_port: int = 8233
+    host: str = "127.0.0.1"
+    ports: dict[str, int] = field(default_factory=lambda: {name: port for name, _, port in SERVICES})
+    nats_url: str | None = None
+    temporal_address: str | None = None
+    headless: bool = False
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        env = os.environ
+        return cls(
+            var_dir=Path(env.get("POLICYFLOW_VAR", "var")).resolve(),
+            nats_port=int(env.get("NATS_PORT", 4333)),
+            temporal_port=int(env.get("TEMPORAL_PORT", 7233)),
+            temporal_ui_port=int(env.get("TEMPORAL_UI_PORT", 8233)),
+            host=env.get("HOST", "127.0.0.1"),
+            ports={name: int(env.get(var, default)) for name, var, default in SERVICES},
+            nats_url=env.get("NATS_URL") or None,
+            temporal_address=env.get("TEMPORAL_ADDRESS") or None,
+        )
+
+
+@dataclass
+class Stack:
+    config: StackConfig
+    servers: list[Server] = field(default_factory=list)
+    processes: list[Server] = field(default_factory=list)
+
+    @property
+    def nats_url(self) -> str:
+        return self.config.nats_url or f"nats://127.0.0.1:{self.config.nats_port}"
+
+    @property
+    def temporal_address(self) -> str:
+        return self.config.temporal_address or f"127.0.0.1:{self.config.temporal_port}"
+
+    def url(self, service: str) -> str:
+        return f"http://{self.config.host}:{self.config.ports[service]}"
+
+    def child_env(self) -> dict[str, str]:
+        env = dict(os.environ)
+        env.update(
+            NATS_URL=self.nats_url,
+            TEMPORAL_ADDRESS=self.temporal_address,
+            POLICYFLOW_VAR=str(self.config.var_dir),
+            POLICYFLOW_KEY_DIR=str(self.config.var_dir / "keys"),
+            HOST=self.config.host,
+            POLICYFLOW_AUDIT_URL=self.url("audit"),
+        )
+        for name, var, _ in SERVICES:
+            env[var] = str(self.config.ports[name])
+        return env
+
+    def start_servers(self) -> None:
+        c = self.config
+        if not c.nats_url:
+            self.servers.append(nats_server(c.var_dir / "nats", port=c.nats_port).start())
+        if not c.temporal_address:
+            server = temporal_dev_server(
+                c.var_dir / "temporal", port=c.temporal_port, ui_port=c.temporal_ui_port, headless=c.headless
+            )
+            self.servers.append(server.start())
+
+    def start_processes(self) -> None:
+        env = self.child_env()
+        logs = self.config.var_dir / "logs"
+        worker = Server("worker", [sys.executable, "-m", "workflows.worker"], 0, logs / "worker.log")
+        self._spawn(worker, env)
+        for name, _, _ in SERVICES:
+            port = self.config.ports[name]
+            proc = Server(name, [sys.executable, "-m", f"services.{name}"], port, logs / f"{name}.log")
+            self._spawn(proc, env)
+        for proc in self.processes:
+            if proc.port:
+                wait_for_port(proc.port, proc.proc, proc.name, timeout=90)
+                self.wait_healthy(proc.name)
+
+    def _spawn(self, proc: Server, env: dict[str, str]) -> None:
+        import subprocess
+
+        proc.log_path.parent.mkdir(parents=True, exist_ok=True)
+        log = open(proc.log_path, "ab")  # noqa: SIM115 - lives as long as the process
+        proc.proc = subprocess.Popen(
+            proc.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True
+        )
+        self.processes.append(proc)
+
+    def wait_healthy(self, service: str, timeout: float = 90) -> None:
+        deadline = time.monotonic() + timeout
+        last = ""
+        while time.monotonic() < deadline:
+            try:
+                r = httpx.get(f"{self.url(service)}/healthz", timeout=2)
+                if r.status_code == 200:
+                    return
+                last = f"{r.status_code} {r.text[:200]}"
+            except httpx.HTTPError as exc:
+                last = str(exc)
+            time.sleep(0.2)
+        raise RuntimeError(f"{service} not healthy after {timeout:.0f}s: {last}")
+
+    def stop(self) -> None:
+        for proc in reversed(self.processes):
+            proc.stop()
+        for server in reversed(self.servers):
+            server.stop()

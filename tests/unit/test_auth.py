@@ -1,0 +1,65 @@
+"""Tokens: what is trusted and what is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import jwt
+import pytest
+from typer.testing import CliRunner
+
+from contracts.base import UserRole
+from services.cli.main import app
+from services.shared.auth import AuthError, issue_token, load_public_key, verify_token
+
+
+def test_round_trip(tmp_path: Path) -> None:
+    token = issue_token(tmp_path, UserRole.DEPARTMENT, "yuzhong")
+    p = verify_token(token, load_public_key(tmp_path))
+    assert (p.role, p.unit_id, p.sub) == (UserRole.DEPARTMENT, "yuzhong", "department:yuzhong")
+    assert p.actor().unit_id == "yuzhong"
+    assert (tmp_path / "jwt-signing-key.pem").stat().st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize(
+    "forge, reason",
+    [
+        (lambda k: jwt.encode({"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, None, "none"),
+         "not allowed"),
+        (lambda k: jwt.encode({"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, "s" * 32, "HS256"),
+         "not allowed"),
+        (lambda k: issue_token(k, UserRole.SUPERVISOR, ttl=dt.timedelta(seconds=1),
+                               now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)), "expired"),
+    ],
+)
+def test_refuses_untrusted_tokens(tmp_path: Path, forge, reason: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(AuthError, match=reason):
+        verify_token(forge(tmp_path), load_public_key(tmp_path))
+
+
+def test_refuses_other_key_and_audience(tmp_path: Path) -> None:
+    other = issue_token(tmp_path / "other", UserRole.SUPERVISOR)
+    with pytest.raises(AuthError, match="invalid token"):
+        verify_token(other, load_public_key(tmp_path))
+    key = (tmp_path / "jwt-signing-key.pem")
+    load_public_key(tmp_path)
+    wrong_aud = jwt.encode({"sub": "x", "role": "supervisor", "aud": "elsewhere", "exp": 4e9}, key.read_bytes(), "EdDSA")
+    with pytest.raises(AuthError, match="audience"):
+        verify_token(wrong_aud, load_public_key(tmp_path))
+
+
+def test_department_needs_a_unit(tmp_path: Path) -> None:
+    with pytest.raises(AuthError, match="needs a unit"):
+        issue_token(tmp_path, UserRole.DEPARTMENT)
+
+
+def test_cli_prints_token_alone(tmp_path: Path) -> None:
+    runner = CliRunner()
+    ok = runner.invoke(app, ["token", "issue", "--role", "verifier", "--key-dir", str(tmp_path)])
+    assert ok.exit_code == 0
+    assert verify_token(ok.stdout.strip(), load_public_key(tmp_path)).role == UserRole.VERIFIER
+    bad = runner.invoke(app, ["token", "issue", "--role", "department", "--key-dir", str(tmp_path)])
+    assert bad.exit_code == 2 and "needs a unit" in bad.output
+    worse = runner.invoke(app, ["token", "issue", "--role", "root", "--key-dir", str(tmp_path)])
+    assert worse.exit_code == 2 and "unknown role" in worse.output
