@@ -32,7 +32,8 @@ def import_example(stack: Stack) -> None:
     with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
         r = client.post("/v1/programmes", content=body.model_dump_json())
         r.raise_for_status()
-        console.print(f"programme {body.programme_id}: {'imported' if r.json().get('imported') else 'already imported'}")
+        state = "imported" if r.json().get("imported") else "already imported"
+        console.print(f"programme {body.programme_id}: {state}")
         console.print("dispatching the example programme (one workflow per responsibility)...")
         r = client.post(f"/v1/programmes/{body.programme_id}/dispatch")
         r.raise_for_status()

@@ -25,12 +25,22 @@ def test_round_trip(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "forge, reason",
     [
-        (lambda k: jwt.encode({"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, None, "none"),
-         "not allowed"),
-        (lambda k: jwt.encode({"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, "s" * 32, "HS256"),
-         "not allowed"),
-        (lambda k: issue_token(k, UserRole.SUPERVISOR, ttl=dt.timedelta(seconds=1),
-                               now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)), "expired"),
+        (
+            lambda k: jwt.encode({"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, None, "none"),
+            "not allowed",
+        ),
+        (
+            lambda k: jwt.encode(
+                {"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, "s" * 32, "HS256"
+            ),
+            "not allowed",
+        ),
+        (
+            lambda k: issue_token(
+                k, UserRole.SUPERVISOR, ttl=dt.timedelta(seconds=1), now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+            ),
+            "expired",
+        ),
     ],
 )
 def test_refuses_untrusted_tokens(tmp_path: Path, forge, reason: str) -> None:  # type: ignore[no-untyped-def]
@@ -42,9 +52,11 @@ def test_refuses_other_key_and_audience(tmp_path: Path) -> None:
     other = issue_token(tmp_path / "other", UserRole.SUPERVISOR)
     with pytest.raises(AuthError, match="invalid token"):
         verify_token(other, load_public_key(tmp_path))
-    key = (tmp_path / "jwt-signing-key.pem")
+    key = tmp_path / "jwt-signing-key.pem"
     load_public_key(tmp_path)
-    wrong_aud = jwt.encode({"sub": "x", "role": "supervisor", "aud": "elsewhere", "exp": 4e9}, key.read_bytes(), "EdDSA")
+    wrong_aud = jwt.encode(
+        {"sub": "x", "role": "supervisor", "aud": "elsewhere", "exp": 4e9}, key.read_bytes(), "EdDSA"
+    )
     with pytest.raises(AuthError, match="audience"):
         verify_token(wrong_aud, load_public_key(tmp_path))
 

@@ -23,8 +23,14 @@ DEPT = Actor(sub="department:yuzhong", role=UserRole.DEPARTMENT, unit_id="yuzhon
 
 def make(fact: ev.Fact, seq: int, actor: Actor = SYSTEM_ACTOR) -> ev.Event:
     return ev.make_event(
-        fact, seq=seq, occurred_at=T0 + dt.timedelta(days=seq), programme_id="cq-2022-79", actor=actor,
-        assignment_id=AID, task_no=14, unit_id="yuzhong",
+        fact,
+        seq=seq,
+        occurred_at=T0 + dt.timedelta(days=seq),
+        programme_id="cq-2022-79",
+        actor=actor,
+        assignment_id=AID,
+        task_no=14,
+        unit_id="yuzhong",
     )
 
 
@@ -78,17 +84,46 @@ def test_upcaster_chain_is_applied(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def lifecycle() -> list[ev.Event]:
     return [
-        make(ev.AssignmentCreated(task_title="促进绿色建筑高质量发展", role="responsible", start_year=2026,
-                                  horizon_year=2027, opens=[deadline("acceptance", dt.date(2026, 1, 16))]), 0),
-        make(ev.AssignmentAccepted(year=2026, closes=["acceptance"],
-                                   opens=[deadline("annual_plan:2026", dt.date(2026, 2, 3))]), 1, DEPT),
-        make(ev.AnnualPlanSubmitted(year=2026, revision=1, milestones=[ev.Milestone(title="m", due=dt.date(2026, 6, 1))],
-                                    indicators=[]), 2, DEPT),
-        make(ev.SupervisionEscalated(deadline=deadline("annual_plan:2026", dt.date(2026, 2, 3)),
-                                     level=OverdueLevel.YELLOW, working_days_overdue=10), 3),
+        make(
+            ev.AssignmentCreated(
+                task_title="促进绿色建筑高质量发展",
+                role="responsible",
+                start_year=2026,
+                horizon_year=2027,
+                opens=[deadline("acceptance", dt.date(2026, 1, 16))],
+            ),
+            0,
+        ),
+        make(
+            ev.AssignmentAccepted(
+                year=2026, closes=["acceptance"], opens=[deadline("annual_plan:2026", dt.date(2026, 2, 3))]
+            ),
+            1,
+            DEPT,
+        ),
+        make(
+            ev.AnnualPlanSubmitted(
+                year=2026, revision=1, milestones=[ev.Milestone(title="m", due=dt.date(2026, 6, 1))], indicators=[]
+            ),
+            2,
+            DEPT,
+        ),
+        make(
+            ev.SupervisionEscalated(
+                deadline=deadline("annual_plan:2026", dt.date(2026, 2, 3)),
+                level=OverdueLevel.YELLOW,
+                working_days_overdue=10,
+            ),
+            3,
+        ),
         make(ev.AnnualPlanReturned(year=2026, revision=1, reasons="指标不具体"), 4),
-        make(ev.AnnualPlanSubmitted(year=2026, revision=2, milestones=[ev.Milestone(title="m", due=dt.date(2026, 6, 1))],
-                                    indicators=[]), 5, DEPT),
+        make(
+            ev.AnnualPlanSubmitted(
+                year=2026, revision=2, milestones=[ev.Milestone(title="m", due=dt.date(2026, 6, 1))], indicators=[]
+            ),
+            5,
+            DEPT,
+        ),
         make(ev.AnnualPlanApproved(year=2026, revision=2, closes=["annual_plan:2026"]), 6),
         make(ev.EscalationCleared(deadline_key="annual_plan:2026"), 7),
         make(ev.ProgressReported(year=2026, period="2026-Q1", percent=40, narrative="ok"), 8, DEPT),
