@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import shutil
 import signal
 import socket
@@ -61,13 +62,19 @@ class Server:
     argv: list[str]
     port: int
     log_path: Path
+    env: dict[str, str] | None = None
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> Server:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         log = open(self.log_path, "ab")  # noqa: SIM115 - lives as long as the process
         self.proc = subprocess.Popen(
-            self.argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            self.argv,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            env=self.env,
+            start_new_session=True,
         )
         wait_for_port(self.port, self.proc, self.name, timeout)
         return self
@@ -112,18 +119,49 @@ jetstream {{
 """
 
 
-def nats_server(state_dir: Path, port: int | None = None, extra_config: str = "") -> Server:
-    """nats-server with JetStream on a file store, fsync on every write (sync_interval: always)."""
+NATS_USERS = ("worker", "assignment", "progress", "audit", "admin")
+AUTHORIZATION_CONF = Path(__file__).resolve().parents[1] / "nats" / "authorization.conf"
+
+
+def nats_passwords(state_dir: Path) -> dict[str, str]:
+    """Per-user passwords, generated once into the state directory (owner-only)."""
+    path = state_dir / "passwords.env"
+    if not path.exists():
+        state_dir.mkdir(parents=True, exist_ok=True)
+        lines = [f"PF_NATS_{user.upper()}_PASSWORD={secrets.token_urlsafe(24)}" for user in NATS_USERS]
+        path.write_text("\n".join(lines) + "\n")
+        path.chmod(0o600)
+    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    return dict(pairs)  # type: ignore[arg-type]
+
+
+def nats_user_url(port: int, user: str, passwords: dict[str, str]) -> str:
+    return f"nats://{user}:{passwords[f'PF_NATS_{user.upper()}_PASSWORD']}@127.0.0.1:{port}"
+
+
+def nats_server(state_dir: Path, port: int | None = None, extra_config: str = "", auth: bool = False) -> Server:
+    """nats-server with JetStream on a file store, fsync on every write (sync_interval: always).
+
+    With `auth`, the users and subject permissions of deploy/nats/authorization.conf apply,
+    with passwords from `nats_passwords(state_dir)`.
+    """
     port = port or free_port()
     monitor = free_port()
     state_dir.mkdir(parents=True, exist_ok=True)
+    env = None
+    if auth:
+        # nats-server resolves includes relative to the including file, so copy it beside.
+        shutil.copyfile(AUTHORIZATION_CONF, state_dir / "authorization.conf")
+        extra_config += '\ninclude "authorization.conf"\n'
+        env = env_with(**nats_passwords(state_dir))
     conf = state_dir / "nats.conf"
     conf.write_text(
         NATS_CONFIG_TEMPLATE.format(
             port=port, monitor_port=monitor, store_dir=state_dir / "jetstream", extra=extra_config
         )
     )
-    return Server("nats-server", [find_binary("nats-server"), "-c", str(conf)], port, state_dir / "nats.log")
+    argv = [find_binary("nats-server"), "-c", str(conf)]
+    return Server("nats-server", argv, port, state_dir / "nats.log", env=env)
 
 
 def temporal_dev_server(

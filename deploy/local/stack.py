@@ -14,7 +14,14 @@ from pathlib import Path
 
 import httpx
 
-from deploy.local.servers import Server, nats_server, temporal_dev_server, wait_for_port
+from deploy.local.servers import (
+    Server,
+    nats_passwords,
+    nats_server,
+    nats_user_url,
+    temporal_dev_server,
+    wait_for_port,
+)
 
 SERVICES = (("assignment", "ASSIGNMENT_PORT", 8101), ("progress", "PROGRESS_PORT", 8102), ("audit", "AUDIT_PORT", 8103))
 
@@ -56,6 +63,12 @@ class Stack:
     def nats_url(self) -> str:
         return self.config.nats_url or f"nats://127.0.0.1:{self.config.nats_port}"
 
+    def nats_url_for(self, user: str) -> str:
+        """Each process connects to the embedded NATS as its own user, with its own permissions."""
+        if self.config.nats_url:
+            return self.config.nats_url
+        return nats_user_url(self.config.nats_port, user, nats_passwords(self.config.var_dir / "nats"))
+
     @property
     def temporal_address(self) -> str:
         return self.config.temporal_address or f"127.0.0.1:{self.config.temporal_port}"
@@ -66,7 +79,6 @@ class Stack:
     def child_env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.update(
-            NATS_URL=self.nats_url,
             TEMPORAL_ADDRESS=self.temporal_address,
             POLICYFLOW_VAR=str(self.config.var_dir),
             POLICYFLOW_KEY_DIR=str(self.config.var_dir / "keys"),
@@ -80,7 +92,7 @@ class Stack:
     def start_servers(self) -> None:
         c = self.config
         if not c.nats_url:
-            self.servers.append(nats_server(c.var_dir / "nats", port=c.nats_port).start())
+            self.servers.append(nats_server(c.var_dir / "nats", port=c.nats_port, auth=True).start())
         if not c.temporal_address:
             server = temporal_dev_server(
                 c.var_dir / "temporal", port=c.temporal_port, ui_port=c.temporal_ui_port, headless=c.headless
@@ -91,11 +103,11 @@ class Stack:
         env = self.child_env()
         logs = self.config.var_dir / "logs"
         worker = Server("worker", [sys.executable, "-m", "workflows.worker"], 0, logs / "worker.log")
-        self._spawn(worker, env)
+        self._spawn(worker, {**env, "NATS_URL": self.nats_url_for("worker")})
         for name, _, _ in SERVICES:
             port = self.config.ports[name]
             proc = Server(name, [sys.executable, "-m", f"services.{name}"], port, logs / f"{name}.log")
-            self._spawn(proc, env)
+            self._spawn(proc, {**env, "NATS_URL": self.nats_url_for(name)})
         for proc in self.processes:
             if proc.port:
                 wait_for_port(proc.port, proc.proc, proc.name, timeout=90)
