@@ -6,6 +6,7 @@ when NATS_URL / TEMPORAL_ADDRESS are set.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import sys
 import time
@@ -13,7 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
+import nats
+from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
 
+from contracts.subjects import EVENT_STREAM, event_stream_config
 from deploy.local.servers import (
     Server,
     nats_passwords,
@@ -24,6 +29,19 @@ from deploy.local.servers import (
 )
 
 SERVICES = (("assignment", "ASSIGNMENT_PORT", 8101), ("progress", "PROGRESS_PORT", 8102), ("audit", "AUDIT_PORT", 8103))
+
+
+async def ensure_event_stream(url: str) -> None:
+    """Create the event stream before any reader starts, so readers need no right to create it."""
+    nc = await nats.connect(url)
+    try:
+        js = nc.jetstream()
+        try:
+            await js.stream_info(EVENT_STREAM)
+        except NotFoundError:
+            await js.add_stream(StreamConfig(**event_stream_config()))  # type: ignore[arg-type]
+    finally:
+        await nc.close()
 
 
 @dataclass
@@ -93,6 +111,7 @@ class Stack:
         c = self.config
         if not c.nats_url:
             self.servers.append(nats_server(c.var_dir / "nats", port=c.nats_port, auth=True).start())
+        asyncio.run(ensure_event_stream(self.nats_url_for("admin")))
         if not c.temporal_address:
             server = temporal_dev_server(
                 c.var_dir / "temporal", port=c.temporal_port, ui_port=c.temporal_ui_port, headless=c.headless
