@@ -201,3 +201,37 @@ def env_with(**values: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(values)
     return env
+
+
+CLUSTER_NODE_TEMPLATE = """\
+server_name: {name}
+listen: 127.0.0.1:{port}
+jetstream {{
+  store_dir: "{store_dir}"
+  sync_interval: always
+  max_file_store: 64GB
+}}
+cluster {{
+  name: policyflow
+  listen: 127.0.0.1:{route_port}
+  routes: [{routes}]
+}}
+"""
+
+
+def nats_cluster(state_dir: Path, size: int = 3) -> list[Server]:
+    """A local cluster in the shape of deploy/nats/cluster/: routes, JetStream on every node."""
+    ports = [(free_port(), free_port()) for _ in range(size)]
+    routes = ", ".join(f"nats-route://127.0.0.1:{route}" for _, route in ports)
+    nodes = []
+    for i, (port, route) in enumerate(ports, start=1):
+        node_dir = state_dir / f"n{i}"
+        node_dir.mkdir(parents=True, exist_ok=True)
+        conf = node_dir / "nats.conf"
+        conf.write_text(
+            CLUSTER_NODE_TEMPLATE.format(
+                name=f"n{i}", port=port, route_port=route, store_dir=node_dir / "js", routes=routes
+            )
+        )
+        nodes.append(Server(f"nats-n{i}", [find_binary("nats-server"), "-c", str(conf)], port, node_dir / "nats.log"))
+    return nodes
