@@ -1,0 +1,221 @@
+"""Assignment service HTTP API: programme import, dispatch, the unit registry and each unit's inbox."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import structlog
+from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from nats.errors import Error as NatsError
+
+from contracts.api import (
+    AssignmentSummary,
+    CommandAccepted,
+    DispatchResult,
+    Page,
+    ProgrammeImport,
+    ProgrammeOut,
+    UnitOut,
+)
+from contracts.base import Stage, UserRole
+from contracts.catalog import UnitKind
+from contracts.commands import UPDATE_ACCEPT, AcceptAssignment
+from contracts.events import Deadline, Event, ProgrammeImported, make_event
+from contracts.ids import parse_assignment_id
+from contracts.subjects import event_subject
+from services.assignment import dispatch as dispatching
+from services.assignment import store
+from services.shared.auth import Principal
+from services.shared.temporal import run_update
+from services.shared.web import principal, require_role, require_unit
+
+log = structlog.get_logger()
+router = APIRouter()
+Caller = Annotated[Principal, Depends(principal)]
+IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0)]
+
+
+def check_references(body: ProgrammeImport) -> None:
+    """The division must name tasks of this programme and units of the registry, each pair once."""
+    tasks = {t.no for t in body.programme.tasks()}
+    unit_ids = {u.unit_id for u in body.units}
+    seen: set[tuple[int, str]] = set()
+    for i, r in enumerate(body.division.responsibilities):
+        where = f"division.responsibilities.{i}"
+        if r.task_no not in tasks:
+            raise HTTPException(422, f"{where}.task_no: task {r.task_no} is not in the programme")
+        if r.unit_id not in unit_ids:
+            raise HTTPException(422, f"{where}.unit_id: unit {r.unit_id} is not in units")
+        if (r.task_no, r.unit_id) in seen:
+            raise HTTPException(422, f"{where}: unit {r.unit_id} appears twice for task {r.task_no}")
+        seen.add((r.task_no, r.unit_id))
+
+
+def programme_out(stored: store.StoredProgramme, imported: bool) -> ProgrammeOut:
+    b = stored.body
+    return ProgrammeOut(
+        programme_id=b.programme_id,
+        document_no=b.programme.document_no,
+        title=b.programme.title,
+        issued_on=b.programme.issued_on,
+        task_count=len(b.programme.tasks()),
+        responsibility_count=len(b.division.responsibilities),
+        example_division=b.division.example,
+        schedule=b.schedule,
+        programme=b.programme,
+        imported=imported,
+    )
+
+
+async def _publish(request: Request, stored: store.StoredProgramme) -> None:
+    """Publish ProgrammeImported once: the stored event, with its deterministic id as Nats-Msg-Id."""
+    event = Event.model_validate_json(stored.event)
+    js = request.app.state.js()
+    ack = await js.publish(
+        event_subject(event.programme_id, None, event.type),
+        stored.event.encode(),
+        stream=request.app.state.settings.event_stream,
+        headers={"Nats-Msg-Id": event.event_id},
+        timeout=5.0,
+    )
+    await store.mark_published(request.app.state.engine, stored.programme_id)
+    log.info("programme.published", event_id=event.event_id, stream_seq=ack.seq, duplicate=bool(ack.duplicate))
+
+
+@router.post("/v1/programmes", response_model=ProgrammeOut, tags=["programmes"])
+async def import_programme(request: Request, caller: Caller, body: ProgrammeImport) -> ProgrammeOut:
+    require_role(caller, UserRole.SUPERVISOR)
+    check_references(body)
+    engine = request.app.state.engine
+    sha = store.content_sha256(body)
+    stored = await store.get_programme(engine, body.programme_id)
+    imported = False
+    if stored is None:
+        fact = ProgrammeImported(
+            document_no=body.programme.document_no,
+            title=body.programme.title,
+            task_count=len(body.programme.tasks()),
+            responsibility_count=len(body.division.responsibilities),
+            content_sha256=sha,
+        )
+        event = make_event(
+            fact, seq=0, occurred_at=dt.datetime.now(dt.UTC), programme_id=body.programme_id, actor=caller.actor()
+        )
+        stored = await store.insert_programme(engine, body, sha, event.model_dump_json(), caller.sub)
+        imported = stored is not None
+        stored = stored or await store.get_programme(engine, body.programme_id)  # lost a race: theirs stands
+        assert stored is not None
+    if stored.content_sha256 != sha:
+        raise HTTPException(
+            409,
+            f"programme {body.programme_id} was already imported with different content; "
+            "an imported programme never changes: import the new version under a new programme_id",
+        )
+    if not stored.event_published:
+        try:
+            await _publish(request, stored)
+        except (NatsError, TimeoutError) as exc:
+            raise HTTPException(
+                503, f"programme stored, but its ProgrammeImported event was not published ({exc!r}); import again"
+            ) from exc
+    log.info("programme.import", programme_id=body.programme_id, imported=imported, sub=caller.sub)
+    return programme_out(stored, imported)
+
+
+@router.get("/v1/programmes/{programme_id}", response_model=ProgrammeOut, tags=["programmes"])
+async def get_programme(request: Request, caller: Caller, programme_id: str) -> ProgrammeOut:
+    stored = await store.get_programme(request.app.state.engine, programme_id)
+    if stored is None:
+        raise HTTPException(404, f"no programme {programme_id}")
+    return programme_out(stored, imported=True)
+
+
+@router.post("/v1/programmes/{programme_id}/dispatch", response_model=DispatchResult, tags=["programmes"])
+async def dispatch(request: Request, caller: Caller, programme_id: str) -> DispatchResult:
+    require_role(caller, UserRole.SUPERVISOR)
+    app = request.app
+    stored = await store.get_programme(app.state.engine, programme_id)
+    if stored is None:
+        raise HTTPException(404, f"no programme {programme_id}")
+    rows = await store.programme_responsibilities(app.state.engine, programme_id)
+    out = await dispatching.dispatch(
+        app.state.temporal, app.state.settings.task_queue, dispatching.specs(rows, stored.body.schedule),
+        concurrency=app.state.settings.dispatch_concurrency,
+    )
+    if out.failed:
+        first_id, first_error = out.failed[0]
+        raise HTTPException(
+            503,
+            f"started {out.started}, already running {out.skipped}, failed {len(out.failed)} "
+            f"(first: {first_id}: {first_error}); dispatch again to start the rest",
+        )
+    await store.mark_dispatched(app.state.engine, programme_id)
+    if out.started == 0:
+        message = f"all {out.total} assignments were already dispatched; nothing new was started"
+    elif out.skipped:
+        message = f"started {out.started} assignments; {out.skipped} were already dispatched"
+    else:
+        message = f"started {out.started} assignments"
+    log.info("programme.dispatch", programme_id=programme_id, started=out.started, skipped=out.skipped)
+    return DispatchResult(
+        programme_id=programme_id, started=out.started, skipped=out.skipped, total=out.total, message=message
+    )
+
+
+@router.get("/v1/units", response_model=Page[UnitOut], tags=["units"])
+async def list_units(
+    request: Request, caller: Caller, kind: UnitKind | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[UnitOut]:
+    items, total = await store.list_units(request.app.state.engine, kind, limit, offset)
+    return Page[UnitOut](items=[UnitOut(unit_id=u.unit_id, name=u.name, kind=u.kind) for u in items], total=total)
+
+
+def _summary(row: dict[str, Any]) -> AssignmentSummary:
+    nxt = row.pop("next_deadline")
+    return AssignmentSummary(**row, next_deadline=Deadline.model_validate_json(nxt) if nxt else None)
+
+
+@router.get("/v1/units/{unit_id}/assignments", response_model=Page[AssignmentSummary], tags=["units"])
+async def unit_inbox(
+    request: Request, caller: Caller, unit_id: str, stage: Stage | None = None, limit: Limit = 50, offset: Offset = 0
+) -> Page[AssignmentSummary]:
+    require_unit(caller, unit_id)
+    engine = request.app.state.engine
+    if not await store.unit_exists(engine, unit_id):
+        raise HTTPException(404, f"no unit {unit_id}")
+    rows, total = await store.inbox(engine, unit_id, stage.value if stage else None, limit, offset)
+    return Page[AssignmentSummary](items=[_summary(r) for r in rows], total=total)
+
+
+def _accept_target(assignment_id: str, caller: Caller) -> Principal:
+    parsed = parse_assignment_id(assignment_id)
+    if parsed is None:
+        raise HTTPException(404, f"no assignment {assignment_id}")
+    require_role(caller, UserRole.DEPARTMENT)
+    require_unit(caller, parsed[2])
+    return caller
+
+
+@router.post("/v1/assignments/{assignment_id}/accept", response_model=CommandAccepted, tags=["assignments"])
+async def accept(
+    request: Request, assignment_id: str, caller: Annotated[Principal, Depends(_accept_target)],
+    key: IdempotencyKey = None,
+) -> CommandAccepted:
+    command = AcceptAssignment(actor=caller.actor(), command_id=key)
+    outcome = await run_update(
+        request.app.state.temporal, assignment_id, UPDATE_ACCEPT, command, idempotency_key=key,
+        actor=caller.actor(), timeout=request.app.state.settings.update_timeout,
+    )
+    r = outcome.result
+    return CommandAccepted(
+        assignment_id=assignment_id, stage=Stage(r.stage), year=r.year, event_ids=r.event_ids,
+        replayed=outcome.replayed,
+    )
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz(request: Request) -> dict[str, Any]:
+    return {"status": "ok", "service": "assignment"}

@@ -1,0 +1,248 @@
+"""The assignment service's database: programmes, the unit registry, the division, the inbox projection."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import (
+    Boolean,
+    Column,
+    DateTime,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.api import ProgrammeImport
+from contracts.catalog import Unit, UnitKind
+from contracts.ids import assignment_id
+from services.shared.projection import define_tables
+
+metadata = MetaData()
+programmes = Table(
+    "programmes",
+    metadata,
+    Column("programme_id", String(64), primary_key=True),
+    Column("content_sha256", String(64), nullable=False),
+    Column("body", Text, nullable=False),  # the ProgrammeImport as imported
+    Column("document_no", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("imported_at", DateTime(timezone=True), nullable=False),
+    Column("imported_by", String(200), nullable=False),
+    # The ProgrammeImported event, kept so a retry publishes the very same message (same id).
+    Column("event", Text, nullable=False),
+    Column("event_published", Boolean, nullable=False, default=False),
+    Column("dispatched_at", DateTime(timezone=True), nullable=True),
+)
+units = Table(
+    "units",
+    metadata,
+    Column("unit_id", String(64), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("kind", String(20), nullable=False),
+    Column("aliases", Text, nullable=False, default="[]"),
+)
+responsibilities = Table(
+    "responsibilities",
+    metadata,
+    Column("assignment_id", String(200), primary_key=True),
+    Column("programme_id", String(64), nullable=False),
+    Column("task_no", Integer, nullable=False),
+    Column("task_title", Text, nullable=False),
+    Column("unit_id", String(64), nullable=False),
+    Column("role", String(20), nullable=False),
+    Column("start_year", Integer, nullable=False),
+    Column("horizon_year", Integer, nullable=False),
+    Column("lead_assignment_id", String(200), nullable=True),
+    Index("ix_resp_unit", "unit_id", "programme_id"),
+)
+# The inbox's stage, deadlines and overdue level, folded from the event stream.
+INBOX = define_tables(metadata, "inbox")
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+
+def content_sha256(body: ProgrammeImport) -> str:
+    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def responsibility_rows(body: ProgrammeImport) -> list[dict[str, Any]]:
+    """One row per responsibility; cooperating units point at their task's lead assignment.
+
+    A task with several lead units (按职责分工负责) consolidates at the first lead listed.
+    """
+    titles = {t.no: t.title for t in body.programme.tasks()}
+    leads: dict[int, str] = {}
+    for r in body.division.responsibilities:
+        if r.role.value == "lead":
+            leads.setdefault(r.task_no, assignment_id(body.programme_id, r.task_no, r.unit_id))
+    return [
+        {
+            "assignment_id": assignment_id(body.programme_id, r.task_no, r.unit_id),
+            "programme_id": body.programme_id,
+            "task_no": r.task_no,
+            "task_title": titles[r.task_no],
+            "unit_id": r.unit_id,
+            "role": r.role.value,
+            "start_year": body.schedule.start_year,
+            "horizon_year": r.horizon_year,
+            "lead_assignment_id": leads.get(r.task_no) if r.role.value == "cooperating" else None,
+        }
+        for r in body.division.responsibilities
+    ]
+
+
+@dataclass(frozen=True)
+class StoredProgramme:
+    programme_id: str
+    content_sha256: str
+    body: ProgrammeImport
+    event: str
+    event_published: bool
+    dispatched_at: dt.datetime | None
+
+
+def _stored(row: Any) -> StoredProgramme:
+    return StoredProgramme(
+        programme_id=row.programme_id,
+        content_sha256=row.content_sha256,
+        body=ProgrammeImport.model_validate_json(row.body),
+        event=row.event,
+        event_published=bool(row.event_published),
+        dispatched_at=row.dispatched_at,
+    )
+
+
+async def get_programme(engine: AsyncEngine, programme_id: str) -> StoredProgramme | None:
+    async with engine.connect() as conn:
+        row = (await conn.execute(select(programmes).where(programmes.c.programme_id == programme_id))).first()
+    return _stored(row) if row else None
+
+
+async def insert_programme(
+    engine: AsyncEngine, body: ProgrammeImport, sha: str, event_json: str, actor_sub: str
+) -> StoredProgramme | None:
+    """Store a new programme with its units and division; None if the id is already taken."""
+    now = dt.datetime.now(dt.UTC)
+    async with engine.begin() as conn:
+        taken = (
+            await conn.execute(select(programmes.c.programme_id).where(programmes.c.programme_id == body.programme_id))
+        ).first()
+        if taken:
+            return None
+        await conn.execute(
+            programmes.insert().values(
+                programme_id=body.programme_id,
+                content_sha256=sha,
+                body=body.model_dump_json(),
+                document_no=body.programme.document_no,
+                title=body.programme.title,
+                imported_at=now,
+                imported_by=actor_sub,
+                event=event_json,
+                event_published=False,
+            )
+        )
+        known = {r[0] for r in await conn.execute(select(units.c.unit_id))}
+        for u in body.units:
+            values = {"name": u.name, "kind": u.kind.value, "aliases": json.dumps(u.aliases, ensure_ascii=False)}
+            if u.unit_id in known:
+                await conn.execute(update(units).where(units.c.unit_id == u.unit_id).values(values))
+            else:
+                await conn.execute(units.insert().values(unit_id=u.unit_id, **values))
+        rows = responsibility_rows(body)
+        if rows:
+            await conn.execute(responsibilities.insert(), rows)
+    return StoredProgramme(body.programme_id, sha, body, event_json, False, None)
+
+
+async def mark_published(engine: AsyncEngine, programme_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(programmes).where(programmes.c.programme_id == programme_id).values(event_published=True)
+        )
+
+
+async def mark_dispatched(engine: AsyncEngine, programme_id: str) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(
+            update(programmes)
+            .where(programmes.c.programme_id == programme_id, programmes.c.dispatched_at.is_(None))
+            .values(dispatched_at=dt.datetime.now(dt.UTC))
+        )
+
+
+async def programme_responsibilities(engine: AsyncEngine, programme_id: str) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(responsibilities)
+            .where(responsibilities.c.programme_id == programme_id)
+            .order_by(responsibilities.c.task_no, responsibilities.c.unit_id)
+        )
+        return [dict(r._mapping) for r in rows]
+
+
+async def list_units(
+    engine: AsyncEngine, kind: UnitKind | None, limit: int, offset: int
+) -> tuple[list[Unit], int]:
+    conds = [units.c.kind == kind.value] if kind else []
+    async with engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(units).where(*conds))).scalar_one()
+        rows = await conn.execute(select(units).where(*conds).order_by(units.c.kind, units.c.unit_id)
+                                  .limit(limit).offset(offset))
+        items = [Unit(unit_id=r.unit_id, name=r.name, kind=UnitKind(r.kind), aliases=json.loads(r.aliases))
+                 for r in rows]
+    return items, int(total)
+
+
+async def unit_exists(engine: AsyncEngine, unit_id: str) -> bool:
+    async with engine.connect() as conn:
+        return (await conn.execute(select(units.c.unit_id).where(units.c.unit_id == unit_id))).first() is not None
+
+
+async def inbox(
+    engine: AsyncEngine, unit_id: str, stage: str | None, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    """The unit's dispatched responsibilities, with stage and deadlines from the projection.
+
+    A responsibility whose first event has not arrived yet shows as assigned, in its first year.
+    """
+    r, a, p = responsibilities, INBOX.assignments, programmes
+    joined = r.join(p, p.c.programme_id == r.c.programme_id).outerjoin(a, a.c.assignment_id == r.c.assignment_id)
+    conds: list[Any] = [r.c.unit_id == unit_id, p.c.dispatched_at.is_not(None)]
+    stage_col = func.coalesce(a.c.stage, "assigned")
+    if stage:
+        conds.append(stage_col == stage)
+    rank = func.coalesce(a.c.overdue_rank, 0)
+    query = (
+        select(
+            r.c.assignment_id, r.c.programme_id, r.c.task_no, r.c.task_title, r.c.unit_id, r.c.role,
+            stage_col.label("stage"), func.coalesce(a.c.year, r.c.start_year).label("year"),
+            func.coalesce(a.c.overdue_level, "none").label("overdue_level"),
+            a.c.next_deadline, func.coalesce(a.c.percent, 0.0).label("percent"),
+        )
+        .select_from(joined)
+        .where(*conds)
+        .order_by(rank.desc(), a.c.next_deadline_due.is_(None), a.c.next_deadline_due, r.c.task_no, r.c.assignment_id)
+        .limit(limit)
+        .offset(offset)
+    )
+    async with engine.connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(joined).where(*conds))).scalar_one()
+        rows = [dict(x._mapping) for x in await conn.execute(query)]
+    return rows, int(total)

@@ -1,0 +1,58 @@
+"""The progress service application: `create_app(settings)`; connections open in the lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI
+from faststream.nats import NatsBroker
+
+from services.progress import api, subscribers
+from services.progress.settings import ProgressSettings
+from services.progress.store import create_tables
+from services.shared.auth import load_public_key
+from services.shared.db import make_engine
+from services.shared.temporal import connect
+from services.shared.web import install_error_handlers
+
+log = structlog.get_logger()
+
+
+def create_app(settings: ProgressSettings | None = None) -> FastAPI:
+    settings = settings or ProgressSettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.public_key = load_public_key(settings.keys())
+        engine = make_engine(settings.db_url())
+        await create_tables(engine)
+        app.state.engine = engine
+        app.state.temporal = await connect(settings.temporal_address, settings.temporal_namespace)
+        broker = NatsBroker(settings.nats_url, logger=logging.getLogger("faststream"), log_level=logging.DEBUG)
+        subscribers.register(broker, engine, settings)
+        await broker.start()
+        app.state.broker = broker
+        app.state.http = httpx.AsyncClient(timeout=10.0)
+        log.info("progress.started", host=settings.host, port=settings.port)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await app.state.http.aclose()
+            await engine.dispose()
+            log.info("progress.stopped")
+
+    app = FastAPI(
+        title="policyflow progress service",
+        version="1.0",
+        description="Plans, progress reports, reviews and verification as workflow updates; status for supervisors.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(api.router)
+    return app

@@ -1,0 +1,42 @@
+"""Progress service settings, read from the environment when the service starts (never at import)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from contracts.subjects import EVENT_STREAM, READ_MODEL_DURABLE, TASK_QUEUE
+from services.shared.db import sqlite_url
+
+
+class ProgressSettings(BaseSettings):
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST"))
+    port: int = Field(default=8102, validation_alias=AliasChoices("PROGRESS_PORT"))
+    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
+    temporal_address: str = Field(default="127.0.0.1:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS"))
+    temporal_namespace: str = Field(default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE"))
+    task_queue: str = Field(default=TASK_QUEUE, validation_alias=AliasChoices("TASK_QUEUE"))
+    database_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("PROGRESS_DATABASE_URL", "DATABASE_URL")
+    )
+    var_dir: Path = Field(default=Path("var"), validation_alias=AliasChoices("POLICYFLOW_VAR"))
+    key_dir: Path | None = Field(default=None, validation_alias=AliasChoices("POLICYFLOW_KEY_DIR"))
+    # The group filter of /v1/status asks the assignment service which tasks form a group.
+    assignment_url: str = Field(
+        default="http://127.0.0.1:8101", validation_alias=AliasChoices("POLICYFLOW_ASSIGNMENT_URL")
+    )
+    event_stream: str = Field(default=EVENT_STREAM, validation_alias=AliasChoices("EVENT_STREAM"))
+    read_model_durable: str = Field(default=READ_MODEL_DURABLE, validation_alias=AliasChoices("READ_MODEL_DURABLE"))
+    read_model_batch: int = Field(default=256, ge=1, le=5000, validation_alias=AliasChoices("READ_MODEL_BATCH"))
+    update_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("UPDATE_TIMEOUT_SECONDS"))
+    log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
+
+    def db_url(self) -> str:
+        return self.database_url or sqlite_url(self.var_dir / "progress.sqlite")
+
+    def keys(self) -> Path:
+        return self.key_dir or self.var_dir / "keys"

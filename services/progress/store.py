@@ -1,0 +1,53 @@
+"""The progress service's database: the read model tables and the task-group cache."""
+
+from __future__ import annotations
+
+from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.shared.projection import define_tables
+
+metadata = MetaData()
+# Event-sourced: dropped and rebuilt from the stream by readmodel.rebuild().
+READ_MODEL = define_tables(metadata, "rm")
+# Not event-sourced: a cache of each programme's task -> group table, fetched from the
+# assignment service (the events carry the task number but not its group).
+task_groups = Table(
+    "task_groups",
+    metadata,
+    Column("programme_id", String(64), primary_key=True),
+    Column("task_no", Integer, primary_key=True),
+    Column("group_no", Integer, nullable=False),
+    Column("group_title", Text, nullable=False),
+    Column("task_title", Text, nullable=False),
+)
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+
+async def known_group_programmes(engine: AsyncEngine) -> set[str]:
+    async with engine.connect() as conn:
+        rows = await conn.execute(select(task_groups.c.programme_id).distinct())
+        return {r[0] for r in rows}
+
+
+async def store_task_groups(engine: AsyncEngine, programme_id: str, rows: list[dict[str, object]]) -> None:
+    async with engine.begin() as conn:
+        await conn.execute(delete(task_groups).where(task_groups.c.programme_id == programme_id))
+        if rows:
+            await conn.execute(task_groups.insert(), [{**r, "programme_id": programme_id} for r in rows])
+
+
+async def tasks_in_group(engine: AsyncEngine, group_no: int) -> dict[str, list[int]]:
+    """programme id -> task numbers in that group."""
+    out: dict[str, list[int]] = {}
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(task_groups.c.programme_id, task_groups.c.task_no).where(task_groups.c.group_no == group_no)
+        )
+        for pid, task_no in rows:
+            out.setdefault(pid, []).append(int(task_no))
+    return out

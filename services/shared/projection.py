@@ -1,0 +1,377 @@
+"""Event-sourced projections: fold events from the JetStream event stream into rows, exactly once.
+
+Each service that needs a view of assignments keeps its own copy in its own database, built
+with the one fold (`contracts.fold.apply`). A batch of messages is applied in one transaction
+together with the consumer's stream position, so a redelivered or replayed message (at or
+below the stored position) changes nothing, and a message that arrives ahead of a gap is sent
+back until the gap is filled: rows are always the fold of a prefix of the stream.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import (
+    Column,
+    Date,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from contracts.base import OVERDUE_RANK
+from contracts.events import Event, ProgrammeImported
+from contracts.fold import AssignmentState, apply
+
+log = structlog.get_logger()
+
+
+@dataclass(frozen=True)
+class ProjectionTables:
+    assignments: Table
+    programmes: Table
+    tracking: Table
+
+    def all(self) -> list[Table]:
+        return [self.assignments, self.programmes, self.tracking]
+
+
+def define_tables(metadata: MetaData, prefix: str) -> ProjectionTables:
+    """The per-assignment rows, the programmes seen, and the consumer position table."""
+    assignments = Table(
+        f"{prefix}_assignments",
+        metadata,
+        Column("assignment_id", String(200), primary_key=True),
+        Column("programme_id", String(64), nullable=False),
+        Column("task_no", Integer, nullable=False),
+        Column("unit_id", String(64), nullable=False),
+        Column("role", String(20), nullable=False),
+        Column("task_title", Text, nullable=False, default=""),
+        Column("stage", String(20), nullable=False),
+        Column("year", Integer, nullable=False),
+        Column("horizon_year", Integer, nullable=False),
+        Column("overdue_level", String(10), nullable=False),
+        Column("overdue_rank", Integer, nullable=False),
+        Column("next_deadline_due", Date, nullable=True),
+        Column("next_deadline", Text, nullable=True),
+        Column("percent", Float, nullable=False),
+        Column("reports", Integer, nullable=False),
+        Column("last_report_at", DateTime(timezone=True), nullable=True),
+        Column("last_seq", Integer, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=True),
+        Column("state", Text, nullable=False),
+        Index(f"ix_{prefix}_unit", "unit_id", "programme_id"),
+        Index(f"ix_{prefix}_task", "programme_id", "task_no"),
+        Index(f"ix_{prefix}_stage", "stage"),
+        Index(f"ix_{prefix}_overdue", "overdue_rank"),
+    )
+    programmes = Table(
+        f"{prefix}_programmes",
+        metadata,
+        Column("programme_id", String(64), primary_key=True),
+        Column("document_no", Text, nullable=False),
+        Column("title", Text, nullable=False),
+        Column("task_count", Integer, nullable=False),
+        Column("responsibility_count", Integer, nullable=False),
+        Column("content_sha256", String(64), nullable=False),
+        Column("imported_at", DateTime(timezone=True), nullable=False),
+    )
+    tracking = Table(
+        f"{prefix}_tracking",
+        metadata,
+        Column("consumer", String(100), primary_key=True),
+        Column("last_seq", Integer, nullable=False),
+        Column("updated_at", DateTime(timezone=True), nullable=False),
+    )
+    return ProjectionTables(assignments, programmes, tracking)
+
+
+def row_of(state: AssignmentState) -> dict[str, Any]:
+    nxt = state.next_deadline()
+    return {
+        "assignment_id": state.assignment_id,
+        "programme_id": state.programme_id,
+        "task_no": state.task_no,
+        "unit_id": state.unit_id,
+        "role": state.role.value,
+        "task_title": state.task_title,
+        "stage": state.stage.value,
+        "year": state.year,
+        "horizon_year": state.horizon_year,
+        "overdue_level": state.overdue_level.value,
+        "overdue_rank": OVERDUE_RANK[state.overdue_level],
+        "next_deadline_due": nxt.due if nxt else None,
+        "next_deadline": nxt.model_dump_json() if nxt else None,
+        "percent": state.percent,
+        "reports": state.reports,
+        "last_report_at": state.last_report.reported_at if state.last_report else None,
+        "last_seq": state.last_seq,
+        "updated_at": state.updated_at,
+        "state": state.model_dump_json(),
+    }
+
+
+@dataclass
+class BatchOutcome:
+    """What happened to each stream sequence in a batch: the caller acks or naks accordingly."""
+
+    applied: list[int] = field(default_factory=list)
+    duplicates: list[int] = field(default_factory=list)
+    deferred: list[int] = field(default_factory=list)  # ahead of a gap: send back for later
+    skipped: list[int] = field(default_factory=list)  # unreadable: logged, position advanced past it
+    position: int = 0
+
+    @property
+    def done(self) -> list[int]:
+        return self.applied + self.duplicates + self.skipped
+
+
+def parse_event(data: bytes) -> Event | None:
+    try:
+        event = Event.model_validate_json(data)
+        event.fact()  # unknown types or payloads fail here, not halfway through a fold
+        return event
+    except (ValidationError, KeyError, ValueError) as exc:
+        log.error("projection.unreadable_event", error=str(exc)[:500])
+        return None
+
+
+async def position(conn: AsyncConnection, tables: ProjectionTables, consumer: str) -> int:
+    row = (await conn.execute(select(tables.tracking.c.last_seq).where(tables.tracking.c.consumer == consumer))).first()
+    return int(row[0]) if row else 0
+
+
+async def apply_batch(
+    engine: AsyncEngine,
+    tables: ProjectionTables,
+    consumer: str,
+    messages: Sequence[tuple[int, bytes]],
+    first_available: int = 1,
+) -> BatchOutcome:
+    """Apply (stream_seq, data) messages in one transaction that also moves the consumer position.
+
+    `first_available` is the stream's first sequence: a gap below it is retention, not loss.
+    """
+    out = BatchOutcome()
+    async with engine.begin() as conn:
+        start = await position(conn, tables, consumer)
+        last = start
+        ready: list[tuple[int, Event | None]] = []
+        for seq, data in sorted(messages, key=lambda m: m[0]):
+            if seq <= last:
+                out.duplicates.append(seq)
+            elif seq == last + 1 or (seq <= first_available and not out.deferred):
+                ready.append((seq, parse_event(data)))
+                last = seq
+            else:
+                out.deferred.append(seq)
+        if ready:
+            await _fold_into(conn, tables, ready)
+            await _move(conn, tables, consumer, start, last)
+        for seq, event in ready:
+            (out.applied if event is not None else out.skipped).append(seq)
+        out.position = last
+    return out
+
+
+async def _fold_into(conn: AsyncConnection, tables: ProjectionTables, ready: list[tuple[int, Event | None]]) -> None:
+    events = [e for _, e in ready if e is not None]
+    ids = sorted({e.assignment_id for e in events if e.assignment_id})
+    a = tables.assignments
+    states: dict[str, AssignmentState] = {}
+    if ids:
+        for chunk in _chunks(ids, 500):
+            rows = await conn.execute(select(a.c.assignment_id, a.c.state).where(a.c.assignment_id.in_(chunk)))
+            for aid, raw in rows:
+                states[aid] = AssignmentState.model_validate_json(raw)
+    existing = set(states)
+    changed: set[str] = set()
+    for event in events:
+        if event.assignment_id is None:
+            if event.type == ProgrammeImported.TYPE:
+                await _record_programme(conn, tables, event)
+            continue
+        if event.task_no is None or event.unit_id is None:
+            log.error("projection.event_without_assignment_fields", event_id=event.event_id)
+            continue
+        states[event.assignment_id] = apply(states.get(event.assignment_id), event)
+        changed.add(event.assignment_id)
+    inserts = [row_of(states[i]) for i in sorted(changed - existing)]
+    updates = [{**row_of(states[i]), "b_id": i} for i in sorted(changed & existing)]
+    if inserts:
+        await conn.execute(a.insert(), inserts)
+    if updates:
+        cols = {k: bindparam(k) for k in updates[0] if k not in ("b_id", "assignment_id")}
+        await conn.execute(update(a).where(a.c.assignment_id == bindparam("b_id")).values(cols), updates)
+
+
+async def _record_programme(conn: AsyncConnection, tables: ProjectionTables, event: Event) -> None:
+    fact = event.fact()
+    assert isinstance(fact, ProgrammeImported)
+    p = tables.programmes
+    seen = (await conn.execute(select(p.c.programme_id).where(p.c.programme_id == event.programme_id))).first()
+    values = {
+        "document_no": fact.document_no,
+        "title": fact.title,
+        "task_count": fact.task_count,
+        "responsibility_count": fact.responsibility_count,
+        "content_sha256": fact.content_sha256,
+        "imported_at": event.occurred_at,
+    }
+    if seen:
+        await conn.execute(update(p).where(p.c.programme_id == event.programme_id).values(values))
+    else:
+        await conn.execute(p.insert().values(programme_id=event.programme_id, **values))
+
+
+async def _move(conn: AsyncConnection, tables: ProjectionTables, consumer: str, start: int, last: int) -> None:
+    """Move the position; the guard on the old value makes a concurrent writer's batch roll back."""
+    t = tables.tracking
+    now = dt.datetime.now(dt.UTC)
+    res = await conn.execute(
+        update(t).where(t.c.consumer == consumer, t.c.last_seq == start).values(last_seq=last, updated_at=now)
+    )
+    if res.rowcount == 0:
+        if start != 0:
+            raise RuntimeError(f"projection {consumer} moved concurrently from {start}; batch rolled back")
+        await conn.execute(t.insert().values(consumer=consumer, last_seq=last, updated_at=now))
+
+
+def _chunks(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def reset(engine: AsyncEngine, metadata: MetaData, tables: ProjectionTables) -> None:
+    """Drop and recreate the projection's tables (nothing else in the metadata is touched)."""
+    async with engine.begin() as conn:
+        await conn.run_sync(lambda c: metadata.drop_all(c, tables=tables.all()))
+        await conn.run_sync(lambda c: metadata.create_all(c, tables=tables.all()))
+
+
+Progress = Callable[[int, int], None]
+
+
+async def replay(
+    js: Any,
+    stream: str,
+    subject: str,
+    on_batch: Callable[[list[tuple[int, bytes]], int], Awaitable[None]],
+    batch: int = 1000,
+    progress: Progress | None = None,
+) -> int:
+    """Read the stream from its first message to its last (as of now) and hand over batches.
+
+    An ephemeral ordered push consumer (no acks, flow-controlled): the only kind the readers'
+    NATS permissions allow besides their own durable, and it vanishes when done.
+    """
+    from nats.errors import TimeoutError as NatsTimeout
+    from nats.js.api import DeliverPolicy
+
+    info = await js.stream_info(stream)
+    first, end = int(info.state.first_seq), int(info.state.last_seq)
+    if info.state.messages == 0 or end < first:
+        if progress:
+            progress(0, 0)
+        return 0
+    total = end - first + 1
+    sub = await js.subscribe(subject, stream=stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL)
+    done, seq = 0, first - 1
+    try:
+        while seq < end:
+            items: list[tuple[int, bytes]] = []
+            while len(items) < batch and seq < end:
+                try:
+                    msg = await sub.next_msg(timeout=5.0)
+                except NatsTimeout:
+                    seq = end  # nothing more came: the stream ended earlier than its info said
+                    break
+                seq = int(msg.metadata.sequence.stream)
+                if seq <= end:
+                    items.append((seq, msg.data))
+            if items:
+                await on_batch(items, first)
+                done += len(items)
+                if progress:
+                    progress(min(done, total), total)
+    finally:
+        await sub.unsubscribe()
+    return done
+
+
+def decode_state(raw: str) -> AssignmentState:
+    return AssignmentState.model_validate_json(raw)
+
+
+def deadline_json(raw: str | None) -> dict[str, Any] | None:
+    return json.loads(raw) if raw else None
+
+
+def subscribe(
+    broker: Any,
+    engine: AsyncEngine,
+    tables: ProjectionTables,
+    durable: str,
+    stream: str,
+    subject: str,
+    batch_size: int = 256,
+    max_wait: float = 0.2,
+    description: str = "",
+) -> None:
+    """Register a faststream pull-batch subscriber on `broker` that feeds `apply_batch`.
+
+    Acks are manual: a message is acked only once its batch is committed (or found to be a
+    duplicate), and one ahead of a gap is sent back with a short delay.
+    """
+    from faststream import Context
+    from faststream.nats import AckPolicy, ConsumerConfig, DeliverPolicy, JStream, PullSub
+
+    bound = log.bind(consumer=durable)
+
+    @broker.subscriber(
+        subject,
+        stream=JStream(stream, declare=False),
+        durable=durable,
+        pull_sub=PullSub(batch_size=batch_size, timeout=max_wait, batch=True),
+        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_wait=60.0, max_ack_pending=20 * batch_size),
+        ack_policy=AckPolicy.MANUAL,
+        title=f"{durable}:events",
+        description=description or "Every assignment event, folded into this service's projection.",
+    )
+    async def on_events(body: list[Any], message: Annotated[Any, Context("message")]) -> None:
+        raw = list(message.raw_message)
+        by_seq = {int(m.metadata.sequence.stream): m for m in raw}
+        items = [(seq, m.data) for seq, m in by_seq.items()]
+        try:
+            out = await apply_batch(engine, tables, durable, items)
+            if out.deferred and not out.applied:
+                # A gap before this batch: retention may have removed it, which is no loss.
+                js = broker.config.connection_state.stream
+                first = int((await js.stream_info(stream)).state.first_seq)
+                out = await apply_batch(engine, tables, durable, items, first_available=first)
+        except Exception:
+            bound.exception("projection.batch_failed", size=len(items))
+            for m in raw:
+                await m.nak(delay=1.0)
+            return
+        for seq in out.done:
+            await by_seq[seq].ack()
+        for seq in out.deferred:
+            await by_seq[seq].nak(delay=0.5)
+        if out.deferred:
+            bound.warning("projection.gap", position=out.position, deferred=len(out.deferred))
+        bound.debug("projection.batch", applied=len(out.applied), duplicates=len(out.duplicates), position=out.position)

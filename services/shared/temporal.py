@@ -1,0 +1,146 @@
+"""Temporal plumbing for the services: connecting, idempotent updates, and HTTP error mapping.
+
+Commands become workflow updates. With an Idempotency-Key the update id is derived from the
+key (scoped by caller and update), so a retried request either finds the completed update
+(Temporal keeps its outcome) and reports `replayed`, or attaches to the one still running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from dataclasses import dataclass
+from typing import Any
+
+import structlog
+from fastapi import HTTPException
+from pydantic import BaseModel
+from temporalio.client import (
+    Client,
+    WorkflowHandle,
+    WorkflowQueryFailedError,
+    WorkflowQueryRejectedError,
+    WorkflowUpdateFailedError,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.exceptions import ApplicationError, FailureError
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.base import Actor
+from contracts.commands import QUERY_STATUS, CommandResult
+from contracts.fold import AssignmentState
+from contracts.ids import workflow_id
+
+log = structlog.get_logger()
+
+
+async def connect(address: str, namespace: str = "default", attempts: int = 60, delay: float = 0.5) -> Client:
+    """Connect with the pydantic converter, retrying while the server starts up."""
+    last: Exception | None = None
+    for _ in range(max(1, attempts)):
+        try:
+            client = await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
+            await client.count_workflows()  # the namespace answers only once the server is ready
+            return client
+        except Exception as exc:  # noqa: BLE001 - retried until ready, then re-raised below
+            last = exc
+            await asyncio.sleep(delay)
+    raise RuntimeError(f"Temporal at {address} (namespace {namespace}) not reachable: {last}")
+
+
+def update_id(update: str, actor: Actor, idempotency_key: str) -> str:
+    """Deterministic update id: one key means one command per caller and kind of command."""
+    digest = hashlib.sha256(f"{actor.sub}\n{update}\n{idempotency_key}".encode()).hexdigest()[:40]
+    return f"{update}-{digest}"
+
+
+def _not_found(exc: RPCError, assignment_id: str) -> HTTPException:
+    if "already completed" in exc.message or "already finished" in exc.message:
+        return HTTPException(409, f"assignment {assignment_id} is closed; it takes no more commands")
+    return HTTPException(404, f"no assignment {assignment_id}")
+
+
+def http_error(exc: BaseException, assignment_id: str) -> HTTPException:
+    """Map a Temporal client error to the HTTP answer a caller can act on."""
+    if isinstance(exc, WorkflowUpdateFailedError):
+        cause = exc.cause
+        if isinstance(cause, ApplicationError):
+            return HTTPException(409, cause.message or str(cause))
+        if isinstance(cause, FailureError):
+            return HTTPException(409, cause.message or str(cause))
+        return HTTPException(409, str(cause))
+    if isinstance(exc, RPCError):
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return _not_found(exc, assignment_id)
+        if exc.status == RPCStatusCode.INVALID_ARGUMENT:
+            return HTTPException(409, exc.message)
+        return HTTPException(503, f"workflow service unavailable: {exc.message}")
+    if isinstance(exc, WorkflowQueryRejectedError):
+        return HTTPException(409, f"assignment {assignment_id} cannot be queried now ({exc.status})")
+    if isinstance(exc, WorkflowQueryFailedError):
+        return HTTPException(503, f"status query failed: {exc.message}")
+    if isinstance(exc, WorkflowUpdateRPCTimeoutOrCancelledError | TimeoutError):
+        return HTTPException(
+            504, "the workflow did not answer in time; retry with the same Idempotency-Key to avoid a duplicate"
+        )
+    raise exc
+
+
+@dataclass(frozen=True)
+class Outcome:
+    result: CommandResult
+    replayed: bool
+
+
+async def _earlier(handle: WorkflowHandle[Any, Any], uid: str, timeout: float) -> CommandResult | None:
+    """The outcome of an update with this id, if one was submitted before."""
+    try:
+        res = await asyncio.wait_for(handle.get_update_handle(uid, result_type=CommandResult).result(), timeout)
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND and "update" in exc.message.lower():
+            return None
+        raise
+    return res if isinstance(res, CommandResult) else CommandResult.model_validate(res)
+
+
+async def run_update(
+    client: Client,
+    assignment_id: str,
+    update: str,
+    command: BaseModel,
+    idempotency_key: str | None = None,
+    actor: Actor | None = None,
+    timeout: float = 30.0,
+) -> Outcome:
+    """Send one command as a workflow update; errors become HTTPExceptions."""
+    handle = client.get_workflow_handle(workflow_id(assignment_id))
+    uid = update_id(update, actor, idempotency_key) if idempotency_key and actor else None
+    try:
+        if uid is not None:
+            earlier = await _earlier(handle, uid, timeout)
+            if earlier is not None:
+                log.info("command.replayed", assignment_id=assignment_id, update=update, update_id=uid)
+                return Outcome(earlier, replayed=True)
+        result = await asyncio.wait_for(
+            handle.execute_update(update, command, id=uid, result_type=CommandResult), timeout
+        )
+    except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
+        err = http_error(exc, assignment_id)
+        log.info("command.refused", assignment_id=assignment_id, update=update, status=err.status_code,
+                 reason=err.detail)
+        raise err from exc
+    if not isinstance(result, CommandResult):
+        result = CommandResult.model_validate(result)
+    log.info("command.done", assignment_id=assignment_id, update=update, event_ids=result.event_ids)
+    return Outcome(result, replayed=False)
+
+
+async def query_status(client: Client, assignment_id: str, timeout: float = 15.0) -> AssignmentState:
+    """The workflow's own view of the assignment (the fold over its facts)."""
+    handle = client.get_workflow_handle(workflow_id(assignment_id))
+    try:
+        state = await asyncio.wait_for(handle.query(QUERY_STATUS, result_type=AssignmentState), timeout)
+    except (RPCError, WorkflowQueryFailedError, WorkflowQueryRejectedError, TimeoutError) as exc:
+        raise http_error(exc, assignment_id) from exc
+    return state if isinstance(state, AssignmentState) else AssignmentState.model_validate(state)
