@@ -143,7 +143,8 @@ async def dispatch(request: Request, caller: Caller, programme_id: str) -> Dispa
     rows = await store.programme_responsibilities(app.state.engine, programme_id)
     out = await dispatching.dispatch(
         app.state.temporal, app.state.settings.task_queue, dispatching.specs(rows, stored.body.schedule),
-        concurrency=app.state.settings.dispatch_concurrency,
+        created_by=caller.actor(), concurrency=app.state.settings.dispatch_concurrency,
+        search_attributes=app.state.settings.search_attributes,
     )
     if out.failed:
         first_id, first_error = out.failed[0]

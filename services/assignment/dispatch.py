@@ -16,10 +16,11 @@ from temporalio.client import Client
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
-from contracts.base import Role
+from contracts.base import Actor, Role
 from contracts.catalog import Schedule
 from contracts.commands import WORKFLOW_NAME, AssignmentSpec
 from contracts.ids import workflow_id
+from workflows.models import AssignmentInput
 
 log = structlog.get_logger()
 
@@ -53,7 +54,12 @@ def specs(rows: Sequence[dict[str, Any]], schedule: Schedule) -> list[Assignment
 
 
 async def dispatch(
-    client: Client, task_queue: str, items: Sequence[AssignmentSpec], concurrency: int = 64
+    client: Client,
+    task_queue: str,
+    items: Sequence[AssignmentSpec],
+    created_by: Actor,
+    concurrency: int = 64,
+    search_attributes: bool = True,
 ) -> DispatchOutcome:
     out = DispatchOutcome()
     gate = asyncio.Semaphore(concurrency)
@@ -63,7 +69,7 @@ async def dispatch(
             try:
                 await client.start_workflow(
                     WORKFLOW_NAME,
-                    spec,
+                    AssignmentInput(spec=spec, created_by=created_by, search_attributes=search_attributes),
                     id=workflow_id(spec.assignment_id),
                     task_queue=task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,

@@ -16,7 +16,7 @@ class AssignmentSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST"))
     port: int = Field(default=8101, validation_alias=AliasChoices("ASSIGNMENT_PORT"))
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
+    nats_url: str = Field(default="nats://127.0.0.1:4333", validation_alias=AliasChoices("NATS_URL"))
     temporal_address: str = Field(default="127.0.0.1:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field(default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE"))
     task_queue: str = Field(default=TASK_QUEUE, validation_alias=AliasChoices("TASK_QUEUE"))
@@ -30,6 +30,8 @@ class AssignmentSettings(BaseSettings):
     inbox_batch: int = Field(default=256, ge=1, le=5000, validation_alias=AliasChoices("INBOX_BATCH"))
     # Workflow starts in flight at once during a dispatch: fast for ~1,300, gentle on the server.
     dispatch_concurrency: int = Field(default=64, ge=1, le=1000, validation_alias=AliasChoices("DISPATCH_CONCURRENCY"))
+    # Whether workflows keep the Policyflow* search attributes (the server must have them registered).
+    search_attributes: bool = Field(default=True, validation_alias=AliasChoices("SEARCH_ATTRIBUTES"))
     update_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("UPDATE_TIMEOUT_SECONDS"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
 

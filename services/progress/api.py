@@ -50,15 +50,16 @@ log = structlog.get_logger()
 router = APIRouter()
 
 D, S, V, AU = UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR
-# Who may send which command. Departments act only on their own unit's assignments (the unit
-# is part of the assignment id); reviewing, verifying and cancelling are never a department's,
-# so no unit can approve or pass its own work. Auditors are read-only.
+# Who may send which command (the workflow's validators agree). Departments act only on their
+# own unit's assignments (the unit is part of the assignment id); reviewing, verifying and
+# cancelling are never a department's, so no unit approves or passes its own work. Verifiers
+# and supervisors verify (城市体检 is the supervisors' too). Auditors are read-only.
 COMMAND_ROLES: dict[str, tuple[UserRole, ...]] = {
     UPDATE_SUBMIT_PLAN: (D,),
     UPDATE_REPORT_PROGRESS: (D,),
     UPDATE_REQUEST_VERIFICATION: (D,),
     UPDATE_REVIEW_PLAN: (S,),
-    UPDATE_VERIFY: (V,),
+    UPDATE_VERIFY: (V, S),
     UPDATE_CANCEL: (S,),
 }
 READ_ROLES = (D, S, V, AU)

@@ -16,7 +16,7 @@ class ProgressSettings(BaseSettings):
 
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST"))
     port: int = Field(default=8102, validation_alias=AliasChoices("PROGRESS_PORT"))
-    nats_url: str = Field(default="nats://127.0.0.1:4222", validation_alias=AliasChoices("NATS_URL"))
+    nats_url: str = Field(default="nats://127.0.0.1:4333", validation_alias=AliasChoices("NATS_URL"))
     temporal_address: str = Field(default="127.0.0.1:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS"))
     temporal_namespace: str = Field(default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE"))
     task_queue: str = Field(default=TASK_QUEUE, validation_alias=AliasChoices("TASK_QUEUE"))
