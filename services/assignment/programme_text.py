@@ -54,9 +54,7 @@ _FOLD = str.maketrans("０１２３４５６７８９．，；：（）", "01234
 SECTION_RE = re.compile(r"^([一二三四五六七八九十]{1,3})\s*[、.]\s*(.+)$")  # 一、主要任务
 GROUP_RE = re.compile(r"^[（(]\s*([一二三四五六七八九十]{1,3})\s*[)）]\s*(.*)$")  # （一）…
 CLAUSE_RE = re.compile(r"^(\d{1,3})\s*[.、](?!\d)\s*(.*)$")  # 1. … / 1.… / 1、… (not 1.5万)
-DATE_RE = re.compile(
-    rf"(?P<y>[\d{_CN}]{{4}})\s*年\s*(?P<m>[\d{_CN}]{{1,3}})\s*月\s*(?P<d>[\d{_CN}]{{1,3}})\s*日"
-)
+DATE_RE = re.compile(rf"(?P<y>[\d{_CN}]{{4}})\s*年\s*(?P<m>[\d{_CN}]{{1,3}})\s*月\s*(?P<d>[\d{_CN}]{{1,3}})\s*日")
 DOCNO_RE = re.compile(r"([\u4e00-\u9fff]{1,12})\s*[〔\[［【(（]\s*(\d{4})\s*[〕\]］】)）]\s*(\d{1,4})\s*号")
 ADDRESSEE_RE = re.compile(r"^各.{1,80}[:：]$")  # 各区县（自治县）人民政府，市政府各部门，有关单位：
 ATTACHMENT_RE = re.compile(r"^附\s*件\s*(\d+\s*)?([:：]|$)")
@@ -66,6 +64,7 @@ _PAGE_NUMBER_RE = re.compile(
 )
 _RUNNING_HEADER_RE = re.compile(r"^[^\s]{2,30}(文件|公报)$")  # 重庆市人民政府办公厅行政规范性文件
 _PUNCT = set("。，；：、！？,;:!?")
+_HEADING_PUNCT = set("，；：！？,;:!?")
 _CLOSED_RE = re.compile(r"[。；！？：!?;:][”’」』]*$|[。！？][（(][^（）()]*[)）]$|^[（(][^（）()]*[)）]$")
 _CJK = r"\u3400-\u9fff\u3000-\u303f\uff00-\uffef"
 
@@ -102,9 +101,7 @@ def _content_lines(text: str) -> list[str]:
         if _PAGE_NUMBER_RE.match(_fold(line)):
             return True
         if _PUNCT.isdisjoint(line) and not _starts_block(line):
-            return bool(_RUNNING_HEADER_RE.match(line) and "关于" not in line) or (
-                counts[line] > 1 and len(line) <= 40
-            )
+            return bool(_RUNNING_HEADER_RE.match(line) and "关于" not in line) or (counts[line] > 1 and len(line) <= 40)
         return False
 
     return [line for line in lines if not furniture(line)]
@@ -124,9 +121,22 @@ def _starts_block(line: str) -> bool:
     )
 
 
-def _is_heading(block: str) -> bool:
+def _heading(block: str) -> tuple[int, str, str] | None:
+    """(number, title, body) when the block is a level-1 heading such as 二、主要任务, or one that
+    carries its body (一、指导思想。以…); None for a sentence that merely starts with 一、."""
     m = SECTION_RE.match(_fold(block))
-    return bool(m and len(m.group(2)) <= 30 and _PUNCT.isdisjoint(m.group(2)))
+    if not m:
+        return None
+    title = block[m.start(2) :].split("。", 1)[0]
+    if len(title) > 30 or not _HEADING_PUNCT.isdisjoint(title):
+        return None
+    body = block[m.start(2) + len(title) :].lstrip("。").strip()
+    return _cn_number(m.group(1)), _strip_stop(title), body
+
+
+def _is_heading(block: str) -> bool:
+    heading = _heading(block)
+    return heading is not None and not heading[2]
 
 
 def _is_closed(block: str) -> bool:
@@ -173,8 +183,6 @@ def _split_closing(blocks: list[str]) -> tuple[list[str], dt.date | None]:
         issued_on = _date(blocks[i])
         # The issuer (重庆市人民政府办公厅, 国务院) is the short unpunctuated line above the date.
         end = i - 1 if i > 0 and len(blocks[i - 1]) <= 30 and _PUNCT.isdisjoint(blocks[i - 1]) else i
-        if end < i and _is_heading(blocks[end]):
-            end = i
     for i, b in enumerate(blocks[:end]):
         if i > 0 and ATTACHMENT_RE.match(_fold(b)):
             end = i
@@ -197,13 +205,9 @@ def _sections(blocks: list[str]) -> tuple[list[str], list[_Section]]:
     header: list[str] = []
     sections: list[_Section] = []
     for block in blocks:
-        m = SECTION_RE.match(_fold(block))
-        title = m.group(2).split("。", 1)[0] if m else ""
-        if m and len(title) <= 30 and "，" not in title:
-            sections.append(_Section(_cn_number(m.group(1)), _strip_stop(title)))
-            rest = block[m.start(2) + len(title) + 1 :].strip()  # "一、指导思想。以…" carries its body
-            if rest:
-                sections[-1].blocks.append(rest)
+        if heading := _heading(block):
+            no, title, body = heading
+            sections.append(_Section(no, title, [body] if body else []))
         elif sections:
             sections[-1].blocks.append(block)
         else:
@@ -224,7 +228,7 @@ def _items(blocks: list[str]) -> list[str]:
     items: list[str] = []
     for block, is_marked in zip(blocks, marked, strict=True):
         if items and not is_marked:
-            items[-1] += block
+            items[-1] = _join(items[-1], block)
         else:
             items.append(block)
     return items
@@ -302,8 +306,8 @@ def _groups(task_sections: list[_Section]) -> list[_Group]:
                 current.clauses.append(_Clause(int(m.group(1)), block[m.start(2) :].strip()))
             # other blocks (a group's introduction) carry no task
     groups = [g for g in groups if g.clauses]  # the section's own placeholder when it has （一）
-    if len(task_sections) > 1:
-        for i, g in enumerate(groups, 1):
+    if len(task_sections) > 1 or any(b.no <= a.no for a, b in zip(groups, groups[1:], strict=False)):
+        for i, g in enumerate(groups, 1):  # sections as groups: number them 1..n like （一）…
             g.no = i
     # Clauses are numbered across the document; some texts restart at 1 in every group.
     # Task numbers must be unique, so a restarting sequence is renumbered in order.
@@ -379,7 +383,7 @@ _GOAL_YEAR_RE = re.compile(r"(?:^|(?<=[。；;：:]))\s*(?:到|至)\s*(\d{4})\s*
 
 
 def _goals(sections: list[_Section]) -> list[Goal]:
-    """"到 2025 年，…" sentences in a 目标 paragraph or section before the tasks."""
+    """Goals: the "到 2025 年，…" sentences of a 目标 paragraph or section before the tasks."""
     goals: dict[int, str] = {}
     for section in sections:
         for item in _items(section.blocks):

@@ -342,3 +342,12 @@ def test_cli_parse_errors_are_one_line_exit_2(tmp_path: Path, kind: str) -> None
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and str(path) in lines[0]
     assert "Traceback" not in result.stderr
+
+
+def test_level_one_heading_carrying_its_body() -> None:
+    text = "关于某事的意见\n一、总体目标。到2025年，基本建成。到2030年，全面建成。\n二、主要任务\n1.甲任务。内容。\n"
+    p = parse_programme(text)
+    assert p.title == "关于某事的意见"
+    assert [(g.year, g.text) for g in p.goals] == [(2025, "到2025年，基本建成。"), (2030, "到2030年，全面建成。")]
+    assert [(g.no, g.title) for g in p.groups] == [(1, "主要任务")]
+    assert p.tasks()[0].text == "甲任务。内容。"
