@@ -83,11 +83,13 @@ def load_programme_file(
     programme_id: str | None = None,
 ) -> ProgrammeImport:
     """A ProgrammeImport from a policy text and optional units / division / schedule files.
-    The programme id defaults to one made from the file name.
+    The programme id defaults to one made from the file name (from the directory's name for a
+    programme directory's policy.txt).
 
     Raises ProgrammeFileError, ProgrammeParseError or DivisionError."""
     path = Path(path)
-    return _load(path, division, units, schedule, programme_id, id_from=path.stem)
+    id_from = path.resolve().parent.name if path.name == POLICY_FILE else path.stem
+    return _load(path, division, units, schedule, programme_id, id_from=id_from)
 
 
 def load_programme_dir(

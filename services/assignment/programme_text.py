@@ -303,7 +303,9 @@ def _groups(task_sections: list[_Section]) -> list[_Group]:
                 current = _Group(_cn_number(m.group(1)), _strip_stop(_first_sentence(block[m.start(2) :])))
                 groups.append(current)
             elif m := CLAUSE_RE.match(folded):
-                current.clauses.append(_Clause(int(m.group(1)), block[m.start(2) :].strip()))
+                body = block[m.start(2) :].strip()
+                if _split_note(body)[0]:  # a bare "1." (a list artefact) is not a task
+                    current.clauses.append(_Clause(int(m.group(1)), body))
             # other blocks (a group's introduction) carry no task
     groups = [g for g in groups if g.clauses]  # the section's own placeholder when it has （一）
     if len(task_sections) > 1 or any(b.no <= a.no for a, b in zip(groups, groups[1:], strict=False)):

@@ -92,7 +92,9 @@ def summary(loaded: ProgrammeImport) -> list[str]:
     ]
     covered = {r.task_no for r in d.responsibilities}
     led = {r.task_no for r in d.responsibilities if r.role == Role.LEAD}
-    if missing := [t.no for t in tasks if t.no not in covered]:
+    if not covered:
+        lines.append("warning: no division of work (give a division file, and the unit registry it refers to)")
+    elif missing := [t.no for t in tasks if t.no not in covered]:
         lines.append(f"warning: no responsibilities for tasks {', '.join(map(str, missing))}")
     if no_lead := [t.no for t in tasks if t.no in covered and t.no not in led]:
         lines.append(f"warning: no lead unit for tasks {', '.join(map(str, no_lead))}")

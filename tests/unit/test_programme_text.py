@@ -351,3 +351,10 @@ def test_level_one_heading_carrying_its_body() -> None:
     assert [(g.year, g.text) for g in p.goals] == [(2025, "到2025年，基本建成。"), (2030, "到2030年，全面建成。")]
     assert [(g.no, g.title) for g in p.groups] == [(1, "主要任务")]
     assert p.tasks()[0].text == "甲任务。内容。"
+
+
+def test_a_bare_number_is_not_a_task() -> None:
+    p = parse_programme("二、主要任务\n1.\n2. 甲。内容。\n")
+    assert [(t.no, t.title) for t in p.tasks()] == [(2, "甲")]
+    with pytest.raises(ProgrammeParseError):
+        parse_programme("二、主要任务\n1.\n")
