@@ -166,7 +166,8 @@ def _validate(model: type[M], item: Located, file: str, problems: list[Problem])
 
 def _raise_if(problems: list[Problem]) -> None:
     if problems:
-        raise DivisionError(sorted(problems, key=lambda p: (p.file, p.line or 0)))
+        unique = dict.fromkeys(problems)  # e.g. a bad top-level default is reported once, not per task
+        raise DivisionError(sorted(unique, key=lambda p: (p.file, p.line or 0)))
 
 
 # -- units -----------------------------------------------------------------------------------

@@ -358,3 +358,13 @@ def test_a_bare_number_is_not_a_task() -> None:
     assert [(t.no, t.title) for t in p.tasks()] == [(2, "甲")]
     with pytest.raises(ProgrammeParseError):
         parse_programme("二、主要任务\n1.\n")
+
+
+def test_a_year_alone_on_a_line_is_text_not_a_page_number() -> None:
+    p = parse_programme("二、主要任务\n1. 建成体系。到\n2030\n年基本建成。\n")
+    assert [(t.no, t.text) for t in p.tasks()] == [(1, "建成体系。到2030年基本建成。")]
+
+
+def test_clause_zero_is_not_a_task_number() -> None:
+    p = parse_programme("二、主要任务\n0. 前言。\n1. 甲。\n")
+    assert [(t.no, t.text) for t in p.tasks()] == [(1, "甲。")]
