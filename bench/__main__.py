@@ -1,0 +1,107 @@
+"""`python -m bench [--quick] [--keep] [NAME ...]`: run benchmarks, write bench/results/NAME.json, print a table.
+
+`--quick` uses small sizes and few rounds so the whole set finishes in under three minutes;
+without it the sizes of issue 7 (1,000,000 ledger events, 130,000 assignments) take much longer.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib
+import time
+import traceback
+from collections.abc import Awaitable, Callable
+from types import ModuleType
+
+from rich.console import Console
+from rich.table import Table
+
+from bench.common import Context, NotAvailable, Result, console, machine, scratch
+from bench.stack import one_line
+
+BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth")
+
+Runner = Callable[[Context], Awaitable[Result]]
+
+
+def load(name: str) -> ModuleType:
+    return importlib.import_module(f"bench.{name}")
+
+
+def run_one(name: str, quick: bool, keep: bool) -> Result:
+    module = load(name)
+    blank = Result(name=name, unit=module.UNIT, target_ratio=module.TARGET_RATIO, quick=quick)
+    started = time.monotonic()
+    console.rule(f"[bold]{name}[/] ({'quick' if quick else 'full'})")
+    with scratch(name, keep) as work_dir:
+        try:
+            result: Result = asyncio.run(module.run(Context(quick=quick, work_dir=work_dir, keep=keep)))
+        except NotAvailable as exc:
+            console.log(f"[yellow]{exc}[/]")
+            blank.raw_rate = exc.raw_rate
+            blank.extra = {"not_available": str(exc), **exc.extra}
+            result = blank
+        except Exception as exc:  # noqa: BLE001 - one failed benchmark must not hide the others
+            console.log(f"[red]{name} failed: {exc!r}[/]")
+            console.log(traceback.format_exc())
+            blank.extra = {"error": f"{type(exc).__name__}: {one_line(exc)}"[:2000]}
+            result = blank
+    result.extra.setdefault("seconds", round(time.monotonic() - started, 1))
+    result.extra.setdefault("machine", machine())
+    path = result.write()
+    console.log(f"wrote {path.relative_to(path.parents[2])} in {result.extra['seconds']}s")
+    return result
+
+
+def fmt(value: float | None, digits: int = 1) -> str:
+    return "—" if value is None else f"{value:,.{digits}f}"
+
+
+def table(results: list[Result]) -> Table:
+    t = Table(title="policyflow vs raw engines (same run, same servers)")
+    for col, justify in (
+        ("benchmark", "left"),
+        ("unit", "left"),
+        ("raw", "right"),
+        ("policyflow", "right"),
+        ("ratio", "right"),
+        ("target", "right"),
+        ("status", "left"),
+    ):
+        t.add_column(col, justify=justify)  # type: ignore[arg-type]
+    colours = {"met": "green", "missed": "red", "failed": "red", "not available": "yellow", "measured": "cyan"}
+    for r in results:
+        status = r.status
+        note = r.extra.get("not_available") or r.extra.get("error") or r.extra.get("summary") or ""
+        t.add_row(
+            r.name,
+            r.unit,
+            fmt(r.raw_rate),
+            fmt(r.policyflow_rate),
+            fmt(r.ratio, 2),
+            "—" if r.target_ratio is None else f">= {r.target_ratio}",
+            f"[{colours[status]}]{status}[/] {note}".strip(),
+        )
+    return t
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
+    parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (< 3 minutes in all)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch directories (servers' state, logs)")
+    parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all): {BENCHMARKS}")
+    args = parser.parse_args()
+    unknown = [n for n in args.names if n not in BENCHMARKS]
+    if unknown:
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+    started = time.monotonic()
+    results = [run_one(name, args.quick, args.keep) for name in (args.names or BENCHMARKS)]
+    out = Console(highlight=False, width=160)
+    out.print(table(results))
+    out.print(f"total {time.monotonic() - started:.0f}s; results in bench/results/")
+    return 1 if any(r.status == "failed" for r in results) else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
