@@ -1,0 +1,54 @@
+"""Wiring: `create_app(settings)` builds the FastAPI app; its lifespan opens the database,
+loads the keys and starts the ledger consumer. Nothing is built at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from services.audit.api import Audit, router
+from services.audit.checkpoints import Checkpointer, Signer
+from services.audit.ingest import BatchOutcome, Ingestor
+from services.audit.settings import AuditSettings
+from services.audit.store import create_tables
+from services.audit.subscribers import LedgerConsumer
+from services.shared.auth import load_public_key
+from services.shared.db import make_engine
+from services.shared.web import install_error_handlers
+
+
+def create_app(settings: AuditSettings | None = None) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        s = settings or AuditSettings()
+        engine = make_engine(s.database_url)
+        await create_tables(engine)
+        app.state.public_key = load_public_key(s.keys)
+        checkpointer = Checkpointer(engine, Signer(s.keys), s.checkpoint_every)
+        ingestor = Ingestor(engine, s.durable)
+
+        async def after_batch(outcome: BatchOutcome) -> None:
+            if outcome.appended:
+                await checkpointer.maybe(ingestor.size)
+
+        consumer = LedgerConsumer(ingestor, s.nats_url, s.stream, s.durable, s.batch_size, after_batch)
+        consumer.start()
+        app.state.audit = Audit(engine=engine, checkpointer=checkpointer, consumer=consumer)
+        try:
+            yield
+        finally:
+            await consumer.stop()
+            await engine.dispose()
+
+    app = FastAPI(
+        title="policyflow audit",
+        description="Hash-chained audit ledger of every policyflow event: replay, verify, proofs, export.",
+        version="1",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    app.include_router(router)
+    return app

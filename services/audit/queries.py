@@ -1,0 +1,138 @@
+"""Reads over the ledger for the API: filtered pages and streams, history, replay, verify.
+
+Everything that can touch the whole ledger streams it in keyset-paged chunks (store.stream_rows),
+so the service's memory does not grow with the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.events import Event
+from contracts.fold import AssignmentState, apply
+from services.audit.store import checkpoints, ledger, stream_rows, utc_text
+from services.audit.verify import ChainVerifier, CheckpointRef, checkpoint_signature_ok
+
+META = (
+    ledger.c.ledger_seq,
+    ledger.c.stream_seq,
+    ledger.c.event_id,
+    ledger.c.type,
+    ledger.c.programme_id,
+    ledger.c.assignment_id,
+    ledger.c.unit_id,
+    ledger.c.seq,
+    ledger.c.occurred_at,
+    ledger.c.prev_hash,
+    ledger.c.hash,
+    ledger.c.canonical,
+)
+
+
+def filtered(query: Any, assignment_id: str | None, unit_id: str | None, type_: str | None) -> Any:
+    if assignment_id is not None:
+        query = query.where(ledger.c.assignment_id == assignment_id)
+    if unit_id is not None:
+        query = query.where(ledger.c.unit_id == unit_id)
+    if type_ is not None:
+        query = query.where(ledger.c.type == type_)
+    return query
+
+
+def entry(row: Any, parsed: bool = True) -> dict[str, Any]:
+    """A ledger row as the API shows it; `canonical` is the exact hashed text."""
+    out = {c.name: getattr(row, c.name) for c in META}
+    if parsed:
+        out["event"] = json.loads(row.canonical)
+    return out
+
+
+async def page(
+    engine: AsyncEngine, filters: tuple[str | None, str | None, str | None], after_seq: int, limit: int
+) -> dict[str, Any]:
+    async with engine.connect() as conn:
+        total = (await conn.execute(filtered(select(func.count()).select_from(ledger), *filters))).scalar_one()
+        query = filtered(select(*META), *filters).where(ledger.c.ledger_seq > after_seq)
+        rows = (await conn.execute(query.order_by(ledger.c.ledger_seq).limit(limit))).all()
+    return {"items": [entry(r) for r in rows], "total": int(total)}
+
+
+async def ndjson(
+    engine: AsyncEngine, filters: tuple[str | None, str | None, str | None], after_seq: int, limit: int | None
+) -> AsyncIterator[bytes]:
+    """NDJSON lines, the export format: one entry per line, `canonical` verbatim, no parsed copy."""
+    sent = 0
+    query = filtered(select(*META), *filters)
+    async for row in stream_rows(engine, query, (ledger.c.ledger_seq,), (after_seq,)):
+        if limit is not None and sent >= limit:
+            return
+        yield (json.dumps(entry(row, parsed=False), ensure_ascii=False) + "\n").encode()
+        sent += 1
+
+
+async def history(engine: AsyncEngine, assignment_id: str) -> list[Any]:
+    query = select(*META).where(ledger.c.assignment_id == assignment_id).order_by(ledger.c.seq, ledger.c.ledger_seq)
+    async with engine.connect() as conn:
+        return list((await conn.execute(query)).all())
+
+
+async def replay(
+    engine: AsyncEngine, as_of: dt.datetime, unit_id: str | None, task_no: int | None
+) -> AsyncIterator[AssignmentState]:
+    """Each assignment's state as of `as_of`: the one fold over its events up to that time.
+
+    Rows come ordered by (assignment, seq), so one state is held at a time and yielded as
+    soon as the next assignment begins.
+    """
+    query = select(ledger.c.assignment_id, ledger.c.seq, ledger.c.canonical).where(
+        ledger.c.assignment_id.is_not(None), ledger.c.occurred_at <= utc_text(as_of)
+    )
+    if unit_id is not None:
+        query = query.where(ledger.c.unit_id == unit_id)
+    state: AssignmentState | None = None
+    keys = (ledger.c.assignment_id, ledger.c.seq)
+    async for row in stream_rows(engine, query, keys, ("", -1)):
+        event = Event.model_validate_json(row.canonical)
+        if task_no is not None and event.task_no != task_no:
+            continue
+        if state is not None and state.assignment_id != row.assignment_id:
+            yield state
+            state = None
+        state = apply(state, event)
+    if state is not None:
+        yield state
+
+
+async def checkpoint_list(engine: AsyncEngine) -> list[dict[str, Any]]:
+    async with engine.connect() as conn:
+        rows = (await conn.execute(select(checkpoints).order_by(checkpoints.c.size))).mappings().all()
+    return [dict(r) for r in rows]
+
+
+async def verify(engine: AsyncEngine, public_key_pem: str) -> dict[str, Any]:
+    """Recompute the chain over the whole ledger and check it against every signed checkpoint."""
+    cps = await checkpoint_list(engine)
+    for cp in cps:
+        if not checkpoint_signature_ok(cp, cp["public_key"]):
+            return {"ok": False, "first_bad_seq": None, "reason": f"checkpoint {cp['size']} has a bad signature"}
+    verifier = ChainVerifier([CheckpointRef(int(c["size"]), c["root"], c["head"]) for c in cps])
+    async for row in stream_rows(engine, select(*META), (ledger.c.ledger_seq,), (0,)):
+        if verifier.feed(entry(row, parsed=False), columns=True) is not None:
+            break
+    failure = verifier.finish()
+    if failure is not None:
+        return {"ok": False, "first_bad_seq": failure.ledger_seq, "reason": failure.reason}
+    trusted = sum(1 for c in cps if c["public_key"] == public_key_pem)
+    return {
+        "ok": True,
+        "count": verifier.count,
+        "head": verifier.head if verifier.count else None,
+        "checkpoints_checked": verifier.checkpoints_checked,
+        "checkpoints_with_current_key": trusted,
+    }

@@ -1,0 +1,153 @@
+"""The audit service's own tables (SQLAlchemy Core) and the small queries everyone shares.
+
+`ledger` is append-only: rows are only ever inserted, by the one ingest task, in batches
+whose transaction also moves the consumer's tracking position. Times are stored as
+fixed-width UTC text (`utc_text`), which sorts and compares the same in SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    func,
+    select,
+    tuple_,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.audit.ledger import utc_text
+
+metadata = MetaData()
+
+ledger = Table(
+    "ledger",
+    metadata,
+    Column("ledger_seq", BigInteger, primary_key=True, autoincrement=False),  # gapless, from 1
+    Column("event_id", String(200), nullable=False, unique=True),
+    Column("stream_seq", BigInteger, nullable=False),
+    Column("programme_id", String(100), nullable=False),
+    Column("assignment_id", String(200)),
+    Column("unit_id", String(100)),
+    Column("seq", Integer, nullable=False),
+    Column("type", String(64), nullable=False),
+    Column("occurred_at", String(32), nullable=False),
+    Column("canonical", Text, nullable=False),
+    Column("prev_hash", String(64), nullable=False),
+    Column("hash", String(64), nullable=False),
+    Index("ix_ledger_assignment_seq", "assignment_id", "seq"),
+    Index("ix_ledger_unit", "unit_id", "ledger_seq"),
+    Index("ix_ledger_type", "type", "ledger_seq"),
+)
+
+tracking = Table(
+    "tracking",
+    metadata,
+    Column("consumer", String(100), primary_key=True),
+    Column("stream_seq", BigInteger, nullable=False),  # last JetStream sequence fully processed
+    Column("updated_at", String(32), nullable=False),
+)
+
+checkpoints = Table(
+    "checkpoints",
+    metadata,
+    Column("size", BigInteger, primary_key=True),
+    Column("root", String(64), nullable=False),
+    Column("head", String(64), nullable=False),
+    Column("created_at", String(32), nullable=False),
+    Column("signature", String(200), nullable=False),  # base64 Ed25519 over the signed note
+    Column("public_key", Text, nullable=False),  # PEM, so old checkpoints stay checkable after a key change
+)
+
+# Interior nodes of the Merkle tree at level >= NODE_LEVEL, written when a checkpoint covers
+# them: a proof then reads O(log n) nodes plus fewer than 2**NODE_LEVEL leaves per piece.
+merkle_nodes = Table(
+    "merkle_nodes",
+    metadata,
+    Column("level", Integer, primary_key=True, autoincrement=False),
+    Column("idx", BigInteger, primary_key=True, autoincrement=False),
+    Column("hash", String(64), nullable=False),
+)
+
+gaps = Table(
+    "gaps",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("stream_key", String(200), nullable=False),  # assignment id, or programme:<id>
+    Column("expected_seq", Integer, nullable=False),
+    Column("got_seq", Integer, nullable=False),
+    Column("event_id", String(200), nullable=False),
+    Column("ledger_seq", BigInteger, nullable=False),
+    Column("detected_at", String(32), nullable=False),
+)
+
+rejects = Table(
+    "rejects",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("stream_seq", BigInteger, nullable=False),
+    Column("subject", String(300), nullable=False),
+    Column("reason", Text, nullable=False),
+    Column("data", LargeBinary, nullable=False),  # the first REJECT_KEEP_BYTES of the message
+    Column("received_at", String(32), nullable=False),
+)
+
+REJECT_KEEP_BYTES = 64 * 1024
+NODE_LEVEL = 8
+HEAD_COLUMNS = (ledger.c.ledger_seq, ledger.c.hash)
+
+
+def now_text() -> str:
+    return utc_text(dt.datetime.now(dt.UTC))
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    async with engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+
+
+async def ledger_head(conn: AsyncConnection) -> tuple[int, str | None]:
+    """(size, hash of the last entry) — the ledger is gapless, so size == last ledger_seq."""
+    row = (await conn.execute(select(*HEAD_COLUMNS).order_by(ledger.c.ledger_seq.desc()).limit(1))).first()
+    return (int(row.ledger_seq), str(row.hash)) if row else (0, None)
+
+
+async def ledger_size(conn: AsyncConnection) -> int:
+    return int((await conn.execute(select(func.coalesce(func.max(ledger.c.ledger_seq), 0)))).scalar_one())
+
+
+async def latest_checkpoint(conn: AsyncConnection, size: int | None = None) -> dict[str, Any] | None:
+    query = select(checkpoints)
+    query = query.where(checkpoints.c.size == size) if size is not None else query.order_by(checkpoints.c.size.desc())
+    row = (await conn.execute(query.limit(1))).mappings().first()
+    return dict(row) if row else None
+
+
+async def stream_rows(
+    engine: AsyncEngine, query: Any, keys: tuple[Any, ...], after: tuple[Any, ...], chunk: int = 2000
+) -> AsyncIterator[Any]:
+    """Rows of `query` in `keys` order, fetched in keyset-paged chunks of short transactions.
+
+    Memory stays at one chunk however long the ledger is, and no read transaction is held
+    open across the whole walk (which would pin the SQLite WAL or a PostgreSQL snapshot).
+    """
+    while True:
+        cond = keys[0] > after[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*after)
+        async with engine.connect() as conn:
+            rows = (await conn.execute(query.where(cond).order_by(*keys).limit(chunk))).all()
+        for row in rows:
+            yield row
+        if len(rows) < chunk:
+            return
+        after = tuple(getattr(rows[-1], key.name) for key in keys)

@@ -1,0 +1,164 @@
+"""The JetStream side of ingest: a faststream durable pull consumer, batch mode.
+
+Order and exactly-once rest on two rules:
+- a batch is acked only after its transaction (entries + tracking position) committed;
+  a redelivery or a duplicate publish is dropped by event id, so it changes nothing;
+- on start the durable consumer is (re)positioned at the ledger's tracking position + 1
+  whenever the server still holds deliveries we never committed (a killed process). Left
+  alone, JetStream would send newer messages first and the unacked ones only after their
+  ack wait, and the ledger would record an assignment's events out of order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import nats
+import structlog
+from faststream import AckPolicy, Context
+from faststream.nats import JStream, NatsBroker, PullSub
+from nats.js.api import AckPolicy as JsAckPolicy
+from nats.js.api import ConsumerConfig, DeliverPolicy
+from nats.js.errors import NotFoundError
+from sqlalchemy.exc import SQLAlchemyError
+
+from contracts.subjects import EVENT_SUBJECTS
+from services.audit.ingest import BatchOutcome, Ingestor, Message
+
+log = structlog.get_logger("audit.consumer")
+ACK_WAIT_SECONDS = 60.0
+RETRY_MAX_SECONDS = 5.0
+MESSAGE = Context("message")  # faststream injects the batch message (its raw_message: the nats Msgs)
+
+
+def consumer_config(durable: str, position: int, batch_size: int) -> ConsumerConfig:
+    return ConsumerConfig(
+        name=durable,
+        durable_name=durable,
+        filter_subject=EVENT_SUBJECTS,
+        ack_policy=JsAckPolicy.EXPLICIT,
+        ack_wait=ACK_WAIT_SECONDS,
+        max_ack_pending=batch_size * 4,
+        deliver_policy=DeliverPolicy.BY_START_SEQUENCE if position else DeliverPolicy.ALL,
+        opt_start_seq=position + 1 if position else None,
+    )
+
+
+async def position_consumer(js: Any, stream: str, durable: str, position: int, batch_size: int) -> str:
+    """Make the durable consumer resume right after `position`; returns what was done."""
+    try:
+        info = await js.consumer_info(stream, durable)
+    except NotFoundError:
+        info = None
+    if info is not None:
+        delivered = int(info.delivered.stream_seq or 0)
+        pending = int(info.num_ack_pending or 0)
+        same = info.config.filter_subject == EVENT_SUBJECTS and info.config.ack_policy == JsAckPolicy.EXPLICIT
+        # Delivered-but-uncommitted messages (pending, or delivered past our position) would
+        # come back late and out of order: start over from our own position instead.
+        if same and pending == 0 and delivered <= position:
+            return "bound"
+        await js.delete_consumer(stream, durable)
+        log.info("consumer.repositioned", delivered=delivered, pending=pending, position=position)
+    await js.add_consumer(stream, config=consumer_config(durable, position, batch_size))
+    return "created" if info is None else "repositioned"
+
+
+class LedgerConsumer:
+    """Owns the broker; `start` retries in the background until the stream exists."""
+
+    def __init__(
+        self,
+        ingestor: Ingestor,
+        nats_url: str,
+        stream: str,
+        durable: str,
+        batch_size: int,
+        after_batch: Callable[[BatchOutcome], Awaitable[None]] | None = None,
+    ) -> None:
+        self.ingestor = ingestor
+        self.nats_url = nats_url
+        self.stream = stream
+        self.durable = durable
+        self.batch_size = batch_size
+        self.after_batch = after_batch
+        self.broker: NatsBroker | None = None
+        self.state = "starting"
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self.task = asyncio.create_task(self._start_when_ready(), name="audit-consumer-start")
+
+    async def stop(self) -> None:
+        if self.task is not None:
+            self.task.cancel()
+            await asyncio.gather(self.task, return_exceptions=True)
+        if self.broker is not None:
+            await self.broker.stop()
+        self.state = "stopped"
+
+    async def _start_when_ready(self) -> None:
+        delay = 0.2
+        while True:
+            try:
+                await self._start()
+                return
+            except (OSError, nats.errors.Error, SQLAlchemyError) as exc:
+                self.state = f"waiting: {type(exc).__name__}: {exc}"[:300]
+                log.warning("consumer.not_ready", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def _start(self) -> None:
+        await self.ingestor.load()
+        nc = await nats.connect(self.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        try:
+            done = await position_consumer(
+                nc.jetstream(), self.stream, self.durable, self.ingestor.position, self.batch_size
+            )
+        finally:
+            await nc.close()
+        broker = NatsBroker(self.nats_url, logger=None)
+        subscriber = broker.subscriber(
+            EVENT_SUBJECTS,
+            stream=JStream(self.stream, declare=False),
+            durable=self.durable,
+            pull_sub=PullSub(batch_size=self.batch_size, timeout=0.25, batch=True),
+            ack_policy=AckPolicy.MANUAL,
+            decoder=_no_decode,
+        )
+        subscriber(self._handle)
+        await broker.start()
+        self.broker = broker
+        self.state = "running"
+        log.info("consumer.started", consumer=done, position=self.ingestor.position, size=self.ingestor.size)
+
+    async def _handle(self, message: Any = MESSAGE) -> None:
+        raw = list(message.raw_message)
+        batch = [Message(int(m.metadata.sequence.stream), m.subject, m.data) for m in raw]
+        delay = 0.1
+        while True:
+            try:
+                outcome = await self.ingestor.ingest(batch)
+                break
+            except SQLAlchemyError as exc:
+                # Nothing was kept; keep the messages ours (in progress) and try again in place,
+                # rather than nak, so later messages never overtake them.
+                log.error("ingest.retry", error=str(exc)[:300], batch=len(batch), retry_in=delay)
+                await asyncio.gather(*(m.in_progress() for m in raw), return_exceptions=True)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+                await self.ingestor.load()
+        terminated = set(outcome.rejected)
+        for m in raw:
+            await (m.term() if int(m.metadata.sequence.stream) in terminated else m.ack())
+        log.debug("ingest.batch", appended=outcome.appended, duplicates=outcome.duplicates, size=self.ingestor.size)
+        if self.after_batch is not None:
+            await self.after_batch(outcome)
+
+
+async def _no_decode(msg: Any) -> None:
+    """The handler reads the raw messages itself: skip faststream's JSON decoding of each body."""
+    return None

@@ -1,0 +1,60 @@
+"""One line per event for the timeline a person reads: Chinese first, then English."""
+
+from __future__ import annotations
+
+from typing import Any
+
+LEVELS = {"blue": "蓝色", "yellow": "黄色", "red": "红色", "none": "无"}
+ROLES = {"lead": "牵头", "cooperating": "配合", "responsible": "负责"}
+
+TEMPLATES = {
+    "ProgrammeImported": "导入实施方案 {document_no}，{task_count} 项任务 / programme imported: {task_count} tasks",
+    "AssignmentCreated": "下达任务（{role_zh}），至 {horizon_year} 年 / assigned as {role} until {horizon_year}",
+    "AssignmentAccepted": "签收任务 / accepted ({year})",
+    "YearStarted": "进入 {year} 年度 / year {year} started",
+    "AnnualPlanSubmitted": "提交 {year} 年度计划（第 {revision} 版，{milestones_n} 个节点）/ "
+    "annual plan {year} submitted, revision {revision}",
+    "AnnualPlanApproved": "{year} 年度计划审核通过 / annual plan {year} approved",
+    "AnnualPlanReturned": "年度计划退回：{reasons_short} / annual plan {year} returned",
+    "ProgressReported": "填报 {period} 进展 {percent}%，佐证 {evidence_n} 份 / progress {percent}% for {period}",
+    "CooperatingReportReceived": "收到配合单位 {from_unit_id} 进展 {percent}% / cooperating report from {from_unit_id}",
+    "ReminderIssued": "催办：{deadline_key} 于 {deadline_due} 到期 / reminder: {deadline_key} due {deadline_due}",
+    "SupervisionEscalated": "{level_zh}督办：{deadline_key} 逾期 {working_days_overdue} 个工作日 / "
+    "escalated {level}: {working_days_overdue} working days overdue",
+    "EscalationCleared": "解除督办 {deadline_key} / escalation cleared",
+    "VerificationRequested": "申请 {year} 年度核验 / verification requested ({reason})",
+    "VerificationPassed": "{year} 年度核验通过 / verification passed",
+    "VerificationFailed": "核验未通过，{rework_due} 前整改 / verification failed, rework due {rework_due}",
+    "EvaluationRecorded": "五年评估得分 {score} / five-year evaluation scored {score}",
+    "AssignmentCompleted": "任务办结 / assignment completed ({year})",
+    "AssignmentCancelled": "任务撤销：{reason_short} / assignment cancelled",
+}
+
+
+class _Fields(dict[str, Any]):
+    def __missing__(self, key: str) -> str:  # an unexpected payload still gets a readable line
+        return "?"
+
+
+def _clip(text: Any, width: int = 60) -> str:
+    text = " ".join(str(text or "").split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def summary(event_type: str, payload: dict[str, Any]) -> str:
+    template = TEMPLATES.get(event_type)
+    if template is None:
+        return event_type
+    deadline = payload.get("deadline") if isinstance(payload.get("deadline"), dict) else {}
+    fields = _Fields(payload)
+    fields.update(
+        role_zh=ROLES.get(str(payload.get("role")), "?"),
+        level_zh=LEVELS.get(str(payload.get("level")), "?"),
+        deadline_key=deadline.get("key", payload.get("deadline_key", "?")),
+        deadline_due=deadline.get("due", "?"),
+        milestones_n=len(payload.get("milestones") or []),
+        evidence_n=len(payload.get("evidence") or []),
+        reasons_short=_clip(payload.get("reasons")),
+        reason_short=_clip(payload.get("reason")),
+    )
+    return template.format_map(fields)
