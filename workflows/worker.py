@@ -1,0 +1,120 @@
+"""The worker process: `python -m workflows.worker`.
+
+Connects to NATS (ensures the event stream) and Temporal, runs `AssignmentWorkflow` and its
+activities on the task queue, and shuts down gracefully on SIGTERM / SIGINT. Tests and the
+local stack reuse `build_worker` / `run_worker`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+import sys
+from typing import Any
+
+import nats
+import structlog
+from nats.js import JetStreamContext
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Worker
+
+from workflows.activities import EventPublisher, ensure_event_stream, load_working_calendar
+from workflows.settings import WorkerSettings
+from workflows.workflows import AssignmentWorkflow
+
+log = structlog.get_logger("workflows.worker")
+
+
+def build_worker(
+    client: Client,
+    js: JetStreamContext,
+    task_queue: str,
+    *,
+    publisher: EventPublisher | None = None,
+    graceful_shutdown: dt.timedelta = dt.timedelta(seconds=10),
+    **options: Any,
+) -> Worker:
+    """A worker for the assignment workflow; `publisher` replaces the JetStream one (fault tests)."""
+    publisher = publisher or EventPublisher(js)
+    return Worker(
+        client,
+        task_queue=task_queue,
+        workflows=[AssignmentWorkflow],
+        activities=[publisher.publish_events, load_working_calendar],
+        graceful_shutdown_timeout=graceful_shutdown,
+        **options,
+    )
+
+
+async def run_worker(
+    client: Client, js: JetStreamContext, task_queue: str, stop: asyncio.Event | None = None, **options: Any
+) -> None:
+    """Run until `stop` is set (or forever), then shut down, letting running activities finish."""
+    await ensure_event_stream(js)
+    async with build_worker(client, js, task_queue, **options):
+        log.info("worker_started", task_queue=task_queue, namespace=client.namespace)
+        await (stop or asyncio.Event()).wait()
+        log.info("worker_stopping", task_queue=task_queue)
+
+
+def configure_logging(level: str) -> None:
+    """JSON lines on stderr; the SDK's own (stdlib) logs go there too."""
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            structlog.processors.format_exc_info,
+            structlog.processors.JSONRenderer(),
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelName(level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(levelname)s %(name)s %(message)s")
+
+
+async def connect_temporal(settings: WorkerSettings, attempts: int = 150) -> Client:
+    """The local stack starts Temporal next to the worker: wait for it to answer."""
+    for attempt in range(attempts):
+        try:
+            return await Client.connect(
+                settings.temporal_address,
+                namespace=settings.temporal_namespace,
+                data_converter=pydantic_data_converter,
+            )
+        except Exception as err:  # noqa: BLE001 - retried, then raised
+            if attempt == attempts - 1:
+                raise
+            log.info("temporal_not_ready", address=settings.temporal_address, error=str(err))
+            await asyncio.sleep(0.4)
+    raise AssertionError("unreachable")
+
+
+async def main(settings: WorkerSettings | None = None) -> None:
+    settings = settings or WorkerSettings()
+    configure_logging(settings.log_level)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    nc = await nats.connect(settings.nats_url, name="policyflow-worker", max_reconnect_attempts=-1)
+    try:
+        client = await connect_temporal(settings)
+        await run_worker(
+            client,
+            nc.jetstream(),
+            settings.task_queue,
+            stop,
+            graceful_shutdown=dt.timedelta(seconds=settings.graceful_shutdown_seconds),
+        )
+    finally:
+        await nc.drain()
+    log.info("worker_stopped")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
