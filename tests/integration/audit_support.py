@@ -87,16 +87,25 @@ def many_events(n_assignments: int) -> list[ev.Event]:
     return [e for step in zip(*per, strict=True) for e in step]
 
 
-async def publish(nats_url: str, events: list[ev.Event], msg_id_suffix: str = "") -> None:
-    """Publish like the worker does (Nats-Msg-Id = event id), each ack awaited in order."""
+async def publish(nats_url: str, events: list[ev.Event], msg_id_suffix: str = "", window: int = 256) -> None:
+    """Publish like the worker does (Nats-Msg-Id = event id), in order.
+
+    Up to `window` publishes are in flight at once: one connection delivers them to the server
+    in the order they were sent, so the stream order is the list order.
+    """
     nc = await nats.connect(nats_url)
     try:
         js = nc.jetstream()
-        for e in events:
-            await js.publish(
-                event_subject(e.programme_id, e.unit_id, e.type),
-                e.model_dump_json().encode(),
-                headers={"Nats-Msg-Id": e.event_id + msg_id_suffix},
+        for lo in range(0, len(events), window):
+            await asyncio.gather(
+                *(
+                    js.publish(
+                        event_subject(e.programme_id, e.unit_id, e.type),
+                        e.model_dump_json().encode(),
+                        headers={"Nats-Msg-Id": e.event_id + msg_id_suffix},
+                    )
+                    for e in events[lo : lo + window]
+                )
             )
     finally:
         await nc.close()
