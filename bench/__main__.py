@@ -9,11 +9,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import logging
 import time
 import traceback
 from collections.abc import Awaitable, Callable
 from types import ModuleType
 
+import structlog
 from rich.console import Console
 from rich.table import Table
 
@@ -86,7 +88,13 @@ def table(results: list[Result]) -> Table:
     return t
 
 
+def quiet_logs() -> None:
+    """policyflow code logs with structlog; in a benchmark only warnings are worth printing."""
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING))
+
+
 def main() -> int:
+    quiet_logs()
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (< 3 minutes in all)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories (servers' state, logs)")

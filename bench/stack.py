@@ -100,7 +100,8 @@ async def wait_for_pollers(client: Client, task_queue: str, child: Child | None 
 class BenchStack:
     """nats-server + Temporal dev server, and policyflow processes started on demand."""
 
-    def __init__(self, var_dir: Path) -> None:
+    def __init__(self, var_dir: Path, temporal: bool = True) -> None:
+        """Without `temporal`, only nats-server starts (for benchmarks that need no workflows)."""
         self.var_dir = var_dir
         ports = {name: free_port() for name, _, _ in SERVICES}
         self.config = StackConfig(
@@ -110,6 +111,7 @@ class BenchStack:
             temporal_ui_port=free_port(),
             ports=ports,
             headless=True,
+            temporal_address=None if temporal else "127.0.0.1:9",  # set: Stack starts no server
         )
         self.stack = Stack(self.config)
         self.children: dict[str, Child] = {}
@@ -152,14 +154,19 @@ class BenchStack:
     def headers(self, role: UserRole, unit_id: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, unit_id)}"}
 
+    def spawn(self, name: str, **env: str) -> Child:
+        """Start one policyflow process without waiting for it."""
+        module = PROCESS_MODULES[name].removesuffix(".__main__")
+        env = {**self.stack.child_env(), "NATS_URL": self.stack.nats_url_for(name), **env}
+        child = python_child(name, module, [], self.var_dir / "logs", **env)
+        self.children[name] = child.start()
+        return child
+
     async def start(self, *names: str) -> None:
         """Start policyflow processes (worker / assignment / progress / audit) and wait until ready."""
         require_processes(*names)
-        env = self.stack.child_env()
         for name in names:
-            module = PROCESS_MODULES[name].removesuffix(".__main__")
-            child = python_child(name, module, [], self.var_dir / "logs", **env, NATS_URL=self.stack.nats_url_for(name))
-            self.children[name] = child.start()
+            self.spawn(name)
         for name in names:
             if name == "worker":
                 await wait_for_pollers(await self.temporal(), TASK_QUEUE, self.children[name])
