@@ -32,14 +32,14 @@ Check = Callable[[AssignmentState, AssignmentSpec, Any, dt.date], str | None]
 def sender_reason(spec: AssignmentSpec, actor: Actor, sender: Sender, what: str) -> str | None:
     if sender == "department":
         if actor.role != UserRole.DEPARTMENT:
-            return f"{what} must come from unit {spec.unit_id}; {actor.sub} is a {actor.role.value}, not a department"
+            return f"{what} must come from unit {spec.unit_id}; {actor.sub} has role {actor.role.value}"
         if actor.unit_id != spec.unit_id:
             return f"{what} must come from unit {spec.unit_id}; {actor.sub} belongs to unit {actor.unit_id or 'none'}"
         return None
     allowed = {UserRole.SUPERVISOR} | ({UserRole.VERIFIER} if sender == "verifier" else set())
     if actor.role not in allowed:
         who = "verifiers and supervisors" if sender == "verifier" else "supervisors"
-        return f"{what} is for {who}; {actor.sub} is a {actor.role.value}"
+        return f"{what} is for {who}; {actor.sub} has role {actor.role.value}"
     return None
 
 
