@@ -16,6 +16,9 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 import structlog
+from faststream import AckPolicy, Context
+from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
+from nats.errors import TimeoutError as NatsTimeout
 from pydantic import ValidationError
 from sqlalchemy import (
     Column,
@@ -279,9 +282,6 @@ async def replay(
     An ephemeral ordered push consumer (no acks, flow-controlled): the only kind the readers'
     NATS permissions allow besides their own durable, and it vanishes when done.
     """
-    from nats.errors import TimeoutError as NatsTimeout
-    from nats.js.api import DeliverPolicy
-
     info = await js.stream_info(stream)
     first, end = int(info.state.first_seq), int(info.state.last_seq)
     if info.state.messages == 0 or end < first:
@@ -337,9 +337,6 @@ def subscribe(
     Acks are manual: a message is acked only once its batch is committed (or found to be a
     duplicate), and one ahead of a gap is sent back with a short delay.
     """
-    from faststream import Context
-    from faststream.nats import AckPolicy, ConsumerConfig, DeliverPolicy, JStream, PullSub
-
     bound = log.bind(consumer=durable)
 
     @broker.subscriber(

@@ -1,0 +1,115 @@
+"""The projection folds events exactly once, in stream order, with its position in the same transaction."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.base import Stage
+from contracts.events import Event
+from contracts.fold import fold
+from services.progress import readmodel
+from services.progress.store import READ_MODEL, create_tables, metadata
+from services.shared import projection
+from services.shared.db import make_engine, sqlite_url
+from tests.e2e.support import EventFactory, lifecycle_events
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    eng = make_engine(sqlite_url(tmp_path / "rm.sqlite"))
+    await create_tables(eng)
+    yield eng
+    await eng.dispose()
+
+
+def numbered(events: list[Event], start: int = 1) -> list[tuple[int, bytes]]:
+    return [(start + i, e.model_dump_json().encode()) for i, e in enumerate(events)]
+
+
+async def test_rows_are_the_fold_of_each_assignment(engine: AsyncEngine) -> None:
+    events = lifecycle_events("p1", n_units=6)
+    out = await readmodel.apply_messages(engine, numbered(events))
+    assert len(out.applied) == len(events) and out.position == len(events)
+    rows = {r["assignment_id"]: r for r in await readmodel.snapshot(engine)}
+    for aid in {e.assignment_id for e in events}:
+        expected = fold([e for e in events if e.assignment_id == aid])
+        assert expected is not None
+        assert projection.decode_state(rows[aid]["state"]) == expected
+        assert rows[aid]["stage"] == expected.stage.value == Stage.PLANNING
+        assert rows[aid]["overdue_level"] == expected.overdue_level.value
+
+
+async def test_redelivery_and_replay_change_nothing(engine: AsyncEngine) -> None:
+    msgs = numbered(lifecycle_events("p1", n_units=4))
+    await readmodel.apply_messages(engine, msgs)
+    before = await readmodel.snapshot(engine)
+    again = await readmodel.apply_messages(engine, msgs[2:5])
+    assert again.applied == [] and again.duplicates == [3, 4, 5]
+    assert await readmodel.snapshot(engine) == before
+    assert await readmodel.position(engine) == len(msgs)
+
+
+async def test_a_message_ahead_of_a_gap_waits_for_it(engine: AsyncEngine) -> None:
+    msgs = numbered(lifecycle_events("p1", n_units=2))
+    await readmodel.apply_messages(engine, msgs[:1])
+    out = await readmodel.apply_messages(engine, msgs[2:])
+    assert out.applied == [] and out.deferred == [m[0] for m in msgs[2:]]
+    assert await readmodel.position(engine) == 1
+    out = await readmodel.apply_messages(engine, msgs[1:])
+    assert len(out.applied) == len(msgs) - 1 and out.position == len(msgs)
+
+
+async def test_a_gap_below_the_streams_first_message_is_retention_not_loss(engine: AsyncEngine) -> None:
+    msgs = numbered(lifecycle_events("p1", n_units=2), start=50)
+    out = await projection.apply_batch(engine, READ_MODEL, "c", msgs, first_available=50)
+    assert len(out.applied) == len(msgs) and out.position == 50 + len(msgs) - 1
+
+
+async def test_incremental_in_small_batches_equals_one_big_batch(engine: AsyncEngine, tmp_path: Path) -> None:
+    msgs = numbered(lifecycle_events("p1", n_units=9))
+    for i in range(0, len(msgs), 4):
+        await readmodel.apply_messages(engine, list(reversed(msgs[i : i + 4])))  # order within a batch is fixed up
+    other = make_engine(sqlite_url(tmp_path / "other.sqlite"))
+    await create_tables(other)
+    await readmodel.apply_messages(other, msgs)
+    assert await readmodel.snapshot(engine) == await readmodel.snapshot(other)
+    await other.dispose()
+
+
+async def test_unreadable_message_is_skipped_not_blocking(engine: AsyncEngine) -> None:
+    f = EventFactory("p1", 1, "yuzhong")
+    created, accepted = f.created().model_dump_json().encode(), f.accepted().model_dump_json().encode()
+    msgs = [(1, created), (2, b"{not json"), (3, accepted)]
+    out = await readmodel.apply_messages(engine, msgs)
+    assert out.skipped == [2] and out.applied == [1, 3]
+    [row] = await readmodel.snapshot(engine)
+    assert row["stage"] == "planning"
+
+
+async def test_status_filters_and_orders_most_urgent_first(engine: AsyncEngine) -> None:
+    a, b, c = EventFactory("p1", 1, "yuzhong"), EventFactory("p1", 2, "yuzhong"), EventFactory("p1", 3, "wanzhou")
+    events = [a.created(), b.created(), c.created(), a.accepted(), b.accepted()]
+    events += [b.escalated("red"), c.escalated("blue")]
+    await readmodel.apply_messages(engine, numbered(events))
+    items, total = await readmodel.status(engine, readmodel.StatusFilter(), 50, 0)
+    assert total == 3 and [i.overdue_level for i in items] == ["red", "blue", "none"]
+    items, total = await readmodel.status(engine, readmodel.StatusFilter(unit_id="yuzhong"), 50, 0)
+    assert total == 2
+    items, total = await readmodel.status(engine, readmodel.StatusFilter(overdue="any"), 50, 0)
+    assert total == 2
+    items, total = await readmodel.status(engine, readmodel.StatusFilter(stage=Stage.ASSIGNED), 50, 0)
+    assert [i.assignment_id for i in items] == [c.assignment_id]
+    items, total = await readmodel.status(engine, readmodel.StatusFilter(tasks_by_programme={"p1": [1, 3]}), 50, 0)
+    assert total == 2
+    items, total = await readmodel.status(engine, readmodel.StatusFilter(), 1, 1)
+    assert total == 3 and len(items) == 1 and items[0].overdue_level == "blue"
+
+
+async def test_reset_drops_only_the_projection(engine: AsyncEngine) -> None:
+    await readmodel.apply_messages(engine, numbered(lifecycle_events("p1", 2)))
+    await projection.reset(engine, metadata, READ_MODEL)
+    assert await readmodel.snapshot(engine) == [] and await readmodel.position(engine) == 0
