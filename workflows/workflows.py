@@ -330,7 +330,7 @@ class AssignmentWorkflow:
     def _create(self, today: dt.date) -> None:
         spec = self._spec
         # A late dispatch starts in the current year: nobody plans for a year already gone.
-        year = max(spec.schedule.start_year, today.year)
+        year = self._about_to_be_created().year
         created = AssignmentCreated(
             task_title=spec.task_title,
             role=spec.role,
@@ -342,6 +342,19 @@ class AssignmentWorkflow:
         )
         self._emit([created], self._input.created_by)
         self._run_year = year
+
+    def _about_to_be_created(self) -> AssignmentState:
+        """What the state will be once `_create` runs: for validating a command sent with the start."""
+        spec = self._spec
+        return AssignmentState(
+            assignment_id=spec.assignment_id,
+            programme_id=spec.programme_id,
+            task_no=spec.task_no,
+            unit_id=spec.unit_id,
+            role=spec.role,
+            year=max(spec.schedule.start_year, self._today().year),
+            horizon_year=spec.horizon_year,
+        )
 
     def _open(self, *keys: str) -> list[str]:
         return [k for k in keys if k in self._current().deadlines]
@@ -431,7 +444,7 @@ class AssignmentWorkflow:
         """Validator body: a refusal raised here leaves no trace in history."""
         if cmd.command_id is not None and cmd.command_id in self._results:
             return  # a retry: the handler answers with the earlier result
-        reason = validation.reason(self._state, self._spec, cmd, self._today())
+        reason = validation.reason(self._state or self._about_to_be_created(), self._spec, cmd, self._today())
         if reason:
             raise rejected(reason)
 
@@ -560,12 +573,6 @@ class AssignmentWorkflow:
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> AssignmentStatus:
-        spec = self._spec
-        state = self._state or AssignmentState(
-            assignment_id=spec.assignment_id,
-            programme_id=spec.programme_id,
-            task_no=spec.task_no,
-            unit_id=spec.unit_id,
-        )
+        state = self._state or self._about_to_be_created()
         extra = {"notices": self._notices, "next_wake": self._wake, "unpublished_events": len(self._outbox)}
         return AssignmentStatus.model_validate({**state.model_dump(), **extra})

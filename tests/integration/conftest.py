@@ -80,6 +80,10 @@ def make_spec(
 _CN = holidays.China(years=range(2024, 2040))
 
 
+def is_cn_working_day(day: dt.date) -> bool:
+    return bool(_CN.is_working_day(day))
+
+
 def independent_add_working_days(day: dt.date, n: int) -> dt.date:
     """A second, naive implementation straight on `holidays`, to check the workflow's dates."""
     step = 1 if n > 0 else -1
@@ -139,6 +143,19 @@ async def wait_for_new_run(h: Handle, previous: str | None) -> str:
             return d.run_id
         await asyncio.sleep(0.02)
     raise AssertionError("no new run")
+
+
+async def idle(h: Handle) -> AssignmentStatus:
+    """Wait until the workflow has published everything and sleeps (its history stops growing)."""
+    last = -1
+    for _ in range(200):
+        s = await status(h)
+        size = len((await h.fetch_history()).events)
+        if s.last_seq >= 0 and s.unpublished_events == 0 and s.next_wake is not None and size == last:
+            return s
+        last = size
+        await asyncio.sleep(0.02)
+    raise AssertionError("the workflow did not settle")
 
 
 def of_type(events: list[Event], *types: str) -> list[Event]:
@@ -224,3 +241,10 @@ def worker_with(kit: Kit, publisher: EventPublisher) -> Worker:
 
 def unique_unit(prefix: str = "u") -> str:
     return f"{prefix}{uuid.uuid4().hex[:8]}"
+
+
+@pytest.fixture
+async def dev_kit(temporal_client: Client, jetstream: JetStreamContext, task_queue: str) -> AsyncIterator[Kit]:
+    """A worker on the real Temporal dev server (session-wide: use unique unit ids)."""
+    async with build_worker(temporal_client, jetstream, task_queue):
+        yield Kit(temporal_client, jetstream, task_queue)
