@@ -79,6 +79,8 @@ class EventPublisher:
             duplicates += bool(ack.duplicate)
             published += not ack.duplicate
             last = ack.seq
+            # Liveness: a worker that dies mid-batch is noticed within the heartbeat timeout.
+            activity.heartbeat(event.seq)
             bound.info(
                 "event_published",
                 assignment_id=event.assignment_id,

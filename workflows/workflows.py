@@ -296,7 +296,8 @@ class AssignmentWorkflow:
                 await workflow.execute_activity_method(
                     EventPublisher.publish_events,
                     PublishEvents(events=batch),
-                    start_to_close_timeout=dt.timedelta(minutes=2),
+                    start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
+                    heartbeat_timeout=dt.timedelta(seconds=10),  # one beat per event published
                     schedule_to_close_timeout=PUBLISH_SPAN,
                     retry_policy=PUBLISH_RETRY,
                 )
