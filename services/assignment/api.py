@@ -73,7 +73,7 @@ def programme_out(stored: store.StoredProgramme, imported: bool) -> ProgrammeOut
 async def _publish(request: Request, stored: store.StoredProgramme) -> None:
     """Publish ProgrammeImported once: the stored event, with its deterministic id as Nats-Msg-Id."""
     event = Event.model_validate_json(stored.event)
-    js = request.app.state.js()
+    js = request.app.state.js
     ack = await js.publish(
         event_subject(event.programme_id, None, event.type),
         stored.event.encode(),

@@ -12,14 +12,13 @@ from services.assignment.store import INBOX
 from services.shared import projection
 
 
-def register(broker: Any, engine: AsyncEngine, settings: AssignmentSettings) -> None:
-    projection.subscribe(
-        broker,
+def consumer(js: Any, engine: AsyncEngine, settings: AssignmentSettings) -> projection.Consumer:
+    return projection.Consumer(
+        js,
         engine,
         INBOX,
         durable=settings.inbox_durable,
         stream=settings.event_stream,
         subject=EVENT_SUBJECTS,
         batch_size=settings.inbox_batch,
-        description="Every assignment event, folded into the units' inboxes (stage, deadlines, overdue level).",
     )

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import logging
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import httpx
+import nats
 import structlog
 from fastapi import FastAPI
-from faststream.nats import NatsBroker
 
 from services.progress import api, subscribers
 from services.progress.settings import ProgressSettings
@@ -20,6 +20,13 @@ from services.shared.temporal import connect
 from services.shared.web import install_error_handlers
 
 log = structlog.get_logger()
+
+
+async def close_nats(nc: nats.NATS) -> None:
+    """Flush what is buffered (acks, publishes) and close; drain would wait out its timeout."""
+    with contextlib.suppress(Exception):
+        await nc.flush(timeout=2)
+    await nc.close()
 
 
 def create_app(settings: ProgressSettings | None = None) -> FastAPI:
@@ -33,16 +40,17 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         await create_tables(engine)
         app.state.engine = engine
         app.state.temporal = await connect(settings.temporal_address, settings.temporal_namespace)
-        broker = NatsBroker(settings.nats_url, logger=logging.getLogger("faststream"), log_level=logging.DEBUG)
-        subscribers.register(broker, engine, settings)
-        await broker.start()
-        app.state.broker = broker
+        nc = await nats.connect(settings.nats_url, name="policyflow-progress", max_reconnect_attempts=-1)
+        app.state.nats = nc
+        consumer = subscribers.consumer(nc.jetstream(), engine, settings)
+        await consumer.start()
         app.state.http = httpx.AsyncClient(timeout=10.0)
         log.info("progress.started", host=settings.host, port=settings.port)
         try:
             yield
         finally:
-            await broker.stop()
+            await consumer.stop()
+            await close_nats(nc)
             await app.state.http.aclose()
             await engine.dispose()
             log.info("progress.stopped")

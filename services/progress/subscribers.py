@@ -12,14 +12,13 @@ from services.progress.store import READ_MODEL
 from services.shared import projection
 
 
-def register(broker: Any, engine: AsyncEngine, settings: ProgressSettings) -> None:
-    projection.subscribe(
-        broker,
+def consumer(js: Any, engine: AsyncEngine, settings: ProgressSettings) -> projection.Consumer:
+    return projection.Consumer(
+        js,
         engine,
         READ_MODEL,
         durable=settings.read_model_durable,
         stream=settings.event_stream,
         subject=EVENT_SUBJECTS,
         batch_size=settings.read_model_batch,
-        description="Every assignment event, folded into the supervisors' status read model.",
     )

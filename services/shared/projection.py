@@ -9,16 +9,17 @@ back until the gap is filled: rows are always the fold of a prefix of the stream
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any
+from typing import Any
 
 import structlog
-from faststream import AckPolicy, Context
-from faststream.nats import ConsumerConfig, DeliverPolicy, JStream, PullSub
 from nats.errors import TimeoutError as NatsTimeout
+from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import (
     Column,
@@ -321,54 +322,97 @@ def deadline_json(raw: str | None) -> dict[str, Any] | None:
     return json.loads(raw) if raw else None
 
 
-def subscribe(
-    broker: Any,
-    engine: AsyncEngine,
-    tables: ProjectionTables,
-    durable: str,
-    stream: str,
-    subject: str,
-    batch_size: int = 256,
-    max_wait: float = 0.2,
-    description: str = "",
-) -> None:
-    """Register a faststream pull-batch subscriber on `broker` that feeds `apply_batch`.
 
-    Acks are manual: a message is acked only once its batch is committed (or found to be a
-    duplicate), and one ahead of a gap is sent back with a short delay.
+class Consumer:
+    """A durable JetStream pull consumer that feeds `apply_batch`, one transaction per fetched batch.
+
+    Acks are explicit: a message is acked only once its batch is committed (or found to be a
+    duplicate); one ahead of a gap is sent back with a short delay. nats-py is used directly
+    rather than faststream's batch subscriber, whose fetch loop dies on a plain
+    asyncio.TimeoutError from nats-py and stalls for seconds before its supervisor restarts it.
     """
-    bound = log.bind(consumer=durable)
 
-    @broker.subscriber(
-        subject,
-        stream=JStream(stream, declare=False),
-        durable=durable,
-        pull_sub=PullSub(batch_size=batch_size, timeout=max_wait, batch=True),
-        config=ConsumerConfig(deliver_policy=DeliverPolicy.ALL, ack_wait=60.0, max_ack_pending=20 * batch_size),
-        ack_policy=AckPolicy.MANUAL,
-        title=f"{durable}:events",
-        description=description or "Every assignment event, folded into this service's projection.",
-    )
-    async def on_events(body: list[Any], message: Annotated[Any, Context("message")]) -> None:
-        raw = list(message.raw_message)
-        by_seq = {int(m.metadata.sequence.stream): m for m in raw}
+    def __init__(
+        self,
+        js: Any,
+        engine: AsyncEngine,
+        tables: ProjectionTables,
+        durable: str,
+        stream: str,
+        subject: str,
+        batch_size: int = 256,
+        max_wait: float = 0.25,
+    ) -> None:
+        self.js, self.engine, self.tables = js, engine, tables
+        self.durable, self.stream, self.subject = durable, stream, subject
+        self.batch_size, self.max_wait = batch_size, max_wait
+        self.log = log.bind(consumer=durable)
+        self._sub: Any = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+
+    async def start(self) -> None:
+        self._sub = await self.js.pull_subscribe(
+            self.subject,
+            durable=self.durable,
+            stream=self.stream,
+            config=ConsumerConfig(
+                deliver_policy=DeliverPolicy.ALL,
+                ack_policy=AckPolicy.EXPLICIT,
+                ack_wait=60.0,
+                max_ack_pending=20 * self.batch_size,
+            ),
+        )
+        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.durable}")
+        self.log.info("consumer.started")
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            try:
+                await asyncio.wait_for(asyncio.shield(self._task), self.max_wait + 5.0)
+            except TimeoutError:
+                self._task.cancel()  # mid-batch: the transaction rolls back, messages come again
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()  # the durable stays on the server; only this client leaves
+        self.log.info("consumer.stopped")
+
+    async def _run(self) -> None:
+        while not self._stopping.is_set():
+            try:
+                msgs = await self._sub.fetch(batch=self.batch_size, timeout=self.max_wait)
+            except TimeoutError:  # nats' own and asyncio's: nothing new
+                continue
+            except Exception as exc:  # noqa: BLE001 - connection trouble: nats reconnects, we retry
+                self.log.warning("consumer.fetch_failed", error=repr(exc))
+                await asyncio.sleep(1.0)
+                continue
+            if msgs:
+                await self.handle(msgs)
+
+    async def handle(self, msgs: list[Any]) -> BatchOutcome | None:
+        by_seq = {int(m.metadata.sequence.stream): m for m in msgs}
         items = [(seq, m.data) for seq, m in by_seq.items()]
         try:
-            out = await apply_batch(engine, tables, durable, items)
+            out = await apply_batch(self.engine, self.tables, self.durable, items)
             if out.deferred and not out.applied:
                 # A gap before this batch: retention may have removed it, which is no loss.
-                js = broker.config.connection_state.stream
-                first = int((await js.stream_info(stream)).state.first_seq)
-                out = await apply_batch(engine, tables, durable, items, first_available=first)
-        except Exception:
-            bound.exception("projection.batch_failed", size=len(items))
-            for m in raw:
-                await m.nak(delay=1.0)
-            return
-        for seq in out.done:
-            await by_seq[seq].ack()
-        for seq in out.deferred:
-            await by_seq[seq].nak(delay=0.5)
+                first = int((await self.js.stream_info(self.stream)).state.first_seq)
+                out = await apply_batch(self.engine, self.tables, self.durable, items, first_available=first)
+            for seq in out.done:
+                await by_seq[seq].ack()
+            for seq in out.deferred:
+                await by_seq[seq].nak(delay=0.5)
+        except Exception:  # noqa: BLE001 - the batch is retried; a poison message is skipped in apply_batch
+            self.log.exception("consumer.batch_failed", size=len(items))
+            for m in msgs:
+                with contextlib.suppress(Exception):
+                    await m.nak(delay=1.0)
+            return None
         if out.deferred:
-            bound.warning("projection.gap", position=out.position, deferred=len(out.deferred))
-        bound.debug("projection.batch", applied=len(out.applied), duplicates=len(out.duplicates), position=out.position)
+            self.log.warning("consumer.gap", position=out.position, deferred=len(out.deferred))
+        self.log.debug(
+            "consumer.batch", applied=len(out.applied), duplicates=len(out.duplicates), position=out.position
+        )
+        return out

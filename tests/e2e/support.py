@@ -192,6 +192,7 @@ class Stack:
     js: Any
     temporal: Any
     task_queue: str
+    tmp: Path
 
     def headers(self, role: str, unit_id: str | None = None) -> dict[str, str]:
         return auth(self.key_dir, role, unit_id)
@@ -234,7 +235,7 @@ async def running_stack(
                 database_url=sqlite_url(tmp / "progress.sqlite"), assignment_url=a_url, **common
             )
             p_url = await stack.enter_async_context(serve(progress_app(p_settings)))
-            yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue)
+            yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue, tmp)
     finally:
         await nc.close()
 
