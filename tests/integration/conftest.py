@@ -1,13 +1,15 @@
 """Fixtures for the assignment workflow tests: a fresh time-skipping server, JetStream, a kit.
 
 The time-skipping server's clock starts at the real present and only moves forward, so each
-test gets its own server (it starts in ~0.1s) and computes its dates from the server's clock.
+test gets its own server (it starts in ~0.1s) and computes its dates from the server's clock
+(never from the session-wide `time_skipping_env`, whose clock earlier tests have moved).
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -78,6 +80,15 @@ def make_spec(
 
 
 _CN = holidays.China(years=range(2024, 2040))
+
+
+def china_today() -> dt.date:
+    """Today in China by the real clock (the dev server's clock)."""
+    return shanghai_date(dt.datetime.now(dt.UTC))
+
+
+def current_period(day: dt.date) -> str:
+    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
 
 
 def is_cn_working_day(day: dt.date) -> bool:
@@ -217,6 +228,11 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
     # The test server accepts search attribute registration, so the workflow upserts them as in production.
     request = AddSearchAttributesRequest(namespace=env.client.namespace, search_attributes=SEARCH_ATTRIBUTES)
     await env.client.operator_service.add_search_attributes(request)
+    # POLICYFLOW_TEST_CLOCK=2027-09-29 runs these tests as if started on that day (China time).
+    if start := os.environ.get("POLICYFLOW_TEST_CLOCK"):
+        await env.sleep(
+            start_of_day(dt.date.fromisoformat(start)) + dt.timedelta(hours=10) - await env.get_current_time()
+        )
     yield env
     await env.shutdown()
 

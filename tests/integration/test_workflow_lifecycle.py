@@ -28,6 +28,7 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
+    current_period,
     department,
     independent_add_working_days,
     make_spec,
@@ -53,6 +54,7 @@ async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
     result = await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
     assert (result.stage, result.year) == ("planning", first)
 
+    reasons: list[str] = []
     for year in range(first, horizon + 1):
         s = await status(h)
         assert (s.stage, s.year) == (Stage.PLANNING, year)
@@ -65,11 +67,13 @@ async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
             if f"report:{year}-Q{q}" in (await status(h)).deadlines:
                 await kit.sleep_until(quarter_end(year, q) + dt.timedelta(days=3))
                 await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q{q}", 25.0 * q))
-        if year % 2:  # odd years: the unit declares the work done in December
+        if year % 2 and await kit.today() < dt.date(year, 12, 1):  # odd years: declared done in December
+            reasons.append("declared_done")
             await kit.sleep_until(dt.date(year, 12, 1))
             await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=department(unit)))
             await kit.sleep_until(dt.date(year, 12, 2))
         else:  # even years: the year end hands it to verification by itself
+            reasons.append("year_end")
             await kit.sleep_until(dt.date(year + 1, 1, 6))
         s = await status(h)
         assert (s.stage, s.year) == (Stage.VERIFYING, year)
@@ -90,7 +94,7 @@ async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
     # One run per year, each with a small history.
     sizes = await run_history_sizes(kit, h)
     assert len(sizes) == horizon - first + 1
-    assert max(sizes) < 400, sizes
+    assert max(sizes) < 200, sizes
 
     # The stream holds every event once, in sequence, with no gap; its fold is the status.
     events = await kit.events(spec.assignment_id)
@@ -103,8 +107,8 @@ async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
     assert len(of_type(events, "VerificationPassed")) == 10
     assert len(of_type(events, "YearStarted")) == 9
     assert [e.payload["year"] for e in of_type(events, "EvaluationRecorded")] == sorted(evaluations)
-    reasons = [e.payload["reason"] for e in of_type(events, "VerificationRequested")]
-    assert reasons == ["year_end" if y % 2 == 0 else "declared_done" for y in range(first, horizon + 1)]
+    assert [e.payload["reason"] for e in of_type(events, "VerificationRequested")] == reasons
+    assert "declared_done" in reasons and "year_end" in reasons
     assert of_type(events, "ProgressReported") and of_type(events, "AssignmentCompleted")
     # Every quarterly report was on time: no escalation anywhere.
     assert of_type(events, "SupervisionEscalated") == []
@@ -158,10 +162,14 @@ async def test_returned_plan_and_failed_verification_loop_back(kit: Kit) -> None
 
     # The unit lets the rework slip past New Year: no automatic year-end verification while
     # rework is open, but the rework deadline escalates.
-    await kit.sleep_until(max(independent_add_working_days(rework_due, 2), dt.date(year + 1, 1, 2)))
+    await kit.sleep_until(independent_add_working_days(rework_due, 2))
+    s = await status(h)
+    assert s.escalations == {f"rework:{year}": "blue"} and s.overdue_level == "blue"
+    if await kit.today() < dt.date(year + 1, 1, 2):
+        await kit.sleep_until(dt.date(year + 1, 1, 2))
     s = await status(h)
     assert (s.stage, s.year) == (Stage.IMPLEMENTING, year)
-    assert s.escalations == {f"rework:{year}": "blue"} and s.overdue_level == "blue"
+    assert f"rework:{year}" in s.escalations
 
     again = await h.execute_update(
         AssignmentWorkflow.request_verification, RequestVerification(actor=department(unit), note="evidence added")
@@ -242,7 +250,7 @@ async def test_a_cooperating_units_report_reaches_the_lead(kit: Kit) -> None:
     await coop_h.execute_update(
         AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
     )
-    period = f"{year}-Q{(today.month - 1) // 3 + 1}"
+    period = current_period(today)
     await coop_h.execute_update(AssignmentWorkflow.report_progress, report("yuzhong", period, 40))
 
     for _ in range(100):

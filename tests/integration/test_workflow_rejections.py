@@ -31,6 +31,8 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
+    china_today,
+    current_period,
     department,
     idle,
     make_spec,
@@ -60,7 +62,8 @@ async def refused(kit: Kit, h: Handle, update: Any, cmd: Any, reason: str) -> No
 
 async def test_refused_commands_at_every_stage(dev_kit: Kit) -> None:
     kit = dev_kit
-    year = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=8))).year
+    today = china_today()
+    year = today.year
     unit, other = unique_unit(), unique_unit()
     me, stranger = department(unit), department(other)
     spec = make_spec(unit, year, year + 1)
@@ -70,7 +73,7 @@ async def test_refused_commands_at_every_stage(dev_kit: Kit) -> None:
     with pytest.raises(WorkflowUpdateFailedError) as early:
         await h.execute_update(W.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"))
     assert early.value.cause.message == f"no annual plan for {year} awaits review: stage is assigned for {year}"  # type: ignore[attr-defined]
-    period = f"{year}-Q{(dt.date.today().month - 1) // 3 + 1}"
+    period = current_period(today)
 
     # assigned
     await refused(
@@ -242,7 +245,7 @@ async def test_refused_commands_at_every_stage(dev_kit: Kit) -> None:
 
 async def test_malformed_input_is_refused_before_the_validator(dev_kit: Kit) -> None:
     """Content that does not even parse (percent 150, a bad sha256) is refused the same way."""
-    year = dt.date.today().year
+    year = china_today().year
     unit = unique_unit()
     h = await dev_kit.start(make_spec(unit, year, year))
     await idle(h)

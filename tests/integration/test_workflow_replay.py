@@ -9,6 +9,7 @@ new into its second year. Re-record it (after a deliberate, versioned change) wi
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 from pathlib import Path
 
@@ -28,6 +29,7 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
+    current_period,
     department,
     independent_add_working_days,
     make_spec,
@@ -45,6 +47,9 @@ UNIT = "tongnan"
 async def eventful_first_year(kit: Kit) -> tuple[Handle, str]:
     """A first year that takes most branches; returns the handle and the first run's id."""
     today = await kit.today()
+    if today.month == 12:  # keep the whole first year inside one calendar year
+        await kit.sleep_until(dt.date(today.year + 1, 1, 10))
+        today = await kit.today()
     year = today.year
     spec = make_spec(UNIT, year, year + 1, evaluation_years=[year])
     h = await kit.start(spec)
@@ -62,7 +67,7 @@ async def eventful_first_year(kit: Kit) -> tuple[Handle, str]:
     await h.execute_update(
         AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
     )
-    period = f"{year}-Q{((await kit.today()).month - 1) // 3 + 1}"
+    period = current_period(await kit.today())
     await h.execute_update(AssignmentWorkflow.report_progress, report(UNIT, period, 60))
     await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
     await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="fail", findings="more"))

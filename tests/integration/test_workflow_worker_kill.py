@@ -19,7 +19,17 @@ from temporalio.client import Client
 
 from contracts.commands import AcceptAssignment, RequestVerification, ReviewAnnualPlan, VerifyYear
 from contracts.ids import workflow_id
-from tests.integration.conftest import SUPERVISOR, VERIFIER, department, make_spec, plan, read_stream, report
+from tests.integration.conftest import (
+    SUPERVISOR,
+    VERIFIER,
+    china_today,
+    current_period,
+    department,
+    make_spec,
+    plan,
+    read_stream,
+    report,
+)
 from workflows.models import AssignmentInput
 from workflows.workflows import AssignmentWorkflow
 
@@ -48,7 +58,8 @@ async def test_a_killed_worker_is_replaced_and_the_lifecycle_finishes(
     task_queue: str,
     tmp_path: Path,
 ) -> None:
-    year = dt.datetime.now(dt.UTC).year
+    today = china_today()
+    year = today.year
     unit = f"k{os.getpid()}{int(time.time()) % 100000}"
     spec = make_spec(unit, year, year)
     me = department(unit)
@@ -75,8 +86,7 @@ async def test_a_killed_worker_is_replaced_and_the_lifecycle_finishes(
     second = spawn_worker(tmp_path / "worker-2.log", nats_url, temporal_address, task_queue)
     try:
         assert (await asyncio.wait_for(review, 60)).stage == "implementing"
-        period = f"{year}-Q{(dt.date.today().month - 1) // 3 + 1}"
-        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, period, 100))
+        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, current_period(today), 100))
         await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
         await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
         final = await asyncio.wait_for(h.result(), 30)
