@@ -90,6 +90,10 @@ class Server:
             self.proc.send_signal(signal.SIGKILL)
             self.proc.wait()
 
+    def terminate(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 15.0) -> None:
         if not self.proc or self.proc.poll() is not None:
             return

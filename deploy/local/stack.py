@@ -157,6 +157,9 @@ class Stack:
         raise RuntimeError(f"{service} not healthy after {timeout:.0f}s: {last}")
 
     def stop(self) -> None:
+        """Signal every process at once, then wait; servers go last so clients can finish."""
+        for proc in self.processes:
+            proc.terminate()
         for proc in reversed(self.processes):
             proc.stop()
         for server in reversed(self.servers):

@@ -27,7 +27,7 @@ def import_example(stack: Stack) -> None:
 
     body = load_programme_dir(EXAMPLE)
     token = issue_token(stack.config.var_dir / "keys", UserRole.SUPERVISOR, sub="make-up")
-    headers = {"Authorization": f"Bearer {token}"}
+    headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     base = stack.url("assignment")
     with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
         r = client.post("/v1/programmes", content=body.model_dump_json())
