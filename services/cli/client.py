@@ -1,0 +1,129 @@
+"""The command-line client's HTTP side: where the services are, which token to send, what went wrong.
+
+Service URLs and the token come from the environment (POLICYFLOW_ASSIGNMENT_URL,
+POLICYFLOW_PROGRESS_URL, POLICYFLOW_AUDIT_URL, POLICYFLOW_TOKEN), else from the config file
+(~/.config/policyflow/config.toml, or POLICYFLOW_CONFIG), else the local stack's defaults;
+`--token` beats them all. Writes carry an Idempotency-Key, so a retry after a timeout is safe.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import tomllib
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+
+DEFAULT_URLS = {
+    "assignment": "http://127.0.0.1:8101",
+    "progress": "http://127.0.0.1:8102",
+    "audit": "http://127.0.0.1:8103",
+}
+# Tests swap in an httpx.MockTransport here.
+TRANSPORT: httpx.BaseTransport | None = None
+RETRIES = 3
+
+
+class ApiError(Exception):
+    """One clear line: the status (0 when the service could not be reached) and the service's reason."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(f"{status} {detail}" if status else detail)
+        self.status = status
+        self.detail = detail
+
+
+def config_path() -> Path:
+    return Path(os.environ.get("POLICYFLOW_CONFIG", "~/.config/policyflow/config.toml")).expanduser()
+
+
+def read_config_file(path: Path | None = None) -> dict[str, Any]:
+    path = path or config_path()
+    if not path.exists():
+        return {}
+    try:
+        return tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError) as exc:
+        raise ApiError(0, f"cannot read config file {path}: {exc}") from exc
+
+
+@dataclass(frozen=True)
+class Config:
+    urls: dict[str, str]
+    token: str | None
+
+    @classmethod
+    def load(cls, token: str | None = None) -> Config:
+        file = read_config_file()
+        urls = {
+            name: (os.environ.get(f"POLICYFLOW_{name.upper()}_URL") or file.get(f"{name}_url") or default).rstrip("/")
+            for name, default in DEFAULT_URLS.items()
+        }
+        return cls(urls=urls, token=token or os.environ.get("POLICYFLOW_TOKEN") or file.get("token"))
+
+    def claims(self) -> dict[str, Any]:
+        """The token's claims, unverified: only to pick defaults such as the caller's unit."""
+        if not self.token:
+            return {}
+        try:
+            return dict(jwt.decode(self.token, options={"verify_signature": False}))
+        except jwt.PyJWTError:
+            return {}
+
+
+def _detail(resp: httpx.Response) -> str:
+    try:
+        body = resp.json()
+    except ValueError:
+        return resp.text.strip()[:500] or resp.reason_phrase
+    detail = body.get("detail") if isinstance(body, dict) else None
+    return detail if isinstance(detail, str) else str(body)[:500]
+
+
+class Client:
+    def __init__(self, config: Config, timeout: float = 30.0) -> None:
+        self.config = config
+        self.http = httpx.Client(timeout=timeout, transport=TRANSPORT)
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.http.close()
+
+    def request(
+        self,
+        service: str,
+        method: str,
+        path: str,
+        json: Any = None,
+        params: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
+    ) -> Any:
+        base = self.config.urls[service]
+        headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
+        if method != "GET":
+            headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
+        clean = {k: v for k, v in (params or {}).items() if v is not None}
+        for attempt in range(RETRIES):
+            try:
+                resp = self.http.request(method, f"{base}{path}", json=json, params=clean, headers=headers)
+            except httpx.TimeoutException as exc:
+                if attempt + 1 < RETRIES:  # same Idempotency-Key: the service answers once
+                    time.sleep(0.5 * (attempt + 1))
+                    continue
+                raise ApiError(0, f"{service} service at {base} did not answer in time ({exc})") from exc
+            except httpx.HTTPError as exc:
+                raise ApiError(0, f"cannot reach the {service} service at {base}: {exc}") from exc
+            if resp.status_code in (502, 503, 504) and attempt + 1 < RETRIES:
+                time.sleep(0.5 * (attempt + 1))
+                continue
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, _detail(resp))
+            return resp.json() if resp.content else None
+        raise AssertionError("unreachable")
