@@ -142,9 +142,7 @@ RULES: dict[type, tuple[Sender, str, Check]] = {
 }
 
 
-def reason(s: AssignmentState | None, spec: AssignmentSpec, cmd: Any, today: dt.date) -> str | None:
-    """Why `cmd` is refused, or None. With no state yet (the workflow is starting), only the sender."""
+def reason(s: AssignmentState, spec: AssignmentSpec, cmd: Any, today: dt.date) -> str | None:
+    """Why `cmd` is refused, or None."""
     sender, what, check = RULES[type(cmd)]
-    return sender_reason(spec, cmd.actor, sender, what) or (
-        None if s is None else closed_reason(s) or check(s, spec, cmd, today)
-    )
+    return sender_reason(spec, cmd.actor, sender, what) or closed_reason(s) or check(s, spec, cmd, today)

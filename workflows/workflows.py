@@ -19,14 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Stage, UserRole
+    from contracts.base import SYSTEM_ACTOR, Actor, Stage, UserRole
     from contracts.commands import (
         QUERY_STATUS,
         SIGNAL_COOPERATING_REPORT,
@@ -50,36 +50,20 @@ with workflow.unsafe.imports_passed_through():
         VerifyYear,
     )
     from contracts.events import (
-        AnnualPlanApproved,
-        AnnualPlanReturned,
-        AnnualPlanSubmitted,
-        AssignmentAccepted,
-        AssignmentCancelled,
-        AssignmentCompleted,
-        AssignmentCreated,
         CooperatingReportReceived,
         EscalationCleared,
-        EvaluationRecorded,
         Event,
         Fact,
-        ProgressReported,
-        ReminderIssued,
         SupervisionEscalated,
-        VerificationFailed,
-        VerificationPassed,
-        VerificationRequested,
-        YearStarted,
         make_event,
     )
     from contracts.fold import AssignmentState, apply
     from contracts.ids import workflow_id
     from workflows import deadlines as rules
-    from workflows import validation
+    from workflows import decisions, validation
     from workflows.activities import CalendarRequest, EventPublisher, PublishEvents, load_working_calendar
     from workflows.calendar import WorkingCalendar, YearCalendar, shanghai_date, start_of_day
     from workflows.models import MAX_REMEMBERED_COMMANDS, AssignmentInput, AssignmentStatus, Carried
-
-C = TypeVar("C", bound=Command)
 
 COMMAND_REJECTED = "CommandRejected"
 PUBLISH_BATCH = 50
@@ -209,7 +193,7 @@ class AssignmentWorkflow:
             for d in s.deadlines.values()
         ]
         candidates = [d for d in days if d is not None]
-        if self._year_end_applies(s):
+        if decisions.year_end_applies(s):
             candidates.append(rules.year_end(s.year))
         # New Year's Day: reload the calendar so that the new year's holidays are known.
         candidates.append(dt.date(today.year + 1, 1, 1))
@@ -217,26 +201,16 @@ class AssignmentWorkflow:
 
     def _issue_notices(self, today: dt.date) -> None:
         for d in sorted(self._current().deadlines.values(), key=lambda d: (d.due, d.key)):
-            notice = rules.due_notice(self._calendar, self._rules, d, self._notices.get(d.key), today)
-            if notice is None:
-                continue
-            fact: Fact
-            if notice.level == "reminder":
-                fact = ReminderIssued(deadline=d)
-            else:
-                overdue = max(notice.working_days_overdue, self._calendar.working_days_between(d.due, today))
-                fact = SupervisionEscalated(deadline=d, level=OverdueLevel(notice.level), working_days_overdue=overdue)
-            self._emit([fact], SYSTEM_ACTOR)
-            self._notices[d.key] = notice.level
-
-    def _year_end_applies(self, s: AssignmentState) -> bool:
-        # After a failed verification the rework deadline governs, not the calendar year.
-        return s.stage == Stage.IMPLEMENTING and f"rework:{s.year}" not in s.deadlines
+            fact = decisions.notice(self._calendar, self._rules, d, self._notices.get(d.key), today)
+            if fact is not None:
+                self._emit([fact], SYSTEM_ACTOR)
+                self._notices[d.key] = fact.level.value if isinstance(fact, SupervisionEscalated) else "reminder"
 
     def _verify_at_year_end(self, today: dt.date) -> None:
         s = self._current()
-        if self._year_end_applies(s) and today >= rules.year_end(s.year):
-            self._emit(self._verification_requested("year_end", "", today), SYSTEM_ACTOR)
+        if decisions.year_end_applies(s) and today >= rules.year_end(s.year):
+            fact = decisions.verification_requested(s, self._calendar, self._rules, "year_end", "", today)
+            self._emit([fact], SYSTEM_ACTOR)
 
     async def _ensure_calendar(self, today: dt.date) -> None:
         """Load the years the deadlines may touch; a no-op (no await) when they are loaded."""
@@ -326,118 +300,10 @@ class AssignmentWorkflow:
         if changed:
             workflow.upsert_search_attributes(changed)
 
-    # ---- facts -------------------------------------------------------------------------------
-
     def _create(self, today: dt.date) -> None:
-        spec = self._spec
-        # A late dispatch starts in the current year: nobody plans for a year already gone.
-        year = self._about_to_be_created().year
-        created = AssignmentCreated(
-            task_title=spec.task_title,
-            role=spec.role,
-            start_year=year,
-            horizon_year=spec.horizon_year,
-            lead_assignment_id=spec.lead_assignment_id,
-            evaluation_years=spec.schedule.evaluation_years,
-            opens=[rules.acceptance(self._calendar, self._rules, today, year)],
-        )
-        self._emit([created], self._input.created_by)
-        self._run_year = year
-
-    def _about_to_be_created(self) -> AssignmentState:
-        """What the state will be once `_create` runs: for validating a command sent with the start."""
-        spec = self._spec
-        return AssignmentState(
-            assignment_id=spec.assignment_id,
-            programme_id=spec.programme_id,
-            task_no=spec.task_no,
-            unit_id=spec.unit_id,
-            role=spec.role,
-            year=max(spec.schedule.start_year, self._today().year),
-            horizon_year=spec.horizon_year,
-        )
-
-    def _open(self, *keys: str) -> list[str]:
-        return [k for k in keys if k in self._current().deadlines]
-
-    def _verification_requested(self, reason: Any, note: str, today: dt.date) -> list[Fact]:
-        y = self._current().year
-        reports = [f"report:{rules.period(y, q)}" for q in (1, 2, 3)]
-        return [
-            VerificationRequested(
-                year=y,
-                reason=reason,
-                note=note,
-                closes=self._open(f"verification:{y}", f"rework:{y}", *reports),
-                opens=[rules.verifier_decision(self._calendar, self._rules, y, today)],
-            )
-        ]
-
-    def _decide(self, cmd: Command, today: dt.date) -> list[Fact]:  # noqa: C901 - one branch per command
-        s, cal, r = self._current(), self._calendar, self._rules
-        y = s.year
-        match cmd:
-            case AcceptAssignment():
-                return [
-                    AssignmentAccepted(
-                        year=y, closes=self._open("acceptance"), opens=[rules.first_annual_plan(cal, r, today, y)]
-                    )
-                ]
-            case SubmitAnnualPlan():
-                return [
-                    AnnualPlanSubmitted(
-                        year=y,
-                        revision=s.plan_revision + 1,
-                        milestones=cmd.milestones,
-                        indicators=cmd.indicators,
-                        closes=self._open(f"annual_plan:{y}"),
-                    )
-                ]
-            case ReviewAnnualPlan(decision="approve"):
-                opens = [*rules.quarterly_reports(cal, r, y, today), rules.verification_request(cal, r, y)]
-                return [AnnualPlanApproved(year=y, revision=s.plan_revision, comment=cmd.comment, opens=opens)]
-            case ReviewAnnualPlan():
-                reopened = rules.resubmitted_plan(cal, r, y, today)
-                return [AnnualPlanReturned(year=y, revision=s.plan_revision, reasons=cmd.comment, opens=[reopened])]
-            case ReportProgress():
-                return [
-                    ProgressReported(
-                        year=y,
-                        period=cmd.period,
-                        percent=cmd.percent,
-                        narrative=cmd.narrative,
-                        indicator_values=cmd.indicator_values,
-                        evidence=cmd.evidence,
-                        closes=self._open(f"report:{cmd.period}"),
-                    )
-                ]
-            case RequestVerification():
-                return self._verification_requested("declared_done", cmd.note, today)
-            case VerifyYear(decision="fail"):
-                redo = rules.rework(cal, r, y, today)
-                return [
-                    VerificationFailed(
-                        year=y,
-                        findings=cmd.findings,
-                        rework_due=redo.due,
-                        closes=self._open(f"review:{y}"),
-                        opens=[redo],
-                    )
-                ]
-            case VerifyYear():
-                facts: list[Fact] = [
-                    VerificationPassed(year=y, findings=cmd.findings, closes=self._open(f"review:{y}"))
-                ]
-                if cmd.score is not None:
-                    facts.append(EvaluationRecorded(year=y, score=cmd.score, findings=cmd.findings))
-                if y >= s.horizon_year:
-                    facts.append(AssignmentCompleted(year=y, closes=sorted(s.deadlines)))
-                else:
-                    facts.append(YearStarted(year=y + 1, opens=[rules.annual_plan(cal, r, y + 1, today)]))
-                return facts
-            case CancelAssignment():
-                return [AssignmentCancelled(reason=cmd.reason, closes=sorted(s.deadlines))]
-        raise TypeError(f"unknown command {type(cmd).__name__}")
+        fact = decisions.created(self._spec, self._calendar, today)
+        self._emit([fact], self._input.created_by)
+        self._run_year = fact.start_year
 
     # ---- commands ----------------------------------------------------------------------------
 
@@ -445,7 +311,9 @@ class AssignmentWorkflow:
         """Validator body: a refusal raised here leaves no trace in history."""
         if cmd.command_id is not None and cmd.command_id in self._results:
             return  # a retry: the handler answers with the earlier result
-        reason = validation.reason(self._state or self._about_to_be_created(), self._spec, cmd, self._today())
+        today = self._today()
+        state = self._state or decisions.about_to_be_created(self._spec, today)
+        reason = validation.reason(state, self._spec, cmd, today)
         if reason:
             raise rejected(reason)
 
@@ -458,10 +326,11 @@ class AssignmentWorkflow:
             result = self._results[cmd.command_id]
             target = self._seq - 1
         else:
-            reason = validation.reason(self._state, self._spec, cmd, today)
+            reason = validation.reason(self._current(), self._spec, cmd, today)
             if reason:
                 raise rejected(reason)  # only when another command changed the state meanwhile
-            events = self._emit(self._decide(cmd, today), cmd.actor)
+            s = self._current()
+            events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
             s = self._current()
             result = CommandResult(event_ids=[e.event_id for e in events], stage=s.stage.value, year=s.year)
             self._remember(cmd.command_id, result)
@@ -574,6 +443,6 @@ class AssignmentWorkflow:
 
     @workflow.query(name=QUERY_STATUS)
     def status(self) -> AssignmentStatus:
-        state = self._state or self._about_to_be_created()
+        state = self._state or decisions.about_to_be_created(self._spec, self._today())
         extra = {"notices": self._notices, "next_wake": self._wake, "unpublished_events": len(self._outbox)}
         return AssignmentStatus.model_validate({**state.model_dump(), **extra})

@@ -1,0 +1,176 @@
+"""What each command (or the clock) makes happen: pure functions from state to facts.
+
+The workflow turns the facts into events and folds them; which deadlines a fact opens and
+closes is decided here, from the rules in `workflows.deadlines`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from contracts.base import OverdueLevel, Stage
+from contracts.catalog import DeadlineRules
+from contracts.commands import (
+    AcceptAssignment,
+    AssignmentSpec,
+    CancelAssignment,
+    Command,
+    ReportProgress,
+    RequestVerification,
+    ReviewAnnualPlan,
+    SubmitAnnualPlan,
+    VerifyYear,
+)
+from contracts.events import (
+    AnnualPlanApproved,
+    AnnualPlanReturned,
+    AnnualPlanSubmitted,
+    AssignmentAccepted,
+    AssignmentCancelled,
+    AssignmentCompleted,
+    AssignmentCreated,
+    Deadline,
+    EvaluationRecorded,
+    Fact,
+    ProgressReported,
+    ReminderIssued,
+    SupervisionEscalated,
+    VerificationFailed,
+    VerificationPassed,
+    VerificationRequested,
+    YearStarted,
+)
+from contracts.fold import AssignmentState
+from workflows import deadlines as rules
+from workflows.calendar import WorkingCalendar
+
+
+def first_year(spec: AssignmentSpec, today: dt.date) -> int:
+    """A late dispatch starts in the current year: nobody plans for a year already gone."""
+    return max(spec.schedule.start_year, today.year)
+
+
+def about_to_be_created(spec: AssignmentSpec, today: dt.date) -> AssignmentState:
+    """The state `created` will lead to: for validating a command sent along with the start."""
+    return AssignmentState(
+        assignment_id=spec.assignment_id,
+        programme_id=spec.programme_id,
+        task_no=spec.task_no,
+        unit_id=spec.unit_id,
+        role=spec.role,
+        year=first_year(spec, today),
+        horizon_year=spec.horizon_year,
+    )
+
+
+def created(spec: AssignmentSpec, cal: WorkingCalendar, today: dt.date) -> AssignmentCreated:
+    year = first_year(spec, today)
+    return AssignmentCreated(
+        task_title=spec.task_title,
+        role=spec.role,
+        start_year=year,
+        horizon_year=spec.horizon_year,
+        lead_assignment_id=spec.lead_assignment_id,
+        evaluation_years=spec.schedule.evaluation_years,
+        opens=[rules.acceptance(cal, spec.schedule.rules, today, year)],
+    )
+
+
+def notice(cal: WorkingCalendar, r: DeadlineRules, d: Deadline, sent: str | None, today: dt.date) -> Fact | None:
+    """The reminder or escalation `d` earns today, if one is due and not yet issued."""
+    n = rules.due_notice(cal, r, d, sent, today)
+    if n is None:
+        return None
+    if n.level == "reminder":
+        return ReminderIssued(deadline=d)
+    overdue = max(n.working_days_overdue, cal.working_days_between(d.due, today))
+    return SupervisionEscalated(deadline=d, level=OverdueLevel(n.level), working_days_overdue=overdue)
+
+
+def year_end_applies(s: AssignmentState) -> bool:
+    """Implementing with no rework open: the year's end hands the work to verification.
+
+    After a failed verification the rework deadline governs, not the calendar year.
+    """
+    return s.stage == Stage.IMPLEMENTING and f"rework:{s.year}" not in s.deadlines
+
+
+def verification_requested(
+    s: AssignmentState,
+    cal: WorkingCalendar,
+    r: DeadlineRules,
+    reason: Literal["declared_done", "year_end"],
+    note: str,
+    today: dt.date,
+) -> VerificationRequested:
+    y = s.year
+    reports = [f"report:{rules.period(y, q)}" for q in (1, 2, 3)]
+    return VerificationRequested(
+        year=y,
+        reason=reason,
+        note=note,
+        closes=_open(s, f"verification:{y}", f"rework:{y}", *reports),
+        opens=[rules.verifier_decision(cal, r, y, today)],
+    )
+
+
+def _open(s: AssignmentState, *keys: str) -> list[str]:
+    return [k for k in keys if k in s.deadlines]
+
+
+def decide(  # noqa: C901 - one branch per command
+    s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Command, today: dt.date
+) -> list[Fact]:
+    """The facts a validated command produces, in order."""
+    y = s.year
+    match cmd:
+        case AcceptAssignment():
+            first_plan = rules.first_annual_plan(cal, r, today, y)
+            return [AssignmentAccepted(year=y, closes=_open(s, "acceptance"), opens=[first_plan])]
+        case SubmitAnnualPlan():
+            return [
+                AnnualPlanSubmitted(
+                    year=y,
+                    revision=s.plan_revision + 1,
+                    milestones=cmd.milestones,
+                    indicators=cmd.indicators,
+                    closes=_open(s, f"annual_plan:{y}"),
+                )
+            ]
+        case ReviewAnnualPlan(decision="approve"):
+            opens = [*rules.quarterly_reports(cal, r, y, today), rules.verification_request(cal, r, y)]
+            return [AnnualPlanApproved(year=y, revision=s.plan_revision, comment=cmd.comment, opens=opens)]
+        case ReviewAnnualPlan():
+            reopened = rules.resubmitted_plan(cal, r, y, today)
+            return [AnnualPlanReturned(year=y, revision=s.plan_revision, reasons=cmd.comment, opens=[reopened])]
+        case ReportProgress():
+            return [
+                ProgressReported(
+                    year=y,
+                    period=cmd.period,
+                    percent=cmd.percent,
+                    narrative=cmd.narrative,
+                    indicator_values=cmd.indicator_values,
+                    evidence=cmd.evidence,
+                    closes=_open(s, f"report:{cmd.period}"),
+                )
+            ]
+        case RequestVerification():
+            return [verification_requested(s, cal, r, "declared_done", cmd.note, today)]
+        case VerifyYear(decision="fail"):
+            redo = rules.rework(cal, r, y, today)
+            closes = _open(s, f"review:{y}")
+            return [VerificationFailed(year=y, findings=cmd.findings, rework_due=redo.due, closes=closes, opens=[redo])]
+        case VerifyYear():
+            facts: list[Fact] = [VerificationPassed(year=y, findings=cmd.findings, closes=_open(s, f"review:{y}"))]
+            if cmd.score is not None:
+                facts.append(EvaluationRecorded(year=y, score=cmd.score, findings=cmd.findings))
+            if y >= s.horizon_year:
+                facts.append(AssignmentCompleted(year=y, closes=sorted(s.deadlines)))
+            else:
+                facts.append(YearStarted(year=y + 1, opens=[rules.annual_plan(cal, r, y + 1, today)]))
+            return facts
+        case CancelAssignment():
+            return [AssignmentCancelled(reason=cmd.reason, closes=sorted(s.deadlines))]
+    raise TypeError(f"unknown command {type(cmd).__name__}")
