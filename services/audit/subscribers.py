@@ -12,6 +12,7 @@ Order and exactly-once rest on two rules:
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -19,6 +20,7 @@ import nats
 import structlog
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
+from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -120,7 +122,8 @@ class LedgerConsumer:
             )
         finally:
             await nc.close()
-        broker = NatsBroker(self.nats_url, logger=None)
+        # Its per-batch "Received/Processed" lines at DEBUG; its errors still reach the log.
+        broker = NatsBroker(self.nats_url, logger=logging.getLogger("audit.faststream"), log_level=logging.DEBUG)
         subscriber = broker.subscriber(
             EVENT_SUBJECTS,
             stream=JStream(self.stream, declare=False),
@@ -130,6 +133,7 @@ class LedgerConsumer:
             decoder=_no_decode,
         )
         subscriber(self._handle)
+        _normalize_fetch_timeouts(subscriber)
         await broker.start()
         self.broker = broker
         self.state = "running"
@@ -143,10 +147,10 @@ class LedgerConsumer:
             try:
                 outcome = await self.ingestor.ingest(batch)
                 break
-            except SQLAlchemyError as exc:
-                # Nothing was kept; keep the messages ours (in progress) and try again in place,
-                # rather than nak, so later messages never overtake them.
-                log.error("ingest.retry", error=str(exc)[:300], batch=len(batch), retry_in=delay)
+            except Exception as exc:  # noqa: BLE001 - whatever it was, nothing was kept: retry in place
+                # Keep the messages ours (in progress) and try again, rather than nak, so later
+                # messages never overtake them. Poison messages never get here (ingest rejects them).
+                log.exception("ingest.retry", error=str(exc)[:300], batch=len(batch), retry_in=delay)
                 await asyncio.gather(*(m.in_progress() for m in raw), return_exceptions=True)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
@@ -157,6 +161,35 @@ class LedgerConsumer:
         log.debug("ingest.batch", appended=outcome.appended, duplicates=outcome.duplicates, size=self.ingestor.size)
         if self.after_batch is not None:
             await self.after_batch(outcome)
+
+
+def _normalize_fetch_timeouts(subscriber: Any) -> None:
+    """Work around faststream 0.7's batch pull loop losing a fetched batch.
+
+    The loop ends a batch window on `nats.errors.TimeoutError` only, but nats-py's `fetch`
+    also raises a bare `TimeoutError` when the window closes between its two pull requests.
+    The loop task then dies holding the messages it already fetched: unacked, they come back
+    only after the ack wait, behind newer ones. Re-raised as the nats error, they end the
+    window as intended and the batch is handled. Patched on this subscription only, before
+    the loop task first runs (`_create_subscription` adds the task without yielding).
+    """
+    create = subscriber._create_subscription
+
+    async def create_then_patch() -> None:
+        await create()
+        fetch = subscriber.subscription.fetch
+
+        async def fetch_normalized(*args: Any, **kwargs: Any) -> Any:
+            try:
+                return await fetch(*args, **kwargs)
+            except NatsTimeoutError:
+                raise
+            except TimeoutError as exc:
+                raise NatsTimeoutError from exc
+
+        subscriber.subscription.fetch = fetch_normalized
+
+    subscriber._create_subscription = create_then_patch
 
 
 async def _no_decode(msg: Any) -> None:

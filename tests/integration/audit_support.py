@@ -81,9 +81,9 @@ def lifecycle(task_no: int, unit: str, start: dt.datetime = T0, step: dt.timedel
     ]
 
 
-def many_events(n_assignments: int) -> list[ev.Event]:
+def many_events(n_assignments: int, first: int = 0) -> list[ev.Event]:
     """Lifecycles of many assignments, interleaved like concurrent workflows would publish them."""
-    per = [lifecycle(1 + i % 30, f"unit{i:04d}") for i in range(n_assignments)]
+    per = [lifecycle(1 + i % 30, f"unit{i:04d}") for i in range(first, first + n_assignments)]
     return [e for step in zip(*per, strict=True) for e in step]
 
 

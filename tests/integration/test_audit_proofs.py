@@ -1,0 +1,112 @@
+"""Signed checkpoints, RFC 6962 proofs from the API checked with the pure verifier, tampering."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from contracts.base import UserRole
+from services.audit.ledger import entry_hash, leaf_hash, merkle_root, verify_consistency, verify_inclusion
+from services.audit.verify import checkpoint_signature_ok
+from tests.integration.audit_support import Service, lifecycle, many_events, publish, running, settings_for
+
+
+def included(proof: dict[str, Any], canonical: str | None = None) -> bool:
+    """What an auditor does with an inclusion proof: rebuild the leaf from the entry itself."""
+    entry = proof["entry"]
+    digest = entry_hash(bytes.fromhex(entry["prev_hash"]), canonical or entry["canonical"])
+    cp = proof["checkpoint"]
+    return checkpoint_signature_ok(cp, cp["public_key_pem"]) and verify_inclusion(
+        leaf_hash(digest),
+        proof["leaf_index"],
+        proof["tree_size"],
+        [bytes.fromhex(h) for h in proof["proof"]],
+        bytes.fromhex(cp["root"]),
+    )
+
+
+async def checkpoint(svc: Service) -> dict[str, Any]:
+    r = await svc.client.post("/v1/audit/checkpoints", headers=svc.auth(UserRole.SUPERVISOR))
+    assert r.status_code == 201, r.text
+    return r.json()  # type: ignore[no-any-return]
+
+
+async def test_checkpoints_and_proofs_verify_and_forgeries_fail(
+    tmp_path: Path, nats_url: str, event_stream: str
+) -> None:
+    first, second = many_events(20), many_events(20, first=20)  # 280 + 280 entries: past 2**8 leaves
+    async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
+        c, auth = svc.client, svc.auth()
+        assert (await c.get("/v1/audit/checkpoints/latest", headers=auth)).status_code == 404
+        await publish(nats_url, first)
+        await svc.wait_for_size(280)
+        old = await checkpoint(svc)
+        await publish(nats_url, second)
+        await svc.wait_for_size(560)
+        new = await checkpoint(svc)
+        assert (await checkpoint(svc))["size"] == 560  # nothing new: the same checkpoint again
+
+        latest = (await c.get("/v1/audit/checkpoints/latest", headers=auth)).json()
+        assert latest["size"] == 560 and latest["root"] == new["root"]
+        assert checkpoint_signature_ok(latest, latest["public_key_pem"])
+        assert latest["signed_note"].startswith("policyflow-audit-checkpoint/v1\nsize 560\n")
+        lines = (await c.get("/v1/audit/events", headers={**auth, "Accept": "application/x-ndjson"})).text
+        hashes = [bytes.fromhex(json.loads(line)["hash"]) for line in lines.splitlines()]
+        assert merkle_root(hashes[:280]).hex() == old["root"] and merkle_root(hashes).hex() == new["root"]
+
+        cases = [(first[0], 280), (first[279], 280), (first[0], None), (second[0], None), (second[-1], None)]
+        for event, size in cases:
+            params = {"event_id": event.event_id} | ({"size": size} if size else {})
+            proof = (await c.get("/v1/audit/proofs/inclusion", params=params, headers=auth)).json()
+            assert included(proof), (event.event_id, size)
+            forged = proof["entry"]["canonical"].replace('"seq":', '"seq":1', 1)
+            assert not included(proof, forged)
+        for event, size, status in [(second[0], 280, 409), (first[0], 100, 404)]:
+            params = {"event_id": event.event_id, "size": size}
+            assert (await c.get("/v1/audit/proofs/inclusion", params=params, headers=auth)).status_code == status
+
+        body = (await c.get("/v1/audit/proofs/consistency", params={"from": 280}, headers=auth)).json()
+        path = [bytes.fromhex(h) for h in body["proof"]]
+        old_root, new_root = bytes.fromhex(body["from"]["root"]), bytes.fromhex(body["to"]["root"])
+        assert body["to"]["size"] == 560 and verify_consistency(280, 560, old_root, new_root, path)
+        assert not verify_consistency(280, 560, merkle_root(hashes[1:281]), new_root, path)
+        assert not verify_consistency(280, 560, old_root, new_root, path[::-1])
+        same = (await c.get("/v1/audit/proofs/consistency", params={"from": 560, "to": 560}, headers=auth)).json()
+        assert same["proof"] == []
+
+
+async def test_one_changed_byte_is_named_by_verify(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+    events = lifecycle(14, "yuzhong") + lifecycle(3, "jiangbei")
+    async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
+        await publish(nats_url, events)
+        await svc.wait_for_size(len(events))
+        await checkpoint(svc)
+        auth = svc.auth(UserRole.SUPERVISOR)
+        assert (await svc.client.get("/v1/audit/verify", headers=auth)).json()["ok"] is True
+
+        db = sqlite3.connect(tmp_path / "audit.sqlite")
+        (text,) = db.execute("SELECT canonical FROM ledger WHERE ledger_seq = 17").fetchone()
+        db.execute("UPDATE ledger SET canonical = ? WHERE ledger_seq = 17", (text.replace("2026", "2027", 1),))
+        db.commit()
+        verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
+        assert verdict == {
+            "ok": False,
+            "first_bad_seq": 17,
+            "reason": "hash is not SHA-256(prev_hash || canonical): the entry was altered",
+        }
+
+        db.execute("UPDATE ledger SET canonical = ? WHERE ledger_seq = 17", (text,))  # restored
+        db.execute("UPDATE ledger SET unit_id = 'elsewhere' WHERE ledger_seq = 5")  # a column, not the text
+        db.commit()
+        verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
+        assert verdict["ok"] is False and verdict["first_bad_seq"] == 5 and "unit_id" in verdict["reason"]
+
+        db.execute("UPDATE ledger SET unit_id = 'yuzhong' WHERE ledger_seq = 5")
+        # Dropping the newest entry leaves a valid chain: only the signed checkpoint shows it.
+        db.execute("DELETE FROM ledger WHERE ledger_seq = 28")
+        db.commit()
+        db.close()
+        verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
+        assert verdict["ok"] is False and verdict["first_bad_seq"] == 28 and "covers 28" in verdict["reason"]
