@@ -1,0 +1,158 @@
+"""Who may do what, and how Temporal's answers become HTTP answers: no servers, a stand-in Temporal client."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from temporalio.client import WorkflowUpdateFailedError, WorkflowUpdateRPCTimeoutOrCancelledError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.base import Actor, UserRole
+from contracts.commands import CommandResult
+from services.progress.app import create_app
+from services.progress.settings import ProgressSettings
+from services.shared.auth import load_public_key
+from services.shared.temporal import http_error, update_id
+from tests.e2e.support import auth
+
+AID = "p1.t03.yuzhong"
+BODIES: dict[str, Any] = {
+    "plans": {"year": 2026, "milestones": [{"title": "m", "due": "2026-06-30"}]},
+    "plans/2026/review": {"decision": "approve", "comment": "ok"},
+    "reports": {"period": "2026-Q1", "percent": 5, "narrative": "n"},
+    "verification-requests": None,
+    "verification": {"decision": "pass"},
+    "cancel": {"reason": "r"},
+}
+# path -> who gets through (everyone else: 403). "own" is the yuzhong department.
+ALLOWED = {
+    "plans": {"own"},
+    "plans/2026/review": {"supervisor"},
+    "reports": {"own"},
+    "verification-requests": {"own"},
+    "verification": {"verifier", "supervisor"},
+    "cancel": {"supervisor"},
+}
+
+
+class FakeHandle:
+    def __init__(self, client: FakeClient, wid: str) -> None:
+        self.client, self.wid = client, wid
+
+    async def execute_update(self, name: str, cmd: Any, id: str | None = None, result_type: Any = None) -> Any:
+        self.client.sent.append((self.wid, name, cmd, id))
+        result = CommandResult(event_ids=[f"{AID}#{len(self.client.sent):06d}"], stage="planning", year=2026)
+        if id:
+            self.client.done[id] = result
+        return result
+
+    def get_update_handle(self, id: str, result_type: Any = None) -> Any:
+        client = self.client
+
+        class Update:
+            async def result(self) -> CommandResult:
+                if id not in client.done:
+                    raise RPCError(f'update "{id}" not found', RPCStatusCode.NOT_FOUND, b"")
+                return client.done[id]
+
+        return Update()
+
+
+class FakeClient:
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, str, Any, str | None]] = []
+        self.done: dict[str, CommandResult] = {}
+
+    def get_workflow_handle(self, wid: str) -> FakeHandle:
+        return FakeHandle(self, wid)
+
+
+@pytest.fixture
+async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FakeClient, Path]]:
+    keys = tmp_path / "keys"
+    settings = ProgressSettings(key_dir=keys, var_dir=tmp_path)
+    app = create_app(settings)
+    fake = FakeClient()
+    # The lifespan (Temporal, NATS, database) is not run: the state it would set is set here.
+    app.state.public_key = load_public_key(keys)
+    app.state.settings = settings
+    app.state.temporal = fake
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://progress") as c:
+        yield c, fake, keys
+
+
+CALLERS = {
+    "own": ("department", "yuzhong"),
+    "other": ("department", "wanzhou"),
+    "supervisor": ("supervisor", None),
+    "verifier": ("verifier", None),
+    "auditor": ("auditor", None),
+}
+
+
+@pytest.mark.parametrize("path", list(BODIES))
+@pytest.mark.parametrize("caller", list(CALLERS))
+async def test_role_matrix(api: tuple[httpx.AsyncClient, FakeClient, Path], path: str, caller: str) -> None:
+    c, fake, keys = api
+    role, unit = CALLERS[caller]
+    r = await c.post(f"/v1/assignments/{AID}/{path}", json=BODIES[path], headers=auth(keys, role, unit))
+    if caller in ALLOWED[path]:
+        assert r.status_code == 200, r.text
+        [(wid, _, cmd, _)] = fake.sent
+        assert wid == f"assignment-{AID}"
+        assert cmd.actor == Actor(sub=f"{role}:{unit}" if unit else role, role=UserRole(role), unit_id=unit)
+    else:
+        assert r.status_code == 403, r.text
+        assert fake.sent == []  # refused before Temporal hears of it
+
+
+async def test_refusals_come_before_the_body_is_judged(api: tuple[httpx.AsyncClient, FakeClient, Path]) -> None:
+    c, _, keys = api
+    r = await c.post(f"/v1/assignments/{AID}/reports", json={"percent": 500}, headers=auth(keys, "auditor"))
+    assert r.status_code == 403
+    r = await c.post(f"/v1/assignments/{AID}/reports", json={"percent": 500})
+    assert r.status_code == 401
+    r = await c.post("/v1/assignments/garbage/reports", json={"percent": 500}, headers=auth(keys, "department", "x1"))
+    assert r.status_code == 404
+
+
+async def test_idempotency_key_makes_one_command(api: tuple[httpx.AsyncClient, FakeClient, Path]) -> None:
+    c, fake, keys = api
+    headers = {**auth(keys, "department", "yuzhong"), "Idempotency-Key": "k-1"}
+    first = await c.post(f"/v1/assignments/{AID}/reports", json=BODIES["reports"], headers=headers)
+    again = await c.post(f"/v1/assignments/{AID}/reports", json=BODIES["reports"], headers=headers)
+    assert (first.json()["replayed"], again.json()["replayed"]) == (False, True)
+    assert first.json()["event_ids"] == again.json()["event_ids"]
+    [(_, name, cmd, uid)] = fake.sent
+    assert name == "report_progress" and cmd.command_id == "k-1"
+    assert uid == update_id("report_progress", cmd.actor, "k-1")
+    other = await c.post(f"/v1/assignments/{AID}/plans", json=BODIES["plans"], headers=headers)
+    assert other.json()["replayed"] is False  # the same key on another command is another command
+
+
+def test_update_ids_are_scoped_by_caller_and_command() -> None:
+    a = Actor(sub="department:yuzhong", role=UserRole.DEPARTMENT, unit_id="yuzhong")
+    b = Actor(sub="department:wanzhou", role=UserRole.DEPARTMENT, unit_id="wanzhou")
+    assert update_id("report_progress", a, "k") == update_id("report_progress", a, "k")
+    assert update_id("report_progress", a, "k") != update_id("report_progress", b, "k")
+    assert update_id("report_progress", a, "k") != update_id("submit_plan", a, "k")
+
+
+def test_temporal_errors_map_to_http() -> None:
+    rejected = WorkflowUpdateFailedError(ApplicationError("annual plan for 2027 is not open: stage is planning"))
+    assert (http_error(rejected, AID).status_code, http_error(rejected, AID).detail) == (
+        409, "annual plan for 2027 is not open: stage is planning",
+    )
+    missing = RPCError("workflow not found for ID: x", RPCStatusCode.NOT_FOUND, b"")
+    assert http_error(missing, AID).status_code == 404
+    closed = RPCError("workflow execution already completed", RPCStatusCode.NOT_FOUND, b"")
+    assert http_error(closed, AID).status_code == 409
+    assert http_error(WorkflowUpdateRPCTimeoutOrCancelledError(), AID).status_code == 504
+    assert http_error(RPCError("down", RPCStatusCode.UNAVAILABLE, b""), AID).status_code == 503
+    with pytest.raises(KeyError):
+        http_error(KeyError("not a Temporal error"), AID)
