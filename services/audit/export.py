@@ -76,30 +76,40 @@ def read_lines(path: Path, progress: Callable[[int], None] | None = None) -> Ite
         raise BundleError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def verify_bundle(
-    directory: Path, public_key: Path | None = None, progress: Callable[[int], None] | None = None
-) -> BundleResult:
-    """Recompute the chain and every checkpoint's Merkle root; check their signatures."""
+@dataclass(frozen=True)
+class Bundle:
+    ledger: Path
+    checkpoints: list[dict[str, Any]]
+    public_key: bytes
+
+
+def open_bundle(directory: Path, public_key: Path | None = None) -> Bundle:
+    """Everything a check needs, or BundleError if the bundle is unusable (before any work)."""
     if not directory.is_dir():
         raise BundleError(f"{directory} is not a directory")
     ledger_path = directory / LEDGER_FILE
     if not ledger_path.is_file():
-        raise BundleError(f"{ledger_path} is missing")
+        raise BundleError(f"{directory} is not an audit export: {LEDGER_FILE} is missing")
     checkpoints, key = load_checkpoints(directory, public_key)
-    latest = max((int(c.get("size", 0)) for c in checkpoints), default=0)
+    return Bundle(ledger_path, checkpoints, key)
+
+
+def verify_bundle(bundle: Bundle, progress: Callable[[int], None] | None = None) -> BundleResult:
+    """Recompute the chain and every checkpoint's Merkle root; check their signatures."""
+    latest = max((int(c.get("size", 0)) for c in bundle.checkpoints), default=0)
 
     def result(ok: bool, v: ChainVerifier, line: int | None = None, seq: Any = None, why: str = "") -> BundleResult:
         return BundleResult(ok, v.count, v.head if v.count else None, v.checkpoints_checked, latest, line, seq, why)
 
     refs = []
-    for cp in checkpoints:
-        if not checkpoint_signature_ok(cp, key):
+    for cp in bundle.checkpoints:
+        if not checkpoint_signature_ok(cp, bundle.public_key):
             bad = ChainVerifier()
             return result(False, bad, None, cp.get("size"), f"checkpoint of size {cp.get('size')}: bad signature")
         refs.append(CheckpointRef(int(cp["size"]), str(cp["root"]), str(cp["head"])))
     verifier = ChainVerifier(refs)
     last_line = 0
-    for number, raw in read_lines(ledger_path, progress):
+    for number, raw in read_lines(bundle.ledger, progress):
         last_line = number
         try:
             entry = json.loads(raw)

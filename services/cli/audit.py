@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from services.audit.export import LEDGER_FILE, BundleError, export_bundle, verify_bundle
+from services.audit.export import BundleError, export_bundle, open_bundle, verify_bundle
 
 app = typer.Typer(no_args_is_help=True, help="audit commands")
 DEFAULT_URL = "http://127.0.0.1:8103"
@@ -70,13 +70,11 @@ def verify(
     ] = None,
 ) -> None:
     """Check an export offline: the hash chain, each checkpoint's Merkle root and signature."""
-    ledger = directory / LEDGER_FILE
-    if not ledger.is_file():  # before the bar, so an unusable input is one clean line
-        _fail(f"{directory} is not an audit export: {LEDGER_FILE} is missing")
     try:
+        bundle = open_bundle(directory, public_key)  # before the bar: an unusable input is one clean line
         with _progress(DownloadColumn(), TimeRemainingColumn()) as bar:
-            task = bar.add_task("verifying", total=ledger.stat().st_size)
-            result = verify_bundle(directory, public_key, lambda n: bar.advance(task, n))
+            task = bar.add_task("verifying", total=bundle.ledger.stat().st_size)
+            result = verify_bundle(bundle, lambda n: bar.advance(task, n))
     except BundleError as exc:
         _fail(str(exc))
     if not result.ok:
