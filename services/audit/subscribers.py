@@ -17,6 +17,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import nats
+import nats.js.errors
 import structlog
 from faststream import AckPolicy, Context
 from faststream.nats import JStream, NatsBroker, PullSub
@@ -62,7 +63,20 @@ async def position_consumer(js: Any, stream: str, durable: str, position: int, b
         # come back late and out of order: start over from our own position instead.
         if same and pending == 0 and delivered <= position:
             return "bound"
-        await js.delete_consumer(stream, durable)
+        try:
+            await js.delete_consumer(stream, durable)
+        except (NatsTimeoutError, nats.errors.NoRespondersError, nats.js.errors.APIError) as exc:
+            # Without the right to delete our own consumer (NATS permissions), carry on as it is:
+            # nothing is lost or doubled (dedupe by event id), but the late ones land out of order.
+            log.error(
+                "consumer.reposition_denied",
+                error=str(exc) or type(exc).__name__,
+                needs=f"$JS.API.CONSUMER.DELETE.{stream}.{durable}",
+                delivered=delivered,
+                pending=pending,
+                position=position,
+            )
+            return "bound (not repositioned)"
         log.info("consumer.repositioned", delivered=delivered, pending=pending, position=position)
     await js.add_consumer(stream, config=consumer_config(durable, position, batch_size))
     return "created" if info is None else "repositioned"
