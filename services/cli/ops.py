@@ -72,6 +72,9 @@ def deadline_text(d: dict[str, Any] | None) -> str:
 
 
 def assignments_table(page: dict[str, Any], title: str) -> None:
+    if not page["items"]:
+        console().print(f"{title}: no assignments match" + (f" (of {page['total']})" if page["total"] else ""))
+        return
     table = Table(title=f"{title} ({len(page['items'])} of {page['total']})", title_justify="left")
     for col in ("assignment", "task", "title", "unit", "role", "stage", "year", "next deadline", "%", "overdue"):
         table.add_column(col, overflow="fold")

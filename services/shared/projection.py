@@ -220,7 +220,7 @@ async def _fold_into(conn: AsyncConnection, tables: ProjectionTables, ready: lis
     if inserts:
         await conn.execute(a.insert(), inserts)
     if updates:
-        cols = {k: bindparam(k) for k in updates[0] if k not in ("b_id", "assignment_id")}
+        cols: dict[str, Any] = {k: bindparam(k) for k in updates[0] if k not in ("b_id", "assignment_id")}
         await conn.execute(update(a).where(a.c.assignment_id == bindparam("b_id")).values(cols), updates)
 
 
