@@ -12,7 +12,6 @@ import importlib
 import logging
 import time
 import traceback
-from collections.abc import Awaitable, Callable
 from types import ModuleType
 
 import structlog
@@ -20,25 +19,23 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import Context, NotAvailable, Result, console, machine, scratch
-from bench.stack import one_line
+from bench.stack import StackPool, one_line
 
 BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth")
-
-Runner = Callable[[Context], Awaitable[Result]]
 
 
 def load(name: str) -> ModuleType:
     return importlib.import_module(f"bench.{name}")
 
 
-def run_one(name: str, quick: bool, keep: bool) -> Result:
+async def run_one(name: str, quick: bool, keep: bool, pool: StackPool) -> Result:
     module = load(name)
     blank = Result(name=name, unit=module.UNIT, target_ratio=module.TARGET_RATIO, quick=quick)
     started = time.monotonic()
     console.rule(f"[bold]{name}[/] ({'quick' if quick else 'full'})")
     with scratch(name, keep) as work_dir:
         try:
-            result: Result = asyncio.run(module.run(Context(quick=quick, work_dir=work_dir, keep=keep)))
+            result: Result = await module.run(Context(quick=quick, work_dir=work_dir, pool=pool, keep=keep))
         except NotAvailable as exc:
             console.log(f"[yellow]{exc}[/]")
             blank.raw_rate = exc.raw_rate
@@ -54,6 +51,15 @@ def run_one(name: str, quick: bool, keep: bool) -> Result:
     path = result.write()
     console.log(f"wrote {path.relative_to(path.parents[2])} in {result.extra['seconds']}s")
     return result
+
+
+async def run_all(names: list[str], quick: bool, keep: bool) -> list[Result]:
+    with scratch("run", keep) as root:
+        pool = StackPool(root, shared=quick)
+        try:
+            return [await run_one(name, quick, keep, pool) for name in names]
+        finally:
+            await pool.close()
 
 
 def fmt(value: float | None, digits: int = 1) -> str:
@@ -104,7 +110,7 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     started = time.monotonic()
-    results = [run_one(name, args.quick, args.keep) for name in (args.names or BENCHMARKS)]
+    results = asyncio.run(run_all(args.names or list(BENCHMARKS), args.quick, args.keep))
     out = Console(highlight=False, width=160)
     out.print(table(results))
     out.print(f"total {time.monotonic() - started:.0f}s; results in bench/results/")

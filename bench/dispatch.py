@@ -2,9 +2,10 @@
 vs raw `client.start_workflow` of an empty workflow on the same Temporal dev server.
 
 Each policyflow round imports the example programme under a fresh id and times one dispatch
-call; each raw round starts as many empty workflows, `RAW_CONCURRENCY` in flight. Between
-rounds both halves wait until the workflows they started have gone quiet, so one half's
-backlog does not slow the other.
+call (the service starts `dispatch_concurrency` = 64 workflows at a time); each raw round starts
+as many empty workflows, 64 in flight. The whole stack runs (worker, services, consumers), as
+deployed; between rounds both halves wait until the stream and its consumers are quiet, so one
+half's backlog does not slow the other.
 """
 
 from __future__ import annotations
@@ -17,17 +18,15 @@ import httpx
 from temporalio.client import Client
 
 from bench.common import Context, NotAvailable, Result, interleaved, median, spread, unique
+from bench.driver import PfClient
 from bench.programme import example_size, programme
 from bench.raw_workflows import EMPTY_WORKFLOW
-from bench.stack import BenchStack, RawWorker, gather_limited, start_policyflow
-from contracts.base import UserRole
-from contracts.subjects import EVENT_STREAM
+from bench.stack import ALL_PROCESSES, BenchStack, gather_limited
 
 NAME = "dispatch"
 UNIT = "assignments/s"
 TARGET_RATIO = 0.7
 RAW_CONCURRENCY = 64
-PF_PROCESSES = ("worker", "assignment")
 
 
 async def raw_start(client: Client, task_queue: str, count: int, concurrency: int = RAW_CONCURRENCY) -> float:
@@ -50,43 +49,14 @@ async def wait_raw_done(client: Client, task_queue: str, timeout: float = 120.0)
         await asyncio.sleep(0.25)
 
 
-async def settle_stream(stack: BenchStack, quiet: float = 1.5, timeout: float = 120.0) -> int:
-    """Wait until the event stream stops growing (the workflows just started have published)."""
-    nc = await stack.nats()
-    try:
-        js = nc.jetstream()
-        last, since = -1, time.monotonic()
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            seq = int((await js.stream_info(EVENT_STREAM)).state.last_seq)
-            if seq != last:
-                last, since = seq, time.monotonic()
-            elif time.monotonic() - since >= quiet:
-                break
-            await asyncio.sleep(0.25)
-        return last
-    finally:
-        await nc.close()
-
-
-async def import_programme(http: httpx.AsyncClient, stack: BenchStack, body: dict[str, Any]) -> None:
-    r = await http.post(
-        f"{stack.url('assignment')}/v1/programmes", json=body, headers=stack.headers(UserRole.SUPERVISOR)
-    )
-    if r.status_code not in (200, 201):
-        raise RuntimeError(f"import failed: {r.status_code} {r.text[:500]}")
-
-
-async def pf_dispatch(http: httpx.AsyncClient, stack: BenchStack, programme_id: str) -> tuple[float, dict[str, Any]]:
-    """Time one dispatch call: (seconds, response body)."""
-    started = time.perf_counter()
-    r = await http.post(
-        f"{stack.url('assignment')}/v1/programmes/{programme_id}/dispatch", headers=stack.headers(UserRole.SUPERVISOR)
-    )
-    elapsed = time.perf_counter() - started
-    if r.status_code != 200:
-        raise RuntimeError(f"dispatch failed: {r.status_code} {r.text[:500]}")
-    return elapsed, r.json()
+async def pf_dispatch(pf: PfClient, stack: BenchStack, size: int, label: str) -> tuple[float, dict[str, Any]]:
+    """Import a programme of `size` responsibilities under a fresh id and time its dispatch."""
+    body = programme(unique(f"bench-{label}").removeprefix("bench-"), limit=size)
+    await pf.import_programme(body.model_dump(mode="json"))
+    seconds, out = await pf.dispatch(body.programme_id)
+    if int(out.get("started", 0)) != len(body.division.responsibilities):
+        raise RuntimeError(f"dispatch started {out.get('started')} of {len(body.division.responsibilities)}: {out}")
+    return seconds, out
 
 
 async def run(ctx: Context) -> Result:
@@ -94,42 +64,35 @@ async def run(ctx: Context) -> Result:
     rounds = ctx.size(2, 4)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(assignments_per_round=size, raw_concurrency=RAW_CONCURRENCY)
-    stack = BenchStack(ctx.work_dir)
-    await stack.start_servers()
-    raw_worker = RawWorker(stack)
-    try:
+    async with ctx.stack() as stack:
         client = await stack.temporal()
-        await raw_worker.start()
-        await raw_start(client, raw_worker.task_queue, 50)  # warm the connection and the worker
-        await wait_raw_done(client, raw_worker.task_queue)
+        with ctx.phase("raw worker"):
+            raw_worker = await stack.raw_worker()
+            await raw_start(client, raw_worker.task_queue, 50)  # warm the connection and the worker
+            await wait_raw_done(client, raw_worker.task_queue)
 
         async def raw_round(_: int) -> float:
             rate = await raw_start(client, raw_worker.task_queue, size)
             await wait_raw_done(client, raw_worker.task_queue)
+            await stack.settle()
             return rate
 
-        unavailable = await start_policyflow(stack, *PF_PROCESSES)
+        with ctx.phase("policyflow processes"):
+            unavailable = await stack.policyflow(*ALL_PROCESSES)
         if unavailable:
             raw_rates = [await raw_round(i) for i in range(rounds)]
             raise NotAvailable(unavailable, median(raw_rates), {"raw": spread(raw_rates)})
-        timings: list[dict[str, Any]] = []
+        calls: list[dict[str, Any]] = []
         async with httpx.AsyncClient(timeout=600.0) as http:
+            pf = PfClient(stack, http)
 
-            async def pf_round(i: int) -> float:
-                programme_id = f"bench-d{i}-{unique('p')[2:]}"
-                await import_programme(http, stack, programme(programme_id, limit=size).model_dump(mode="json"))
-                seconds, body = await pf_dispatch(http, stack, programme_id)
-                started = int(body.get("started", 0))
-                if started != size:
-                    raise RuntimeError(f"dispatch started {started} of {size}: {body}")
-                await settle_stream(stack)
-                timings.append({"seconds": round(seconds, 3), "started": started})
-                return started / seconds
+            async def pf_round(_: int) -> float:
+                seconds, out = await pf_dispatch(pf, stack, size, "d")
+                await stack.settle()
+                calls.append({"seconds": round(seconds, 3), "started": out["started"]})
+                return int(out["started"]) / seconds
 
             raw_rates, pf_rates = await interleaved(rounds, raw_round, pf_round)
         result.raw_rate, result.policyflow_rate = median(raw_rates), median(pf_rates)
-        result.extra.update(raw=spread(raw_rates), policyflow=spread(pf_rates), dispatch_calls=timings)
+        result.extra.update(raw=spread(raw_rates), policyflow=spread(pf_rates), dispatch_calls=calls)
         return result
-    finally:
-        raw_worker.stop()
-        await stack.close()

@@ -3,7 +3,8 @@
 `scale` simulates a bigger (nationwide) programme by generating district-level units: every
 district of the example gets copies, each carrying the same local-delivery responsibilities.
 `limit` takes a subset for quick runs: leads first, then cooperating units, then districts,
-so that every cooperating unit's lead is present.
+so that every cooperating unit's lead is present. `min_horizon` keeps only responsibilities that
+run at least to that year (the example has some with horizon 2025, before its 2026 start).
 """
 
 from __future__ import annotations
@@ -38,7 +39,9 @@ def copies_for(scale: float) -> int:
     return max(1, round((scale * len(base) - other) / local)) if local else 1
 
 
-def programme(programme_id: str, scale: float = 1.0, limit: int | None = None) -> ProgrammeImport:
+def programme(
+    programme_id: str, scale: float = 1.0, limit: int | None = None, min_horizon: int | None = None
+) -> ProgrammeImport:
     base = _example()
     units = list(base.units)
     rows = list(base.division.responsibilities)
@@ -56,6 +59,8 @@ def programme(programme_id: str, scale: float = 1.0, limit: int | None = None) -
                 for r in base.division.responsibilities
                 if r.role == Role.RESPONSIBLE and r.unit_id in districts
             ]
+    if min_horizon is not None:
+        rows = [r for r in rows if r.horizon_year >= min_horizon]
     if limit is not None:
         rows = sorted(rows, key=lambda r: (ROLE_ORDER[r.role], r.task_no, r.unit_id))[:limit]
     division = base.division.model_copy(update={"responsibilities": rows})

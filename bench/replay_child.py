@@ -18,7 +18,7 @@ import os
 import sqlite3
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -110,7 +110,7 @@ async def replay(db: str) -> dict[str, Any]:
     return {"count": events, "seconds": seconds, "assignments": states}
 
 
-MODES: dict[str, Callable[..., Awaitable[dict[str, Any]]]] = {
+MODES: dict[str, Callable[..., Coroutine[Any, Any, dict[str, Any]]]] = {
     "stream": stream,
     "rows": rows,
     "verify": verify,

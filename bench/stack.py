@@ -23,13 +23,14 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.common import Child, missing_modules, python_child, require_modules, unique
+from bench.common import Child, console, missing_modules, python_child, require_modules, unique
 from contracts.base import UserRole
-from contracts.subjects import TASK_QUEUE
+from contracts.subjects import EVENT_STREAM, TASK_QUEUE
 from deploy.local.servers import free_port
 from deploy.local.stack import SERVICES, Stack, StackConfig
 from services.shared.auth import ensure_keys, issue_token
 
+ALL_PROCESSES = ("worker", "assignment", "progress", "audit")
 PROCESS_MODULES = {
     "worker": "workflows.worker",
     "assignment": "services.assignment.__main__",
@@ -50,20 +51,6 @@ def one_line(exc: BaseException) -> str:
     errors = [line for line in lines[1:] if re.match(r"^[\w.]+(Error|Exception|Exit)\b", line)]
     last = errors[-1] if errors else lines[-1]
     return lines[0] if len(lines) == 1 else f"{lines[0]} ... {last}"
-
-
-async def start_policyflow(stack: BenchStack, *names: str) -> str | None:
-    """Start the policyflow processes a half needs; None, or why that half is not available."""
-    missing = missing_modules(*(PROCESS_MODULES[n] for n in names))
-    if missing:
-        return f"not available: {', '.join(missing)} not landed"
-    try:
-        await stack.start(*names)
-    except RuntimeError as exc:
-        for name in names:
-            stack.stop_process(name)
-        return f"not available: {one_line(exc)}"
-    return None
 
 
 async def connect_temporal(address: str, attempts: int = 150) -> Client:
@@ -103,25 +90,48 @@ class BenchStack:
     def __init__(self, var_dir: Path, temporal: bool = True) -> None:
         """Without `temporal`, only nats-server starts (for benchmarks that need no workflows)."""
         self.var_dir = var_dir
-        ports = {name: free_port() for name, _, _ in SERVICES}
-        self.config = StackConfig(
-            var_dir=var_dir,
+        self.with_temporal = temporal
+        self.stack = Stack(self._config())
+        self.children: dict[str, Child] = {}
+        self.unavailable: dict[str, str] = {}  # process -> why it cannot run here
+        self._temporal: Client | None = None
+        self._raw_worker: RawWorker | None = None
+
+    def _config(self) -> StackConfig:
+        return StackConfig(
+            var_dir=self.var_dir,
             nats_port=free_port(),
             temporal_port=free_port(),
             temporal_ui_port=free_port(),
-            ports=ports,
+            ports={name: free_port() for name, _, _ in SERVICES},
             headless=True,
-            temporal_address=None if temporal else "127.0.0.1:9",  # set: Stack starts no server
+            temporal_address=None if self.with_temporal else "127.0.0.1:9",  # set: Stack starts no server
         )
-        self.stack = Stack(self.config)
-        self.children: dict[str, Child] = {}
-        self._temporal: Client | None = None
+
+    @property
+    def config(self) -> StackConfig:
+        return self.stack.config
 
     # --- servers ---
 
-    async def start_servers(self) -> None:
+    async def start_servers(self, attempts: int = 3) -> None:
+        """Start the servers; on a port taken meanwhile by someone else, again on fresh ports."""
         ensure_keys(self.key_dir)
-        await asyncio.to_thread(self.stack.start_servers)
+        for attempt in range(attempts):
+            try:
+                await asyncio.to_thread(self.stack.start_servers)
+                return
+            except RuntimeError as exc:
+                await asyncio.to_thread(self.stack.stop)
+                log = self.var_dir / "nats" / "nats.log"
+                tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
+                if attempt == attempts - 1:
+                    raise RuntimeError(f"{exc}; nats log: {' | '.join(tail)}") from exc
+                console.log(f"  servers did not start ({one_line(exc)}); again on fresh ports and passwords")
+                # deploy.local.servers draws passwords with token_urlsafe; one that begins with a digit
+                # and goes on with letters ("7d...") fails nats-server's variable parsing. Draw again.
+                (self.var_dir / "nats" / "passwords.env").unlink(missing_ok=True)
+                self.stack = Stack(self._config())
 
     @property
     def key_dir(self) -> Path:
@@ -157,7 +167,12 @@ class BenchStack:
     def spawn(self, name: str, **env: str) -> Child:
         """Start one policyflow process without waiting for it."""
         module = PROCESS_MODULES[name].removesuffix(".__main__")
-        env = {**self.stack.child_env(), "NATS_URL": self.stack.nats_url_for(name), **env}
+        env = {
+            **self.stack.child_env(),
+            "NATS_URL": self.stack.nats_url_for(name),
+            "POLICYFLOW_ASSIGNMENT_URL": self.url("assignment"),
+            **env,
+        }
         child = python_child(name, module, [], self.var_dir / "logs", **env)
         self.children[name] = child.start()
         return child
@@ -165,6 +180,7 @@ class BenchStack:
     async def start(self, *names: str) -> None:
         """Start policyflow processes (worker / assignment / progress / audit) and wait until ready."""
         require_processes(*names)
+        names = tuple(n for n in names if not (n in self.children and self.children[n].alive()))
         for name in names:
             self.spawn(name)
         for name in names:
@@ -199,10 +215,88 @@ class BenchStack:
     def pids(self) -> dict[str, int]:
         return {name: c.pid for name, c in self.children.items() if c.alive()}
 
+    async def policyflow(self, *names: str) -> str | None:
+        """Start the policyflow processes a half needs (those not running yet); None, or why not."""
+        known = [self.unavailable[n] for n in names if n in self.unavailable]
+        if known:
+            return known[0]
+        missing = missing_modules(*(PROCESS_MODULES[n] for n in names))
+        if missing:
+            return f"not available: {', '.join(missing)} not landed"
+        try:
+            await self.start(*names)
+        except RuntimeError as exc:
+            reason = f"not available: {one_line(exc)}"
+            for name in names:
+                self.unavailable[name] = reason
+                self.stop_process(name)
+            return reason
+        return None
+
+    async def raw_worker(self) -> RawWorker:
+        """The raw halves' worker (one per stack), started on first use."""
+        if self._raw_worker is None:
+            self._raw_worker = await RawWorker(self).start()
+        return self._raw_worker
+
+    async def settle(self, quiet: float = 1.0, timeout: float = 180.0) -> None:
+        """Wait until the event stream stops growing and every consumer of it has caught up."""
+        nc = await self.nats()
+        try:
+            js = nc.jetstream()
+            deadline = time.monotonic() + timeout
+            last, since = -1, time.monotonic()
+            while time.monotonic() < deadline:
+                seq = int((await js.stream_info(EVENT_STREAM)).state.last_seq)
+                behind = 0
+                for info in await js.consumers_info(EVENT_STREAM):
+                    behind += int(info.num_pending or 0) + int(info.num_ack_pending or 0)
+                if seq != last or behind:
+                    last, since = seq, time.monotonic()
+                elif time.monotonic() - since >= quiet:
+                    return
+                await asyncio.sleep(0.2)
+        finally:
+            await nc.close()
+
     async def close(self) -> None:
+        if self._raw_worker is not None:
+            self._raw_worker.stop()
         for name in list(reversed(self.children)):
             self.stop_process(name)
         await asyncio.to_thread(self.stack.stop)
+
+
+class StackPool:
+    """Stacks for the benchmarks that need Temporal: one per benchmark, or (quick) one for the run.
+
+    Sharing in quick mode saves starting the Temporal dev server, the worker and three services
+    for every benchmark, which is what keeps `--quick` under three minutes on two cores.
+    """
+
+    def __init__(self, root: Path, shared: bool) -> None:
+        self.root = root
+        self.shared = shared
+        self._shared: BenchStack | None = None
+
+    async def acquire(self, work_dir: Path) -> BenchStack:
+        if self.shared and self._shared is not None:
+            return self._shared
+        stack = BenchStack((self.root if self.shared else work_dir) / "stack")
+        await stack.start_servers()
+        await stack.temporal()
+        if self.shared:
+            self._shared = stack
+        return stack
+
+    async def release(self, stack: BenchStack) -> None:
+        if stack is not self._shared:
+            await stack.close()
+
+    async def close(self) -> None:
+        if self._shared is not None:
+            await self._shared.close()
+            self._shared = None
 
 
 class RawWorker:

@@ -1,0 +1,134 @@
+"""Status API: `GET /v1/status` (the supervisors' read model) and `GET /v1/assignments/{id}` (a live
+workflow query) under 50 concurrent clients, vs the progress service's own `/healthz` (no auth,
+one small read of the projection position), from a load generator in a second process.
+
+Rounds alternate the three targets. The headline ratio is `/v1/status` requests/s over
+`/healthz` requests/s (target >= 0.5); the latency target is p99 <= 50 ms on the read model.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sys
+from typing import Any
+
+import httpx
+
+from bench.common import Context, NotAvailable, Result, child_env, median, spread, unique
+from bench.driver import PfClient
+from bench.programme import programme
+from bench.stack import ALL_PROCESSES, BenchStack
+from contracts.base import UserRole
+from contracts.ids import assignment_id
+
+NAME = "status_api"
+UNIT = "requests/s"
+TARGET_RATIO = 0.5
+P99_TARGET_MS = 50.0
+CONCURRENCY = 50
+
+
+async def loadgen(
+    urls: list[str], headers: dict[str, str], duration: float, concurrency: int = CONCURRENCY, warmup: float = 1.0
+) -> dict[str, Any]:
+    args = [sys.executable, "-m", "bench.loadgen", f"--concurrency={concurrency}", f"--duration={duration}"]
+    args.append(f"--warmup={warmup}")
+    args += [f"--header={k}:{v}" for k, v in headers.items()]
+    proc = await asyncio.create_subprocess_exec(
+        *args, *urls, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=child_env()
+    )
+    out, err = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"loadgen failed: {err.decode(errors='replace')[-1500:]}")
+    return dict(json.loads(out.decode().strip().splitlines()[-1]))
+
+
+async def ensure_assignments(stack: BenchStack, pf: PfClient, wanted: int) -> list[str]:
+    """At least `wanted` assignments in the read model (a shared stack may have them already)."""
+    headers = pf.headers(UserRole.SUPERVISOR)
+    r = await pf.http.get(f"{stack.url('progress')}/v1/status", params={"limit": 500}, headers=headers)
+    r.raise_for_status()
+    page = r.json()
+    if page["total"] < wanted:
+        body = programme(unique("bench-status").removeprefix("bench-"), limit=wanted)
+        await pf.import_programme(body.model_dump(mode="json"))
+        await pf.dispatch(body.programme_id)
+        await stack.settle()
+        ids = [assignment_id(body.programme_id, x.task_no, x.unit_id) for x in body.division.responsibilities]
+        return ids[:500]
+    return [item["assignment_id"] for item in page["items"]]
+
+
+def status_urls(base: str, ids: list[str]) -> list[str]:
+    """What supervisors ask: the first page, one unit, one task, one stage, the overdue."""
+    unit, task = ids[0].rsplit(".", 1)[-1], int(ids[0].split(".t", 1)[1].split(".", 1)[0])
+    return [
+        f"{base}/v1/status?limit=50",
+        f"{base}/v1/status?unit_id={unit}",
+        f"{base}/v1/status?task_no={task}&limit=50",
+        f"{base}/v1/status?stage=assigned&limit=50",
+        f"{base}/v1/status?overdue=any&limit=50",
+    ]
+
+
+async def run(ctx: Context) -> Result:
+    duration, warmup = ctx.size(3, 15), 0.5 if ctx.quick else 2.0
+    rounds = ctx.size(2, 3)
+    result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
+    result.extra.update(concurrency=CONCURRENCY, seconds_per_run=duration, p99_target_ms=P99_TARGET_MS)
+    async with ctx.stack() as stack:
+        with ctx.phase("policyflow processes"):
+            unavailable = await stack.policyflow(*ALL_PROCESSES)
+        if unavailable:
+            raise NotAvailable(unavailable)
+        async with httpx.AsyncClient(timeout=600.0) as http:
+            pf = PfClient(stack, http)
+            with ctx.phase("assignments in the read model"):
+                ids = await ensure_assignments(stack, pf, ctx.size(200, 1300))
+        base = stack.url("progress")
+        auth = pf.headers(UserRole.SUPERVISOR)
+        targets = {
+            "healthz": ([f"{base}/healthz"], {}),
+            "status": (status_urls(base, ids), auth),
+            "assignment": ([f"{base}/v1/assignments/{a}" for a in ids[:100]], auth),
+        }
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+        order = list(targets)
+        for i in range(rounds):
+            for name in order if i % 2 == 0 else reversed(order):
+                urls, headers = targets[name]
+                out = await loadgen(urls, headers, duration, warmup=warmup)
+                if out["errors"]:
+                    raise RuntimeError(f"{name}: {out['errors']} errors of {out['requests']}: {out['statuses']}")
+                runs[name].append(out)
+                ctx.log(f"  round {i + 1}/{rounds} {name}: {out['rps']:,.0f}/s p50 {out['p50_ms']} p99 {out['p99_ms']}")
+        # Service time without queueing: one client at a time.
+        single = {
+            name: await loadgen(*targets[name], duration=2, concurrency=1, warmup=0.5)
+            for name in ("status", "assignment")
+        }
+    summary = {name: summarise(r) for name, r in runs.items()}
+    result.raw_rate = summary["healthz"]["rps"]
+    result.policyflow_rate = summary["status"]["rps"]
+    result.extra.update(
+        summary,
+        assignment_ratio=round(summary["assignment"]["rps"] / summary["healthz"]["rps"], 4),
+        status_p99_met=summary["status"]["p99_ms"] <= P99_TARGET_MS,
+        assignment_p99_met=summary["assignment"]["p99_ms"] <= P99_TARGET_MS,
+        read_model_rows=len(ids),
+        one_client={name: {k: out[k] for k in ("rps", "p50_ms", "p99_ms")} for name, out in single.items()},
+        note="closed loop: with 50 clients in flight, mean latency = 50 / throughput (Little's law)",
+    )
+    return result
+
+
+def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "rps": median([r["rps"] for r in runs]),
+        "p50_ms": median([r["p50_ms"] for r in runs]),
+        "p99_ms": median([r["p99_ms"] for r in runs]),
+        "max_ms": max(r["max_ms"] for r in runs),
+        "requests": sum(r["requests"] for r in runs),
+        "rps_rounds": spread([r["rps"] for r in runs]),
+    }
