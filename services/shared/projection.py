@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -316,10 +315,6 @@ async def replay(
 
 def decode_state(raw: str) -> AssignmentState:
     return AssignmentState.model_validate_json(raw)
-
-
-def deadline_json(raw: str | None) -> dict[str, Any] | None:
-    return json.loads(raw) if raw else None
 
 
 
