@@ -102,6 +102,7 @@ class Stack:
             POLICYFLOW_KEY_DIR=str(self.config.var_dir / "keys"),
             HOST=self.config.host,
             POLICYFLOW_AUDIT_URL=self.url("audit"),
+            POLICYFLOW_ASSIGNMENT_URL=self.url("assignment"),
         )
         for name, var, _ in SERVICES:
             env[var] = str(self.config.ports[name])
