@@ -28,14 +28,14 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"bench.{name}")
 
 
-async def run_one(name: str, quick: bool, keep: bool, pool: StackPool) -> Result:
+async def run_one(name: str, quick: bool, keep: bool, pool: StackPool, options: dict[str, str]) -> Result:
     module = load(name)
     blank = Result(name=name, unit=module.UNIT, target_ratio=module.TARGET_RATIO, quick=quick)
     started = time.monotonic()
     console.rule(f"[bold]{name}[/] ({'quick' if quick else 'full'})")
     with scratch(name, keep) as work_dir:
         try:
-            result: Result = await module.run(Context(quick=quick, work_dir=work_dir, pool=pool, keep=keep))
+            result: Result = await module.run(Context(quick, work_dir, pool, keep, options))
         except NotAvailable as exc:
             console.log(f"[yellow]{exc}[/]")
             blank.raw_rate = exc.raw_rate
@@ -53,11 +53,11 @@ async def run_one(name: str, quick: bool, keep: bool, pool: StackPool) -> Result
     return result
 
 
-async def run_all(names: list[str], quick: bool, keep: bool) -> list[Result]:
+async def run_all(names: list[str], quick: bool, keep: bool, options: dict[str, str]) -> list[Result]:
     with scratch("run", keep) as root:
         pool = StackPool(root, shared=quick)
         try:
-            return [await run_one(name, quick, keep, pool) for name in names]
+            return [await run_one(name, quick, keep, pool, options) for name in names]
         finally:
             await pool.close()
 
@@ -104,13 +104,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (< 3 minutes in all)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories (servers' state, logs)")
+    parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
+                        help="benchmark option, e.g. scales=1,10,100 for growth")  # fmt: skip
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all): {BENCHMARKS}")
     args = parser.parse_args()
     unknown = [n for n in args.names if n not in BENCHMARKS]
     if unknown:
         parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
     started = time.monotonic()
-    results = asyncio.run(run_all(args.names or list(BENCHMARKS), args.quick, args.keep))
+    options = dict(o.split("=", 1) for o in args.opt)
+    results = asyncio.run(run_all(args.names or list(BENCHMARKS), args.quick, args.keep, options))
     out = Console(highlight=False, width=160)
     out.print(table(results))
     out.print(f"total {time.monotonic() - started:.0f}s; results in bench/results/")

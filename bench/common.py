@@ -103,6 +103,7 @@ class Context:
     work_dir: Path
     pool: StackPool
     keep: bool = False
+    options: dict[str, str] = field(default_factory=dict)  # --opt key=value
 
     @asynccontextmanager
     async def stack(self) -> AsyncIterator[BenchStack]:

@@ -233,6 +233,22 @@ class BenchStack:
             return reason
         return None
 
+    async def ledger_size(self) -> int:
+        """Entries in the audit ledger (its /healthz says)."""
+        async with httpx.AsyncClient(timeout=10.0) as http:
+            r = await http.get(f"{self.url('audit')}/healthz")
+            r.raise_for_status()
+            return int(r.json().get("ledger_size", 0))
+
+    async def wait_ledger(self, target: int, timeout: float = 6 * 3600.0) -> int:
+        """Wait until the audit ledger holds `target` entries: the events of what was started are in."""
+        deadline = time.monotonic() + timeout
+        while (size := await self.ledger_size()) < target:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"ledger at {size} of {target} entries after {timeout:.0f}s")
+            await asyncio.sleep(0.25)
+        return size
+
     async def raw_worker(self) -> RawWorker:
         """The raw halves' worker (one per stack), started on first use."""
         if self._raw_worker is None:

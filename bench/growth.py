@@ -1,0 +1,184 @@
+"""Growth: the example programme at 1x (~1,300 assignments), 10x and 100x (~130,000; a nationwide
+programme simulated by generating district-level units). For each size: import and dispatch time,
+the time until every assignment is live (its events consumed by every reader), resident memory
+of the worker, the services and the servers, the ledger's size, and each assignment's history
+size (events in its current workflow run). One assignment is also taken through a whole year, to
+show that continue-as-new keeps the history bounded.
+
+The raw rate beside each size is `start_workflow` of empty workflows on the same server at that
+moment (up to `RAW_SAMPLE`), so the ratio shows how dispatch keeps up as the server fills.
+`python -m bench growth --opt scales=1,10,100` picks the sizes (full default: 1,10; 100x takes
+hours on two cores). A body over the services' 1 MiB limit is imported in parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+from temporalio.client import Client
+
+from bench.common import Context, NotAvailable, Result, proc_memory, unique
+from bench.dispatch import raw_start, wait_raw_done
+from bench.driver import PfClient, year_script
+from bench.lifecycle import START_YEAR
+from bench.programme import example_size, programme
+from bench.stack import ALL_PROCESSES, BenchStack
+from contracts.api import ProgrammeImport
+from contracts.ids import assignment_id, workflow_id
+
+NAME = "growth"
+UNIT = "assignments/s"
+TARGET_RATIO = 0.7
+RAW_SAMPLE = 2000
+BODY_LIMIT = 1024 * 1024
+HISTORY_SAMPLE = 20
+
+
+def parts(body: ProgrammeImport, limit: int = BODY_LIMIT) -> list[ProgrammeImport]:
+    """The programme as one import, or split by responsibilities into imports under the limit."""
+    size = len(body.model_dump_json())
+    if size <= limit:
+        return [body]
+    rows = body.division.responsibilities
+    n = -(-size // int(limit * 0.8))
+    step = -(-len(rows) // n)
+    out = []
+    for i in range(n):
+        chunk = rows[i * step : (i + 1) * step]
+        used = {r.unit_id for r in chunk}
+        out.append(
+            body.model_copy(
+                update={
+                    "programme_id": f"{body.programme_id}-p{i:02d}",
+                    "units": [u for u in body.units if u.unit_id in used],
+                    "division": body.division.model_copy(update={"responsibilities": chunk}),
+                }
+            )
+        )
+    return out
+
+
+async def history_length(client: Client, aid: str) -> int:
+    """Events in the assignment's current run (continue-as-new starts a new, short one)."""
+    handle = client.get_workflow_handle(workflow_id(aid))
+    return len((await handle.fetch_history()).events)
+
+
+def memory(stack: BenchStack) -> dict[str, dict[str, float]]:
+    out = {name: proc_memory(pid) for name, pid in stack.pids().items()}
+    for server in stack.stack.servers:
+        if server.proc is not None:
+            out[server.name] = proc_memory(server.proc.pid)
+    return out
+
+
+def disk_bytes(directory: Path, pattern: str) -> int:
+    return sum(p.stat().st_size for p in directory.glob(pattern) if p.is_file())
+
+
+async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, body: ProgrammeImport) -> dict[str, Any]:
+    client = await stack.temporal()
+    raw_worker = await stack.raw_worker()
+    count = len(body.division.responsibilities)
+    raw_rate = await raw_start(client, raw_worker.task_queue, min(count, RAW_SAMPLE))
+    await wait_raw_done(client, raw_worker.task_queue)
+    await stack.settle()
+    ledger_before = await stack.ledger_size()
+    pieces = parts(body)
+    started = time.perf_counter()
+    for piece in pieces:
+        await pf.import_programme(piece.model_dump(mode="json"))
+    import_s = time.perf_counter() - started
+    dispatch_s, dispatched = 0.0, 0
+    for piece in pieces:
+        seconds, out = await pf.dispatch(piece.programme_id)
+        dispatch_s += seconds
+        dispatched += int(out["started"])
+    live_started = time.perf_counter()
+    # Live: every assignment's first event (and each part's ProgrammeImported) is in the ledger.
+    await stack.wait_ledger(ledger_before + dispatched + len(pieces))
+    live_s = time.perf_counter() - live_started + dispatch_s
+    await stack.settle(timeout=3600)
+    ids = [assignment_id(p.programme_id, r.task_no, r.unit_id) for p in pieces for r in p.division.responsibilities]
+    sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
+    histories = [await history_length(client, a) for a in sample]
+    row = {
+        "label": label,
+        "assignments": count,
+        "import_parts": len(pieces),
+        "import_seconds": round(import_s, 2),
+        "dispatch_seconds": round(dispatch_s, 2),
+        "dispatched": dispatched,
+        "dispatch_rate": round(dispatched / dispatch_s, 2),
+        "raw_start_rate": round(raw_rate, 2),
+        "live_seconds": round(live_s, 1),
+        "live_rate": round(dispatched / live_s, 2),
+        "ms_per_assignment": round(1000 * dispatch_s / max(1, dispatched), 2),
+        "ledger_entries_added": await stack.ledger_size() - ledger_before,
+        "ledger_bytes": disk_bytes(stack.var_dir, "audit.sqlite*"),
+        "temporal_db_bytes": disk_bytes(stack.var_dir / "temporal", "temporal.sqlite*"),
+        "history_events": {"min": min(histories), "max": max(histories), "sampled": len(histories)},
+        "memory_mib": memory(stack),
+    }
+    ctx.log(
+        f"  {label}: {count} assignments, dispatch {dispatch_s:.1f}s ({row['dispatch_rate']}/s, raw {raw_rate:.0f}/s), "
+        f"live after {live_s:.0f}s, history {row['history_events']}"
+    )
+    return row
+
+
+async def bounded_history(stack: BenchStack, pf: PfClient) -> dict[str, Any]:
+    """One assignment through its first year and the next: history per run stays small."""
+    body = programme(unique("bench-hist").removeprefix("bench-"), limit=1, min_horizon=START_YEAR + 2)
+    await pf.import_programme(body.model_dump(mode="json"))
+    await pf.dispatch(body.programme_id)
+    r = body.division.responsibilities[0]
+    aid = assignment_id(body.programme_id, r.task_no, r.unit_id)
+    client = await stack.temporal()
+    lengths = {"dispatched": await history_length(client, aid)}
+    await pf.accept(aid)
+    script = year_script(START_YEAR, reports=4)
+    for step in script[:-1]:
+        await pf.step(aid, step)
+    lengths["year_1_before_verification"] = await history_length(client, aid)
+    await pf.step(aid, script[-1])
+    await asyncio.sleep(1.0)
+    lengths["year_2_after_continue_as_new"] = await history_length(client, aid)
+    for step in year_script(START_YEAR + 1, reports=0):
+        await pf.step(aid, step)
+    await asyncio.sleep(1.0)
+    lengths["year_3_after_continue_as_new"] = await history_length(client, aid)
+    return lengths
+
+
+async def run(ctx: Context) -> Result:
+    if ctx.quick:
+        sizes = [("1x subset", programme(unique("g1").replace("-", ""), limit=30)),
+                 ("10x subset", programme(unique("g10").replace("-", ""), scale=10, limit=300))]  # fmt: skip
+    else:
+        scales = [float(s) for s in ctx.options.get("scales", "1,10").split(",")]
+        sizes = [(f"{s:g}x", programme(unique(f"g{s:g}").replace("-", ""), scale=s)) for s in scales]
+    result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
+    result.extra.update(example_assignments=example_size(), body_limit_bytes=BODY_LIMIT)
+    async with ctx.stack() as stack:
+        with ctx.phase("policyflow processes"):
+            unavailable = await stack.policyflow(*ALL_PROCESSES)
+        if unavailable:
+            raise NotAvailable(unavailable)
+        async with httpx.AsyncClient(timeout=4 * 3600.0) as http:
+            pf = PfClient(stack, http)
+            series = [await one_size(ctx, stack, pf, label, body) for label, body in sizes]
+            history = await bounded_history(stack, pf)
+    first, last = series[0], series[-1]
+    result.raw_rate, result.policyflow_rate = last["raw_start_rate"], last["dispatch_rate"]
+    result.extra.update(
+        series=series,
+        history_per_run=history,
+        linearity=round(last["dispatch_rate"] / first["dispatch_rate"], 3),
+        summary=f"{first['label']} -> {last['label']}: {first['dispatch_rate']} -> {last['dispatch_rate']}/s",
+    )
+    return result
