@@ -60,7 +60,7 @@ async def pf_dispatch(pf: PfClient, stack: BenchStack, size: int, label: str) ->
 
 
 async def run(ctx: Context) -> Result:
-    size = ctx.size(100, example_size())
+    size = ctx.size(60, example_size())
     rounds = ctx.size(2, 4)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(assignments_per_round=size, raw_concurrency=RAW_CONCURRENCY)

@@ -84,7 +84,7 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
     client = await stack.temporal()
     raw_worker = await stack.raw_worker()
     count = len(body.division.responsibilities)
-    raw_rate = await raw_start(client, raw_worker.task_queue, min(count, RAW_SAMPLE))
+    raw_rate = await raw_start(client, raw_worker.task_queue, min(count, ctx.size(50, RAW_SAMPLE)))
     await wait_raw_done(client, raw_worker.task_queue)
     await stack.settle()
     ledger_before = await stack.ledger_size()
@@ -157,8 +157,8 @@ async def bounded_history(stack: BenchStack, pf: PfClient) -> dict[str, Any]:
 
 async def run(ctx: Context) -> Result:
     if ctx.quick:
-        sizes = [("1x subset", programme(unique("g1").replace("-", ""), limit=30)),
-                 ("10x subset", programme(unique("g10").replace("-", ""), scale=10, limit=300))]  # fmt: skip
+        sizes = [("1x subset", programme(unique("g1").replace("-", ""), limit=20)),
+                 ("10x subset", programme(unique("g10").replace("-", ""), scale=10, limit=200))]  # fmt: skip
     else:
         scales = [float(s) for s in ctx.options.get("scales", "1,10").split(",")]
         sizes = [(f"{s:g}x", programme(unique(f"g{s:g}").replace("-", ""), scale=s)) for s in scales]

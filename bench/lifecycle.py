@@ -68,7 +68,7 @@ async def pf_round(pf: PfClient, ids: list[str]) -> float:
 
 
 async def run(ctx: Context) -> Result:
-    clients = ctx.size(6, 16)
+    clients = ctx.size(4, 16)
     rounds = ctx.size(2, 4)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(clients=clients, steps_per_assignment=len(SCRIPT), script=[s.name for s in SCRIPT])

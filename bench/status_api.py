@@ -73,7 +73,7 @@ def status_urls(base: str, ids: list[str]) -> list[str]:
 
 
 async def run(ctx: Context) -> Result:
-    duration, warmup = ctx.size(3, 15), 0.5 if ctx.quick else 2.0
+    duration, warmup = ctx.size(2, 15), 0.5 if ctx.quick else 2.0
     rounds = ctx.size(2, 3)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(concurrency=CONCURRENCY, seconds_per_run=duration, p99_target_ms=P99_TARGET_MS)
