@@ -132,7 +132,9 @@ def nats_passwords(state_dir: Path) -> dict[str, str]:
     path = state_dir / "passwords.env"
     if not path.exists():
         state_dir.mkdir(parents=True, exist_ok=True)
-        lines = [f"PF_NATS_{user.upper()}_PASSWORD={secrets.token_urlsafe(24)}" for user in NATS_USERS]
+        # Letters then hex: nats-server parses an unquoted variable's value, and a urlsafe token
+        # that starts with "-" or with digits and a "-" (e.g. "-x..", "1-x..") is not a string to it.
+        lines = [f"PF_NATS_{user.upper()}_PASSWORD=pf{secrets.token_hex(24)}" for user in NATS_USERS]
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
