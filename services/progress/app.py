@@ -11,7 +11,7 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.progress import api, subscribers
+from services.progress import api, dashboard, subscribers
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
@@ -63,4 +63,5 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     app.include_router(api.router)
+    app.include_router(dashboard.router)
     return app

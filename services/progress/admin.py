@@ -1,0 +1,95 @@
+"""Operators' endpoint: drop the read model and fold the whole event stream again (supervisors only).
+
+`POST /v1/admin/rebuild-read-models` answers with NDJSON progress lines while it runs:
+`{"done": n, "total": t}` per batch, then `{"finished": true, "messages": n, "position": p,
+"assignments": a}` (or `{"error": "..."}`). The rebuild runs in its own task: a client that
+goes away does not stop it halfway (and even then the rows would be the fold of a prefix of
+the stream, the live consumer carrying on from the stored position). One rebuild at a time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import StreamingResponse
+from sqlalchemy import func, select
+
+from contracts.base import UserRole
+from services.progress import readmodel
+from services.progress.store import READ_MODEL
+from services.shared.auth import Principal
+from services.shared.web import principal, require_role
+
+log = structlog.get_logger()
+router = APIRouter(tags=["admin"])
+NDJSON = "application/x-ndjson"
+
+
+def supervisor(p: Principal = Depends(principal)) -> Principal:
+    return require_role(p, UserRole.SUPERVISOR)
+
+
+def _lock(request: Request) -> asyncio.Lock:
+    state = request.app.state
+    if getattr(state, "rebuild_lock", None) is None:
+        state.rebuild_lock = asyncio.Lock()
+    return state.rebuild_lock  # type: ignore[no-any-return]
+
+
+async def _count(engine: Any) -> int:
+    async with engine.connect() as conn:
+        return int((await conn.execute(select(func.count()).select_from(READ_MODEL.assignments))).scalar_one())
+
+
+def _line(obj: dict[str, Any]) -> bytes:
+    return (json.dumps(obj, ensure_ascii=False) + "\n").encode()
+
+
+@router.post(
+    "/v1/admin/rebuild-read-models",
+    responses={200: {"content": {NDJSON: {}}, "description": "NDJSON progress lines, then a summary line"}},
+)
+async def rebuild_read_models(request: Request, caller: Principal = Depends(supervisor)) -> StreamingResponse:
+    lock = _lock(request)
+    if lock.locked():
+        raise HTTPException(409, "a rebuild is already running")
+    await lock.acquire()
+    app = request.app
+    settings, engine = app.state.settings, app.state.engine
+    lines: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
+
+    def progress(done: int, total: int) -> None:
+        lines.put_nowait({"done": done, "total": total})
+
+    async def run() -> None:
+        try:
+            log.info("readmodel.rebuild_started", by=caller.sub)
+            read = await readmodel.rebuild(
+                engine, app.state.nats.jetstream(), stream=settings.event_stream,
+                consumer=settings.read_model_durable, progress=progress,
+            )
+            pos = await readmodel.position(engine, settings.read_model_durable)
+            rows = await _count(engine)
+            log.info("readmodel.rebuilt", messages=read, position=pos, assignments=rows)
+            lines.put_nowait({"finished": True, "messages": read, "position": pos, "assignments": rows})
+        except Exception as exc:  # noqa: BLE001 - reported to the caller, logged with its trace
+            log.exception("readmodel.rebuild_failed")
+            lines.put_nowait({"error": f"rebuild failed: {exc}"})
+        finally:
+            lock.release()
+            lines.put_nowait(None)
+
+    task = asyncio.create_task(run(), name="rebuild-read-models")
+    app.state.rebuild_task = task  # keep a reference: the task outlives a departed client
+
+    async def body() -> AsyncIterator[bytes]:
+        yield _line({"started": True})
+        while (item := await lines.get()) is not None:
+            yield _line(item)
+
+    return StreamingResponse(body(), media_type=NDJSON)
