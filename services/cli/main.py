@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import admin, audit, contracts_cmd, ops, programme, tokens
+from services.cli import admin, audit, contracts_cmd, docs_cmd, ops, programme, tokens
 
 app = typer.Typer(no_args_is_help=True, help="policyflow: supervised, auditable implementation of a government plan.")
 app.add_typer(programme.app, name="programme", help="Parse, check and import programmes from policy text.")
@@ -12,6 +12,7 @@ app.add_typer(tokens.app, name="token", help="Issue dev tokens for the local sta
 app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSON Schema.")
 app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
 app.add_typer(admin.app, name="admin", help="Operators: rebuild read models.")
+app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 if hasattr(ops, "register"):
     ops.register(app)
 
