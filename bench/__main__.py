@@ -12,13 +12,14 @@ import importlib
 import logging
 import time
 import traceback
+from pathlib import Path
 from types import ModuleType
 
 import structlog
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import Context, NotAvailable, Result, console, machine, scratch
+from bench.common import RESULTS_DIR, Context, NotAvailable, Result, console, machine, scratch
 from bench.stack import StackPool, one_line
 
 BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth")
@@ -28,14 +29,18 @@ def load(name: str) -> ModuleType:
     return importlib.import_module(f"bench.{name}")
 
 
-async def run_one(name: str, quick: bool, keep: bool, pool: StackPool, options: dict[str, str]) -> Result:
+async def run_one(
+    name: str, quick: bool, keep: bool, pool: StackPool, options: dict[str, str], smoke: bool = False,
+    results_dir: Path = RESULTS_DIR,
+) -> Result:  # fmt: skip
+    """Run one benchmark; whatever happens, a result (measured, not available, or failed) is written."""
     module = load(name)
     blank = Result(name=name, unit=module.UNIT, target_ratio=module.TARGET_RATIO, quick=quick)
     started = time.monotonic()
     console.rule(f"[bold]{name}[/] ({'quick' if quick else 'full'})")
     with scratch(name, keep) as work_dir:
         try:
-            result: Result = await module.run(Context(quick, work_dir, pool, keep, options))
+            result: Result = await module.run(Context(quick, work_dir, pool, keep, options, smoke))
         except NotAvailable as exc:
             console.log(f"[yellow]{exc}[/]")
             blank.raw_rate = exc.raw_rate
@@ -48,8 +53,8 @@ async def run_one(name: str, quick: bool, keep: bool, pool: StackPool, options: 
             result = blank
     result.extra.setdefault("seconds", round(time.monotonic() - started, 1))
     result.extra.setdefault("machine", machine())
-    path = result.write()
-    console.log(f"wrote {path.relative_to(path.parents[2])} in {result.extra['seconds']}s")
+    path = result.write(results_dir)
+    console.log(f"wrote {path} in {result.extra['seconds']}s")
     return result
 
 

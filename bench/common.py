@@ -104,6 +104,7 @@ class Context:
     pool: StackPool
     keep: bool = False
     options: dict[str, str] = field(default_factory=dict)  # --opt key=value
+    smoke: bool = False  # the smoke test: a fifth of the quick sizes, just to run every code path
 
     @asynccontextmanager
     async def stack(self) -> AsyncIterator[BenchStack]:
@@ -115,6 +116,8 @@ class Context:
             await self.pool.release(stack)
 
     def size(self, quick: int, full: int) -> int:
+        if self.smoke:
+            return max(1, quick // 5)
         return quick if self.quick else full
 
     def log(self, message: str) -> None:

@@ -157,8 +157,9 @@ async def bounded_history(stack: BenchStack, pf: PfClient) -> dict[str, Any]:
 
 async def run(ctx: Context) -> Result:
     if ctx.quick:
-        sizes = [("1x subset", programme(unique("g1").replace("-", ""), limit=20)),
-                 ("10x subset", programme(unique("g10").replace("-", ""), scale=10, limit=200))]  # fmt: skip
+        small = ctx.size(20, 20)
+        sizes = [("1x subset", programme(unique("g1").replace("-", ""), limit=small)),
+                 ("10x subset", programme(unique("g10").replace("-", ""), scale=10, limit=10 * small))]  # fmt: skip
     else:
         scales = [float(s) for s in ctx.options.get("scales", "1,10").split(",")]
         sizes = [(f"{s:g}x", programme(unique(f"g{s:g}").replace("-", ""), scale=s)) for s in scales]

@@ -147,7 +147,7 @@ async def child(*args: str) -> dict[str, Any]:
 
 
 async def run(ctx: Context) -> Result:
-    total = ctx.size(25_000, 1_000_000)
+    total = ctx.size(20_000, 1_000_000)
     small = total // 10
     rounds = ctx.size(2, 3)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)

@@ -85,7 +85,7 @@ async def run(ctx: Context) -> Result:
         async with httpx.AsyncClient(timeout=600.0) as http:
             pf = PfClient(stack, http)
             with ctx.phase("assignments in the read model"):
-                ids = await ensure_assignments(stack, pf, ctx.size(200, 1300))
+                ids = await ensure_assignments(stack, pf, ctx.size(100, 1300))
         base = stack.url("progress")
         auth = pf.headers(UserRole.SUPERVISOR)
         targets = {
