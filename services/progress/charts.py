@@ -1,7 +1,7 @@
 """Inline SVG drawn on the server: one horizontal stacked bar per unit, no JavaScript.
 
 Each bar shows a unit's assignments by traffic light (done, on time, not accepted, blue, yellow,
-red), scaled to the unit with the most assignments; the on-time rate is printed at its end.
+red, cancelled), scaled to the unit with the most assignments; the on-time rate is printed at its end.
 Every piece of text is escaped; each segment carries a <title> for the browser's tooltip.
 """
 
@@ -20,6 +20,7 @@ SEGMENTS: tuple[tuple[str, str], ...] = (
     ("blue", "#1e88e5"),
     ("yellow", "#fbc02d"),
     ("red", "#e53935"),
+    ("cancelled", "#d5dae0"),
 )
 LABEL_W, BAR_W, RATE_W, ROW_H, BAR_H, TOP = 170, 440, 64, 20, 14, 28
 
@@ -27,6 +28,7 @@ LABEL_W, BAR_W, RATE_W, ROW_H, BAR_H, TOP = 170, 440, 64, 20, 14, 28
 def _count(u: UnitStats, key: str) -> int:
     return {
         "done": u.completed, "green": u.green, "grey": u.not_started, "blue": u.blue, "yellow": u.yellow, "red": u.red,
+        "cancelled": u.cancelled,
     }[key]
 
 
@@ -35,7 +37,7 @@ def rate_text(rate: float | None) -> str:
 
 
 def _legend() -> list[str]:
-    out, x = [], LABEL_W
+    out, x = [], 10
     for key, colour in SEGMENTS:
         out.append(f'<rect x="{x}" y="6" width="12" height="12" fill="{colour}"/>')
         out.append(f'<text x="{x + 16}" y="16" class="legend">{escape(LIGHT_LABELS[key])}</text>')

@@ -6,44 +6,33 @@ Pages (supervisor token: the `pf_token` cookie set by the login form, or `Author
   /dashboard/assignments/{id}        drill-down: timeline, plan, latest report, Temporal UI link
   /dashboard/login, /dashboard/logout
 
-Data sources: assignment rows, counts and rates come from the progress service's own read model.
-Group and task titles come from its task-group cache, filled once per programme from the
-assignment service (`GET /v1/programmes/{id}`, with the caller's token); unit names from the
-assignment service's `GET /v1/units`, cached in memory for ten minutes. Without the assignment
-service the pages show ids instead of names. The timeline comes from the audit service's
-hash-chained history (`GET /v1/audit/assignments/{id}/history`, caller's token) and, when that is
-unreachable or has not ingested the assignment yet, from the event stream itself (an ordered
-consumer over the unit's subjects), and the page says which.
+Assignment rows, counts and rates come from the progress service's own read model
+(dashboard_queries); titles, unit names and timelines from the other services or the stream,
+each with a fallback (dashboard_sources). Bad query parameters are ignored with a note on the
+page, never a 500. Also here: `GET /asyncapi.json` (the event stream's document, as in docs/).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
-import httpx
 import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
-from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import DeliverPolicy
-from pydantic import AliasChoices, Field, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from contracts.api import ProgrammeOut
 from contracts.base import Stage, UserRole
-from contracts.events import Event
-from contracts.fold import AssignmentState
 from contracts.ids import parse_assignment_id, workflow_id
-from contracts.subjects import event_subject
-from services.progress import admin, charts, store
+from services.progress import admin, charts
 from services.progress import dashboard_queries as q
+from services.progress import dashboard_sources as src
 from services.shared.auth import AuthError, Principal, verify_token
 from services.shared.web import TOKEN_COOKIE, token_from
 
@@ -55,45 +44,6 @@ COOKIE_PATH = "/dashboard"
 UNIT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 OVERDUE_CHOICES = {"none": "正常", "any": "任一督办", "blue": "蓝色督办", "yellow": "黄色督办", "red": "红色督办"}
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-UNITS_TTL, RETRY_AFTER, MAX_TIMELINE = 600.0, 30.0, 5000
-EVENT_LABELS = {
-    "ProgrammeImported": "导入实施方案",
-    "AssignmentCreated": "下达任务",
-    "AssignmentAccepted": "签收任务",
-    "YearStarted": "进入新年度",
-    "AnnualPlanSubmitted": "提交年度计划",
-    "AnnualPlanApproved": "年度计划审核通过",
-    "AnnualPlanReturned": "年度计划退回",
-    "ProgressReported": "填报进展",
-    "CooperatingReportReceived": "收到配合单位进展",
-    "ReminderIssued": "催办",
-    "SupervisionEscalated": "督办升级",
-    "EscalationCleared": "解除督办",
-    "VerificationRequested": "申请核验",
-    "VerificationPassed": "核验通过",
-    "VerificationFailed": "核验未通过",
-    "EvaluationRecorded": "五年评估",
-    "AssignmentCompleted": "任务办结",
-    "AssignmentCancelled": "任务撤销",
-}
-
-
-class DashboardSettings(BaseSettings):
-    """Read from the environment on first use (never at import)."""
-
-    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
-
-    audit_url: str = Field(default="http://127.0.0.1:8103", validation_alias=AliasChoices("POLICYFLOW_AUDIT_URL"))
-    temporal_ui_url: str = Field(default="http://127.0.0.1:8233", validation_alias=AliasChoices("TEMPORAL_UI_URL"))
-    secure_cookie: bool = Field(default=False, validation_alias=AliasChoices("POLICYFLOW_SECURE_COOKIE"))
-    remote_timeout: float = Field(default=3.0, gt=0, validation_alias=AliasChoices("DASHBOARD_REMOTE_TIMEOUT"))
-
-
-def dashboard_settings(request: Request) -> DashboardSettings:
-    state = request.app.state
-    if getattr(state, "dashboard_settings", None) is None:
-        state.dashboard_settings = DashboardSettings()
-    return state.dashboard_settings  # type: ignore[no-any-return]
 
 
 def _cn_time(value: Any) -> str:
@@ -117,7 +67,7 @@ def _environment() -> Environment:
     env.filters["rate"] = charts.rate_text
     env.globals.update(
         STAGES=q.STAGE_LABELS, OVERDUE=q.OVERDUE_LABELS, ROLES=q.ROLE_LABELS, LIGHTS=q.LIGHT_LABELS,
-        OVERDUE_CHOICES=OVERDUE_CHOICES, EVENT_LABELS=EVENT_LABELS, group_label=q.group_label,
+        OVERDUE_CHOICES=OVERDUE_CHOICES, EVENT_LABELS=src.EVENT_LABELS, group_label=q.group_label,
     )
     return env
 
@@ -199,7 +149,7 @@ async def login(
     max_age = max(int(exp - time.time()), 0) if exp else None
     resp.set_cookie(
         TOKEN_COOKIE, token, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="strict",
-        secure=dashboard_settings(request).secure_cookie,
+        secure=src.dashboard_settings(request).secure_cookie,
     )
     log.info("dashboard.login", sub=who.sub)
     return resp
@@ -220,164 +170,6 @@ async def logout() -> Response:
     resp = RedirectResponse("/dashboard/login", status_code=303)
     resp.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
     return resp
-
-
-# ---- other services, over HTTP with the caller's token -----------------------------------------
-
-
-async def _get(request: Request, url: str, params: dict[str, Any] | None = None) -> httpx.Response | None:
-    """GET with the caller's token; None (logged) when the service cannot be reached."""
-    token = token_from(request)
-    headers = {"Authorization": f"Bearer {token}"} if token else {}
-    try:
-        return await request.app.state.http.get(
-            url, params=params, headers=headers, timeout=dashboard_settings(request).remote_timeout
-        )
-    except httpx.HTTPError as exc:
-        log.warning("dashboard.remote_failed", url=url, error=repr(exc))
-        return None
-
-
-def _recently_failed(request: Request, key: str) -> bool:
-    failures: dict[str, float] = getattr(request.app.state, "dashboard_failures", None) or {}
-    return time.monotonic() - failures.get(key, -RETRY_AFTER * 2) < RETRY_AFTER
-
-
-def _failed(request: Request, key: str) -> None:
-    if getattr(request.app.state, "dashboard_failures", None) is None:
-        request.app.state.dashboard_failures = {}
-    request.app.state.dashboard_failures[key] = time.monotonic()
-
-
-async def ensure_task_groups(request: Request, programme_id: str) -> None:
-    """Fill the task-group cache for a programme once (shared with the status API's group filter)."""
-    engine = request.app.state.engine
-    if programme_id in await store.known_group_programmes(engine):
-        return
-    key = f"programme:{programme_id}"
-    if _recently_failed(request, key):
-        return
-    base = request.app.state.settings.assignment_url.rstrip("/")
-    resp = await _get(request, f"{base}/v1/programmes/{programme_id}")
-    if resp is None or resp.status_code != 200:
-        _failed(request, key)
-        return
-    try:
-        prog = ProgrammeOut.model_validate(resp.json()).programme
-    except (ValidationError, ValueError) as exc:
-        log.warning("dashboard.programme_unreadable", programme_id=programme_id, error=str(exc)[:300])
-        _failed(request, key)
-        return
-    rows: list[dict[str, object]] = [
-        {"task_no": t.no, "group_no": g.no, "group_title": g.title, "task_title": t.title}
-        for g in prog.groups
-        for t in g.tasks
-    ]
-    await store.store_task_groups(engine, programme_id, rows)
-
-
-async def unit_names(request: Request, wanted: set[str] | None = None) -> dict[str, dict[str, str]]:
-    """unit id -> {"name", "kind"}, from the assignment service, cached; {} when unavailable.
-
-    Fetched again after ten minutes, or at once when a unit the page shows is not in the cache
-    (units arrive with each imported programme); if the registry lacks it even then, the next
-    try waits RETRY_AFTER seconds.
-    """
-    state = request.app.state
-    cached: tuple[float, dict[str, dict[str, str]]] | None = getattr(state, "dashboard_units", None)
-    wanted = wanted or set()
-    if cached and time.monotonic() - cached[0] < UNITS_TTL:
-        if wanted <= cached[1].keys() or _recently_failed(request, "units-incomplete"):
-            return cached[1]
-    if _recently_failed(request, "units"):
-        return cached[1] if cached else {}
-    base = state.settings.assignment_url.rstrip("/")
-    out: dict[str, dict[str, str]] = {}
-    offset = 0
-    while True:
-        resp = await _get(request, f"{base}/v1/units", {"limit": 500, "offset": offset})
-        if resp is None or resp.status_code != 200:
-            _failed(request, "units")
-            return cached[1] if cached else {}
-        page = resp.json()
-        for u in page.get("items", []):
-            out[str(u["unit_id"])] = {"name": str(u.get("name", u["unit_id"])), "kind": str(u.get("kind", ""))}
-        offset += len(page.get("items", []))
-        if not page.get("items") or offset >= int(page.get("total", 0)):
-            break
-    state.dashboard_units = (time.monotonic(), out)
-    if not wanted <= out.keys():
-        _failed(request, "units-incomplete")
-    return out
-
-
-def _summary(event_type: str, payload: dict[str, Any]) -> str:
-    """A short line for an event read from the stream (the audit service writes its own)."""
-    bits: list[str] = []
-    deadline = payload.get("deadline") if isinstance(payload.get("deadline"), dict) else None
-    if deadline:
-        bits.append(f"{deadline.get('key')} 到期 {deadline.get('due')}")
-    for key, label in (("year", "年度"), ("period", "期间"), ("percent", "进度%"), ("level", "等级"),
-                       ("reasons", "原因"), ("reason", "原因"), ("findings", "意见"), ("score", "得分")):
-        value = payload.get(key)
-        if value not in (None, "", []):
-            text = " ".join(str(value).split())
-            bits.append(f"{label} {text[:60]}")
-    label = EVENT_LABELS.get(event_type, event_type)
-    return f"{label}（{'，'.join(bits)}）" if bits else label
-
-
-async def stream_history(request: Request, state: AssignmentState) -> list[dict[str, Any]]:
-    """The assignment's events straight from JetStream: the unit's subjects, filtered by assignment."""
-    app = request.app
-    js = app.state.nats.jetstream()
-    subject = event_subject(state.programme_id, state.unit_id, "*")
-    sub = await js.subscribe(
-        subject, stream=app.state.settings.event_stream, ordered_consumer=True, deliver_policy=DeliverPolicy.ALL
-    )
-    events: dict[int, Event] = {}
-    try:
-        for _ in range(MAX_TIMELINE * 10):
-            try:
-                msg = await sub.next_msg(timeout=2.0)
-            except NatsTimeout:
-                break
-            try:
-                e = Event.model_validate_json(msg.data)
-            except ValidationError:
-                e = None
-            if e is not None and e.assignment_id == state.assignment_id:
-                events.setdefault(e.seq, e)  # a re-published fact appears twice in the stream
-            if msg.metadata.num_pending == 0 or len(events) >= MAX_TIMELINE:
-                break
-    finally:
-        await sub.unsubscribe()
-    return [
-        {
-            "seq": e.seq, "event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at,
-            "actor": e.actor.model_dump(mode="json"), "summary": _summary(e.type, e.payload), "payload": e.payload,
-            "hash": None,
-        }
-        for e in sorted(events.values(), key=lambda x: x.seq)
-    ]
-
-
-async def timeline(request: Request, state: AssignmentState) -> tuple[list[dict[str, Any]], str]:
-    """(items, source): the audit ledger when it answers, else the event stream."""
-    base = dashboard_settings(request).audit_url.rstrip("/")
-    resp = await _get(request, f"{base}/v1/audit/assignments/{state.assignment_id}/history")
-    if resp is not None and resp.status_code == 200:
-        try:
-            return list(resp.json()["items"]), "audit"
-        except (ValueError, KeyError, TypeError) as exc:
-            log.warning("dashboard.history_unreadable", error=str(exc)[:300])
-    elif resp is not None:
-        log.info("dashboard.history_unavailable", status=resp.status_code, assignment_id=state.assignment_id)
-    try:
-        return await stream_history(request, state), "stream"
-    except Exception as exc:  # noqa: BLE001 - the page still shows the read model's state
-        log.warning("dashboard.stream_history_failed", error=repr(exc))
-        return [], "none"
 
 
 # ---- pages -------------------------------------------------------------------------------------
@@ -436,10 +228,10 @@ async def _frame(request: Request, who: Principal) -> dict[str, Any]:
     catalogue: list[q.TaskInfo] = []
     units: list[str] = []
     if prog:
-        await ensure_task_groups(request, prog.programme_id)
+        await src.ensure_task_groups(request, prog.programme_id)
         catalogue = await q.task_catalogue(engine, prog.programme_id)
         units = await q.unit_ids(engine, prog.programme_id)
-    names = await unit_names(request, set(units))
+    names = await src.unit_names(request, set(units))
     if units and not names:
         notes.append("单位名称暂不可用（任务分配服务无法访问），以单位编号显示。")
     return {"user": who, "notes": notes, "programmes": progs, "programme": prog, "names": names,
@@ -515,12 +307,12 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     if state is None:
         return render(request, "error.html", 404, user=who, title="未找到任务",
                       message=f"读模型中没有任务 {assignment_id}（也可能事件尚未到达）。")
-    items, source = await timeline(request, state)
+    items, source = await src.timeline(request, state)
     reports = [i for i in items if i.get("type") == "ProgressReported"]
     settings = request.app.state.settings
-    ui = dashboard_settings(request).temporal_ui_url.rstrip("/")
+    ui = src.dashboard_settings(request).temporal_ui_url.rstrip("/")
     wf = workflow_id(state.assignment_id)
-    names = await unit_names(request, {state.unit_id})
+    names = await src.unit_names(request, {state.unit_id})
     return render(
         request, "assignment.html", user=who, page="assignment", s=state, items=items, source=source,
         latest_report=reports[-1]["payload"] if reports else None, names=names,
@@ -530,9 +322,14 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     )
 
 
+@functools.cache
+def _asyncapi() -> dict[str, Any]:
+    from services.cli.docs_cmd import asyncapi_document  # the generator `policyflow docs export` uses
+
+    return asyncapi_document()
+
+
 @router.get("/asyncapi.json", include_in_schema=False)
 async def asyncapi() -> JSONResponse:
     """The event stream's AsyncAPI document, generated from the contracts (as committed under docs/)."""
-    from services.cli.docs_cmd import asyncapi_document
-
-    return JSONResponse(asyncapi_document())
+    return JSONResponse(_asyncapi())
