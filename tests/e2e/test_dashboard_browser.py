@@ -15,6 +15,7 @@ Needs Debian's Chromium at /usr/bin/chromium (no browser is ever downloaded); sk
 from __future__ import annotations
 
 import datetime as dt
+import importlib.util
 import os
 import shutil
 import uuid
@@ -33,9 +34,6 @@ from contracts.ids import assignment_id
 from services.shared.db import sqlite_url
 from tests.e2e.support import Stack, eventually, get_json, running_stack, serve, small_programme
 
-pytestmark = pytest.mark.browser
-
-CHROMIUM = os.environ.get("POLICYFLOW_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -45,16 +43,27 @@ YEAR = dt.date.today().year
 QUARTER = f"{YEAR}-Q{(dt.date.today().month - 1) // 3 + 1}"
 
 
-def require_chromium() -> None:
-    if not (Path(CHROMIUM).exists() or shutil.which("chromium")):
-        pytest.skip(
-            f"no Chromium at {CHROMIUM}: install Debian's browser with `sudo apt-get install chromium` "
-            "(the test never downloads one; POLICYFLOW_CHROMIUM points elsewhere)"
+def chromium_path() -> str | None:
+    """POLICYFLOW_CHROMIUM if set, else Debian's /usr/bin/chromium, else `chromium` on PATH."""
+    configured = os.environ.get("POLICYFLOW_CHROMIUM")
+    candidates = [configured] if configured else ["/usr/bin/chromium", shutil.which("chromium")]
+    return next((c for c in candidates if c and Path(c).is_file()), None)
+
+
+def why_not() -> str | None:
+    if chromium_path() is None:
+        where = os.environ.get("POLICYFLOW_CHROMIUM") or "/usr/bin/chromium"
+        return (
+            f"no Chromium at {where}: install Debian's browser with `sudo apt-get install chromium` "
+            "(this test never downloads a browser)"
         )
-    try:
-        import playwright.async_api  # noqa: F401
-    except ImportError:
-        pytest.skip("the playwright package is missing: `uv sync` installs the dev dependencies")
+    if importlib.util.find_spec("playwright") is None:
+        return "the playwright package is missing: `uv sync` installs the dev dependencies"
+    return None
+
+
+CHROMIUM = chromium_path() or "/usr/bin/chromium"
+pytestmark = [pytest.mark.browser, pytest.mark.skipif(why_not() is not None, reason=why_not() or "")]
 
 
 @dataclass
@@ -67,7 +76,6 @@ class Services:
 async def services(
     tmp_path_factory: pytest.TempPathFactory, nats_url: str, temporal_client: Client, temporal_address: str
 ) -> AsyncIterator[Services]:
-    require_chromium()
     from services.audit.app import create_app as audit_app
     from services.audit.settings import AuditSettings
 
