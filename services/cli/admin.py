@@ -20,8 +20,10 @@ from services.cli.client import ApiError, Config
 
 app = typer.Typer(no_args_is_help=True, help="admin commands")
 
-Token = Annotated[str | None, typer.Option("--token", help="supervisor token [env POLICYFLOW_TOKEN, config file]")]
-Url = Annotated[str | None, typer.Option("--url", help="progress service [env POLICYFLOW_PROGRESS_URL]")]
+TOKEN_HELP = "supervisor token (default: env POLICYFLOW_TOKEN, then the config file)"
+URL_HELP = "progress service URL (default: env POLICYFLOW_PROGRESS_URL, then the config file)"
+Token = Annotated[str | None, typer.Option("--token", help=TOKEN_HELP)]
+Url = Annotated[str | None, typer.Option("--url", help=URL_HELP)]
 
 
 def _detail(resp: httpx.Response) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
+import jwt
 import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -156,8 +157,7 @@ async def login(
 
 
 def _expiry(token: str) -> float | None:
-    import jwt  # the signature was verified already; this only reads exp for the cookie's lifetime
-
+    """The token's exp (its signature was verified already): the cookie lives as long as the token."""
     try:
         exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
     except jwt.PyJWTError:
