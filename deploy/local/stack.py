@@ -103,6 +103,7 @@ class Stack:
             HOST=self.config.host,
             POLICYFLOW_AUDIT_URL=self.url("audit"),
             POLICYFLOW_ASSIGNMENT_URL=self.url("assignment"),
+            TEMPORAL_UI_URL=f"http://127.0.0.1:{self.config.temporal_ui_port}",
         )
         for name, var, _ in SERVICES:
             env[var] = str(self.config.ports[name])

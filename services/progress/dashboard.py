@@ -324,7 +324,7 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
 
 @functools.cache
 def _asyncapi() -> dict[str, Any]:
-    from services.cli.docs_cmd import asyncapi_document  # the generator `policyflow docs export` uses
+    from services.shared.asyncapi import asyncapi_document  # the generator `policyflow docs export` uses
 
     return asyncapi_document()
 
