@@ -12,6 +12,7 @@ import json
 import os
 import platform
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
@@ -285,11 +286,12 @@ class Child:
     def alive(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 15.0) -> None:
+    def stop(self, timeout: float = 15.0, sig: int = signal.SIGTERM) -> None:
+        """Stop with `sig` (SIGINT lets a process under cProfile write its stats), then kill."""
         if not self.alive():
             return
         assert self.proc is not None
-        self.proc.terminate()
+        self.proc.send_signal(sig)
         try:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -1,9 +1,9 @@
 """Growth: the example programme at 1x (~1,300 assignments), 10x and 100x (~130,000; a nationwide
 programme simulated by generating district-level units). For each size: import and dispatch time,
-the time until every assignment is live (its events consumed by every reader), resident memory
-of the worker, the services and the servers, the ledger's size, and each assignment's history
-size (events in its current workflow run). One assignment is also taken through a whole year, to
-show that continue-as-new keeps the history bounded.
+the time until every assignment is live (its first event in the audit ledger), resident memory
+of the worker, the services and the servers, the ledger's size, each assignment's history size
+(events in its current workflow run), and the latency of the status API's first page. One
+assignment is also taken through two years, to show that continue-as-new keeps history bounded.
 
 The raw rate beside each size is `start_workflow` of empty workflows on the same server at that
 moment (up to `RAW_SAMPLE`), so the ratio shows how dispatch keeps up as the server fills.
@@ -27,7 +27,9 @@ from bench.driver import PfClient, year_script
 from bench.lifecycle import START_YEAR
 from bench.programme import example_size, programme
 from bench.stack import ALL_PROCESSES, BenchStack
+from bench.status_api import loadgen
 from contracts.api import ProgrammeImport
+from contracts.base import UserRole
 from contracts.ids import assignment_id, workflow_id
 
 NAME = "growth"
@@ -80,6 +82,14 @@ def disk_bytes(directory: Path, pattern: str) -> int:
     return sum(p.stat().st_size for p in directory.glob(pattern) if p.is_file())
 
 
+async def rows(pf: PfClient) -> int:
+    r = await pf.http.get(
+        f"{pf.stack.url('progress')}/v1/status", params={"limit": 1}, headers=pf.headers(UserRole.SUPERVISOR)
+    )
+    r.raise_for_status()
+    return int(r.json()["total"])
+
+
 async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, body: ProgrammeImport) -> dict[str, Any]:
     client = await stack.temporal()
     raw_worker = await stack.raw_worker()
@@ -106,6 +116,10 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
     ids = [assignment_id(p.programme_id, r.task_no, r.unit_id) for p in pieces for r in p.division.responsibilities]
     sample = ids[:: max(1, len(ids) // HISTORY_SAMPLE)][:HISTORY_SAMPLE]
     histories = [await history_length(client, a) for a in sample]
+    # How the supervisors' first page answers as the read model grows (one client: no queueing).
+    page = await loadgen(
+        [f"{stack.url('progress')}/v1/status?limit=50"], pf.headers(UserRole.SUPERVISOR), 2, concurrency=1, warmup=0.3
+    )
     row = {
         "label": label,
         "assignments": count,
@@ -123,6 +137,7 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
         "temporal_db_bytes": disk_bytes(stack.var_dir / "temporal", "temporal.sqlite*"),
         "history_events": {"min": min(histories), "max": max(histories), "sampled": len(histories)},
         "memory_mib": memory(stack),
+        "status_first_page_ms": {"p50": page["p50_ms"], "p99": page["p99_ms"], "read_model_rows": await rows(pf)},
     }
     ctx.log(
         f"  {label}: {count} assignments, dispatch {dispatch_s:.1f}s ({row['dispatch_rate']}/s, raw {raw_rate:.0f}/s), "

@@ -164,8 +164,8 @@ class BenchStack:
     def headers(self, role: UserRole, unit_id: str | None = None) -> dict[str, str]:
         return {"Authorization": f"Bearer {self.token(role, unit_id)}"}
 
-    def spawn(self, name: str, **env: str) -> Child:
-        """Start one policyflow process without waiting for it."""
+    def spawn(self, name: str, profile_to: Path | None = None, **env: str) -> Child:
+        """Start one policyflow process without waiting for it (under cProfile, writing `profile_to`)."""
         module = PROCESS_MODULES[name].removesuffix(".__main__")
         env = {
             **self.stack.child_env(),
@@ -174,6 +174,8 @@ class BenchStack:
             **env,
         }
         child = python_child(name, module, [], self.var_dir / "logs", **env)
+        if profile_to is not None:
+            child.argv[1:1] = ["-m", "cProfile", "-o", str(profile_to)]
         self.children[name] = child.start()
         return child
 
