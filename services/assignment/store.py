@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.api import ProgrammeImport
 from contracts.catalog import Unit, UnitKind
 from contracts.ids import assignment_id
+from services.shared import migrate
 from services.shared.projection import define_tables
 
 metadata = MetaData()
@@ -72,8 +73,8 @@ INBOX = define_tables(metadata, "inbox")
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+    """The schema at head: alembic `upgrade head` (services/assignment/migrations), under the migration lock."""
+    await migrate.upgrade(engine, "assignment")
 
 
 def content_sha256(body: ProgrammeImport) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.shared import migrate
 from services.shared.projection import define_tables
 
 metadata = MetaData()
@@ -24,8 +25,8 @@ task_groups = Table(
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+    """The schema at head: alembic `upgrade head` (services/progress/migrations), under the migration lock."""
+    await migrate.upgrade(engine, "progress")
 
 
 async def known_group_programmes(engine: AsyncEngine) -> set[str]:
