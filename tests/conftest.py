@@ -21,6 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 from contracts.subjects import event_stream_config
 from deploy.local.servers import Server, find_binary, nats_server, temporal_dev_server
 
+# The `database` fixture (SQLite, and PostgreSQL when reachable): tests/databases.py.
+pytest_plugins = ["tests.databases"]
+
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:

@@ -7,7 +7,7 @@ import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -193,6 +193,8 @@ class Stack:
     temporal: Any
     task_queue: str
     tmp: Path
+    # Database URL per service ("assignment", "progress"): SQLite files in tmp unless given.
+    db_urls: dict[str, str] = field(default_factory=dict)
 
     def headers(self, role: str, unit_id: str | None = None) -> dict[str, str]:
         return auth(self.key_dir, role, unit_id)
@@ -209,9 +211,18 @@ async def fresh_event_stream(js: Any) -> None:
 
 @asynccontextmanager
 async def running_stack(
-    tmp: Path, nats_url: str, temporal: Any, temporal_address: str, task_queue: str, worker: bool = True
+    tmp: Path,
+    nats_url: str,
+    temporal: Any,
+    temporal_address: str,
+    task_queue: str,
+    worker: bool = True,
+    db_urls: dict[str, str] | None = None,
 ) -> AsyncIterator[Stack]:
-    """Worker and both services in this process, over real HTTP, against the real servers."""
+    """Worker and both services in this process, over real HTTP, against the real servers.
+
+    `db_urls` names each service's database (e.g. PostgreSQL); SQLite files in `tmp` otherwise.
+    """
     from services.assignment.app import create_app as assignment_app
     from services.assignment.settings import AssignmentSettings
     from services.progress.app import create_app as progress_app
@@ -225,17 +236,18 @@ async def running_stack(
         "nats_url": nats_url, "temporal_address": temporal_address, "task_queue": task_queue,
         "key_dir": tmp / "keys", "var_dir": tmp,
     }
-    a_settings = AssignmentSettings(database_url=sqlite_url(tmp / "assignment.sqlite"), **common)
+    urls = {name: sqlite_url(tmp / f"{name}.sqlite") for name in ("assignment", "progress")} | (db_urls or {})
+    a_settings = AssignmentSettings(database_url=urls["assignment"], **common)
     try:
         async with AsyncExitStack() as stack:
             if worker:
                 await stack.enter_async_context(build_worker(temporal, js, task_queue))
             a_url = await stack.enter_async_context(serve(assignment_app(a_settings)))
             p_settings = ProgressSettings(
-                database_url=sqlite_url(tmp / "progress.sqlite"), assignment_url=a_url, **common
+                database_url=urls["progress"], assignment_url=a_url, **common
             )
             p_url = await stack.enter_async_context(serve(progress_app(p_settings)))
-            yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue, tmp)
+            yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue, tmp, urls)
     finally:
         await nc.close()
 

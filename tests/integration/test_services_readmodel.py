@@ -1,5 +1,6 @@
 """The progress read model against a real JetStream: built incrementally by the durable consumer,
-unchanged by redelivered events, and identical when rebuilt from the stream."""
+unchanged by redelivered events, and identical when rebuilt from the stream; on SQLite and on
+PostgreSQL (tests/databases.py)."""
 
 from __future__ import annotations
 
@@ -13,17 +14,19 @@ from temporalio.client import Client
 from contracts.events import Event
 from contracts.subjects import event_subject
 from services.progress import readmodel
-from services.shared.db import make_engine, sqlite_url
+from services.shared.db import make_engine
+from tests.databases import TestDatabase
 from tests.e2e.support import Stack, eventually, get_json, lifecycle_events, running_stack
 
 
 @pytest.fixture
 async def stack(
-    tmp_path_factory: pytest.TempPathFactory, nats_url: str, temporal_client: Client, temporal_address: str
+    database: TestDatabase, nats_url: str, temporal_client: Client, temporal_address: str
 ) -> AsyncIterator[Stack]:
     tq = f"tq-rm-{uuid.uuid4().hex[:8]}"
-    tmp = tmp_path_factory.mktemp("rm")
-    async with running_stack(tmp, nats_url, temporal_client, temporal_address, tq, worker=False) as s:
+    urls = {name: database.url(name) for name in ("assignment", "progress")}
+    async with running_stack(database.tmp, nats_url, temporal_client, temporal_address, tq, worker=False,
+                             db_urls=urls) as s:
         yield s
 
 
@@ -52,7 +55,7 @@ async def test_incremental_then_redelivered_then_rebuilt(stack: Stack) -> None:
     events = lifecycle_events("rm-prog", n_units=40)
     last = await publish(stack.js, events)
     await caught_up(stack, last)
-    engine = make_engine(sqlite_url(stack.tmp / "progress.sqlite"))
+    engine = make_engine(stack.db_urls["progress"])
     try:
         incremental = await readmodel.snapshot(engine)
         assert len(incremental) == 40
