@@ -113,12 +113,12 @@ class Checkpointer:
                     .limit(READ_CHUNK)
                 )
                 rows = (await conn.execute(query)).all()
-            for row in rows:
-                if row.ledger_seq != work.size + 1:
-                    raise RuntimeError(f"ledger_seq {row.ledger_seq} follows {work.size}: the ledger has a hole")
-                completed = work.extend_entries([bytes.fromhex(row.hash)])
+            for entry in rows:
+                if entry.ledger_seq != work.size + 1:
+                    raise RuntimeError(f"ledger_seq {entry.ledger_seq} follows {work.size}: the ledger has a hole")
+                completed = work.extend_entries([bytes.fromhex(entry.hash)])
                 nodes += [{"level": lv, "idx": i, "hash": h.hex()} for lv, i, h in completed if lv >= NODE_LEVEL]
-                head = row.hash
+                head = entry.hash
             if len(rows) < READ_CHUNK:
                 break
         if work.size == frontier.size:
@@ -126,7 +126,7 @@ class Checkpointer:
         created_at = now_text()
         root = work.root().hex()
         signature = self.signer.sign(checkpoint_note(work.size, root, head, created_at))
-        row = {
+        row: dict[str, Any] = {
             "size": work.size,
             "root": root,
             "head": head,

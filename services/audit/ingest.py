@@ -20,6 +20,7 @@ from services.audit.ledger import GENESIS, canonical_json, entry_hash
 from services.audit.store import (
     REJECT_KEEP_BYTES,
     gaps,
+    insert_many,
     ledger,
     ledger_head,
     now_text,
@@ -118,13 +119,15 @@ class Ingestor:
         On any database error nothing is kept, in memory or on disk, and the caller retries.
         """
         out = BatchOutcome(position=self.position)
-        events: list[tuple[Message, Event]] = []
+        events: list[tuple[Message, Event, str]] = []
         bad: list[dict[str, Any]] = []
         received = now_text()
+        # The CPU work (validation, canonical text) before the transaction opens.
         for m in sorted(messages, key=lambda m: m.stream_seq):
             out.position = max(out.position, m.stream_seq)
             try:
-                events.append((m, parse(m.data)))
+                event = parse(m.data)
+                events.append((m, event, canonical_json(event)))
             except (ValidationError, ValueError) as exc:
                 reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
                 bad.append(
@@ -140,7 +143,7 @@ class Ingestor:
         async with self.engine.begin() as conn:
             rows, gap_rows, last_seq = await self._rows(conn, events, out, received)
             if rows:
-                await conn.execute(ledger.insert(), rows)
+                await insert_many(conn, ledger, rows)
             if gap_rows:
                 await conn.execute(gaps.insert(), gap_rows)
             if bad:
@@ -153,7 +156,7 @@ class Ingestor:
             )
         # Committed: only now does the in-memory state move.
         if rows:
-            self.size, self.head = rows[-1]["ledger_seq"], bytes.fromhex(rows[-1]["hash"])
+            self.size, self.head = rows[-1][0], bytes.fromhex(rows[-1][-1])
         self.last_seq.update(last_seq)
         self.position = out.position
         out.appended, out.gaps = len(rows), gap_rows
@@ -164,21 +167,22 @@ class Ingestor:
         return out
 
     async def _rows(
-        self, conn: AsyncConnection, events: list[tuple[Message, Event]], out: BatchOutcome, now: str
-    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], dict[str, int]]:
+        self, conn: AsyncConnection, events: list[tuple[Message, Event, str]], out: BatchOutcome, now: str
+    ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], dict[str, int]]:
+        """Ledger rows (tuples in LEDGER_COLUMNS order) for the events not in the ledger yet."""
         if not events:
             return [], [], {}
-        ids = list({e.event_id for _, e in events})
+        ids = list({e.event_id for _, e, _ in events})
         existing: set[str] = set()
         for lo in range(0, len(ids), 500):
             query = select(ledger.c.event_id).where(ledger.c.event_id.in_(ids[lo : lo + 500]))
             existing.update((await conn.execute(query)).scalars())
-        await self._known_seqs(conn, {stream_key(e) for _, e in events})
+        await self._known_seqs(conn, {stream_key(e) for _, e, _ in events})
         last_seq: dict[str, int] = {}
-        rows: list[dict[str, Any]] = []
+        rows: list[tuple[Any, ...]] = []
         gap_rows: list[dict[str, Any]] = []
         size, head = self.size, self.head
-        for m, e in events:
+        for m, e, text in events:
             if e.event_id in existing:  # redelivery, or the same event published twice
                 out.duplicates += 1
                 continue
@@ -199,23 +203,22 @@ class Ingestor:
                     }
                 )
             last_seq[key] = max(previous, e.seq)
-            text = canonical_json(e)
             digest = entry_hash(head, text)
             rows.append(
-                {
-                    "ledger_seq": size,
-                    "event_id": e.event_id,
-                    "stream_seq": m.stream_seq,
-                    "programme_id": e.programme_id,
-                    "assignment_id": e.assignment_id,
-                    "unit_id": e.unit_id,
-                    "seq": e.seq,
-                    "type": e.type,
-                    "occurred_at": utc_text(e.occurred_at),
-                    "canonical": text,
-                    "prev_hash": head.hex(),
-                    "hash": digest.hex(),
-                }
+                (
+                    size,
+                    e.event_id,
+                    m.stream_seq,
+                    e.programme_id,
+                    e.assignment_id,
+                    e.unit_id,
+                    e.seq,
+                    e.type,
+                    utc_text(e.occurred_at),
+                    text,
+                    head.hex(),
+                    digest.hex(),
+                )
             )
             head = digest
         return rows, gap_rows, last_seq

@@ -66,7 +66,7 @@ def utc_text(value: dt.datetime) -> str:
     """
     if value.tzinfo is None:
         value = value.replace(tzinfo=dt.UTC)
-    return value.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return value.astimezone(dt.UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
 def entry_hash(prev_hash: bytes, canonical: str) -> bytes:

@@ -48,7 +48,8 @@ ledger = Table(
     Column("hash", String(64), nullable=False),
     Index("ix_ledger_assignment_seq", "assignment_id", "seq"),
     Index("ix_ledger_unit", "unit_id", "ledger_seq"),
-    Index("ix_ledger_type", "type", "ledger_seq"),
+    # No index on type alone: every index costs each insert, and type is mostly asked for
+    # together with an assignment or a unit, whose indexes narrow the scan first.
 )
 
 tracking = Table(
@@ -110,6 +111,28 @@ HEAD_COLUMNS = (ledger.c.ledger_seq, ledger.c.hash)
 
 def now_text() -> str:
     return utc_text(dt.datetime.now(dt.UTC))
+
+
+_INSERTS: dict[tuple[str, str], str] = {}
+
+
+async def insert_many(conn: AsyncConnection, table: Table, rows: list[tuple[Any, ...]]) -> None:
+    """Bulk insert of tuples in the table's column order, one driver executemany.
+
+    The INSERT is compiled from the Core table once per dialect and handed to the driver
+    directly: per row, SQLAlchemy's parameter processing is skipped (the values are already
+    plain str/int/None), which is a good share of ingest's time.
+    """
+    key = (table.name, conn.dialect.name)
+    sql = _INSERTS.get(key)
+    if sql is None:
+        compiled = table.insert().compile(dialect=conn.dialect)
+        names = list(compiled.positiontup or [])
+        if names != [c.name for c in table.columns]:  # a named paramstyle: the Core path instead
+            await conn.execute(table.insert(), [dict(zip(table.columns.keys(), r, strict=True)) for r in rows])
+            return
+        sql = _INSERTS[key] = str(compiled)
+    await conn.exec_driver_sql(sql, rows)
 
 
 async def create_tables(engine: AsyncEngine) -> None:

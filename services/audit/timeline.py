@@ -45,7 +45,8 @@ def summary(event_type: str, payload: dict[str, Any]) -> str:
     template = TEMPLATES.get(event_type)
     if template is None:
         return event_type
-    deadline = payload.get("deadline") if isinstance(payload.get("deadline"), dict) else {}
+    raw_deadline = payload.get("deadline")
+    deadline: dict[str, Any] = raw_deadline if isinstance(raw_deadline, dict) else {}
     fields = _Fields(payload)
     fields.update(
         role_zh=ROLES.get(str(payload.get("role")), "?"),

@@ -35,7 +35,7 @@ class FakeJs:
 
 
 def info(delivered: int, pending: int) -> Any:
-    config = SimpleNamespace(filter_subject=EVENT_SUBJECTS, ack_policy=AckPolicy.EXPLICIT)
+    config = SimpleNamespace(filter_subject=EVENT_SUBJECTS, ack_policy=AckPolicy.ALL)
     return SimpleNamespace(delivered=SimpleNamespace(stream_seq=delivered), num_ack_pending=pending, config=config)
 
 
