@@ -18,9 +18,9 @@ import nats
 import structlog
 from nats.js import JetStreamContext
 from temporalio.client import Client
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
+from services.shared.temporal_connect import connect_with
 from workflows.activities import EventPublisher, ensure_event_stream, load_working_calendar
 from workflows.settings import WorkerSettings
 from workflows.workflows import AssignmentWorkflow
@@ -50,10 +50,19 @@ def build_worker(
 
 
 async def run_worker(
-    client: Client, js: JetStreamContext, task_queue: str, stop: asyncio.Event | None = None, **options: Any
+    client: Client,
+    js: JetStreamContext,
+    task_queue: str,
+    stop: asyncio.Event | None = None,
+    *,
+    replicas: int = 1,
+    **options: Any,
 ) -> None:
-    """Run until `stop` is set (or forever), then shut down, letting running activities finish."""
-    await ensure_event_stream(js)
+    """Run until `stop` is set (or forever), then shut down, letting running activities finish.
+
+    The event stream is created first if missing, with `replicas` copies (NATS_REPLICAS).
+    """
+    await ensure_event_stream(js, replicas)
     async with build_worker(client, js, task_queue, **options):
         log.info("worker_started", task_queue=task_queue, namespace=client.namespace)
         await (stop or asyncio.Event()).wait()
@@ -78,20 +87,8 @@ def configure_logging(level: str) -> None:
 
 
 async def connect_temporal(settings: WorkerSettings, attempts: int = 150) -> Client:
-    """The local stack starts Temporal next to the worker: wait for it to answer."""
-    for attempt in range(attempts):
-        try:
-            return await Client.connect(
-                settings.temporal_address,
-                namespace=settings.temporal_namespace,
-                data_converter=pydantic_data_converter,
-            )
-        except Exception as err:  # noqa: BLE001 - retried, then raised
-            if attempt == attempts - 1:
-                raise
-            log.info("temporal_not_ready", address=settings.temporal_address, error=str(err))
-            await asyncio.sleep(0.4)
-    raise AssertionError("unreachable")
+    """The local stack starts Temporal next to the worker: wait for it to answer (TLS per settings)."""
+    return await connect_with(settings, attempts=attempts, delay=0.4, probe=False)
 
 
 async def main(settings: WorkerSettings | None = None) -> None:
@@ -104,12 +101,15 @@ async def main(settings: WorkerSettings | None = None) -> None:
     nc = await nats.connect(settings.nats_url, name="policyflow-worker", max_reconnect_attempts=-1)
     try:
         client = await connect_temporal(settings)
+        identity = {"identity": settings.worker_identity} if settings.worker_identity else {}
         await run_worker(
             client,
             nc.jetstream(),
             settings.task_queue,
             stop,
+            replicas=settings.nats_replicas,
             graceful_shutdown=dt.timedelta(seconds=settings.graceful_shutdown_seconds),
+            **identity,
         )
     finally:
         await nc.drain()

@@ -16,7 +16,7 @@ from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
-from services.shared.temporal import connect
+from services.shared.temporal import connect_with
 from services.shared.web import install_error_handlers
 
 log = structlog.get_logger()
@@ -39,7 +39,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
-        app.state.temporal = await connect(settings.temporal_address, settings.temporal_namespace)
+        app.state.temporal = await connect_with(settings)
         nc = await nats.connect(settings.nats_url, name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
         consumer = subscribers.consumer(nc.jetstream(), engine, settings)

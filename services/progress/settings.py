@@ -5,20 +5,21 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
 
 from contracts.subjects import EVENT_STREAM, READ_MODEL_DURABLE, TASK_QUEUE
 from services.shared.db import sqlite_url
+from services.shared.temporal_connect import TemporalConnectionSettings
 
 
-class ProgressSettings(BaseSettings):
+class ProgressSettings(TemporalConnectionSettings):
+    """TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE and TEMPORAL_TLS_* come from TemporalConnectionSettings."""
+
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
 
     host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("HOST"))
     port: int = Field(default=8102, validation_alias=AliasChoices("PROGRESS_PORT"))
     nats_url: str = Field(default="nats://127.0.0.1:4333", validation_alias=AliasChoices("NATS_URL"))
-    temporal_address: str = Field(default="127.0.0.1:7233", validation_alias=AliasChoices("TEMPORAL_ADDRESS"))
-    temporal_namespace: str = Field(default="default", validation_alias=AliasChoices("TEMPORAL_NAMESPACE"))
     task_queue: str = Field(default=TASK_QUEUE, validation_alias=AliasChoices("TASK_QUEUE"))
     database_url: str | None = Field(
         default=None, validation_alias=AliasChoices("PROGRESS_DATABASE_URL", "DATABASE_URL")

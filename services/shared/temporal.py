@@ -1,4 +1,5 @@
-"""Temporal plumbing for the services: connecting, idempotent updates, and HTTP error mapping.
+"""Temporal plumbing for the services: connecting (services.shared.temporal_connect), idempotent updates,
+and HTTP error mapping.
 
 Commands become workflow updates. With an Idempotency-Key the update id is derived from the
 key (scoped by caller and update), so a retried request either finds the completed update
@@ -23,7 +24,6 @@ from temporalio.client import (
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
@@ -31,22 +31,10 @@ from contracts.base import Actor
 from contracts.commands import QUERY_STATUS, CommandResult
 from contracts.fold import AssignmentState
 from contracts.ids import workflow_id
+from services.shared.temporal_connect import connect, connect_with
 
 log = structlog.get_logger()
-
-
-async def connect(address: str, namespace: str = "default", attempts: int = 60, delay: float = 0.5) -> Client:
-    """Connect with the pydantic converter, retrying while the server starts up."""
-    last: Exception | None = None
-    for _ in range(max(1, attempts)):
-        try:
-            client = await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter)
-            await client.count_workflows()  # the namespace answers only once the server is ready
-            return client
-        except Exception as exc:  # noqa: BLE001 - retried until ready, then re-raised below
-            last = exc
-            await asyncio.sleep(delay)
-    raise RuntimeError(f"Temporal at {address} (namespace {namespace}) not reachable: {last}")
+__all__ = ["connect", "connect_with", "http_error", "query_status", "run_update", "update_id"]
 
 
 def update_id(update: str, actor: Actor, idempotency_key: str) -> str:
