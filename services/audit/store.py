@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.audit.ledger import utc_text
+from services.shared import migrate
 
 metadata = MetaData()
 
@@ -136,8 +137,8 @@ async def insert_many(conn: AsyncConnection, table: Table, rows: list[tuple[Any,
 
 
 async def create_tables(engine: AsyncEngine) -> None:
-    async with engine.begin() as conn:
-        await conn.run_sync(metadata.create_all)
+    """The schema at head: alembic `upgrade head` (services/audit/migrations), under the migration lock."""
+    await migrate.upgrade(engine, "audit")
 
 
 async def ledger_head(conn: AsyncConnection) -> tuple[int, str | None]:
