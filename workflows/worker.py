@@ -20,6 +20,7 @@ from nats.js import JetStreamContext
 from temporalio.client import Client
 from temporalio.worker import Worker
 
+from services.shared.nats_urls import servers
 from services.shared.temporal_connect import connect_with
 from workflows.activities import EventPublisher, ensure_event_stream, load_working_calendar
 from workflows.settings import WorkerSettings
@@ -98,7 +99,7 @@ async def main(settings: WorkerSettings | None = None) -> None:
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    nc = await nats.connect(settings.nats_url, name="policyflow-worker", max_reconnect_attempts=-1)
+    nc = await nats.connect(servers(settings.nats_url), name="policyflow-worker", max_reconnect_attempts=-1)
     try:
         client = await connect_temporal(settings)
         identity = {"identity": settings.worker_identity} if settings.worker_identity else {}

@@ -15,6 +15,7 @@ from services.assignment.settings import AssignmentSettings
 from services.assignment.store import create_tables
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
+from services.shared.nats_urls import servers
 from services.shared.temporal import connect_with
 from services.shared.web import install_error_handlers
 from workflows.activities import ensure_event_stream
@@ -40,7 +41,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         await create_tables(engine)
         app.state.engine = engine
         app.state.temporal = await connect_with(settings)
-        nc = await nats.connect(settings.nats_url, name="policyflow-assignment", max_reconnect_attempts=-1)
+        nc = await nats.connect(servers(settings.nats_url), name="policyflow-assignment", max_reconnect_attempts=-1)
         app.state.nats = nc
         # It publishes ProgrammeImported and reads the stream: create it if the worker has not yet.
         await ensure_event_stream(nc.jetstream(), settings.nats_replicas)

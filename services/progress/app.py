@@ -16,6 +16,7 @@ from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
+from services.shared.nats_urls import servers
 from services.shared.temporal import connect_with
 from services.shared.web import install_error_handlers
 
@@ -40,7 +41,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         await create_tables(engine)
         app.state.engine = engine
         app.state.temporal = await connect_with(settings)
-        nc = await nats.connect(settings.nats_url, name="policyflow-progress", max_reconnect_attempts=-1)
+        nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
         consumer = subscribers.consumer(nc.jetstream(), engine, settings)
         await consumer.start()

@@ -13,6 +13,7 @@ from contracts.subjects import event_stream_config
 from services.assignment.settings import AssignmentSettings
 from services.progress.settings import ProgressSettings
 from services.shared import temporal_connect
+from services.shared.nats_urls import servers
 from services.shared.temporal_connect import TemporalConnectionSettings, connect_with, tls_config
 from workflows.settings import WorkerSettings
 
@@ -95,3 +96,12 @@ def test_nats_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NATS_REPLICAS", "3")
     assert WorkerSettings().nats_replicas == 3 and AssignmentSettings().nats_replicas == 3
     assert event_stream_config(3)["num_replicas"] == 3 and event_stream_config()["num_replicas"] == 1
+
+
+def test_a_nats_url_may_list_the_cluster() -> None:
+    assert servers("nats://a:4222") == ["nats://a:4222"]
+    assert servers("nats://u:p@a:4222, nats://u:p@b:4222,nats://u:p@c:4222") == [
+        "nats://u:p@a:4222", "nats://u:p@b:4222", "nats://u:p@c:4222"
+    ]
+    with pytest.raises(ValueError):
+        servers(" , ")

@@ -1,0 +1,16 @@
+"""NATS_URL may name several servers of a cluster, comma-separated.
+
+nats-py takes a list (a single string is parsed as one URL), so every connect splits it:
+`nats.connect(servers(settings.nats_url))`. With all three nodes listed a client starts even
+when one is down, and fails over to the others (it also learns them from the cluster).
+"""
+
+from __future__ import annotations
+
+
+def servers(url: str) -> list[str]:
+    """`nats://a:4222, nats://b:4222` -> ["nats://a:4222", "nats://b:4222"]."""
+    found = [part.strip() for part in url.split(",") if part.strip()]
+    if not found:
+        raise ValueError("NATS_URL is empty")
+    return found
