@@ -18,7 +18,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.audit.ledger import GENESIS, Frontier, checkpoint_note, entry_hash, is_canonical, utc_text
+from services.audit.ledger import GENESIS, Frontier, canonical_text, checkpoint_note, entry_hash, utc_text
 
 # Envelope fields that the ledger also keeps as columns (for queries): they must agree with
 # the hashed text, or a query could be steered by an edited column the hash does not cover.
@@ -96,9 +96,13 @@ class ChainVerifier:
         digest = entry_hash(self.prev, text)
         if entry.get("hash") != digest.hex():
             return Failure(expected, "hash is not SHA-256(prev_hash || canonical): the entry was altered")
-        if not is_canonical(text):
+        try:
+            event = json.loads(text)
+            canonical = canonical_text(event) == text
+        except (ValueError, TypeError):
+            canonical = False
+        if not canonical or not isinstance(event, dict):
             return Failure(expected, "the stored text is not in canonical form")
-        event = json.loads(text)
         fields = COLUMN_FIELDS if columns else ("event_id",)
         for name in fields:
             if name in entry and entry[name] != event.get(name):
