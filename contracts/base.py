@@ -8,9 +8,13 @@ from pydantic import BaseModel, ConfigDict
 
 
 class Frozen(BaseModel):
-    """Immutable, strict-about-unknown-fields model used for every contract."""
+    """Immutable, strict-about-unknown-fields model used for every contract.
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    Numbers are finite: NaN and ±Infinity (which JSON parsers accept as `NaN`, `Infinity`, `1e309`)
+    are refused where they come in, naming the field; serialised, they would become `null`.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class Role(StrEnum):
