@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from starlette.middleware.base import BaseHTTPMiddleware
-from starlette.responses import Response
+from starlette.datastructures import Headers
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.base import UserRole
 from services.shared.auth import AuthError, Principal, verify_token
@@ -57,14 +56,42 @@ def _field(loc: tuple[Any, ...]) -> str:
     return ".".join(str(part) for part in loc if part != "body") or "body"
 
 
-class BodyLimit(BaseHTTPMiddleware):
-    """Refuse oversized bodies before they are read into memory."""
+class BodyLimit:
+    """Refuse oversized bodies before they are read into memory, and log it.
 
-    async def dispatch(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length")
-        if length and length.isdigit() and int(length) > MAX_BODY_BYTES:
-            return JSONResponse({"detail": f"body larger than {MAX_BODY_BYTES} bytes"}, status_code=413)
-        return await call_next(request)
+    A declared Content-Length over the limit is answered at once; a body without one (chunked)
+    is counted as it arrives and refused the moment it passes the limit (FastAPI re-raises an
+    HTTPException raised while it reads the body, so the answer is the same 413).
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+        self.app = app
+        self.limit = limit
+
+    def _too_large(self, scope: Scope) -> HTTPException:
+        log.warning("request.too_large", path=scope.get("path"), limit=self.limit)
+        return HTTPException(413, f"body larger than {self.limit} bytes")
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        length = Headers(scope=scope).get("content-length")
+        if length and length.isdigit() and int(length) > self.limit:
+            err = self._too_large(scope)
+            await JSONResponse({"detail": err.detail}, status_code=413)(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.limit:
+                raise self._too_large(scope)
+            return message
+
+        await self.app(scope, counted, send)
 
 
 def install_error_handlers(app: FastAPI) -> None:
