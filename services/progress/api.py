@@ -41,6 +41,7 @@ from contracts.commands import (
 )
 from contracts.fold import AssignmentState
 from contracts.ids import parse_assignment_id, workflow_id
+from contracts.subjects import event_stream_config
 from services.progress import readmodel, store
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update
@@ -100,7 +101,21 @@ def reader(assignment_id: str, caller: Principal = Depends(principal)) -> Target
     return target
 
 
+# Every command becomes (at least) one event, and the stream refuses a message over its max_msg_size:
+# a command that large would be folded by the workflow and then never published, wedging the
+# assignment. Refuse it here, leaving room for the envelope and the facts' own fields.
+MAX_COMMAND_BYTES = int(str(event_stream_config()["max_msg_size"])) - 16 * 1024
+
+
 async def _send(request: Request, target: Target, update: str, command: BaseModel, key: str | None) -> CommandAccepted:
+    size = len(command.model_dump_json().encode())
+    if size > MAX_COMMAND_BYTES:
+        log.warning("command.too_large", assignment_id=target.assignment_id, update=update, bytes=size,
+                    limit=MAX_COMMAND_BYTES, sub=target.caller.sub)
+        raise HTTPException(
+            413, f"this {update.replace('_', ' ')} would be recorded as an event of about {size} bytes; "
+            f"an event holds at most {MAX_COMMAND_BYTES}: shorten the narrative, the names or the lists",
+        )
     app = request.app
     outcome = await run_update(
         app.state.temporal, target.assignment_id, update, command, idempotency_key=key,
