@@ -7,6 +7,7 @@ size and each stream key's highest sequence in memory and only reads what it has
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,6 +76,8 @@ class Ingestor:
         self.head = GENESIS
         self.position = 0
         self.last_seq: dict[str, int] = {}  # stream key -> highest seq in the ledger
+        # Called first in each ingest transaction; raises if this process is not the writer (writer.py).
+        self.fence: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
     async def load(self) -> None:
         """Read the head, the size and the tracking position (creating its row on first start)."""
@@ -141,6 +144,8 @@ class Ingestor:
                 )
                 out.rejected.append(m.stream_seq)
         async with self.engine.begin() as conn:
+            if self.fence is not None:
+                await self.fence(conn)
             rows, gap_rows, last_seq = await self._rows(conn, events, out, received)
             if rows:
                 await insert_many(conn, ledger, rows)

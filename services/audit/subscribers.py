@@ -29,6 +29,8 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.subjects import EVENT_SUBJECTS
 from services.audit.ingest import BatchOutcome, Ingestor, Message
+from services.audit.writer import WriterLock
+from services.shared.nats_urls import servers
 
 log = structlog.get_logger("audit.consumer")
 ACK_WAIT_SECONDS = 60.0
@@ -108,6 +110,10 @@ class LedgerConsumer:
         self.broker: NatsBroker | None = None
         self.state = "starting"
         self.task: asyncio.Task[None] | None = None
+        # One writer per ledger: replicas without the lock wait as hot standbys (writer.py).
+        self.writer = WriterLock(ingestor.engine, durable)
+        self.writer.on_lost = self._writer_lock_lost
+        ingestor.fence = self.writer.fence
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._start_when_ready(), name="audit-consumer-start")
@@ -119,12 +125,24 @@ class LedgerConsumer:
             await asyncio.gather(self.task, return_exceptions=True)
         if self.broker is not None:
             await self.broker.stop()
+        await self.writer.release()
         self.state = "stopped"
+
+    async def _writer_lock_lost(self) -> None:
+        """The lock's session ended under us: stop consuming (the fence already stops appends), then wait again."""
+        self.state = "writer lock lost: standing by"
+        if self.broker is not None:
+            broker, self.broker = self.broker, None
+            await broker.stop()
+        self.task = asyncio.create_task(self._start_when_ready(), name="audit-consumer-start")
 
     async def _start_when_ready(self) -> None:
         delay = 0.2
         while True:
             try:
+                if not self.writer.held:
+                    self.state = "standby: waiting for the ledger writer lock"
+                    await self.writer.acquire()
                 await self._start()
                 return
             except (OSError, nats.errors.Error, SQLAlchemyError) as exc:
@@ -135,7 +153,7 @@ class LedgerConsumer:
 
     async def _start(self) -> None:
         await self.ingestor.load()
-        nc = await nats.connect(self.nats_url, connect_timeout=5, max_reconnect_attempts=0)
+        nc = await nats.connect(servers(self.nats_url), connect_timeout=5, max_reconnect_attempts=0)
         try:
             done = await position_consumer(
                 nc.jetstream(), self.stream, self.durable, self.ingestor.position, self.batch_size
@@ -143,7 +161,9 @@ class LedgerConsumer:
         finally:
             await nc.close()
         # Its per-batch "Received/Processed" lines at DEBUG; its errors still reach the log.
-        broker = NatsBroker(self.nats_url, logger=logging.getLogger("audit.faststream"), log_level=logging.DEBUG)
+        broker = NatsBroker(
+            servers(self.nats_url), logger=logging.getLogger("audit.faststream"), log_level=logging.DEBUG
+        )
         subscriber = broker.subscriber(
             EVENT_SUBJECTS,
             stream=JStream(self.stream, declare=False),
