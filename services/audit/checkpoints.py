@@ -49,7 +49,9 @@ class Signer:
         self.public_pem = key.public_key().public_bytes(
             serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
         ).decode()
-        (key_dir / PUBLIC_KEY_FILE).write_text(self.public_pem)
+        public = key_dir / PUBLIC_KEY_FILE
+        if not public.exists() or public.read_text() != self.public_pem:  # a mounted key dir may be read-only
+            public.write_text(self.public_pem)
 
     def sign(self, note: bytes) -> str:
         return base64.b64encode(self._key.sign(note)).decode()

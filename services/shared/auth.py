@@ -56,6 +56,11 @@ def ensure_keys(key_dir: Path) -> tuple[Path, Path]:
 
 
 def load_public_key(key_dir: Path) -> bytes:
+    """The verification key. In production only the public key is there (a read-only secret mount);
+    the local stack generates the pair on first start."""
+    public = key_dir / PUBLIC_KEY_FILE
+    if public.exists():
+        return public.read_bytes()
     return ensure_keys(key_dir)[1].read_bytes()
 
 
