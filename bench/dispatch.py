@@ -21,7 +21,7 @@ from bench.common import Context, NotAvailable, Result, interleaved, median, spr
 from bench.driver import PfClient
 from bench.programme import example_size, programme
 from bench.raw_workflows import EMPTY_WORKFLOW
-from bench.stack import ALL_PROCESSES, BenchStack, gather_limited
+from bench.stack import ALL_PROCESSES, BenchStack, CpuMeter, gather_limited
 
 NAME = "dispatch"
 UNIT = "assignments/s"
@@ -72,13 +72,16 @@ async def run(ctx: Context) -> Result:
             await wait_raw_done(client, raw_worker.task_queue)
 
         raw_done: list[float] = []
+        meter = CpuMeter(stack)
 
         async def raw_round(_: int) -> float:
+            before = meter.snapshot()
             started = time.perf_counter()
             rate = await raw_start(client, raw_worker.task_queue, size)
             await wait_raw_done(client, raw_worker.task_queue)
             raw_done.append(size / (time.perf_counter() - started))
             await stack.settle()
+            meter.add("raw", before, size)
             return rate
 
         with ctx.phase("policyflow processes"):
@@ -91,12 +94,14 @@ async def run(ctx: Context) -> Result:
             pf = PfClient(stack, http)
 
             async def pf_round(_: int) -> float:
+                cpu_before = meter.snapshot()
                 before = await stack.ledger_size()
                 seconds, out = await pf_dispatch(pf, stack, size, "d")
                 live = time.perf_counter()
                 await stack.wait_ledger(before + int(out["started"]) + 1)  # each started, and the import
                 live_s = seconds + time.perf_counter() - live
                 await stack.settle()
+                meter.add("policyflow", cpu_before, int(out["started"]))
                 calls.append(
                     {"seconds": round(seconds, 3), "started": out["started"], "live_seconds": round(live_s, 2)}
                 )
@@ -109,6 +114,7 @@ async def run(ctx: Context) -> Result:
             raw=spread(raw_rates),
             policyflow=spread(pf_rates),
             dispatch_calls=calls,
+            cpu_ms_per_assignment=meter.per_unit_ms(),
             end_to_end={
                 "raw_completed_per_s": round(median(raw_done), 2),
                 "policyflow_live_per_s": round(median(live), 2),

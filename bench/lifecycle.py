@@ -2,8 +2,10 @@
 reports, verification request, verification, into the next year by continue-as-new) vs raw Temporal
 updates whose handler runs one activity, with the same bodies, on the same dev server.
 
-Both halves drive `CLIENTS` assignments at once, each sequentially through the same script of
-`len(SCRIPT)` commands. Policyflow's assignments are dispatched and accepted before timing.
+Both halves drive the same number of assignments at once, each sequentially through the same
+script of `len(SCRIPT)` commands. Policyflow's assignments are dispatched and accepted before
+timing. After each round both halves wait for the stream's readers to catch up (untimed), and
+the CPU every process used for the round, readers included, is reported per step.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from bench.common import Context, NotAvailable, Result, interleaved, median, spr
 from bench.driver import PfClient, Step, year_script
 from bench.programme import programme
 from bench.raw_workflows import SIGNAL_FINISH, UPDATE_STEP, UPDATE_WORKFLOW
-from bench.stack import ALL_PROCESSES, gather_limited
+from bench.stack import ALL_PROCESSES, CpuMeter, gather_limited
 from contracts.ids import assignment_id
 
 NAME = "lifecycle"
@@ -78,8 +80,14 @@ async def run(ctx: Context) -> Result:
             raw_worker = await stack.raw_worker()
             await raw_round(client, raw_worker.task_queue, 2)  # warm-up
 
+        meter = CpuMeter(stack)
+
         async def raw_half(_: int) -> float:
-            return await raw_round(client, raw_worker.task_queue, clients)
+            before = meter.snapshot()
+            rate = await raw_round(client, raw_worker.task_queue, clients)
+            await stack.settle()
+            meter.add("raw", before, clients * len(SCRIPT))
+            return rate
 
         with ctx.phase("policyflow processes"):
             unavailable = await stack.policyflow(*ALL_PROCESSES)
@@ -93,9 +101,13 @@ async def run(ctx: Context) -> Result:
                 await stack.settle()
 
             async def pf_half(i: int) -> float:
-                return await pf_round(pf, ids[i * clients : (i + 1) * clients])
+                before = meter.snapshot()
+                rate = await pf_round(pf, ids[i * clients : (i + 1) * clients])
+                await stack.settle()
+                meter.add("policyflow", before, clients * len(SCRIPT))
+                return rate
 
             raw_rates, pf_rates = await interleaved(rounds, raw_half, pf_half)
         result.raw_rate, result.policyflow_rate = median(raw_rates), median(pf_rates)
-        result.extra.update(raw=spread(raw_rates), policyflow=spread(pf_rates))
+        result.extra.update(raw=spread(raw_rates), policyflow=spread(pf_rates), cpu_ms_per_step=meter.per_unit_ms())
         return result

@@ -8,6 +8,7 @@ plain Temporal client with its own worker process, the policyflow half through t
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import time
 from collections.abc import Sequence
@@ -23,7 +24,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.common import Child, console, missing_modules, python_child, require_modules, unique
+from bench.common import Child, console, cpu_delta, missing_modules, proc_cpu, python_child, require_modules, unique
 from contracts.base import UserRole
 from contracts.subjects import EVENT_STREAM, TASK_QUEUE
 from deploy.local.servers import free_port
@@ -217,6 +218,15 @@ class BenchStack:
     def pids(self) -> dict[str, int]:
         return {name: c.pid for name, c in self.children.items() if c.alive()}
 
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds used so far by every process of the stack, the raw worker and this one."""
+        pids = self.pids()
+        pids.update({s.name: s.proc.pid for s in self.stack.servers if s.proc is not None})
+        if self._raw_worker is not None and self._raw_worker.child.alive():
+            pids["raw-worker"] = self._raw_worker.child.pid
+        pids["bench"] = os.getpid()
+        return {name: proc_cpu(pid) for name, pid in pids.items()}
+
     async def policyflow(self, *names: str) -> str | None:
         """Start the policyflow processes a half needs (those not running yet); None, or why not."""
         known = [self.unavailable[n] for n in names if n in self.unavailable]
@@ -315,6 +325,36 @@ class StackPool:
         if self._shared is not None:
             await self._shared.close()
             self._shared = None
+
+
+class CpuMeter:
+    """CPU milliseconds per unit of work (a step, an assignment), by process, over each half's rounds.
+
+    Taken from before a round to after the stack has settled, so the work that readers do in the
+    background for that round (projections, ledger) is counted with it.
+    """
+
+    def __init__(self, stack: BenchStack) -> None:
+        self.stack = stack
+        self.seconds: dict[str, dict[str, float]] = {}
+        self.units: dict[str, int] = {}
+
+    def snapshot(self) -> dict[str, float]:
+        return self.stack.cpu()
+
+    def add(self, half: str, before: dict[str, float], units: int) -> None:
+        totals = self.seconds.setdefault(half, {})
+        for name, used in cpu_delta(before, self.stack.cpu()).items():
+            totals[name] = totals.get(name, 0.0) + used
+        self.units[half] = self.units.get(half, 0) + units
+
+    def per_unit_ms(self) -> dict[str, dict[str, float]]:
+        out = {}
+        for half, totals in self.seconds.items():
+            n = max(1, self.units[half])
+            row = {k: round(1000 * v / n, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v > 0}
+            out[half] = {**row, "total": round(1000 * sum(totals.values()) / n, 2)}
+        return out
 
 
 class RawWorker:
