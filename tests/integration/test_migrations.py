@@ -17,7 +17,7 @@ from services.shared import migrate
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
 
-SERVICES = ["assignment", "progress"]
+SERVICES = ["assignment", "progress", "audit"]
 
 
 def store(service: str) -> ModuleType:
