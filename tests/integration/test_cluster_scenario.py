@@ -1,0 +1,184 @@
+"""A policyflow scenario on a 3-node NATS JetStream cluster (replicas=3): kill -9 a node mid-way.
+
+Real workflows on the Temporal dev server, a worker publishing their events, the audit service
+ledgering them, all connected to the three nodes. Halfway through, one node (a follower, then
+in the second case the stream's leader) is killed with SIGKILL; commands go on while it is
+away, then it comes back. Afterwards every event the workflows emitted is in the stream once
+and in the ledger once, the chain verifies, and the restarted replica has caught up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import nats
+import pytest
+from nats.js import JetStreamContext
+from temporalio.client import Client, WorkflowHandle
+
+from contracts.base import UserRole
+from contracts.commands import AcceptAssignment, ReviewAnnualPlan
+from contracts.events import Event, event_id
+from contracts.ids import workflow_id
+from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
+from deploy.local.servers import Server, nats_cluster
+from tests.integration.audit_support import running, settings_for
+from tests.integration.conftest import SUPERVISOR, department, make_spec, plan
+from workflows.activities import ensure_event_stream
+from workflows.models import AssignmentInput, AssignmentStatus
+from workflows.worker import build_worker
+from workflows.workflows import AssignmentWorkflow
+
+ASSIGNMENTS = 8
+YEAR = dt.date.today().year
+Handle = WorkflowHandle[AssignmentWorkflow, AssignmentStatus]
+Victim = Callable[[JetStreamContext, list[Server]], Awaitable[Server]]
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[Server]]:
+    nodes = nats_cluster(tmp_path / "nats")
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        node.stop()
+
+
+@pytest.fixture
+async def js(cluster: list[Server]) -> AsyncIterator[JetStreamContext]:
+    """A client of all three nodes, as the worker and services are with NATS_URL listing them."""
+    nc = await nats.connect(
+        servers=urls(cluster), reconnect_time_wait=0.2, max_reconnect_attempts=-1, name="policyflow-worker"
+    )
+    yield nc.jetstream()
+    await nc.close()
+
+
+def urls(nodes: list[Server]) -> list[str]:
+    return [f"nats://127.0.0.1:{n.port}" for n in nodes]
+
+
+async def a_follower(js: JetStreamContext, nodes: list[Server]) -> Server:
+    info = await js.stream_info(EVENT_STREAM)
+    leader = info.cluster.leader if info.cluster else None
+    return next(n for n in nodes if n.name != f"nats-{leader}")
+
+
+async def the_leader(js: JetStreamContext, nodes: list[Server]) -> Server:
+    info = await js.stream_info(EVENT_STREAM)
+    assert info.cluster and info.cluster.leader
+    return next(n for n in nodes if n.name == f"nats-{info.cluster.leader}")
+
+
+async def until(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = 45) -> Any:
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while time.monotonic() < deadline:
+        try:
+            last = await probe()
+        except Exception as exc:  # noqa: BLE001 - a node is away or a leader moving: ask again
+            last = exc
+        if last and not isinstance(last, Exception):
+            return last
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
+
+
+async def stream_ids(js: JetStreamContext) -> Counter[str]:
+    """Each event id in the stream, with how often it is there."""
+    info = await js.stream_info(EVENT_STREAM)
+    seen: Counter[str] = Counter()
+    if info.state.messages == 0:
+        return seen
+    sub = await js.subscribe(EVENT_SUBJECTS, ordered_consumer=True)
+    try:
+        while True:
+            msg = await sub.next_msg(timeout=5.0)
+            seen[Event.model_validate_json(msg.data).event_id] += 1
+            if msg.metadata.sequence.stream >= info.state.last_seq:
+                return seen
+    finally:
+        await sub.unsubscribe()
+
+
+async def replicas_current(js: JetStreamContext) -> bool:
+    info = await js.stream_info(EVENT_STREAM)
+    peers = info.cluster.replicas if info.cluster and info.cluster.replicas else []
+    return len(peers) == 2 and all(p.current and not p.offline and not p.lag for p in peers)
+
+
+@pytest.mark.parametrize("pick_victim", [a_follower, the_leader], ids=["follower", "leader"])
+async def test_a_scenario_survives_kill_9_of_a_node(
+    cluster: list[Server], js: JetStreamContext, temporal_client: Client, tmp_path: Path, pick_victim: Victim
+) -> None:
+    await ensure_event_stream(js, replicas=3)  # what the worker does with NATS_REPLICAS=3
+    assert (await js.stream_info(EVENT_STREAM)).config.num_replicas == 3
+    tq = f"tq-cluster-{uuid.uuid4().hex[:8]}"
+    audit_settings = settings_for(tmp_path / "audit", ",".join(urls(cluster)), checkpoint_every=0, batch_size=50)
+    prefix = f"c{uuid.uuid4().hex[:6]}"
+    specs = [make_spec(f"{prefix}u{i}", YEAR, YEAR + 4, task_no=1 + i) for i in range(ASSIGNMENTS)]
+    handles: list[Handle] = []
+    async with build_worker(temporal_client, js, tq), running(audit_settings) as audit:
+        handles = list(await asyncio.gather(*(
+            temporal_client.start_workflow(
+                AssignmentWorkflow.run, AssignmentInput(spec=s), id=workflow_id(s.assignment_id), task_queue=tq
+            )
+            for s in specs
+        )))
+        try:
+            await asyncio.gather(*(
+                h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(s.unit_id)))
+                for h, s in zip(handles, specs, strict=True)
+            ))
+            victim = await pick_victim(js, cluster)
+            victim.kill()  # kill -9, mid-scenario
+            # Commands go on while the node is away; each returns once its event is acknowledged.
+            years = [(await h.query(AssignmentWorkflow.status)).year for h in handles]
+            await asyncio.gather(*(
+                h.execute_update(AssignmentWorkflow.submit_plan, plan(s.unit_id, y))
+                for h, s, y in zip(handles, specs, years, strict=True)
+            ))
+            victim.start()
+            await asyncio.gather(*(
+                h.execute_update(
+                    AssignmentWorkflow.review_plan,
+                    ReviewAnnualPlan(actor=SUPERVISOR, year=y, decision="approve", comment="同意"),
+                )
+                for h, y in zip(handles, years, strict=True)
+            ))
+
+            statuses = [await h.query(AssignmentWorkflow.status) for h in handles]
+            assert all(s.unpublished_events == 0 and s.stage.value == "implementing" for s in statuses)
+            expected = {
+                event_id(spec.assignment_id, seq)
+                for spec, st in zip(specs, statuses, strict=True)
+                for seq in range(st.last_seq + 1)
+            }
+
+            async def ledgered() -> bool:
+                r = await audit.client.get("/healthz")
+                return bool(r.json()["ledger_size"] >= len(expected))
+
+            await until(ledgered, f"{len(expected)} events in the ledger")
+            auth = audit.auth(UserRole.AUDITOR)
+            r = await audit.client.get("/v1/audit/events", headers={**auth, "Accept": "application/x-ndjson"})
+            ledger = [json.loads(line)["event_id"] for line in r.text.splitlines()]
+            verdict = (await audit.client.get("/v1/audit/verify", headers=auth)).json()
+        finally:
+            await asyncio.gather(*(h.terminate(reason="test over") for h in handles), return_exceptions=True)
+
+    assert len(ledger) == len(set(ledger)) == len(expected) and set(ledger) == expected  # complete, once each
+    assert verdict["ok"] is True and verdict["count"] == len(expected), verdict
+    in_stream = await until(lambda: stream_ids(js), "reading the stream")
+    assert set(in_stream) == expected and set(in_stream.values()) == {1}  # nothing lost, nothing twice
+    await until(lambda: replicas_current(js), "the restarted replica caught up")
+    print(f"killed {pick_victim.__name__}: {len(expected)} events from {ASSIGNMENTS} workflows, all ledgered once")
