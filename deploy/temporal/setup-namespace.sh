@@ -2,8 +2,12 @@
 # Prepare a self-hosted Temporal cluster for policyflow: the namespace and the search
 # attributes the workflows upsert (so operators can filter in the Temporal UI).
 # Usage: TEMPORAL_ADDRESS=temporal-frontend:7233 ./setup-namespace.sh [namespace]
-# mTLS: export TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA (the temporal CLI reads them).
+# mTLS: the same TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY, TEMPORAL_TLS_CA, TEMPORAL_TLS_SERVER_NAME
+# as policyflow's clients; they are handed to the temporal CLI under its own names.
 set -euo pipefail
+[ -n "${TEMPORAL_TLS_CERT:-}" ] && export TEMPORAL_TLS_CLIENT_CERT_PATH="$TEMPORAL_TLS_CERT"
+[ -n "${TEMPORAL_TLS_KEY:-}" ] && export TEMPORAL_TLS_CLIENT_KEY_PATH="$TEMPORAL_TLS_KEY"
+[ -n "${TEMPORAL_TLS_CA:-}" ] && export TEMPORAL_TLS_SERVER_CA_CERT_PATH="$TEMPORAL_TLS_CA"
 ns=${1:-${TEMPORAL_NAMESPACE:-policyflow}}
 addr=${TEMPORAL_ADDRESS:-127.0.0.1:7233}
 temporal operator namespace describe --address "$addr" -n "$ns" >/dev/null 2>&1 \
