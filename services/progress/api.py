@@ -40,7 +40,7 @@ from contracts.commands import (
     VerifyYear,
 )
 from contracts.fold import AssignmentState
-from contracts.ids import parse_assignment_id, workflow_id
+from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
 from services.progress import readmodel, store
 from services.shared.auth import Principal
@@ -227,7 +227,8 @@ OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]
 async def status(
     request: Request,
     caller: Principal = Depends(principal),
-    programme_id: str | None = Query(default=None, max_length=64),
+    # A programme id, or 422: with `group` it goes into the URL asked of the assignment service.
+    programme_id: str | None = Query(default=None, max_length=64, pattern=PROGRAMME_ID_PATTERN),
     unit_id: str | None = Query(default=None, max_length=64),
     task_no: int | None = Query(default=None, ge=1, le=999),
     group: int | None = Query(default=None, ge=1, le=99),
