@@ -10,8 +10,9 @@ from services.shared.temporal_connect import TemporalConnectionSettings
 
 
 class WorkerSettings(TemporalConnectionSettings):
-    """`NATS_URL`, `NATS_REPLICAS`, `TASK_QUEUE`, `LOG_LEVEL`, `GRACEFUL_SHUTDOWN_SECONDS`, and the
-    Temporal connection: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`, `TEMPORAL_TLS_*` (TemporalConnectionSettings).
+    """`NATS_URL`, `NATS_REPLICAS`, `TASK_QUEUE`, `LOG_LEVEL`, `GRACEFUL_SHUTDOWN_SECONDS`, `WORKER_IDENTITY`,
+    `MAX_CACHED_WORKFLOWS`, and the Temporal connection: `TEMPORAL_ADDRESS`, `TEMPORAL_NAMESPACE`,
+    `TEMPORAL_TLS_*` (TemporalConnectionSettings).
 
     The defaults are the embedded stack's ports (deploy/local: NATS on 4333, Temporal on 7233).
     """
@@ -27,3 +28,5 @@ class WorkerSettings(TemporalConnectionSettings):
     graceful_shutdown_seconds: float = 10.0
     # Shown in Temporal's history (WorkflowTaskStarted identity); the SDK's pid@host when empty.
     worker_identity: str = ""
+    # Workflows kept in memory between their tasks (sticky cache): the worker's memory grows with it.
+    max_cached_workflows: int = Field(default=1000, ge=0)

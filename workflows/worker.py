@@ -110,6 +110,7 @@ async def main(settings: WorkerSettings | None = None) -> None:
             stop,
             replicas=settings.nats_replicas,
             graceful_shutdown=dt.timedelta(seconds=settings.graceful_shutdown_seconds),
+            max_cached_workflows=settings.max_cached_workflows,
             **identity,
         )
     finally:
