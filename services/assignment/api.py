@@ -35,7 +35,7 @@ router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=500)]
-Offset = Annotated[int, Query(ge=0)]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]  # a database integer
 
 
 def check_references(body: ProgrammeImport) -> None:

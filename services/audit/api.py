@@ -83,7 +83,7 @@ async def list_events(
     assignment_id: str | None = Query(None, min_length=1, max_length=200),
     unit_id: str | None = Query(None, min_length=1, max_length=100),
     type: str | None = Query(None, min_length=1, max_length=64),  # noqa: A002 - the API's name for it
-    after_seq: int = Query(0, ge=0, description="ledger_seq to start after"),
+    after_seq: int = Query(0, ge=0, le=2**63 - 1, description="ledger_seq to start after"),
     limit: int | None = Query(None, ge=1, le=1_000_000, description="page size (JSON: default 100, max 1000)"),
     _: Principal = Depends(reader),
     a: Audit = Depends(audit),
@@ -188,7 +188,7 @@ async def _checkpoint(a: Audit, size: int | None, field: str) -> dict[str, Any]:
 @router.get("/v1/audit/proofs/inclusion")
 async def inclusion(
     event_id: str = Query(..., min_length=1, max_length=200),
-    size: int | None = Query(None, ge=1, description="a checkpoint's size; default the latest"),
+    size: int | None = Query(None, ge=1, le=2**63 - 1, description="a checkpoint's size; default the latest"),
     _: Principal = Depends(reader),
     a: Audit = Depends(audit),
 ) -> Any:
@@ -215,8 +215,8 @@ async def inclusion(
 
 @router.get("/v1/audit/proofs/consistency")
 async def consistency(
-    from_: int = Query(..., alias="from", ge=1, description="the older checkpoint's size"),
-    to: int | None = Query(None, ge=1, description="the newer checkpoint's size; default the latest"),
+    from_: int = Query(..., alias="from", ge=1, le=2**63 - 1, description="the older checkpoint's size"),
+    to: int | None = Query(None, ge=1, le=2**63 - 1, description="the newer checkpoint's size; default the latest"),
     _: Principal = Depends(reader),
     a: Audit = Depends(audit),
 ) -> Any:

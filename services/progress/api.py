@@ -235,7 +235,7 @@ async def status(
     stage: Stage | None = None,
     overdue: OverdueFilter | None = None,
     limit: int = Query(default=50, ge=1, le=500),
-    offset: int = Query(default=0, ge=0),
+    offset: int = Query(default=0, ge=0, le=2**63 - 1),  # a database integer
 ) -> Page[AssignmentSummary]:
     require_role(caller, *READ_ROLES)
     if caller.role == UserRole.DEPARTMENT:
