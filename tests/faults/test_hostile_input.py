@@ -342,3 +342,47 @@ async def logged(stack: FaultStack, a: Attack, mark: int) -> bool:
     except AssertionError:
         return False
     return True
+
+
+ODD_BUT_VALID = {
+    "RTL override": "进展\u202e常正\u202c，按计划推进",
+    "zero-width characters": "零\u200b宽\u200c字\u200d符\ufeff",
+    "NUL and other control characters": "a\u0000b\u0007c\u001bd",
+    "astral plane": "😀𠀀𝒳🏗️ 绿色建筑",
+    "combining marks": "e\u0301" * 500,
+    "Arabic and Hebrew": "تقرير התקדמות report",
+    "20,000 astral characters (the most a narrative holds)": "𠀀" * 20_000,
+}
+
+
+async def test_odd_unicode_is_stored_exactly_or_refused(world: World, http: httpx.AsyncClient) -> None:
+    """Valid but odd text: if accepted, the ledger, the replay and the workflow hold exactly what was sent,
+    and the chain verifies; if refused, it is a 422 that is logged and stores nothing."""
+    s, aid = world.stack, world.own
+    unit = aid.rsplit(".", 1)[1]
+    outcomes: dict[str, str] = {}
+    sent: dict[str, str] = {}  # event id -> narrative
+    for i, (name, text) in enumerate(ODD_BUT_VALID.items()):
+        evidence = [{"name": f"报告\u202e{i}fdp.exe", "sha256": SHA, "size": i}]
+        body = {"period": QUARTER, "percent": 50 + i, "narrative": text, "evidence": evidence}
+        mark = s.log_mark("progress")
+        r = await http.post(f"{s.url('progress')}/v1/assignments/{aid}/reports", json=body,
+                            headers=s.headers("department", unit))
+        outcomes[name] = str(r.status_code)
+        assert r.status_code in (200, 422), f"{name}: {r.status_code} {r.text[:200]}"
+        if r.status_code == 200:
+            (event_id,) = r.json()["event_ids"]
+            sent[event_id] = text
+        else:
+            assert await logged(s, Attack(name, "progress", "POST", f"/v1/assignments/{aid}/reports", {}, {422},
+                                          "request.invalid"), mark)
+    await s.quiesce(http, world.pid)
+    ledger = {row["event_id"]: json.loads(row["canonical"]) for row in await s.ledger(http, world.pid)}
+    verify = await s.verify(http)
+    status = await s.workflow_status(http, aid)
+    table("odd unicode in narratives", [*outcomes.items(), ("chain verifies", verify["ok"])])
+    for event_id, text in sent.items():
+        assert ledger[event_id]["payload"]["narrative"] == text, f"{event_id} was not stored exactly"
+    if sent:
+        assert status["last_report"]["narrative"] == list(sent.values())[-1]
+    assert verify["ok"], verify
