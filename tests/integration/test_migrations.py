@@ -78,7 +78,9 @@ async def test_a_database_made_by_create_all_is_adopted(database: TestDatabase) 
 
 
 @pytest.mark.parametrize("service", SERVICES)
-def test_command_line_upgrade_and_check(database: TestDatabase, service: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_command_line_upgrade_and_check(
+    database: TestDatabase, service: str, capsys: pytest.CaptureFixture[str]
+) -> None:
     url = database.url(service)
     migrate.main([service, "--url", url, "upgrade"])
     assert f"at {migrate.head(service)}" in capsys.readouterr().out
