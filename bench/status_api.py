@@ -1,6 +1,7 @@
 """Status API: `GET /v1/status` (the supervisors' read model) and `GET /v1/assignments/{id}` (a live
 workflow query) under 50 concurrent clients, vs the progress service's own `/healthz` (no auth,
 one small read of the projection position), from a load generator in a second process.
+Requests/s count 200 answers only; other answers (a query that timed out: 503/504) are reported.
 
 Rounds alternate the three targets. The headline ratio is `/v1/status` requests/s over
 `/healthz` requests/s (target >= 0.5); the latency target is p99 <= 50 ms on the read model.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections import Counter
 from typing import Any
 
 import httpx
@@ -99,9 +101,7 @@ async def run(ctx: Context) -> Result:
             for name in order if i % 2 == 0 else reversed(order):
                 urls, headers = targets[name]
                 out = await loadgen(urls, headers, duration, warmup=warmup)
-                if out["errors"]:
-                    raise RuntimeError(f"{name}: {out['errors']} errors of {out['requests']}: {out['statuses']}")
-                runs[name].append(out)
+                runs[name].append(out)  # requests/s count 200s only; errors are reported beside them
                 ctx.log(f"  round {i + 1}/{rounds} {name}: {out['rps']:,.0f}/s p50 {out['p50_ms']} p99 {out['p99_ms']}")
         # Service time without queueing: one client at a time.
         single = {
@@ -130,5 +130,7 @@ def summarise(runs: list[dict[str, Any]]) -> dict[str, Any]:
         "p99_ms": median([r["p99_ms"] for r in runs]),
         "max_ms": max(r["max_ms"] for r in runs),
         "requests": sum(r["requests"] for r in runs),
+        "errors": sum(r["errors"] for r in runs),
+        "statuses": dict(sum((Counter(r["statuses"]) for r in runs), Counter())),
         "rps_rounds": spread([r["rps"] for r in runs]),
     }
