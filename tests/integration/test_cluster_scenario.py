@@ -134,7 +134,13 @@ async def assert_complete(audit: Service, js: JetStreamContext, expected: set[st
 async def test_a_scenario_survives_kill_9_of_a_follower_then_of_the_leader(
     cluster: list[Server], js: JetStreamContext, temporal_client: Client, tmp_path: Path
 ) -> None:
-    await ensure_event_stream(js, replicas=3)  # what the worker does with NATS_REPLICAS=3
+    # A stream made with one copy (as on a single server) is raised to three by the worker's
+    # start-up with NATS_REPLICAS=3.
+    await ensure_event_stream(js, replicas=1)
+    assert (await js.stream_info(EVENT_STREAM)).config.num_replicas == 1
+    await ensure_event_stream(js, replicas=3)
+    await until(lambda: replicas_current(js), "three current replicas")
+    await ensure_event_stream(js, replicas=1)  # never lowered
     assert (await js.stream_info(EVENT_STREAM)).config.num_replicas == 3
     tq = f"tq-cluster-{uuid.uuid4().hex[:8]}"
     audit_settings = settings_for(tmp_path / "audit", ",".join(urls(cluster)), checkpoint_every=0, batch_size=50)
