@@ -104,7 +104,7 @@ def verify_token(token: str, public_key: bytes) -> Principal:
     except jwt.PyJWTError as exc:
         raise AuthError(f"invalid token: {exc}") from exc
     try:
-        role = UserRole(claims.get("role"))
+        role = UserRole(str(claims.get("role")))
     except ValueError as exc:
         raise AuthError("token names no known role") from exc
     if role not in HUMAN_ROLES:
