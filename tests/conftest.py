@@ -6,7 +6,6 @@ tests/e2e -> e2e, tests/faults -> faults.
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from contracts.subjects import event_stream_config
 from deploy.local.servers import Server, find_binary, nats_server, temporal_dev_server
+from services.shared.temporal_connect import connect
 
 # The `database` fixture (SQLite, and PostgreSQL when reachable): tests/databases.py.
 pytest_plugins = ["tests.databases"]
@@ -75,17 +75,9 @@ def temporal_proc(state_root: Path) -> Iterator[Server]:
     server.stop()
 
 
-async def connect_temporal(address: str, attempts: int = 100) -> Client:
-    last: Exception | None = None
-    for _ in range(attempts):
-        try:
-            client = await Client.connect(address, data_converter=pydantic_data_converter)
-            await client.count_workflows()  # the namespace answers only once the server is ready
-            return client
-        except Exception as exc:  # noqa: BLE001 - retried until ready
-            last = exc
-            await asyncio.sleep(0.2)
-    raise RuntimeError(f"Temporal at {address} not ready: {last}")
+async def connect_temporal(address: str, attempts: int = 150) -> Client:
+    """A client once the server serves its namespace (the one connect the code uses)."""
+    return await connect(address, attempts=attempts, delay=0.2)
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -16,18 +15,11 @@ from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
-from services.shared.nats_urls import servers
+from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
 from services.shared.web import install_error_handlers
 
 log = structlog.get_logger()
-
-
-async def close_nats(nc: nats.NATS) -> None:
-    """Flush what is buffered (acks, publishes) and close; drain would wait out its timeout."""
-    with contextlib.suppress(Exception):
-        await nc.flush(timeout=2)
-    await nc.close()
 
 
 def create_app(settings: ProgressSettings | None = None) -> FastAPI:

@@ -7,6 +7,10 @@ when one is down, and fails over to the others (it also learns them from the clu
 
 from __future__ import annotations
 
+import contextlib
+
+import nats
+
 
 def servers(url: str) -> list[str]:
     """`nats://a:4222, nats://b:4222` -> ["nats://a:4222", "nats://b:4222"]."""
@@ -14,3 +18,10 @@ def servers(url: str) -> list[str]:
     if not found:
         raise ValueError("NATS_URL is empty")
     return found
+
+
+async def close_nats(nc: nats.NATS) -> None:
+    """Flush what is buffered (acks, publishes) and close; drain would wait out its timeout."""
+    with contextlib.suppress(Exception):
+        await nc.flush(timeout=2)
+    await nc.close()
