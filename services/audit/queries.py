@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import Event
-from contracts.fold import AssignmentState, apply
+from contracts.fold import AssignmentState, advance
 from services.audit.store import checkpoints, ledger, stream_rows, utc_text
 from services.audit.verify import ChainVerifier, CheckpointRef, checkpoint_signature_ok
 
@@ -104,7 +104,7 @@ async def replay(
         if state is not None and state.assignment_id != row.assignment_id:
             yield state
             state = None
-        state = apply(state, event)
+        state = advance(state, event)  # a fresh state per assignment, owned by this replay
     if state is not None:
         yield state
 

@@ -39,7 +39,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.base import OVERDUE_RANK
 from contracts.events import Event, ProgrammeImported
-from contracts.fold import AssignmentState, apply
+from contracts.fold import AssignmentState, advance
 
 log = structlog.get_logger()
 
@@ -212,7 +212,8 @@ async def _fold_into(conn: AsyncConnection, tables: ProjectionTables, ready: lis
         if event.task_no is None or event.unit_id is None:
             log.error("projection.event_without_assignment_fields", event_id=event.event_id)
             continue
-        states[event.assignment_id] = apply(states.get(event.assignment_id), event)
+        # the batch owns these states (loaded from rows just now), so advance them in place
+        states[event.assignment_id] = advance(states.get(event.assignment_id), event)
         changed.add(event.assignment_id)
     inserts = [row_of(states[i]) for i in sorted(changed - existing)]
     updates = [{**row_of(states[i]), "b_id": i} for i in sorted(changed & existing)]

@@ -168,3 +168,16 @@ def test_contracts_export_writes_every_schema(tmp_path) -> None:  # type: ignore
         assert schema["x-event-type"] == name
     assert (tmp_path / "api" / "ReportBody.schema.json").exists()
     assert (tmp_path / "commands" / "SubmitAnnualPlan.schema.json").exists()
+
+
+def test_apply_leaves_its_input_alone_and_advance_agrees() -> None:
+    events = lifecycle()
+    before = fold(events[:8])
+    assert before is not None
+    snapshot = before.model_copy(deep=True)
+    after = apply(before, events[8])
+    assert before == snapshot and after.reports == before.reports + 1
+    stepwise = None
+    for e in events:
+        stepwise = apply(stepwise, e)
+    assert fold(iter(events)) == stepwise
