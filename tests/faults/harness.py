@@ -37,7 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from contracts.base import UserRole
 from contracts.events import Event
-from contracts.subjects import EVENT_STREAM, EVENT_SUBJECT_PREFIX
+from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, EVENT_SUBJECT_PREFIX, INBOX_DURABLE, READ_MODEL_DURABLE
 from deploy.local.servers import Server, free_port, wait_for_port
 from deploy.local.stack import SERVICES, Stack, StackConfig
 from services.shared.auth import ensure_keys, issue_token
@@ -87,6 +87,28 @@ async def until(
                 return last
         await asyncio.sleep(interval)
     raise AssertionError(f"{what}: not reached within {timeout:.0f}s; last: {last!r}")
+
+
+def json_lines(text: str) -> list[dict[str, Any]]:
+    """The JSON log records in a process's output.
+
+    A record may share its line with a plain stdlib log line written by another thread between the
+    record and its newline (seen in the worker: `{...}INFO temporalio.workflow ...`), so each line is
+    decoded from its first `{` as far as the JSON goes.
+    """
+    decoder = json.JSONDecoder()
+    out = []
+    for line in text.splitlines():
+        start = line.find("{")
+        if start < 0:
+            continue
+        try:
+            record, _ = decoder.raw_decode(line, start)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            out.append(record)
+    return out
 
 
 @dataclass
@@ -236,6 +258,41 @@ class FaultStack:
         await self.ready(name)
         return self._record("kill -9 + restart", name, t0)
 
+    async def stall_then_kill_and_restart(self, name: str, database: str, wait: float = 10.0) -> Fault:
+        """Stall a service's disk (an exclusive lock on its SQLite file) until it holds deliveries it
+        has fetched but cannot commit, then kill -9 it, lift the stall and start it again: a crash
+        mid-batch, made certain rather than left to timing."""
+        t0 = time.monotonic()
+        db = sqlite3.connect(self.var_dir / database, timeout=60, isolation_level=None, check_same_thread=False)
+        try:
+            await asyncio.to_thread(db.execute, "BEGIN EXCLUSIVE")
+            await asyncio.sleep(1.0)  # whatever it fetches from now on cannot be committed
+
+            async def holding() -> int:
+                return (await self.consumer_pending(name))[1]
+
+            try:
+                held = await until(holding, f"{name} holding uncommitted deliveries", wait, interval=0.1)
+            except AssertionError:
+                held = 0  # no traffic at that moment: an ordinary kill -9
+            self.procs[name].kill()
+        finally:
+            db.execute("ROLLBACK")
+            db.close()
+        self.procs[name].spawn()
+        await self.ready(name)
+        return self._record(f"disk stall + kill -9 ({held} in flight)", name, t0)
+
+    async def consumer_pending(self, name: str) -> tuple[int, int]:
+        """(pending, ack pending) of the durable consumer a service reads with."""
+        durable = {"audit": AUDIT_DURABLE, "progress": READ_MODEL_DURABLE, "assignment": INBOX_DURABLE}[name]
+        nc = await self.nats_admin()
+        try:
+            info = await nc.jetstream().consumer_info(EVENT_STREAM, durable)
+            return int(info.num_pending or 0), int(info.num_ack_pending or 0)
+        finally:
+            await nc.close()
+
     async def kill_and_restart_server(self, which: str, down: float = 0.5) -> Fault:
         """kill -9 nats-server or the Temporal dev server; same port, same state directory."""
         server = self.nats_server if which == "nats-server" else self.temporal_server
@@ -260,7 +317,7 @@ class FaultStack:
     def _record(self, what: str, target: str, t0: float) -> Fault:
         fault = Fault(what, target, round(time.monotonic() - t0, 1), t0)
         self.faults.append(fault)
-        say(f"  fault: {what:<18} {target:<12} back after {fault.down_s:.1f}s")
+        say(f"  fault: {what:<34} {target:<12} back after {fault.down_s:.1f}s")
         return fault
 
     # ---- clients ------------------------------------------------------------------------------
@@ -297,14 +354,7 @@ class FaultStack:
         return path.read_text(errors="replace") if path.exists() else ""
 
     def log_lines(self, name: str) -> list[dict[str, Any]]:
-        out = []
-        for line in self.log_text(name).splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
+        return json_lines(self.log_text(name))
 
     def log_mark(self, name: str) -> int:
         """Where the log ends now; `log_since` reads what was written after it."""
@@ -315,15 +365,7 @@ class FaultStack:
         path = self.var_dir / "logs" / f"{name}.log"
         with open(path, "rb") as f:
             f.seek(mark)
-            text = f.read().decode(errors="replace")
-        out = []
-        for line in text.splitlines():
-            if line.startswith("{"):
-                try:
-                    out.append(json.loads(line))
-                except json.JSONDecodeError:
-                    continue
-        return out
+            return json_lines(f.read().decode(errors="replace"))
 
     def log_tail(self, name: str, lines: int = 40) -> str:
         return "\n".join(self.log_text(name).splitlines()[-lines:])
@@ -458,10 +500,25 @@ class FaultStack:
                 and now == last
             )
             last = now
+            if os.environ.get("FAULTS_DEBUG"):
+                say(f"  quiesce {time.monotonic():.1f} {now}")
             return done
 
         await until(settled, f"quiescence of {programme_id}", timeout, interval=1.0)
         return last
+
+
+class Clock:
+    """Seconds per phase of a test, for the figures."""
+
+    def __init__(self) -> None:
+        self.t = time.monotonic()
+        self.laps: list[tuple[str, float]] = []
+
+    def lap(self, what: str) -> None:
+        now = time.monotonic()
+        self.laps.append((what, round(now - self.t, 1)))
+        self.t = now
 
 
 def duplicates(values: Iterable[str]) -> dict[str, int]:

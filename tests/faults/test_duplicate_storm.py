@@ -31,7 +31,7 @@ from temporalio.testing import ActivityEnvironment
 
 from contracts.events import Event
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, READ_MODEL_DURABLE, event_subject
-from tests.faults.harness import FaultStack, duplicates, rounds, say, table
+from tests.faults.harness import Clock, FaultStack, duplicates, rounds, say, table
 from workflows.activities import EventPublisher, PublishEvents
 
 MIN_DUPLICATES = 1000
@@ -130,10 +130,13 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
     body = programme(tasks=2, units=5, start_year=year, horizon=year + 1, tag="dup")
     pid = body.programme_id
     driver = Driver(fault_stack, http)
+    clock = Clock()
     aids = await driver.import_and_dispatch(body)
     await driver.run(aids, year, year, reporting_only=True)
+    clock.lap("programme driven (accept, plan, approve, 3 reports each)")
     await fault_stack.quiesce(http, pid)
     before = await snapshot(fault_stack, http, pid, aids)
+    clock.lap("quiescence and snapshot")
     events = [e for _, e in await fault_stack.stream_events(pid)]
     stream_before = len(events)
     copies = max(2, math.ceil(MIN_DUPLICATES / (3 * len(events)))) * n
@@ -146,7 +149,7 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
     try:
         js = nc.jetstream()
         stop = asyncio.Event()
-        competitor = asyncio.create_task(nak_competitor(js, stop, counts, limit=len(events) * copies))
+        competitor = asyncio.create_task(nak_competitor(js, stop, counts, limit=100 * n))
         for c in range(copies):
             same = await publish_all(js, events, lambda e: e.event_id)
             assert all(a.duplicate for a in same), "the stream stored a copy with the same Nats-Msg-Id"
@@ -174,8 +177,11 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
         await nc.close()
         await worker_nc.close()
 
+    clock.lap("storm sent")
     await replay_stream_to_ledger(fault_stack)
+    clock.lap("audit restarted on a consumer recreated from seq 1")
     settled = await fault_stack.quiesce(http, pid)
+    clock.lap("quiescence")
     counts["redelivered to the ledger (consumer recreated from seq 1)"] = await audit_deliveries(fault_stack)
     after = await snapshot(fault_stack, http, pid, aids)
     verify = await fault_stack.verify(http)
@@ -199,6 +205,7 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
         ("assignments with a double-counted report", len(doubled)),
         ("read model position = stream last seq", f"{settled['read_model_position']} = {settled['stream_last_seq']}"),
     ])
+    table("seconds", clock.laps)
 
     assert sum(counts.values()) >= MIN_DUPLICATES * n
     assert counts["redelivered to the read model after a nak"] > 0

@@ -1,9 +1,10 @@
 """Schemathesis over each service's OpenAPI document, against the running processes over real HTTP.
 
 Every operation of the assignment, progress and audit services is called with generated input
-(valid and invalid by the schema) as a department, a supervisor, a verifier, an auditor and
-nobody, half of the time on ids that exist (a programme dispatched for this test) so that the
-requests reach the workflows and the ledger, not only the 404 path. The check: never a 5xx.
+(valid by the schema, and deliberately invalid: schemathesis' positive and negative modes) as a
+department, a supervisor, a verifier, an auditor and nobody, half of the time on ids that exist (a
+programme dispatched for this test) so that requests reach the workflows and the ledger, not only
+the 404 path. The check: never a 5xx (`not_a_server_error`).
 
 Short form: a few examples per operation and role, derandomized (the same requests every run).
 FAULTS_ROUNDS=N: N times as many, freshly random each run.
@@ -22,6 +23,7 @@ import requests
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
+from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 
 from tests.faults.harness import FaultStack, rounds, say, table
@@ -69,7 +71,7 @@ def test_no_server_error_for_any_generated_request(service: str, fuzz_world: Fuz
             max_examples=EXAMPLES * n, deadline=None, database=None, derandomize=n == 1,
             suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
         )
-        @given(case=operation.as_strategy(), real=st.booleans())
+        @given(case=st.one_of(*(operation.as_strategy(mode) for mode in GenerationMode)), real=st.booleans())
         def call(case: Any, real: bool) -> None:
             if real and case.path_parameters:
                 for name, attr in REAL_PARAMETERS.items():
