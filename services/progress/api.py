@@ -42,7 +42,7 @@ from contracts.commands import (
 from contracts.fold import AssignmentState
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
-from services.progress import readmodel, store
+from services.progress import dashboard_queries, readmodel, store
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update
 from services.shared.web import principal, require_role, require_unit, token_from
@@ -253,14 +253,53 @@ async def status(
     return Page[AssignmentSummary](items=items, total=total)
 
 
-async def _group_tasks(request: Request, group: int, programme_id: str | None) -> dict[str, list[int]]:
-    """Task numbers of a group, per programme, from the cache or else the assignment service."""
+@router.get("/v1/status/summary", tags=["status"])
+async def status_summary(
+    request: Request,
+    caller: Principal = Depends(principal),
+    by: Literal["unit", "task", "group", "year", "role"] = "unit",
+    programme_id: str | None = Query(default=None, max_length=64, pattern=PROGRAMME_ID_PATTERN),
+    unit_id: str | None = Query(default=None, max_length=64),
+) -> dict[str, Any]:
+    """Counts by stage and escalation level, and the on-time rate, per unit / task / group / year / role."""
+    require_role(caller, *READ_ROLES)
+    if caller.role == UserRole.DEPARTMENT:
+        if unit_id is not None:
+            require_unit(caller, unit_id)
+        unit_id = caller.unit_id
+    engine = request.app.state.engine
+    if by == "group":
+        await _ensure_groups(request, programme_id)
+    f = readmodel.StatusFilter(programme_id=programme_id, unit_id=unit_id)
+    rows = await dashboard_queries.stats_by(engine, by, readmodel.where(f))
+    items = [
+        {
+            "key": r.unit_id,
+            "total": r.total,
+            "completed": r.completed,
+            "cancelled": r.cancelled,
+            "not_started": r.not_started,
+            "overdue": {"blue": r.blue, "yellow": r.yellow, "red": r.red},
+            "on_time_rate": None if r.on_time_rate is None else round(r.on_time_rate, 4),
+        }
+        for r in rows
+    ]
+    return {"by": by, "items": items, "total": len(items)}
+
+
+async def _ensure_groups(request: Request, programme_id: str | None) -> None:
+    """Fill the task-group cache for the programme (or every programme seen) from the assignment service."""
     engine = request.app.state.engine
     wanted = [programme_id] if programme_id else await readmodel.programme_ids(engine)
     missing = [p for p in wanted if p not in await store.known_group_programmes(engine)]
     for pid in missing:
         await _fetch_groups(request, pid)
-    return await store.tasks_in_group(engine, group)
+
+
+async def _group_tasks(request: Request, group: int, programme_id: str | None) -> dict[str, list[int]]:
+    """Task numbers of a group, per programme, from the cache or else the assignment service."""
+    await _ensure_groups(request, programme_id)
+    return await store.tasks_in_group(request.app.state.engine, group)
 
 
 async def _fetch_groups(request: Request, programme_id: str) -> None:

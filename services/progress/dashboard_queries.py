@@ -201,14 +201,34 @@ def most_urgent(items: list[Light], limit: int) -> list[Light]:
     return ranked[:limit]
 
 
-async def unit_stats(engine: AsyncEngine, f: Filters) -> list[UnitStats]:
+SUMMARY_DIMENSIONS = ("unit", "task", "group", "year", "role")
+
+
+async def stats_by(engine: AsyncEngine, dimension: str, conds: list[Any]) -> list[UnitStats]:
+    """Counts per unit, task, task group, programme year or role, over the filtered read model.
+
+    Groups come from the task-group cache: assignments of a programme whose groups are not
+    cached yet are left out of a `group` summary.
+    """
     def count(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))
 
+    key = {
+        "unit": A.c.unit_id,
+        "task": A.c.task_no,
+        "group": task_groups.c.group_no,
+        "year": A.c.year,
+        "role": A.c.role,
+    }[dimension]
     open_ = A.c.stage.not_in([Stage.COMPLETED.value, Stage.CANCELLED.value])
+    source: Any = A
+    if dimension == "group":
+        source = A.join(
+            task_groups, (task_groups.c.programme_id == A.c.programme_id) & (task_groups.c.task_no == A.c.task_no)
+        )
     q = (
         select(
-            A.c.unit_id,
+            key,
             func.count(),
             count(A.c.stage == Stage.COMPLETED.value),
             count(A.c.stage == Stage.CANCELLED.value),
@@ -217,11 +237,17 @@ async def unit_stats(engine: AsyncEngine, f: Filters) -> list[UnitStats]:
             count(open_ & (A.c.overdue_rank == 2)),
             count(open_ & (A.c.overdue_rank == 3)),
         )
-        .where(*f.where())
-        .group_by(A.c.unit_id)
+        .select_from(source)
+        .where(*conds)
+        .group_by(key)
+        .order_by(key)
     )
     async with engine.connect() as conn:
-        return [UnitStats(r[0], *(int(v or 0) for v in r[1:])) for r in await conn.execute(q)]
+        return [UnitStats(str(r[0]), *(int(v or 0) for v in r[1:])) for r in await conn.execute(q)]
+
+
+async def unit_stats(engine: AsyncEngine, f: Filters) -> list[UnitStats]:
+    return await stats_by(engine, "unit", f.where())
 
 
 SORTS = {

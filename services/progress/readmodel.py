@@ -33,7 +33,7 @@ class StatusFilter:
     tasks_by_programme: dict[str, list[int]] | None = None  # a group, resolved to its tasks
 
 
-def _where(f: StatusFilter) -> list[Any]:
+def where(f: StatusFilter) -> list[Any]:
     conds: list[Any] = []
     if f.programme_id:
         conds.append(A.c.programme_id == f.programme_id)
@@ -71,7 +71,7 @@ def summary(row: Any) -> AssignmentSummary:
 
 async def status(engine: AsyncEngine, f: StatusFilter, limit: int, offset: int) -> tuple[list[AssignmentSummary], int]:
     """Most urgent first: highest overdue level, then the nearest deadline."""
-    conds = _where(f)
+    conds = where(f)
     async with engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(A).where(*conds))).scalar_one()
         rows = await conn.execute(

@@ -168,3 +168,14 @@ async def test_supervisor_status_filters(stack: Stack, programme: dict[str, Any]
         units = await get_json(c, f"{stack.assignment_url}/v1/units", stack.headers("auditor"), kind="district")
         assert {u["unit_id"] for u in units["items"]} == {"yuzhong", "wanzhou"}
 
+        summary = f"{stack.progress_url}/v1/status/summary"
+        by_group = await get_json(c, summary, sup, programme_id=programme["id"], by="group")
+        assert {i["key"]: i["total"] for i in by_group["items"]} == {"1": 5, "2": 2}
+        by_year = await get_json(c, summary, sup, programme_id=programme["id"], by="year")
+        assert sum(i["total"] for i in by_year["items"]) == 7
+        assert all(set(i["overdue"]) == {"blue", "yellow", "red"} for i in by_year["items"])
+        own = await get_json(c, summary, stack.headers("department", "wanzhou"), by="unit")
+        assert [i["key"] for i in own["items"]] == ["wanzhou"]
+        bad = await c.get(summary, headers=sup, params={"by": "colour"})
+        assert bad.status_code == 422
+
