@@ -5,9 +5,10 @@ After a small programme has reported (rising percentages), its events are
 - republished with new Nats-Msg-Ids, newest first (stored again: consumers must drop them by event id
   and per-assignment sequence, so an old report never overwrites a newer one nor counts twice),
 - re-sent by retried publish activities (the real `publish_events`, attempt 2, 3, ...),
-- redelivered: a competing client naks the read model's deliveries so they come back, and the
-  ledger's durable consumer is recreated from the first message, so the ledger receives the whole
-  stream again.
+- redelivered: a competing client naks the read model's deliveries so they come back (and the
+  read model meets them out of order); in the long form the ledger's durable consumer is also
+  recreated from the first message, so the ledger receives the whole stream again (the short form's
+  ledger redeliveries come from test_kill_restart's crash mid-batch).
 At least 1,000 duplicates in all (more with FAULTS_ROUNDS). Afterwards: not one ledger row more,
 no double-counted report in any read model, and everything still agrees with the workflows.
 """
@@ -23,6 +24,7 @@ from typing import Any
 
 import httpx
 import nats
+import pytest
 import structlog
 import structlog.testing
 from nats.js import JetStreamContext
@@ -33,6 +35,8 @@ from contracts.events import Event
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, READ_MODEL_DURABLE, event_subject
 from tests.faults.harness import Clock, FaultStack, duplicates, rounds, say, table
 from workflows.activities import EventPublisher, PublishEvents
+
+pytestmark = pytest.mark.timeout(600 * rounds())  # generous: a noisy 2-core machine, N rounds
 
 MIN_DUPLICATES = 1000
 
@@ -178,11 +182,13 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
         await worker_nc.close()
 
     clock.lap("storm sent")
-    await replay_stream_to_ledger(fault_stack)
-    clock.lap("audit restarted on a consumer recreated from seq 1")
+    if n > 1:  # the long form also sends the whole stream to the ledger again (a restart: slower)
+        await replay_stream_to_ledger(fault_stack)
+        clock.lap("audit restarted on a consumer recreated from seq 1")
     settled = await fault_stack.quiesce(http, pid)
     clock.lap("quiescence")
-    counts["redelivered to the ledger (consumer recreated from seq 1)"] = await audit_deliveries(fault_stack)
+    if n > 1:
+        counts["redelivered to the ledger (consumer recreated from seq 1)"] = await audit_deliveries(fault_stack)
     after = await snapshot(fault_stack, http, pid, aids)
     verify = await fault_stack.verify(http)
     gaps = await fault_stack.gaps(http, pid)
@@ -209,7 +215,8 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
 
     assert sum(counts.values()) >= MIN_DUPLICATES * n
     assert counts["redelivered to the read model after a nak"] > 0
-    assert counts["redelivered to the ledger (consumer recreated from seq 1)"] >= settled["stream_last_seq"]
+    if n > 1:
+        assert counts["redelivered to the ledger (consumer recreated from seq 1)"] >= settled["stream_last_seq"]
     assert len(stream) == stream_before + counts["republished, new Nats-Msg-Id, newest first (stored)"]
     assert sorted(set(stream)) == sorted(before["ledger_ids"])
     assert after["ledger_ids"] == before["ledger_ids"], "the ledger changed"

@@ -30,8 +30,10 @@ import jwt
 import pytest
 
 from services.shared.auth import AUDIENCE, ISSUER, ensure_keys
-from tests.faults.harness import FaultStack, say, table, until
+from tests.faults.harness import FaultStack, rounds, say, table, until
 from tests.faults.scenario import Driver, china_today, programme
+
+pytestmark = pytest.mark.timeout(300 * rounds())  # generous: a noisy 2-core machine, N rounds
 
 YEAR = china_today().year
 QUARTER = f"{YEAR}-Q{(china_today().month - 1) // 3 + 1}"

@@ -17,9 +17,12 @@ import time
 from collections import Counter
 
 import httpx
+import pytest
 
 from tests.faults.harness import HUMAN_ROLES, Fault, FaultStack, duplicates, rounds, say, table
 from tests.faults.scenario import Driver, china_today, programme
+
+pytestmark = pytest.mark.timeout(600 * rounds())  # generous: a noisy 2-core machine, N rounds
 
 COMPARED = ("stage", "year", "overdue_level", "percent")
 COUNTS = {  # workflow status `counts` key -> replayed state field
@@ -36,11 +39,16 @@ NOT_COMMANDS = {"AssignmentCreated", "ProgrammeImported"}  # caused by import an
 async def inject(stack: FaultStack, n: int, load: asyncio.Task[None]) -> list[tuple[Fault, bool]]:
     """Each fault in turn, `n` times; returns each fault and whether commands were in flight then."""
     out: list[tuple[Fault, bool]] = []
-    for _ in range(n):
-        for target in ("worker", "audit", "nats-server", "temporal", "progress"):
+    for r in range(n):
+        # The long form also crashes the read model mid-batch (from round 2): nothing is lost, but its
+        # unacknowledged deliveries come back only after the consumer's ack wait (60 s), so it is slow.
+        extra = ("progress-crash",) if r == 1 else ()
+        for target in ("worker", "audit", "nats-server", "temporal", "progress", *extra):
             await asyncio.sleep(0.5)
             busy = not load.done()
-            if target == "worker":
+            if target == "progress-crash":
+                fault = await stack.stall_then_kill_and_restart("progress", "progress.sqlite")
+            elif target == "worker":
                 fault = await stack.kill_and_restart(target)
             elif target == "audit":
                 fault = await stack.stall_then_kill_and_restart(target, "audit.sqlite")
@@ -69,7 +77,7 @@ async def test_nothing_lost_or_doubled_under_kill_restart_and_pause(
     faults = await inject(fault_stack, n, load)
     await load
     load_s = time.monotonic() - t0
-    settled = await fault_stack.quiesce(http, pid)
+    settled = await fault_stack.quiesce(http, pid, timeout=240)
     quiesce_s = time.monotonic() - t0 - load_s
 
     # ---- what the stream, the publisher's acks and the ledger hold ---------------------------------
@@ -149,7 +157,7 @@ async def test_nothing_lost_or_doubled_under_kill_restart_and_pause(
         ("load + faults, then quiescence (s)", f"{load_s:.1f}, {quiesce_s:.1f}"),
     ])
 
-    assert len(faults) == 5 * n
+    assert len(faults) == 5 * n + (n > 1)
     assert set(published) == set(stream_ids), f"acked but not in the stream: {set(published) - set(stream_ids)}"
     assert not duplicates(stream_ids), duplicates(stream_ids)
     assert sorted(ledger_ids) == sorted(set(stream_ids)), "ledger rows differ from the stream's events"
