@@ -408,7 +408,8 @@ class FaultStack:
             js = nc.jetstream()
             out = {}
             for info in await js.consumers_info(EVENT_STREAM):
-                out[str(info.name)] = (int(info.num_pending or 0), int(info.num_ack_pending or 0))
+                if info.config.durable_name:  # not the ephemeral readers (ours among them), which linger a while
+                    out[str(info.name)] = (int(info.num_pending or 0), int(info.num_ack_pending or 0))
             return out
         finally:
             await nc.close()
@@ -501,7 +502,7 @@ class FaultStack:
             )
             last = now
             if os.environ.get("FAULTS_DEBUG"):
-                say(f"  quiesce {time.monotonic():.1f} {now}")
+                say(f"  quiesce {time.monotonic():.1f} {now} {await self.consumers_idle()}")
             return done
 
         await until(settled, f"quiescence of {programme_id}", timeout, interval=1.0)

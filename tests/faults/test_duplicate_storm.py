@@ -5,8 +5,8 @@ After a small programme has reported (rising percentages), its events are
 - republished with new Nats-Msg-Ids, newest first (stored again: consumers must drop them by event id
   and per-assignment sequence, so an old report never overwrites a newer one nor counts twice),
 - re-sent by retried publish activities (the real `publish_events`, attempt 2, 3, ...),
-- redelivered: a competing client naks the read model's deliveries so they come back (and the
-  read model meets them out of order); in the long form the ledger's durable consumer is also
+- redelivered: while the read model is paused, a competing client takes its deliveries and naks
+  them, twice over, so they come back as redeliveries; in the long form the ledger's durable consumer is also
   recreated from the first message, so the ledger receives the whole stream again (the short form's
   ledger redeliveries come from test_kill_restart's crash mid-batch).
 At least 1,000 duplicates in all (more with FAULTS_ROUNDS). Afterwards: not one ledger row more,
@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import math
+import signal
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -59,24 +60,24 @@ def renamed(copy: int) -> Callable[[Event], str]:
     return lambda e: f"{e.event_id}~storm-{copy}"
 
 
-async def nak_competitor(js: JetStreamContext, stop: asyncio.Event, counts: Counter[str], limit: int) -> None:
-    """Pull from the read model's own durable and nak what we get: each one is delivered again.
-
-    Up to `limit` naks, a few at a time, so the service keeps getting its share meanwhile (and sees
-    later messages before the ones held here: its gap handling is exercised too).
-    """
+async def nak_rounds(js: JetStreamContext, rounds: int, counts: Counter[str]) -> None:
+    """Pull from the read model's own durable and nak every delivery, `rounds` times over: each nak is one
+    more delivery of the same message (the read model itself is paused meanwhile, so it gets them all
+    afterwards, as redeliveries)."""
     key = "redelivered to the read model after a nak"
     sub = await js.pull_subscribe_bind(durable=READ_MODEL_DURABLE, stream=EVENT_STREAM)
     try:
-        while not stop.is_set() and counts[key] < limit:
-            try:
-                msgs = await sub.fetch(batch=10, timeout=0.2)
-            except TimeoutError:
-                continue
-            for m in msgs:
-                await m.nak()
-                counts[key] += 1
-            await asyncio.sleep(0.05)
+        for _ in range(rounds):
+            while True:
+                try:
+                    msgs = await sub.fetch(batch=100, timeout=1.0)
+                except TimeoutError:
+                    break
+                for m in msgs:
+                    await m.nak()
+                    counts[key] += 1
+                if len(msgs) < 100:
+                    break
     finally:
         await sub.unsubscribe()
 
@@ -131,7 +132,7 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
 
     n = rounds()
     year = china_today().year
-    body = programme(tasks=2, units=5, start_year=year, horizon=year + 1, tag="dup")
+    body = programme(tasks=2, units=4, start_year=year, horizon=year + 1, tag="dup")
     pid = body.programme_id
     driver = Driver(fault_stack, http)
     clock = Clock()
@@ -152,8 +153,22 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
     worker_nc = await nats.connect(fault_stack.stack.nats_url_for("worker"))
     try:
         js = nc.jetstream()
-        stop = asyncio.Event()
-        competitor = asyncio.create_task(nak_competitor(js, stop, counts, limit=100 * n))
+        # First one round of new-id copies while the read model is paused: a competing client takes
+        # each delivery from the read model's durable and naks it, twice over, so the read model
+        # receives them as redeliveries when it resumes.
+        progress = fault_stack.procs["progress"]
+        progress.signal(signal.SIGSTOP)
+        try:
+            await asyncio.sleep(1.0)  # its pending pull request expires: nothing is delivered to it now
+            fresh = await publish_all(js, events[::-1], renamed(copies))
+            assert not any(a.duplicate for a in fresh)
+            counts["republished, new Nats-Msg-Id, newest first (stored)"] += len(fresh)
+            await nak_rounds(js, 2 * n, counts)
+        finally:
+            progress.signal(signal.SIGCONT)
+        clock.lap("copies naked back while the read model was paused")
+        await fault_stack.quiesce(http, pid)
+        clock.lap("read model caught up on the redeliveries")
         for c in range(copies):
             same = await publish_all(js, events, lambda e: e.event_id)
             assert all(a.duplicate for a in same), "the stream stored a copy with the same Nats-Msg-Id"
@@ -174,9 +189,6 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
                     assert (result.published, result.duplicates) == (0, len(batch)), result
                     counts["re-sent by a retried publish activity (acked as duplicate)"] += len(batch)
         assert all(line.get("duplicate") for line in logged if line.get("event") == "event_published")
-        await asyncio.sleep(1.0)  # let the competitor take its share of the last copies
-        stop.set()
-        await competitor
     finally:
         await nc.close()
         await worker_nc.close()
