@@ -61,48 +61,63 @@ async def publish_until_acked(nc: nats.NATS, i: int) -> None:
             await asyncio.sleep(0.1)
 
 
+async def retrying(call, timeout: float = 60.0):  # type: ignore[no-untyped-def]
+    """A cluster answers API calls again once a new leader is elected: retry until then."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return await call()
+        except Exception:
+            if time.monotonic() > deadline:
+                raise
+            await asyncio.sleep(0.3)
+
+
 async def run_load_and_kill(nodes: list[Server], pick_victim) -> dict[str, int]:  # type: ignore[no-untyped-def]
     nc = await connect(nodes)
-    await create_replicated_stream(nc)
-    js = nc.jetstream()
+    try:
+        await create_replicated_stream(nc)
+        js = nc.jetstream()
 
-    async def load() -> None:
-        for i in range(MESSAGES):
-            await publish_until_acked(nc, i)
+        async def load() -> None:
+            for i in range(MESSAGES):
+                await publish_until_acked(nc, i)
 
-    task = asyncio.create_task(load())
-    await asyncio.sleep(0.3)
-    victim = await pick_victim(js, nodes)
-    victim.kill()
-    await asyncio.sleep(1.0)
-    victim.start()
-    await asyncio.wait_for(task, timeout=120)
-    info = None
-    for _ in range(100):  # the restarted replica catches up
-        info = await js.stream_info(EVENT_STREAM)
-        if info.state.messages == MESSAGES:
-            break
-        await asyncio.sleep(0.2)
-    assert info is not None
-    seen: list[int] = []
-    sub = await js.pull_subscribe("pf.events.>", stream=EVENT_STREAM)
-    while len(seen) < info.state.messages:
-        for msg in await sub.fetch(200, timeout=5):
-            seen.append(int(msg.data))
-            await msg.ack()
-    with contextlib.suppress(Exception):
-        await nc.close()
-    return {"published": MESSAGES, "stored": info.state.messages, "distinct": len(set(seen)), "read": len(seen)}
+        task = asyncio.create_task(load())
+        await asyncio.sleep(0.3)
+        victim = await pick_victim(js, nodes)
+        victim.kill()
+        await asyncio.sleep(1.0)
+        victim.start()
+        await asyncio.wait_for(task, timeout=120)
+        info = None
+        for _ in range(100):  # the restarted replica catches up
+            info = await retrying(lambda: js.stream_info(EVENT_STREAM))
+            if info.state.messages == MESSAGES:
+                break
+            await asyncio.sleep(0.2)
+        assert info is not None
+        seen: list[int] = []
+        sub = await retrying(lambda: js.pull_subscribe("pf.events.>", stream=EVENT_STREAM))
+        while len(seen) < info.state.messages:
+            for msg in await retrying(lambda: sub.fetch(200, timeout=5)):
+                seen.append(int(msg.data))
+                await msg.ack()
+        return {"published": MESSAGES, "stored": info.state.messages, "distinct": len(set(seen)), "read": len(seen)}
+    finally:
+        # a client left reconnecting to stopped nodes would outlive the test in the session loop
+        with contextlib.suppress(Exception):
+            await nc.close()
 
 
 async def any_follower(js, nodes: list[Server]) -> Server:  # type: ignore[no-untyped-def]
-    info = await js.stream_info(EVENT_STREAM)
+    info = await retrying(lambda: js.stream_info(EVENT_STREAM))
     leader = info.cluster.leader if info.cluster else None
     return next(n for n in nodes if n.name != f"nats-{leader}")
 
 
 async def the_leader(js, nodes: list[Server]) -> Server:  # type: ignore[no-untyped-def]
-    info = await js.stream_info(EVENT_STREAM)
+    info = await retrying(lambda: js.stream_info(EVENT_STREAM))
     assert info.cluster and info.cluster.leader
     return next(n for n in nodes if n.name == f"nats-{info.cluster.leader}")
 

@@ -253,10 +253,14 @@ async def test_a_cooperating_units_report_reaches_the_lead(kit: Kit) -> None:
     period = current_period(today)
     await coop_h.execute_update(AssignmentWorkflow.report_progress, report("yuzhong", period, 40))
 
-    for _ in range(100):
-        if (await status(lead_h)).cooperating_reports:
+    # The signal, the lead's workflow task and its publish take a moment, longer on a busy machine.
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 60
+    while loop.time() < deadline:
+        received = of_type(await kit.events(lead.assignment_id), "CooperatingReportReceived")
+        if received and (await status(lead_h)).cooperating_reports:
             break
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.1)
     s = await status(lead_h)
     assert s.cooperating_reports == 1 and s.stage == Stage.ASSIGNED  # the lead need not have accepted yet
     received = of_type(await kit.events(lead.assignment_id), "CooperatingReportReceived")
