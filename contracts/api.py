@@ -57,6 +57,26 @@ class DispatchResult(Frozen):
     message: str
 
 
+DispatchState = Literal["not_started", "running", "done", "failed"]
+
+
+class DispatchStatus(Frozen):
+    """GET /v1/programmes/{id}/dispatch, and POST .../dispatch?wait=false (202).
+
+    Counts are None when this service process did not run the dispatch itself
+    (it was dispatched before the service last restarted).
+    """
+
+    programme_id: str
+    state: DispatchState
+    total: int
+    started: int | None
+    skipped: int | None
+    failed: int | None
+    message: str
+    dispatched_at: dt.datetime | None = None
+
+
 class UnitOut(Frozen):
     unit_id: str
     name: str

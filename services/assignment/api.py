@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from typing import Annotated, Any
 
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
 from nats.errors import Error as NatsError
 
 from contracts.api import (
     AssignmentSummary,
     CommandAccepted,
     DispatchResult,
+    DispatchStatus,
     Page,
     ProgrammeImport,
     ProgrammeOut,
@@ -133,36 +136,112 @@ async def get_programme(request: Request, caller: Caller, programme_id: str) -> 
     return programme_out(stored, imported=True)
 
 
-@router.post("/v1/programmes/{programme_id}/dispatch", response_model=DispatchResult, tags=["programmes"])
-async def dispatch(request: Request, caller: Caller, programme_id: str) -> DispatchResult:
+def dispatch_message(out: dispatching.DispatchOutcome) -> str:
+    if out.failed:
+        first_id, first_error = out.failed[0]
+        return (
+            f"started {out.started}, already running {out.skipped}, failed {len(out.failed)} "
+            f"(first: {first_id}: {first_error}); dispatch again to start the rest"
+        )
+    if out.started == 0:
+        return f"all {out.total} assignments were already dispatched; nothing new was started"
+    if out.skipped:
+        return f"started {out.started} assignments; {out.skipped} were already dispatched"
+    return f"started {out.started} assignments"
+
+
+async def start_dispatch(request: Request, caller: Principal, programme_id: str) -> dispatching.DispatchJob:
+    """Start this programme's dispatch in the background, or join the one already running."""
     require_role(caller, UserRole.SUPERVISOR)
     app = request.app
+    jobs: dispatching.DispatchJobs = app.state.dispatch_jobs
+    running = jobs.get(programme_id)
+    if running is not None and running.running:
+        return running
     stored = await store.get_programme(app.state.engine, programme_id)
     if stored is None:
         raise HTTPException(404, f"no programme {programme_id}")
-    rows = await store.programme_responsibilities(app.state.engine, programme_id)
-    out = await dispatching.dispatch(
-        app.state.temporal, app.state.settings.task_queue, dispatching.specs(rows, stored.body.schedule),
-        created_by=caller.actor(), concurrency=app.state.settings.dispatch_concurrency,
-        search_attributes=app.state.settings.search_attributes,
+    items = dispatching.specs(
+        await store.programme_responsibilities(app.state.engine, programme_id), stored.body.schedule
     )
-    if out.failed:
-        first_id, first_error = out.failed[0]
-        raise HTTPException(
-            503,
-            f"started {out.started}, already running {out.skipped}, failed {len(out.failed)} "
-            f"(first: {first_id}: {first_error}); dispatch again to start the rest",
+
+    async def run(out: dispatching.DispatchOutcome) -> dispatching.DispatchOutcome:
+        await dispatching.dispatch(
+            app.state.temporal, app.state.settings.task_queue, items, created_by=caller.actor(),
+            concurrency=app.state.settings.dispatch_concurrency,
+            search_attributes=app.state.settings.search_attributes, out=out,
         )
-    await store.mark_dispatched(app.state.engine, programme_id)
-    if out.started == 0:
-        message = f"all {out.total} assignments were already dispatched; nothing new was started"
-    elif out.skipped:
-        message = f"started {out.started} assignments; {out.skipped} were already dispatched"
+        if not out.failed:
+            await store.mark_dispatched(app.state.engine, programme_id)
+        log.info("programme.dispatch", programme_id=programme_id, started=out.started, skipped=out.skipped,
+                 failed=len(out.failed), sub=caller.sub)
+        return out
+
+    return jobs.start(programme_id, len(items), run)
+
+
+def job_status(job: dispatching.DispatchJob, dispatched_at: dt.datetime | None) -> DispatchStatus:
+    out = job.outcome
+    if job.running:
+        state, message = "running", f"{out.total} of {job.total} assignments handled so far"
+    elif job.task.cancelled() or job.task.exception() is not None:
+        state, message = "failed", "the dispatch was interrupted; dispatch again to start the rest"
     else:
-        message = f"started {out.started} assignments"
-    log.info("programme.dispatch", programme_id=programme_id, started=out.started, skipped=out.skipped)
+        state, message = ("failed" if out.failed else "done"), dispatch_message(out)
+    return DispatchStatus(
+        programme_id=job.programme_id, state=state, total=job.total, started=out.started, skipped=out.skipped,
+        failed=len(out.failed), message=message, dispatched_at=dispatched_at,
+    )
+
+
+DISPATCH_DOC = """Start one assignment per responsibility; repeating it starts nothing new.
+
+By default the request waits until every start has returned (200). With `wait=false` it answers
+202 at once with the dispatch's status, and `GET` on the same path reports progress. A second
+request while a dispatch runs joins it instead of starting another."""
+
+
+@router.post(
+    "/v1/programmes/{programme_id}/dispatch", response_model=DispatchResult, tags=["programmes"],
+    description=DISPATCH_DOC,
+    responses={202: {"model": DispatchStatus, "description": "wait=false: started (or already running)"}},
+)
+async def dispatch(
+    request: Request, caller: Caller, programme_id: str,
+    wait: Annotated[bool, Query(description="false: answer 202 at once and run in the background")] = True,
+) -> DispatchResult | JSONResponse:
+    job = await start_dispatch(request, caller, programme_id)
+    if not wait:
+        status = job_status(job, None).model_dump(mode="json")
+        return JSONResponse(status, 202, headers={"Location": f"/v1/programmes/{programme_id}/dispatch"})
+    # A client that hangs up does not stop the dispatch; it goes on in the background.
+    out = await asyncio.shield(job.task)
+    if out.failed:
+        raise HTTPException(503, dispatch_message(out))
     return DispatchResult(
-        programme_id=programme_id, started=out.started, skipped=out.skipped, total=out.total, message=message
+        programme_id=programme_id, started=out.started, skipped=out.skipped, total=out.total,
+        message=dispatch_message(out),
+    )
+
+
+@router.get("/v1/programmes/{programme_id}/dispatch", response_model=DispatchStatus, tags=["programmes"])
+async def dispatch_status(request: Request, caller: Caller, programme_id: str) -> DispatchStatus:
+    """The programme's dispatch: running (with counts so far), done, failed, or not started."""
+    stored = await store.get_programme(request.app.state.engine, programme_id)
+    if stored is None:
+        raise HTTPException(404, f"no programme {programme_id}")
+    job = request.app.state.dispatch_jobs.get(programme_id)
+    if job is not None:
+        return job_status(job, stored.dispatched_at)
+    total = len(stored.body.division.responsibilities)
+    if stored.dispatched_at is None:
+        return DispatchStatus(
+            programme_id=programme_id, state="not_started", total=total, started=None, skipped=None, failed=None,
+            message="not dispatched yet, or a dispatch was interrupted by a restart: dispatch again",
+        )
+    return DispatchStatus(
+        programme_id=programme_id, state="done", total=total, started=None, skipped=None, failed=None,
+        message=f"all {total} assignments were dispatched", dispatched_at=stored.dispatched_at,
     )
 
 

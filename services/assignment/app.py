@@ -10,6 +10,7 @@ import structlog
 from fastapi import FastAPI
 
 from services.assignment import api, subscribers
+from services.assignment.dispatch import DispatchJobs
 from services.assignment.settings import AssignmentSettings
 from services.assignment.store import create_tables
 from services.shared.auth import load_public_key
@@ -40,10 +41,12 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         consumer = subscribers.consumer(nc.jetstream(), engine, settings)
         await consumer.start()
         app.state.js = nc.jetstream()  # publishes ProgrammeImported
+        app.state.dispatch_jobs = DispatchJobs()
         log.info("assignment.started", host=settings.host, port=settings.port)
         try:
             yield
         finally:
+            await app.state.dispatch_jobs.close()
             await consumer.stop()
             await close_nats(nc)
             await engine.dispose()

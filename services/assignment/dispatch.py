@@ -7,7 +7,8 @@ so repeating a dispatch (or resuming one that failed halfway) starts only what i
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +61,10 @@ async def dispatch(
     created_by: Actor,
     concurrency: int = 64,
     search_attributes: bool = True,
+    out: DispatchOutcome | None = None,
 ) -> DispatchOutcome:
-    out = DispatchOutcome()
+    """Start every item not yet started; `out` (if given) is updated as each start returns."""
+    out = out if out is not None else DispatchOutcome()
     gate = asyncio.Semaphore(concurrency)
 
     async def start(spec: AssignmentSpec) -> None:
@@ -85,3 +88,56 @@ async def dispatch(
     await asyncio.gather(*(start(s) for s in ordered))
     log.info("dispatch.done", started=out.started, skipped=out.skipped, failed=len(out.failed))
     return out
+
+
+@dataclass
+class DispatchJob:
+    """One programme's dispatch running (or finished) in this process, with live counts."""
+
+    programme_id: str
+    total: int
+    outcome: DispatchOutcome
+    task: asyncio.Task[DispatchOutcome]
+    started_at: dt.datetime
+    finished_at: dt.datetime | None = None
+
+    @property
+    def running(self) -> bool:
+        return not self.task.done()
+
+
+class DispatchJobs:
+    """At most one dispatch per programme at a time: a second request joins the running one.
+
+    Jobs live in memory only. After a restart a half-done dispatch is simply run again: starts
+    are idempotent (one workflow id per assignment), so nothing is started twice.
+    """
+
+    def __init__(self) -> None:
+        self._jobs: dict[str, DispatchJob] = {}
+
+    def get(self, programme_id: str) -> DispatchJob | None:
+        return self._jobs.get(programme_id)
+
+    def start(
+        self, programme_id: str, total: int, run: Callable[[DispatchOutcome], Coroutine[Any, Any, DispatchOutcome]]
+    ) -> DispatchJob:
+        job = self._jobs.get(programme_id)
+        if job is not None and job.running:
+            return job
+        outcome = DispatchOutcome()
+        task = asyncio.create_task(run(outcome), name=f"dispatch {programme_id}")
+        job = DispatchJob(programme_id, total, outcome, task, dt.datetime.now(dt.UTC))
+
+        def finished(_: asyncio.Task[DispatchOutcome]) -> None:
+            job.finished_at = dt.datetime.now(dt.UTC)
+
+        task.add_done_callback(finished)
+        self._jobs[programme_id] = job
+        return job
+
+    async def close(self) -> None:
+        running = [j.task for j in self._jobs.values() if j.running]
+        for task in running:
+            task.cancel()
+        await asyncio.gather(*running, return_exceptions=True)

@@ -10,12 +10,14 @@ import functools
 import hashlib
 import json
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from services.cli.client import ApiError, Client, Config
@@ -29,6 +31,7 @@ Key = Annotated[str | None, typer.Option("--idempotency-key", help="reuse to ret
 Assignment = Annotated[str, typer.Argument(help="assignment id, e.g. cq-2022-79.t14.yuzhong")]
 
 LIGHTS = {"none": "green", "blue": "blue", "yellow": "yellow", "red": "red"}
+DISPATCH_POLL_S = 0.5
 DONE_STAGES = {"completed": "✓ completed", "cancelled": "✗ cancelled"}
 
 
@@ -330,10 +333,23 @@ def show(assignment: Assignment, token: Token = None, as_json: AsJson = False) -
 def dispatch(
     programme_id: Annotated[str, typer.Argument(help="programme id")], token: Token = None, as_json: AsJson = False
 ) -> None:
-    """Supervisors: start one assignment per responsibility (repeating it starts nothing new)."""
-    with Client(Config.load(token), timeout=300) as c:
-        data = c.request("assignment", "POST", f"/v1/programmes/{programme_id}/dispatch")
-    emit(data, as_json, lambda d: console().print(d["message"]))
+    """Supervisors: start one assignment per responsibility, showing progress (repeating it starts nothing new)."""
+    path = f"/v1/programmes/{programme_id}/dispatch"
+    with Client(Config.load(token)) as c:
+        status = c.request("assignment", "POST", path, params={"wait": "false"})
+        # On stderr, so stdout stays the result; rich hides the bar when stderr is not a terminal.
+        bar = Progress(TextColumn("dispatching"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                       console=Console(stderr=True), transient=True)  # fmt: skip
+        with bar:
+            task = bar.add_task("dispatch", total=status["total"])
+            while status["state"] == "running":
+                handled_so_far = status["started"] + status["skipped"] + status["failed"]
+                bar.update(task, completed=handled_so_far)
+                time.sleep(DISPATCH_POLL_S)
+                status = c.request("assignment", "GET", path)
+    if status["state"] != "done":
+        raise ApiError(503, status["message"])
+    emit(status, as_json, lambda d: console().print(d["message"]))
 
 
 def _load_programme(path: Path, division: Path | None, programme_id: str | None) -> dict[str, Any]:
