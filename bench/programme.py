@@ -4,7 +4,7 @@
 district of the example gets copies, each carrying the same local-delivery responsibilities.
 `limit` takes a subset for quick runs: leads first, then cooperating units, then districts,
 so that every cooperating unit's lead is present. `min_horizon` keeps only responsibilities that
-run at least to that year (the example has some with horizon 2025, before its 2026 start).
+run at least to that year.
 """
 
 from __future__ import annotations

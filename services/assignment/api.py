@@ -52,6 +52,12 @@ def check_references(body: ProgrammeImport) -> None:
             raise HTTPException(422, f"{where}.task_no: task {r.task_no} is not in the programme")
         if r.unit_id not in unit_ids:
             raise HTTPException(422, f"{where}.unit_id: unit {r.unit_id} is not in units")
+        if r.horizon_year < body.schedule.start_year:
+            raise HTTPException(
+                422,
+                f"{where}.horizon_year: {r.horizon_year} is before the schedule's start year "
+                f"{body.schedule.start_year}; the assignment would have no year to supervise",
+            )
         if (r.task_no, r.unit_id) in seen:
             raise HTTPException(422, f"{where}: unit {r.unit_id} appears twice for task {r.task_no}")
         seen.add((r.task_no, r.unit_id))

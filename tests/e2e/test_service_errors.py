@@ -188,6 +188,10 @@ async def test_422_malformed_bodies_name_the_field(stack: Stack, world: dict[str
     bad["programme_id"] = f"x-{uuid.uuid4().hex[:8]}"
     bad["division"]["responsibilities"][0]["unit_id"] = "atlantis"
     refused(await c.post(f"{a}/v1/programmes", json=bad, headers=sup), 422, "atlantis")
+    early = world["body"].model_dump(mode="json")
+    early["programme_id"] = f"x-{uuid.uuid4().hex[:8]}"
+    early["division"]["responsibilities"][1]["horizon_year"] = early["schedule"]["start_year"] - 1
+    refused(await c.post(f"{a}/v1/programmes", json=early, headers=sup), 422, "responsibilities.1.horizon_year")
     bad["programme_id"] = "Not An Id"
     refused(await c.post(f"{a}/v1/programmes", json=bad, headers=sup), 422, "programme_id")
     refused(await c.post(f"{p}/v1/assignments/{yz}/reports", content=b"x" * (1024 * 1024 + 1), headers=unit), 413)
