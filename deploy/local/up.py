@@ -8,10 +8,12 @@ from __future__ import annotations
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
 
 import httpx
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from contracts.base import UserRole
@@ -34,10 +36,20 @@ def import_example(stack: Stack) -> None:
         r.raise_for_status()
         state = "imported" if r.json().get("imported") else "already imported"
         console.print(f"programme {body.programme_id}: {state}")
-        console.print("dispatching the example programme (one workflow per responsibility)...")
-        r = client.post(f"/v1/programmes/{body.programme_id}/dispatch")
+        path = f"/v1/programmes/{body.programme_id}/dispatch"
+        r = client.post(path, params={"wait": "false"})
         r.raise_for_status()
-        console.print(r.json().get("message", r.text))
+        status = r.json()
+        columns = (TextColumn("dispatching the example programme"), BarColumn(), MofNCompleteColumn())
+        with Progress(*columns, TimeElapsedColumn(), console=console, transient=True) as bar:
+            task = bar.add_task("dispatch", total=status["total"])
+            while status["state"] == "running":
+                bar.update(task, completed=status["started"] + status["skipped"] + status["failed"])
+                time.sleep(0.5)
+                r = client.get(path)
+                r.raise_for_status()
+                status = r.json()
+        console.print(status["message"])
 
 
 def where(stack: Stack) -> Table:
