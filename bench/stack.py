@@ -128,10 +128,7 @@ class BenchStack:
                 tail = log.read_text(errors="replace").splitlines()[-5:] if log.exists() else []
                 if attempt == attempts - 1:
                     raise RuntimeError(f"{exc}; nats log: {' | '.join(tail)}") from exc
-                console.log(f"  servers did not start ({one_line(exc)}); again on fresh ports and passwords")
-                # deploy.local.servers draws passwords with token_urlsafe; one that begins with a digit
-                # and goes on with letters ("7d...") fails nats-server's variable parsing. Draw again.
-                (self.var_dir / "nats" / "passwords.env").unlink(missing_ok=True)
+                console.log(f"  servers did not start ({one_line(exc)}); again on fresh ports")
                 self.stack = Stack(self._config())
 
     @property
