@@ -3,6 +3,10 @@
 Kept apart from the NATS wiring (subscribers.py) so it can be read, and tested, on its own.
 The ledger has a single writer — this object, in one task — so it keeps the chain head, the
 size and each stream key's highest sequence in memory and only reads what it has not seen.
+
+Ingest is split in two so that the CPU work of one batch can overlap the commit of another:
+`prepare` (validation and canonical text: no ledger state, no I/O) and `Ingestor.commit`
+(duplicates, the chain and one transaction). `Ingestor.ingest` does both, in turn.
 """
 
 from __future__ import annotations
@@ -68,6 +72,53 @@ def parse(data: bytes) -> Event:
     return event
 
 
+@dataclass
+class Prepared:
+    """A batch after its CPU work: valid events with their canonical text, and the rejects."""
+
+    events: list[tuple[Message, Event, str]]
+    bad: list[dict[str, Any]]  # rows for `rejects`
+    position: int  # the highest stream seq in the batch (0 if empty)
+    received: str
+
+
+def prepare(messages: list[Message]) -> Prepared:
+    """Validate and canonicalise, in stream order. Pure: safe to run while another batch commits."""
+    events: list[tuple[Message, Event, str]] = []
+    bad: list[dict[str, Any]] = []
+    received = now_text()
+    position = 0
+    for m in sorted(messages, key=lambda m: m.stream_seq):
+        position = max(position, m.stream_seq)
+        try:
+            event = parse(m.data)
+            events.append((m, event, canonical_json(event)))
+        except (ValidationError, ValueError) as exc:
+            reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
+            bad.append(
+                {
+                    "stream_seq": m.stream_seq,
+                    "subject": m.subject[:300],
+                    "reason": reason,
+                    "data": m.data[:REJECT_KEEP_BYTES],
+                    "received_at": received,
+                }
+            )
+    return Prepared(events, bad, position, received)
+
+
+def merge(batches: list[Prepared]) -> Prepared:
+    """Consecutive prepared batches (in stream order) as one, for one transaction."""
+    if len(batches) == 1:
+        return batches[0]
+    return Prepared(
+        [e for b in batches for e in b.events],
+        [r for b in batches for r in b.bad],
+        max(b.position for b in batches),
+        batches[-1].received,
+    )
+
+
 class Ingestor:
     def __init__(self, engine: AsyncEngine, consumer: str) -> None:
         self.engine = engine
@@ -76,6 +127,8 @@ class Ingestor:
         self.head = GENESIS
         self.position = 0
         self.last_seq: dict[str, int] = {}  # stream key -> highest seq in the ledger
+        # After a (re)load, look every event id up once, however new its seq looks (see _duplicates).
+        self.check_all_ids = True
         # Called first in each ingest transaction; raises if this process is not the writer (writer.py).
         self.fence: Callable[[AsyncConnection], Awaitable[None]] | None = None
 
@@ -91,6 +144,7 @@ class Ingestor:
                 await conn.execute(tracking.insert(), [start])
             self.position = int(row.stream_seq) if row else 0
         self.last_seq.clear()
+        self.check_all_ids = True
 
     async def _known_seqs(self, conn: AsyncConnection, keys: set[str]) -> None:
         """Load the highest ledger seq of stream keys not in the cache yet."""
@@ -117,59 +171,69 @@ class Ingestor:
                 self.last_seq[f"programme:{programme}"] = int(seq)
 
     async def ingest(self, messages: list[Message]) -> BatchOutcome:
-        """Append the batch's new events and move the position, all in one transaction.
+        """Append the batch's new events and move the position, all in one transaction."""
+        return await self.commit(prepare(messages))
+
+    async def commit(self, batch: Prepared) -> BatchOutcome:
+        """Append a prepared batch's new events and move the position, all in one transaction.
 
         On any database error nothing is kept, in memory or on disk, and the caller retries.
         """
-        out = BatchOutcome(position=self.position)
-        events: list[tuple[Message, Event, str]] = []
-        bad: list[dict[str, Any]] = []
-        received = now_text()
-        # The CPU work (validation, canonical text) before the transaction opens.
-        for m in sorted(messages, key=lambda m: m.stream_seq):
-            out.position = max(out.position, m.stream_seq)
-            try:
-                event = parse(m.data)
-                events.append((m, event, canonical_json(event)))
-            except (ValidationError, ValueError) as exc:
-                reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
-                bad.append(
-                    {
-                        "stream_seq": m.stream_seq,
-                        "subject": m.subject[:300],
-                        "reason": reason,
-                        "data": m.data[:REJECT_KEEP_BYTES],
-                        "received_at": received,
-                    }
-                )
-                out.rejected.append(m.stream_seq)
+        out = BatchOutcome(position=max(self.position, batch.position), rejected=[r["stream_seq"] for r in batch.bad])
         async with self.engine.begin() as conn:
             if self.fence is not None:
                 await self.fence(conn)
-            rows, gap_rows, last_seq = await self._rows(conn, events, out, received)
+            rows, gap_rows, last_seq = await self._rows(conn, batch.events, out, batch.received)
             if rows:
                 await insert_many(conn, ledger, rows)
             if gap_rows:
                 await conn.execute(gaps.insert(), gap_rows)
-            if bad:
-                await conn.execute(rejects.insert(), bad)
+            if batch.bad:
+                await conn.execute(rejects.insert(), batch.bad)
             # out.position started at self.position, so it never moves backwards.
             await conn.execute(
                 update(tracking)
                 .where(tracking.c.consumer == self.consumer)
-                .values(stream_seq=out.position, updated_at=received)
+                .values(stream_seq=out.position, updated_at=batch.received)
             )
         # Committed: only now does the in-memory state move.
         if rows:
             self.size, self.head = rows[-1][0], bytes.fromhex(rows[-1][-1])
         self.last_seq.update(last_seq)
         self.position = out.position
+        self.check_all_ids = False
         out.appended, out.gaps = len(rows), gap_rows
-        for row in bad:
+        for row in batch.bad:
             log.warning("event.rejected", stream_seq=row["stream_seq"], subject=row["subject"], reason=row["reason"])
         for gap in gap_rows:
             log.warning("event.seq_gap", **{k: v for k, v in gap.items() if k != "detected_at"})
         return out
+
+    async def _duplicates(self, conn: AsyncConnection, events: list[tuple[Message, Event, str]]) -> set[str]:
+        """The batch's event ids already in the ledger.
+
+        An event id is its stream key and seq (checked in `parse`), so an event whose seq is
+        above its key's highest seq in the ledger (`last_seq`) cannot be there yet: only the
+        others are looked up, usually none. Always looked up: programme keys (an assignment id
+        could be spelt like one, and `_known_seqs` reads programme keys from programme rows
+        only), and every id of the first batch after a (re)load, so that an in-memory state
+        that disagrees with the database can never turn into a unique-constraint retry loop.
+        """
+        if self.check_all_ids:
+            suspects = list({e.event_id for _, e, _ in events})
+        else:
+            suspects = list(
+                {
+                    e.event_id
+                    for _, e, _ in events
+                    if (key := stream_key(e)).startswith("programme:") or e.seq <= self.last_seq[key]
+                }
+            )
+        existing: set[str] = set()
+        for lo in range(0, len(suspects), 500):
+            query = select(ledger.c.event_id).where(ledger.c.event_id.in_(suspects[lo : lo + 500]))
+            existing.update((await conn.execute(query)).scalars())
+        return existing
 
     async def _rows(
         self, conn: AsyncConnection, events: list[tuple[Message, Event, str]], out: BatchOutcome, now: str
@@ -177,12 +241,8 @@ class Ingestor:
         """Ledger rows (tuples in LEDGER_COLUMNS order) for the events not in the ledger yet."""
         if not events:
             return [], [], {}
-        ids = list({e.event_id for _, e, _ in events})
-        existing: set[str] = set()
-        for lo in range(0, len(ids), 500):
-            query = select(ledger.c.event_id).where(ledger.c.event_id.in_(ids[lo : lo + 500]))
-            existing.update((await conn.execute(query)).scalars())
         await self._known_seqs(conn, {stream_key(e) for _, e, _ in events})
+        existing = await self._duplicates(conn, events)
         last_seq: dict[str, int] = {}
         rows: list[tuple[Any, ...]] = []
         gap_rows: list[dict[str, Any]] = []
