@@ -10,7 +10,7 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.progress import api, dashboard, subscribers
+from services.progress import api, dashboard, readmodel, subscribers
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
@@ -32,6 +32,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
+        app.state.status_reader = readmodel.StatusReader(engine)
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
@@ -45,6 +46,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
             await consumer.stop()
             await close_nats(nc)
             await app.state.http.aclose()
+            app.state.status_reader.close()
             await engine.dispose()
             log.info("progress.stopped")
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Column, Integer, MetaData, String, Table, Text, delete, select
+from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.shared import migrate
@@ -11,6 +11,15 @@ from services.shared.projection import define_tables
 metadata = MetaData()
 # Event-sourced: dropped and rebuilt from the stream by readmodel.rebuild().
 READ_MODEL = define_tables(metadata, "rm")
+_A = READ_MODEL.assignments
+# The supervisors' order, most urgent first: highest escalation level, then the nearest deadline
+# (none last), then the id. /v1/status sorts by exactly these expressions so that SQLite and
+# PostgreSQL walk an index in that order and stop after one page, instead of sorting every
+# matching row per request (a cost that grew with the read model: 9.9 ms -> 34 ms first page at
+# 1.3k -> 14k rows). The second index serves the stage filter, whose matches can be most rows.
+URGENCY = (_A.c.overdue_rank.desc(), _A.c.next_deadline_due.is_(None), _A.c.next_deadline_due, _A.c.assignment_id)
+Index("ix_rm_urgency", *URGENCY)
+Index("ix_rm_stage_urgency", _A.c.stage, *URGENCY)
 # Not event-sourced: a cache of each programme's task -> group table, fetched from the
 # assignment service (the events carry the task number but not its group).
 task_groups = Table(

@@ -4,19 +4,23 @@ PostgreSQL (tests/databases.py)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client
 
-from contracts.events import Event
+from contracts.api import AssignmentSummary, Page
+from contracts.base import Actor, Stage, UserRole
+from contracts.events import AssignmentCancelled, Event
 from contracts.subjects import event_subject
 from services.progress import readmodel
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
-from tests.e2e.support import Stack, eventually, get_json, lifecycle_events, running_stack
+from tests.e2e.support import EventFactory, Stack, eventually, get_json, lifecycle_events, running_stack
 
 
 @pytest.fixture
@@ -89,3 +93,76 @@ async def test_status_reads_the_read_model(stack: Stack) -> None:
         assert page["total"] == 3 and all(i["overdue_level"] == "yellow" for i in page["items"])
         page = await get_json(c, f"{stack.progress_url}/v1/status", sup, limit=5)
         assert page["total"] == 9 and len(page["items"]) == 5 and page["items"][0]["overdue_level"] == "yellow"
+
+
+def varied_events(programme_id: str) -> list[Event]:
+    """Assignments in several stages and escalation levels, with different (and no) deadlines."""
+    out: list[Event] = []
+    supervisor = Actor(sub="supervisor:t", role=UserRole.SUPERVISOR)
+    for i in range(24):
+        f = EventFactory(programme_id, 1 + i // 6, f"unit{i % 6}")
+        out.append(f.created(year=2026 + i % 3))  # acceptance due on 16 March of that year
+        if i % 2:
+            out.append(f.accepted(year=2026 + i % 3))
+        if i % 5 == 1:
+            out.append(f.escalated(("blue", "yellow", "red")[i % 3], year=2026 + i % 3))
+        if i % 7 == 3:
+            out.append(f.next(AssignmentCancelled(reason="merged"), supervisor))  # no deadline left
+    return out
+
+
+def urgency(row: dict[str, Any]) -> tuple[Any, ...]:
+    """The documented order, computed here from the rows: highest level, nearest deadline (none
+    last), then the id."""
+    due: dt.date | None = row["next_deadline_due"]
+    return (-row["overdue_rank"], due is None, due or dt.date.min, row["assignment_id"])
+
+
+async def test_status_pages_are_the_models_in_urgency_order(stack: Stack) -> None:
+    """/v1/status writes its pages straight from the summary columns (readmodel.page_json, read
+    by StatusReader): the same JSON as the models built by readmodel.status, in the documented
+    order, with the filter's total, for every kind of filter and past the last page."""
+    last = await publish(stack.js, varied_events("rm-pages"))
+    await caught_up(stack, last)
+    engine = make_engine(stack.db_urls["progress"])
+    try:
+        rows = [r for r in await readmodel.snapshot(engine) if r["programme_id"] == "rm-pages"]
+        assert len(rows) == 24 and {r["overdue_rank"] for r in rows} == {0, 1, 2, 3}
+        assert any(r["next_deadline"] is None for r in rows) and any(r["next_deadline"] for r in rows)
+        ordered = [r["assignment_id"] for r in sorted(rows, key=urgency)]
+        cases: list[tuple[dict[str, Any], readmodel.StatusFilter]] = [
+            ({"programme_id": "rm-pages", "limit": 500}, readmodel.StatusFilter(programme_id="rm-pages")),
+            ({"programme_id": "rm-pages", "limit": 7, "offset": 5}, readmodel.StatusFilter(programme_id="rm-pages")),
+            ({"programme_id": "rm-pages", "unit_id": "unit2"},
+             readmodel.StatusFilter(programme_id="rm-pages", unit_id="unit2")),
+            ({"programme_id": "rm-pages", "task_no": 3}, readmodel.StatusFilter(programme_id="rm-pages", task_no=3)),
+            ({"programme_id": "rm-pages", "stage": "planning"},
+             readmodel.StatusFilter(programme_id="rm-pages", stage=Stage.PLANNING)),
+            ({"programme_id": "rm-pages", "overdue": "any"},
+             readmodel.StatusFilter(programme_id="rm-pages", overdue="any")),
+            ({"programme_id": "rm-pages", "overdue": "red"},
+             readmodel.StatusFilter(programme_id="rm-pages", overdue="red")),
+            ({"programme_id": "rm-pages", "offset": 100}, readmodel.StatusFilter(programme_id="rm-pages")),
+        ]
+        async with httpx.AsyncClient(timeout=10) as c:
+            sup = stack.headers("supervisor")
+            for params, f in cases:
+                got = await get_json(c, f"{stack.progress_url}/v1/status", sup, **params)
+                Page[AssignmentSummary].model_validate(got)
+                limit, offset = int(params.get("limit", 50)), int(params.get("offset", 0))
+                items, total = await readmodel.status(engine, f, limit, offset)
+                assert got == Page[AssignmentSummary](items=items, total=total).model_dump(mode="json"), params
+                matching = [a for a in ordered if a in {i.assignment_id for i in (await readmodel.status(
+                    engine, f, 500, 0))[0]}]  # fmt: skip
+                assert [i["assignment_id"] for i in got["items"]] == matching[offset : offset + limit], params
+                assert got["total"] == len(matching), params
+            everything = await get_json(c, f"{stack.progress_url}/v1/status", sup, programme_id="rm-pages", limit=500)
+            assert [i["assignment_id"] for i in everything["items"]] == ordered
+            # A department still sees only its own unit, whatever it asks for.
+            dept = stack.headers("department", "unit2")
+            mine = await get_json(c, f"{stack.progress_url}/v1/status", dept, programme_id="rm-pages")
+            assert mine["total"] == 4 and {i["unit_id"] for i in mine["items"]} == {"unit2"}
+            other = await c.get(f"{stack.progress_url}/v1/status", headers=dept, params={"unit_id": "unit3"})
+            assert other.status_code == 403
+    finally:
+        await engine.dispose()
