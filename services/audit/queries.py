@@ -1,23 +1,22 @@
 """Reads over the ledger for the API: filtered pages and streams, history, replay, verify.
 
-Everything that can touch the whole ledger streams it in keyset-paged chunks (store.stream_rows),
-so the service's memory does not grow with the ledger.
+Everything that can touch the whole ledger streams it in keyset-paged chunks (store.stream_rows,
+or `pages` for the whole-ledger walks), so the service's memory does not grow with the ledger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import LargeBinary, case, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.events import Event
-from contracts.fold import AssignmentState, advance
+from contracts.fold import AssignmentState, advance, event_and_fact
 from services.audit.store import checkpoints, ledger, stream_rows, utc_text
-from services.audit.verify import ChainVerifier, CheckpointRef, checkpoint_signature_ok
+from services.audit.verify import ROW_COLUMNS, ChainVerifier, CheckpointRef, checkpoint_signature_ok
 
 META = (
     ledger.c.ledger_seq,
@@ -76,6 +75,65 @@ async def ndjson(
         sent += 1
 
 
+PAGE = 2000
+
+
+async def pages(
+    engine: AsyncEngine, query: Any, keys: tuple[Any, ...], after: tuple[Any, ...]
+) -> AsyncIterator[Sequence[Sequence[Any]]]:
+    """The rows of `query` in `keys` order, a page of tuples at a time: store.stream_rows's walk.
+
+    Each page is one short read of its own (keyset paging), so memory stays at a page and no
+    snapshot is held across the walk. On SQLite the page's statement goes to the driver
+    (aiosqlite) directly: SQLAlchemy's result processing built a Row per row, a good share
+    of a whole-ledger verify, and these columns need no conversion (text, integers, bytes).
+    Elsewhere the rows come from stream_rows (SQLAlchemy Rows index like tuples).
+    """
+    if engine.dialect.name != "sqlite":
+        page: list[Any] = []
+        async for row in stream_rows(engine, query, keys, after, PAGE):
+            page.append(row)
+            if len(page) == PAGE:
+                yield page
+                page = []
+        if page:
+            yield page
+        return
+    names = [c.name for c in query.selected_columns]
+    at = [names.index(k.name) for k in keys]
+    while True:
+        cond = keys[0] > after[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*after)
+        compiled = query.where(cond).order_by(*keys).limit(PAGE).compile(dialect=engine.dialect)
+        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            cursor = await raw.driver_connection.execute(str(compiled), params)  # type: ignore[union-attr]
+            try:
+                rows = await cursor.fetchall()
+            finally:
+                await cursor.close()
+        if rows:
+            yield rows
+        if len(rows) < PAGE:
+            return
+        after = tuple(rows[-1][i] for i in at)
+
+
+def canonical_bytes(engine: AsyncEngine, only_text: bool) -> Any:
+    """The `canonical` column for a walk; on SQLite as its UTF-8 bytes, which is what gets
+    hashed and parsed (the driver would decode it to str, and the hash encode it again).
+
+    `only_text`: a value stored as anything but text (a tampered row) comes as NULL, so that
+    verify still finds no canonical text there rather than bytes that look like it.
+    """
+    column = ledger.c.canonical
+    if engine.dialect.name != "sqlite":
+        return column
+    text = func.typeof(column) == "text"
+    as_bytes = cast(column, LargeBinary)
+    return (case((text, as_bytes)) if only_text else case((text, as_bytes), else_=column)).label("canonical")
+
+
 async def history(engine: AsyncEngine, assignment_id: str) -> list[Any]:
     query = select(*META).where(ledger.c.assignment_id == assignment_id).order_by(ledger.c.seq, ledger.c.ledger_seq)
     async with engine.connect() as conn:
@@ -90,21 +148,22 @@ async def replay(
     Rows come ordered by (assignment, seq), so one state is held at a time and yielded as
     soon as the next assignment begins.
     """
-    query = select(ledger.c.assignment_id, ledger.c.seq, ledger.c.canonical).where(
+    query = select(ledger.c.assignment_id, ledger.c.seq, canonical_bytes(engine, only_text=False)).where(
         ledger.c.assignment_id.is_not(None), ledger.c.occurred_at <= utc_text(as_of)
     )
     if unit_id is not None:
         query = query.where(ledger.c.unit_id == unit_id)
     state: AssignmentState | None = None
     keys = (ledger.c.assignment_id, ledger.c.seq)
-    async for row in stream_rows(engine, query, keys, ("", -1)):
-        event = Event.model_validate_json(row.canonical)
-        if task_no is not None and event.task_no != task_no:
-            continue
-        if state is not None and state.assignment_id != row.assignment_id:
-            yield state
-            state = None
-        state = advance(state, event)  # a fresh state per assignment, owned by this replay
+    async for rows in pages(engine, query, keys, ("", -1)):
+        for assignment_id, _, canonical in rows:
+            event, fact = event_and_fact(canonical)  # one validation for the envelope and its fact
+            if task_no is not None and event.task_no != task_no:
+                continue
+            if state is not None and state.assignment_id != assignment_id:
+                yield state
+                state = None
+            state = advance(state, event, fact)  # a fresh state per assignment, owned by this replay
     if state is not None:
         yield state
 
@@ -122,8 +181,9 @@ async def verify(engine: AsyncEngine, public_key_pem: str) -> dict[str, Any]:
         if not checkpoint_signature_ok(cp, cp["public_key"]):
             return {"ok": False, "first_bad_seq": None, "reason": f"checkpoint {cp['size']} has a bad signature"}
     verifier = ChainVerifier([CheckpointRef(int(c["size"]), c["root"], c["head"]) for c in cps])
-    async for row in stream_rows(engine, select(*META), (ledger.c.ledger_seq,), (0,)):
-        if verifier.feed(entry(row, parsed=False), columns=True) is not None:
+    columns = [ledger.c[name] for name in ROW_COLUMNS[:-1]] + [canonical_bytes(engine, only_text=True)]
+    async for rows in pages(engine, select(*columns), (ledger.c.ledger_seq,), (0,)):
+        if any(verifier.feed_row(row) is not None for row in rows):
             break
     failure = verifier.finish()
     if failure is not None:
