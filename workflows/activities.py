@@ -4,6 +4,13 @@ Publishing is exactly-once by construction: every event carries a deterministic 
 (assignment id + sequence), sent as `Nats-Msg-Id`, and the stream drops a second copy
 within its duplicate window (24h, contracts.subjects). The workflow's retry policy for
 `publish_events` keeps every retry of one batch well inside that window.
+
+The workflow runs `publish_events` as a local activity (see workflows.workflows): it
+publishes before the workflow task that made the events is recorded. If that task then
+fails (the worker dies in between), the next attempt makes the same ids again, but stamped
+with its own, later, workflow time. The stream keeps the first copy; so on a duplicate the
+publisher reads the stored copy back and returns it when it differs from what it sent, and
+the workflow adopts the stream's copy: its state stays the fold of what was published.
 """
 
 from __future__ import annotations
@@ -41,6 +48,8 @@ class Published(BaseModel):
     published: int
     duplicates: int
     last_stream_seq: int | None = None
+    # Duplicates whose stored copy differs from the event sent: the stream's copy, which wins.
+    stored: list[Event] = []
 
 
 class CalendarRequest(BaseModel):
@@ -63,18 +72,27 @@ class EventPublisher:
         self.stream = stream
         self.ack_timeout = ack_timeout
 
+    async def _stored_copy(self, stream_seq: int, sent: bytes) -> Event | None:
+        """The stream's copy of a duplicate, if it is not the very message sent (None if it is)."""
+        msg = await self.js.get_msg(self.stream, stream_seq)
+        if msg.data == sent:
+            return None
+        return Event.model_validate_json(msg.data or b"")
+
     @activity.defn(name=PUBLISH_EVENTS)
     async def publish_events(self, batch: PublishEvents) -> Published:
         info = activity.info()
         bound = log.bind(workflow_id=info.workflow_id, run_id=info.workflow_run_id, attempt=info.attempt)
         published = duplicates = 0
         last: int | None = None
+        stored: list[Event] = []
         # One at a time, each ack awaited: the stream keeps the batch in sequence order, and a
         # retry after a partial batch re-sends the same ids, which the stream drops as duplicates.
         for event in batch.events:
+            data = event.model_dump_json().encode()
             ack = await self.js.publish(
                 event_subject(event.programme_id, event.unit_id, event.type),
-                event.model_dump_json().encode(),
+                data,
                 timeout=self.ack_timeout,
                 stream=self.stream,  # Nats-Expected-Stream: fail rather than land elsewhere
                 headers={"Nats-Msg-Id": event.event_id},
@@ -84,8 +102,16 @@ class EventPublisher:
             duplicates += bool(ack.duplicate)
             published += not ack.duplicate
             last = ack.seq
-            # Liveness: a worker that dies mid-batch is noticed within the heartbeat timeout.
-            activity.heartbeat(event.seq)
+            if ack.duplicate and (copy := await self._stored_copy(ack.seq, data)) is not None:
+                # The ack of a duplicate names the stored message's sequence.
+                if copy.event_id != event.event_id:
+                    raise PublishRejected(f"duplicate of {event.event_id} acked as {copy.event_id}")
+                bound.warning("event_already_stored_differently", event_id=event.event_id, stream_seq=ack.seq)
+                stored.append(copy)
+            # Liveness: a worker that dies mid-batch is noticed within the heartbeat timeout (a
+            # local activity cannot heartbeat: its workflow task's timeout covers it instead).
+            if not info.is_local:
+                activity.heartbeat(event.seq)
             bound.info(
                 "event_published",
                 assignment_id=event.assignment_id,
@@ -94,7 +120,9 @@ class EventPublisher:
                 stream_seq=ack.seq,
                 duplicate=bool(ack.duplicate),
             )
-        return Published(stream=self.stream, published=published, duplicates=duplicates, last_stream_seq=last)
+        return Published(
+            stream=self.stream, published=published, duplicates=duplicates, last_stream_seq=last, stored=stored
+        )
 
 
 @activity.defn(name=LOAD_WORKING_CALENDAR)

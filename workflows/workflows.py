@@ -7,6 +7,11 @@ How it works, in one place:
 * Every fact becomes an event (deterministic id: assignment id + seq), is applied to the
   state at once and queued in an outbox; the main loop publishes the outbox in order through
   the `publish_events` activity. An update returns once its events are published.
+* Runs started since the `publish-local-activity` patch publish through a local activity:
+  the command's events are published and its update answered in the one workflow task that
+  took the command (a marker in history instead of a scheduled / started / completed activity
+  and a second workflow task). A task that fails after publishing is redone with a later
+  workflow time; the stream keeps the first copy of each id, and the workflow adopts it.
 * Commands are updates. The validator refuses a wrong one with a reason and without a trace
   in history; the handler re-checks (state may have moved since) and decides the facts.
 * The main loop sleeps until the next reminder / escalation / year end, issues what is due,
@@ -50,10 +55,12 @@ with workflow.unsafe.imports_passed_through():
         VerifyYear,
     )
     from contracts.events import (
+        AssignmentCreated,
         CooperatingReportReceived,
         EscalationCleared,
         Event,
         Fact,
+        ReminderIssued,
         SupervisionEscalated,
         make_event,
     )
@@ -61,7 +68,7 @@ with workflow.unsafe.imports_passed_through():
     from contracts.ids import workflow_id
     from workflows import deadlines as rules
     from workflows import decisions, validation
-    from workflows.activities import CalendarRequest, EventPublisher, PublishEvents, load_working_calendar
+    from workflows.activities import CalendarRequest, EventPublisher, Published, PublishEvents, load_working_calendar
     from workflows.calendar import WorkingCalendar, YearCalendar, shanghai_date, start_of_day
     from workflows.models import MAX_REMEMBERED_COMMANDS, AssignmentInput, AssignmentStatus, Carried
 
@@ -77,6 +84,9 @@ PUBLISH_RETRY = RetryPolicy(
 # If NATS stays away longer than the span, try again after a pause. Past 24h a lost ack could
 # in theory yield a second copy; consumers also de-duplicate by event_id.
 PUBLISH_PAUSE = dt.timedelta(minutes=10)
+# Runs that began before this patch keep publishing through a (normal) activity until they
+# continue as new: `workflow.patched` answers once per run, so a run never mixes the two.
+PATCH_LOCAL_PUBLISH = "publish-local-activity"
 
 SA_PROGRAMME = SearchAttributeKey.for_keyword("PolicyflowProgramme")
 SA_TASK = SearchAttributeKey.for_int("PolicyflowTaskNo")
@@ -90,6 +100,16 @@ FINAL = (Stage.COMPLETED, Stage.CANCELLED)
 
 def rejected(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=COMMAND_REJECTED, non_retryable=True)
+
+
+def track_notices(notices: dict[str, str], fact: Fact) -> None:
+    """Which notice each deadline has had: a closed or (re)opened deadline starts with none."""
+    for key in [*fact.closes, *(d.key for d in fact.opens)]:
+        notices.pop(key, None)
+    if isinstance(fact, SupervisionEscalated):
+        notices[fact.deadline.key] = fact.level.value
+    elif isinstance(fact, ReminderIssued):
+        notices[fact.deadline.key] = "reminder"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -107,6 +127,8 @@ class AssignmentWorkflow:
         self._results: dict[str, CommandResult] = dict(carried.results) if carried else {}
         self._cooperating: list[CooperatingReport] = list(carried.pending_cooperating) if carried else []
         self._outbox: list[Event] = []
+        # The state and notices before the outbox's first event: what a stored copy is folded onto.
+        self._outbox_base: tuple[AssignmentState | None, dict[str, str]] = (self._state, dict(self._notices))
         self._calendar_years: dict[int, YearCalendar] = {}
         self._calendar = WorkingCalendar()
         self._run_year = self._state.year if self._state else 0
@@ -203,8 +225,7 @@ class AssignmentWorkflow:
         for d in sorted(self._current().deadlines.values(), key=lambda d: (d.due, d.key)):
             fact = decisions.notice(self._calendar, self._rules, d, self._notices.get(d.key), today)
             if fact is not None:
-                self._emit([fact], SYSTEM_ACTOR)
-                self._notices[d.key] = fact.level.value if isinstance(fact, SupervisionEscalated) else "reminder"
+                self._emit([fact], SYSTEM_ACTOR)  # and noted in self._notices (track_notices)
 
     def _verify_at_year_end(self, today: dt.date) -> None:
         s = self._current()
@@ -256,32 +277,72 @@ class AssignmentWorkflow:
             unit_id=spec.unit_id,
         )
         self._seq += 1
+        if not self._outbox:
+            # `apply` returns a new state, so keeping the old one costs nothing.
+            self._outbox_base = (self._state, dict(self._notices))
         self._state = apply(self._state, event)
         self._outbox.append(event)
-        # A closed or (re)opened deadline starts with no notices issued.
-        for key in [*fact.closes, *(d.key for d in fact.opens)]:
-            self._notices.pop(key, None)
+        track_notices(self._notices, fact)
         return event
+
+    def _adopt(self, stored: list[Event]) -> None:
+        """Take the stream's copies of outbox events and fold the outbox again onto its base.
+
+        Only after a workflow task published events and then failed: its redo made the same ids
+        with a later time (or, across a day's end, other deadlines). What consumers got wins.
+        """
+        by_seq = {e.seq: e for e in stored}
+        self._outbox = [by_seq.get(e.seq, e) for e in self._outbox]
+        state, notices = self._outbox_base[0], dict(self._outbox_base[1])
+        for event in self._outbox:
+            fact = event.fact()
+            state = apply(state, event)
+            track_notices(notices, fact)
+            if isinstance(fact, AssignmentCreated):
+                self._run_year = fact.start_year
+        self._state, self._notices = state, notices
+        workflow.logger.warning("adopted the stream's copy of %s", ", ".join(e.event_id for e in stored))
 
     async def _flush(self) -> None:
         while self._outbox:
             batch = self._outbox[:PUBLISH_BATCH]
             try:
-                await workflow.execute_activity_method(
-                    EventPublisher.publish_events,
-                    PublishEvents(events=batch),
-                    start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
-                    heartbeat_timeout=dt.timedelta(seconds=10),  # one beat per event published
-                    schedule_to_close_timeout=PUBLISH_SPAN,
-                    retry_policy=PUBLISH_RETRY,
-                )
+                published = await self._publish(batch)
             except ActivityError as err:
                 workflow.logger.error("publishing %s failed for %s; retrying later", batch[0].event_id, PUBLISH_SPAN)
                 workflow.logger.debug("cause: %s", err.cause)
                 await workflow.sleep(PUBLISH_PAUSE)
                 continue
+            if published.stored:
+                self._adopt(published.stored)
             del self._outbox[: len(batch)]
             self._published_seq = batch[-1].seq
+            if self._outbox:  # more than a batch: the next one's base is the state after this one
+                state, notices = self._outbox_base[0], dict(self._outbox_base[1])
+                for event in batch:
+                    state = apply(state, event)
+                    track_notices(notices, event.fact())
+                self._outbox_base = (state, notices)
+
+    async def _publish(self, batch: list[Event]) -> Published:
+        if workflow.patched(PATCH_LOCAL_PUBLISH):
+            # In the workflow task itself: no activity task round trip, no second workflow task.
+            # A worker that dies mid-batch fails the workflow task; its redo publishes again.
+            return await workflow.execute_local_activity_method(
+                EventPublisher.publish_events,
+                PublishEvents(events=batch),
+                start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
+                schedule_to_close_timeout=PUBLISH_SPAN,
+                retry_policy=PUBLISH_RETRY,
+            )
+        return await workflow.execute_activity_method(
+            EventPublisher.publish_events,
+            PublishEvents(events=batch),
+            start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
+            heartbeat_timeout=dt.timedelta(seconds=10),  # one beat per event published
+            schedule_to_close_timeout=PUBLISH_SPAN,
+            retry_policy=PUBLISH_RETRY,
+        )
 
     def _sync_search_attributes(self) -> None:
         if not self._input.search_attributes or self._state is None:

@@ -2,7 +2,10 @@
 
 `histories/assignment_lifecycle.json` is the first run of an assignment that was escalated,
 accepted late, had its plan returned, failed and then passed verification, and continued as
-new into its second year. Re-record it (after a deliberate, versioned change) with
+new into its second year, recorded before the `publish-local-activity` patch (events
+published by a normal activity). `histories/assignment_lifecycle_local_publish.json` is the
+same first year recorded since that patch. Both must replay. Record the newest (after a
+deliberate, versioned change; keep the older files) with
 
     POLICYFLOW_RECORD_HISTORY=1 uv run pytest tests/integration/test_workflow_replay.py -k record
 """
@@ -41,6 +44,7 @@ from tests.integration.conftest import (
 from workflows.workflows import AssignmentWorkflow
 
 RECORDED = Path(__file__).parent / "histories" / "assignment_lifecycle.json"
+RECORDED_LOCAL_PUBLISH = Path(__file__).parent / "histories" / "assignment_lifecycle_local_publish.json"
 UNIT = "tongnan"
 
 
@@ -90,6 +94,14 @@ async def test_the_recorded_history_replays() -> None:
     assert result.replay_failure is None
 
 
+async def test_the_history_recorded_since_local_publishing_replays() -> None:
+    history = WorkflowHistory.from_json("assignment-recorded-local", RECORDED_LOCAL_PUBLISH.read_text())
+    kinds = {e.WhichOneof("attributes") for e in history.events}
+    assert len(history.events) > 30 and "activity_task_scheduled_event_attributes" not in kinds
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
 async def test_fresh_histories_replay(kit: Kit) -> None:
     h, first_run = await eventful_first_year(kit)
     await h.execute_update(AssignmentWorkflow.submit_plan, plan(UNIT, (await status(h)).year))
@@ -106,5 +118,5 @@ async def test_fresh_histories_replay(kit: Kit) -> None:
 async def test_record(kit: Kit) -> None:
     h, first_run = await eventful_first_year(kit)
     history = await kit.client.get_workflow_handle(h.id, run_id=first_run).fetch_history()
-    RECORDED.parent.mkdir(exist_ok=True)
-    RECORDED.write_text(history.to_json())
+    RECORDED_LOCAL_PUBLISH.parent.mkdir(exist_ok=True)
+    RECORDED_LOCAL_PUBLISH.write_text(history.to_json())

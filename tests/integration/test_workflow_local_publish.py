@@ -1,0 +1,99 @@
+"""Publishing through a local activity (patch `publish-local-activity`), on real servers.
+
+A command's events are published inside the workflow task that took the command. If that task
+fails after publishing (the worker dies), its redo makes the same event ids with a later
+workflow time; the stream keeps the first copy, and the workflow must adopt it so that its
+state stays the fold of what consumers received.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from contracts.commands import AcceptAssignment
+from contracts.events import AssignmentAccepted, make_event
+from contracts.fold import AssignmentState, fold
+from contracts.subjects import EVENT_STREAM, event_subject
+from tests.integration.conftest import Kit, department, idle, make_spec, plan
+from workflows import decisions
+from workflows.calendar import WorkingCalendar, china_year
+from workflows.workflows import PATCH_LOCAL_PUBLISH, AssignmentWorkflow
+
+
+async def test_a_new_run_publishes_without_activity_tasks(kit: Kit) -> None:
+    year = (await kit.today()).year
+    unit = "bishan"
+    h = await kit.start(make_spec(unit, year, year + 1))
+    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
+    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    await idle(h)
+    history = await h.fetch_history()
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    assert "activity_task_scheduled_event_attributes" not in kinds
+    patches = [
+        e for e in history.events
+        if e.HasField("marker_recorded_event_attributes")
+        and PATCH_LOCAL_PUBLISH.encode() in e.marker_recorded_event_attributes.SerializeToString()
+    ]  # fmt: skip
+    assert len(patches) == 1
+    events = await kit.events(h.id.removeprefix("assignment-"))
+    assert [e.type for e in events] == ["AssignmentCreated", "AssignmentAccepted", "AnnualPlanSubmitted"]
+    assert [e.seq for e in events] == [0, 1, 2]
+
+
+async def test_a_stored_copy_from_a_failed_task_is_adopted(kit: Kit) -> None:
+    """The stream already holds the accept event as an earlier, failed attempt made it."""
+    today = await kit.today()
+    year = today.year
+    unit = "tongliang"
+    spec = make_spec(unit, year, year + 1)
+    h = await kit.start(spec)
+    before = await idle(h)
+    me = department(unit)
+    cmd = AcceptAssignment(actor=me)
+    # What the failed attempt decided: the same command, a few seconds earlier, and (as when the
+    # redo falls on the next day) a first annual plan due one day later than the redo will say.
+    cal = WorkingCalendar([china_year(y) for y in (year - 1, year, year + 1, year + 2)])
+    (fact,) = decisions.decide(before, cal, spec.schedule.rules, cmd, today)
+    assert isinstance(fact, AssignmentAccepted)
+    moved = [d.model_copy(update={"due": d.due + dt.timedelta(days=1)}) for d in fact.opens]
+    earlier = make_event(
+        fact.model_copy(update={"opens": moved}),
+        seq=1,
+        occurred_at=(await kit.now()) - dt.timedelta(seconds=7),
+        programme_id=spec.programme_id,
+        actor=me,
+        assignment_id=spec.assignment_id,
+        task_no=spec.task_no,
+        unit_id=spec.unit_id,
+    )
+    ack = await kit.js.publish(
+        event_subject(spec.programme_id, unit, earlier.type),
+        earlier.model_dump_json().encode(),
+        stream=EVENT_STREAM,
+        headers={"Nats-Msg-Id": earlier.event_id},
+    )
+    assert not ack.duplicate
+
+    result = await h.execute_update(AssignmentWorkflow.accept, cmd)
+    assert result.event_ids == [earlier.event_id]
+    accepted = await idle(h)
+    events = await kit.events(spec.assignment_id)
+    assert [e.seq for e in events] == [0, 1]
+    assert events[1].model_dump_json() == earlier.model_dump_json()  # the first copy stayed
+    # The workflow's state is the fold of the stream, with the adopted deadline and time.
+    assert as_state(accepted) == fold(events)
+    assert accepted.deadlines[moved[0].key].due == moved[0].due
+    assert accepted.updated_at == earlier.occurred_at
+
+    # And it goes on from there: the next event follows in sequence, once.
+    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    after = await idle(h)
+    events = await kit.events(spec.assignment_id)
+    assert [e.seq for e in events] == [0, 1, 2] and len({e.event_id for e in events}) == 3
+    assert as_state(after) == fold(events)
+
+
+def as_state(status: AssignmentState) -> AssignmentState:
+    """The folded part of a status (without the workflow's own extras)."""
+    return AssignmentState(**{name: getattr(status, name) for name in AssignmentState.model_fields})
