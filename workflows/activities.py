@@ -35,6 +35,7 @@ log = structlog.get_logger("workflows.activities")
 
 PUBLISH_EVENTS = "publish_events"
 LOAD_WORKING_CALENDAR = "load_working_calendar"
+READ_BACK_TIMEOUT = 2.0  # seconds for reading a duplicate's stored copy back (rare: after a failed task)
 
 
 class PublishEvents(BaseModel):
@@ -72,9 +73,18 @@ class EventPublisher:
         self.stream = stream
         self.ack_timeout = ack_timeout
 
-    async def _stored_copy(self, stream_seq: int, sent: bytes) -> Event | None:
-        """The stream's copy of a duplicate, if it is not the very message sent (None if it is)."""
-        msg = await self.js.get_msg(self.stream, stream_seq)
+    async def _stored_copy(self, stream_seq: int, sent: bytes, event_id: str) -> Event | None:
+        """The stream's copy of a duplicate, if it is not the very message sent (None if it is).
+
+        Needs `$JS.API.STREAM.MSG.GET.<stream>` in the worker's NATS permissions. Without it the
+        duplicate still counts once (the stream's copy stays); only the workflow cannot adopt it,
+        which is logged: refusing to go on would wedge the assignment instead.
+        """
+        try:
+            msg = await asyncio.wait_for(self.js.get_msg(self.stream, stream_seq), READ_BACK_TIMEOUT)
+        except (NatsError, TimeoutError) as exc:
+            log.error("event_stored_copy_unreadable", event_id=event_id, stream_seq=stream_seq, error=repr(exc))
+            return None
         if msg.data == sent:
             return None
         return Event.model_validate_json(msg.data or b"")
@@ -102,7 +112,7 @@ class EventPublisher:
             duplicates += bool(ack.duplicate)
             published += not ack.duplicate
             last = ack.seq
-            if ack.duplicate and (copy := await self._stored_copy(ack.seq, data)) is not None:
+            if ack.duplicate and (copy := await self._stored_copy(ack.seq, data, event.event_id)) is not None:
                 # The ack of a duplicate names the stored message's sequence.
                 if copy.event_id != event.event_id:
                     raise PublishRejected(f"duplicate of {event.event_id} acked as {copy.event_id}")
