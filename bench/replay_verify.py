@@ -10,6 +10,9 @@ sqlite3 is reported beside it.
 
 The stream for this benchmark lives on a nats-server with the default sync interval: only
 reads are measured here, and filling 1,000,000 messages with an fsync each would take long.
+
+Options (`--opt key=value`): `events=N` (the larger ledger; the smaller is N/10) and `rounds=R`,
+for iterating at sizes between the quick and the full ones.
 """
 
 from __future__ import annotations
@@ -147,9 +150,9 @@ async def child(*args: str) -> dict[str, Any]:
 
 
 async def run(ctx: Context) -> Result:
-    total = ctx.size(20_000, 1_000_000)
+    total = int(ctx.options.get("events", ctx.size(20_000, 1_000_000)))
     small = total // 10
-    rounds = ctx.size(2, 3)
+    rounds = int(ctx.options.get("rounds", ctx.size(2, 3)))
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(events=total, small_events=small)
     server = nats_default_sync(ctx.work_dir / "nats").start()

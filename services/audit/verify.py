@@ -68,10 +68,42 @@ def checkpoint_signature_ok(cp: dict[str, Any], public_key_pem: str | bytes) -> 
 
 # --- canonical form, parsed once -----------------------------------------------------------
 
-# Every number token in a compact text: it follows ':' (a value), ',' or '[' (an element) and
-# is followed by ',', ']' or '}'. Only the float ones (a fraction or an exponent) are captured.
-# Matches inside strings are possible and harmless: they can only send a text to the slow path.
-_FLOAT_TOKEN = re.compile(rb"[:,\[](-?[0-9]+(?:\.[0-9]+(?:[eE][-+]?[0-9]+)?|[eE][-+]?[0-9]+))(?=[,\]}])")
+# Float tokens, found fast: with every digit read as 0, 'E' as 'e' and '+' as '-', each float
+# token (a fraction or an exponent) contains one of these marks. Most events have none at all.
+_SHAPE = bytes.maketrans(b"123456789E+", b"000000000e-")
+_FLOAT_MARKS = (b"0.0", b"0e0", b"0e-")
+_LEFT, _RIGHT = frozenset(b"0.-"), frozenset(b"0.e-")  # what a number token is made of, in shape
+_BEFORE, _AFTER = frozenset(b":,["), frozenset(b",]}")  # what stands around a value in a compact text
+
+
+def _floats_are_repr(data: bytes) -> bool:
+    """Is every float token `t` of a compact JSON text `repr(float(t))`, what the stdlib writes?
+
+    Every place where a mark occurs is widened to the number-like run around it. For a real
+    number token that run is the token itself, between ':', ',' or '[' and ',', ']' or '}' (a
+    compact text has nothing else around a value). A run not between those is inside a string
+    (a hex digest, say) and is skipped; one that is, inside a string, can only fail the test,
+    which sends the text to the stdlib: never to a wrong answer.
+    """
+    shape = data.translate(_SHAPE)
+    for mark in _FLOAT_MARKS:
+        at = shape.find(mark)
+        while at >= 0:
+            start, end = at, at + len(mark)
+            while start > 0 and shape[start - 1] in _LEFT:
+                start -= 1
+            while end < len(shape) and shape[end] in _RIGHT:
+                end += 1
+            at = shape.find(mark, end)
+            if start == 0 or end == len(shape) or data[start - 1] not in _BEFORE or data[end] not in _AFTER:
+                continue
+            token = data[start:end]
+            try:
+                if repr(float(token)).encode() != token:
+                    return False
+            except ValueError:
+                return False
+    return True
 
 
 def canonical_event(data: bytes) -> dict[str, Any] | None:
@@ -92,7 +124,7 @@ def canonical_event(data: bytes) -> dict[str, Any] | None:
         fast = type(event) is dict and orjson.dumps(event, option=orjson.OPT_SORT_KEYS) == data
     except (ValueError, TypeError):  # orjson's decode and encode errors subclass these
         fast = False
-    if fast and all(repr(float(t)).encode() == t for t in _FLOAT_TOKEN.findall(data)):
+    if fast and _floats_are_repr(data):
         return event  # type: ignore[no-any-return]
     return _canonical_event_stdlib(data)
 
