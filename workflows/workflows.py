@@ -87,6 +87,7 @@ PUBLISH_PAUSE = dt.timedelta(minutes=10)
 # Runs that began before this patch keep publishing through a (normal) activity until they
 # continue as new: `workflow.patched` answers once per run, so a run never mixes the two.
 PATCH_LOCAL_PUBLISH = "publish-local-activity"
+PUBLISH_LOCAL_RETRY = dt.timedelta(seconds=30)
 
 SA_PROGRAMME = SearchAttributeKey.for_keyword("PolicyflowProgramme")
 SA_TASK = SearchAttributeKey.for_int("PolicyflowTaskNo")
@@ -315,6 +316,7 @@ class AssignmentWorkflow:
                 continue
             if published.stored:
                 self._adopt(published.stored)
+                batch = self._outbox[: len(batch)]  # the stream's copies, as folded
             del self._outbox[: len(batch)]
             self._published_seq = batch[-1].seq
             if self._outbox:  # more than a batch: the next one's base is the state after this one
@@ -334,6 +336,9 @@ class AssignmentWorkflow:
                 start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
                 schedule_to_close_timeout=PUBLISH_SPAN,
                 retry_policy=PUBLISH_RETRY,
+                # Short retries stay inside the workflow task; once the backoff passes this, each
+                # retry waits on a durable timer instead of holding the task open (NATS is away).
+                local_retry_threshold=PUBLISH_LOCAL_RETRY,
             )
         return await workflow.execute_activity_method(
             EventPublisher.publish_events,
