@@ -82,14 +82,23 @@ class Checkpointer:
         return self._frontier
 
     async def maybe(self, size: int) -> dict[str, Any] | None:
-        """After ingest: a checkpoint when `every` entries have accumulated since the last one."""
+        """After ingest: a checkpoint at every `every` entries since the last one, up to `size`.
+
+        The sizes do not depend on how ingest grouped its transactions (one may append several
+        thousand entries when it catches up): with no checkpoint yet they are every, 2 * every, ...
+        Returns the last one made, if any.
+        """
         if self.every <= 0:
             return None
+        made = None
         async with self._lock:
             frontier = await self._load()
-            if size - frontier.size < self.every:
-                return None
-            return await self._make(frontier)
+            while size - frontier.size >= self.every:
+                made = await self._make(frontier, upto=frontier.size + self.every)
+                if made is None:  # nothing to add after all
+                    break
+                frontier = await self._load()
+        return made
 
     async def checkpoint(self) -> dict[str, Any] | None:
         """On demand: a checkpoint of the whole ledger now (the latest one if nothing was added)."""
@@ -101,7 +110,8 @@ class Checkpointer:
             async with self.engine.connect() as conn:
                 return await latest_checkpoint(conn)
 
-    async def _make(self, frontier: Frontier) -> dict[str, Any] | None:
+    async def _make(self, frontier: Frontier, upto: int | None = None) -> dict[str, Any] | None:
+        """A checkpoint of the first `upto` entries (all of them if None), unless none were added."""
         # Work on a copy: if the transaction fails, the cached frontier still matches the database.
         work = Frontier(frontier.size, frontier.pieces)
         head = self._head
@@ -112,7 +122,7 @@ class Checkpointer:
                     select(ledger.c.ledger_seq, ledger.c.hash)
                     .where(ledger.c.ledger_seq > work.size)
                     .order_by(ledger.c.ledger_seq)
-                    .limit(READ_CHUNK)
+                    .limit(READ_CHUNK if upto is None else min(READ_CHUNK, upto - work.size))
                 )
                 rows = (await conn.execute(query)).all()
             for entry in rows:

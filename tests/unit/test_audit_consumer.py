@@ -1,7 +1,8 @@
-"""The audit consumer's decisions, with fakes: where to resume, and the faststream fetch fix."""
+"""The audit consumer's decisions, with fakes: where to resume, and how a fetch ends."""
 
 from __future__ import annotations
 
+import json
 from types import SimpleNamespace
 from typing import Any
 
@@ -11,7 +12,7 @@ from nats.js.api import AckPolicy, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import EVENT_SUBJECTS
-from services.audit.subscribers import _normalize_fetch_timeouts, position_consumer
+from services.audit.subscribers import ConsumerGone, Puller, position_consumer
 
 
 class FakeJs:
@@ -61,26 +62,54 @@ async def test_a_clean_consumer_is_kept_and_a_dirty_one_repositioned() -> None:
     assert await position_consumer(js, "S", "audit-ledger", 40, 500) == "bound (not repositioned)"
 
 
-async def test_a_bare_fetch_timeout_becomes_the_one_faststream_expects() -> None:
-    outcomes: list[Any] = [TimeoutError(), NatsTimeoutError(), ["m"]]
+class FakeNats:
+    """Answers each pull request from a list of scripted replies: stream messages and statuses."""
 
-    class Subscription:
-        async def fetch(self, **_: Any) -> Any:
-            outcome = outcomes.pop(0)
-            if isinstance(outcome, BaseException):
-                raise outcome
-            return outcome
+    def __init__(self, available: int, batch_size: int) -> None:
+        self.available = list(range(1, available + 1))
+        self.batch_size = batch_size
+        self.requests: list[dict[str, Any]] = []
+        self.cb: Any = None
+        self.status = "404"
 
-    class Subscriber:
-        subscription: Any = None
+    def new_inbox(self) -> str:
+        return "_INBOX.test"
 
-        async def _create_subscription(self) -> None:
-            self.subscription = Subscription()
+    async def subscribe(self, subject: str, cb: Any, **_: Any) -> None:
+        self.cb = cb
 
-    subscriber = Subscriber()
-    _normalize_fetch_timeouts(subscriber)
-    await subscriber._create_subscription()
-    for _ in range(2):
-        with pytest.raises(NatsTimeoutError):
-            await subscriber.subscription.fetch(batch=5, timeout=0.1)
-    assert await subscriber.subscription.fetch(batch=5, timeout=0.1) == ["m"]
+    async def publish(self, subject: str, data: bytes, reply: str) -> None:
+        request = json.loads(data)
+        self.requests.append(request)
+        take, self.available = self.available[: request["batch"]], self.available[request["batch"] :]
+        for seq in take:
+            await self.cb(SimpleNamespace(reply=f"$JS.ACK.S.d.1.{seq}.{seq}.0.0", headers=None, data=b"{}"))
+        if len(take) < request["batch"]:
+            description = {"404": "No Messages", "408": "Request Timeout"}.get(self.status, "Consumer Deleted")
+            headers = {"Status": self.status, "Description": description}
+            await self.cb(SimpleNamespace(reply="", headers=headers, data=b""))
+
+
+def seqs(msgs: list[Any]) -> list[int]:
+    return [int(m.reply.split(".")[5]) for m in msgs]
+
+
+async def test_a_fetch_takes_what_is_there_then_waits_only_when_nothing_is() -> None:
+    nc = FakeNats(available=7, batch_size=5)
+    puller = Puller(nc, "S", "d", 5)
+    await puller.subscribe()
+    assert seqs(await puller.fetch(0.1)) == [1, 2, 3, 4, 5]  # a full batch, no waiting
+    assert nc.requests[-1] == {"batch": 5, "no_wait": True}
+    assert seqs(await puller.fetch(0.1)) == [6, 7]  # what is there: the 404 ends the fetch
+    nc.status = "408"
+    assert await puller.fetch(0.1) == []  # nothing: a waiting request, ended by the server's 408
+    assert nc.requests[-2:] == [{"batch": 5, "no_wait": True}, {"batch": 5, "expires": 100_000_000}]
+
+
+async def test_a_fetch_fails_when_the_consumer_was_deleted() -> None:
+    nc = FakeNats(available=0, batch_size=5)
+    nc.status = "409"
+    puller = Puller(nc, "S", "d", 5)
+    await puller.subscribe()
+    with pytest.raises(ConsumerGone):
+        await puller.fetch(0.1)

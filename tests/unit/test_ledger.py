@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
+import random
+import struct
 
 import pytest
 
@@ -15,10 +17,12 @@ from services.audit.ledger import (
     GENESIS,
     Frontier,
     canonical_json,
+    canonical_text,
     chain,
     checkpoint_note,
     consistency_ranges,
     entry_hash,
+    fast_canonical_text,
     inclusion_ranges,
     is_canonical,
     leaf_hash,
@@ -76,6 +80,55 @@ def test_canonical_form_is_sorted_compact_utf8() -> None:
     assert not is_canonical('{"b":1,"a":2}')
     assert not is_canonical("not json")
     assert ev.Event.model_validate_json(text) == event  # the canonical text is the event
+
+
+def same_text_or_same_error(data: object) -> None:
+    """fast_canonical_text gives json.dumps' text, or raises what json.dumps raises."""
+    try:
+        expected: object = canonical_text(data)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001 - the error is what is compared
+        expected = type(exc)
+    try:
+        got: object = fast_canonical_text(data)  # type: ignore[arg-type]
+    except Exception as exc:  # noqa: BLE001
+        got = type(exc)
+    assert got == expected, data
+
+
+def test_the_fast_canonical_text_is_byte_identical() -> None:
+    # Every code point but the surrogates, in values and in keys (sorted by code point).
+    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
+    same_text_or_same_error({"s": every, every[::-1]: 1, every[:300]: [every[-300:]]})
+    keys = ["b", "a", "é", "\U0001f600", "\uffff", "\ue000", "中", "\x7f", "\x00", "Z", "", "aa", "a\x00"]
+    rng = random.Random(7)
+    for _ in range(2000):
+        same_text_or_same_error({"".join(rng.sample(keys, rng.randint(0, 3))): i for i in range(rng.randint(1, 9))})
+    # Floats: Python's repr, which orjson does not always match (1e-05, 1e+16): these must fall back.
+    floats = [0.0, -0.0, 1.0, 30.0, 0.1, 1 / 3, 1e-4, 1e-5, 1e15, 1e16, 1e22, 5e-324, 1.7976931348623157e308, 2.5e-9]
+    floats += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20000)]
+    for f in floats:
+        same_text_or_same_error({"percent": f, "nested": [{"v": f, "w": [f, 1]}]})
+    # NaN and infinity are refused (allow_nan=False); orjson alone would write null.
+    for f in (float("nan"), float("inf"), float("-inf")):
+        with pytest.raises(ValueError):
+            fast_canonical_text({"x": [1, {"y": f}]})
+    # Ints beyond 64 bits, booleans, null, empty and deep containers.
+    for n in (2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 10**40):
+        same_text_or_same_error({"n": n, "l": [n, {"n": n}]})
+    same_text_or_same_error({"t": True, "f": False, "n": None, "e": {}, "l": [], "d": [[[[{"a": [[]]}]]]]})
+    deep: object = 1
+    for _ in range(300):  # deeper than orjson writes
+        deep = [deep]
+    same_text_or_same_error({"deep": deep})
+    same_text_or_same_error({"lone": "\ud800"})  # a lone surrogate: orjson refuses, json.dumps writes it
+    same_text_or_same_error({1: "int key"})  # json.dumps writes "1"; orjson refuses
+
+
+def test_the_canonical_json_of_benchmark_events_is_unchanged() -> None:
+    from bench.events import events
+
+    for event in events("cq-test", 400):
+        assert canonical_json(event) == canonical_text(event.model_dump(mode="json"))
 
 
 def test_entry_hash_layout_is_prev_hash_then_utf8() -> None:
