@@ -82,6 +82,20 @@ class AssignmentState(BaseModel):
         return min(self.deadlines.values(), key=lambda d: (d.due, d.key), default=None)
 
 
+if AssignmentState.model_config.get("validate_assignment") or AssignmentState.model_config.get("frozen"):
+    raise TypeError("the fold's _set writes fields as pydantic does for a model that neither validates nor freezes")
+
+
+def _set(s: AssignmentState, **values: Any) -> None:
+    """`s.name = value` for each field, as pydantic's `__setattr__` does it for a plain field of a
+    model that neither validates assignments nor is frozen: the value into the instance dict
+    and the name into the set of fields set. Done directly because the fold assigns several
+    fields per event and each `__setattr__` passes two Python frames: 40% of the fold's time.
+    """
+    s.__dict__.update(values)
+    s.__pydantic_fields_set__.update(values)
+
+
 def initial_state(event: Event) -> AssignmentState:
     assert event.assignment_id is not None and event.task_no is not None and event.unit_id is not None
     return AssignmentState(
@@ -93,6 +107,8 @@ def initial_state(event: Event) -> AssignmentState:
 
 
 def _level(escalations: dict[str, OverdueLevel]) -> OverdueLevel:
+    if not escalations:  # the usual case, and max() with a key and a default costs a microsecond
+        return OverdueLevel.NONE
     return max(escalations.values(), key=lambda lv: OVERDUE_RANK[lv], default=OverdueLevel.NONE)
 
 
@@ -121,68 +137,62 @@ def advance(state: AssignmentState | None, event: Event, fact: Fact | None = Non
         state.deadlines.pop(key, None)
     for d in fact.opens:
         state.deadlines[d.key] = d
-    state.overdue_level = _level(state.escalations)
-    state.last_seq = event.seq
-    state.updated_at = event.occurred_at
+    _set(state, overdue_level=_level(state.escalations), last_seq=event.seq, updated_at=event.occurred_at)
     return state
 
 
 def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:  # noqa: C901 - one branch per fact
     match f:
         case AssignmentCreated():
-            s.role, s.task_title, s.year = f.role, f.task_title, f.start_year
-            s.horizon_year, s.lead_assignment_id = f.horizon_year, f.lead_assignment_id
-            s.stage = Stage.ASSIGNED
+            _set(s, role=f.role, task_title=f.task_title, year=f.start_year)
+            _set(s, horizon_year=f.horizon_year, lead_assignment_id=f.lead_assignment_id, stage=Stage.ASSIGNED)
         case AssignmentAccepted():
-            s.stage, s.year = Stage.PLANNING, f.year
+            _set(s, stage=Stage.PLANNING, year=f.year)
         case YearStarted():
-            s.stage, s.year, s.plan, s.plan_revision, s.percent = Stage.PLANNING, f.year, None, 0, 0.0
+            _set(s, stage=Stage.PLANNING, year=f.year, plan=None, plan_revision=0, percent=0.0)
         case AnnualPlanSubmitted():
-            s.stage, s.plan_revision = Stage.PLAN_SUBMITTED, f.revision
-            s.plan = {
+            _set(s, stage=Stage.PLAN_SUBMITTED, plan_revision=f.revision)
+            plan = {
                 "year": f.year,
                 "revision": f.revision,
                 "status": "submitted",
                 "milestones": [m.model_dump(mode="json") for m in f.milestones],
                 "indicators": [i.model_dump(mode="json") for i in f.indicators],
             }
+            _set(s, plan=plan)
         case AnnualPlanApproved():
-            s.stage = Stage.IMPLEMENTING
+            _set(s, stage=Stage.IMPLEMENTING)
             if s.plan is not None:
-                s.plan = {**s.plan, "status": "approved"}
+                _set(s, plan={**s.plan, "status": "approved"})
         case AnnualPlanReturned():
-            s.stage, s.plans_returned = Stage.PLANNING, s.plans_returned + 1
+            _set(s, stage=Stage.PLANNING, plans_returned=s.plans_returned + 1)
             if s.plan is not None:
-                s.plan = {**s.plan, "status": "returned", "reasons": f.reasons}
+                _set(s, plan={**s.plan, "status": "returned", "reasons": f.reasons})
         case ProgressReported():
-            s.reports += 1
-            s.percent = f.percent
-            s.last_report = LastReport(
-                year=f.year, period=f.period, percent=f.percent, narrative=f.narrative, reported_at=at
-            )
+            _set(s, reports=s.reports + 1, percent=f.percent)
+            report = LastReport(year=f.year, period=f.period, percent=f.percent, narrative=f.narrative, reported_at=at)
+            _set(s, last_report=report)
         case CooperatingReportReceived():
-            s.cooperating_reports += 1
+            _set(s, cooperating_reports=s.cooperating_reports + 1)
         case ReminderIssued():
-            s.reminders += 1
+            _set(s, reminders=s.reminders + 1)
         case SupervisionEscalated():
-            s.escalations_total += 1
+            _set(s, escalations_total=s.escalations_total + 1)
             s.escalations[f.deadline.key] = f.level
         case EscalationCleared():
             s.escalations.pop(f.deadline_key, None)
         case VerificationRequested():
-            s.stage = Stage.VERIFYING
+            _set(s, stage=Stage.VERIFYING)
         case VerificationFailed():
-            s.stage, s.verifications_failed = Stage.IMPLEMENTING, s.verifications_failed + 1
+            _set(s, stage=Stage.IMPLEMENTING, verifications_failed=s.verifications_failed + 1)
         case VerificationPassed():
-            s.years_verified = [*s.years_verified, f.year]
+            _set(s, years_verified=[*s.years_verified, f.year])
         case EvaluationRecorded():
-            s.evaluations = {**s.evaluations, f.year: f.score}
+            _set(s, evaluations={**s.evaluations, f.year: f.score})
         case AssignmentCompleted():
-            s.stage = Stage.COMPLETED
-            s.deadlines, s.escalations = {}, {}
+            _set(s, stage=Stage.COMPLETED, deadlines={}, escalations={})
         case AssignmentCancelled():
-            s.stage, s.cancel_reason = Stage.CANCELLED, f.reason
-            s.deadlines, s.escalations = {}, {}
+            _set(s, stage=Stage.CANCELLED, cancel_reason=f.reason, deadlines={}, escalations={})
         case _:
             pass
 
@@ -210,7 +220,7 @@ def event_and_fact(data: str | bytes) -> tuple[Event, Fact | None]:
     `Event.model_validate_json` (raising as it does) and the fact is left to `event.fact()`.
     """
     try:
-        typed = _TYPED_EVENTS.validate_json(data)
+        typed = _TYPED_EVENTS.validator.validate_json(data)  # the core validator: no wrapper per call
     except ValueError:  # pydantic's ValidationError
         return Event.model_validate_json(data), None
     fact: Fact = typed.payload
