@@ -36,8 +36,11 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
-        consumer = subscribers.consumer(nc.jetstream(), engine, settings)
+        consumer = subscribers.ConsumerLease(
+            subscribers.lease_path(settings), subscribers.consumer(nc.jetstream(), engine, settings)
+        )
         await consumer.start()
+        app.state.read_model_consumer = consumer
         app.state.http = httpx.AsyncClient(timeout=10.0)
         log.info("progress.started", host=settings.host, port=settings.port)
         try:
