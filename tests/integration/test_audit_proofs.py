@@ -7,7 +7,10 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from contracts.base import UserRole
+from services.audit import queries
 from services.audit.ledger import entry_hash, leaf_hash, merkle_root, verify_consistency, verify_inclusion
 from services.audit.verify import checkpoint_signature_ok
 from tests.integration.audit_support import Service, lifecycle, many_events, publish, running, settings_for
@@ -110,3 +113,40 @@ async def test_one_changed_byte_is_named_by_verify(tmp_path: Path, nats_url: str
         db.close()
         verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
         assert verdict["ok"] is False and verdict["first_bad_seq"] == 28 and "covers 28" in verdict["reason"]
+
+
+async def test_verify_and_replay_walk_the_ledger_page_by_page_and_catch_storage_tampering(
+    tmp_path: Path, nats_url: str, event_stream: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The walks read the driver's rows directly on SQLite (the text as its bytes), in pages."""
+    events = many_events(4)
+    async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
+        await publish(nats_url, events)
+        await svc.wait_for_size(len(events))
+        await checkpoint(svc)
+        auth = svc.auth(UserRole.AUDITOR)
+        as_of = {"as_of": "2999-01-01T00:00:00Z"}
+        whole = (await svc.client.get("/v1/audit/replay", params=as_of, headers=auth)).json()["items"]
+        monkeypatch.setattr(queries, "PAGE", 7)  # many pages, and an assignment's events split across them
+        paged = (await svc.client.get("/v1/audit/replay", params=as_of, headers=auth)).json()["items"]
+        assert len(whole) == 4 and paged == whole
+        verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
+        assert verdict["ok"] is True and verdict["count"] == len(events) and verdict["checkpoints_checked"] == 1
+
+        db = sqlite3.connect(tmp_path / "audit.sqlite")
+        # The same bytes stored as a BLOB instead of text: the entry has no canonical text any more.
+        db.execute("UPDATE ledger SET canonical = CAST(canonical AS BLOB) WHERE ledger_seq = 9")
+        db.commit()
+        verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
+        assert verdict == {"ok": False, "first_bad_seq": 9, "reason": "the entry has no canonical text"}
+        db.execute("UPDATE ledger SET canonical = CAST(canonical AS TEXT) WHERE ledger_seq = 9")
+        # The time column moved by a second: range queries would be steered, the hash does not cover it.
+        (occurred,) = db.execute("SELECT occurred_at FROM ledger WHERE ledger_seq = 12").fetchone()
+        db.execute("UPDATE ledger SET occurred_at = ? WHERE ledger_seq = 12", (occurred[:18] + "9" + occurred[19:],))
+        db.commit()
+        verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
+        assert verdict["ok"] is False and verdict["first_bad_seq"] == 12 and "column occurred_at" in verdict["reason"]
+        db.execute("UPDATE ledger SET occurred_at = ? WHERE ledger_seq = 12", (occurred,))
+        db.commit()
+        db.close()
+        assert (await svc.client.get("/v1/audit/verify", headers=auth)).json()["ok"] is True
