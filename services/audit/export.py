@@ -18,6 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from services.audit.verify import ChainVerifier, CheckpointRef, checkpoint_signature_ok
 
 LEDGER_FILE = "ledger.jsonl"
@@ -76,6 +78,16 @@ def read_lines(path: Path, progress: Callable[[int], None] | None = None) -> Ite
         raise BundleError(f"cannot read {path}: {exc.strerror}") from exc
 
 
+def parse_line(raw: bytes) -> Any:
+    """One line's JSON: orjson, which reads the same values as the stdlib from what it accepts
+    (and is several times faster); what it refuses (NaN, integers beyond 64 bits, lone
+    surrogate escapes) goes to the stdlib, so a line reads exactly as it did."""
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return json.loads(raw)
+
+
 @dataclass(frozen=True)
 class Bundle:
     ledger: Path
@@ -112,7 +124,7 @@ def verify_bundle(bundle: Bundle, progress: Callable[[int], None] | None = None)
     for number, raw in read_lines(bundle.ledger, progress):
         last_line = number
         try:
-            entry = json.loads(raw)
+            entry = parse_line(raw)
             if not isinstance(entry, dict):
                 raise ValueError("not an object")
         except ValueError:
