@@ -183,7 +183,7 @@ async def verify(engine: AsyncEngine, public_key_pem: str) -> dict[str, Any]:
     verifier = ChainVerifier([CheckpointRef(int(c["size"]), c["root"], c["head"]) for c in cps])
     columns = [ledger.c[name] for name in ROW_COLUMNS[:-1]] + [canonical_bytes(engine, only_text=True)]
     async for rows in pages(engine, select(*columns), (ledger.c.ledger_seq,), (0,)):
-        if any(verifier.feed_row(row) is not None for row in rows):
+        if verifier.feed_rows(rows) is not None:
             break
     failure = verifier.finish()
     if failure is not None:
