@@ -20,11 +20,12 @@ from hypothesis import strategies as st
 
 from contracts import events as ev
 from contracts.base import Actor, UserRole
-from services.audit.ledger import GENESIS, canonical_json, canonical_text, chain, is_canonical, utc_text
+from services.audit.ledger import GENESIS, canonical_json, canonical_text, chain, is_canonical, merkle_root, utc_text
 from services.audit.verify import (
     COLUMN_FIELDS,
     ROW_COLUMNS,
     ChainVerifier,
+    CheckpointRef,
     Failure,
     _floats_are_repr,
     _utc,
@@ -171,13 +172,18 @@ def ledger_rows(n: int) -> list[list[Any]]:
 
 
 def both(rows: list[list[Any]], as_bytes: bool = True) -> Failure | None:
-    """Run feed_row and feed(columns=True) over the same rows; they must agree. Returns the failure."""
-    by_row, by_entry = ChainVerifier(), ChainVerifier()
+    """Run feed_rows (in pages of 4), feed_row and feed(columns=True) over the same rows; all must agree."""
+    by_page, by_row, by_entry = ChainVerifier(), ChainVerifier(), ChainVerifier()
+    as_given = []
     for row in rows:
         data = row[-1].encode("utf-8", "surrogatepass") if as_bytes and isinstance(row[-1], str) else row[-1]
-        by_row.feed_row((*row[:-1], data))
+        as_given.append((*row[:-1], data))
+        by_row.feed_row(as_given[-1])
         by_entry.feed(dict(zip(ROW_COLUMNS, row, strict=True)), columns=True)
-    assert by_row.failure == by_entry.failure and by_row.count == by_entry.count and by_row.head == by_entry.head
+    for lo in range(0, len(as_given), 4):
+        by_page.feed_rows(as_given[lo : lo + 4])
+    for v in (by_page, by_row):
+        assert v.failure == by_entry.failure and v.count == by_entry.count and v.head == by_entry.head
     return by_row.failure
 
 
@@ -232,3 +238,24 @@ def test_a_rehashed_text_that_is_not_canonical_fails_on_both_paths() -> None:
             r[ROW_COLUMNS.index("hash")] = hashes[i].hex()
         f = both(forged)
         assert f is not None and f.ledger_seq == 3 and "canonical form" in f.reason, text
+
+
+def test_feed_rows_checks_signed_checkpoints_inside_a_page() -> None:
+    rows = [(*r[:-1], str(r[-1]).encode()) for r in ledger_rows(10)]
+    hashes = [bytes.fromhex(str(r[ROW_COLUMNS.index("hash")])) for r in rows]
+    good = [CheckpointRef(n, merkle_root(hashes[:n]).hex(), hashes[n - 1].hex()) for n in (3, 7)]
+    v = ChainVerifier(good)
+    assert v.feed_rows(rows) is None and v.finish() is None and v.checkpoints_checked == 2 and v.count == 10
+    bad = [good[0], CheckpointRef(7, merkle_root(hashes[1:8]).hex(), hashes[6].hex())]
+    v = ChainVerifier(bad)
+    failure = v.feed_rows(rows)
+    assert (
+        failure is not None
+        and failure.ledger_seq == 7
+        and "checkpoint" in failure.reason
+        and v.checkpoints_checked == 1
+    )
+    v = ChainVerifier([*good, CheckpointRef(12, "00" * 32, "00" * 32)])
+    assert v.feed_rows(rows) is None
+    failure = v.finish()
+    assert failure is not None and "covers 12" in failure.reason
