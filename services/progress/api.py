@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -81,11 +81,11 @@ def parse_target(assignment_id: str, caller: Principal) -> Target:
     return Target(assignment_id, parsed[2], caller)
 
 
-def authorize(update: str) -> Callable[..., Target]:
+def authorize(update: str) -> Callable[..., Awaitable[Target]]:
     """A dependency that checks the caller before the body is even read (so 401/403/404 come first)."""
     roles = COMMAND_ROLES[update]
 
-    def check(assignment_id: str, caller: Principal = Depends(principal)) -> Target:
+    async def check(assignment_id: str, caller: Principal = Depends(principal)) -> Target:
         target = parse_target(assignment_id, caller)
         require_role(caller, *roles)
         require_unit(caller, target.unit_id)
@@ -94,7 +94,8 @@ def authorize(update: str) -> Callable[..., Target]:
     return check
 
 
-def reader(assignment_id: str, caller: Principal = Depends(principal)) -> Target:
+async def reader(assignment_id: str, caller: Principal = Depends(principal)) -> Target:
+    # Coroutines, these dependencies: FastAPI would run plain functions in its thread pool.
     target = parse_target(assignment_id, caller)
     require_role(caller, *READ_ROLES)
     require_unit(caller, target.unit_id)
@@ -214,10 +215,27 @@ def detail(state: AssignmentState) -> AssignmentDetail:
     )
 
 
+DetailSource = Literal["workflow", "read_model"]
+
+
 @router.get("/v1/assignments/{assignment_id}", response_model=AssignmentDetail, tags=["status"])
-async def show(request: Request, target: Annotated[Target, Depends(reader)]) -> AssignmentDetail:
-    state = await query_status(request.app.state.temporal, target.assignment_id)
-    return detail(state)
+async def show(
+    request: Request, target: Annotated[Target, Depends(reader)],
+    source: Annotated[DetailSource, Query(
+        description="workflow (default): live, the workflow's own state, which a command's effect is "
+        "already in; read_model: the progress read model's copy of the same fold, as of its stream "
+        "position (eventually consistent, a row lookup that needs no worker)",
+    )] = "workflow",
+) -> Response:  # fmt: skip
+    if source == "read_model":
+        raw = await request.app.state.status_reader.state(target.assignment_id)
+        if raw is None:
+            raise HTTPException(404, f"no assignment {target.assignment_id} in the read model")
+        state = AssignmentState.model_validate_json(raw)
+    else:
+        state = await query_status(request.app.state.temporal, target.assignment_id)
+    # Serialised here: the model was just built and validated, response_model would do it again.
+    return Response(detail(state).model_dump_json(), media_type="application/json")
 
 
 OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]

@@ -129,6 +129,7 @@ async def status_rows(engine: AsyncEngine, f: StatusFilter, limit: int, offset: 
 
 
 _NAMED = sqlite_dialect(paramstyle="named")
+_STATE_SQL = f"SELECT state FROM {A.name} WHERE assignment_id = ?"
 
 
 class StatusReader:
@@ -182,6 +183,15 @@ class StatusReader:
         if rows:
             return rows, int(rows[0][-1])
         return rows, int(conn.execute(total_sql, values).fetchone()[0])
+
+    async def state(self, assignment_id: str) -> str | None:
+        """The row's AssignmentState JSON (the fold as of the read model's position), or None."""
+        if self.path is None:
+            async with self.engine.connect() as conn:
+                q = select(A.c.state).where(A.c.assignment_id == assignment_id)
+                return (await conn.execute(q)).scalar_one_or_none()
+        row = self._connection().execute(_STATE_SQL, (assignment_id,)).fetchone()
+        return None if row is None else str(row[0])
 
     def close(self) -> None:
         if self._conn is not None:

@@ -13,11 +13,13 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from contracts.api import AssignmentSummary, Page
+from contracts.api import AssignmentDetail, AssignmentSummary, Page
 from contracts.base import Actor, Stage, UserRole
 from contracts.events import AssignmentCancelled, Event
+from contracts.fold import AssignmentState
 from contracts.subjects import event_subject
 from services.progress import readmodel
+from services.progress.api import detail
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
 from tests.e2e.support import EventFactory, Stack, eventually, get_json, lifecycle_events, running_stack
@@ -164,5 +166,36 @@ async def test_status_pages_are_the_models_in_urgency_order(stack: Stack) -> Non
             assert mine["total"] == 4 and {i["unit_id"] for i in mine["items"]} == {"unit2"}
             other = await c.get(f"{stack.progress_url}/v1/status", headers=dept, params={"unit_id": "unit3"})
             assert other.status_code == 403
+    finally:
+        await engine.dispose()
+
+
+async def test_assignment_detail_from_the_read_model(stack: Stack) -> None:
+    """`GET /v1/assignments/{id}?source=read_model` answers from the row's state: the document
+    `detail()` makes of the same fold, with the same authorization as the live query."""
+    events = varied_events("rm-detail")
+    last = await publish(stack.js, events)
+    await caught_up(stack, last)
+    engine = make_engine(stack.db_urls["progress"])
+    try:
+        rows = {r["assignment_id"]: r for r in await readmodel.snapshot(engine)}
+        async with httpx.AsyncClient(timeout=10) as c:
+            sup = stack.headers("supervisor")
+            for aid in sorted({e.assignment_id for e in events if e.assignment_id})[:6]:
+                got = await get_json(c, f"{stack.progress_url}/v1/assignments/{aid}", sup, source="read_model")
+                expected = detail(AssignmentState.model_validate_json(rows[aid]["state"])).model_dump(mode="json")
+                assert got == expected
+                assert AssignmentDetail.model_validate(got).assignment_id == aid
+            aid = next(a for a in rows if a.endswith(".unit2") and a.startswith("rm-detail."))
+            mine = stack.headers("department", "unit2")
+            assert (await get_json(c, f"{stack.progress_url}/v1/assignments/{aid}", mine, source="read_model"))
+            other, rm = stack.headers("department", "unit3"), {"source": "read_model"}
+            r = await c.get(f"{stack.progress_url}/v1/assignments/{aid}", headers=other, params=rm)
+            assert r.status_code == 403
+            missing = "rm-detail.t09.nowhere"
+            r = await c.get(f"{stack.progress_url}/v1/assignments/{missing}", headers=sup, params=rm)
+            assert r.status_code == 404
+            r = await c.get(f"{stack.progress_url}/v1/assignments/{aid}", headers=sup, params={"source": "cache"})
+            assert r.status_code == 422
     finally:
         await engine.dispose()
