@@ -11,7 +11,7 @@ import json
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-from sqlalchemy import LargeBinary, case, cast, func, select, tuple_
+from sqlalchemy import LargeBinary, bindparam, case, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.fold import AssignmentState, advance, event_and_fact
@@ -99,15 +99,20 @@ async def pages(
         if page:
             yield page
         return
-    names = [c.name for c in query.selected_columns]
-    at = [names.index(k.name) for k in keys]
+    columns = [c.name for c in query.selected_columns]
+    at = [columns.index(k.name) for k in keys]
+    # One statement for every page (compiling it took 1.5 ms, 4% of a replay): the keyset
+    # position is a pair of bound parameters, set anew for each page.
+    marks: list[Any] = [bindparam(f"after_{i}", value) for i, value in enumerate(after)]
+    cond = keys[0] > marks[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*marks)
+    compiled = query.where(cond).order_by(*keys).limit(PAGE).compile(dialect=engine.dialect)
+    sql, names, values = str(compiled), list(compiled.positiontup or ()), dict(compiled.params)
     while True:
-        cond = keys[0] > after[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*after)
-        compiled = query.where(cond).order_by(*keys).limit(PAGE).compile(dialect=engine.dialect)
-        params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+        values.update({m.key: value for m, value in zip(marks, after, strict=True)})
+        params = tuple(values[name] for name in names)
         async with engine.connect() as conn:
             raw = await conn.get_raw_connection()
-            cursor = await raw.driver_connection.execute(str(compiled), params)  # type: ignore[union-attr]
+            cursor = await raw.driver_connection.execute(sql, params)  # type: ignore[union-attr]
             try:
                 rows = await cursor.fetchall()
             finally:
