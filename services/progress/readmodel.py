@@ -133,7 +133,8 @@ _STATE_SQL = f"SELECT state FROM {A.name} WHERE assignment_id = ?"
 
 
 class StatusReader:
-    """Reads status pages: `status_rows`, on SQLite without the async driver's cost.
+    """Reads status pages (`status_rows`) and single rows' state, on SQLite without the async
+    driver's cost.
 
     aiosqlite runs every call on its own thread and hands the result back to the event loop:
     about five such round trips per page (cursor, execute, fetch, close, the pool's rollback),

@@ -16,10 +16,12 @@ _A = READ_MODEL.assignments
 # (none last), then the id. /v1/status sorts by exactly these expressions so that SQLite and
 # PostgreSQL walk an index in that order and stop after one page, instead of sorting every
 # matching row per request (a cost that grew with the read model: 9.9 ms -> 34 ms first page at
-# 1.3k -> 14k rows). The second index serves the stage filter, whose matches can be most rows.
+# 1.3k -> 14k rows). The others serve the stage filter, whose matches can be most rows, and the
+# task filter across programmes (ix_rm_task leads with the programme): 0.49 -> 0.18 ms a page.
 URGENCY = (_A.c.overdue_rank.desc(), _A.c.next_deadline_due.is_(None), _A.c.next_deadline_due, _A.c.assignment_id)
 Index("ix_rm_urgency", *URGENCY)
 Index("ix_rm_stage_urgency", _A.c.stage, *URGENCY)
+Index("ix_rm_task_urgency", _A.c.task_no, *URGENCY)
 # Not event-sourced: a cache of each programme's task -> group table, fetched from the
 # assignment service (the events carry the task number but not its group).
 task_groups = Table(
