@@ -75,7 +75,7 @@ async def ndjson(
         sent += 1
 
 
-PAGE = 2000
+PAGE = 4000  # rows per page of a whole-ledger walk: a few MB
 
 
 async def pages(

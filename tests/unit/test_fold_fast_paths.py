@@ -139,3 +139,9 @@ def test_set_is_what_pydantic_assignment_does_for_every_field() -> None:
         assert by_set.__dict__ == by_pydantic.__dict__ and list(by_set.__dict__) == list(by_pydantic.__dict__)
         assert by_set.model_fields_set == by_pydantic.model_fields_set
         assert by_set.model_dump(exclude_unset=True) == by_pydantic.model_dump(exclude_unset=True)
+
+
+def test_fact_classes_are_disjoint_so_the_folds_case_order_is_free() -> None:
+    for a in ev.FACT_TYPES.values():
+        for b in ev.FACT_TYPES.values():
+            assert a is b or not issubclass(a, b)
