@@ -34,7 +34,9 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
             if outcome.appended:
                 await checkpointer.maybe(ingestor.size)
 
-        consumer = LedgerConsumer(ingestor, s.nats_url, s.stream, s.durable, s.batch_size, after_batch)
+        consumer = LedgerConsumer(
+            ingestor, s.nats_url, s.stream, s.durable, s.batch_size, after_batch, prepare_process=s.prepare_process
+        )
         consumer.start()
         app.state.audit = Audit(engine=engine, checkpointer=checkpointer, consumer=consumer)
         try:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import structlog
-from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -72,28 +71,62 @@ def parse(data: bytes) -> Event:
     return event
 
 
+class Entry(NamedTuple):
+    """One valid event as a commit needs it: its ledger columns, canonical text and stream key.
+
+    Plain values only, so that a prepared batch crosses a process boundary cheaply.
+    """
+
+    stream_seq: int
+    event_id: str
+    programme_id: str
+    assignment_id: str | None
+    unit_id: str | None
+    seq: int
+    type: str
+    occurred_at: str  # utc_text of the event's time
+    canonical: str
+    key: str  # stream_key
+
+
 @dataclass
 class Prepared:
     """A batch after its CPU work: valid events with their canonical text, and the rejects."""
 
-    events: list[tuple[Message, Event, str]]
+    events: list[Entry]
     bad: list[dict[str, Any]]  # rows for `rejects`
     position: int  # the highest stream seq in the batch (0 if empty)
     received: str
 
 
+def entry(m: Message) -> Entry:
+    """The ledger entry of one message, or ValueError (ValidationError is one) if it cannot be one."""
+    event = parse(m.data)
+    return Entry(
+        m.stream_seq,
+        event.event_id,
+        event.programme_id,
+        event.assignment_id,
+        event.unit_id,
+        event.seq,
+        event.type,
+        utc_text(event.occurred_at),
+        canonical_json(event),
+        stream_key(event),
+    )
+
+
 def prepare(messages: list[Message]) -> Prepared:
     """Validate and canonicalise, in stream order. Pure: safe to run while another batch commits."""
-    events: list[tuple[Message, Event, str]] = []
+    events: list[Entry] = []
     bad: list[dict[str, Any]] = []
     received = now_text()
     position = 0
     for m in sorted(messages, key=lambda m: m.stream_seq):
         position = max(position, m.stream_seq)
         try:
-            event = parse(m.data)
-            events.append((m, event, canonical_json(event)))
-        except (ValidationError, ValueError) as exc:
+            events.append(entry(m))
+        except (ValueError, OverflowError, RecursionError) as exc:  # a time out of range, nesting too deep
             reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             bad.append(
                 {
@@ -105,6 +138,11 @@ def prepare(messages: list[Message]) -> Prepared:
                 }
             )
     return Prepared(events, bad, position, received)
+
+
+def prepare_tuples(messages: list[tuple[int, str, bytes]]) -> Prepared:
+    """`prepare` of (stream_seq, subject, data) tuples: the form sent to a prepare process."""
+    return prepare([Message(*m) for m in messages])
 
 
 def merge(batches: list[Prepared]) -> Prepared:
@@ -209,7 +247,7 @@ class Ingestor:
             log.warning("event.seq_gap", **{k: v for k, v in gap.items() if k != "detected_at"})
         return out
 
-    async def _duplicates(self, conn: AsyncConnection, events: list[tuple[Message, Event, str]]) -> set[str]:
+    async def _duplicates(self, conn: AsyncConnection, events: list[Entry]) -> set[str]:
         """The batch's event ids already in the ledger.
 
         An event id is its stream key and seq (checked in `parse`), so an event whose seq is
@@ -220,14 +258,11 @@ class Ingestor:
         that disagrees with the database can never turn into a unique-constraint retry loop.
         """
         if self.check_all_ids:
-            suspects = list({e.event_id for _, e, _ in events})
+            suspects = list({e.event_id for e in events})
         else:
+            last_seq = self.last_seq
             suspects = list(
-                {
-                    e.event_id
-                    for _, e, _ in events
-                    if (key := stream_key(e)).startswith("programme:") or e.seq <= self.last_seq[key]
-                }
+                {e.event_id for e in events if e.key.startswith("programme:") or e.seq <= last_seq[e.key]}
             )
         existing: set[str] = set()
         for lo in range(0, len(suspects), 500):
@@ -236,23 +271,23 @@ class Ingestor:
         return existing
 
     async def _rows(
-        self, conn: AsyncConnection, events: list[tuple[Message, Event, str]], out: BatchOutcome, now: str
+        self, conn: AsyncConnection, events: list[Entry], out: BatchOutcome, now: str
     ) -> tuple[list[tuple[Any, ...]], list[dict[str, Any]], dict[str, int]]:
         """Ledger rows (tuples in LEDGER_COLUMNS order) for the events not in the ledger yet."""
         if not events:
             return [], [], {}
-        await self._known_seqs(conn, {stream_key(e) for _, e, _ in events})
+        await self._known_seqs(conn, {e.key for e in events})
         existing = await self._duplicates(conn, events)
         last_seq: dict[str, int] = {}
         rows: list[tuple[Any, ...]] = []
         gap_rows: list[dict[str, Any]] = []
         size, head = self.size, self.head
-        for m, e, text in events:
+        for e in events:
             if e.event_id in existing:  # redelivery, or the same event published twice
                 out.duplicates += 1
                 continue
             existing.add(e.event_id)
-            key = stream_key(e)
+            key = e.key
             previous = last_seq.get(key, self.last_seq[key])
             size += 1
             if e.seq != previous + 1:
@@ -268,19 +303,19 @@ class Ingestor:
                     }
                 )
             last_seq[key] = max(previous, e.seq)
-            digest = entry_hash(head, text)
+            digest = entry_hash(head, e.canonical)
             rows.append(
                 (
                     size,
                     e.event_id,
-                    m.stream_seq,
+                    e.stream_seq,
                     e.programme_id,
                     e.assignment_id,
                     e.unit_id,
                     e.seq,
                     e.type,
-                    utc_text(e.occurred_at),
-                    text,
+                    e.occurred_at,
+                    e.canonical,
                     head.hex(),
                     digest.hex(),
                 )

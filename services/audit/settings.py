@@ -25,6 +25,8 @@ class AuditSettings(BaseSettings):
         1000, ge=0, validation_alias=AliasChoices("AUDIT_CHECKPOINT_EVERY", "CHECKPOINT_EVERY")
     )  # 0: only on demand
     batch_size: int = Field(500, ge=1, le=5000, validation_alias=AliasChoices("AUDIT_BATCH_SIZE"))
+    # Validate and canonicalise events in a process of its own, on another core (subscribers.Preparer).
+    prepare_process: bool = Field(True, validation_alias=AliasChoices("AUDIT_PREPARE_PROCESS"))
     stream: str = Field(EVENT_STREAM, validation_alias=AliasChoices("AUDIT_STREAM"))
     durable: str = Field(AUDIT_DURABLE, validation_alias=AliasChoices("AUDIT_DURABLE"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("AUDIT_LOG_LEVEL", "LOG_LEVEL"))

@@ -11,15 +11,20 @@ Order and exactly-once rest on two rules:
 The pipeline only overlaps work that touches no ledger state: while one transaction
 commits (SQLite's fsync, on aiosqlite's thread), the next batches are fetched and
 `prepare`d (validated, canonicalised). Commits stay one at a time and in stream order,
-and the ledger head still moves only after each commit (ingest.py).
+and the ledger head still moves only after each commit (ingest.py). `prepare` runs in a
+process of its own (`Preparer`), on another core, when AUDIT_PREPARE_PROCESS allows; it
+is pure, so a lost process only means preparing that batch again here.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
+import multiprocessing
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 import nats
@@ -32,7 +37,7 @@ from nats.js.errors import NotFoundError
 from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.subjects import EVENT_SUBJECTS
-from services.audit.ingest import BatchOutcome, Ingestor, Message, Prepared, merge, prepare
+from services.audit.ingest import BatchOutcome, Ingestor, Message, Prepared, merge, prepare, prepare_tuples
 from services.audit.writer import WriterLock
 from services.shared.nats_urls import close_nats, servers
 
@@ -111,8 +116,10 @@ class LedgerConsumer:
         durable: str,
         batch_size: int,
         after_batch: Callable[[BatchOutcome], Awaitable[None]] | None = None,
+        prepare_process: bool = False,
     ) -> None:
         self.ingestor = ingestor
+        self.preparer = Preparer(prepare_process)
         self.nats_url = nats_url
         self.stream = stream
         self.durable = durable
@@ -136,6 +143,7 @@ class LedgerConsumer:
             self.task.cancel()
             await asyncio.gather(self.task, return_exceptions=True)
         await self._stop_consuming()
+        self.preparer.close()
         await self.writer.release()
         self.state = "stopped"
 
@@ -177,15 +185,18 @@ class LedgerConsumer:
         done = await position_consumer(js, self.stream, self.durable, self.ingestor.position, self.batch_size)
         puller = Puller(self.nc, self.stream, self.durable, self.batch_size)
         await puller.subscribe()
-        queue: asyncio.Queue[tuple[list[Any], Prepared]] = asyncio.Queue(QUEUED_BATCHES)
+        self.preparer.start()
+        queue: asyncio.Queue[tuple[list[Any], asyncio.Future[Prepared]]] = asyncio.Queue(QUEUED_BATCHES)
         self._tasks = [
             asyncio.create_task(self._fetch(puller, queue), name="audit-consumer-fetch"),
             asyncio.create_task(self._commit(queue), name="audit-consumer-commit"),
         ]
+        for task in self._tasks:
+            task.add_done_callback(self._task_done)
         self.state = "running"
         log.info("consumer.started", consumer=done, position=self.ingestor.position, size=self.ingestor.size)
 
-    async def _fetch(self, puller: Puller, queue: asyncio.Queue[tuple[list[Any], Prepared]]) -> None:
+    async def _fetch(self, puller: Puller, queue: asyncio.Queue[tuple[list[Any], asyncio.Future[Prepared]]]) -> None:
         while True:
             try:
                 raw = await puller.fetch(FETCH_WAIT_SECONDS)
@@ -201,20 +212,30 @@ class LedgerConsumer:
                 await asyncio.sleep(0.5)
                 continue
             if raw:
-                batch = [Message(stream_seq(m), m.subject, m.data) for m in raw]
-                await queue.put((raw, await prepare_in_slices(batch)))
+                # Queued in fetch order with the batch's preparation under way; the commit task
+                # awaits them in that order.
+                await queue.put((raw, await self.preparer.submit(raw)))
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        """A fetch or commit task that failed (a bug, not a stop): say so and start over."""
+        if task.cancelled() or task.exception() is None:
+            return
+        log.error("consumer.task_failed", task=task.get_name(), error=repr(task.exception())[:300])
+        self.state = f"restarting after {task.get_name()} failed"
+        self.task = asyncio.create_task(self._restart(), name="audit-consumer-restart")
 
     async def _restart(self) -> None:
         await self._stop_consuming()
         await self._start_when_ready()
 
-    async def _commit(self, queue: asyncio.Queue[tuple[list[Any], Prepared]]) -> None:
+    async def _commit(self, queue: asyncio.Queue[tuple[list[Any], asyncio.Future[Prepared]]]) -> None:
         while True:
             items = [await queue.get()]
             while not queue.empty():
                 items.append(queue.get_nowait())
             raw = [m for msgs, _ in items for m in msgs]
-            outcome = await self._write(raw, merge([prepared for _, prepared in items]))
+            prepared = [await self.preparer.result(msgs, future) for msgs, future in items]
+            outcome = await self._write(raw, merge(prepared))
             # Ack-all consumer: one ack covers the whole batch. Rejects are terminated first, so
             # the server's advisories name them (a term also acks everything before it).
             rejected = set(outcome.rejected)
@@ -321,6 +342,80 @@ class Puller:
             log.warning("consumer.pull_status", status=error)
         batch, self.msgs = self.msgs[: self.batch_size], self.msgs[self.batch_size :]
         return batch
+
+
+class Preparer:
+    """`prepare` in a process of its own (spawned, one worker), or here in slices.
+
+    Validation and the canonical text are most of ingest's CPU, and they touch no ledger state:
+    in another process they run on the other core while this one receives, commits and acks.
+    The batch crosses as (seq, subject, data) tuples and comes back as plain tuples (ingest.Entry),
+    a few microseconds per event each way. Until the process has started (its imports take a
+    second or so), and whenever it is lost, batches are prepared here instead.
+    """
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.pool: ProcessPoolExecutor | None = None
+        self.ready: asyncio.Future[Any] | None = None
+
+    def start(self) -> None:
+        if not self.enabled or self.pool is not None:
+            return
+        try:
+            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_tune_gc)
+            self.ready = asyncio.wrap_future(self.pool.submit(_tune_gc))
+        except (OSError, RuntimeError) as exc:  # no processes here: prepare in this one
+            log.warning("prepare.process_unavailable", error=str(exc)[:300])
+            self.enabled = False
+
+    def close(self) -> None:
+        pool, self.pool, self.ready = self.pool, None, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+    async def submit(self, raw: list[Any]) -> asyncio.Future[Prepared]:
+        items = [(stream_seq(m), m.subject, m.data) for m in raw]
+        if self._usable():
+            assert self.pool is not None
+            try:
+                future: Future[Prepared] = self.pool.submit(prepare_tuples, items)
+                return asyncio.wrap_future(future)
+            except RuntimeError as exc:  # BrokenProcessPool, or shut down meanwhile
+                self._lost(exc)
+        done: asyncio.Future[Prepared] = asyncio.get_running_loop().create_future()
+        done.set_result(await prepare_in_slices([Message(*m) for m in items]))
+        return done
+
+    def _usable(self) -> bool:
+        ready = self.ready
+        if self.pool is None or ready is None or not ready.done():
+            return False
+        if ready.cancelled() or ready.exception() is not None:  # it never started: stay in this process
+            log.warning("prepare.process_failed", error=repr(None if ready.cancelled() else ready.exception())[:300])
+            self.close()
+            self.enabled = False
+            return False
+        return True
+
+    async def result(self, raw: list[Any], future: asyncio.Future[Prepared]) -> Prepared:
+        try:
+            return await future
+        except Exception as exc:  # noqa: BLE001 - the process died (BrokenProcessPool) or failed: prepare here
+            self._lost(exc)
+            return await prepare_in_slices([Message(stream_seq(m), m.subject, m.data) for m in raw])
+
+    def _lost(self, exc: BaseException) -> None:
+        log.warning("prepare.process_lost", error=str(exc)[:300] or type(exc).__name__)
+        self.close()
+        self.start()  # a new one, used once it has started
+
+
+def _tune_gc() -> None:
+    """The prepare process allocates like ingest does: the same GC settings (services.audit.__main__)."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 async def prepare_in_slices(batch: list[Message]) -> Prepared:
