@@ -23,6 +23,9 @@ import contextlib
 import gc
 import json
 import multiprocessing
+import os
+import threading
+import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
@@ -363,7 +366,9 @@ class Preparer:
         if not self.enabled or self.pool is not None:
             return
         try:
-            self.pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"), initializer=_tune_gc)
+            self.pool = ProcessPoolExecutor(
+                1, mp_context=multiprocessing.get_context("spawn"), initializer=_worker_init, initargs=(os.getpid(),)
+            )
             self.ready = asyncio.wrap_future(self.pool.submit(_tune_gc))
         except (OSError, RuntimeError) as exc:  # no processes here: prepare in this one
             log.warning("prepare.process_unavailable", error=str(exc)[:300])
@@ -409,6 +414,22 @@ class Preparer:
         log.warning("prepare.process_lost", error=str(exc)[:300] or type(exc).__name__)
         self.close()
         self.start()  # a new one, used once it has started
+
+
+def _worker_init(parent: int) -> None:
+    """In the prepare process: exit as soon as the service process is gone (kill -9 included).
+
+    The worker holds both ends of its call queue's pipe, so it never sees an end of file when
+    the parent dies; without this it would outlive the service, blocked on that queue.
+    """
+    _tune_gc()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(0)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
 
 
 def _tune_gc() -> None:
