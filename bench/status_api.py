@@ -1,6 +1,7 @@
 """Status API: `GET /v1/status` (the supervisors' read model) and `GET /v1/assignments/{id}` under
-50 concurrent clients, vs the progress service's own `/healthz` (no auth, one small read of the
-projection position), from a load generator in a second process. `/v1/assignments/{id}` is
+50 concurrent clients, vs the progress service's bare `/livez` (no auth, no I/O: the raw half),
+from a load generator in a second process. `/healthz` (one small read of the projection
+position) is measured beside them for reference. `/v1/assignments/{id}` is
 measured twice: from the read model (`?source=read_model`, "assignment") and as the live workflow
 query (the default, "assignment_live"). Requests/s count 200 answers only; other answers (a query
 that timed out: 503/504) are reported.
@@ -8,7 +9,7 @@ that timed out: 503/504) are reported.
 The progress service runs with `--opt workers=N` worker processes (default 2, PROGRESS_WORKERS;
 `workers=1` is the single process); every target, `/healthz` included, is served by the same
 processes. Rounds alternate the targets. The headline ratio is `/v1/status` requests/s over
-`/healthz` requests/s (target >= 0.5); the latency target is p99 <= 50 ms on the read model.
+`/livez` requests/s (target >= 0.5); the latency target is p99 <= 50 ms on the read model.
 """
 
 from __future__ import annotations
@@ -103,6 +104,7 @@ async def run(ctx: Context) -> Result:
             base = stack.url("progress")
             auth = pf.headers(UserRole.SUPERVISOR)
             targets = {
+                "livez": ([f"{base}/livez"], {}),
                 "healthz": ([f"{base}/healthz"], {}),
                 "status": (status_urls(base, ids), auth),
                 "assignment": ([f"{base}/v1/assignments/{a}?source=read_model" for a in ids[:100]], auth),
@@ -127,12 +129,15 @@ async def run(ctx: Context) -> Result:
             if workers != 1:  # a shared (quick) stack goes on with the single process it started with
                 await restart_progress(stack, 1)
     summary = {name: summarise(r) for name, r in runs.items()}
-    result.raw_rate = summary["healthz"]["rps"]
+    bare = summary["livez"]["rps"]
+    result.raw_rate = bare
     result.policyflow_rate = summary["status"]["rps"]
     result.extra.update(
         summary,
-        assignment_ratio=round(summary["assignment"]["rps"] / summary["healthz"]["rps"], 4),
-        assignment_live_ratio=round(summary["assignment_live"]["rps"] / summary["healthz"]["rps"], 4),
+        raw_endpoint="/livez",
+        healthz_ratio=round(summary["healthz"]["rps"] / bare, 4),
+        assignment_ratio=round(summary["assignment"]["rps"] / bare, 4),
+        assignment_live_ratio=round(summary["assignment_live"]["rps"] / bare, 4),
         status_p99_met=summary["status"]["p99_ms"] <= P99_TARGET_MS,
         assignment_p99_met=summary["assignment"]["p99_ms"] <= P99_TARGET_MS,
         read_model_rows=rows,

@@ -17,7 +17,7 @@ from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
-from services.shared.web import install_error_handlers
+from services.shared.web import install_error_handlers, install_liveness
 from workflows.activities import ensure_event_stream
 
 log = structlog.get_logger()
@@ -59,5 +59,6 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_liveness(app)
     app.include_router(api.router)
     return app

@@ -17,7 +17,7 @@ from services.audit.store import create_tables
 from services.audit.subscribers import LedgerConsumer
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
-from services.shared.web import install_error_handlers
+from services.shared.web import install_error_handlers, install_liveness
 
 
 def create_app(settings: AuditSettings | None = None) -> FastAPI:
@@ -52,5 +52,6 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_liveness(app)
     app.include_router(router)
     return app

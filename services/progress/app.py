@@ -17,7 +17,7 @@ from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
-from services.shared.web import install_error_handlers
+from services.shared.web import install_error_handlers, install_liveness
 
 log = structlog.get_logger()
 
@@ -60,6 +60,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    install_liveness(app)
     app.include_router(api.router)
     app.include_router(dashboard.router)
     return app

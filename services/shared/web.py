@@ -114,3 +114,15 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
     app.add_middleware(BodyLimit)
+
+
+def install_liveness(app: FastAPI) -> None:
+    """`GET /livez`: the process answers, nothing else (no database, no broker).
+
+    The liveness probe: a stuck dependency shows in `/healthz` (readiness) and must not get a
+    healthy process restarted. Also the bare endpoint the status benchmark compares with.
+    """
+
+    @app.get("/livez", tags=["health"])
+    async def livez() -> dict[str, str]:
+        return {"status": "ok"}
