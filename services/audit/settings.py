@@ -26,7 +26,9 @@ class AuditSettings(BaseSettings):
     )  # 0: only on demand
     batch_size: int = Field(500, ge=1, le=5000, validation_alias=AliasChoices("AUDIT_BATCH_SIZE"))
     # Validate and canonicalise events in a process of its own, on another core (subscribers.Preparer).
-    prepare_process: bool = Field(True, validation_alias=AliasChoices("AUDIT_PREPARE_PROCESS"))
+    # Off by default: on 2 cores it gained ~12% under load and nothing on a quiet machine
+    # (docs/benchmarks.md); worth it where the audit service has a core to itself.
+    prepare_process: bool = Field(False, validation_alias=AliasChoices("AUDIT_PREPARE_PROCESS"))
     stream: str = Field(EVENT_STREAM, validation_alias=AliasChoices("AUDIT_STREAM"))
     durable: str = Field(AUDIT_DURABLE, validation_alias=AliasChoices("AUDIT_DURABLE"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("AUDIT_LOG_LEVEL", "LOG_LEVEL"))
