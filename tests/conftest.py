@@ -6,11 +6,13 @@ tests/e2e -> e2e, tests/faults -> faults.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
+import nats.js.errors
 import pytest
 from nats.js.api import StreamConfig
 from temporalio.client import Client
@@ -63,7 +65,16 @@ async def event_stream(nats_url: str) -> AsyncIterator[str]:
         await js.delete_stream(str(config["name"]))
     except Exception:  # noqa: BLE001 - absent is fine
         pass
-    await js.add_stream(StreamConfig(**config))  # type: ignore[arg-type]
+    # Right after a delete, nats-server can still be removing the old store's files and answers
+    # "error creating store for stream" (500, err_code 10049): try again shortly.
+    for attempt in range(20):
+        try:
+            await js.add_stream(StreamConfig(**config))  # type: ignore[arg-type]
+            break
+        except nats.js.errors.ServerError:
+            if attempt == 19:
+                raise
+            await asyncio.sleep(0.1)
     yield str(config["name"])
     await nc.close()
 

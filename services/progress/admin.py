@@ -10,9 +10,10 @@ the stream, the live consumer carrying on from the stored position). One rebuild
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import IO, Any
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
@@ -20,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from contracts.base import UserRole
-from services.progress import readmodel
+from services.progress import readmodel, subscribers
 from services.progress.store import READ_MODEL
 from services.shared.auth import Principal
 from services.shared.web import principal, require_role
@@ -41,6 +42,20 @@ def _lock(request: Request) -> asyncio.Lock:
     return state.rebuild_lock  # type: ignore[no-any-return]
 
 
+def _claim_across_processes(request: Request) -> IO[bytes] | None:
+    """An exclusive flock beside the read-model lease, so that with PROGRESS_WORKERS > 1 two
+    workers never rebuild at once (the asyncio lock covers one process only). None if taken."""
+    path = subscribers.lease_path(request.app.state.settings).with_suffix(".rebuild.lock")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "ab")  # noqa: SIM115 - held open for the whole rebuild
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
 async def _count(engine: Any) -> int:
     async with engine.connect() as conn:
         return int((await conn.execute(select(func.count()).select_from(READ_MODEL.assignments))).scalar_one())
@@ -57,6 +72,9 @@ def _line(obj: dict[str, Any]) -> bytes:
 async def rebuild_read_models(request: Request, caller: Principal = Depends(supervisor)) -> StreamingResponse:
     lock = _lock(request)
     if lock.locked():
+        raise HTTPException(409, "a rebuild is already running")
+    claim = _claim_across_processes(request)
+    if claim is None:
         raise HTTPException(409, "a rebuild is already running")
     await lock.acquire()
     app = request.app
@@ -81,6 +99,7 @@ async def rebuild_read_models(request: Request, caller: Principal = Depends(supe
             log.exception("readmodel.rebuild_failed")
             lines.put_nowait({"error": f"rebuild failed: {exc}"})
         finally:
+            claim.close()  # drops the flock
             lock.release()
             lines.put_nowait(None)
 

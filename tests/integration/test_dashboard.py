@@ -6,6 +6,7 @@ endpoint and command. Synthetic events go through a real JetStream into the prog
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import json
 import re
 import uuid
@@ -21,7 +22,7 @@ from typer.testing import CliRunner
 from contracts.base import Role
 from contracts.events import AssignmentCancelled, AssignmentCompleted, Event
 from contracts.ids import assignment_id
-from contracts.subjects import event_subject
+from contracts.subjects import READ_MODEL_DURABLE, event_subject
 from services.cli.main import app as cli
 from services.progress import readmodel
 from services.shared.db import make_engine, sqlite_url
@@ -307,6 +308,14 @@ async def test_rebuild_endpoint_and_command_give_the_same_rows(
         r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("department", "jw"))
         assert r.status_code == 403
         assert (await http.post("/v1/admin/rebuild-read-models")).status_code == 401
+        # Another worker process (PROGRESS_WORKERS > 1) rebuilding holds this flock: refused, 409.
+        held = open(stack.tmp / f"progress.sqlite.{READ_MODEL_DURABLE}.consumer.rebuild.lock", "ab")  # noqa: SIM115
+        try:
+            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+            r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"))
+            assert r.status_code == 409 and "already running" in r.text
+        finally:
+            held.close()
 
         r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"))
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
