@@ -10,7 +10,6 @@ the stream, the live consumer carrying on from the stored position). One rebuild
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 from collections.abc import AsyncIterator
 from typing import IO, Any
@@ -35,25 +34,11 @@ def supervisor(p: Principal = Depends(principal)) -> Principal:
     return require_role(p, UserRole.SUPERVISOR)
 
 
-def _lock(request: Request) -> asyncio.Lock:
-    state = request.app.state
-    if getattr(state, "rebuild_lock", None) is None:
-        state.rebuild_lock = asyncio.Lock()
-    return state.rebuild_lock  # type: ignore[no-any-return]
-
-
-def _claim_across_processes(request: Request) -> IO[bytes] | None:
-    """An exclusive flock beside the read-model lease, so that with PROGRESS_WORKERS > 1 two
-    workers never rebuild at once (the asyncio lock covers one process only). None if taken."""
-    path = subscribers.lease_path(request.app.state.settings).with_suffix(".rebuild.lock")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "ab")  # noqa: SIM115 - held open for the whole rebuild
-    try:
-        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        f.close()
-        return None
-    return f
+def _claim(request: Request) -> IO[bytes] | None:
+    """The rebuild's flock beside the read-model lease: one rebuild at a time, in this process or
+    any other worker process (PROGRESS_WORKERS > 1). None if a rebuild holds it."""
+    lease = subscribers.lease_path(request.app.state.settings)
+    return subscribers.try_exclusive_lock(lease.with_suffix(".rebuild.lock"))
 
 
 async def _count(engine: Any) -> int:
@@ -70,13 +55,9 @@ def _line(obj: dict[str, Any]) -> bytes:
     responses={200: {"content": {NDJSON: {}}, "description": "NDJSON progress lines, then a summary line"}},
 )
 async def rebuild_read_models(request: Request, caller: Principal = Depends(supervisor)) -> StreamingResponse:
-    lock = _lock(request)
-    if lock.locked():
-        raise HTTPException(409, "a rebuild is already running")
-    claim = _claim_across_processes(request)
+    claim = _claim(request)
     if claim is None:
         raise HTTPException(409, "a rebuild is already running")
-    await lock.acquire()
     app = request.app
     settings, engine = app.state.settings, app.state.engine
     lines: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
@@ -100,7 +81,6 @@ async def rebuild_read_models(request: Request, caller: Principal = Depends(supe
             lines.put_nowait({"error": f"rebuild failed: {exc}"})
         finally:
             claim.close()  # drops the flock
-            lock.release()
             lines.put_nowait(None)
 
     task = asyncio.create_task(run(), name="rebuild-read-models")

@@ -47,6 +47,22 @@ def lease_path(settings: ProgressSettings) -> Path:
     return Path(tempfile.gettempdir()) / f"policyflow-progress-{key.hexdigest()[:24]}.consumer.lock"
 
 
+def try_exclusive_lock(path: Path) -> IO[bytes] | None:
+    """An exclusive flock on `path`, held until the returned file is closed; None if it is taken.
+
+    Each call opens the file anew, so it excludes other calls in this process as well as other
+    processes; the kernel drops the lock when its holder dies, however it dies.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    f = open(path, "ab")  # noqa: SIM115 - held open as long as the lock
+    try:
+        fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.close()
+        return None
+    return f
+
+
 class ConsumerLease:
     """Run the consumer only while this process holds an exclusive flock on `path`.
 
@@ -66,15 +82,8 @@ class ConsumerLease:
         self.held = False
 
     def _try_lock(self) -> bool:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = open(self.path, "ab")  # noqa: SIM115 - held open as long as the lease
-        try:
-            fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.close()
-            return False
-        self._file = f
-        return True
+        self._file = try_exclusive_lock(self.path)
+        return self._file is not None
 
     async def _take(self) -> None:
         self.held = True
