@@ -38,8 +38,8 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.base import OVERDUE_RANK
-from contracts.events import Event, ProgrammeImported
-from contracts.fold import AssignmentState, advance
+from contracts.events import Event, Fact, ProgrammeImported
+from contracts.fold import AssignmentState, advance, event_and_fact
 
 log = structlog.get_logger()
 
@@ -144,11 +144,13 @@ class BatchOutcome:
         return self.applied + self.duplicates + self.skipped
 
 
-def parse_event(data: bytes) -> Event | None:
+def parse_event(data: bytes) -> tuple[Event, Fact] | None:
+    """The event and its fact, validated once; None (logged) if it cannot be read."""
     try:
-        event = Event.model_validate_json(data)
-        event.fact()  # unknown types or payloads fail here, not halfway through a fold
-        return event
+        event, fact = event_and_fact(data)
+        if fact is None:
+            fact = event.fact()  # unknown types or payloads fail here, not halfway through a fold
+        return event, fact
     except (ValidationError, KeyError, ValueError) as exc:
         log.error("projection.unreadable_event", error=str(exc)[:500])
         return None
@@ -174,7 +176,7 @@ async def apply_batch(
     async with engine.begin() as conn:
         start = await position(conn, tables, consumer)
         last = start
-        ready: list[tuple[int, Event | None]] = []
+        ready: list[tuple[int, tuple[Event, Fact] | None]] = []
         for seq, data in sorted(messages, key=lambda m: m[0]):
             if seq <= last:
                 out.duplicates.append(seq)
@@ -186,15 +188,17 @@ async def apply_batch(
         if ready:
             await _fold_into(conn, tables, ready)
             await _move(conn, tables, consumer, start, last)
-        for seq, event in ready:
-            (out.applied if event is not None else out.skipped).append(seq)
+        for seq, parsed in ready:
+            (out.applied if parsed is not None else out.skipped).append(seq)
         out.position = last
     return out
 
 
-async def _fold_into(conn: AsyncConnection, tables: ProjectionTables, ready: list[tuple[int, Event | None]]) -> None:
-    events = [e for _, e in ready if e is not None]
-    ids = sorted({e.assignment_id for e in events if e.assignment_id})
+async def _fold_into(
+    conn: AsyncConnection, tables: ProjectionTables, ready: list[tuple[int, tuple[Event, Fact] | None]]
+) -> None:
+    events = [parsed for _, parsed in ready if parsed is not None]
+    ids = sorted({e.assignment_id for e, _ in events if e.assignment_id})
     a = tables.assignments
     states: dict[str, AssignmentState] = {}
     if ids:
@@ -204,16 +208,16 @@ async def _fold_into(conn: AsyncConnection, tables: ProjectionTables, ready: lis
                 states[aid] = AssignmentState.model_validate_json(raw)
     existing = set(states)
     changed: set[str] = set()
-    for event in events:
+    for event, fact in events:
         if event.assignment_id is None:
-            if event.type == ProgrammeImported.TYPE:
-                await _record_programme(conn, tables, event)
+            if isinstance(fact, ProgrammeImported):
+                await _record_programme(conn, tables, event, fact)
             continue
         if event.task_no is None or event.unit_id is None:
             log.error("projection.event_without_assignment_fields", event_id=event.event_id)
             continue
         # the batch owns these states (loaded from rows just now), so advance them in place
-        states[event.assignment_id] = advance(states.get(event.assignment_id), event)
+        states[event.assignment_id] = advance(states.get(event.assignment_id), event, fact)
         changed.add(event.assignment_id)
     inserts = [row_of(states[i]) for i in sorted(changed - existing)]
     updates = [{**row_of(states[i]), "b_id": i} for i in sorted(changed & existing)]
@@ -224,9 +228,9 @@ async def _fold_into(conn: AsyncConnection, tables: ProjectionTables, ready: lis
         await conn.execute(update(a).where(a.c.assignment_id == bindparam("b_id")).values(cols), updates)
 
 
-async def _record_programme(conn: AsyncConnection, tables: ProjectionTables, event: Event) -> None:
-    fact = event.fact()
-    assert isinstance(fact, ProgrammeImported)
+async def _record_programme(
+    conn: AsyncConnection, tables: ProjectionTables, event: Event, fact: ProgrammeImported
+) -> None:
     p = tables.programmes
     seen = (await conn.execute(select(p.c.programme_id).where(p.c.programme_id == event.programme_id))).first()
     values = {
