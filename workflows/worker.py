@@ -8,10 +8,14 @@ local stack reuse `build_worker` / `run_worker`.
 from __future__ import annotations
 
 import asyncio
+import compileall
 import datetime as dt
 import logging
+import shutil
 import signal
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import nats
@@ -70,6 +74,20 @@ async def run_worker(
         log.info("worker_stopping", task_queue=task_queue)
 
 
+def cache_sandbox_bytecode(cache_dir: Path) -> bool:
+    """Compile the workflow package once into `cache_dir`, where the import system reads it.
+
+    The sandbox imports `workflows.workflows` afresh for every workflow run it creates. Where no
+    bytecode is written (PYTHONDONTWRITEBYTECODE, a read-only install) each of those imports
+    compiled the source again: about 40 % of the worker's CPU while a programme was dispatched.
+    False (and nothing changed) where the usual `__pycache__` does this already.
+    """
+    if not sys.dont_write_bytecode:
+        return False
+    sys.pycache_prefix = str(cache_dir)  # read by every later import, written only here
+    return compileall.compile_dir(str(Path(__file__).parent), maxlevels=0, quiet=1)
+
+
 def configure_logging(level: str) -> None:
     """JSON lines on stderr; the SDK's own (stdlib) logs go there too."""
     structlog.configure(
@@ -95,6 +113,18 @@ async def connect_temporal(settings: WorkerSettings, attempts: int = 150) -> Cli
 async def main(settings: WorkerSettings | None = None) -> None:
     settings = settings or WorkerSettings()
     configure_logging(settings.log_level)
+    # Private to this process (bytecode in a shared directory could be planted by someone else).
+    bytecode_dir = Path(tempfile.mkdtemp(prefix="policyflow-worker-bytecode-"))
+    if cache_sandbox_bytecode(bytecode_dir):
+        log.info("sandbox_bytecode_cached", directory=str(bytecode_dir))
+    try:
+        await serve(settings)
+    finally:
+        shutil.rmtree(bytecode_dir, ignore_errors=True)
+    log.info("worker_stopped")
+
+
+async def serve(settings: WorkerSettings) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -115,7 +145,6 @@ async def main(settings: WorkerSettings | None = None) -> None:
         )
     finally:
         await nc.drain()
-    log.info("worker_stopped")
 
 
 if __name__ == "__main__":
