@@ -214,6 +214,25 @@ def proc_cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def process_tree(pid: int) -> list[int]:
+    """`pid` and its descendants (a service's worker processes), from /proc/<pid>/task/*/children."""
+    out, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        out.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            try:
+                todo.extend(int(c) for c in task.read_text().split())
+            except (FileNotFoundError, ValueError):
+                pass
+    return out
+
+
+def tree_cpu(pid: int) -> float:
+    """CPU seconds used by a process and its live descendants (exited ones are not counted)."""
+    return sum(proc_cpu(p) for p in process_tree(pid))
+
+
 def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
     return {k: round(after[k] - before.get(k, 0.0), 3) for k in after}
 

@@ -24,7 +24,17 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
-from bench.common import Child, console, cpu_delta, missing_modules, proc_cpu, python_child, require_modules, unique
+from bench.common import (
+    Child,
+    console,
+    cpu_delta,
+    missing_modules,
+    proc_cpu,
+    python_child,
+    require_modules,
+    tree_cpu,
+    unique,
+)
 from contracts.base import UserRole
 from contracts.subjects import EVENT_STREAM, TASK_QUEUE
 from deploy.local.servers import free_port
@@ -221,8 +231,11 @@ class BenchStack:
         pids.update({s.name: s.proc.pid for s in self.stack.servers if s.proc is not None})
         if self._raw_worker is not None and self._raw_worker.child.alive():
             pids["raw-worker"] = self._raw_worker.child.pid
-        pids["bench"] = os.getpid()
-        return {name: proc_cpu(pid) for name, pid in pids.items()}
+        # The whole tree of each (the progress service runs PROGRESS_WORKERS processes under one
+        # supervisor); this process alone, since every other one here is its descendant.
+        out = {name: tree_cpu(pid) for name, pid in pids.items()}
+        out["bench"] = proc_cpu(os.getpid())
+        return out
 
     async def policyflow(self, *names: str) -> str | None:
         """Start the policyflow processes a half needs (those not running yet); None, or why not."""
