@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from contracts import events as ev
 from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Role, Stage, UserRole
-from contracts.fold import AssignmentState, LastReport, _set, advance, event_and_fact
+from contracts.fold import AssignmentState, LastReport, _last_report, _set, advance, event_and_fact
 from services.audit.ledger import canonical_json
 
 T0 = dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC)
@@ -145,3 +145,38 @@ def test_fact_classes_are_disjoint_so_the_folds_case_order_is_free() -> None:
     for a in ev.FACT_TYPES.values():
         for b in ev.FACT_TYPES.values():
             assert a is b or not issubclass(a, b)
+
+
+@pytest.mark.parametrize("percent", [40, 40.0, 1e-05, 100])
+def test_the_last_report_is_the_instance_validation_builds(percent: float) -> None:
+    fact = ev.ProgressReported(year=2026, period="2026-Q1", percent=percent, narrative="按计划推进")
+    values = {"year": fact.year, "period": fact.period, "percent": fact.percent, "narrative": fact.narrative,
+              "reported_at": T0}  # fmt: skip
+    fast, validated = _last_report(**values), LastReport(**values)
+    assert type(fast) is LastReport
+    assert list(fast.__dict__.items()) == list(validated.__dict__.items())
+    assert [type(v) for v in fast.__dict__.values()] == [type(v) for v in validated.__dict__.values()]
+    assert fast.model_fields_set == validated.model_fields_set
+    assert (fast.__pydantic_extra__, fast.__pydantic_private__) == (validated.__pydantic_extra__, None)
+    assert fast == validated and fast.model_dump_json() == validated.model_dump_json()
+    state = advance(None, ev.make_event(fact, seq=3, occurred_at=T0, programme_id="p", actor=DEPT,
+                                        assignment_id=AID, task_no=14, unit_id="yuzhong"))  # fmt: skip
+    assert state.last_report is not None and list(state.last_report.__dict__.items()) == list(values.items())
+
+
+def test_a_plans_lists_are_each_items_model_dump() -> None:
+    plans = [f for f in every_fact() if isinstance(f, ev.AnnualPlanSubmitted)] + [
+        ev.AnnualPlanSubmitted(year=2027, revision=1,
+                               milestones=[ev.Milestone(title=f"第{q}季", due=dt.date(2027, q, 1)) for q in (3, 9)],
+                               indicators=[ev.IndicatorTarget(name="面积", target=1e-05),
+                                           ev.IndicatorTarget(name="占比", unit="%", target=100)])
+    ]  # fmt: skip
+    for fact in plans:
+        state = advance(None, ev.make_event(fact, seq=1, occurred_at=T0, programme_id="p", actor=DEPT,
+                                            assignment_id=AID, task_no=14, unit_id="yuzhong"))  # fmt: skip
+        assert state.plan is not None
+        assert state.plan["milestones"] == [m.model_dump(mode="json") for m in fact.milestones]
+        assert state.plan["indicators"] == [i.model_dump(mode="json") for i in fact.indicators]
+        dumps = [i.model_dump(mode="json") for i in fact.indicators]
+        for got, want in zip(state.plan["indicators"], dumps, strict=True):
+            assert [type(v) for v in got.values()] == [type(v) for v in want.values()]
