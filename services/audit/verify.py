@@ -17,6 +17,7 @@ import binascii
 import datetime as dt
 import hashlib
 import json
+import operator
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from services.audit.ledger import GENESIS, Frontier, canonical_text, checkpoint_note, utc_text
+from services.audit.ledger import GENESIS, LEAF_PREFIX, NODE_PREFIX, Frontier, canonical_text, checkpoint_note, utc_text
 
 # Envelope fields that the ledger also keeps as columns (for queries): they must agree with
 # the hashed text, or a query could be steered by an edited column the hash does not cover.
@@ -36,6 +37,8 @@ COLUMN_FIELDS = ("event_id", "programme_id", "assignment_id", "unit_id", "seq", 
 # The layout of a row for `ChainVerifier.feed_row`: the sequence, the COLUMN_FIELDS in their
 # order, the time column, the chain, and the hashed text (str, or its UTF-8 bytes).
 ROW_COLUMNS = ("ledger_seq", *COLUMN_FIELDS, "occurred_at", "prev_hash", "hash", "canonical")
+# An event's COLUMN_FIELDS as a tuple, in one call (KeyError when one is missing).
+_COLUMN_FIELDS_OF = operator.itemgetter(*COLUMN_FIELDS)
 
 
 @dataclass(frozen=True)
@@ -232,12 +235,17 @@ class ChainVerifier:
 
         The loop is the path of a row that passes every check, with `feed_row`'s work inlined
         (on a whole-ledger walk, calls and attribute lookups per row were a good share of the
-        time). A row it does not accept outright, for whatever reason, goes to `feed_row`,
-        which finds and words the failure: the checks themselves are written once, there.
+        time), the Merkle frontier's append included (`ledger.Frontier.append`, on its list of
+        pieces; its size is the count, written back before anything else reads it). A row it
+        does not accept outright, for whatever reason (a column field missing from the event
+        included), goes to `feed_row`, which finds and words the failure: the checks themselves
+        are written once, there.
         """
         if self.failure is not None:
             return self.failure
-        sha256, parse, utc, append = hashlib.sha256, canonical_event, utc_column, self.frontier.append_entry
+        sha256, parse, utc, fields_of = hashlib.sha256, canonical_event, utc_column, _COLUMN_FIELDS_OF
+        frontier = self.frontier
+        push, pop = frontier.pieces.append, frontier.pieces.pop
         count, prev, prev_hex, next_checkpoint = self.count, self.prev, self._prev_hex, self._next_checkpoint
         for row in rows:
             data = row[10]
@@ -245,25 +253,33 @@ class ChainVerifier:
                 digest = sha256(prev + data).digest()  # ledger.entry_hash, on the bytes at hand
                 digest_hex = digest.hex()
                 if row[9] == digest_hex and (event := parse(data)) is not None:
-                    get = event.get
-                    fields = (get("event_id"), get("programme_id"), get("assignment_id"),
-                              get("unit_id"), get("seq"), get("type"))  # fmt: skip
-                    if fields == tuple(row[1:7]) and row[7] == utc(get("occurred_at")):
+                    try:
+                        fields = fields_of(event)
+                    except KeyError:
+                        fields = None
+                    if fields == tuple(row[1:7]) and row[7] == utc(event.get("occurred_at")):
+                        leaf, n = sha256(LEAF_PREFIX + digest).digest(), count  # ledger.leaf_hash
+                        while n & 1:
+                            leaf = sha256(NODE_PREFIX + pop() + leaf).digest()  # ledger.node_hash
+                            n >>= 1
+                        push(leaf)
                         count, prev, prev_hex = count + 1, digest, digest_hex
-                        append(digest)
                         if count != next_checkpoint:
                             continue
                         self.count, self.prev, self._prev_hex = count, prev, prev_hex
+                        frontier.size = count
                         self.failure = self._at_checkpoint()
                         if self.failure is not None:
                             return self.failure
                         next_checkpoint = self._next_checkpoint
                         continue
             self.count, self.prev, self._prev_hex = count, prev, prev_hex
+            frontier.size = count
             if self.feed_row(row) is not None:
                 return self.failure
             count, prev, prev_hex, next_checkpoint = self.count, self.prev, self._prev_hex, self._next_checkpoint
         self.count, self.prev, self._prev_hex = count, prev, prev_hex
+        frontier.size = count
         return None
 
     def _text(

@@ -259,3 +259,35 @@ def test_feed_rows_checks_signed_checkpoints_inside_a_page() -> None:
     assert v.feed_rows(rows) is None
     failure = v.finish()
     assert failure is not None and "covers 12" in failure.reason
+
+
+def test_an_event_without_a_column_field_is_judged_on_every_path() -> None:
+    rows = ledger_rows(6)
+    texts = [str(r[-1]) for r in rows]
+    for name, column in (("unit_id", None), ("unit_id", "yuzhong"), ("assignment_id", None)):
+        event = json.loads(texts[2])
+        del event[name]
+        forged_texts = [*texts[:2], canonical_text(event), *texts[3:]]
+        hashes = chain(forged_texts)
+        forged = [list(r) for r in rows]
+        forged[2][-1] = forged_texts[2]
+        forged[2][ROW_COLUMNS.index(name)] = column
+        for i, r in enumerate(forged):
+            r[ROW_COLUMNS.index("prev_hash")] = (hashes[i - 1] if i else GENESIS).hex()
+            r[ROW_COLUMNS.index("hash")] = hashes[i].hex()
+        failure = both(forged)  # a missing field reads as null, as before: a NULL column agrees with it
+        assert (failure is None) == (column is None), (name, column, failure)
+
+
+def test_feed_rows_keeps_the_merkle_frontier_of_every_size() -> None:
+    """The inlined frontier append gives ledger.merkle_root at every size, across pages and the slow path."""
+    rows = [(*r[:-1], str(r[-1]).encode()) for r in ledger_rows(40)]
+    rows[9] = (*rows[9][:-1], rows[9][-1].decode())  # str text: taken by feed_row, the frontier shared
+    hashes = [bytes.fromhex(str(r[ROW_COLUMNS.index("hash")])) for r in rows]
+    refs = [CheckpointRef(n, merkle_root(hashes[:n]).hex(), hashes[n - 1].hex()) for n in range(1, 41)]
+    for page in (1, 3, 7, 40):
+        v = ChainVerifier(refs)
+        for lo in range(0, len(rows), page):
+            assert v.feed_rows(rows[lo : lo + page]) is None
+        assert v.finish() is None and v.checkpoints_checked == 40
+        assert v.frontier.size == 40 and v.frontier.root() == merkle_root(hashes)
