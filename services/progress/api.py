@@ -44,6 +44,7 @@ from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
 from services.progress import dashboard_queries, readmodel, store
 from services.shared.auth import Principal
+from services.shared.lean import lean_get
 from services.shared.temporal import query_status, run_update
 from services.shared.web import principal, require_role, require_unit, token_from
 
@@ -218,7 +219,7 @@ def detail(state: AssignmentState) -> AssignmentDetail:
 DetailSource = Literal["workflow", "read_model"]
 
 
-@router.get("/v1/assignments/{assignment_id}", response_model=AssignmentDetail, tags=["status"])
+@lean_get(router, "/v1/assignments/{assignment_id}", response_model=AssignmentDetail, tags=["status"])
 async def show(
     request: Request, target: Annotated[Target, Depends(reader)],
     source: Annotated[DetailSource, Query(
@@ -241,7 +242,7 @@ async def show(
 OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]
 
 
-@router.get("/v1/status", response_model=Page[AssignmentSummary], tags=["status"])
+@lean_get(router, "/v1/status", response_model=Page[AssignmentSummary], tags=["status"])
 async def status(
     request: Request,
     caller: Principal = Depends(principal),

@@ -17,7 +17,7 @@ from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
-from services.shared.web import install_error_handlers, install_liveness
+from services.shared.web import add_routes, install_error_handlers, install_liveness
 
 log = structlog.get_logger()
 
@@ -61,6 +61,6 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_liveness(app)
-    app.include_router(api.router)
+    add_routes(app, api.router)  # the hot read routes, without an included router's matching
     app.include_router(dashboard.router)
     return app
