@@ -267,10 +267,10 @@ async def status(
         programme_id=programme_id, unit_id=unit_id, task_no=task_no, stage=stage, overdue=overdue,
         tasks_by_programme=tasks,
     )
-    # The page is written as JSON straight from the summary columns (readmodel.page_json): the
+    # The page is written as JSON straight from the summary columns (StatusReader.page_json): the
     # document response_model describes, without 50 models built and then validated again.
-    rows, total = await request.app.state.status_reader.page(f, limit, offset)
-    return Response(readmodel.page_json(rows, total), media_type="application/json")
+    body = await request.app.state.status_reader.page_json(f, limit, offset)
+    return Response(body, media_type="application/json")
 
 
 @router.get("/v1/status/summary", tags=["status"])

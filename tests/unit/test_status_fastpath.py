@@ -14,12 +14,15 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
+import orjson
 import pytest
 from fastapi import Depends, FastAPI, Header, Query, Request
 from fastapi.routing import APIRoute, APIRouter
 from starlette.responses import Response
 
-from contracts.base import UserRole
+from contracts.api import AssignmentSummary, Page
+from contracts.base import Role, Stage, UserRole
+from contracts.events import AssignmentCreated, Deadline
 from services.progress import readmodel
 from services.progress.app import create_app
 from services.progress.settings import ProgressSettings
@@ -33,8 +36,20 @@ from tests.e2e.support import EventFactory
 PID = "fastpath"
 
 
+# Titles and percents the JSON writers must agree on: quotes, backslashes, control and
+# non-ASCII characters; floats that SQLite would print with too few digits.
+TITLES = ['say "hi"', "back\\slash \\n", "tab\tnew\nline\x01", "城市体检 🏙", "</script>", ""]
+PERCENTS = [100 / 3, 0.1, 1e-7, 66.66666666666667, 100.0, 12.5]
+
+
 def events() -> list[Any]:
     out = []
+    for i, (title, percent) in enumerate(zip(TITLES, PERCENTS, strict=True)):
+        f = EventFactory(PID, 50 + i, f"unit{i}")
+        opens = [Deadline(key="acceptance", kind="acceptance", due=dt.date(2026, 3, 16), year=2026)]
+        created = AssignmentCreated(task_title=title, role=Role.RESPONSIBLE, start_year=2026, horizon_year=2030,
+                                    opens=opens)  # fmt: skip
+        out += [f.next(created), f.accepted(), f.reported(percent)]
     for i in range(24):
         f = EventFactory(PID, 1 + i % 4, f"unit{i % 7}")  # 24 distinct (task, unit) pairs
         out += [f.created()]
@@ -121,7 +136,7 @@ async def test_status_answers_as_fastapi_does(apps: Any, keys: Path, query: str)
 
 async def test_status_pages_are_the_read_models(apps: Any, keys: Path) -> None:
     r = await same(apps, "/v1/status?limit=500", headers(keys, "auditor"))
-    assert r.status_code == 200 and r.json()["total"] == 24
+    assert r.status_code == 200 and r.json()["total"] == 24 + len(TITLES)
     r = await same(apps, "/v1/status?overdue=any&limit=3", headers(keys, "verifier"))
     assert r.status_code == 200 and len(r.json()["items"]) == 3 and r.json()["total"] > 3
 
@@ -176,6 +191,37 @@ async def test_detail_answers_as_fastapi_does(
 ) -> None:
     r = await same(apps, f"/v1/assignments/{aid}?{query}", headers(keys, role, unit))
     assert r.status_code == status, r.text
+
+
+READER_FILTERS = [
+    readmodel.StatusFilter(), readmodel.StatusFilter(programme_id=PID), readmodel.StatusFilter(unit_id="unit2"),
+    readmodel.StatusFilter(task_no=3), readmodel.StatusFilter(stage=Stage.PLANNING),
+    readmodel.StatusFilter(overdue="any"), readmodel.StatusFilter(overdue="red"),
+    readmodel.StatusFilter(tasks_by_programme={PID: [50, 51, 52, 53, 54, 55]}),
+    readmodel.StatusFilter(tasks_by_programme={}), readmodel.StatusFilter(unit_id="nobody"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("f", READER_FILTERS)
+@pytest.mark.parametrize(("limit", "offset"), [(50, 0), (500, 0), (3, 2), (50, 1000)])
+async def test_sqlite_json_pages_are_page_json(apps: Any, f: readmodel.StatusFilter, limit: int, offset: int) -> None:
+    """StatusReader.page_json (items written by SQLite's json_object) is the document page_json
+    makes of the rows, and that of the models (readmodel.status), value for value."""
+    transport = apps[0]._transport
+    reader, engine = transport.app.state.status_reader, transport.app.state.engine
+    assert reader.path is not None  # the SQLite reader, not the engine's path
+    got = orjson.loads(await reader.page_json(f, limit, offset))
+    assert got == orjson.loads(readmodel.page_json(*await reader.page(f, limit, offset)))
+    items, total = await readmodel.status(engine, f, limit, offset)
+    assert got == Page[AssignmentSummary](items=items, total=total).model_dump(mode="json")
+
+
+async def test_the_tricky_titles_and_percents_are_in_the_pages(apps: Any) -> None:
+    reader = apps[0]._transport.app.state.status_reader
+    f = readmodel.StatusFilter(tasks_by_programme={PID: [50, 51, 52, 53, 54, 55]})
+    items = orjson.loads(await reader.page_json(f, 50, 0))["items"]
+    assert sorted(i["task_title"] for i in items) == sorted(TITLES)
+    assert sorted(i["percent"] for i in items) == sorted(PERCENTS)
 
 
 def test_the_openapi_document_is_fastapis() -> None:
