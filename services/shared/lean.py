@@ -27,6 +27,7 @@ import inspect
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
 from copy import deepcopy
 from dataclasses import dataclass
+from enum import Enum
 from typing import Any
 
 from fastapi import params
@@ -42,6 +43,7 @@ from starlette.responses import Response
 
 Handler = Callable[[Request], Coroutine[Any, Any, Response]]
 Endpoint = Callable[..., Awaitable[Response]]
+IMMUTABLE = (type(None), str, int, float, bool, Enum)
 
 
 @dataclass(frozen=True)
@@ -52,6 +54,7 @@ class _Param:
     required: bool
     validate_default: bool
     default: Any
+    copy_default: bool  # deepcopy returns an immutable default itself: skip the call
 
     @classmethod
     def of(cls, field: ModelField, where: str) -> _Param:
@@ -63,8 +66,9 @@ class _Param:
             inspect.isclass(annotation) and issubclass(annotation, BaseModel)
         ):
             raise TypeError(f"LeanRoute: parameter {field.name!r} is not a scalar")
+        default = None if info.is_required() else field.default
         return cls(field.name, (where, field.alias), field, info.is_required(), bool(info.validate_default),
-                   None if info.is_required() else field.default)  # fmt: skip
+                   default, not isinstance(default, IMMUTABLE))  # fmt: skip
 
     def value(self, received: Mapping[str, Any], values: dict[str, Any], errors: list[Any]) -> None:
         raw = received.get(self.loc[1])
@@ -72,10 +76,12 @@ class _Param:
             if self.required:
                 errors.append(get_missing_field_error(loc=self.loc))
                 return
+            # as FastAPI does: a mutable default is never shared between requests
+            default = deepcopy(self.default) if self.copy_default else self.default
             if not self.validate_default:
-                values[self.name] = deepcopy(self.default)  # as FastAPI does: a default is never shared
+                values[self.name] = default
                 return
-            raw = deepcopy(self.default)
+            raw = default
         value, errs = self.field.validate(raw, values, loc=self.loc)
         if errs:
             errors.extend(errs)
