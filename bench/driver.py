@@ -7,6 +7,7 @@ the very same bodies as Temporal updates.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from dataclasses import dataclass, field
@@ -95,9 +96,26 @@ class PfClient:
     async def import_programme(self, body: dict[str, Any]) -> dict[str, Any]:
         return await self.call("POST", "assignment", "/v1/programmes", UserRole.SUPERVISOR, body=body)
 
-    async def dispatch(self, programme_id: str) -> tuple[float, dict[str, Any]]:
+    async def dispatch(self, programme_id: str, retries: int = 0) -> tuple[float, dict[str, Any]]:
+        """Time one dispatch; with `retries`, do what a 503 "dispatch again" asks, as a user would.
+
+        After a retry, `started` counts what every attempt started (the last one's `skipped` are
+        the earlier attempts' starts: a benchmark's programme is fresh) and `retried` says why.
+        """
         started = time.perf_counter()
-        out = await self.call("POST", "assignment", f"/v1/programmes/{programme_id}/dispatch", UserRole.SUPERVISOR)
+        path = f"/v1/programmes/{programme_id}/dispatch"
+        retried: list[str] = []
+        while True:
+            try:
+                out = await self.call("POST", "assignment", path, UserRole.SUPERVISOR)
+                break
+            except RuntimeError as exc:
+                if len(retried) >= retries or " 503 " not in str(exc) or "dispatch again" not in str(exc):
+                    raise
+                retried.append(str(exc)[:400])
+                await asyncio.sleep(2.0)
+        if retried:
+            out.update(started=int(out["started"]) + int(out.get("skipped", 0)), retried=retried)
         return time.perf_counter() - started, out
 
     async def accept(self, assignment_id: str) -> dict[str, Any]:
