@@ -6,16 +6,11 @@ or `pages` for the whole-ledger walks), so the service's memory does not grow wi
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import datetime as dt
-import itertools
 import json
-import sqlite3
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
-import orjson
 from sqlalchemy import LargeBinary, bindparam, case, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -104,109 +99,29 @@ async def pages(
         if page:
             yield page
         return
-    statement = _SqlitePage(engine, query, keys)
+    columns = [c.name for c in query.selected_columns]
+    at = [columns.index(k.name) for k in keys]
+    # One statement for every page (compiling it took 1.5 ms, 4% of a replay): the keyset
+    # position is a pair of bound parameters, set anew for each page.
+    marks: list[Any] = [bindparam(f"after_{i}", value) for i, value in enumerate(after)]
+    cond = keys[0] > marks[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*marks)
+    compiled = query.where(cond).order_by(*keys).limit(PAGE).compile(dialect=engine.dialect)
+    sql, names, values = str(compiled), list(compiled.positiontup or ()), dict(compiled.params)
     while True:
-        rows = await statement.fetch(after)
+        values.update({m.key: value for m, value in zip(marks, after, strict=True)})
+        params = tuple(values[name] for name in names)
+        async with engine.connect() as conn:
+            raw = await conn.get_raw_connection()
+            cursor = await raw.driver_connection.execute(sql, params)  # type: ignore[union-attr]
+            try:
+                rows = await cursor.fetchall()
+            finally:
+                await cursor.close()
         if rows:
             yield rows
         if len(rows) < PAGE:
             return
-        after = statement.next_after(rows)
-
-
-class _SqlitePage:
-    """One page of a keyset walk on SQLite, its statement compiled once and handed to the driver.
-
-    One statement for every page (compiling it took 1.5 ms, 4% of a replay): the keyset
-    position is a pair of bound parameters, set anew for each page. `wrap`, if given, turns
-    the page's SQL into another statement over it (see `_prefetched_replay_pages`).
-    """
-
-    def __init__(self, engine: AsyncEngine, query: Any, keys: tuple[Any, ...], wrap: str | None = None) -> None:
-        self.engine = engine
-        columns = [c.name for c in query.selected_columns]
-        self.at = [columns.index(k.name) for k in keys]
-        self.marks: list[Any] = [bindparam(f"after_{i}") for i in range(len(keys))]
-        cond = keys[0] > self.marks[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*self.marks)
-        compiled = query.where(cond).order_by(*keys).limit(PAGE).compile(dialect=engine.dialect)
-        self.sql = str(compiled) if wrap is None else wrap.format(page=compiled)
-        self.names, self.values = list(compiled.positiontup or ()), dict(compiled.params)
-
-    def params(self, after: tuple[Any, ...]) -> tuple[Any, ...]:
-        self.values.update({m.key: value for m, value in zip(self.marks, after, strict=True)})
-        return tuple(self.values[name] for name in self.names)
-
-    def next_after(self, rows: Sequence[Sequence[Any]]) -> tuple[Any, ...]:
-        return tuple(rows[-1][i] for i in self.at)
-
-    async def fetch(self, after: tuple[Any, ...]) -> list[Any]:
-        async with self.engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            # execute and fetch in one call on the driver's thread, so that a fetch started
-            # ahead (see `_prefetched_replay_pages`) runs there without the event loop
-            return list(await raw.driver_connection.execute_fetchall(self.sql, self.params(after)))  # type: ignore[union-attr]
-
-
-# The page of a replay walk as one JSON text that SQLite builds in the statement's one step:
-# `[[assignment_id, seq, canonical], ...]` in the page's order, with the count of rows and of
-# rows whose values that text renders exactly (text without NUL, an integer seq). SQLite runs
-# a step without the GIL, so this page is read on the driver's thread while the previous one
-# is folded; row by row, every step would wait for the GIL of the busy fold (the switch
-# interval, 5 ms) and nothing would overlap. The subquery's ORDER BY ... LIMIT is not
-# flattened into the aggregate, so rows reach json_group_array in the page's order (checked).
-_JSON_PAGE = (
-    "SELECT count(*), "
-    "sum(typeof(p.assignment_id) = 'text' AND typeof(p.seq) = 'integer' AND typeof(p.canonical) = 'text' "
-    "AND instr(CAST(p.assignment_id AS BLOB), x'00') = 0 AND instr(CAST(p.canonical AS BLOB), x'00') = 0), "
-    "json_group_array(json_array(p.assignment_id, p.seq, p.canonical)) FROM ({page}) AS p"
-)
-
-
-async def _prefetched_replay_pages(
-    engine: AsyncEngine, query: Any, exact: Any, keys: tuple[Any, ...]
-) -> AsyncIterator[Sequence[Sequence[Any]]]:
-    """The rows (assignment_id, seq, canonical) of `query` in `keys` order, a page at a time (SQLite).
-
-    Each page is read as one JSON text (`_JSON_PAGE`), the next page's read started before
-    this one is handed out. A page is used only when that text gives exactly the rows the
-    plain read would (what sqlite3 returns for text and integers: str and int, the same
-    order); any other page (a value that is not text, a NUL, text that is not UTF-8, a page
-    too big for one string) is read again by `exact`, the plain statement, as `pages` reads
-    it. `canonical` comes as str here, the same text the plain read gives as UTF-8 bytes.
-    """
-    as_json = _SqlitePage(engine, query, keys, _JSON_PAGE)
-    plain = _SqlitePage(engine, exact, keys)
-
-    async def read(after: tuple[Any, ...]) -> list[Any]:
-        try:
-            ((count, clean, text),) = await as_json.fetch(after)
-            if count and clean == count:
-                rows = orjson.loads(text)
-                if len(rows) == count and all(a[:2] <= b[:2] for a, b in itertools.pairwise(rows)):
-                    return rows  # type: ignore[no-any-return]
-            elif not count:
-                return []
-        except (sqlite3.Error, orjson.JSONDecodeError, TypeError):
-            pass
-        return await plain.fetch(after)
-
-    after: tuple[Any, ...] = ("", -1)
-    ahead = asyncio.ensure_future(read(after))
-    try:
-        while True:
-            rows = await ahead
-            if len(rows) == PAGE:
-                ahead = asyncio.ensure_future(read(plain.next_after(rows)))
-                await asyncio.sleep(0)  # let it reach the driver's thread before this page is folded
-            if rows:
-                yield rows
-            if len(rows) < PAGE:
-                return
-    finally:
-        if not ahead.done():
-            ahead.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await ahead
+        after = tuple(rows[-1][i] for i in at)
 
 
 def canonical_bytes(engine: AsyncEngine, only_text: bool) -> Any:
@@ -238,18 +153,14 @@ async def replay(
     Rows come ordered by (assignment, seq), so one state is held at a time and yielded as
     soon as the next assignment begins.
     """
-    where = [ledger.c.assignment_id.is_not(None), ledger.c.occurred_at <= utc_text(as_of)]
+    query = select(ledger.c.assignment_id, ledger.c.seq, canonical_bytes(engine, only_text=False)).where(
+        ledger.c.assignment_id.is_not(None), ledger.c.occurred_at <= utc_text(as_of)
+    )
     if unit_id is not None:
-        where.append(ledger.c.unit_id == unit_id)
-    query = select(ledger.c.assignment_id, ledger.c.seq, canonical_bytes(engine, only_text=False)).where(*where)
-    keys = (ledger.c.assignment_id, ledger.c.seq)
-    if engine.dialect.name == "sqlite":
-        text = select(ledger.c.assignment_id, ledger.c.seq, ledger.c.canonical).where(*where)
-        walk = _prefetched_replay_pages(engine, text, query, keys)
-    else:
-        walk = pages(engine, query, keys, ("", -1))
+        query = query.where(ledger.c.unit_id == unit_id)
     state: AssignmentState | None = None
-    async for rows in walk:
+    keys = (ledger.c.assignment_id, ledger.c.seq)
+    async for rows in pages(engine, query, keys, ("", -1)):
         for assignment_id, _, canonical in rows:
             event, fact = event_and_fact(canonical)  # one validation for the envelope and its fact
             if task_no is not None and event.task_no != task_no:
