@@ -113,14 +113,19 @@ async def connect_temporal(settings: WorkerSettings, attempts: int = 150) -> Cli
 async def main(settings: WorkerSettings | None = None) -> None:
     settings = settings or WorkerSettings()
     configure_logging(settings.log_level)
-    # Private to this process (bytecode in a shared directory could be planted by someone else).
-    bytecode_dir = Path(tempfile.mkdtemp(prefix="policyflow-worker-bytecode-"))
-    if cache_sandbox_bytecode(bytecode_dir):
-        log.info("sandbox_bytecode_cached", directory=str(bytecode_dir))
+    bytecode_dir: Path | None = None
+    try:
+        # Private to this process (bytecode in a shared directory could be planted by someone else).
+        bytecode_dir = Path(tempfile.mkdtemp(prefix="policyflow-worker-bytecode-"))
+        if cache_sandbox_bytecode(bytecode_dir):
+            log.info("sandbox_bytecode_cached", directory=str(bytecode_dir))
+    except OSError as exc:  # no writable temp directory: slower new runs, nothing worse
+        log.warning("sandbox_bytecode_not_cached", error=str(exc))
     try:
         await serve(settings)
     finally:
-        shutil.rmtree(bytecode_dir, ignore_errors=True)
+        if bytecode_dir is not None:
+            shutil.rmtree(bytecode_dir, ignore_errors=True)
     log.info("worker_stopped")
 
 
