@@ -78,9 +78,9 @@ def cache_sandbox_bytecode(cache_dir: Path) -> bool:
     """Compile the workflow package once into `cache_dir`, where the import system reads it.
 
     The sandbox imports `workflows.workflows` afresh for every workflow run it creates. Where no
-    bytecode is written (PYTHONDONTWRITEBYTECODE, a read-only install) each of those imports
-    compiled the source again: about 40 % of the worker's CPU while a programme was dispatched.
-    False (and nothing changed) where the usual `__pycache__` does this already.
+    bytecode is written (PYTHONDONTWRITEBYTECODE) each of those imports compiled the source again:
+    about 40 % of the worker's event-loop thread while a programme was dispatched (py-spy).
+    False (and nothing changed) where bytecode is written: the usual `__pycache__` does this.
     """
     if not sys.dont_write_bytecode:
         return False
