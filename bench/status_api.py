@@ -26,7 +26,7 @@ from typing import Any
 
 import httpx
 
-from bench.common import Context, NotAvailable, Result, child_env, median, spread, unique
+from bench.common import Context, NotAvailable, Result, child_env, median, proc_cpu, spread, tree_cpu, unique
 from bench.driver import PfClient
 from bench.programme import programme
 from bench.stack import ALL_PROCESSES, BenchStack
@@ -38,7 +38,6 @@ UNIT = "requests/s"
 TARGET_RATIO = 0.5
 P99_TARGET_MS = 50.0
 CONCURRENCY = 50
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 WORKERS = 2  # progress service processes (the machine has 2 cores; the load generator shares them)
 
 
@@ -159,23 +158,9 @@ async def run(ctx: Context) -> Result:
 
 def _cpu_of_descendants() -> float:
     """CPU seconds used so far by this process's descendants that are still running (the
-    stack's servers and services, spawned by this benchmark), from /proc."""
-    stats: dict[int, tuple[int, float]] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/stat") as fh:
-                    fields = fh.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue  # gone meanwhile
-            stats[int(entry)] = (int(fields[1]), (int(fields[11]) + int(fields[12])) / CLOCK_TICKS)
-    mine, todo = set(), [os.getpid()]
-    while todo:
-        parent = todo.pop()
-        kids = [pid for pid, (ppid, _) in stats.items() if ppid == parent and pid not in mine]
-        mine.update(kids)
-        todo += kids
-    return sum(stats[pid][1] for pid in mine)
+    stack's servers and services, spawned by this benchmark)."""
+    me = os.getpid()
+    return tree_cpu(me) - proc_cpu(me)
 
 
 async def at_rest(busy: float = 0.1, window: float = 1.0, timeout: float = 120.0) -> dict[str, float]:
