@@ -1,7 +1,10 @@
 """Status API: `GET /v1/status` (the supervisors' read model) and `GET /v1/assignments/{id}` under
 50 concurrent clients, vs the progress service's bare `/livez` (no auth, no I/O: the raw half),
 from a load generator in a second process. `/healthz` (one small read of the projection
-position) is measured beside them for reference. `/v1/assignments/{id}` is
+position) is measured beside them for reference. The read-model answers are kept by the service
+until the read model changes (services/progress/answers.py; at rest, as here, every request after
+the first is a hit), so each read-model route is also measured with `Cache-Control: no-cache`,
+which computes every answer ("status_uncached", and "assignment_uncached" in a full run). `/v1/assignments/{id}` is
 measured twice: from the read model (`?source=read_model`, "assignment") and as the live workflow
 query (the default, "assignment_live"). Requests/s count 200 answers only; other answers (a query
 that timed out: 503/504) are reported.
@@ -112,13 +115,19 @@ async def run(ctx: Context) -> Result:
         try:
             base = stack.url("progress")
             auth = pf.headers(UserRole.SUPERVISOR)
+            fresh = {**auth, "Cache-Control": "no-cache"}  # computed for every request, then kept
+            details = [f"{base}/v1/assignments/{a}?source=read_model" for a in ids[:100]]
             targets = {
                 "livez": ([f"{base}/livez"], {}),
                 "healthz": ([f"{base}/healthz"], {}),
                 "status": (status_urls(base, ids), auth),
-                "assignment": ([f"{base}/v1/assignments/{a}?source=read_model" for a in ids[:100]], auth),
+                "status_uncached": (status_urls(base, ids), fresh),
+                "assignment": (details, auth),
                 "assignment_live": ([f"{base}/v1/assignments/{a}" for a in ids[:100]], auth),
             }
+            if not ctx.quick:  # a quick run has no time for it (its budget is 3 minutes in all)
+                targets["assignment_uncached"] = (details, fresh)
+            result.extra["cache_status"] = await cache_status(targets)
             runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
             order = list(targets)
             for i in range(rounds):
@@ -131,13 +140,14 @@ async def run(ctx: Context) -> Result:
             # Service time without queueing: one client at a time.
             single = {
                 name: await loadgen(*targets[name], duration=ctx.size(1, 2), concurrency=1, warmup=0.5)
-                for name in ("status", "assignment", "assignment_live")
+                for name in ("status", "status_uncached", "assignment", "assignment_live")
             }
             rows = await read_model_rows(stack, auth)
         finally:
             if workers != 1:  # a shared (quick) stack goes on with the single process it started with
                 await restart_progress(stack, 1)
     summary = {name: summarise(r) for name, r in runs.items()}
+    full = "assignment_uncached" in summary
     bare = summary["livez"]["rps"]
     result.raw_rate = bare
     result.policyflow_rate = summary["status"]["rps"]
@@ -145,8 +155,11 @@ async def run(ctx: Context) -> Result:
         summary,
         raw_endpoint="/livez",
         healthz_ratio=round(summary["healthz"]["rps"] / bare, 4),
+        status_uncached_ratio=round(summary["status_uncached"]["rps"] / bare, 4),
+        status_uncached_p99_met=summary["status_uncached"]["p99_ms"] <= P99_TARGET_MS,
         assignment_ratio=round(summary["assignment"]["rps"] / bare, 4),
         assignment_live_ratio=round(summary["assignment_live"]["rps"] / bare, 4),
+        assignment_uncached_ratio=round(summary["assignment_uncached"]["rps"] / bare, 4) if full else None,
         status_p99_met=summary["status"]["p99_ms"] <= P99_TARGET_MS,
         assignment_p99_met=summary["assignment"]["p99_ms"] <= P99_TARGET_MS,
         read_model_rows=rows,
@@ -154,6 +167,22 @@ async def run(ctx: Context) -> Result:
         note="closed loop: with 50 clients in flight, mean latency = 50 / throughput (Little's law)",
     )
     return result
+
+
+async def cache_status(targets: dict[str, tuple[list[str], dict[str, str]]]) -> dict[str, str | None]:
+    """What each target's second request says of its answer (`Cache-Status`): the cached targets
+    must be hits and the uncached ones computed (`fwd=request`), or the figures mean nothing."""
+    out: dict[str, str | None] = {}
+    async with httpx.AsyncClient(timeout=30.0) as http:
+        for name, (urls, headers) in targets.items():
+            for _ in range(2):
+                r = await http.get(urls[0], headers=headers)
+                r.raise_for_status()
+            out[name] = r.headers.get("cache-status")
+    for name, want in (("status", "hit"), ("assignment", "hit"), ("status_uncached", "fwd=request")):
+        if want not in (out[name] or ""):
+            raise RuntimeError(f"{name}: Cache-Status {out[name]!r}, expected {want}")
+    return out
 
 
 def _cpu_of_descendants() -> float:

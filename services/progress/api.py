@@ -229,14 +229,34 @@ async def show(
     )] = "workflow",
 ) -> Response:  # fmt: skip
     if source == "read_model":
-        raw = await request.app.state.status_reader.state(target.assignment_id)
-        if raw is None:
-            raise HTTPException(404, f"no assignment {target.assignment_id} in the read model")
-        state = AssignmentState.model_validate_json(raw)
-    else:
-        state = await query_status(request.app.state.temporal, target.assignment_id)
+        reader: readmodel.StatusReader = request.app.state.status_reader
+
+        async def from_read_model() -> bytes:
+            raw = await reader.state(target.assignment_id)
+            if raw is None:
+                raise HTTPException(404, f"no assignment {target.assignment_id} in the read model")
+            return detail(AssignmentState.model_validate_json(raw)).model_dump_json().encode()
+
+        answer = await reader.answer(("detail", target.assignment_id), from_read_model, wants_fresh(request))
+        return answered(answer)
+    state = await query_status(request.app.state.temporal, target.assignment_id)
     # Serialised here: the model was just built and validated, response_model would do it again.
     return Response(detail(state).model_dump_json(), media_type="application/json")
+
+
+def wants_fresh(request: Request) -> bool:
+    """`Cache-Control: no-cache` (RFC 9111): an answer computed now, not one kept from before."""
+    return "no-cache" in request.headers.get("cache-control", "").lower()
+
+
+def answered(answer: readmodel.Answer) -> Response:
+    """The body, and where it came from in a `Cache-Status` header (RFC 9211) when it could
+    have been kept (a read model on a SQLite file: see services/progress/answers.py)."""
+    headers = None
+    if answer.cache is not None:
+        how = "hit" if answer.cache == "hit" else f"fwd={'request' if answer.cache == 'bypass' else 'miss'}; stored"
+        headers = {"Cache-Status": f"policyflow-progress; {how}"}
+    return Response(answer.body, media_type="application/json", headers=headers)
 
 
 OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]
@@ -269,8 +289,8 @@ async def status(
     )
     # The page is written as JSON straight from the summary columns (StatusReader.page_json): the
     # document response_model describes, without 50 models built and then validated again.
-    body = await request.app.state.status_reader.page_json(f, limit, offset)
-    return Response(body, media_type="application/json")
+    # Kept until the read model changes (answers.py); `Cache-Control: no-cache` asks for a new one.
+    return answered(await request.app.state.status_reader.page_json(f, limit, offset, wants_fresh(request)))
 
 
 @router.get("/v1/status/summary", tags=["status"])

@@ -32,7 +32,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
-        app.state.status_reader = readmodel.StatusReader(engine)
+        app.state.status_reader = readmodel.StatusReader(engine, int(settings.answer_cache_mib * 2**20))
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc

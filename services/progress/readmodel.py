@@ -7,9 +7,9 @@ Built incrementally by the durable consumer (subscribers.py) and rebuilt from sc
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal, NamedTuple
 
 import orjson
 from sqlalchemy import and_, bindparam, func, literal_column, or_, select
@@ -20,6 +20,7 @@ from contracts.api import AssignmentSummary
 from contracts.base import OVERDUE_RANK, OverdueLevel, Stage
 from contracts.events import Deadline
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS, READ_MODEL_DURABLE
+from services.progress.answers import AnswerCache
 from services.progress.store import READ_MODEL, URGENCY, metadata
 from services.shared import projection
 
@@ -155,6 +156,11 @@ async def status_rows(engine: AsyncEngine, f: StatusFilter, limit: int, offset: 
         return rows, int((await conn.execute(select(func.count()).select_from(A).where(*conds))).scalar_one())
 
 
+class Answer(NamedTuple):
+    body: bytes
+    cache: Literal["hit", "miss", "bypass"] | None  # None: no cache on this database
+
+
 _NAMED = sqlite_dialect(paramstyle="named")
 _STATE_SQL = f"SELECT state FROM {A.name} WHERE assignment_id = ?"
 
@@ -174,13 +180,15 @@ class StatusReader:
     asyncpg, no thread in between) go through the engine as before.
     """
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, cache_bytes: int = 0) -> None:
         self.engine = engine
         url = engine.url
         file = url.database if url.get_backend_name() == "sqlite" else None
         self.path = file if file and file != ":memory:" and not file.startswith("file:") else None
         self._conn: sqlite3.Connection | None = None
         self._sql: dict[tuple[Any, ...], tuple[str, str, str]] = {}
+        # Only on a SQLite file: `PRAGMA data_version` is what tells a kept answer is still true.
+        self.cache = AnswerCache(cache_bytes) if self.path is not None and cache_bytes > 0 else None
 
     def _connection(self) -> sqlite3.Connection:
         if self._conn is None:
@@ -221,11 +229,29 @@ class StatusReader:
             return await status_rows(self.engine, f, limit, offset)
         return self._rows(f, limit, offset, 0)
 
-    async def page_json(self, f: StatusFilter, limit: int, offset: int) -> bytes:
+    async def page_json(self, f: StatusFilter, limit: int, offset: int, fresh: bool = False) -> Answer:
         """The page as the JSON of `Page[AssignmentSummary]` (what `page_json(*page(...))` makes)."""
         if self.path is None:
-            return page_json(*await status_rows(self.engine, f, limit, offset))
-        return _page_document(*self._rows(f, limit, offset, 1))
+            return Answer(page_json(*await status_rows(self.engine, f, limit, offset)), None)
+        key = ("status", tuple((t.name, *t.values.values()) for t in _terms(f)), limit, offset)
+
+        async def compute() -> bytes:
+            return _page_document(*self._rows(f, limit, offset, 1))
+
+        return await self.answer(key, compute, fresh)
+
+    async def answer(self, key: Hashable, compute: Callable[[], Awaitable[bytes]], fresh: bool = False) -> Answer:
+        """`compute()`'s body, or the one kept for `key` if the database has not changed since
+        (`fresh`: compute it anyway, and keep that). Computed without a cache on other databases."""
+        if self.cache is None:
+            return Answer(await compute(), None)
+        version = int(self._connection().execute("PRAGMA data_version").fetchone()[0])
+        body = self.cache.get(version, key)  # called even when fresh: it follows the version
+        if body is not None and not fresh:
+            return Answer(body, "hit")
+        body = await compute()
+        self.cache.put(version, key, body)
+        return Answer(body, "bypass" if fresh else "miss")
 
     async def state(self, assignment_id: str) -> str | None:
         """The row's AssignmentState JSON (the fold as of the read model's position), or None."""

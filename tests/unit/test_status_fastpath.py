@@ -210,7 +210,7 @@ async def test_sqlite_json_pages_are_page_json(apps: Any, f: readmodel.StatusFil
     transport = apps[0]._transport
     reader, engine = transport.app.state.status_reader, transport.app.state.engine
     assert reader.path is not None  # the SQLite reader, not the engine's path
-    got = orjson.loads(await reader.page_json(f, limit, offset))
+    got = orjson.loads((await reader.page_json(f, limit, offset)).body)
     assert got == orjson.loads(readmodel.page_json(*await reader.page(f, limit, offset)))
     items, total = await readmodel.status(engine, f, limit, offset)
     assert got == Page[AssignmentSummary](items=items, total=total).model_dump(mode="json")
@@ -219,7 +219,7 @@ async def test_sqlite_json_pages_are_page_json(apps: Any, f: readmodel.StatusFil
 async def test_the_tricky_titles_and_percents_are_in_the_pages(apps: Any) -> None:
     reader = apps[0]._transport.app.state.status_reader
     f = readmodel.StatusFilter(tasks_by_programme={PID: [50, 51, 52, 53, 54, 55]})
-    items = orjson.loads(await reader.page_json(f, 50, 0))["items"]
+    items = orjson.loads((await reader.page_json(f, 50, 0)).body)["items"]
     assert sorted(i["task_title"] for i in items) == sorted(TITLES)
     assert sorted(i["percent"] for i in items) == sorted(PERCENTS)
 

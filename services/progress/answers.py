@@ -1,0 +1,57 @@
+"""Answers computed from the read model, kept until the read model changes.
+
+A status page, or an assignment's detail from the read model, is a function of the database's
+contents only: the projection is the only writer, and no answer depends on the clock. On the
+reader's own connection, SQLite's `PRAGMA data_version` changes whenever another connection
+commits to the file, so an answer filed under the version read *before* it was computed is
+never served after a later commit (the statement's snapshot is at least that new). The whole
+cache is dropped when the version moves: while events stream in it mostly misses; at rest, a
+dashboard polled by many supervisors costs a dictionary lookup instead of a query and its JSON.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Hashable
+
+
+class AnswerCache:
+    """Answers (response bodies) of one database version, least recently used out first once
+    they weigh more than `max_bytes`."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self.max_bytes = max_bytes
+        self._version: int | None = None
+        self._answers: OrderedDict[Hashable, bytes] = OrderedDict()
+        self._bytes = 0
+
+    def get(self, version: int, key: Hashable) -> bytes | None:
+        """The answer kept for `key` at `version`; a new version drops every answer kept."""
+        if version != self._version:
+            self._answers.clear()
+            self._bytes, self._version = 0, version
+            return None
+        body = self._answers.get(key)
+        if body is not None:
+            self._answers.move_to_end(key)
+        return body
+
+    def put(self, version: int, key: Hashable, body: bytes) -> None:
+        """Keep `body`, computed at `version` or later, unless the version has moved on since."""
+        if version != self._version or len(body) > self.max_bytes:
+            return
+        old = self._answers.pop(key, None)
+        if old is not None:
+            self._bytes -= len(old)
+        self._answers[key] = body
+        self._bytes += len(body)
+        while self._bytes > self.max_bytes:
+            _, dropped = self._answers.popitem(last=False)
+            self._bytes -= len(dropped)
+
+    def __len__(self) -> int:
+        return len(self._answers)
+
+    @property
+    def weight(self) -> int:
+        return self._bytes

@@ -1,0 +1,146 @@
+"""Kept answers (services/progress/answers.py): a status page or a read-model detail is served
+again only while the read model has not changed, on a real SQLite file written by the projection."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pytest
+
+from contracts.base import UserRole
+from services.progress import readmodel
+from services.progress.answers import AnswerCache
+from services.progress.app import create_app
+from services.progress.settings import ProgressSettings
+from services.progress.store import create_tables
+from services.shared.auth import issue_token, load_public_key
+from services.shared.db import make_engine
+from tests.e2e.support import EventFactory
+
+PID = "answers"
+
+
+def test_a_new_version_drops_every_answer() -> None:
+    cache = AnswerCache(1000)
+    assert cache.get(1, "a") is None
+    cache.put(1, "a", b"one")
+    assert cache.get(1, "a") == b"one"
+    assert cache.get(2, "a") is None and len(cache) == 0 and cache.weight == 0
+    cache.put(1, "a", b"stale")  # computed at a version that has moved on: not kept
+    assert cache.get(2, "a") is None and len(cache) == 0
+
+
+def test_least_recently_used_answers_go_first_by_weight() -> None:
+    cache = AnswerCache(10)
+    cache.get(7, None)
+    cache.put(7, "a", b"aaaa")
+    cache.put(7, "b", b"bbbb")
+    assert cache.get(7, "a") == b"aaaa"  # now the most recent
+    cache.put(7, "c", b"cccc")  # 12 bytes > 10: "b" goes
+    assert (cache.get(7, "b"), cache.get(7, "a"), cache.get(7, "c")) == (None, b"aaaa", b"cccc")
+    assert cache.weight == 8
+    cache.put(7, "a", b"a")  # replaced, not counted twice
+    assert cache.weight == 5
+    cache.put(7, "huge", b"x" * 11)  # heavier than the whole cache: not kept, nothing dropped
+    assert cache.get(7, "huge") is None and len(cache) == 2
+
+
+@pytest.fixture
+async def reader_and_engine(tmp_path: Path) -> AsyncIterator[tuple[readmodel.StatusReader, Any]]:
+    engine = make_engine(ProgressSettings(var_dir=tmp_path).db_url())
+    await create_tables(engine)
+    reader = readmodel.StatusReader(engine, cache_bytes=1 << 20)
+    yield reader, engine
+    reader.close()
+    await engine.dispose()
+
+
+async def test_a_page_is_kept_until_the_projection_commits(reader_and_engine: Any) -> None:
+    reader, engine = reader_and_engine
+    first = EventFactory(PID, 1, "unit1")
+    await readmodel.apply_messages(engine, [(1, first.created().model_dump_json().encode())])
+    f = readmodel.StatusFilter(programme_id=PID)
+    miss = await reader.page_json(f, 50, 0)
+    hit = await reader.page_json(f, 50, 0)
+    assert (miss.cache, hit.cache) == ("miss", "hit") and hit.body == miss.body
+    assert orjson.loads(hit.body)["total"] == 1
+    assert (await reader.page_json(f, 10, 0)).cache == "miss"  # another page is another answer
+    assert (await reader.page_json(f, 50, 0, fresh=True)).cache == "bypass"
+
+    second = EventFactory(PID, 2, "unit2")
+    await readmodel.apply_messages(engine, [(2, second.created().model_dump_json().encode())])
+    after = await reader.page_json(f, 50, 0)
+    assert after.cache == "miss" and orjson.loads(after.body)["total"] == 2
+    # the answer is the one an uncached reader gives
+    plain = readmodel.StatusReader(engine)
+    try:
+        assert plain.cache is None
+        assert (await plain.page_json(f, 50, 0)) == (after.body, None)
+    finally:
+        plain.close()
+
+
+async def test_other_filters_are_other_answers(reader_and_engine: Any) -> None:
+    reader, engine = reader_and_engine
+    events = [EventFactory(PID, 1, u).created() for u in ("unit1", "unit2")]
+    await readmodel.apply_messages(engine, [(i + 1, e.model_dump_json().encode()) for i, e in enumerate(events)])
+    one = await reader.page_json(readmodel.StatusFilter(unit_id="unit1"), 50, 0)
+    two = await reader.page_json(readmodel.StatusFilter(unit_id="unit2"), 50, 0)
+    assert (one.cache, two.cache) == ("miss", "miss")
+    units = [[i["unit_id"] for i in orjson.loads(a.body)["items"]] for a in (one, two)]
+    assert units == [["unit1"], ["unit2"]]
+
+
+@pytest.fixture
+async def progress(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, Any, dict[str, str]]]:
+    settings = ProgressSettings(var_dir=tmp_path, assignment_url="http://127.0.0.1:9")
+    app = create_app(settings)
+    engine = make_engine(settings.db_url())
+    await create_tables(engine)
+    reader = readmodel.StatusReader(engine, int(settings.answer_cache_mib * 2**20))
+    # The lifespan (Temporal, NATS) is not run: the state the reads use is set here.
+    app.state.settings, app.state.public_key = settings, load_public_key(settings.keys())
+    app.state.engine, app.state.status_reader = engine, reader
+    auth = {"Authorization": f"Bearer {issue_token(settings.keys(), UserRole.SUPERVISOR)}"}
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://progress") as http:
+        yield http, engine, auth
+    reader.close()
+    await engine.dispose()
+
+
+async def test_the_api_says_where_an_answer_came_from(progress: Any) -> None:
+    http, engine, auth = progress
+    f = EventFactory(PID, 3, "unit3")
+    aid = f.assignment_id
+    gone = await http.get(f"/v1/assignments/{aid}?source=read_model", headers=auth)
+    assert gone.status_code == 404
+    await readmodel.apply_messages(engine, [(1, f.created().model_dump_json().encode())])
+
+    for url in ("/v1/status?limit=5", f"/v1/assignments/{aid}?source=read_model"):
+        a = await http.get(url, headers=auth)
+        b = await http.get(url, headers=auth)
+        assert (a.status_code, b.status_code) == (200, 200) and a.content == b.content, url
+        assert a.headers["cache-status"] == "policyflow-progress; fwd=miss; stored", url
+        assert b.headers["cache-status"] == "policyflow-progress; hit", url
+        c = await http.get(url, headers={**auth, "Cache-Control": "no-cache"})
+        assert c.headers["cache-status"] == "policyflow-progress; fwd=request; stored" and c.content == a.content
+
+    await readmodel.apply_messages(engine, [(2, f.accepted().model_dump_json().encode())])
+    r = await http.get(f"/v1/assignments/{aid}?source=read_model", headers=auth)
+    assert r.headers["cache-status"].endswith("fwd=miss; stored") and r.json()["stage"] == "planning"
+    assert (await http.get("/v1/status?limit=5", headers=auth)).json()["items"][0]["stage"] == "planning"
+    # refused requests are refused before any answer is looked up
+    assert (await http.get("/v1/status?limit=0", headers=auth)).status_code == 422
+    assert (await http.get("/v1/status?limit=5")).status_code == 401
+
+
+def test_the_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ANSWER_CACHE_MIB", "0")
+    assert ProgressSettings().answer_cache_mib == 0
+    monkeypatch.setenv("ANSWER_CACHE_MIB", "-1")
+    with pytest.raises(ValueError, match="greater than or equal"):
+        ProgressSettings()
