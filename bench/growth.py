@@ -40,7 +40,9 @@ RAW_SAMPLE = 2000
 BODY_LIMIT = 1024 * 1024
 HISTORY_SAMPLE = 20
 DISPATCH_RETRIES = 3
+LIVE_TIMEOUT = 6 * 3600.0
 PARTIAL = RESULTS_DIR / f"{NAME}.partial.json"  # each size as it finishes
+PROGRESS = RESULTS_DIR / f"{NAME}.progress.json"  # the size in progress, every minute
 
 
 def parts(body: ProgrammeImport, limit: int = BODY_LIMIT) -> list[ProgrammeImport]:
@@ -93,6 +95,32 @@ async def rows(pf: PfClient) -> int:
     return int(r.json()["total"])
 
 
+class Tracker:
+    """A long size's progress, logged and written to PROGRESS every minute (and after each
+    dispatched part), so that a run stopped before the end still says how far it got and how fast."""
+
+    def __init__(self, ctx: Context, stack: BenchStack, label: str, count: int, ledger_before: int) -> None:
+        self.ctx, self.stack, self.label, self.count, self.ledger_before = ctx, stack, label, count, ledger_before
+        self.started = self.last = time.perf_counter()
+        self.points: list[dict[str, Any]] = []
+
+    async def tick(self, every: float = 60.0, **fields: Any) -> None:
+        if time.perf_counter() - self.last >= every:
+            await self.note("waiting until every assignment is live", **fields)
+
+    async def note(self, what: str, **fields: Any) -> None:
+        self.last = now = time.perf_counter()
+        live = await self.stack.ledger_size() - self.ledger_before
+        point = {"seconds": round(now - self.started, 1), "what": what, "ledger_entries_added": live, **fields}
+        point["memory_mib"] = {k: v.get("rss_mib") for k, v in memory(self.stack).items()}
+        self.points.append(point)
+        self.ctx.log(f"  {self.label}: {point['seconds']:.0f}s {what}, {live}/{self.count} live, {fields}")
+        if not self.ctx.smoke:
+            PROGRESS.parent.mkdir(parents=True, exist_ok=True)
+            PROGRESS.write_text(json.dumps({"label": self.label, "assignments": self.count,
+                                            "points": self.points}, indent=2) + "\n")  # fmt: skip
+
+
 async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, body: ProgrammeImport) -> dict[str, Any]:
     client = await stack.temporal()
     raw_worker = await stack.raw_worker()
@@ -107,16 +135,24 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
         await pf.import_programme(piece.model_dump(mode="json"))
     import_s = time.perf_counter() - started
     dispatch_s, dispatched, retried = 0.0, 0, []
-    for piece in pieces:
+    track = Tracker(ctx, stack, label, count, ledger_before)
+    for i, piece in enumerate(pieces):
         # At 100x the dev server has answered a few starts with errors under load; the service
         # then answers 503 "dispatch again", and the benchmark does, as a user would (counted).
         seconds, out = await pf.dispatch(piece.programme_id, retries=DISPATCH_RETRIES)
         dispatch_s += seconds
         dispatched += int(out["started"])
         retried += out.get("retried", [])
+        await track.note(f"part {i + 1}/{len(pieces)} dispatched", dispatched=dispatched,
+                         dispatch_seconds=round(dispatch_s, 1))  # fmt: skip
     live_started = time.perf_counter()
     # Live: every assignment's first event (and each part's ProgrammeImported) is in the ledger.
-    await stack.wait_ledger(ledger_before + dispatched + len(pieces))
+    target = ledger_before + dispatched + len(pieces)
+    while (size := await stack.ledger_size()) < target:
+        if time.perf_counter() - live_started > LIVE_TIMEOUT:
+            raise RuntimeError(f"ledger at {size} of {target} entries after {LIVE_TIMEOUT:.0f}s")
+        await asyncio.sleep(1.0)
+        await track.tick(dispatched=dispatched, dispatch_seconds=round(dispatch_s, 1))
     live_s = time.perf_counter() - live_started + dispatch_s
     await stack.settle(timeout=3600)
     ids = [assignment_id(p.programme_id, r.task_no, r.unit_id) for p in pieces for r in p.division.responsibilities]
@@ -145,6 +181,7 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
         "history_events": {"min": min(histories), "max": max(histories), "sampled": len(histories)},
         "memory_mib": memory(stack),
         "status_first_page_ms": {"p50": page["p50_ms"], "p99": page["p99_ms"], "read_model_rows": await rows(pf)},
+        "progress": track.points,
     }
     ctx.log(
         f"  {label}: {count} assignments, dispatch {dispatch_s:.1f}s ({row['dispatch_rate']}/s, raw {raw_rate:.0f}/s), "

