@@ -101,6 +101,7 @@ class Tracker:
 
     def __init__(self, ctx: Context, stack: BenchStack, label: str, count: int, ledger_before: int) -> None:
         self.ctx, self.stack, self.label, self.count, self.ledger_before = ctx, stack, label, count, ledger_before
+        self.target = count  # entries the ledger must gain: each first event and each part's import
         self.started = self.last = time.perf_counter()
         self.points: list[dict[str, Any]] = []
 
@@ -110,15 +111,25 @@ class Tracker:
 
     async def note(self, what: str, **fields: Any) -> None:
         self.last = now = time.perf_counter()
-        live = await self.stack.ledger_size() - self.ledger_before
-        point = {"seconds": round(now - self.started, 1), "what": what, "ledger_entries_added": live, **fields}
+        try:
+            added: int | None = await self.stack.ledger_size() - self.ledger_before
+        except httpx.HTTPError:  # a slow answer must not stop a run of hours: noted as unknown
+            added = None
+        point = {"seconds": round(now - self.started, 1), "what": what, "ledger_entries_added": added,
+                 "ledger_target": self.target, **fields}  # fmt: skip
         point["memory_mib"] = {k: v.get("rss_mib") for k, v in memory(self.stack).items()}
         self.points.append(point)
-        self.ctx.log(f"  {self.label}: {point['seconds']:.0f}s {what}, {live}/{self.count} live, {fields}")
+        self.ctx.log(f"  {self.label}: {point['seconds']:.0f}s {what}, ledger {added}/{self.target}, {fields}")
         if not self.ctx.smoke:
-            PROGRESS.parent.mkdir(parents=True, exist_ok=True)
-            PROGRESS.write_text(json.dumps({"label": self.label, "assignments": self.count,
-                                            "points": self.points}, indent=2) + "\n")  # fmt: skip
+            write_atomically(PROGRESS, {"label": self.label, "assignments": self.count, "points": self.points})
+
+
+def write_atomically(path: Path, data: Any) -> None:
+    """A stopped run leaves the previous whole file, never half of one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    part = path.with_suffix(".tmp")
+    part.write_text(json.dumps(data, indent=2) + "\n")
+    part.replace(path)
 
 
 async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, body: ProgrammeImport) -> dict[str, Any]:
@@ -136,6 +147,7 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
     import_s = time.perf_counter() - started
     dispatch_s, dispatched, retried = 0.0, 0, []
     track = Tracker(ctx, stack, label, count, ledger_before)
+    track.target = count + len(pieces)  # until the dispatch says how many it started
     for i, piece in enumerate(pieces):
         # At 100x the dev server has answered a few starts with errors under load; the service
         # then answers 503 "dispatch again", and the benchmark does, as a user would (counted).
@@ -147,11 +159,12 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
                          dispatch_seconds=round(dispatch_s, 1))  # fmt: skip
     live_started = time.perf_counter()
     # Live: every assignment's first event (and each part's ProgrammeImported) is in the ledger.
-    target = ledger_before + dispatched + len(pieces)
+    track.target = dispatched + len(pieces)
+    target = ledger_before + track.target
     while (size := await stack.ledger_size()) < target:
         if time.perf_counter() - live_started > LIVE_TIMEOUT:
             raise RuntimeError(f"ledger at {size} of {target} entries after {LIVE_TIMEOUT:.0f}s")
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(0.25)
         await track.tick(dispatched=dispatched, dispatch_seconds=round(dispatch_s, 1))
     live_s = time.perf_counter() - live_started + dispatch_s
     await stack.settle(timeout=3600)
@@ -224,6 +237,9 @@ async def run(ctx: Context) -> Result:
         sizes = [(f"{s:g}x", programme(unique(f"g{s:g}").replace("-", ""), scale=s)) for s in scales]
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(example_assignments=example_size(), body_limit_bytes=BODY_LIMIT)
+    if not ctx.smoke:  # the files of an earlier run are not this one's
+        PARTIAL.unlink(missing_ok=True)
+        PROGRESS.unlink(missing_ok=True)
     async with ctx.stack() as stack:
         with ctx.phase("policyflow processes"):
             unavailable = await stack.policyflow(*ALL_PROCESSES)
@@ -235,8 +251,7 @@ async def run(ctx: Context) -> Result:
             for label, body in sizes:
                 series.append(await one_size(ctx, stack, pf, label, body))
                 if not ctx.smoke:  # a long run that is stopped keeps the sizes it finished
-                    PARTIAL.parent.mkdir(parents=True, exist_ok=True)
-                    PARTIAL.write_text(json.dumps({"series": series}, indent=2) + "\n")
+                    write_atomically(PARTIAL, {"series": series})
             history = await bounded_history(stack, pf)
     first, last = series[0], series[-1]
     result.raw_rate, result.policyflow_rate = last["raw_start_rate"], last["dispatch_rate"]

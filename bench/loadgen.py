@@ -3,7 +3,8 @@
 A closed-loop HTTP load generator meant to run in a process of its own: N clients, each with
 its own kept-alive connection, sending GET requests back to back, the URLs taken in turn.
 Requests finished during the warm-up are not counted. Prints one JSON line:
-`{"requests", "errors", "seconds", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "statuses", "client"}`.
+`{"requests", "errors", "seconds", "rps", "p50_ms", "p90_ms", "p99_ms", "max_ms", "statuses", "cache", "client"}`
+(`cache`: the answers counted by their `Cache-Status`, e.g. `hit`, `fwd=miss`; `none` without one).
 
 The default client speaks HTTP/1.1 over asyncio streams directly. httpx (`--client httpx`) is
 kept for comparison only: with 50 requests in flight on one httpx.AsyncClient its connection
@@ -25,7 +26,13 @@ from urllib.parse import urlsplit
 
 from bench.common import percentile
 
-Send = Callable[[str], Awaitable[str]]
+Send = Callable[[str], Awaitable[tuple[str, str]]]  # (status code, what Cache-Status said)
+
+
+def cache_of(value: str) -> str:
+    """`hit` or `fwd=...` from a Cache-Status value (`policyflow-progress; fwd=miss; stored`)."""
+    parts = [p.strip() for p in value.split(";")]
+    return parts[1] if len(parts) > 1 else "none"
 
 
 class StreamConnection:
@@ -36,7 +43,7 @@ class StreamConnection:
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
 
-    async def get(self, url: str) -> str:
+    async def get(self, url: str) -> tuple[str, str]:
         parts = urlsplit(url)
         if self.reader is None or self.writer is None:
             self.reader, self.writer = await asyncio.open_connection(parts.hostname, parts.port)
@@ -45,7 +52,7 @@ class StreamConnection:
         status = (await self.reader.readline()).split(b" ", 2)
         if len(status) < 2:
             raise ConnectionError("connection closed")
-        length, chunked, close = 0, False, False
+        length, chunked, close, cache = 0, False, False, "none"
         while (line := await self.reader.readline()) not in (b"\r\n", b""):
             name, _, value = line.partition(b":")
             name = name.strip().lower()
@@ -55,6 +62,8 @@ class StreamConnection:
                 chunked = True
             elif name == b"connection" and b"close" in value.lower():
                 close = True
+            elif name == b"cache-status":
+                cache = cache_of(value.decode())
         if chunked:
             while size := int((await self.reader.readline()).split(b";")[0], 16):
                 await self.reader.readexactly(size + 2)
@@ -63,7 +72,7 @@ class StreamConnection:
             await self.reader.readexactly(length)
         if close:
             self.close()
-        return status[1].decode()
+        return status[1].decode(), cache
 
     def close(self) -> None:
         if self.writer is not None:
@@ -76,6 +85,7 @@ async def load(
 ) -> dict[str, Any]:
     latencies: list[float] = []
     statuses: Counter[str] = Counter()
+    caches: Counter[str] = Counter()
     turn = itertools.cycle(urls)
     measure_from = time.perf_counter() + warmup
     end = measure_from + duration
@@ -83,13 +93,14 @@ async def load(
     async def loop(send: Send, reset: Callable[[], None]) -> None:
         while (now := time.perf_counter()) < end:
             try:
-                status = await send(next(turn))
+                status, cache = await send(next(turn))
             except (OSError, asyncio.IncompleteReadError, ValueError) as exc:
-                status = type(exc).__name__
+                status, cache = type(exc).__name__, "none"
                 reset()
             if now >= measure_from:
                 latencies.append(time.perf_counter() - now)
                 statuses[status] += 1
+                caches[cache] += 1
 
     if client == "httpx":
         import httpx
@@ -97,8 +108,9 @@ async def load(
         limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
         async with httpx.AsyncClient(limits=limits, headers=headers, timeout=30.0) as http:
 
-            async def send(url: str) -> str:
-                return str((await http.get(url)).status_code)
+            async def send(url: str) -> tuple[str, str]:
+                r = await http.get(url)
+                return str(r.status_code), cache_of(r.headers.get("cache-status", ""))
 
             await asyncio.gather(*(loop(send, lambda: None) for _ in range(concurrency)))
     else:
@@ -119,6 +131,7 @@ async def load(
         "p99_ms": round(percentile(latencies, 99) * 1000, 2),
         "max_ms": round((latencies[-1] if latencies else 0.0) * 1000, 2),
         "statuses": dict(statuses),
+        "cache": dict(caches),
         "client": client,
     }
 

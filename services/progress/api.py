@@ -245,8 +245,10 @@ async def show(
 
 
 def wants_fresh(request: Request) -> bool:
-    """`Cache-Control: no-cache` (RFC 9111): an answer computed now, not one kept from before."""
-    return "no-cache" in request.headers.get("cache-control", "").lower()
+    """`Cache-Control: no-cache` (RFC 9111) or `Pragma: no-cache`: an answer computed now, not
+    one kept from before."""
+    directives = request.headers.get("cache-control", "").split(",") + [request.headers.get("pragma", "")]
+    return any(d.split("=", 1)[0].strip().lower() == "no-cache" for d in directives)
 
 
 def answered(answer: readmodel.Answer) -> Response:
@@ -254,8 +256,8 @@ def answered(answer: readmodel.Answer) -> Response:
     have been kept (a read model on a SQLite file: see services/progress/answers.py)."""
     headers = None
     if answer.cache is not None:
-        how = "hit" if answer.cache == "hit" else f"fwd={'request' if answer.cache == 'bypass' else 'miss'}; stored"
-        headers = {"Cache-Status": f"policyflow-progress; {how}"}
+        how = "hit" if answer.cache == "hit" else f"fwd={'request' if answer.cache == 'bypass' else 'miss'}"
+        headers = {"Cache-Status": f"policyflow-progress; {how}{'; stored' if answer.stored else ''}"}
     return Response(answer.body, media_type="application/json", headers=headers)
 
 

@@ -159,6 +159,7 @@ async def status_rows(engine: AsyncEngine, f: StatusFilter, limit: int, offset: 
 class Answer(NamedTuple):
     body: bytes
     cache: Literal["hit", "miss", "bypass"] | None  # None: no cache on this database
+    stored: bool = False  # kept for the next request
 
 
 _NAMED = sqlite_dialect(paramstyle="named")
@@ -176,7 +177,8 @@ class StatusReader:
     an indexed page of 50 rows takes a fraction of a millisecond, and a WAL reader neither
     waits for the projection's writer nor holds it up. Each page is one statement, so the rows
     and the total come from one snapshot. The SQL of each filter shape is compiled once, with
-    bind parameters, from the same conditions as `where()`. Other databases (PostgreSQL with
+    bind parameters, from the same conditions as `where()`. With `cache_bytes`, answers are kept
+    until the file changes (`answer()`, services/progress/answers.py). Other databases (PostgreSQL with
     asyncpg, no thread in between) go through the engine as before.
     """
 
@@ -196,6 +198,8 @@ class StatusReader:
             conn = sqlite3.connect(self.path or "", timeout=5.0, isolation_level=None)
             conn.execute("PRAGMA query_only = ON")
             self._conn = conn
+            if self.cache is not None:  # data_version is per connection: the old numbers mean nothing
+                self.cache.clear()
         return self._conn
 
     def _compiled(self, terms: list[_Term]) -> tuple[str, str, str]:
@@ -246,12 +250,13 @@ class StatusReader:
         if self.cache is None:
             return Answer(await compute(), None)
         version = int(self._connection().execute("PRAGMA data_version").fetchone()[0])
-        body = self.cache.get(version, key)  # called even when fresh: it follows the version
-        if body is not None and not fresh:
-            return Answer(body, "hit")
+        kept = self.cache.get(version, key)  # called even when fresh: it follows the version
+        if kept is not None and not fresh:
+            return Answer(kept, "hit")
         body = await compute()
-        self.cache.put(version, key, body)
-        return Answer(body, "bypass" if fresh else "miss")
+        stored = self.cache.put(version, key, body)
+        # "bypass": there was an answer to give, but the request asked for a new one
+        return Answer(body, "bypass" if kept is not None else "miss", stored)
 
     async def state(self, assignment_id: str) -> str | None:
         """The row's AssignmentState JSON (the fold as of the read model's position), or None."""

@@ -13,7 +13,7 @@ import pytest
 
 from contracts.base import UserRole
 from services.progress import readmodel
-from services.progress.answers import AnswerCache
+from services.progress.answers import ENTRY_OVERHEAD, AnswerCache
 from services.progress.app import create_app
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
@@ -35,18 +35,26 @@ def test_a_new_version_drops_every_answer() -> None:
 
 
 def test_least_recently_used_answers_go_first_by_weight() -> None:
-    cache = AnswerCache(10)
+    cache = AnswerCache(2 * ENTRY_OVERHEAD + 10)
     cache.get(7, None)
-    cache.put(7, "a", b"aaaa")
-    cache.put(7, "b", b"bbbb")
+    assert cache.put(7, "a", b"aaaa") and cache.put(7, "b", b"bbbb")
     assert cache.get(7, "a") == b"aaaa"  # now the most recent
-    cache.put(7, "c", b"cccc")  # 12 bytes > 10: "b" goes
+    cache.put(7, "c", b"cccc")  # three entries weigh more than the bound: "b" goes
     assert (cache.get(7, "b"), cache.get(7, "a"), cache.get(7, "c")) == (None, b"aaaa", b"cccc")
-    assert cache.weight == 8
+    assert cache.weight == 2 * ENTRY_OVERHEAD + 8
     cache.put(7, "a", b"a")  # replaced, not counted twice
-    assert cache.weight == 5
-    cache.put(7, "huge", b"x" * 11)  # heavier than the whole cache: not kept, nothing dropped
+    assert cache.weight == 2 * ENTRY_OVERHEAD + 5
+    assert not cache.put(7, "huge", b"x" * (ENTRY_OVERHEAD + 11))  # heavier than the bound: not kept
     assert cache.get(7, "huge") is None and len(cache) == 2
+
+
+def test_many_small_answers_stay_inside_the_bound() -> None:
+    """Empty pages of made-up filters weigh almost nothing each; their keys and slots do."""
+    cache = AnswerCache(10 * ENTRY_OVERHEAD)
+    cache.get(1, None)
+    for i in range(1000):
+        cache.put(1, ("status", (("unit", f"nobody-{i}"),), 50, 0), b'{"items":[],"total":0}')
+    assert len(cache) < 10 and cache.weight <= 10 * ENTRY_OVERHEAD
 
 
 @pytest.fixture
@@ -79,7 +87,7 @@ async def test_a_page_is_kept_until_the_projection_commits(reader_and_engine: An
     plain = readmodel.StatusReader(engine)
     try:
         assert plain.cache is None
-        assert (await plain.page_json(f, 50, 0)) == (after.body, None)
+        assert (await plain.page_json(f, 50, 0)) == (after.body, None, False)
     finally:
         plain.close()
 
@@ -136,6 +144,48 @@ async def test_the_api_says_where_an_answer_came_from(progress: Any) -> None:
     # refused requests are refused before any answer is looked up
     assert (await http.get("/v1/status?limit=0", headers=auth)).status_code == 422
     assert (await http.get("/v1/status?limit=5")).status_code == 401
+
+
+async def test_a_department_gets_its_own_units_answer(progress: Any, tmp_path: Path) -> None:
+    http, engine, auth = progress
+    events = [EventFactory(PID, 4, u).created() for u in ("unit4", "unit5")]
+    await readmodel.apply_messages(engine, [(i + 1, e.model_dump_json().encode()) for i, e in enumerate(events)])
+    sup = await http.get("/v1/status", headers=auth)
+    keys = ProgressSettings(var_dir=tmp_path).keys()
+    dept = {"Authorization": f"Bearer {issue_token(keys, UserRole.DEPARTMENT, 'unit5')}"}
+    mine = await http.get("/v1/status", headers=dept)  # the same URL, after the supervisor's answer was kept
+    assert sup.json()["total"] == 2 and mine.headers["cache-status"].endswith("fwd=miss; stored")
+    assert [i["unit_id"] for i in mine.json()["items"]] == ["unit5"]
+    assert [i["unit_id"] for i in (await http.get("/v1/status", headers=dept)).json()["items"]] == ["unit5"]
+    assert (await http.get("/v1/status", headers=auth)).json()["total"] == 2
+
+
+@pytest.mark.parametrize(("headers", "fresh"), [
+    ({"Cache-Control": "no-cache"}, True), ({"Cache-Control": "max-age=0, No-Cache"}, True),
+    ({"Pragma": "no-cache"}, True), ({"Cache-Control": "no-cache-please"}, False),
+    ({"Cache-Control": "max-age=0"}, False), ({"Cache-Control": ",,=;"}, False), ({}, False),
+])  # fmt: skip
+async def test_only_no_cache_asks_for_a_new_answer(progress: Any, headers: dict[str, str], fresh: bool) -> None:
+    http, engine, auth = progress
+    await readmodel.apply_messages(engine, [(1, EventFactory(PID, 5, "unit6").created().model_dump_json().encode())])
+    await http.get("/v1/status", headers=auth)
+    r = await http.get("/v1/status", headers={**auth, **headers})
+    assert r.status_code == 200
+    want = "fwd=request; stored" if fresh else "hit"
+    assert r.headers["cache-status"] == f"policyflow-progress; {want}"
+
+
+async def test_an_answer_too_big_to_keep_says_so(reader_and_engine: Any) -> None:
+    reader, engine = reader_and_engine
+    await readmodel.apply_messages(engine, [(1, EventFactory(PID, 6, "unit7").created().model_dump_json().encode())])
+    small = readmodel.StatusReader(engine, cache_bytes=ENTRY_OVERHEAD + 40)
+    try:
+        f = readmodel.StatusFilter()
+        answers = [await small.page_json(f, 50, 0) for _ in range(2)]
+        assert [(a.cache, a.stored) for a in answers] == [("miss", False), ("miss", False)]
+        assert readmodel.StatusReader(engine, cache_bytes=0).cache is None
+    finally:
+        small.close()
 
 
 def test_the_cache_can_be_turned_off(monkeypatch: pytest.MonkeyPatch) -> None:
