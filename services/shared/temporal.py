@@ -92,6 +92,26 @@ async def _earlier(handle: WorkflowHandle[Any, Any], uid: str, timeout: float) -
     return res if isinstance(res, CommandResult) else CommandResult.model_validate(res)
 
 
+# The server's answer when the workflow task that carried the update failed before accepting it,
+# as when a signal arrives while the task continues the workflow as new (a cooperating unit's
+# report reaching its lead during the lead's verification): the update never took effect, and
+# the next workflow task sees both. Sent again, with the same id.
+_TASK_FAILED = "unexpected workflow task failure"
+UPDATE_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0)
+
+
+async def _execute(handle: WorkflowHandle[Any, Any], update: str, command: BaseModel, uid: str | None) -> Any:
+    for delay in (*UPDATE_RETRY_DELAYS, None):
+        try:
+            return await handle.execute_update(update, command, id=uid, result_type=CommandResult)
+        except RPCError as exc:
+            if delay is None or _TASK_FAILED not in exc.message:
+                raise
+            log.info("command.retried", workflow_id=handle.id, update=update, reason=exc.message, delay=delay)
+            await asyncio.sleep(delay)
+    raise AssertionError("unreachable")
+
+
 async def run_update(
     client: Client,
     assignment_id: str,
@@ -110,9 +130,7 @@ async def run_update(
             if earlier is not None:
                 log.info("command.replayed", assignment_id=assignment_id, update=update, update_id=uid)
                 return Outcome(earlier, replayed=True)
-        result = await asyncio.wait_for(
-            handle.execute_update(update, command, id=uid, result_type=CommandResult), timeout
-        )
+        result = await asyncio.wait_for(_execute(handle, update, command, uid), timeout)
     except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
         err = http_error(exc, assignment_id)
         log.info("command.refused", assignment_id=assignment_id, update=update, status=err.status_code,
