@@ -29,7 +29,7 @@ from bench.dispatch import raw_start, wait_raw_done
 from bench.driver import PfClient, year_script
 from bench.lifecycle import START_YEAR
 from bench.programme import example_size, programme
-from bench.stack import ALL_PROCESSES, BenchStack
+from bench.stack import ALL_PROCESSES, LEDGER_WAIT, BenchStack
 from bench.status_api import loadgen
 from contracts.api import ProgrammeImport
 from contracts.base import UserRole
@@ -42,7 +42,6 @@ RAW_SAMPLE = 2000
 BODY_LIMIT = 1024 * 1024
 HISTORY_SAMPLE = 20
 DISPATCH_RETRIES = 3
-LIVE_TIMEOUT = 6 * 3600.0
 PARTIAL = RESULTS_DIR / f"{NAME}.partial.json"  # each size as it finishes
 PROGRESS = RESULTS_DIR / f"{NAME}.progress.json"  # the size in progress, every minute
 
@@ -101,9 +100,11 @@ class Tracker:
     """A long size's progress, logged and written to PROGRESS every minute (and after each
     dispatched part), so that a run stopped before the end still says how far it got and how fast."""
 
-    def __init__(self, ctx: Context, stack: BenchStack, label: str, count: int, ledger_before: int) -> None:
+    def __init__(
+        self, ctx: Context, stack: BenchStack, label: str, count: int, ledger_before: int, target: int
+    ) -> None:
         self.ctx, self.stack, self.label, self.count, self.ledger_before = ctx, stack, label, count, ledger_before
-        self.target = count  # entries the ledger must gain: each first event and each part's import
+        self.target = target  # entries the ledger must gain: each first event and each part's import
         self.started = self.last = time.perf_counter()
         self.points: list[dict[str, Any]] = []
 
@@ -148,8 +149,8 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
         await pf.import_programme(piece.model_dump(mode="json"))
     import_s = time.perf_counter() - started
     dispatch_s, dispatched, retried = 0.0, 0, []
-    track = Tracker(ctx, stack, label, count, ledger_before)
-    track.target = count + len(pieces)  # until the dispatch says how many it started
+    # The target is every responsibility until the dispatch says how many it started.
+    track = Tracker(ctx, stack, label, count, ledger_before, target=count + len(pieces))
     for i, piece in enumerate(pieces):
         # At 100x the dev server has answered a few starts with errors under load; the service
         # then answers 503 "dispatch again", and the benchmark does, as a user would (counted).
@@ -163,14 +164,11 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
     # Live: every assignment's first event (and each part's ProgrammeImported) is in the ledger.
     track.target = dispatched + len(pieces)
     target = ledger_before + track.target
-    budget = float(ctx.options.get("live_budget", LIVE_TIMEOUT))
-    while (size := await stack.ledger_size()) < target:
-        if time.perf_counter() - live_started > budget:
-            if "live_budget" not in ctx.options:
-                raise RuntimeError(f"ledger at {size} of {target} entries after {budget:.0f}s")
-            break  # asked for: the figures as far as the run got, marked incomplete
-        await asyncio.sleep(0.25)
-        await track.tick(dispatched=dispatched, dispatch_seconds=round(dispatch_s, 1))
+    budget = ctx.options.get("live_budget")  # asked for: the figures as far as the run got, marked incomplete
+    size = await stack.wait_ledger(
+        target, float(budget) if budget else LEDGER_WAIT, partial=budget is not None,
+        tick=lambda: track.tick(dispatched=dispatched, dispatch_seconds=round(dispatch_s, 1)),
+    )  # fmt: skip
     live_s = time.perf_counter() - live_started + dispatch_s
     live_entries = size - ledger_before
     complete = size >= target

@@ -11,7 +11,7 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -94,6 +94,8 @@ async def wait_for_pollers(client: Client, task_queue: str, child: Child | None 
         await asyncio.sleep(0.1)
     raise RuntimeError(f"no worker polls {task_queue} after {timeout:.0f}s")
 
+
+LEDGER_WAIT = 6 * 3600.0  # how long wait_ledger waits by default
 
 class BenchStack:
     """nats-server + Temporal dev server, and policyflow processes started on demand."""
@@ -262,13 +264,22 @@ class BenchStack:
             r.raise_for_status()
             return int(r.json().get("ledger_size", 0))
 
-    async def wait_ledger(self, target: int, timeout: float = 6 * 3600.0) -> int:
-        """Wait until the audit ledger holds `target` entries: the events of what was started are in."""
+    async def wait_ledger(
+        self, target: int, timeout: float = LEDGER_WAIT,
+        tick: Callable[[], Awaitable[None]] | None = None, partial: bool = False,
+    ) -> int:
+        """Wait until the audit ledger holds `target` entries: the events of what was started are in.
+        `tick` is awaited after each poll; with `partial`, the timeout returns the size reached
+        instead of raising."""  # fmt: skip
         deadline = time.monotonic() + timeout
         while (size := await self.ledger_size()) < target:
             if time.monotonic() > deadline:
+                if partial:
+                    return size
                 raise RuntimeError(f"ledger at {size} of {target} entries after {timeout:.0f}s")
             await asyncio.sleep(0.25)
+            if tick is not None:
+                await tick()
         return size
 
     async def raw_worker(self) -> RawWorker:
