@@ -256,9 +256,12 @@ def answered(answer: readmodel.Answer) -> Response:
     have been kept (a read model on a SQLite file: see services/progress/answers.py)."""
     headers = None
     if answer.cache is not None:
-        how = "hit" if answer.cache == "hit" else f"fwd={'request' if answer.cache == 'bypass' else 'miss'}"
-        headers = {"Cache-Status": f"policyflow-progress; {how}{'; stored' if answer.stored else ''}"}
+        stored = "; stored" if answer.stored else ""
+        headers = {"Cache-Status": f"policyflow-progress; {_CACHE_STATUS[answer.cache]}{stored}"}
     return Response(answer.body, media_type="application/json", headers=headers)
+
+
+_CACHE_STATUS = {"hit": "hit", "miss": "fwd=miss", "bypass": "fwd=request"}  # RFC 9211 terms
 
 
 OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]

@@ -217,8 +217,7 @@ class StatusReader:
             sql = self._sql[key] = (page_sql, items_sql, total_sql)
         return sql
 
-    def _rows(self, f: StatusFilter, limit: int, offset: int, which: int) -> tuple[list[Any], int]:
-        terms = _terms(f)
+    def _rows(self, terms: list[_Term], limit: int, offset: int, which: int) -> tuple[list[Any], int]:
         sql = self._compiled(terms)
         values: dict[str, Any] = {k: v for t in terms for k, v in t.values.items()}
         conn = self._connection()
@@ -231,16 +230,17 @@ class StatusReader:
         """Summary rows (SUMMARY_COLUMNS order, then the total) and the filter's total."""
         if self.path is None:
             return await status_rows(self.engine, f, limit, offset)
-        return self._rows(f, limit, offset, 0)
+        return self._rows(_terms(f), limit, offset, 0)
 
     async def page_json(self, f: StatusFilter, limit: int, offset: int, fresh: bool = False) -> Answer:
         """The page as the JSON of `Page[AssignmentSummary]` (what `page_json(*page(...))` makes)."""
         if self.path is None:
             return Answer(page_json(*await status_rows(self.engine, f, limit, offset)), None)
-        key = ("status", tuple((t.name, *t.values.values()) for t in _terms(f)), limit, offset)
+        terms = _terms(f)
+        key = ("status", tuple((t.name, *t.values.values()) for t in terms), limit, offset)
 
         async def compute() -> bytes:
-            return _page_document(*self._rows(f, limit, offset, 1))
+            return _page_document(*self._rows(terms, limit, offset, 1))
 
         return await self.answer(key, compute, fresh)
 

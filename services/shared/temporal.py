@@ -101,15 +101,15 @@ UPDATE_RETRY_DELAYS = (0.05, 0.2, 0.5, 1.0)
 
 
 async def _execute(handle: WorkflowHandle[Any, Any], update: str, command: BaseModel, uid: str | None) -> Any:
-    for delay in (*UPDATE_RETRY_DELAYS, None):
+    for delay in UPDATE_RETRY_DELAYS:
         try:
             return await handle.execute_update(update, command, id=uid, result_type=CommandResult)
         except RPCError as exc:
-            if delay is None or _TASK_FAILED not in exc.message:
+            if _TASK_FAILED not in exc.message:
                 raise
             log.info("command.retried", workflow_id=handle.id, update=update, reason=exc.message, delay=delay)
             await asyncio.sleep(delay)
-    raise AssertionError("unreachable")
+    return await handle.execute_update(update, command, id=uid, result_type=CommandResult)
 
 
 async def run_update(
