@@ -113,4 +113,5 @@ async def run(ctx: Context) -> Result:
             raw_rates, pf_rates = await interleaved(rounds, raw_half, pf_half)
         result.raw_rate, result.policyflow_rate = median(raw_rates), median(pf_rates)
         result.extra.update(raw=spread(raw_rates), policyflow=spread(pf_rates), cpu_ms_per_step=meter.per_unit_ms())
+        result.extra["cpu_ms_per_step_by_round"] = meter.per_round_ms()
         return result

@@ -359,15 +359,20 @@ class CpuMeter:
         self.stack = stack
         self.seconds: dict[str, dict[str, float]] = {}
         self.units: dict[str, int] = {}
+        self.rounds: dict[str, list[dict[str, float]]] = {}
 
     def snapshot(self) -> dict[str, float]:
         return self.stack.cpu()
 
     def add(self, half: str, before: dict[str, float], units: int) -> None:
         totals = self.seconds.setdefault(half, {})
-        for name, used in cpu_delta(before, self.stack.cpu()).items():
+        used_by = cpu_delta(before, self.stack.cpu())
+        for name, used in used_by.items():
             totals[name] = totals.get(name, 0.0) + used
         self.units[half] = self.units.get(half, 0) + units
+        # Per round too: a half whose rounds slow down shows which process took the extra time.
+        row = {name: round(1000 * used / max(1, units), 2) for name, used in used_by.items() if used > 0}
+        self.rounds.setdefault(half, []).append({**row, "total": round(sum(row.values()), 2)})
 
     def per_unit_ms(self) -> dict[str, dict[str, float]]:
         out = {}
@@ -376,6 +381,9 @@ class CpuMeter:
             row = {k: round(1000 * v / n, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v > 0}
             out[half] = {**row, "total": round(1000 * sum(totals.values()) / n, 2)}
         return out
+
+    def per_round_ms(self) -> dict[str, list[dict[str, float]]]:
+        return self.rounds
 
 
 class RawWorker:

@@ -31,6 +31,8 @@ class AssignmentSettings(TemporalConnectionSettings):
     event_stream: str = Field(default=EVENT_STREAM, validation_alias=AliasChoices("EVENT_STREAM"))
     inbox_durable: str = Field(default=INBOX_DURABLE, validation_alias=AliasChoices("INBOX_DURABLE"))
     inbox_batch: int = Field(default=256, ge=1, le=5000, validation_alias=AliasChoices("INBOX_BATCH"))
+    # How long a short batch of events waits for more before it is applied (one transaction for a burst).
+    inbox_linger_ms: float = Field(default=50.0, ge=0, le=5000, validation_alias=AliasChoices("INBOX_LINGER_MS"))
     # Workflow starts in flight at once during a dispatch: fast for ~1,300, gentle on the server.
     dispatch_concurrency: int = Field(default=64, ge=1, le=1000, validation_alias=AliasChoices("DISPATCH_CONCURRENCY"))
     # Whether workflows keep the Policyflow* search attributes (the server must have them registered).

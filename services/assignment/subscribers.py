@@ -21,4 +21,5 @@ def consumer(js: Any, engine: AsyncEngine, settings: AssignmentSettings) -> proj
         stream=settings.event_stream,
         subject=EVENT_SUBJECTS,
         batch_size=settings.inbox_batch,
+        linger=settings.inbox_linger_ms / 1000,
     )

@@ -34,6 +34,7 @@ def consumer(js: Any, engine: AsyncEngine, settings: ProgressSettings) -> projec
         stream=settings.event_stream,
         subject=EVENT_SUBJECTS,
         batch_size=settings.read_model_batch,
+        linger=settings.read_model_linger_ms / 1000,
     )
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -113,3 +114,50 @@ async def test_reset_drops_only_the_projection(engine: AsyncEngine) -> None:
     await readmodel.apply_messages(engine, numbered(lifecycle_events("p1", 2)))
     await projection.reset(engine, metadata, READ_MODEL)
     assert await readmodel.snapshot(engine) == [] and await readmodel.position(engine) == 0
+
+
+class FakeSub:
+    """A pull subscription whose fetches return the given batches, then time out."""
+
+    def __init__(self, batches: list[list[str]]) -> None:
+        self.batches = batches
+        self.fetches: list[int] = []
+
+    async def fetch(self, batch: int, timeout: float) -> list[str]:
+        self.fetches.append(batch)
+        if not self.batches:
+            raise TimeoutError
+        return self.batches.pop(0)
+
+
+async def _batches_handled(linger: float, arrivals: list[list[str]]) -> tuple[list[list[str]], FakeSub]:
+    consumer = projection.Consumer(None, None, READ_MODEL, "d", "s", "x", batch_size=8, max_wait=0.01, linger=linger)  # type: ignore[arg-type]
+    consumer._sub = sub = FakeSub(arrivals)
+    handled: list[list[str]] = []
+
+    async def handle(msgs: list[str]) -> None:
+        handled.append(list(msgs))
+        if sum(map(len, handled)) >= sum(map(len, arrivals_copy)):
+            consumer._stopping.set()
+
+    arrivals_copy = [list(a) for a in arrivals]
+    consumer.handle = handle  # type: ignore[method-assign,assignment]
+    await asyncio.wait_for(consumer._run(), 5.0)
+    return handled, sub
+
+
+async def test_a_short_batch_waits_for_the_rest_of_its_burst() -> None:
+    handled, sub = await _batches_handled(0.02, [["m1"], ["m2", "m3"]])
+    assert handled == [["m1", "m2", "m3"]]
+    assert sub.fetches[:2] == [8, 7]  # the second fetch asks only for the room left
+
+
+async def test_without_linger_each_fetch_is_its_own_batch() -> None:
+    handled, _ = await _batches_handled(0.0, [["m1"], ["m2", "m3"]])
+    assert handled == [["m1"], ["m2", "m3"]]
+
+
+async def test_a_full_batch_does_not_wait() -> None:
+    full = [f"m{i}" for i in range(8)]
+    handled, sub = await _batches_handled(30.0, [full])
+    assert handled == [full] and sub.fetches == [8]  # a 30 s linger would have timed the run out
