@@ -34,7 +34,9 @@ class ProgressSettings(TemporalConnectionSettings):
     read_model_durable: str = Field(default=READ_MODEL_DURABLE, validation_alias=AliasChoices("READ_MODEL_DURABLE"))
     read_model_batch: int = Field(default=256, ge=1, le=5000, validation_alias=AliasChoices("READ_MODEL_BATCH"))
     # How long a short batch of events waits for more before it is applied (one transaction for a burst).
-    read_model_linger_ms: float = Field(default=50.0, ge=0, le=5000, validation_alias=AliasChoices("READ_MODEL_LINGER_MS"))
+    read_model_linger_ms: float = Field(
+        default=50.0, ge=0, le=5000, validation_alias=AliasChoices("READ_MODEL_LINGER_MS")
+    )
     # Status pages and read-model details kept until the read model changes (answers.py); 0: off.
     answer_cache_mib: float = Field(default=16.0, ge=0, le=4096, validation_alias=AliasChoices("ANSWER_CACHE_MIB"))
     update_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("UPDATE_TIMEOUT_SECONDS"))

@@ -12,7 +12,7 @@ from services.progress.settings import ProgressSettings
 
 NAMES = ("HOST", "ASSIGNMENT_PORT", "PROGRESS_PORT", "NATS_URL", "TEMPORAL_ADDRESS", "TEMPORAL_NAMESPACE", "TASK_QUEUE",
          "DATABASE_URL", "ASSIGNMENT_DATABASE_URL", "PROGRESS_DATABASE_URL", "POLICYFLOW_VAR", "POLICYFLOW_KEY_DIR",
-         "POLICYFLOW_ASSIGNMENT_URL")
+         "POLICYFLOW_ASSIGNMENT_URL", "READ_MODEL_LINGER_MS", "INBOX_LINGER_MS")
 
 
 @pytest.fixture(autouse=True)
@@ -44,3 +44,13 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     assert p.db_url() == "postgresql://db/progress"  # the service-specific name wins
     assert a.keys() == tmp_path / "keys" and a.temporal_namespace == "policyflow"
     assert p.assignment_url == "http://assignment:9101"
+
+
+def test_projection_linger(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert AssignmentSettings().inbox_linger_ms == ProgressSettings().read_model_linger_ms == 50.0
+    monkeypatch.setenv("READ_MODEL_LINGER_MS", "0")
+    monkeypatch.setenv("INBOX_LINGER_MS", "120")
+    assert ProgressSettings().read_model_linger_ms == 0 and AssignmentSettings().inbox_linger_ms == 120
+    monkeypatch.setenv("INBOX_LINGER_MS", "-1")
+    with pytest.raises(ValueError):
+        AssignmentSettings()
