@@ -259,7 +259,10 @@ async def run(ctx: Context) -> Result:
                 series.append(await one_size(ctx, stack, pf, label, body))
                 if not ctx.smoke:  # a long run that is stopped keeps the sizes it finished
                     write_atomically(PARTIAL, {"series": series})
-            history = await bounded_history(stack, pf)
+            if all(row["live_complete"] for row in series):
+                history = await bounded_history(stack, pf)
+            else:  # the worker still has a backlog of first tasks: its commands would wait behind them
+                history = {"skipped": "a size stopped before all its assignments were live (live_budget)"}
     first, last = series[0], series[-1]
     result.raw_rate, result.policyflow_rate = last["raw_start_rate"], last["dispatch_rate"]
     result.extra.update(
