@@ -357,33 +357,34 @@ class CpuMeter:
 
     def __init__(self, stack: BenchStack) -> None:
         self.stack = stack
-        self.seconds: dict[str, dict[str, float]] = {}
-        self.units: dict[str, int] = {}
-        self.rounds: dict[str, list[dict[str, float]]] = {}
+        # Each half's rounds as (CPU seconds by process, units of work); the totals are their sums.
+        self.rounds: dict[str, list[tuple[dict[str, float], int]]] = {}
 
     def snapshot(self) -> dict[str, float]:
         return self.stack.cpu()
 
     def add(self, half: str, before: dict[str, float], units: int) -> None:
-        totals = self.seconds.setdefault(half, {})
-        used_by = cpu_delta(before, self.stack.cpu())
-        for name, used in used_by.items():
-            totals[name] = totals.get(name, 0.0) + used
-        self.units[half] = self.units.get(half, 0) + units
-        # Per round too: a half whose rounds slow down shows which process took the extra time.
-        row = {name: round(1000 * used / max(1, units), 2) for name, used in used_by.items() if used > 0}
-        self.rounds.setdefault(half, []).append({**row, "total": round(sum(row.values()), 2)})
+        self.rounds.setdefault(half, []).append((cpu_delta(before, self.stack.cpu()), units))
 
     def per_unit_ms(self) -> dict[str, dict[str, float]]:
         out = {}
-        for half, totals in self.seconds.items():
-            n = max(1, self.units[half])
-            row = {k: round(1000 * v / n, 2) for k, v in sorted(totals.items(), key=lambda kv: -kv[1]) if v > 0}
-            out[half] = {**row, "total": round(1000 * sum(totals.values()) / n, 2)}
+        for half, rounds in self.rounds.items():
+            totals: dict[str, float] = {}
+            for used_by, _ in rounds:
+                for name, used in used_by.items():
+                    totals[name] = totals.get(name, 0.0) + used
+            out[half] = _ms_per_unit(totals, sum(units for _, units in rounds))
         return out
 
     def per_round_ms(self) -> dict[str, list[dict[str, float]]]:
-        return self.rounds
+        """The same per round: a half whose rounds slow down shows which process took the extra time."""
+        return {half: [_ms_per_unit(*one) for one in rounds] for half, rounds in self.rounds.items()}
+
+
+def _ms_per_unit(seconds: dict[str, float], units: int) -> dict[str, float]:
+    n = max(1, units)
+    row = {k: round(1000 * v / n, 2) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]) if v > 0}
+    return {**row, "total": round(1000 * sum(seconds.values()) / n, 2)}
 
 
 class RawWorker:
