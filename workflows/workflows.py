@@ -15,7 +15,8 @@ How it works, in one place:
 * Commands are updates. The validator refuses a wrong one with a reason and without a trace
   in history; the handler re-checks (state may have moved since) and decides the facts.
 * The main loop sleeps until the next reminder / escalation / year end, issues what is due,
-  and continues-as-new when the assignment moves to a new year.
+  and continues-as-new when the assignment moves to a new year, in a workflow task of its own
+  (a signal arriving meanwhile would otherwise fail the task that published the year's events).
 * The working calendar is loaded by a local activity (recorded in history), never imported
   as data, so a `holidays` upgrade cannot change a replay.
 """
@@ -88,6 +89,10 @@ PUBLISH_PAUSE = dt.timedelta(minutes=10)
 # continue as new: `workflow.patched` answers once per run, so a run never mixes the two.
 PATCH_LOCAL_PUBLISH = "publish-local-activity"
 PUBLISH_LOCAL_RETRY = dt.timedelta(seconds=30)
+# Runs since this patch end (continue as new, or complete) in a workflow task that published
+# nothing: see `_settle_in_a_quiet_task`.
+PATCH_QUIET_END = "end-in-a-quiet-task"
+QUIET_END = dt.timedelta(milliseconds=50)
 
 SA_PROGRAMME = SearchAttributeKey.for_keyword("PolicyflowProgramme")
 SA_TASK = SearchAttributeKey.for_int("PolicyflowTaskNo")
@@ -134,6 +139,7 @@ class AssignmentWorkflow:
         self._calendar = WorkingCalendar()
         self._run_year = self._state.year if self._state else 0
         self._wake: dt.datetime | None = None
+        self._published_at = -1  # the history length (so: the workflow task) of the last publish
 
     # ---- main loop -------------------------------------------------------------------------
 
@@ -153,7 +159,7 @@ class AssignmentWorkflow:
             if state.stage in FINAL:
                 break
             if state.year != self._run_year or workflow.info().is_continue_as_new_suggested():
-                await self._settle()
+                await self._settle_in_a_quiet_task()
                 if self._current().stage not in FINAL:
                     self._continue_as_new()
                 break
@@ -165,7 +171,7 @@ class AssignmentWorkflow:
         if input.linger > dt.timedelta(0):
             # Stay reachable for late commands, which get the reason rather than "not found".
             await self._wait(lambda: False, input.linger)
-        await self._settle()
+        await self._settle_in_a_quiet_task()
         return self.status()
 
     async def _sleep_until_next_wake(self, today: dt.date) -> None:
@@ -203,6 +209,23 @@ class AssignmentWorkflow:
             await workflow.wait_condition(
                 lambda: bool(self._outbox or self._cooperating) or workflow.all_handlers_finished()
             )
+
+    async def _settle_in_a_quiet_task(self) -> None:
+        """Settle, in a workflow task that publishes nothing (before continue-as-new or the end).
+
+        The server refuses to end a run while a signal waits that arrived during the task (a
+        cooperating unit's report reaching its lead during the lead's verification): the task
+        fails. One that had published would leave its events in the stream, and its redo, with
+        the signal first and the update aborted, would decide other facts under the same ids.
+        A timer ends such a task instead; the next one starts with whatever arrived meanwhile.
+        """
+        await self._settle()
+        while self._published_in_this_task() and workflow.patched(PATCH_QUIET_END):
+            await workflow.sleep(QUIET_END)
+            await self._settle()
+
+    def _published_in_this_task(self) -> bool:
+        return self._published_at == workflow.info().get_current_history_length()
 
     # ---- time: reminders, escalations, year end --------------------------------------------
 
@@ -319,6 +342,7 @@ class AssignmentWorkflow:
                 batch = self._outbox[: len(batch)]  # the stream's copies, as folded
             del self._outbox[: len(batch)]
             self._published_seq = batch[-1].seq
+            self._published_at = workflow.info().get_current_history_length()
             if self._outbox:  # more than a batch: the next one's base is the state after this one
                 state, notices = self._outbox_base[0], dict(self._outbox_base[1])
                 for event in batch:

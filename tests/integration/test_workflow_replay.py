@@ -4,7 +4,9 @@
 accepted late, had its plan returned, failed and then passed verification, and continued as
 new into its second year, recorded before the `publish-local-activity` patch (events
 published by a normal activity). `histories/assignment_lifecycle_local_publish.json` is the
-same first year recorded since that patch. Both must replay. Record the newest (after a
+same first year recorded since that patch, and `histories/assignment_lifecycle_quiet_end.json`
+since the `end-in-a-quiet-task` patch (a timer before the continue-as-new). All must replay.
+Record the newest (after a
 deliberate, versioned change; keep the older files) with
 
     POLICYFLOW_RECORD_HISTORY=1 uv run pytest tests/integration/test_workflow_replay.py -k record
@@ -41,10 +43,11 @@ from tests.integration.conftest import (
     status,
     wait_for_new_run,
 )
-from workflows.workflows import AssignmentWorkflow
+from workflows.workflows import PATCH_QUIET_END, AssignmentWorkflow
 
 RECORDED = Path(__file__).parent / "histories" / "assignment_lifecycle.json"
 RECORDED_LOCAL_PUBLISH = Path(__file__).parent / "histories" / "assignment_lifecycle_local_publish.json"
+RECORDED_QUIET_END = Path(__file__).parent / "histories" / "assignment_lifecycle_quiet_end.json"
 UNIT = "tongnan"
 
 
@@ -102,6 +105,15 @@ async def test_the_history_recorded_since_local_publishing_replays() -> None:
     assert result.replay_failure is None
 
 
+async def test_the_history_recorded_since_the_quiet_end_replays() -> None:
+    history = WorkflowHistory.from_json("assignment-recorded-quiet-end", RECORDED_QUIET_END.read_text())
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert any(PATCH_QUIET_END.encode() in e.marker_recorded_event_attributes.SerializeToString() for e in markers)
+    assert history.events[-1].HasField("workflow_execution_continued_as_new_event_attributes")
+    result = await replayer().replay_workflow(history)
+    assert result.replay_failure is None
+
+
 async def test_fresh_histories_replay(kit: Kit) -> None:
     h, first_run = await eventful_first_year(kit)
     await h.execute_update(AssignmentWorkflow.submit_plan, plan(UNIT, (await status(h)).year))
@@ -118,5 +130,5 @@ async def test_fresh_histories_replay(kit: Kit) -> None:
 async def test_record(kit: Kit) -> None:
     h, first_run = await eventful_first_year(kit)
     history = await kit.client.get_workflow_handle(h.id, run_id=first_run).fetch_history()
-    RECORDED_LOCAL_PUBLISH.parent.mkdir(exist_ok=True)
-    RECORDED_LOCAL_PUBLISH.write_text(history.to_json())
+    RECORDED_QUIET_END.parent.mkdir(exist_ok=True)
+    RECORDED_QUIET_END.write_text(history.to_json())

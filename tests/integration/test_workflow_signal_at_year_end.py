@@ -1,0 +1,114 @@
+"""A signal that reaches an assignment while the verification's workflow task is still running.
+
+Seen in a lifecycle benchmark: a cooperating unit's report reached its lead while the lead's
+verification task was publishing its events and continuing as new. The server refuses to
+continue a run as new while a signal is waiting, so that task failed after its events were in
+the stream: the verifier was told the update failed, its events stayed, and the redo (the signal
+first) collided with them. The continue-as-new now waits for a workflow task of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from temporalio import activity
+from temporalio.client import Client
+
+from contracts.commands import (
+    SIGNAL_COOPERATING_REPORT,
+    AcceptAssignment,
+    CooperatingReport,
+    RequestVerification,
+    ReviewAnnualPlan,
+    VerifyYear,
+)
+from contracts.fold import fold
+from contracts.ids import workflow_id
+from tests.integration.conftest import (
+    SUPERVISOR,
+    VERIFIER,
+    Kit,
+    china_today,
+    department,
+    idle,
+    make_spec,
+    plan,
+    report,
+    unique_unit,
+    wait_for_new_run,
+    worker_with,
+)
+from workflows.activities import PUBLISH_EVENTS, EventPublisher, Published, PublishEvents
+from workflows.workflows import AssignmentWorkflow
+
+
+class SignalDuringVerification(EventPublisher):
+    """Publishes as usual; the first time a batch holds a verification's events, a cooperating
+    report is signalled to that workflow first, and the publish waits for it to arrive."""
+
+    def __init__(self, kit: Kit, client: Client) -> None:
+        super().__init__(kit.js)
+        self.client = client
+        self.signalled: CooperatingReport | None = None
+
+    @activity.defn(name=PUBLISH_EVENTS)
+    async def publish_events(self, batch: PublishEvents) -> Published:
+        first = batch.events[0]
+        if self.signalled is None and any(e.type == "VerificationPassed" for e in batch.events):
+            self.signalled = CooperatingReport(
+                from_assignment_id=f"{first.assignment_id}-coop",
+                from_unit_id="coop",
+                year=china_today().year,
+                period=f"{china_today().year}-Q4",
+                percent=100.0,
+                narrative="done as well",
+            )
+            handle = self.client.get_workflow_handle(workflow_id(first.assignment_id))
+            await handle.signal(SIGNAL_COOPERATING_REPORT, self.signalled)
+            await asyncio.sleep(0.3)  # the signal is now in history, after this task started
+        return await super().publish_events(batch)
+
+
+async def test_a_signal_during_the_verification_task_loses_nothing(dev_kit: Kit) -> None:
+    year = china_today().year
+    unit = unique_unit()
+    publisher = SignalDuringVerification(dev_kit, dev_kit.client)
+    queue = f"{dev_kit.task_queue}-signal"
+    kit = Kit(dev_kit.client, dev_kit.js, queue)
+    async with worker_with(kit, publisher):
+        spec = make_spec(unit, year, year + 1)
+        h = await kit.start(spec)
+        me = department(unit)
+        await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=me))
+        await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+        await h.execute_update(
+            AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
+        )
+        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q4", 100.0))
+        await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
+        run_id = (await h.describe()).run_id
+
+        # The verifier is told what happened: it passed, and the assignment moved on.
+        passed = await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
+        assert publisher.signalled is not None
+        assert (passed.stage, passed.year) == ("planning", year + 1)
+        await wait_for_new_run(h, run_id)
+        after = await idle(h)
+
+        events = await kit.events(spec.assignment_id)
+        types = [e.type for e in events]
+        # Each fact once, in sequence; the verification's events are the ones the verifier got back.
+        assert [e.seq for e in events] == list(range(len(events))), types
+        assert types.count("VerificationPassed") == 1
+        assert [e.event_id for e in events if e.event_id in passed.event_ids] == passed.event_ids
+        # The report signalled meanwhile became its fact, after the verification.
+        coop = [e for e in events if e.type == "CooperatingReportReceived"]
+        assert len(coop) == 1 and coop[0].seq > events[types.index("VerificationPassed")].seq
+        assert coop[0].fact().model_dump()["narrative"] == "done as well"
+        # The workflow's state is the fold of the stream.
+        folded = fold(events)
+        assert (after.stage, after.year, after.last_seq) == (folded.stage, folded.year, folded.last_seq)
+        # No workflow task of the verified year's run failed.
+        history = await kit.client.get_workflow_handle(h.id, run_id=run_id).fetch_history()
+        assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
+        await h.terminate("test over")
