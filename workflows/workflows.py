@@ -218,10 +218,12 @@ class AssignmentWorkflow:
         fails. One that had published would leave its events in the stream, and its redo, with
         the signal first and the update aborted, would decide other facts under the same ids.
         A timer ends such a task instead; the next one starts with whatever arrived meanwhile.
+        Commands that come in the meantime are answered by this run as soon as they come (they
+        must not wait for the timer: the dev server fires timers about a second late).
         """
         await self._settle()
         while self._published_in_this_task() and workflow.patched(PATCH_QUIET_END):
-            await workflow.sleep(QUIET_END)
+            await self._wait(lambda: bool(self._outbox or self._cooperating), QUIET_END)
             await self._settle()
 
     def _published_in_this_task(self) -> bool:
