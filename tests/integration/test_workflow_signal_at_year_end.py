@@ -112,3 +112,38 @@ async def test_a_signal_during_the_verification_task_loses_nothing(dev_kit: Kit)
         history = await kit.client.get_workflow_handle(h.id, run_id=run_id).fetch_history()
         assert not [e for e in history.events if e.HasField("workflow_task_failed_event_attributes")]
         await h.terminate("test over")
+
+
+async def test_a_command_while_the_run_waits_to_end_is_answered_without_the_timer(dev_kit: Kit) -> None:
+    """The next year's plan, sent as soon as the verification answered, is taken by the run that
+    is waiting for its quiet task; it must be published and answered then, not after the timer."""
+    year = china_today().year
+    unit = unique_unit()
+    spec = make_spec(unit, year, year + 1)
+    h = await dev_kit.start(spec)
+    me = department(unit)
+    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=me))
+    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    await h.execute_update(
+        AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
+    )
+    await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
+    run_id = (await h.describe()).run_id
+    await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
+    submitted = await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year + 1))
+    assert (submitted.stage, submitted.year) == ("plan_submitted", year + 1)
+    await wait_for_new_run(h, run_id)
+
+    history = await dev_kit.client.get_workflow_handle(h.id, run_id=run_id).fetch_history()
+    kinds = [e.WhichOneof("attributes") for e in history.events]
+    accepted = [i for i, k in enumerate(kinds) if k == "workflow_execution_update_accepted_event_attributes"]
+    completed = [i for i, k in enumerate(kinds) if k == "workflow_execution_update_completed_event_attributes"]
+    assert kinds[-1] == "workflow_execution_continued_as_new_event_attributes"
+    assert "timer_started_event_attributes" in kinds  # the run did wait for a quiet task
+    # Each update, the late plan included, completed without a timer firing in between.
+    assert len(accepted) == len(completed) == 6, kinds
+    for a, c in zip(accepted, completed, strict=True):
+        assert "timer_fired_event_attributes" not in kinds[a:c], kinds[a : c + 1]
+    events = await dev_kit.events(spec.assignment_id)
+    assert [e.seq for e in events] == list(range(len(events)))
+    await h.terminate("test over")
