@@ -93,6 +93,8 @@ PUBLISH_LOCAL_RETRY = dt.timedelta(seconds=30)
 # nothing: see `_settle_in_a_quiet_task`.
 PATCH_QUIET_END = "end-in-a-quiet-task"
 QUIET_END = dt.timedelta(milliseconds=50)
+# Runs since this patch keep the facts that the stream's copies displaced: see `_adopt`.
+PATCH_DISPLACED_FACTS = "keep-displaced-facts"
 
 SA_PROGRAMME = SearchAttributeKey.for_keyword("PolicyflowProgramme")
 SA_TASK = SearchAttributeKey.for_int("PolicyflowTaskNo")
@@ -140,6 +142,7 @@ class AssignmentWorkflow:
         self._run_year = self._state.year if self._state else 0
         self._wake: dt.datetime | None = None
         self._published_at = -1  # the history length (so: the workflow task) of the last publish
+        self._displaced: set[int] = set()  # seqs whose facts the stream's copies replaced
 
     # ---- main loop -------------------------------------------------------------------------
 
@@ -316,8 +319,19 @@ class AssignmentWorkflow:
 
         Only after a workflow task published events and then failed: its redo made the same ids
         with a later time (or, across a day's end, other deadlines). What consumers got wins.
+        If the redo took its inputs in another order (a signal before the command that the failed
+        task had taken), a copy holds another fact than the one this run decided: that fact is
+        displaced, not lost. A relayed report is queued again; a command decides again on what
+        the stream holds (`_command`); a notice is issued again by the main loop.
         """
         by_seq = {e.seq: e for e in stored}
+        displaced = [e for e in self._outbox if e.seq in by_seq and by_seq[e.seq].type != e.type]
+        if displaced and workflow.patched(PATCH_DISPLACED_FACTS):
+            self._displaced.update(e.seq for e in displaced)
+            reports = [e.fact() for e in displaced if e.type == CooperatingReportReceived.TYPE]
+            fields = CooperatingReport.model_fields
+            self._cooperating[:0] = [CooperatingReport(**f.model_dump(include=set(fields))) for f in reports]
+            workflow.logger.warning("the stream's copies displaced %s", ", ".join(e.event_id for e in displaced))
         self._outbox = [by_seq.get(e.seq, e) for e in self._outbox]
         state, notices = self._outbox_base[0], dict(self._outbox_base[1])
         for event in self._outbox:
@@ -411,24 +425,33 @@ class AssignmentWorkflow:
 
     async def _command(self, cmd: Command) -> CommandResult:
         await workflow.wait_condition(lambda: self._state is not None)
-        today = self._today()
-        await self._ensure_calendar(today)
-        # From here to the emit nothing awaits, so no other handler interleaves.
-        if cmd.command_id is not None and cmd.command_id in self._results:
-            result = self._results[cmd.command_id]
-            target = self._seq - 1
-        else:
-            reason = validation.reason(self._current(), self._spec, cmd, today)
-            if reason:
-                raise rejected(reason)  # only when another command changed the state meanwhile
-            s = self._current()
-            events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
-            s = self._current()
-            result = CommandResult(event_ids=[e.event_id for e in events], stage=s.stage.value, year=s.year)
-            self._remember(cmd.command_id, result)
-            target = events[-1].seq
-        await workflow.wait_condition(lambda: self._published_seq >= target)
-        return result
+        while True:
+            today = self._today()
+            await self._ensure_calendar(today)
+            # From here to the emit nothing awaits, so no other handler interleaves.
+            seqs: list[int] = []
+            if cmd.command_id is not None and cmd.command_id in self._results:
+                result = self._results[cmd.command_id]
+                target = self._seq - 1
+            else:
+                reason = validation.reason(self._current(), self._spec, cmd, today)
+                if reason:
+                    raise rejected(reason)  # only when another command changed the state meanwhile
+                s = self._current()
+                events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
+                s = self._current()
+                result = CommandResult(event_ids=[e.event_id for e in events], stage=s.stage.value, year=s.year)
+                self._remember(cmd.command_id, result)
+                seqs, target = [e.seq for e in events], events[-1].seq
+            await self._until_published(target)
+            if not self._displaced.intersection(seqs):
+                return result
+            # The stream kept other facts under this command's ids (see `_adopt`): decide again.
+            if cmd.command_id is not None:
+                self._results.pop(cmd.command_id, None)
+
+    async def _until_published(self, seq: int) -> None:
+        await workflow.wait_condition(lambda: self._published_seq >= seq)
 
     def _remember(self, command_id: str | None, result: CommandResult) -> None:
         if command_id is None:
