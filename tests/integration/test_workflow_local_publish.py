@@ -55,27 +55,9 @@ async def test_a_stored_copy_from_a_failed_task_is_adopted(kit: Kit) -> None:
     cmd = AcceptAssignment(actor=me)
     # What the failed attempt decided: the same command, a few seconds earlier, and (as when the
     # redo falls on the next day) a first annual plan due one day later than the redo will say.
-    cal = WorkingCalendar([china_year(y) for y in (year - 1, year, year + 1, year + 2)])
-    (fact,) = decisions.decide(before, cal, spec.schedule.rules, cmd, today)
-    assert isinstance(fact, AssignmentAccepted)
+    fact = decided_accept(spec, before, today)
     moved = [d.model_copy(update={"due": d.due + dt.timedelta(days=1)}) for d in fact.opens]
-    earlier = make_event(
-        fact.model_copy(update={"opens": moved}),
-        seq=1,
-        occurred_at=(await kit.now()) - dt.timedelta(seconds=7),
-        programme_id=spec.programme_id,
-        actor=me,
-        assignment_id=spec.assignment_id,
-        task_no=spec.task_no,
-        unit_id=spec.unit_id,
-    )
-    ack = await kit.js.publish(
-        event_subject(spec.programme_id, unit, earlier.type),
-        earlier.model_dump_json().encode(),
-        stream=EVENT_STREAM,
-        headers={"Nats-Msg-Id": earlier.event_id},
-    )
-    assert not ack.duplicate
+    earlier = await publish_as_failed_task(kit, spec, fact.model_copy(update={"opens": moved}), 1, me)
 
     result = await h.execute_update(AssignmentWorkflow.accept, cmd)
     assert result.event_ids == [earlier.event_id]
@@ -104,7 +86,7 @@ def as_state(status: AssignmentState) -> AssignmentState:
 async def publish_as_failed_task(kit: Kit, spec: AssignmentSpec, fact: Fact, seq: int, actor: Actor) -> Event:
     """Put `fact` in the stream under the assignment's `seq`, as a failed workflow task would have."""
     event = make_event(
-        fact, seq=seq, occurred_at=(await kit.now()) - dt.timedelta(seconds=5), programme_id=spec.programme_id,
+        fact, seq=seq, occurred_at=(await kit.now()) - dt.timedelta(seconds=7), programme_id=spec.programme_id,
         actor=actor, assignment_id=spec.assignment_id, task_no=spec.task_no, unit_id=spec.unit_id,
     )  # fmt: skip
     ack = await kit.js.publish(
@@ -115,6 +97,16 @@ async def publish_as_failed_task(kit: Kit, spec: AssignmentSpec, fact: Fact, seq
     )
     assert not ack.duplicate
     return event
+
+
+def decided_accept(spec: AssignmentSpec, before: AssignmentState, today: dt.date) -> AssignmentAccepted:
+    """The accept a workflow task decides for this assignment today."""
+    year = today.year
+    cal = WorkingCalendar([china_year(y) for y in (year - 1, year, year + 1, year + 2)])
+    cmd = AcceptAssignment(actor=department(spec.unit_id))
+    (fact,) = decisions.decide(before, cal, spec.schedule.rules, cmd, today)
+    assert isinstance(fact, AssignmentAccepted)
+    return fact
 
 
 def relayed_report(unit: str, year: int) -> CooperatingReport:
@@ -146,17 +138,12 @@ async def test_a_command_whose_id_holds_another_fact_is_decided_again(kit: Kit) 
 async def test_a_relayed_report_whose_id_holds_another_fact_is_kept(kit: Kit) -> None:
     """The failed task took the accept first; the redo takes the lead's relayed report first."""
     today = await kit.today()
-    year = today.year
-    unit = "qijiang"
-    spec = make_spec(unit, year, year + 1)
+    spec = make_spec("qijiang", today.year, today.year + 1)
     h = await kit.start(spec)
-    before = await idle(h)
-    me = department(unit)
-    cal = WorkingCalendar([china_year(y) for y in (year - 1, year, year + 1, year + 2)])
-    (accepted,) = decisions.decide(before, cal, spec.schedule.rules, AcceptAssignment(actor=me), today)
-    await publish_as_failed_task(kit, spec, accepted, 1, me)
+    accepted = decided_accept(spec, await idle(h), today)
+    await publish_as_failed_task(kit, spec, accepted, 1, department(spec.unit_id))
 
-    report = relayed_report("wansheng", year)
+    report = relayed_report("wansheng", today.year)
     await h.signal(AssignmentWorkflow.cooperating_report, report)
     after = await idle(h)
     events = await kit.events(spec.assignment_id)

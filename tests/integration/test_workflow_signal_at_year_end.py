@@ -27,6 +27,7 @@ from contracts.ids import workflow_id
 from tests.integration.conftest import (
     SUPERVISOR,
     VERIFIER,
+    Handle,
     Kit,
     china_today,
     department,
@@ -69,6 +70,22 @@ class SignalDuringVerification(EventPublisher):
         return await super().publish_events(batch)
 
 
+async def to_verification(h: Handle, unit: str, year: int, report_q4: bool = False) -> str:
+    """Accept, plan, approval (a Q4 report), verification request; returns the run's id."""
+    me = department(unit)
+    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=me))
+    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    await h.execute_update(
+        AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
+    )
+    if report_q4:
+        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q4", 100.0))
+    await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
+    run_id = (await h.describe()).run_id
+    assert run_id is not None
+    return run_id
+
+
 async def test_a_signal_during_the_verification_task_loses_nothing(dev_kit: Kit) -> None:
     year = china_today().year
     unit = unique_unit()
@@ -78,15 +95,7 @@ async def test_a_signal_during_the_verification_task_loses_nothing(dev_kit: Kit)
     async with worker_with(kit, publisher):
         spec = make_spec(unit, year, year + 1)
         h = await kit.start(spec)
-        me = department(unit)
-        await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=me))
-        await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
-        await h.execute_update(
-            AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-        )
-        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q4", 100.0))
-        await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
-        run_id = (await h.describe()).run_id
+        run_id = await to_verification(h, unit, year, report_q4=True)
 
         # The verifier is told what happened: it passed, and the assignment moved on.
         passed = await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
@@ -121,14 +130,7 @@ async def test_a_command_while_the_run_waits_to_end_is_answered_without_the_time
     unit = unique_unit()
     spec = make_spec(unit, year, year + 1)
     h = await dev_kit.start(spec)
-    me = department(unit)
-    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=me))
-    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
-    await h.execute_update(
-        AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-    )
-    await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
-    run_id = (await h.describe()).run_id
+    run_id = await to_verification(h, unit, year)
     await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
     submitted = await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year + 1))
     assert (submitted.stage, submitted.year) == ("plan_submitted", year + 1)
