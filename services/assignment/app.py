@@ -18,7 +18,7 @@ from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
 from services.shared.web import install_error_handlers, install_liveness
-from workflows.activities import ensure_event_stream
+from services.shared.streams import ensure_event_stream
 
 log = structlog.get_logger()
 

@@ -32,7 +32,8 @@ from contracts.subjects import EVENT_STREAM
 from deploy.local.servers import Server, nats_cluster
 from tests.integration.audit_support import Service, running, settings_for
 from tests.integration.conftest import SUPERVISOR, department, make_spec, plan, read_stream
-from workflows.activities import EventPublisher, ensure_event_stream
+from services.shared.streams import ensure_event_stream
+from workflows.activities import EventPublisher
 from workflows.models import AssignmentInput, AssignmentStatus
 from workflows.worker import build_worker
 from workflows.workflows import AssignmentWorkflow

@@ -1,0 +1,73 @@
+"""The command table: one row per assignment command, the one place a command is declared.
+
+A row says what the command is called (the workflow update's name), which request body the
+HTTP API takes and where, which command the workflow receives, and who may send it. The
+progress service builds its routes, role checks and OpenAPI from these rows; the workflow
+registers one update handler per row, whose validator checks the sender from the same row
+and then the command's own rule (`workflows.validation`), and whose decision is
+`workflows.decisions.decide`. Adding a command: a command class, a row, a check, a decision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from contracts.api import (
+    CancelBody,
+    PlanBody,
+    ReportBody,
+    ReviewBody,
+    VerificationBody,
+    VerificationRequestBody,
+)
+from contracts.base import Frozen, UserRole
+from contracts.commands import (
+    AcceptAssignment,
+    CancelAssignment,
+    Command,
+    ReportProgress,
+    RequestVerification,
+    ReviewAnnualPlan,
+    SubmitAnnualPlan,
+    VerifyYear,
+)
+
+D, S, V = UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER
+
+
+@dataclass(frozen=True)
+class CommandRow:
+    name: str  # the workflow update's name; also the route's operation id
+    command: type[Command]  # what the workflow receives: the body's fields, path fields, actor, command_id
+    body: type[Frozen] | None  # the HTTP request body (None: the command has no fields of its own)
+    body_required: bool  # False: the body may be left out (its fields all have defaults)
+    path: str  # under /v1/assignments/{assignment_id}; {year} and the like become command fields
+    senders: tuple[UserRole, ...]  # roles that may send it
+    what: str  # how refusals name it: "an annual plan must come from unit ..."
+    summary: str  # the OpenAPI summary (签收 etc. for the people who read it)
+
+    @property
+    def own_unit_only(self) -> bool:
+        """Departments act only on their own unit's assignments (the unit is part of the id)."""
+        return UserRole.DEPARTMENT in self.senders
+
+
+# Reviewing, verifying and cancelling are never a department's, so no unit approves or passes
+# its own work. Verification (城市体检) is the verifiers' and the supervisors'. Auditors only read.
+COMMANDS: tuple[CommandRow, ...] = (
+    CommandRow("accept", AcceptAssignment, None, False, "/accept", (D,), "accepting the assignment", "签收 accept"),
+    CommandRow("submit_plan", SubmitAnnualPlan, PlanBody, True, "/plans", (D,), "an annual plan",
+               "年度计划 submit the annual plan"),
+    CommandRow("review_plan", ReviewAnnualPlan, ReviewBody, True, "/plans/{year}/review", (S,), "reviewing a plan",
+               "审核 approve or return an annual plan"),
+    CommandRow("report_progress", ReportProgress, ReportBody, True, "/reports", (D,), "a progress report",
+               "进展填报 report progress for a quarter"),
+    CommandRow("request_verification", RequestVerification, VerificationRequestBody, False,
+               "/verification-requests", (D,), "a verification request", "申请核验 declare the year's work done"),
+    CommandRow("verify", VerifyYear, VerificationBody, True, "/verification", (V, S), "verification",
+               "核验 pass or fail the year"),
+    CommandRow("cancel", CancelAssignment, CancelBody, True, "/cancel", (S,), "cancelling", "撤销 cancel"),
+)  # fmt: skip
+
+BY_NAME: dict[str, CommandRow] = {row.name: row for row in COMMANDS}
+BY_COMMAND: dict[type[Command], CommandRow] = {row.command: row for row in COMMANDS}
