@@ -23,8 +23,12 @@ test: setup
 test-fast: setup
 	$(UV) run --frozen pytest -q -m "unit"
 
+# The same checks as .pre-commit-config.yaml; mypy's paths and --strict come from pyproject.toml.
+LINT_PATHS := contracts workflows services deploy tests bench
+
 lint: setup
-	$(UV) run --frozen ruff check contracts workflows services deploy tests bench
+	$(UV) run --frozen ruff check $(LINT_PATHS)
+	$(UV) run --frozen ruff format --check $(LINT_PATHS)
 	$(UV) run --frozen mypy
 
 bench: setup
