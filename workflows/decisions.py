@@ -119,7 +119,7 @@ def _open(s: AssignmentState, *keys: str) -> list[str]:
     return [k for k in keys if k in s.deadlines]
 
 
-def decide(  # noqa: C901 - one branch per command
+def decide(
     s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Command, today: dt.date
 ) -> list[Fact]:
     """The facts a validated command produces, in order."""

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 from contracts.base import Actor, Stage, UserRole
+from contracts.command_table import CommandRow
 from contracts.commands import (
     AcceptAssignment,
     AssignmentSpec,
     CancelAssignment,
+    Command,
     ReportProgress,
     RequestVerification,
     ReviewAnnualPlan,
@@ -25,21 +27,18 @@ from contracts.commands import (
 from contracts.fold import AssignmentState
 from workflows.deadlines import parse_period, quarter_start
 
-Sender = Literal["department", "supervisor", "verifier"]
 Check = Callable[[AssignmentState, AssignmentSpec, Any, dt.date], str | None]
 
 
-def sender_reason(spec: AssignmentSpec, actor: Actor, sender: Sender, what: str) -> str | None:
-    if sender == "department":
-        if actor.role != UserRole.DEPARTMENT:
-            return f"{what} must come from unit {spec.unit_id}; {actor.sub} has role {actor.role.value}"
-        if actor.unit_id != spec.unit_id:
-            return f"{what} must come from unit {spec.unit_id}; {actor.sub} belongs to unit {actor.unit_id or 'none'}"
-        return None
-    allowed = {UserRole.SUPERVISOR} | ({UserRole.VERIFIER} if sender == "verifier" else set())
-    if actor.role not in allowed:
-        who = "verifiers and supervisors" if sender == "verifier" else "supervisors"
-        return f"{what} is for {who}; {actor.sub} has role {actor.role.value}"
+def sender_reason(spec: AssignmentSpec, actor: Actor, row: CommandRow) -> str | None:
+    """The row's senders; a department only for its own unit's assignment."""
+    if actor.role not in row.senders:
+        if row.senders == (UserRole.DEPARTMENT,):
+            return f"{row.what} must come from unit {spec.unit_id}; {actor.sub} has role {actor.role.value}"
+        who = " and ".join(f"{r.value}s" for r in row.senders)
+        return f"{row.what} is for {who}; {actor.sub} has role {actor.role.value}"
+    if actor.role == UserRole.DEPARTMENT and actor.unit_id != spec.unit_id:
+        return f"{row.what} must come from unit {spec.unit_id}; {actor.sub} belongs to unit {actor.unit_id or 'none'}"
     return None
 
 
@@ -55,13 +54,13 @@ def where(s: AssignmentState) -> str:
     return f"stage is {s.stage.value} for {s.year}"
 
 
-def accept(s: AssignmentState, spec: AssignmentSpec, cmd: AcceptAssignment, today: dt.date) -> str | None:
+def accept(s: AssignmentState, _spec: AssignmentSpec, _cmd: AcceptAssignment, _today: dt.date) -> str | None:
     if s.stage != Stage.ASSIGNED:
         return f"assignment is already accepted: {where(s)}"
     return None
 
 
-def submit_plan(s: AssignmentState, spec: AssignmentSpec, cmd: SubmitAnnualPlan, today: dt.date) -> str | None:
+def submit_plan(s: AssignmentState, _spec: AssignmentSpec, cmd: SubmitAnnualPlan, _today: dt.date) -> str | None:
     if s.stage != Stage.PLANNING or cmd.year != s.year:
         return f"annual plan for {cmd.year} is not open: {where(s)}"
     for m in cmd.milestones:
@@ -74,7 +73,7 @@ def submit_plan(s: AssignmentState, spec: AssignmentSpec, cmd: SubmitAnnualPlan,
     return None
 
 
-def review_plan(s: AssignmentState, spec: AssignmentSpec, cmd: ReviewAnnualPlan, today: dt.date) -> str | None:
+def review_plan(s: AssignmentState, _spec: AssignmentSpec, cmd: ReviewAnnualPlan, _today: dt.date) -> str | None:
     if s.stage != Stage.PLAN_SUBMITTED or cmd.year != s.year:
         return f"no annual plan for {cmd.year} awaits review: {where(s)}"
     if cmd.decision == "return" and not cmd.comment.strip():
@@ -82,7 +81,7 @@ def review_plan(s: AssignmentState, spec: AssignmentSpec, cmd: ReviewAnnualPlan,
     return None
 
 
-def report_progress(s: AssignmentState, spec: AssignmentSpec, cmd: ReportProgress, today: dt.date) -> str | None:
+def report_progress(s: AssignmentState, _spec: AssignmentSpec, cmd: ReportProgress, today: dt.date) -> str | None:
     if s.stage != Stage.IMPLEMENTING:
         return f"progress for {cmd.period} cannot be reported: {where(s)}"
     year, quarter = parse_period(cmd.period)
@@ -100,14 +99,14 @@ def report_progress(s: AssignmentState, spec: AssignmentSpec, cmd: ReportProgres
 
 
 def request_verification(
-    s: AssignmentState, spec: AssignmentSpec, cmd: RequestVerification, today: dt.date
+    s: AssignmentState, _spec: AssignmentSpec, _cmd: RequestVerification, _today: dt.date
 ) -> str | None:
     if s.stage != Stage.IMPLEMENTING:
         return f"verification for {s.year} cannot be requested: {where(s)}"
     return None
 
 
-def verify(s: AssignmentState, spec: AssignmentSpec, cmd: VerifyYear, today: dt.date) -> str | None:
+def verify(s: AssignmentState, spec: AssignmentSpec, cmd: VerifyYear, _today: dt.date) -> str | None:
     if s.stage != Stage.VERIFYING:
         return f"nothing awaits verification: {where(s)}"
     evaluation = s.year in spec.schedule.evaluation_years
@@ -124,25 +123,24 @@ def verify(s: AssignmentState, spec: AssignmentSpec, cmd: VerifyYear, today: dt.
     return None
 
 
-def cancel(s: AssignmentState, spec: AssignmentSpec, cmd: CancelAssignment, today: dt.date) -> str | None:
+def cancel(_s: AssignmentState, _spec: AssignmentSpec, cmd: CancelAssignment, _today: dt.date) -> str | None:
     if not cmd.reason.strip():
         return "cancelling needs a reason"
     return None
 
 
-# command type -> (who may send it, what it is called in messages, its check)
-RULES: dict[type, tuple[Sender, str, Check]] = {
-    AcceptAssignment: ("department", "accepting the assignment", accept),
-    SubmitAnnualPlan: ("department", "an annual plan", submit_plan),
-    ReviewAnnualPlan: ("supervisor", "reviewing a plan", review_plan),
-    ReportProgress: ("department", "a progress report", report_progress),
-    RequestVerification: ("department", "a verification request", request_verification),
-    VerifyYear: ("verifier", "verification", verify),
-    CancelAssignment: ("supervisor", "cancelling", cancel),
+# The command's own rule; who may send it is the command table's.
+CHECKS: dict[type[Command], Check] = {
+    AcceptAssignment: accept,
+    SubmitAnnualPlan: submit_plan,
+    ReviewAnnualPlan: review_plan,
+    ReportProgress: report_progress,
+    RequestVerification: request_verification,
+    VerifyYear: verify,
+    CancelAssignment: cancel,
 }
 
 
-def reason(s: AssignmentState, spec: AssignmentSpec, cmd: Any, today: dt.date) -> str | None:
-    """Why `cmd` is refused, or None."""
-    sender, what, check = RULES[type(cmd)]
-    return sender_reason(spec, cmd.actor, sender, what) or closed_reason(s) or check(s, spec, cmd, today)
+def reason(s: AssignmentState, spec: AssignmentSpec, row: CommandRow, cmd: Command, today: dt.date) -> str | None:
+    """Why `cmd` is refused, or None: sender first (a stranger learns nothing), then open, then the rule."""
+    return sender_reason(spec, cmd.actor, row) or closed_reason(s) or CHECKS[type(cmd)](s, spec, cmd, today)

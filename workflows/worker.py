@@ -25,8 +25,8 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from services.shared.nats_urls import servers
-from services.shared.temporal_connect import connect_with
 from services.shared.streams import ensure_event_stream
+from services.shared.temporal_connect import connect_with
 from workflows.activities import EventPublisher, load_working_calendar
 from workflows.settings import WorkerSettings
 from workflows.workflows import AssignmentWorkflow

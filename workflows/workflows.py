@@ -4,59 +4,48 @@ How it works, in one place:
 
 * State is the fold (`contracts.fold.apply`) of the events this workflow emitted, so the
   status query, the read models and the audit replay agree by construction.
-* Every fact becomes an event (deterministic id: assignment id + seq), is applied to the
-  state at once and queued in an outbox; the main loop publishes the outbox in order through
-  the `publish_events` activity. An update returns once its events are published.
-* Runs started since the `publish-local-activity` patch publish through a local activity:
-  the command's events are published and its update answered in the one workflow task that
-  took the command (a marker in history instead of a scheduled / started / completed activity
-  and a second workflow task). A task that fails after publishing is redone with a later
-  workflow time; the stream keeps the first copy of each id, and the workflow adopts it.
-* Commands are updates. The validator refuses a wrong one with a reason and without a trace
-  in history; the handler re-checks (state may have moved since) and decides the facts.
+* Commands are updates, one per row of `contracts.command_table.COMMANDS`. The validator
+  refuses a wrong one with a reason and without a trace in history; the handler re-checks
+  (state may have moved since) and decides the facts (`workflows.decisions`).
+* Every fact becomes an event (deterministic id: assignment id + seq), is folded into the
+  state at once and queued in an outbox. The main loop hands the outbox to the
+  `publish_events` activity, so an event is published only after the workflow task that
+  decided it is recorded, and history holds exactly what is published. An update returns
+  once its events are published.
 * The main loop sleeps until the next reminder / escalation / year end, issues what is due,
-  and continues-as-new when the assignment moves to a new year, in a workflow task of its own
-  (a signal arriving meanwhile would otherwise fail the task that published the year's events).
+  and continues-as-new when the assignment moves to a new year. A signal that arrives while
+  that last task runs fails it; its redo takes the signal first, and since nothing of the
+  failed task was recorded, nothing of it was published.
 * The working calendar is loaded by a local activity (recorded in history), never imported
   as data, so a `holidays` upgrade cannot change a replay.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy, SearchAttributeKey, SearchAttributeUpdate
+from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
+    from pydantic import ValidationError
+
     from contracts.base import SYSTEM_ACTOR, Actor, Stage, UserRole
+    from contracts.command_table import COMMANDS, CommandRow
     from contracts.commands import (
         QUERY_STATUS,
         SIGNAL_COOPERATING_REPORT,
-        UPDATE_ACCEPT,
-        UPDATE_CANCEL,
-        UPDATE_REPORT_PROGRESS,
-        UPDATE_REQUEST_VERIFICATION,
-        UPDATE_REVIEW_PLAN,
-        UPDATE_SUBMIT_PLAN,
-        UPDATE_VERIFY,
         WORKFLOW_NAME,
-        AcceptAssignment,
-        CancelAssignment,
         Command,
         CommandResult,
         CooperatingReport,
         ReportProgress,
-        RequestVerification,
-        ReviewAnnualPlan,
-        SubmitAnnualPlan,
-        VerifyYear,
     )
     from contracts.events import (
-        AssignmentCreated,
         CooperatingReportReceived,
         EscalationCleared,
         Event,
@@ -69,32 +58,12 @@ with workflow.unsafe.imports_passed_through():
     from contracts.ids import workflow_id
     from workflows import deadlines as rules
     from workflows import decisions, validation
-    from workflows.activities import CalendarRequest, EventPublisher, Published, PublishEvents, load_working_calendar
+    from workflows.activities import CalendarRequest, load_working_calendar
     from workflows.calendar import WorkingCalendar, YearCalendar, shanghai_date, start_of_day
     from workflows.models import MAX_REMEMBERED_COMMANDS, AssignmentInput, AssignmentStatus, Carried
+    from workflows.publishing import PUBLISH_BATCH, PUBLISH_PAUSE, publish
 
 COMMAND_REJECTED = "CommandRejected"
-PUBLISH_BATCH = 50
-# The whole retry span of one publish (schedule_to_close) is 6h, a quarter of the stream's
-# 24h duplicate window: every retry of a batch re-sends ids the stream still remembers, so
-# a retry after a publish whose ack was lost is dropped as a duplicate, never stored twice.
-PUBLISH_SPAN = dt.timedelta(hours=6)
-PUBLISH_RETRY = RetryPolicy(
-    initial_interval=dt.timedelta(seconds=1), backoff_coefficient=2.0, maximum_interval=dt.timedelta(minutes=1)
-)
-# If NATS stays away longer than the span, try again after a pause. Past 24h a lost ack could
-# in theory yield a second copy; consumers also de-duplicate by event_id.
-PUBLISH_PAUSE = dt.timedelta(minutes=10)
-# Runs that began before this patch keep publishing through a (normal) activity until they
-# continue as new: `workflow.patched` answers once per run, so a run never mixes the two.
-PATCH_LOCAL_PUBLISH = "publish-local-activity"
-PUBLISH_LOCAL_RETRY = dt.timedelta(seconds=30)
-# Runs since this patch end (continue as new, or complete) in a workflow task that published
-# nothing: see `_settle_in_a_quiet_task`.
-PATCH_QUIET_END = "end-in-a-quiet-task"
-QUIET_END = dt.timedelta(milliseconds=50)
-# Runs since this patch keep the facts that the stream's copies displaced: see `_adopt`.
-PATCH_DISPLACED_FACTS = "keep-displaced-facts"
 
 SA_PROGRAMME = SearchAttributeKey.for_keyword("PolicyflowProgramme")
 SA_TASK = SearchAttributeKey.for_int("PolicyflowTaskNo")
@@ -135,14 +104,13 @@ class AssignmentWorkflow:
         self._results: dict[str, CommandResult] = dict(carried.results) if carried else {}
         self._cooperating: list[CooperatingReport] = list(carried.pending_cooperating) if carried else []
         self._outbox: list[Event] = []
-        # The state and notices before the outbox's first event: what a stored copy is folded onto.
-        self._outbox_base: tuple[AssignmentState | None, dict[str, str]] = (self._state, dict(self._notices))
         self._calendar_years: dict[int, YearCalendar] = {}
         self._calendar = WorkingCalendar()
         self._run_year = self._state.year if self._state else 0
         self._wake: dt.datetime | None = None
-        self._published_at = -1  # the history length (so: the workflow task) of the last publish
-        self._displaced: set[int] = set()  # seqs whose facts the stream's copies replaced
+        for row in COMMANDS:
+            handler, validator = self._command_handlers(row)
+            workflow.set_update_handler(row.name, handler, validator=validator)
 
     # ---- main loop -------------------------------------------------------------------------
 
@@ -162,7 +130,7 @@ class AssignmentWorkflow:
             if state.stage in FINAL:
                 break
             if state.year != self._run_year or workflow.info().is_continue_as_new_suggested():
-                await self._settle_in_a_quiet_task()
+                await self._settle()
                 if self._current().stage not in FINAL:
                     self._continue_as_new()
                 break
@@ -174,7 +142,7 @@ class AssignmentWorkflow:
         if input.linger > dt.timedelta(0):
             # Stay reachable for late commands, which get the reason rather than "not found".
             await self._wait(lambda: False, input.linger)
-        await self._settle_in_a_quiet_task()
+        await self._settle()
         return self.status()
 
     async def _sleep_until_next_wake(self, today: dt.date) -> None:
@@ -183,10 +151,8 @@ class AssignmentWorkflow:
         await self._wait(lambda: bool(self._outbox or self._cooperating), timeout)
 
     async def _wait(self, condition: Callable[[], bool], timeout: dt.timedelta | None) -> None:
-        try:
+        with contextlib.suppress(TimeoutError):
             await workflow.wait_condition(condition, timeout=timeout)
-        except TimeoutError:
-            pass
 
     def _continue_as_new(self) -> None:
         state = self._current()
@@ -212,25 +178,6 @@ class AssignmentWorkflow:
             await workflow.wait_condition(
                 lambda: bool(self._outbox or self._cooperating) or workflow.all_handlers_finished()
             )
-
-    async def _settle_in_a_quiet_task(self) -> None:
-        """Settle, in a workflow task that publishes nothing (before continue-as-new or the end).
-
-        The server refuses to end a run while a signal waits that arrived during the task (a
-        cooperating unit's report reaching its lead during the lead's verification): the task
-        fails. One that had published would leave its events in the stream, and its redo, with
-        the signal first and the update aborted, would decide other facts under the same ids.
-        A timer ends such a task instead; the next one starts with whatever arrived meanwhile.
-        Commands that come in the meantime are answered by this run as soon as they come (they
-        must not wait for the timer: the dev server fires timers about a second late).
-        """
-        await self._settle()
-        while self._published_in_this_task() and workflow.patched(PATCH_QUIET_END):
-            await self._wait(lambda: bool(self._outbox or self._cooperating), QUIET_END)
-            await self._settle()
-
-    def _published_in_this_task(self) -> bool:
-        return self._published_at == workflow.info().get_current_history_length()
 
     # ---- time: reminders, escalations, year end --------------------------------------------
 
@@ -306,88 +253,24 @@ class AssignmentWorkflow:
             unit_id=spec.unit_id,
         )
         self._seq += 1
-        if not self._outbox:
-            # `apply` returns a new state, so keeping the old one costs nothing.
-            self._outbox_base = (self._state, dict(self._notices))
         self._state = apply(self._state, event)
         self._outbox.append(event)
         track_notices(self._notices, fact)
         return event
 
-    def _adopt(self, stored: list[Event]) -> None:
-        """Take the stream's copies of outbox events and fold the outbox again onto its base.
-
-        Only after a workflow task published events and then failed: its redo made the same ids
-        with a later time (or, across a day's end, other deadlines). What consumers got wins.
-        If the redo took its inputs in another order (a signal before the command that the failed
-        task had taken), a copy holds another fact than the one this run decided: that fact is
-        displaced, not lost. A relayed report is queued again; a command decides again on what
-        the stream holds (`_command`); a notice is issued again by the main loop.
-        """
-        by_seq = {e.seq: e for e in stored}
-        displaced = [e for e in self._outbox if e.seq in by_seq and by_seq[e.seq].type != e.type]
-        if displaced and workflow.patched(PATCH_DISPLACED_FACTS):
-            self._displaced.update(e.seq for e in displaced)
-            reports = [e.fact() for e in displaced if e.type == CooperatingReportReceived.TYPE]
-            fields = CooperatingReport.model_fields
-            self._cooperating[:0] = [CooperatingReport(**f.model_dump(include=set(fields))) for f in reports]
-            workflow.logger.warning("the stream's copies displaced %s", ", ".join(e.event_id for e in displaced))
-        self._outbox = [by_seq.get(e.seq, e) for e in self._outbox]
-        state, notices = self._outbox_base[0], dict(self._outbox_base[1])
-        for event in self._outbox:
-            fact = event.fact()
-            state = apply(state, event)
-            track_notices(notices, fact)
-            if isinstance(fact, AssignmentCreated):
-                self._run_year = fact.start_year
-        self._state, self._notices = state, notices
-        workflow.logger.warning("adopted the stream's copy of %s", ", ".join(e.event_id for e in stored))
-
     async def _flush(self) -> None:
+        """Publish the outbox in order; only the main loop calls this, so batches never overlap."""
         while self._outbox:
             batch = self._outbox[:PUBLISH_BATCH]
             try:
-                published = await self._publish(batch)
+                await publish(batch)
             except ActivityError as err:
-                workflow.logger.error("publishing %s failed for %s; retrying later", batch[0].event_id, PUBLISH_SPAN)
+                workflow.logger.error("publishing %s failed; retrying in %s", batch[0].event_id, PUBLISH_PAUSE)
                 workflow.logger.debug("cause: %s", err.cause)
                 await workflow.sleep(PUBLISH_PAUSE)
                 continue
-            if published.stored:
-                self._adopt(published.stored)
-                batch = self._outbox[: len(batch)]  # the stream's copies, as folded
             del self._outbox[: len(batch)]
             self._published_seq = batch[-1].seq
-            self._published_at = workflow.info().get_current_history_length()
-            if self._outbox:  # more than a batch: the next one's base is the state after this one
-                state, notices = self._outbox_base[0], dict(self._outbox_base[1])
-                for event in batch:
-                    state = apply(state, event)
-                    track_notices(notices, event.fact())
-                self._outbox_base = (state, notices)
-
-    async def _publish(self, batch: list[Event]) -> Published:
-        if workflow.patched(PATCH_LOCAL_PUBLISH):
-            # In the workflow task itself: no activity task round trip, no second workflow task.
-            # A worker that dies mid-batch fails the workflow task; its redo publishes again.
-            return await workflow.execute_local_activity_method(
-                EventPublisher.publish_events,
-                PublishEvents(events=batch),
-                start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
-                schedule_to_close_timeout=PUBLISH_SPAN,
-                retry_policy=PUBLISH_RETRY,
-                # Short retries stay inside the workflow task; once the backoff passes this, each
-                # retry waits on a durable timer instead of holding the task open (NATS is away).
-                local_retry_threshold=PUBLISH_LOCAL_RETRY,
-            )
-        return await workflow.execute_activity_method(
-            EventPublisher.publish_events,
-            PublishEvents(events=batch),
-            start_to_close_timeout=dt.timedelta(minutes=5),  # a full batch at the slowest acks
-            heartbeat_timeout=dt.timedelta(seconds=10),  # one beat per event published
-            schedule_to_close_timeout=PUBLISH_SPAN,
-            retry_policy=PUBLISH_RETRY,
-        )
 
     def _sync_search_attributes(self) -> None:
         if not self._input.search_attributes or self._state is None:
@@ -413,45 +296,66 @@ class AssignmentWorkflow:
 
     # ---- commands ----------------------------------------------------------------------------
 
-    def _check(self, cmd: Command) -> None:
+    def _command_handlers(
+        self, row: CommandRow
+    ) -> tuple[Callable[[dict[str, Any]], Awaitable[CommandResult]], Callable[[dict[str, Any]], None]]:
+        """The update handler and validator of one command-table row.
+
+        They take the command as plain JSON and read it with the row's model here, so that one
+        handler serves every row and a malformed command is refused in words, not by the
+        payload converter.
+        """
+
+        def parsed(body: dict[str, Any]) -> Command:
+            try:
+                return row.command.model_validate(body)
+            except ValidationError as err:
+                first = err.errors()[0]
+                field = ".".join(str(p) for p in first["loc"]) or "command"
+                raise rejected(f"{row.what}: {field}: {first['msg']}") from None
+
+        def validate(body: dict[str, Any]) -> None:
+            self._check(row, parsed(body))
+
+        async def handle(body: dict[str, Any]) -> CommandResult:
+            cmd = parsed(body)
+            result = await self._command(row, cmd)
+            if isinstance(cmd, ReportProgress):
+                await self._tell_lead(cmd, result)
+            return result
+
+        return handle, validate
+
+    def _check(self, row: CommandRow, cmd: Command) -> None:
         """Validator body: a refusal raised here leaves no trace in history."""
         if cmd.command_id is not None and cmd.command_id in self._results:
             return  # a retry: the handler answers with the earlier result
         today = self._today()
         state = self._state or decisions.about_to_be_created(self._spec, today)
-        reason = validation.reason(state, self._spec, cmd, today)
+        reason = validation.reason(state, self._spec, row, cmd, today)
         if reason:
             raise rejected(reason)
 
-    async def _command(self, cmd: Command) -> CommandResult:
+    async def _command(self, row: CommandRow, cmd: Command) -> CommandResult:
         await workflow.wait_condition(lambda: self._state is not None)
-        while True:
-            today = self._today()
-            await self._ensure_calendar(today)
-            # From here to the emit nothing awaits, so no other handler interleaves.
-            seqs: list[int] = []
-            if cmd.command_id is not None and cmd.command_id in self._results:
-                result = self._results[cmd.command_id]
-                target = self._seq - 1
-            else:
-                reason = validation.reason(self._current(), self._spec, cmd, today)
-                if reason:
-                    raise rejected(reason)  # only when another command changed the state meanwhile
-                s = self._current()
-                events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
-                s = self._current()
-                result = CommandResult(event_ids=[e.event_id for e in events], stage=s.stage.value, year=s.year)
-                self._remember(cmd.command_id, result)
-                seqs, target = [e.seq for e in events], events[-1].seq
-            await self._until_published(target)
-            if not self._displaced.intersection(seqs):
-                return result
-            # The stream kept other facts under this command's ids (see `_adopt`): decide again.
-            if cmd.command_id is not None:
-                self._results.pop(cmd.command_id, None)
-
-    async def _until_published(self, seq: int) -> None:
-        await workflow.wait_condition(lambda: self._published_seq >= seq)
+        today = self._today()
+        await self._ensure_calendar(today)
+        # From here to the emit nothing awaits, so no other handler interleaves.
+        if cmd.command_id is not None and cmd.command_id in self._results:
+            result = self._results[cmd.command_id]
+            target = self._seq - 1
+        else:
+            reason = validation.reason(self._current(), self._spec, row, cmd, today)
+            if reason:
+                raise rejected(reason)  # only when another command changed the state meanwhile
+            s = self._current()
+            events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
+            s = self._current()
+            result = CommandResult(event_ids=[e.event_id for e in events], stage=s.stage.value, year=s.year)
+            self._remember(cmd.command_id, result)
+            target = events[-1].seq
+        await workflow.wait_condition(lambda: self._published_seq >= target)
+        return result
 
     def _remember(self, command_id: str | None, result: CommandResult) -> None:
         if command_id is None:
@@ -459,64 +363,6 @@ class AssignmentWorkflow:
         self._results[command_id] = result
         while len(self._results) > MAX_REMEMBERED_COMMANDS:
             del self._results[next(iter(self._results))]
-
-    @workflow.update(name=UPDATE_ACCEPT)
-    async def accept(self, cmd: AcceptAssignment) -> CommandResult:
-        return await self._command(cmd)
-
-    @accept.validator
-    def _validate_accept(self, cmd: AcceptAssignment) -> None:
-        self._check(cmd)
-
-    @workflow.update(name=UPDATE_SUBMIT_PLAN)
-    async def submit_plan(self, cmd: SubmitAnnualPlan) -> CommandResult:
-        return await self._command(cmd)
-
-    @submit_plan.validator
-    def _validate_submit_plan(self, cmd: SubmitAnnualPlan) -> None:
-        self._check(cmd)
-
-    @workflow.update(name=UPDATE_REVIEW_PLAN)
-    async def review_plan(self, cmd: ReviewAnnualPlan) -> CommandResult:
-        return await self._command(cmd)
-
-    @review_plan.validator
-    def _validate_review_plan(self, cmd: ReviewAnnualPlan) -> None:
-        self._check(cmd)
-
-    @workflow.update(name=UPDATE_REPORT_PROGRESS)
-    async def report_progress(self, cmd: ReportProgress) -> CommandResult:
-        result = await self._command(cmd)
-        await self._tell_lead(cmd, result)
-        return result
-
-    @report_progress.validator
-    def _validate_report_progress(self, cmd: ReportProgress) -> None:
-        self._check(cmd)
-
-    @workflow.update(name=UPDATE_REQUEST_VERIFICATION)
-    async def request_verification(self, cmd: RequestVerification) -> CommandResult:
-        return await self._command(cmd)
-
-    @request_verification.validator
-    def _validate_request_verification(self, cmd: RequestVerification) -> None:
-        self._check(cmd)
-
-    @workflow.update(name=UPDATE_VERIFY)
-    async def verify(self, cmd: VerifyYear) -> CommandResult:
-        return await self._command(cmd)
-
-    @verify.validator
-    def _validate_verify(self, cmd: VerifyYear) -> None:
-        self._check(cmd)
-
-    @workflow.update(name=UPDATE_CANCEL)
-    async def cancel(self, cmd: CancelAssignment) -> CommandResult:
-        return await self._command(cmd)
-
-    @cancel.validator
-    def _validate_cancel(self, cmd: CancelAssignment) -> None:
-        self._check(cmd)
 
     # ---- cooperating units -------------------------------------------------------------------
 

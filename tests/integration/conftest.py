@@ -28,7 +28,8 @@ from temporalio.worker import Worker
 
 from contracts.base import Actor, Role, UserRole
 from contracts.catalog import Schedule
-from contracts.commands import AssignmentSpec, ReportProgress, SubmitAnnualPlan
+from contracts.command_table import BY_COMMAND
+from contracts.commands import AssignmentSpec, Command, CommandResult, ReportProgress, SubmitAnnualPlan
 from contracts.events import Event, IndicatorTarget, IndicatorValue, Milestone
 from contracts.ids import assignment_id, workflow_id
 from contracts.subjects import EVENT_STREAM
@@ -140,6 +141,11 @@ def report(actor_unit: str, period: str, percent: float) -> ReportProgress:
         narrative=f"{period}: on track",
         indicator_values=[IndicatorValue(name=INDICATOR, value=percent * 0.7)],
     )
+
+
+async def send(h: Handle, cmd: Command) -> CommandResult:
+    """A command as the progress service sends it: the update its command-table row names."""
+    return await h.execute_update(BY_COMMAND[type(cmd)].name, cmd, result_type=CommandResult)
 
 
 async def status(h: Handle) -> AssignmentStatus:

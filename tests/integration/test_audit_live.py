@@ -11,8 +11,7 @@ from pathlib import Path
 from contracts.commands import AcceptAssignment, ReviewAnnualPlan
 from contracts.fold import AssignmentState
 from tests.integration.audit_support import running, settings_for
-from tests.integration.conftest import SUPERVISOR, Kit, current_period, department, idle, make_spec, plan, report
-from workflows.workflows import AssignmentWorkflow
+from tests.integration.conftest import SUPERVISOR, Kit, current_period, department, idle, make_spec, plan, report, send
 
 
 async def test_replay_now_equals_live_workflow_status(tmp_path: Path, nats_url: str, kit: Kit) -> None:
@@ -21,16 +20,16 @@ async def test_replay_now_equals_live_workflow_status(tmp_path: Path, nats_url: 
     for task_no, unit in [(14, "yuzhong"), (14, "jiangbei"), (3, "wanzhou")]:
         h = await kit.start(make_spec(unit, year, year + 1, task_no=task_no))
         handles[unit] = h
-        await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
+        await send(h, AcceptAssignment(actor=department(unit)))
     # Different points of the lifecycle: planning, plan returned, implementing with a report.
     for unit in ("jiangbei", "wanzhou"):
-        await handles[unit].execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+        await send(handles[unit], plan(unit, year))
     decision = ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="return", comment="targets need baselines")
-    await handles["jiangbei"].execute_update(AssignmentWorkflow.review_plan, decision)
+    await send(handles["jiangbei"], decision)
     approve = ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-    await handles["wanzhou"].execute_update(AssignmentWorkflow.review_plan, approve)
+    await send(handles["wanzhou"], approve)
     period = current_period(await kit.today())
-    await handles["wanzhou"].execute_update(AssignmentWorkflow.report_progress, report("wanzhou", period, 40.0))
+    await send(handles["wanzhou"], report("wanzhou", period, 40.0))
     live = {unit: await idle(h) for unit, h in handles.items()}
     published = len(await kit.events())
 

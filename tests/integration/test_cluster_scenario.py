@@ -30,9 +30,9 @@ from contracts.events import event_id
 from contracts.ids import workflow_id
 from contracts.subjects import EVENT_STREAM
 from deploy.local.servers import Server, nats_cluster
-from tests.integration.audit_support import Service, running, settings_for
-from tests.integration.conftest import SUPERVISOR, department, make_spec, plan, read_stream
 from services.shared.streams import ensure_event_stream
+from tests.integration.audit_support import Service, running, settings_for
+from tests.integration.conftest import SUPERVISOR, department, make_spec, plan, read_stream, send
 from workflows.activities import EventPublisher
 from workflows.models import AssignmentInput, AssignmentStatus
 from workflows.worker import build_worker
@@ -152,38 +152,40 @@ async def test_a_scenario_survives_kill_9_of_a_follower_then_of_the_leader(
     # (and the activity retries, same Nats-Msg-Id) sooner. Nothing else differs.
     publisher = EventPublisher(js, ack_timeout=2.0)
     async with build_worker(temporal_client, js, tq, publisher=publisher), running(audit_settings) as audit:
-        handles = list(await asyncio.gather(*(
-            temporal_client.start_workflow(
-                AssignmentWorkflow.run, AssignmentInput(spec=s), id=workflow_id(s.assignment_id), task_queue=tq
+        handles = list(
+            await asyncio.gather(
+                *(
+                    temporal_client.start_workflow(
+                        AssignmentWorkflow.run, AssignmentInput(spec=s), id=workflow_id(s.assignment_id), task_queue=tq
+                    )
+                    for s in specs
+                )
             )
-            for s in specs
-        )))
+        )
         try:
-            await asyncio.gather(*(
-                h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(s.unit_id)))
-                for h, s in zip(handles, specs, strict=True)
-            ))
+            await asyncio.gather(
+                *(send(h, AcceptAssignment(actor=department(s.unit_id))) for h, s in zip(handles, specs, strict=True))
+            )
             years = [(await h.query(AssignmentWorkflow.status)).year for h in handles]
 
             follower = await a_follower(js, cluster)
             follower.kill()  # kill -9, mid-scenario
             # Commands go on while the node is away; each returns once its event is acknowledged.
-            await asyncio.gather(*(
-                h.execute_update(AssignmentWorkflow.submit_plan, plan(s.unit_id, y))
-                for h, s, y in zip(handles, specs, years, strict=True)
-            ))
+            await asyncio.gather(*(send(h, plan(s.unit_id, y)) for h, s, y in zip(handles, specs, years, strict=True)))
             follower.start()
             await assert_complete(audit, js, await expected_ids(handles))
 
             leader = await the_leader(js, cluster)
             leader.kill()  # the same with the stream's leader: a new one is elected meanwhile
-            await asyncio.gather(*(
-                h.execute_update(
-                    AssignmentWorkflow.review_plan,
-                    ReviewAnnualPlan(actor=SUPERVISOR, year=y, decision="approve", comment="同意"),
+            await asyncio.gather(
+                *(
+                    send(
+                        h,
+                        ReviewAnnualPlan(actor=SUPERVISOR, year=y, decision="approve", comment="同意"),
+                    )
+                    for h, y in zip(handles, years, strict=True)
                 )
-                for h, y in zip(handles, years, strict=True)
-            ))
+            )
             leader.start()
             expected = await expected_ids(handles)
             await assert_complete(audit, js, expected)

@@ -25,10 +25,10 @@ from tests.integration.conftest import (
     of_type,
     plan,
     report,
+    send,
     status,
 )
 from workflows.deadlines import quarter_end
-from workflows.workflows import AssignmentWorkflow
 
 add = independent_add_working_days
 
@@ -68,7 +68,7 @@ async def test_an_idle_unit_is_reminded_then_escalated_blue_yellow_red(kit: Kit)
     assert (s.reminders, s.escalations_total) == (1, 3)
 
     # Accepting late meets the deadline and clears its escalation.
-    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department("beibei")))
+    await send(h, AcceptAssignment(actor=department("beibei")))
     tail = (await kit.events(spec.assignment_id))[len(events) :]
     assert [e.type for e in tail] == ["AssignmentAccepted", "EscalationCleared"]
     assert tail[1].payload["deadline_key"] == "acceptance"
@@ -82,14 +82,12 @@ async def test_quarterly_report_deadlines_across_national_day(kit: Kit) -> None:
     year, unit = today.year + 1, "wanzhou"
     spec = make_spec(unit, year, year)
     h = await kit.start(spec)
-    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
-    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
-    await h.execute_update(
-        AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-    )
+    await send(h, AcceptAssignment(actor=department(unit)))
+    await send(h, plan(unit, year))
+    await send(h, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"))
     # Reporting for a quarter that has not begun is refused.
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q1", 5))
+        await send(h, report(unit, f"{year}-Q1", 5))
     assert err.value.cause.message == (  # type: ignore[attr-defined]
         f"progress for {year}-Q1 cannot be reported before the quarter begins on {year}-01-01"
     )
@@ -107,7 +105,7 @@ async def test_quarterly_report_deadlines_across_national_day(kit: Kit) -> None:
     # Q2 is reported two working days after its blue escalation.
     await kit.sleep_until(add(due[2], 3))
     before = len(await kit.events(spec.assignment_id))
-    await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q2", 50))
+    await send(h, report(unit, f"{year}-Q2", 50))
     tail = (await kit.events(spec.assignment_id))[before:]
     assert [e.type for e in tail] == ["ProgressReported", "EscalationCleared"]
 

@@ -35,11 +35,11 @@ from tests.integration.conftest import (
     of_type,
     plan,
     report,
+    send,
     status,
     wait_for_new_run,
 )
 from workflows.deadlines import quarter_end
-from workflows.workflows import AssignmentWorkflow
 
 
 async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
@@ -51,26 +51,24 @@ async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
     spec = make_spec(unit, first, horizon, evaluation_years=sorted(evaluations))
     h = await kit.start(spec)
     run_id = (await h.describe()).run_id
-    result = await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
+    result = await send(h, AcceptAssignment(actor=department(unit)))
     assert (result.stage, result.year) == ("planning", first)
 
     reasons: list[str] = []
     for year in range(first, horizon + 1):
         s = await status(h)
         assert (s.stage, s.year) == (Stage.PLANNING, year)
-        await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
-        approved = await h.execute_update(
-            AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-        )
+        await send(h, plan(unit, year))
+        approved = await send(h, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"))
         assert approved.stage == "implementing"
         for q in (1, 2, 3):
             if f"report:{year}-Q{q}" in (await status(h)).deadlines:
                 await kit.sleep_until(quarter_end(year, q) + dt.timedelta(days=3))
-                await h.execute_update(AssignmentWorkflow.report_progress, report(unit, f"{year}-Q{q}", 25.0 * q))
+                await send(h, report(unit, f"{year}-Q{q}", 25.0 * q))
         if year % 2 and await kit.today() < dt.date(year, 12, 1):  # odd years: declared done in December
             reasons.append("declared_done")
             await kit.sleep_until(dt.date(year, 12, 1))
-            await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=department(unit)))
+            await send(h, RequestVerification(actor=department(unit)))
             await kit.sleep_until(dt.date(year, 12, 2))
         else:  # even years: the year end hands it to verification by itself
             reasons.append("year_end")
@@ -78,7 +76,7 @@ async def test_full_lifecycle_from_now_to_a_ten_year_horizon(kit: Kit) -> None:
         s = await status(h)
         assert (s.stage, s.year) == (Stage.VERIFYING, year)
         verdict = VerifyYear(actor=VERIFIER, decision="pass", findings="ok", score=evaluations.get(year))
-        passed = await h.execute_update(AssignmentWorkflow.verify, verdict)
+        passed = await send(h, verdict)
         if year < horizon:
             assert (passed.stage, passed.year) == ("planning", year + 1)
             run_id = await wait_for_new_run(h, run_id)
@@ -132,11 +130,11 @@ async def test_returned_plan_and_failed_verification_loop_back(kit: Kit) -> None
     year, unit = today.year, "jiangbei"
     spec = make_spec(unit, year, year + 1)
     h = await kit.start(spec)
-    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
-    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    await send(h, AcceptAssignment(actor=department(unit)))
+    await send(h, plan(unit, year))
 
-    returned = await h.execute_update(
-        AssignmentWorkflow.review_plan,
+    returned = await send(
+        h,
         ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="return", comment="targets need baselines"),
     )
     assert (returned.stage, returned.year) == ("planning", year)
@@ -146,15 +144,11 @@ async def test_returned_plan_and_failed_verification_loop_back(kit: Kit) -> None
     # The plan is due again within the rework allowance (20 working days) of the return.
     assert s.deadlines[f"annual_plan:{year}"].due == independent_add_working_days(today, 20)
 
-    resubmitted = await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    resubmitted = await send(h, plan(unit, year))
     assert resubmitted.stage == "plan_submitted" and (await status(h)).plan_revision == 2
-    await h.execute_update(
-        AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-    )
-    await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=department(unit)))
-    failed = await h.execute_update(
-        AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="fail", findings="no evidence for Q4")
-    )
+    await send(h, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"))
+    await send(h, RequestVerification(actor=department(unit)))
+    failed = await send(h, VerifyYear(actor=VERIFIER, decision="fail", findings="no evidence for Q4"))
     assert (failed.stage, failed.year) == ("implementing", year)
     s = await status(h)
     rework_due = independent_add_working_days(today, 20)
@@ -171,13 +165,11 @@ async def test_returned_plan_and_failed_verification_loop_back(kit: Kit) -> None
     assert (s.stage, s.year) == (Stage.IMPLEMENTING, year)
     assert f"rework:{year}" in s.escalations
 
-    again = await h.execute_update(
-        AssignmentWorkflow.request_verification, RequestVerification(actor=department(unit), note="evidence added")
-    )
+    again = await send(h, RequestVerification(actor=department(unit), note="evidence added"))
     assert again.stage == "verifying"
     s = await status(h)
     assert s.escalations == {} and s.overdue_level == "none"
-    passed = await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
+    passed = await send(h, VerifyYear(actor=VERIFIER, decision="pass"))
     assert (passed.stage, passed.year) == ("planning", year + 1)
 
     events = await kit.events(spec.assignment_id)
@@ -198,11 +190,9 @@ async def test_a_supervisor_cancels(kit: Kit) -> None:
     year, unit = (await kit.today()).year, "shapingba"
     spec = make_spec(unit, year, year + 3)
     h = await kit.start(spec)
-    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit)))
+    await send(h, AcceptAssignment(actor=department(unit)))
     assert list((await status(h)).deadlines) == [f"annual_plan:{year}"]
-    cancelled = await h.execute_update(
-        AssignmentWorkflow.cancel, CancelAssignment(actor=SUPERVISOR, reason="task merged into task 15")
-    )
+    cancelled = await send(h, CancelAssignment(actor=SUPERVISOR, reason="task merged into task 15"))
     assert cancelled.stage == "cancelled"
     final = await h.result()
     assert final.stage == Stage.CANCELLED and final.cancel_reason == "task merged into task 15"
@@ -216,21 +206,19 @@ async def test_an_evaluation_year_needs_a_score(kit: Kit) -> None:
     year, unit = (await kit.today()).year, "dadukou"
     spec = make_spec(unit, year, year, evaluation_years=[year])
     h = await kit.start(spec)
-    for update, cmd in [
-        (AssignmentWorkflow.accept, AcceptAssignment(actor=department(unit))),
-        (AssignmentWorkflow.submit_plan, plan(unit, year)),
-        (AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")),
-        (AssignmentWorkflow.request_verification, RequestVerification(actor=department(unit))),
+    for cmd in [
+        AcceptAssignment(actor=department(unit)),
+        plan(unit, year),
+        ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"),
+        RequestVerification(actor=department(unit)),
     ]:
-        await h.execute_update(update, cmd)  # type: ignore[arg-type]
+        await send(h, cmd)
     with pytest.raises(WorkflowUpdateFailedError) as err:
-        await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
+        await send(h, VerifyYear(actor=VERIFIER, decision="pass"))
     assert isinstance(err.value.cause, ApplicationError)
     assert err.value.cause.message == f"{year} is a five-year evaluation year: passing it needs a `score` (0-100)"
 
-    done = await h.execute_update(
-        AssignmentWorkflow.verify, VerifyYear(actor=SUPERVISOR, decision="pass", score=87.5, findings="good")
-    )
+    done = await send(h, VerifyYear(actor=SUPERVISOR, decision="pass", score=87.5, findings="good"))
     assert done.stage == "completed"
     events = await kit.events(spec.assignment_id)
     assert [e.type for e in events[-3:]] == ["VerificationPassed", "EvaluationRecorded", "AssignmentCompleted"]
@@ -245,13 +233,11 @@ async def test_a_cooperating_units_report_reaches_the_lead(kit: Kit) -> None:
     coop = make_spec("yuzhong", year, year + 1, role=Role.COOPERATING, lead=lead.assignment_id)
     lead_h = await kit.start(lead)
     coop_h = await kit.start(coop)
-    await coop_h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department("yuzhong")))
-    await coop_h.execute_update(AssignmentWorkflow.submit_plan, plan("yuzhong", year))
-    await coop_h.execute_update(
-        AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-    )
+    await send(coop_h, AcceptAssignment(actor=department("yuzhong")))
+    await send(coop_h, plan("yuzhong", year))
+    await send(coop_h, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"))
     period = current_period(today)
-    await coop_h.execute_update(AssignmentWorkflow.report_progress, report("yuzhong", period, 40))
+    await send(coop_h, report("yuzhong", period, 40))
 
     # The signal, the lead's workflow task and its publish take a moment, longer on a busy machine.
     loop = asyncio.get_running_loop()
@@ -283,13 +269,13 @@ async def test_a_repeated_command_id_returns_the_first_result_and_emits_nothing(
     spec = make_spec(unit, year, year + 1)
     h = await kit.start(spec)
     accept = AcceptAssignment(actor=department(unit), command_id="inbox-click-1")
-    first = await h.execute_update(AssignmentWorkflow.accept, accept)
-    second = await h.execute_update(AssignmentWorkflow.accept, accept)  # a retry: not "already accepted"
+    first = await send(h, accept)
+    second = await send(h, accept)  # a retry: not "already accepted"
     assert second == first
     submit = plan(unit, year).model_copy(update={"command_id": "plan-upload-1"})
     one, two = await asyncio.gather(
-        h.execute_update(AssignmentWorkflow.submit_plan, submit),
-        h.execute_update(AssignmentWorkflow.submit_plan, submit),
+        send(h, submit),
+        send(h, submit),
     )
     assert one == two
     types = [e.type for e in await kit.events(spec.assignment_id)]

@@ -12,10 +12,9 @@ from contracts.base import SYSTEM_ACTOR
 from contracts.commands import AcceptAssignment
 from contracts.events import AssignmentCreated, Event, make_event
 from contracts.subjects import EVENT_STREAM
-from tests.integration.conftest import Kit, department, make_spec, read_stream
+from tests.integration.conftest import Kit, department, make_spec, read_stream, send
 from workflows.activities import PUBLISH_EVENTS, EventPublisher, Published, PublishEvents
 from workflows.worker import build_worker
-from workflows.workflows import AssignmentWorkflow
 
 
 class FailsAfterPublishing(EventPublisher):
@@ -44,7 +43,7 @@ async def test_a_publish_retried_after_it_landed_leaves_one_copy(
         year = (await kit.today()).year
         spec = make_spec("fuling", year, year)
         h = await kit.start(spec)
-        accepted = await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=department("fuling")))
+        accepted = await send(h, AcceptAssignment(actor=department("fuling")))
 
     events = await read_stream(jetstream)
     assert [e.type for e in events] == ["AssignmentCreated", "AssignmentAccepted"]

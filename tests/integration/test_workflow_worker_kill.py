@@ -29,6 +29,7 @@ from tests.integration.conftest import (
     plan,
     read_stream,
     report,
+    send,
 )
 from workflows.models import AssignmentInput
 from workflows.workflows import AssignmentWorkflow
@@ -70,25 +71,21 @@ async def test_a_killed_worker_is_replaced_and_the_lifecycle_finishes(
         id=workflow_id(spec.assignment_id),
         task_queue=task_queue,
     )
-    await h.execute_update(AssignmentWorkflow.accept, AcceptAssignment(actor=me))
-    await h.execute_update(AssignmentWorkflow.submit_plan, plan(unit, year))
+    await send(h, AcceptAssignment(actor=me))
+    await send(h, plan(unit, year))
 
     first.send_signal(signal.SIGKILL)
     assert first.wait(10) == -signal.SIGKILL
     # Sent while no worker runs: it waits for one.
-    review = asyncio.create_task(
-        h.execute_update(
-            AssignmentWorkflow.review_plan, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")
-        )
-    )
+    review = asyncio.create_task(send(h, ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve")))
     await asyncio.sleep(0.5)
     assert not review.done()
     second = spawn_worker(tmp_path / "worker-2.log", nats_url, temporal_address, task_queue)
     try:
         assert (await asyncio.wait_for(review, 60)).stage == "implementing"
-        await h.execute_update(AssignmentWorkflow.report_progress, report(unit, current_period(today), 100))
-        await h.execute_update(AssignmentWorkflow.request_verification, RequestVerification(actor=me))
-        await h.execute_update(AssignmentWorkflow.verify, VerifyYear(actor=VERIFIER, decision="pass"))
+        await send(h, report(unit, current_period(today), 100))
+        await send(h, RequestVerification(actor=me))
+        await send(h, VerifyYear(actor=VERIFIER, decision="pass"))
         final = await asyncio.wait_for(h.result(), 30)
         assert final.stage == "completed"
     finally:
