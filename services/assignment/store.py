@@ -1,75 +1,73 @@
 """The assignment service's database: programmes, the unit registry, the division, the inbox projection."""
 
-from __future__ import annotations
-
 import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import (
-    Boolean,
-    Column,
-    DateTime,
-    Index,
-    Integer,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    select,
-    update,
-)
+from sqlalchemy import DateTime, Index, String, Text, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
 
 from contracts.api import ProgrammeImport
 from contracts.catalog import Unit, UnitKind
 from contracts.ids import assignment_id
 from services.shared import migrate
-from services.shared.projection import define_tables
+from services.shared.projection_tables import projection_tables, table_of
 
-metadata = MetaData()
-programmes = Table(
-    "programmes",
-    metadata,
-    Column("programme_id", String(64), primary_key=True),
-    Column("content_sha256", String(64), nullable=False),
-    Column("body", Text, nullable=False),  # the ProgrammeImport as imported
-    Column("document_no", Text, nullable=False),
-    Column("title", Text, nullable=False),
-    Column("imported_at", DateTime(timezone=True), nullable=False),
-    Column("imported_by", String(200), nullable=False),
+
+class AssignmentModel(SQLModel, registry=registry()):
+    """The assignment service's tables: `metadata` is what its alembic environment migrates."""
+
+
+class Programme(AssignmentModel, table=True):
+    __tablename__ = "programmes"
+
+    programme_id: str = Field(primary_key=True, sa_type=String(64))
+    content_sha256: str = Field(sa_type=String(64))
+    body: str = Field(sa_type=Text)  # the ProgrammeImport as imported
+    document_no: str = Field(sa_type=Text)
+    title: str = Field(sa_type=Text)
+    imported_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    imported_by: str = Field(sa_type=String(200))
     # The ProgrammeImported event, kept so a retry publishes the very same message (same id).
-    Column("event", Text, nullable=False),
-    Column("event_published", Boolean, nullable=False, default=False),
-    Column("dispatched_at", DateTime(timezone=True), nullable=True),
-)
-units = Table(
-    "units",
-    metadata,
-    Column("unit_id", String(64), primary_key=True),
-    Column("name", Text, nullable=False),
-    Column("kind", String(20), nullable=False),
-    Column("aliases", Text, nullable=False, default="[]"),
-)
-responsibilities = Table(
-    "responsibilities",
-    metadata,
-    Column("assignment_id", String(200), primary_key=True),
-    Column("programme_id", String(64), nullable=False),
-    Column("task_no", Integer, nullable=False),
-    Column("task_title", Text, nullable=False),
-    Column("unit_id", String(64), nullable=False),
-    Column("role", String(20), nullable=False),
-    Column("start_year", Integer, nullable=False),
-    Column("horizon_year", Integer, nullable=False),
-    Column("lead_assignment_id", String(200), nullable=True),
-    Index("ix_resp_unit", "unit_id", "programme_id"),
-)
+    event: str = Field(sa_type=Text)
+    event_published: bool = False
+    dispatched_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+class UnitRow(AssignmentModel, table=True):
+    __tablename__ = "units"
+
+    unit_id: str = Field(primary_key=True, sa_type=String(64))
+    name: str = Field(sa_type=Text)
+    kind: str = Field(sa_type=String(20))
+    aliases: str = Field(default="[]", sa_type=Text)  # a JSON list
+
+
+class Responsibility(AssignmentModel, table=True):
+    __tablename__ = "responsibilities"
+    __table_args__ = (Index("ix_resp_unit", "unit_id", "programme_id"),)
+
+    assignment_id: str = Field(primary_key=True, sa_type=String(200))
+    programme_id: str = Field(sa_type=String(64))
+    task_no: int
+    task_title: str = Field(sa_type=Text)
+    unit_id: str = Field(sa_type=String(64))
+    role: str = Field(sa_type=String(20))
+    start_year: int
+    horizon_year: int
+    lead_assignment_id: str | None = Field(default=None, sa_type=String(200))
+
+
+metadata = AssignmentModel.metadata
+programmes = table_of(Programme)
+units = table_of(UnitRow)
+responsibilities = table_of(Responsibility)
 # The inbox's stage, deadlines and overdue level, folded from the event stream.
-INBOX = define_tables(metadata, "inbox")
+INBOX = projection_tables(AssignmentModel, "inbox")
 
 
 async def create_tables(engine: AsyncEngine) -> None:
@@ -198,16 +196,16 @@ async def programme_responsibilities(engine: AsyncEngine, programme_id: str) -> 
         return [dict(r._mapping) for r in rows]
 
 
-async def list_units(
-    engine: AsyncEngine, kind: UnitKind | None, limit: int, offset: int
-) -> tuple[list[Unit], int]:
+async def list_units(engine: AsyncEngine, kind: UnitKind | None, limit: int, offset: int) -> tuple[list[Unit], int]:
     conds = [units.c.kind == kind.value] if kind else []
     async with engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(units).where(*conds))).scalar_one()
-        rows = await conn.execute(select(units).where(*conds).order_by(units.c.kind, units.c.unit_id)
-                                  .limit(limit).offset(offset))
-        items = [Unit(unit_id=r.unit_id, name=r.name, kind=UnitKind(r.kind), aliases=json.loads(r.aliases))
-                 for r in rows]
+        rows = await conn.execute(
+            select(units).where(*conds).order_by(units.c.kind, units.c.unit_id).limit(limit).offset(offset)
+        )
+        items = [
+            Unit(unit_id=r.unit_id, name=r.name, kind=UnitKind(r.kind), aliases=json.loads(r.aliases)) for r in rows
+        ]
     return items, int(total)
 
 
@@ -232,10 +230,17 @@ async def inbox(
     rank = func.coalesce(a.c.overdue_rank, 0)
     query = (
         select(
-            r.c.assignment_id, r.c.programme_id, r.c.task_no, r.c.task_title, r.c.unit_id, r.c.role,
-            stage_col.label("stage"), func.coalesce(a.c.year, r.c.start_year).label("year"),
+            r.c.assignment_id,
+            r.c.programme_id,
+            r.c.task_no,
+            r.c.task_title,
+            r.c.unit_id,
+            r.c.role,
+            stage_col.label("stage"),
+            func.coalesce(a.c.year, r.c.start_year).label("year"),
             func.coalesce(a.c.overdue_level, "none").label("overdue_level"),
-            a.c.next_deadline, func.coalesce(a.c.percent, 0.0).label("percent"),
+            a.c.next_deadline,
+            func.coalesce(a.c.percent, 0.0).label("percent"),
         )
         .select_from(joined)
         .where(*conds)

@@ -1,109 +1,113 @@
-"""The audit service's own tables (SQLAlchemy Core) and the small queries everyone shares.
+"""The audit service's own tables (SQLModel models, written through Core) and the small queries everyone shares.
 
 `ledger` is append-only: rows are only ever inserted, by the one ingest task, in batches
 whose transaction also moves the consumer's tracking position. Times are stored as
 fixed-width UTC text (`utc_text`), which sorts and compares the same in SQLite and PostgreSQL.
 """
 
-from __future__ import annotations
-
 import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import (
-    BigInteger,
-    Column,
-    Index,
-    Integer,
-    LargeBinary,
-    MetaData,
-    String,
-    Table,
-    Text,
-    func,
-    select,
-    tuple_,
-)
+from sqlalchemy import BigInteger, Index, LargeBinary, String, Table, Text, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
 
 from services.audit.ledger import utc_text
 from services.shared import migrate
+from services.shared.projection_tables import table_of
 
-metadata = MetaData()
+NO_AUTOINCREMENT: dict[str, Any] = {"autoincrement": False}
 
-ledger = Table(
-    "ledger",
-    metadata,
-    Column("ledger_seq", BigInteger, primary_key=True, autoincrement=False),  # gapless, from 1
-    Column("event_id", String(200), nullable=False, unique=True),
-    Column("stream_seq", BigInteger, nullable=False),
-    Column("programme_id", String(100), nullable=False),
-    Column("assignment_id", String(200)),
-    Column("unit_id", String(100)),
-    Column("seq", Integer, nullable=False),
-    Column("type", String(64), nullable=False),
-    Column("occurred_at", String(32), nullable=False),
-    Column("canonical", Text, nullable=False),
-    Column("prev_hash", String(64), nullable=False),
-    Column("hash", String(64), nullable=False),
-    Index("ix_ledger_assignment_seq", "assignment_id", "seq"),
-    Index("ix_ledger_unit", "unit_id", "ledger_seq"),
-    # No index on type alone: every index costs each insert, and type is mostly asked for
-    # together with an assignment or a unit, whose indexes narrow the scan first.
-)
 
-tracking = Table(
-    "tracking",
-    metadata,
-    Column("consumer", String(100), primary_key=True),
-    Column("stream_seq", BigInteger, nullable=False),  # last JetStream sequence fully processed
-    Column("updated_at", String(32), nullable=False),
-)
+class AuditModel(SQLModel, registry=registry()):
+    """The audit service's tables: `metadata` is what its alembic environment migrates."""
 
-checkpoints = Table(
-    "checkpoints",
-    metadata,
-    Column("size", BigInteger, primary_key=True),
-    Column("root", String(64), nullable=False),
-    Column("head", String(64), nullable=False),
-    Column("created_at", String(32), nullable=False),
-    Column("signature", String(200), nullable=False),  # base64 Ed25519 over the signed note
-    Column("public_key", Text, nullable=False),  # PEM, so old checkpoints stay checkable after a key change
-)
 
-# Interior nodes of the Merkle tree at level >= NODE_LEVEL, written when a checkpoint covers
-# them: a proof then reads O(log n) nodes plus fewer than 2**NODE_LEVEL leaves per piece.
-merkle_nodes = Table(
-    "merkle_nodes",
-    metadata,
-    Column("level", Integer, primary_key=True, autoincrement=False),
-    Column("idx", BigInteger, primary_key=True, autoincrement=False),
-    Column("hash", String(64), nullable=False),
-)
+class LedgerEntry(AuditModel, table=True):
+    __tablename__ = "ledger"
+    __table_args__ = (
+        Index("ix_ledger_assignment_seq", "assignment_id", "seq"),
+        Index("ix_ledger_unit", "unit_id", "ledger_seq"),
+        # No index on type alone: every index costs each insert, and type is mostly asked for
+        # together with an assignment or a unit, whose indexes narrow the scan first.
+    )
 
-gaps = Table(
-    "gaps",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("stream_key", String(200), nullable=False),  # assignment id, or programme:<id>
-    Column("expected_seq", Integer, nullable=False),
-    Column("got_seq", Integer, nullable=False),
-    Column("event_id", String(200), nullable=False),
-    Column("ledger_seq", BigInteger, nullable=False),
-    Column("detected_at", String(32), nullable=False),
-)
+    ledger_seq: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs=NO_AUTOINCREMENT)  # gapless, from 1
+    event_id: str = Field(unique=True, sa_type=String(200))
+    stream_seq: int = Field(sa_type=BigInteger)
+    programme_id: str = Field(sa_type=String(100))
+    assignment_id: str | None = Field(default=None, sa_type=String(200))
+    unit_id: str | None = Field(default=None, sa_type=String(100))
+    seq: int
+    type: str = Field(sa_type=String(64))
+    occurred_at: str = Field(sa_type=String(32))
+    canonical: str = Field(sa_type=Text)
+    prev_hash: str = Field(sa_type=String(64))
+    hash: str = Field(sa_type=String(64))
 
-rejects = Table(
-    "rejects",
-    metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("stream_seq", BigInteger, nullable=False),
-    Column("subject", String(300), nullable=False),
-    Column("reason", Text, nullable=False),
-    Column("data", LargeBinary, nullable=False),  # the first REJECT_KEEP_BYTES of the message
-    Column("received_at", String(32), nullable=False),
-)
+
+class Tracking(AuditModel, table=True):
+    __tablename__ = "tracking"
+
+    consumer: str = Field(primary_key=True, sa_type=String(100))
+    stream_seq: int = Field(sa_type=BigInteger)  # last JetStream sequence fully processed
+    updated_at: str = Field(sa_type=String(32))
+
+
+class Checkpoint(AuditModel, table=True):
+    __tablename__ = "checkpoints"
+
+    size: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs=NO_AUTOINCREMENT)
+    root: str = Field(sa_type=String(64))
+    head: str = Field(sa_type=String(64))
+    created_at: str = Field(sa_type=String(32))
+    signature: str = Field(sa_type=String(200))  # base64 Ed25519 over the signed note
+    public_key: str = Field(sa_type=Text)  # PEM, so old checkpoints stay checkable after a key change
+
+
+class MerkleNode(AuditModel, table=True):
+    """An interior node of the Merkle tree at level >= NODE_LEVEL, written when a checkpoint covers
+    it: a proof then reads O(log n) nodes plus fewer than 2**NODE_LEVEL leaves per piece."""
+
+    __tablename__ = "merkle_nodes"
+
+    level: int = Field(primary_key=True, sa_column_kwargs=NO_AUTOINCREMENT)
+    idx: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs=NO_AUTOINCREMENT)
+    hash: str = Field(sa_type=String(64))
+
+
+class Gap(AuditModel, table=True):
+    __tablename__ = "gaps"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream_key: str = Field(sa_type=String(200))  # assignment id, or programme:<id>
+    expected_seq: int
+    got_seq: int
+    event_id: str = Field(sa_type=String(200))
+    ledger_seq: int = Field(sa_type=BigInteger)
+    detected_at: str = Field(sa_type=String(32))
+
+
+class Reject(AuditModel, table=True):
+    __tablename__ = "rejects"
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream_seq: int = Field(sa_type=BigInteger)
+    subject: str = Field(sa_type=String(300))
+    reason: str = Field(sa_type=Text)
+    data: bytes = Field(sa_type=LargeBinary)  # the first REJECT_KEEP_BYTES of the message
+    received_at: str = Field(sa_type=String(32))
+
+
+metadata = AuditModel.metadata
+ledger = table_of(LedgerEntry)
+tracking = table_of(Tracking)
+checkpoints = table_of(Checkpoint)
+merkle_nodes = table_of(MerkleNode)
+gaps = table_of(Gap)
+rejects = table_of(Reject)
 
 REJECT_KEEP_BYTES = 64 * 1024
 NODE_LEVEL = 8

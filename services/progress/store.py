@@ -1,16 +1,21 @@
 """The progress service's database: the read model tables and the task-group cache."""
 
-from __future__ import annotations
-
-from sqlalchemy import Column, Index, Integer, MetaData, String, Table, Text, delete, select
+from sqlalchemy import Index, String, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
 
 from services.shared import migrate
-from services.shared.projection import define_tables
+from services.shared.projection_tables import projection_tables, table_of
 
-metadata = MetaData()
+
+class ProgressModel(SQLModel, registry=registry()):
+    """The progress service's tables: `metadata` is what its alembic environment migrates."""
+
+
+metadata = ProgressModel.metadata
 # Event-sourced: dropped and rebuilt from the stream by readmodel.rebuild().
-READ_MODEL = define_tables(metadata, "rm")
+READ_MODEL = projection_tables(ProgressModel, "rm")
 _A = READ_MODEL.assignments
 # The supervisors' order, most urgent first: highest escalation level, then the nearest deadline
 # (none last), then the id. /v1/status sorts by exactly these expressions so that SQLite and
@@ -22,17 +27,22 @@ URGENCY = (_A.c.overdue_rank.desc(), _A.c.next_deadline_due.is_(None), _A.c.next
 Index("ix_rm_urgency", *URGENCY)
 Index("ix_rm_stage_urgency", _A.c.stage, *URGENCY)
 Index("ix_rm_task_urgency", _A.c.task_no, *URGENCY)
-# Not event-sourced: a cache of each programme's task -> group table, fetched from the
-# assignment service (the events carry the task number but not its group).
-task_groups = Table(
-    "task_groups",
-    metadata,
-    Column("programme_id", String(64), primary_key=True),
-    Column("task_no", Integer, primary_key=True),
-    Column("group_no", Integer, nullable=False),
-    Column("group_title", Text, nullable=False),
-    Column("task_title", Text, nullable=False),
-)
+
+
+class TaskGroup(ProgressModel, table=True):
+    """Not event-sourced: a cache of each programme's task -> group table, fetched from the
+    assignment service (the events carry the task number but not its group)."""
+
+    __tablename__ = "task_groups"
+
+    programme_id: str = Field(primary_key=True, sa_type=String(64))
+    task_no: int = Field(primary_key=True)
+    group_no: int
+    group_title: str = Field(sa_type=Text)
+    task_title: str = Field(sa_type=Text)
+
+
+task_groups = table_of(TaskGroup)
 
 
 async def create_tables(engine: AsyncEngine) -> None:

@@ -14,148 +14,19 @@ import contextlib
 import datetime as dt
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import structlog
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from pydantic import ValidationError
-from sqlalchemy import (
-    Column,
-    Date,
-    DateTime,
-    Float,
-    Index,
-    Integer,
-    MetaData,
-    Select,
-    String,
-    Table,
-    Text,
-    Update,
-    bindparam,
-    select,
-    update,
-)
+from sqlalchemy import MetaData, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.base import OVERDUE_RANK
 from contracts.events import Event, Fact, ProgrammeImported
 from contracts.fold import AssignmentState, advance, event_and_fact
+from services.shared.projection_tables import ProjectionTables, row_of
 
 log = structlog.get_logger()
-
-
-@dataclass(frozen=True)
-class ProjectionTables:
-    assignments: Table
-    programmes: Table
-    tracking: Table
-
-    def all(self) -> list[Table]:
-        return [self.assignments, self.programmes, self.tracking]
-
-    # Statements built once: building one per batch (and its cache key) cost more than running it.
-    @cached_property
-    def position_query(self) -> Select[Any]:
-        t = self.tracking
-        return select(t.c.last_seq).where(t.c.consumer == bindparam("b_consumer"))
-
-    @cached_property
-    def position_move(self) -> Update:
-        t = self.tracking
-        return (
-            update(t)
-            .where(t.c.consumer == bindparam("b_consumer"), t.c.last_seq == bindparam("b_start"))
-            .values(last_seq=bindparam("b_last"), updated_at=bindparam("b_now"))
-        )
-
-    @cached_property
-    def states_query(self) -> Select[Any]:
-        a = self.assignments
-        return select(a.c.assignment_id, a.c.state).where(a.c.assignment_id.in_(bindparam("b_ids", expanding=True)))
-
-    @cached_property
-    def state_update(self) -> Update:
-        """An executemany update of every column `row_of` writes, by `b_id`."""
-        a = self.assignments
-        cols: dict[str, Any] = {c.name: bindparam(c.name) for c in a.columns if c.name != "assignment_id"}
-        return update(a).where(a.c.assignment_id == bindparam("b_id")).values(cols)
-
-
-def define_tables(metadata: MetaData, prefix: str) -> ProjectionTables:
-    """The per-assignment rows, the programmes seen, and the consumer position table."""
-    assignments = Table(
-        f"{prefix}_assignments",
-        metadata,
-        Column("assignment_id", String(200), primary_key=True),
-        Column("programme_id", String(64), nullable=False),
-        Column("task_no", Integer, nullable=False),
-        Column("unit_id", String(64), nullable=False),
-        Column("role", String(20), nullable=False),
-        Column("task_title", Text, nullable=False, default=""),
-        Column("stage", String(20), nullable=False),
-        Column("year", Integer, nullable=False),
-        Column("horizon_year", Integer, nullable=False),
-        Column("overdue_level", String(10), nullable=False),
-        Column("overdue_rank", Integer, nullable=False),
-        Column("next_deadline_due", Date, nullable=True),
-        Column("next_deadline", Text, nullable=True),
-        Column("percent", Float, nullable=False),
-        Column("reports", Integer, nullable=False),
-        Column("last_report_at", DateTime(timezone=True), nullable=True),
-        Column("last_seq", Integer, nullable=False),
-        Column("updated_at", DateTime(timezone=True), nullable=True),
-        Column("state", Text, nullable=False),
-        Index(f"ix_{prefix}_unit", "unit_id", "programme_id"),
-        Index(f"ix_{prefix}_task", "programme_id", "task_no"),
-        Index(f"ix_{prefix}_stage", "stage"),
-        Index(f"ix_{prefix}_overdue", "overdue_rank"),
-    )
-    programmes = Table(
-        f"{prefix}_programmes",
-        metadata,
-        Column("programme_id", String(64), primary_key=True),
-        Column("document_no", Text, nullable=False),
-        Column("title", Text, nullable=False),
-        Column("task_count", Integer, nullable=False),
-        Column("responsibility_count", Integer, nullable=False),
-        Column("content_sha256", String(64), nullable=False),
-        Column("imported_at", DateTime(timezone=True), nullable=False),
-    )
-    tracking = Table(
-        f"{prefix}_tracking",
-        metadata,
-        Column("consumer", String(100), primary_key=True),
-        Column("last_seq", Integer, nullable=False),
-        Column("updated_at", DateTime(timezone=True), nullable=False),
-    )
-    return ProjectionTables(assignments, programmes, tracking)
-
-
-def row_of(state: AssignmentState) -> dict[str, Any]:
-    nxt = state.next_deadline()
-    return {
-        "assignment_id": state.assignment_id,
-        "programme_id": state.programme_id,
-        "task_no": state.task_no,
-        "unit_id": state.unit_id,
-        "role": state.role.value,
-        "task_title": state.task_title,
-        "stage": state.stage.value,
-        "year": state.year,
-        "horizon_year": state.horizon_year,
-        "overdue_level": state.overdue_level.value,
-        "overdue_rank": OVERDUE_RANK[state.overdue_level],
-        "next_deadline_due": nxt.due if nxt else None,
-        "next_deadline": nxt.model_dump_json() if nxt else None,
-        "percent": state.percent,
-        "reports": state.reports,
-        "last_report_at": state.last_report.reported_at if state.last_report else None,
-        "last_seq": state.last_seq,
-        "updated_at": state.updated_at,
-        "state": state.model_dump_json(),
-    }
 
 
 @dataclass

@@ -61,7 +61,7 @@ def downgrade() -> None:
 
 
 def create_projection(prefix: str) -> None:
-    """The projection tables of services.shared.projection.define_tables, as they were at 0001."""
+    """The tables of services.shared.projection_tables.projection_tables, as they were at 0001."""
     op.create_table(
         f"{prefix}_assignments",
         sa.Column("assignment_id", sa.String(200), primary_key=True),
