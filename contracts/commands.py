@@ -15,6 +15,7 @@ from contracts.catalog import Schedule
 from contracts.events import Evidence, IndicatorTarget, IndicatorValue, Milestone
 
 WORKFLOW_NAME = "AssignmentWorkflow"
+PROGRAMME_WORKFLOW_NAME = "ProgrammeWorkflow"
 UPDATE_ACCEPT = "accept"
 UPDATE_SUBMIT_PLAN = "submit_plan"
 UPDATE_REVIEW_PLAN = "review_plan"

@@ -22,3 +22,7 @@ def parse_assignment_id(value: str) -> tuple[str, int, str] | None:
 
 def workflow_id(assignment: str) -> str:
     return f"assignment-{assignment}"
+
+
+def programme_workflow_id(programme_id: str) -> str:
+    return f"programme-{programme_id}"

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import SYSTEM_ACTOR, Actor
 from contracts.commands import AssignmentSpec, CommandResult, CooperatingReport
+from contracts.events import ProgrammeImported
 from contracts.fold import AssignmentState
 
 MAX_REMEMBERED_COMMANDS = 256
@@ -49,3 +50,15 @@ class AssignmentStatus(AssignmentState):
     notices: dict[str, str] = {}
     next_wake: dt.datetime | None = None
     unpublished_events: int = 0
+
+
+class ProgrammeInput(BaseModel):
+    """Input of `ProgrammeWorkflow`: the programme's import, as the assignment service stored it."""
+
+    programme_id: str
+    imported: ProgrammeImported
+    actor: Actor
+
+
+class ProgrammeRecorded(BaseModel):
+    event_ids: list[str]

@@ -28,6 +28,7 @@ from services.shared.nats_urls import servers
 from services.shared.streams import ensure_event_stream
 from services.shared.temporal_connect import connect_with
 from workflows.activities import EventPublisher, load_working_calendar
+from workflows.programme import ProgrammeWorkflow
 from workflows.settings import WorkerSettings
 from workflows.workflows import AssignmentWorkflow
 
@@ -43,12 +44,12 @@ def build_worker(
     graceful_shutdown: dt.timedelta = dt.timedelta(seconds=10),
     **options: Any,
 ) -> Worker:
-    """A worker for the assignment workflow; `publisher` replaces the JetStream one (fault tests)."""
+    """A worker for the assignment and programme workflows; `publisher` replaces the JetStream one (fault tests)."""
     publisher = publisher or EventPublisher(js)
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AssignmentWorkflow],
+        workflows=[AssignmentWorkflow, ProgrammeWorkflow],
         activities=[publisher.publish_events, load_working_calendar],
         graceful_shutdown_timeout=graceful_shutdown,
         **options,

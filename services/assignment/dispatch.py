@@ -1,12 +1,15 @@
-"""Dispatch: one AssignmentWorkflow per responsibility, started at most once each.
+"""Starting workflows: one ProgrammeWorkflow per imported programme, and the dispatch of one
+AssignmentWorkflow per responsibility, each started at most once.
 
-The workflow id is derived from the assignment id and the reuse policy rejects duplicates,
-so repeating a dispatch (or resuming one that failed halfway) starts only what is missing.
+Workflow ids are derived from the programme or assignment id and the reuse policy rejects
+duplicates, so repeating an import or a dispatch (or resuming one that failed halfway) starts
+only what is missing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
@@ -14,16 +17,37 @@ from typing import Any
 
 import structlog
 from temporalio.client import Client
-from temporalio.common import WorkflowIDReusePolicy
+from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from contracts.base import Actor, Role
 from contracts.catalog import Schedule
-from contracts.commands import WORKFLOW_NAME, AssignmentSpec
-from contracts.ids import workflow_id
-from workflows.models import AssignmentInput
+from contracts.commands import PROGRAMME_WORKFLOW_NAME, WORKFLOW_NAME, AssignmentSpec
+from contracts.events import ProgrammeImported
+from contracts.ids import programme_workflow_id, workflow_id
+from workflows.models import AssignmentInput, ProgrammeInput, ProgrammeRecorded
 
 log = structlog.get_logger()
+
+
+async def record_import(
+    client: Client, task_queue: str, programme_id: str, imported: ProgrammeImported, actor: Actor
+) -> None:
+    """Start the programme's workflow, which records and publishes ProgrammeImported, once.
+
+    Started is enough: Temporal keeps the start, and a worker publishes the fact whenever it
+    runs. A repeated import finds the run (going or done) and does nothing.
+    """
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            PROGRAMME_WORKFLOW_NAME,
+            ProgrammeInput(programme_id=programme_id, imported=imported, actor=actor),
+            id=programme_workflow_id(programme_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            result_type=ProgrammeRecorded,
+        )
 
 
 @dataclass
