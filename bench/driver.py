@@ -121,7 +121,7 @@ class PfClient:
     async def accept(self, assignment_id: str) -> dict[str, Any]:
         unit = unit_of(assignment_id)
         path = f"/v1/assignments/{assignment_id}/accept"
-        return await self.call("POST", "assignment", path, UserRole.DEPARTMENT, unit)
+        return await self.call("POST", "progress", path, UserRole.DEPARTMENT, unit)
 
     async def step(self, assignment_id: str, step: Step) -> dict[str, Any]:
         path = f"/v1/assignments/{assignment_id}/{step.path}"
