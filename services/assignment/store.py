@@ -32,7 +32,8 @@ class Programme(AssignmentModel, table=True):
     title: str = Field(sa_type=Text)
     imported_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
     imported_by: str = Field(sa_type=String(200))
-    # The ProgrammeImported event, kept so a retry publishes the very same message (same id).
+    # The ProgrammeImported fact, kept so that a repeated import hands the programme workflow the
+    # very same fact; `event_published`: that workflow was started (it publishes the event).
     event: str = Field(sa_type=Text)
     event_published: bool = False
     dispatched_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
@@ -134,7 +135,7 @@ async def get_programme(engine: AsyncEngine, programme_id: str) -> StoredProgram
 
 
 async def insert_programme(
-    engine: AsyncEngine, body: ProgrammeImport, sha: str, event_json: str, actor_sub: str
+    engine: AsyncEngine, body: ProgrammeImport, sha: str, fact_json: str, actor_sub: str
 ) -> StoredProgramme | None:
     """Store a new programme with its units and division; None if the id is already taken."""
     now = dt.datetime.now(dt.UTC)
@@ -153,7 +154,7 @@ async def insert_programme(
                 title=body.programme.title,
                 imported_at=now,
                 imported_by=actor_sub,
-                event=event_json,
+                event=fact_json,
                 event_published=False,
             )
         )
@@ -167,7 +168,7 @@ async def insert_programme(
         rows = responsibility_rows(body)
         if rows:
             await conn.execute(responsibilities.insert(), rows)
-    return StoredProgramme(body.programme_id, sha, body, event_json, False, None)
+    return StoredProgramme(body.programme_id, sha, body, fact_json, False, None)
 
 
 async def mark_published(engine: AsyncEngine, programme_id: str) -> None:
