@@ -5,7 +5,7 @@ cProfile on generated lifecycle events and prints the functions with the most ow
 most cumulative time. (aiosqlite runs SQLite calls in a thread of its own, which cProfile does not
 follow: time spent there shows up as the event loop waiting.)
 
-    ingest   Ingestor.ingest in batches of 500 (the service's batch) into a durable ledger
+    ingest   Ingestor.apply in batches of 500 (the service's batch) into a durable ledger
     verify   queries.verify over a ledger of N entries
     replay   queries.replay (the fold of every assignment) over a ledger of N entries
     status   the progress service (a process of its own, run under cProfile) while 50 clients
@@ -36,8 +36,9 @@ def messages(count: int) -> list[tuple[int, str, bytes]]:
 
 
 async def ingest(db: Path, count: int, profiler: cProfile.Profile) -> float:
-    from services.audit.ingest import Ingestor, Message
+    from services.audit.ingest import Ingestor
     from services.audit.store import create_tables
+    from services.shared.consumer import Message
     from services.shared.db import make_engine, sqlite_url
 
     engine = make_engine(sqlite_url(db))
@@ -48,7 +49,7 @@ async def ingest(db: Path, count: int, profiler: cProfile.Profile) -> float:
     started = time.perf_counter()
     profiler.enable()
     for batch in batches:
-        await ingestor.ingest(batch)
+        await ingestor.apply(batch)
     profiler.disable()
     seconds = time.perf_counter() - started
     await engine.dispose()

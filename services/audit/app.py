@@ -11,7 +11,7 @@ from fastapi import FastAPI
 
 from services.audit.api import Audit, router
 from services.audit.checkpoints import Checkpointer, Signer
-from services.audit.ingest import BatchOutcome, Ingestor
+from services.audit.ingest import Ingestor
 from services.audit.settings import AuditSettings
 from services.audit.store import create_tables
 from services.audit.subscribers import LedgerConsumer
@@ -28,15 +28,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         await create_tables(engine)
         app.state.public_key = load_public_key(s.keys)
         checkpointer = Checkpointer(engine, Signer(s.keys), s.checkpoint_every)
-        ingestor = Ingestor(engine, s.durable)
-
-        async def after_batch(outcome: BatchOutcome) -> None:
-            if outcome.appended:
-                await checkpointer.maybe(ingestor.size)
-
-        consumer = LedgerConsumer(
-            ingestor, s.nats_url, s.stream, s.durable, s.batch_size, after_batch, prepare_process=s.prepare_process
-        )
+        consumer = LedgerConsumer(Ingestor(engine, s.durable), checkpointer, s.nats_url, s.stream, s.batch_size)
         consumer.start()
         app.state.audit = Audit(engine=engine, checkpointer=checkpointer, consumer=consumer)
         try:

@@ -1,12 +1,11 @@
-"""Turning a batch of JetStream messages into ledger rows, in one transaction.
+"""The ledger as a view of the consumer runner: a batch of messages becomes ledger rows in one transaction.
 
-Kept apart from the NATS wiring (subscribers.py) so it can be read, and tested, on its own.
-The ledger has a single writer — this object, in one task — so it keeps the chain head, the
-size and each stream key's highest sequence in memory and only reads what it has not seen.
-
-Ingest is split in two so that the CPU work of one batch can overlap the commit of another:
-`prepare` (validation and canonical text: no ledger state, no I/O) and `Ingestor.commit`
-(duplicates, the chain and one transaction). `Ingestor.ingest` does both, in turn.
+The runner (services.shared.consumer) hands batches in; the ledger's own rule is the chain:
+events are deduplicated by event id, each key's `seq` is checked (gaps are recorded), and each
+entry's hash covers the one before. The ledger has a single writer (writer.py), so this object
+keeps the chain head, the size and each stream key's highest sequence in memory and only reads
+what it has not seen. `prepare` (validation and canonical text: no ledger state, no I/O) is
+apart from `Ingestor.commit` (duplicates, the chain and the transaction).
 """
 
 from __future__ import annotations
@@ -32,27 +31,20 @@ from services.audit.store import (
     tracking,
     utc_text,
 )
+from services.shared.consumer import Message, in_order
 
 log = structlog.get_logger("audit.ingest")
 FIRST_SEQ = 0  # AssignmentCreated (or ProgrammeImported) is seq 0 of its stream key
-
-
-@dataclass(frozen=True)
-class Message:
-    """What ingest needs of a JetStream message (decoupled from nats-py for tests)."""
-
-    stream_seq: int
-    subject: str
-    data: bytes
 
 
 @dataclass
 class BatchOutcome:
     appended: int = 0
     duplicates: int = 0
-    rejected: list[int] = field(default_factory=list)  # stream seqs to terminate, not ack
+    rejected: list[int] = field(default_factory=list)  # stream seqs set aside in `rejects`
     gaps: list[dict[str, Any]] = field(default_factory=list)
     position: int = 0
+    deferred: list[int] = field(default_factory=list)  # ahead of a gap in the stream: applied later
 
 
 def stream_key(event: Event) -> str:
@@ -72,10 +64,7 @@ def parse(data: bytes) -> Event:
 
 
 class Entry(NamedTuple):
-    """One valid event as a commit needs it: its ledger columns, canonical text and stream key.
-
-    Plain values only, so that a prepared batch crosses a process boundary cheaply.
-    """
+    """One valid event as a commit needs it: its ledger columns, canonical text and stream key."""
 
     stream_seq: int
     event_id: str
@@ -117,7 +106,7 @@ def entry(m: Message) -> Entry:
 
 
 def prepare(messages: list[Message]) -> Prepared:
-    """Validate and canonicalise, in stream order. Pure: safe to run while another batch commits."""
+    """Validate and canonicalise, in stream order. Pure: no ledger state, no I/O."""
     events: list[Entry] = []
     bad: list[dict[str, Any]] = []
     received = now_text()
@@ -140,27 +129,10 @@ def prepare(messages: list[Message]) -> Prepared:
     return Prepared(events, bad, position, received)
 
 
-def prepare_tuples(messages: list[tuple[int, str, bytes]]) -> Prepared:
-    """`prepare` of (stream_seq, subject, data) tuples: the form sent to a prepare process."""
-    return prepare([Message(*m) for m in messages])
-
-
-def merge(batches: list[Prepared]) -> Prepared:
-    """Consecutive prepared batches (in stream order) as one, for one transaction."""
-    if len(batches) == 1:
-        return batches[0]
-    return Prepared(
-        [e for b in batches for e in b.events],
-        [r for b in batches for r in b.bad],
-        max(b.position for b in batches),
-        batches[-1].received,
-    )
-
-
 class Ingestor:
-    def __init__(self, engine: AsyncEngine, consumer: str) -> None:
+    def __init__(self, engine: AsyncEngine, durable: str) -> None:
         self.engine = engine
-        self.consumer = consumer
+        self.durable = durable
         self.size = 0
         self.head = GENESIS
         self.position = 0
@@ -169,20 +141,23 @@ class Ingestor:
         self.check_all_ids = True
         # Called first in each ingest transaction; raises if this process is not the writer (writer.py).
         self.fence: Callable[[AsyncConnection], Awaitable[None]] | None = None
+        self.stale = True  # the in-memory state must be read (again) before the next batch
 
-    async def load(self) -> None:
+    async def load(self) -> int:
         """Read the head, the size and the tracking position (creating its row on first start)."""
         async with self.engine.begin() as conn:
             self.size, head = await ledger_head(conn)
             self.head = bytes.fromhex(head) if head else GENESIS
-            mine = tracking.c.consumer == self.consumer
+            mine = tracking.c.consumer == self.durable
             row = (await conn.execute(select(tracking.c.stream_seq).where(mine))).first()
             if row is None:
-                start = {"consumer": self.consumer, "stream_seq": 0, "updated_at": now_text()}
+                start = {"consumer": self.durable, "stream_seq": 0, "updated_at": now_text()}
                 await conn.execute(tracking.insert(), [start])
             self.position = int(row.stream_seq) if row else 0
         self.last_seq.clear()
         self.check_all_ids = True
+        self.stale = False
+        return self.position
 
     async def _known_seqs(self, conn: AsyncConnection, keys: set[str]) -> None:
         """Load the highest ledger seq of stream keys not in the cache yet."""
@@ -208,14 +183,29 @@ class Ingestor:
             for programme, seq in await conn.execute(query):
                 self.last_seq[f"programme:{programme}"] = int(seq)
 
-    async def ingest(self, messages: list[Message]) -> BatchOutcome:
-        """Append the batch's new events and move the position, all in one transaction."""
-        return await self.commit(prepare(messages))
+    async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
+        """Append the batch's new events and move the position, all in one transaction.
+
+        Messages at or below the position are already in; those ahead of a gap in the stream
+        are left for later (`deferred`), so entries are appended in stream order. After a
+        failure the state is read again first: another writer may have moved the head.
+        """
+        if self.stale:
+            await self.load()
+        by_seq = {m.stream_seq: m for m in batch}
+        ready, _, deferred = in_order(by_seq, self.position, first_available)
+        try:
+            out = await self.commit(prepare([by_seq[seq] for seq in ready])) if ready else BatchOutcome()
+        except BaseException:
+            self.stale = True
+            raise
+        out.position, out.deferred = self.position, deferred
+        return out
 
     async def commit(self, batch: Prepared) -> BatchOutcome:
         """Append a prepared batch's new events and move the position, all in one transaction.
 
-        On any database error nothing is kept, in memory or on disk, and the caller retries.
+        On any database error nothing is kept, in memory or on disk.
         """
         out = BatchOutcome(position=max(self.position, batch.position), rejected=[r["stream_seq"] for r in batch.bad])
         async with self.engine.begin() as conn:
@@ -231,7 +221,7 @@ class Ingestor:
             # out.position started at self.position, so it never moves backwards.
             await conn.execute(
                 update(tracking)
-                .where(tracking.c.consumer == self.consumer)
+                .where(tracking.c.consumer == self.durable)
                 .values(stream_seq=out.position, updated_at=batch.received)
             )
         # Committed: only now does the in-memory state move.
@@ -261,9 +251,7 @@ class Ingestor:
             suspects = list({e.event_id for e in events})
         else:
             last_seq = self.last_seq
-            suspects = list(
-                {e.event_id for e in events if e.key.startswith("programme:") or e.seq <= last_seq[e.key]}
-            )
+            suspects = list({e.event_id for e in events if e.key.startswith("programme:") or e.seq <= last_seq[e.key]})
         existing: set[str] = set()
         for lo in range(0, len(suspects), 500):
             query = select(ledger.c.event_id).where(ledger.c.event_id.in_(suspects[lo : lo + 500]))

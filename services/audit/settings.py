@@ -25,10 +25,6 @@ class AuditSettings(BaseSettings):
         1000, ge=0, validation_alias=AliasChoices("AUDIT_CHECKPOINT_EVERY", "CHECKPOINT_EVERY")
     )  # 0: only on demand
     batch_size: int = Field(500, ge=1, le=5000, validation_alias=AliasChoices("AUDIT_BATCH_SIZE"))
-    # Validate and canonicalise events in a process of its own, on another core (subscribers.Preparer).
-    # Off by default (one process per service, as everywhere else). On: ingest 10.4k/s against
-    # 8.6k/s off in two full benchmark runs on 2 cores (docs/benchmarks.md); both meet the target.
-    prepare_process: bool = Field(False, validation_alias=AliasChoices("AUDIT_PREPARE_PROCESS"))
     stream: str = Field(EVENT_STREAM, validation_alias=AliasChoices("AUDIT_STREAM"))
     durable: str = Field(AUDIT_DURABLE, validation_alias=AliasChoices("AUDIT_DURABLE"))
     log_level: str = Field("INFO", validation_alias=AliasChoices("AUDIT_LOG_LEVEL", "LOG_LEVEL"))

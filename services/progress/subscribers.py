@@ -1,5 +1,5 @@
-"""The read model's JetStream consumer: a durable pull consumer, batches folded per transaction;
-and the lease that lets only one process of a host run it (when the service runs several)."""
+"""The read model's JetStream consumer (services.shared.consumer), and the lease that lets only
+one process of a host run it (when the service runs several)."""
 
 from __future__ import annotations
 
@@ -16,23 +16,20 @@ import structlog
 from sqlalchemy.engine.url import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.subjects import EVENT_SUBJECTS
 from services.progress.settings import ProgressSettings
 from services.progress.store import READ_MODEL
-from services.shared import projection
+from services.shared.consumer import Runner
 from services.shared.db import async_url
+from services.shared.projection import Projection
 
 log = structlog.get_logger()
 
 
-def consumer(js: Any, engine: AsyncEngine, settings: ProgressSettings) -> projection.Consumer:
-    return projection.Consumer(
+def consumer(js: Any, engine: AsyncEngine, settings: ProgressSettings) -> Runner:
+    return Runner(
         js,
-        engine,
-        READ_MODEL,
-        durable=settings.read_model_durable,
+        Projection(engine, READ_MODEL, settings.read_model_durable),
         stream=settings.event_stream,
-        subject=EVENT_SUBJECTS,
         batch_size=settings.read_model_batch,
         linger=settings.read_model_linger_ms / 1000,
     )
@@ -76,7 +73,7 @@ class ConsumerLease:
     process alone gets the lock at once, so a single worker behaves as before.
     """
 
-    def __init__(self, path: Path, consumer: projection.Consumer, retry: float = 1.0) -> None:
+    def __init__(self, path: Path, consumer: Runner, retry: float = 1.0) -> None:
         self.path, self.consumer, self.retry = path, consumer, retry
         self._file: IO[bytes] | None = None
         self._waiting: asyncio.Task[None] | None = None
@@ -105,7 +102,7 @@ class ConsumerLease:
                 try:
                     await self._take()
                     return
-                except Exception:  # noqa: BLE001 - NATS trouble: let go, another process (or we) retries
+                except Exception:  # NATS trouble: let go, another process (or we) retries
                     log.exception("read_model.consumer_start_failed")
                     self._release()
 

@@ -17,13 +17,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import structlog
-from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
+from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
 from sqlalchemy import MetaData, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.events import Event, Fact, ProgrammeImported
 from contracts.fold import AssignmentState, advance, event_and_fact
+from services.shared.consumer import Message, in_order
 from services.shared.projection_tables import ProjectionTables, row_of
 
 log = structlog.get_logger()
@@ -72,25 +73,17 @@ async def apply_batch(
 
     `first_available` is the stream's first sequence: a gap below it is retention, not loss.
     """
-    out = BatchOutcome()
+    data = dict(messages)
     async with engine.begin() as conn:
         start = await position(conn, tables, consumer)
-        last = start
-        ready: list[tuple[int, tuple[Event, Fact] | None]] = []
-        for seq, data in sorted(messages, key=lambda m: m[0]):
-            if seq <= last:
-                out.duplicates.append(seq)
-            elif seq == last + 1 or (seq <= first_available and not out.deferred):
-                ready.append((seq, parse_event(data)))
-                last = seq
-            else:
-                out.deferred.append(seq)
+        seqs, duplicates, deferred = in_order(data, start, first_available)
+        out = BatchOutcome(duplicates=duplicates, deferred=deferred, position=seqs[-1] if seqs else start)
+        ready = [(seq, parse_event(data[seq])) for seq in seqs]
         if ready:
             await _fold_into(conn, tables, ready)
-            await _move(conn, tables, consumer, start, last)
+            await _move(conn, tables, consumer, start, out.position)
         for seq, parsed in ready:
             (out.applied if parsed is not None else out.skipped).append(seq)
-        out.position = last
     return out
 
 
@@ -225,7 +218,7 @@ async def replay(
                 await flush()
             if seq >= end:
                 finished.set()
-        except Exception as exc:  # nats-py would only log what a callback raises: hand it back
+        except Exception as exc:  # noqa: BLE001 - nats-py would only log what a callback raises: hand it back
             failures.append(exc)
             finished.set()
         finally:
@@ -253,113 +246,18 @@ def decode_state(raw: str) -> AssignmentState:
     return AssignmentState.model_validate_json(raw)
 
 
-class Consumer:
-    """A durable JetStream pull consumer that feeds `apply_batch`, one transaction per fetched batch.
+@dataclass
+class Projection:
+    """A projection as a view of the consumer runner (services.shared.consumer)."""
 
-    Acks are explicit: a message is acked only once its batch is committed (or found to be a
-    duplicate); one ahead of a gap is sent back with a short delay. nats-py is used directly
-    rather than faststream's batch subscriber, whose fetch loop dies on a plain
-    asyncio.TimeoutError from nats-py and stalls for seconds before its supervisor restarts it.
-    """
+    engine: AsyncEngine
+    tables: ProjectionTables
+    durable: str
 
-    def __init__(
-        self,
-        js: Any,
-        engine: AsyncEngine,
-        tables: ProjectionTables,
-        durable: str,
-        stream: str,
-        subject: str,
-        batch_size: int = 256,
-        max_wait: float = 0.25,
-        linger: float = 0.05,
-    ) -> None:
-        self.js, self.engine, self.tables = js, engine, tables
-        self.durable, self.stream, self.subject = durable, stream, subject
-        self.batch_size, self.max_wait, self.linger = batch_size, max_wait, linger
-        self.log = log.bind(consumer=durable)
-        self._sub: Any = None
-        self._task: asyncio.Task[None] | None = None
-        self._stopping = asyncio.Event()
+    async def load(self) -> int:
+        async with self.engine.connect() as conn:
+            return await position(conn, self.tables, self.durable)
 
-    async def start(self) -> None:
-        self._sub = await self.js.pull_subscribe(
-            self.subject,
-            durable=self.durable,
-            stream=self.stream,
-            config=ConsumerConfig(
-                deliver_policy=DeliverPolicy.ALL,
-                ack_policy=AckPolicy.EXPLICIT,
-                ack_wait=60.0,
-                max_ack_pending=20 * self.batch_size,
-            ),
-        )
-        self._task = asyncio.create_task(self._run(), name=f"consumer:{self.durable}")
-        self.log.info("consumer.started")
-
-    async def stop(self) -> None:
-        self._stopping.set()
-        if self._task is not None:
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), self.max_wait + 5.0)
-            except TimeoutError:
-                self._task.cancel()  # mid-batch: the transaction rolls back, messages come again
-        if self._sub is not None:
-            with contextlib.suppress(Exception):
-                await self._sub.unsubscribe()  # the durable stays on the server; only this client leaves
-        self.log.info("consumer.stopped")
-
-    async def _run(self) -> None:
-        while not self._stopping.is_set():
-            try:
-                msgs = await self._sub.fetch(batch=self.batch_size, timeout=self.max_wait)
-            except TimeoutError:  # nats' own and asyncio's: nothing new
-                continue
-            except Exception as exc:  # noqa: BLE001 - connection trouble: nats reconnects, we retry
-                self.log.warning("consumer.fetch_failed", error=repr(exc))
-                await asyncio.sleep(1.0)
-                continue
-            if msgs and self.linger > 0 and len(msgs) < self.batch_size:
-                msgs += await self._rest_of_burst(self.batch_size - len(msgs))
-            if msgs:
-                await self.handle(msgs)
-
-    async def _rest_of_burst(self, room: int) -> list[Any]:
-        """What arrived within `linger` of a short batch, so that it shares the batch's transaction.
-
-        While commands stream in, events come one or two at a time, and a transaction per event
-        (position read, state read, update, position move, commit) cost about 2 ms of CPU each:
-        more than the fold. Waiting a moment lets a burst share one transaction, at the price of
-        `linger` seconds of read-model lag.
-        """
-        await asyncio.sleep(self.linger)
-        try:
-            return list(await self._sub.fetch(batch=room, timeout=0.01))
-        except Exception:  # noqa: BLE001 - nothing more (timeout) or a connection hiccup: apply what we have
-            return []
-
-    async def handle(self, msgs: list[Any]) -> BatchOutcome | None:
-        by_seq = {int(m.metadata.sequence.stream): m for m in msgs}
-        items = [(seq, m.data) for seq, m in by_seq.items()]
-        try:
-            out = await apply_batch(self.engine, self.tables, self.durable, items)
-            if out.deferred and not out.applied:
-                # A gap before this batch: retention may have removed it, which is no loss.
-                first = int((await self.js.stream_info(self.stream)).state.first_seq)
-                out = await apply_batch(self.engine, self.tables, self.durable, items, first_available=first)
-            for seq in out.done:
-                await by_seq[seq].ack()
-            for seq in out.deferred:
-                await by_seq[seq].nak(delay=0.5)
-        except Exception:  # noqa: BLE001 - the batch is retried; a poison message is skipped in apply_batch
-            self.log.exception("consumer.batch_failed", size=len(items))
-            for m in msgs:
-                with contextlib.suppress(Exception):
-                    await m.nak(delay=1.0)
-            return None
-        if out.deferred:
-            self.log.warning("consumer.gap", position=out.position, deferred=len(out.deferred))
-        self.log.debug(
-            "consumer.batch", applied=len(out.applied), duplicates=len(out.duplicates), position=out.position
-        )
-        return out
+    async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
+        items = [(m.stream_seq, m.data) for m in batch]
+        return await apply_batch(self.engine, self.tables, self.durable, items, first_available)

@@ -1,8 +1,10 @@
-"""The audit consumer's decisions, with fakes: where to resume, and how a fetch ends."""
+"""The consumer runner's decisions, with fakes: where a durable resumes, what is acked or sent back;
+and the ledger as its view (a real SQLite file): stream order, and a fresh state after a failure."""
 
 from __future__ import annotations
 
-import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -12,104 +14,170 @@ from nats.js.api import AckPolicy, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import EVENT_SUBJECTS
-from services.audit.subscribers import ConsumerGone, Puller, position_consumer
+from services.audit.ingest import Ingestor
+from services.audit.store import create_tables
+from services.shared.consumer import Message, Runner, consumer_config, in_order, place_consumer
+from services.shared.db import make_engine, sqlite_url
+from tests.integration.audit_support import lifecycle
 
 
 class FakeJs:
-    def __init__(self, info: Any = None, deny_delete: bool = False) -> None:
+    def __init__(self, info: Any = None, deny_delete: bool = False, first_seq: int = 1) -> None:
         self.info = info
         self.deny_delete = deny_delete
+        self.first_seq = first_seq
         self.calls: list[tuple[str, Any]] = []
 
-    async def consumer_info(self, stream: str, durable: str) -> Any:
+    async def consumer_info(self, _stream: str, _durable: str) -> Any:
         if self.info is None:
             raise NotFoundError()
         return self.info
 
-    async def delete_consumer(self, stream: str, durable: str) -> None:
+    async def delete_consumer(self, _stream: str, durable: str) -> None:
         if self.deny_delete:
             raise NatsTimeoutError()
         self.calls.append(("delete", durable))
 
-    async def add_consumer(self, stream: str, config: Any) -> None:
+    async def add_consumer(self, _stream: str, config: Any) -> None:
         self.calls.append(("add", config))
 
+    async def stream_info(self, _stream: str) -> Any:
+        return SimpleNamespace(state=SimpleNamespace(first_seq=self.first_seq))
 
-def info(delivered: int, pending: int) -> Any:
-    config = SimpleNamespace(filter_subject=EVENT_SUBJECTS, ack_policy=AckPolicy.ALL)
+
+def info(delivered: int, pending: int, ack_policy: AckPolicy = AckPolicy.EXPLICIT) -> Any:
+    config = SimpleNamespace(filter_subject=EVENT_SUBJECTS, ack_policy=ack_policy)
     return SimpleNamespace(delivered=SimpleNamespace(stream_seq=delivered), num_ack_pending=pending, config=config)
+
+
+def config_at(position: int) -> Any:
+    return consumer_config("audit-ledger", EVENT_SUBJECTS, position, 500, 60.0)
 
 
 async def test_a_new_consumer_starts_at_the_beginning_or_after_the_position() -> None:
     js = FakeJs()
-    assert await position_consumer(js, "S", "audit-ledger", 0, 500) == "created"
+    assert await place_consumer(js, "S", config_at(0), 0) == "created"
     [(_, config)] = js.calls
     assert config.deliver_policy == DeliverPolicy.ALL and config.durable_name == "audit-ledger"
+    assert config.ack_policy == AckPolicy.EXPLICIT
     js = FakeJs()
-    await position_consumer(js, "S", "audit-ledger", 41, 500)
+    await place_consumer(js, "S", config_at(41), 41)
     [(_, config)] = js.calls
     assert config.deliver_policy == DeliverPolicy.BY_START_SEQUENCE and config.opt_start_seq == 42
 
 
 async def test_a_clean_consumer_is_kept_and_a_dirty_one_repositioned() -> None:
     js = FakeJs(info(delivered=40, pending=0))
-    assert await position_consumer(js, "S", "audit-ledger", 40, 500) == "bound" and js.calls == []
+    assert await place_consumer(js, "S", config_at(40), 40) == "bound" and js.calls == []
     # Delivered to a process that died before committing: start again right after our position.
     js = FakeJs(info(delivered=60, pending=20))
-    assert await position_consumer(js, "S", "audit-ledger", 40, 500) == "repositioned"
+    assert await place_consumer(js, "S", config_at(40), 40) == "repositioned"
     assert js.calls[0] == ("delete", "audit-ledger") and js.calls[1][1].opt_start_seq == 41
     js = FakeJs(info(delivered=60, pending=20), deny_delete=True)
-    assert await position_consumer(js, "S", "audit-ledger", 40, 500) == "bound (not repositioned)"
+    assert await place_consumer(js, "S", config_at(40), 40) == "bound (not repositioned)"
+    # Made with another ack policy: made again.
+    js = FakeJs(info(delivered=40, pending=0, ack_policy=AckPolicy.ALL))
+    assert await place_consumer(js, "S", config_at(40), 40) == "repositioned"
 
 
-class FakeNats:
-    """Answers each pull request from a list of scripted replies: stream messages and statuses."""
-
-    def __init__(self, available: int, batch_size: int) -> None:
-        self.available = list(range(1, available + 1))
-        self.batch_size = batch_size
-        self.requests: list[dict[str, Any]] = []
-        self.cb: Any = None
-        self.status = "404"
-
-    def new_inbox(self) -> str:
-        return "_INBOX.test"
-
-    async def subscribe(self, subject: str, cb: Any, **_: Any) -> None:
-        self.cb = cb
-
-    async def publish(self, subject: str, data: bytes, reply: str) -> None:
-        request = json.loads(data)
-        self.requests.append(request)
-        take, self.available = self.available[: request["batch"]], self.available[request["batch"] :]
-        for seq in take:
-            await self.cb(SimpleNamespace(reply=f"$JS.ACK.S.d.1.{seq}.{seq}.0.0", headers=None, data=b"{}"))
-        if len(take) < request["batch"]:
-            description = {"404": "No Messages", "408": "Request Timeout"}.get(self.status, "Consumer Deleted")
-            headers = {"Status": self.status, "Description": description}
-            await self.cb(SimpleNamespace(reply="", headers=headers, data=b""))
+def test_a_batch_is_split_at_the_first_gap() -> None:
+    assert in_order([7, 5, 3, 4, 9], position=3) == ([4, 5], [3], [7, 9])
+    # Below the stream's first message a gap is retention, not loss.
+    assert in_order([50, 51, 53], position=0, first_available=50) == ([50, 51], [], [53])
 
 
-def seqs(msgs: list[Any]) -> list[int]:
-    return [int(m.reply.split(".")[5]) for m in msgs]
+class FakeMsg:
+    def __init__(self, seq: int) -> None:
+        self.metadata = SimpleNamespace(sequence=SimpleNamespace(stream=seq))
+        self.subject, self.data = "pf.events.x", b"{}"
+        self.acked = False
+        self.nak_delay: float | None = None
+
+    async def ack(self) -> None:
+        self.acked = True
+
+    async def nak(self, delay: float) -> None:
+        self.nak_delay = delay
 
 
-async def test_a_fetch_takes_what_is_there_then_waits_only_when_nothing_is() -> None:
-    nc = FakeNats(available=7, batch_size=5)
-    puller = Puller(nc, "S", "d", 5)
-    await puller.subscribe()
-    assert seqs(await puller.fetch(0.1)) == [1, 2, 3, 4, 5]  # a full batch, no waiting
-    assert nc.requests[-1] == {"batch": 5, "no_wait": True}
-    assert seqs(await puller.fetch(0.1)) == [6, 7]  # what is there: the 404 ends the fetch
-    nc.status = "408"
-    assert await puller.fetch(0.1) == []  # nothing: a waiting request, ended by the server's 408
-    assert nc.requests[-2:] == [{"batch": 5, "no_wait": True}, {"batch": 5, "expires": 100_000_000}]
+class FakeView:
+    """A view at `position` that applies what is in order, and can be made to fail."""
+
+    durable = "d"
+
+    def __init__(self, position: int, fail: bool = False) -> None:
+        self.position, self.fail = position, fail
+        self.calls: list[int] = []
+
+    async def load(self) -> int:
+        return self.position
+
+    async def apply(self, batch: list[Message], first_available: int = 1) -> Any:
+        self.calls.append(first_available)
+        if self.fail:
+            raise RuntimeError("database is locked")
+        ready, _, deferred = in_order([m.stream_seq for m in batch], self.position, first_available)
+        self.position = ready[-1] if ready else self.position
+        return SimpleNamespace(deferred=deferred, position=self.position)
 
 
-async def test_a_fetch_fails_when_the_consumer_was_deleted() -> None:
-    nc = FakeNats(available=0, batch_size=5)
-    nc.status = "409"
-    puller = Puller(nc, "S", "d", 5)
-    await puller.subscribe()
-    with pytest.raises(ConsumerGone):
-        await puller.fetch(0.1)
+async def test_committed_messages_are_acked_and_those_ahead_of_a_gap_sent_back() -> None:
+    msgs = [FakeMsg(s) for s in (11, 12, 14)]
+    runner = Runner(FakeJs(), FakeView(10))
+    out = await runner.handle(msgs)
+    assert out is not None and out.position == 12
+    assert [(m.acked, m.nak_delay) for m in msgs] == [(True, None), (True, None), (False, 0.5)]
+
+
+async def test_a_gap_below_the_streams_first_message_is_applied_through() -> None:
+    view = FakeView(10)
+    msgs = [FakeMsg(s) for s in (30, 31)]
+    await Runner(FakeJs(first_seq=30), view).handle(msgs)
+    assert view.calls == [1, 30] and view.position == 31 and all(m.acked for m in msgs)
+
+
+async def test_a_failed_batch_is_sent_back_whole() -> None:
+    msgs = [FakeMsg(s) for s in (1, 2)]
+    assert await Runner(FakeJs(), FakeView(0, fail=True)).handle(msgs) is None
+    assert [(m.acked, m.nak_delay) for m in msgs] == [(False, 1.0), (False, 1.0)]
+
+
+@pytest.fixture
+async def ingestor(tmp_path: Path) -> AsyncIterator[Ingestor]:
+    engine = make_engine(sqlite_url(tmp_path / "audit.sqlite"))
+    await create_tables(engine)
+    yield Ingestor(engine, "audit-ledger")
+    await engine.dispose()
+
+
+def messages(start: int = 1) -> list[Message]:
+    return [
+        Message(n, f"pf.events.{e.type}", e.model_dump_json().encode())
+        for n, e in enumerate(lifecycle(14, "yuzhong"), start)
+    ]
+
+
+async def test_the_ledger_appends_in_stream_order_and_waits_for_a_gap(ingestor: Ingestor) -> None:
+    msgs = messages()
+    out = await ingestor.apply(msgs[:3] + msgs[4:6])
+    assert (out.appended, out.position, out.deferred) == (3, 3, [5, 6])
+    again = await ingestor.apply(msgs[:6])  # the first three again: already in, not even looked at
+    assert (again.appended, again.duplicates, again.position, again.deferred) == (3, 0, 6, [])
+    assert ingestor.size == 6
+
+
+async def test_after_a_failed_batch_the_ledger_reads_its_state_again(ingestor: Ingestor) -> None:
+    msgs = messages()
+    await ingestor.apply(msgs[:2])
+
+    async def refuse(_conn: Any) -> None:
+        raise RuntimeError("not the writer")
+
+    ingestor.fence = refuse
+    with pytest.raises(RuntimeError):
+        await ingestor.apply(msgs[2:4])
+    assert ingestor.stale
+    ingestor.fence = None
+    ingestor.size = 99  # what it held in memory no longer counts
+    out = await ingestor.apply(msgs[2:4])
+    assert (out.appended, ingestor.size, ingestor.position) == (2, 4, 4)

@@ -15,7 +15,9 @@ from contracts.fold import fold
 from services.progress import readmodel
 from services.progress.store import READ_MODEL, create_tables, metadata
 from services.shared import projection
+from services.shared.consumer import Runner
 from services.shared.db import make_engine, sqlite_url
+from services.shared.projection import Projection
 from tests.e2e.support import EventFactory, lifecycle_events
 
 
@@ -123,7 +125,7 @@ class FakeSub:
         self.batches = batches
         self.fetches: list[int] = []
 
-    async def fetch(self, batch: int, timeout: float) -> list[str]:
+    async def fetch(self, batch: int, **_: float) -> list[str]:
         self.fetches.append(batch)
         if not self.batches:
             raise TimeoutError
@@ -131,18 +133,19 @@ class FakeSub:
 
 
 async def _batches_handled(linger: float, arrivals: list[list[str]]) -> tuple[list[list[str]], FakeSub]:
-    consumer = projection.Consumer(None, None, READ_MODEL, "d", "s", "x", batch_size=8, max_wait=0.01, linger=linger)  # type: ignore[arg-type]
-    consumer._sub = sub = FakeSub(arrivals)
+    view = Projection(None, READ_MODEL, "d")  # type: ignore[arg-type]
+    runner = Runner(None, view, batch_size=8, max_wait=0.01, linger=linger)
+    runner._sub = sub = FakeSub(arrivals)
     handled: list[list[str]] = []
     expected = sum(map(len, arrivals))  # counted before the fake's fetches use the batches up
 
     async def handle(msgs: list[str]) -> None:
         handled.append(list(msgs))
         if sum(map(len, handled)) >= expected:
-            consumer._stopping.set()
+            runner._stopping.set()
 
-    consumer.handle = handle  # type: ignore[method-assign,assignment]
-    await asyncio.wait_for(consumer._run(), 5.0)
+    runner.handle = handle  # type: ignore[method-assign]
+    await asyncio.wait_for(runner._run(), 5.0)
     return handled, sub
 
 
