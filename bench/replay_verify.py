@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import nats
-from nats.js.api import StreamConfig
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
@@ -40,8 +39,9 @@ from bench.common import (
     spread,
 )
 from bench.events import events
-from contracts.subjects import EVENT_STREAM, event_stream_config, event_subject
+from contracts.subjects import EVENT_STREAM, event_subject
 from deploy.local.servers import Server, find_binary, free_port
+from services.shared.streams import ensure_event_stream
 
 NAME = "replay_verify"
 UNIT = "events/s"
@@ -83,9 +83,9 @@ class LedgerWriter:
         return self
 
     async def write(self, batch: list[tuple[int, str, bytes]]) -> None:
-        from services.audit.ingest import Message
+        from services.shared.consumer import Message
 
-        await self.ingestor.ingest([Message(seq, subject, data) for seq, subject, data in batch])
+        await self.ingestor.apply([Message(seq, subject, data) for seq, subject, data in batch])
         await self.checkpointer.maybe(self.ingestor.size)
 
     async def close(self) -> int:
@@ -105,7 +105,7 @@ async def fill(url: str, total: int, ledgers: list[tuple[LedgerWriter, int]]) ->
     """Publish `total` events to the stream and write each ledger's first `limit` of them."""
     nc = await nats.connect(url)
     js = nc.jetstream()
-    await js.add_stream(StreamConfig(**event_stream_config()))  # type: ignore[arg-type]
+    await ensure_event_stream(js)
     started = time.perf_counter()
     chunk: list[tuple[int, str, bytes]] = []
     seq = 0

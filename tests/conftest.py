@@ -6,21 +6,21 @@ tests/e2e -> e2e, tests/faults -> faults.
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
-import nats.js.errors
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.errors import NotFoundError
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from contracts.subjects import event_stream_config
+from contracts.subjects import EVENT_STREAM
 from deploy.local.servers import Server, find_binary, nats_server, temporal_dev_server
+from services.shared.streams import ensure_event_stream
 from services.shared.temporal_connect import connect
 
 # The `database` fixture (SQLite, and PostgreSQL when reachable): tests/databases.py.
@@ -60,22 +60,10 @@ async def event_stream(nats_url: str) -> AsyncIterator[str]:
     """
     nc = await nats.connect(nats_url)
     js = nc.jetstream()
-    config = event_stream_config()
-    try:
-        await js.delete_stream(str(config["name"]))
-    except Exception:  # noqa: BLE001 - absent is fine
-        pass
-    # Right after a delete, nats-server can still be removing the old store's files and answers
-    # "error creating store for stream" (500, err_code 10049): try again shortly.
-    for attempt in range(20):
-        try:
-            await js.add_stream(StreamConfig(**config))  # type: ignore[arg-type]
-            break
-        except nats.js.errors.ServerError:
-            if attempt == 19:
-                raise
-            await asyncio.sleep(0.1)
-    yield str(config["name"])
+    with contextlib.suppress(NotFoundError):
+        await js.delete_stream(EVENT_STREAM)
+    await ensure_event_stream(js)
+    yield EVENT_STREAM
     await nc.close()
 
 

@@ -15,10 +15,7 @@ from pathlib import Path
 
 import httpx
 import nats
-from nats.js.api import StreamConfig
-from nats.js.errors import NotFoundError
 
-from contracts.subjects import EVENT_STREAM, event_stream_config
 from deploy.local.servers import (
     Server,
     nats_passwords,
@@ -27,19 +24,16 @@ from deploy.local.servers import (
     temporal_dev_server,
     wait_for_port,
 )
+from services.shared.streams import ensure_event_stream
 
 SERVICES = (("assignment", "ASSIGNMENT_PORT", 8101), ("progress", "PROGRESS_PORT", 8102), ("audit", "AUDIT_PORT", 8103))
 
 
-async def ensure_event_stream(url: str) -> None:
+async def create_event_stream(url: str) -> None:
     """Create the event stream before any reader starts, so readers need no right to create it."""
     nc = await nats.connect(url)
     try:
-        js = nc.jetstream()
-        try:
-            await js.stream_info(EVENT_STREAM)
-        except NotFoundError:
-            await js.add_stream(StreamConfig(**event_stream_config()))  # type: ignore[arg-type]
+        await ensure_event_stream(nc.jetstream())
     finally:
         await nc.close()
 
@@ -113,7 +107,7 @@ class Stack:
         c = self.config
         if not c.nats_url:
             self.servers.append(nats_server(c.var_dir / "nats", port=c.nats_port, auth=True).start())
-        asyncio.run(ensure_event_stream(self.nats_url_for("admin")))
+        asyncio.run(create_event_stream(self.nats_url_for("admin")))
         if not c.temporal_address:
             server = temporal_dev_server(
                 c.var_dir / "temporal", port=c.temporal_port, ui_port=c.temporal_ui_port, headless=c.headless

@@ -10,7 +10,7 @@ from nats.errors import Error as NatsError
 from nats.errors import NoRespondersError
 from nats.js import JetStreamContext
 from nats.js.api import StreamConfig, StreamInfo
-from nats.js.errors import NotFoundError, ServiceUnavailableError
+from nats.js.errors import NotFoundError, ServerError, ServiceUnavailableError
 
 from contracts.subjects import event_stream_config
 
@@ -22,7 +22,9 @@ async def ensure_event_stream(js: JetStreamContext, replicas: int = 1, wait: flo
 
     An existing stream keeps its configuration, except that a replica count below `replicas`
     is raised (a deployment moved to a cluster); it is never lowered here. While a cluster
-    elects its leaders the JetStream API may not answer: retried for up to `wait` seconds.
+    elects its leaders the JetStream API may not answer, and right after a stream was deleted
+    the server may still be removing its files ("error creating store"): retried for up to
+    `wait` seconds.
     """
     config = event_stream_config(replicas)
     name = str(config["name"])
@@ -31,7 +33,7 @@ async def ensure_event_stream(js: JetStreamContext, replicas: int = 1, wait: flo
         try:
             info = await _stream_or_create(js, config, name)
             break
-        except (TimeoutError, NoRespondersError, ServiceUnavailableError) as exc:
+        except (TimeoutError, NoRespondersError, ServiceUnavailableError, ServerError) as exc:
             if asyncio.get_running_loop().time() > deadline:
                 raise
             log.info("stream.not_ready", stream=name, error=repr(exc))
@@ -57,6 +59,9 @@ async def _stream_or_create(js: JetStreamContext, config: dict[str, object], nam
     try:
         await js.add_stream(StreamConfig(**config))  # type: ignore[arg-type]
         return None
-    except (NatsError, TimeoutError):
+    except (NatsError, TimeoutError) as exc:
         # Created meanwhile by another process, or this user may not create it: fail only if it is not there.
-        return await js.stream_info(name)
+        try:
+            return await js.stream_info(name)
+        except NotFoundError:
+            raise exc from None

@@ -6,7 +6,7 @@ import asyncio
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,6 @@ import httpx
 import nats
 import uvicorn
 from fastapi import FastAPI
-from nats.js.api import StreamConfig
 from nats.js.errors import NotFoundError
 
 from contracts.api import ProgrammeImport
@@ -41,10 +40,11 @@ from contracts.events import (
     make_event,
 )
 from contracts.ids import assignment_id
-from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS, event_stream_config
+from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
 from deploy.local.servers import free_port
 from services.shared.auth import issue_token
 from services.shared.db import sqlite_url
+from services.shared.streams import ensure_event_stream
 
 UNITS = [
     Unit(unit_id="jw", name="市住房城乡建委", kind=UnitKind.DEPARTMENT),
@@ -202,11 +202,9 @@ class Stack:
 
 async def fresh_event_stream(js: Any) -> None:
     """Each stack starts from an empty stream, so positions and counts are this test's own."""
-    try:
+    with suppress(NotFoundError):
         await js.delete_stream(EVENT_STREAM)
-    except NotFoundError:
-        pass
-    await js.add_stream(StreamConfig(**event_stream_config()))  # type: ignore[arg-type]
+    await ensure_event_stream(js)
 
 
 @asynccontextmanager

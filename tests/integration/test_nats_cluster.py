@@ -14,10 +14,10 @@ from pathlib import Path
 
 import nats
 import pytest
-from nats.js.api import StreamConfig
 
-from contracts.subjects import EVENT_STREAM, event_stream_config, event_subject
+from contracts.subjects import EVENT_STREAM, event_subject
 from deploy.local.servers import Server, nats_cluster
+from services.shared.streams import ensure_event_stream
 
 MESSAGES = 600
 
@@ -35,19 +35,6 @@ def cluster(tmp_path: Path) -> Iterator[list[Server]]:
 async def connect(nodes: list[Server]) -> nats.NATS:
     servers = [f"nats://127.0.0.1:{n.port}" for n in nodes]
     return await nats.connect(servers=servers, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
-
-
-async def create_replicated_stream(nc: nats.NATS) -> None:
-    js = nc.jetstream()
-    deadline = time.monotonic() + 30
-    while True:  # the cluster needs a moment to elect a meta leader
-        try:
-            await js.add_stream(StreamConfig(**event_stream_config(replicas=3)))  # type: ignore[arg-type]
-            return
-        except Exception:
-            if time.monotonic() > deadline:
-                raise
-            await asyncio.sleep(0.3)
 
 
 async def publish_until_acked(nc: nats.NATS, i: int) -> None:
@@ -76,7 +63,7 @@ async def retrying(call, timeout: float = 60.0):  # type: ignore[no-untyped-def]
 async def run_load_and_kill(nodes: list[Server], pick_victim) -> dict[str, int]:  # type: ignore[no-untyped-def]
     nc = await connect(nodes)
     try:
-        await create_replicated_stream(nc)
+        await ensure_event_stream(nc.jetstream(), replicas=3)  # waits for the cluster to elect its leaders
         js = nc.jetstream()
 
         async def load() -> None:

@@ -14,10 +14,10 @@ import nats
 import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
-from nats.js.api import StreamConfig
 
-from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, event_stream_config, event_subject
+from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, event_subject
 from deploy.local.servers import Server, nats_passwords, nats_server, nats_user_url
+from services.shared.streams import ensure_event_stream
 
 
 @pytest.fixture(scope="module")
@@ -53,7 +53,7 @@ async def test_worker_publishes_readers_read(secured_nats: tuple[Server, dict[st
     server, passwords = secured_nats
     worker, _ = await connect_as(server, passwords, "worker")
     js = worker.jetstream()
-    await js.add_stream(StreamConfig(**event_stream_config()))  # type: ignore[arg-type]
+    await ensure_event_stream(js)
     ack = await js.publish(SUBJECT, b"{}", headers={"Nats-Msg-Id": "perm-1"})
     assert ack.stream == EVENT_STREAM and ack.seq == 1
 
