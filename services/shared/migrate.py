@@ -14,8 +14,9 @@ database (their table names do not collide) or each have their own. Every servic
 A database made before migrations existed (tables by `metadata.create_all`, no version table)
 is adopted: stamped at the initial revision, then upgraded as usual.
 
-Operators can also run it by hand: `python -m services.shared.migrate assignment upgrade`
-(`current`, `history`, `check`, `revision -m "..." [--autogenerate]`).
+Operators can also run it by hand: `python -m services.shared.migrate assignment --url URL upgrade`
+(`current`, `history`, `check`, `revision -m "..." [--autogenerate]`); without `--url` the URL
+is read from `<SERVICE>_DATABASE_URL`, else `DATABASE_URL`, as the service reads it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import contextlib
 import fcntl
 import hashlib
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -188,19 +189,12 @@ def head(service: str) -> str:
     return found
 
 
-def database_url(service: str) -> str:
-    """The service's database URL from its settings (the environment), as the service would use it."""
-    if service == "assignment":
-        from services.assignment.settings import AssignmentSettings
-
-        return AssignmentSettings().db_url()
-    if service == "progress":
-        from services.progress.settings import ProgressSettings
-
-        return ProgressSettings().db_url()
-    from services.audit.settings import AuditSettings
-
-    return AuditSettings().database_url
+def database_url(service: str, environ: Mapping[str, str] = os.environ) -> str | None:
+    """`<SERVICE>_DATABASE_URL`, else `DATABASE_URL` (the names the service reads), or None."""
+    for name in (f"{service.upper()}_DATABASE_URL", "DATABASE_URL"):
+        if environ.get(name):
+            return environ[name]
+    return None
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -208,7 +202,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="python -m services.shared.migrate", description="A policyflow service's schema migrations (alembic)."
     )
     parser.add_argument("service", choices=SERVICES)
-    parser.add_argument("--url", help="database URL (default: the service's DATABASE_URL settings)")
+    parser.add_argument("--url", help="database URL (default: $<SERVICE>_DATABASE_URL, else $DATABASE_URL)")
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("upgrade", help="upgrade to a revision (default head), under the migration lock")
     up.add_argument("revision", nargs="?", default="head")
@@ -220,6 +214,9 @@ def main(argv: list[str] | None = None) -> None:
     rev.add_argument("--autogenerate", action="store_true")
     args = parser.parse_args(argv)
     url = args.url or database_url(args.service)
+    if not url:
+        name = f"{args.service.upper()}_DATABASE_URL"
+        parser.error(f"which database? Pass --url, or set {name} or DATABASE_URL")
     printable = make_url(async_url(url)).render_as_string(hide_password=True)
     cfg = alembic_config(args.service, url)
     if args.command == "upgrade":

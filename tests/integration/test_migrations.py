@@ -82,3 +82,16 @@ def test_command_line_upgrade_and_check(
     migrate.main([service, "--url", url, "upgrade"])
     assert f"at {migrate.head(service)}" in capsys.readouterr().out
     migrate.main([service, "--url", url, "check"])  # raises if the models drifted from head
+
+
+def test_command_line_reads_the_url_from_the_environment_or_says_it_needs_one(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert migrate.database_url("audit", {"AUDIT_DATABASE_URL": "a", "DATABASE_URL": "b"}) == "a"
+    assert migrate.database_url("progress", {"AUDIT_DATABASE_URL": "a", "DATABASE_URL": "b"}) == "b"
+    for name in ("ASSIGNMENT_DATABASE_URL", "DATABASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        migrate.main(["assignment", "current"])
+    assert exit_.value.code == 2
+    assert "Pass --url, or set ASSIGNMENT_DATABASE_URL or DATABASE_URL" in capsys.readouterr().err
