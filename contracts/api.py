@@ -3,18 +3,25 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Generic, Literal, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, create_model
 
 from contracts.base import Frozen, OverdueLevel, Role, Stage
 from contracts.catalog import Division, Programme, Schedule, Unit, UnitKind
-from contracts.commands import PERIOD_PATTERN
-from contracts.events import Deadline, Evidence, IndicatorTarget, IndicatorValue, Milestone
+from contracts.commands import (
+    CancelAssignment,
+    Command,
+    ReportProgress,
+    RequestVerification,
+    ReviewAnnualPlan,
+    SubmitAnnualPlan,
+    VerifyYear,
+)
+from contracts.events import Deadline
 from contracts.ids import PROGRAMME_ID_PATTERN
 
 T = TypeVar("T")
-Comment = Field(default="", max_length=5000)
 
 
 class Page(BaseModel, Generic[T]):
@@ -100,43 +107,26 @@ class AssignmentSummary(Frozen):
 class AssignmentDetail(AssignmentSummary):
     horizon_year: int
     deadlines: list[Deadline] = []
-    plan: dict | None = None
-    last_report: dict | None = None
+    plan: dict[str, Any] | None = None
+    last_report: dict[str, Any] | None = None
     counts: dict[str, int] = {}
     workflow_id: str
 
 
-class PlanBody(Frozen):
-    year: int = Field(ge=2000, le=2100)
-    milestones: list[Milestone] = Field(min_length=1, max_length=200)
-    indicators: list[IndicatorTarget] = Field(default=[], max_length=200)
+def body_of(command: type[Command], name: str, *path_fields: str) -> type[Frozen]:
+    """The HTTP request body of a command: its fields, less the sender (the token says who) and
+    the fields that the URL's path carries."""
+    taken = {"actor", "command_id", *path_fields}
+    fields: dict[str, Any] = {n: (f.annotation, f) for n, f in command.model_fields.items() if n not in taken}
+    return create_model(name, __base__=Frozen, __module__=__name__, **fields)
 
 
-class ReviewBody(Frozen):
-    decision: Literal["approve", "return"]
-    comment: str = Comment
-
-
-class ReportBody(Frozen):
-    period: str = Field(pattern=PERIOD_PATTERN)
-    percent: float = Field(ge=0, le=100)
-    narrative: str = Field(min_length=1, max_length=20000)
-    indicator_values: list[IndicatorValue] = Field(default=[], max_length=200)
-    evidence: list[Evidence] = Field(default=[], max_length=100)
-
-
-class VerificationRequestBody(Frozen):
-    note: str = Comment
-
-
-class VerificationBody(Frozen):
-    decision: Literal["pass", "fail"]
-    findings: str = Comment
-    score: float | None = Field(default=None, ge=0, le=100)
-
-
-class CancelBody(Frozen):
-    reason: str = Field(min_length=1, max_length=5000)
+PlanBody = body_of(SubmitAnnualPlan, "PlanBody")
+ReviewBody = body_of(ReviewAnnualPlan, "ReviewBody", "year")
+ReportBody = body_of(ReportProgress, "ReportBody")
+VerificationRequestBody = body_of(RequestVerification, "VerificationRequestBody")
+VerificationBody = body_of(VerifyYear, "VerificationBody")
+CancelBody = body_of(CancelAssignment, "CancelBody")
 
 
 class CommandAccepted(Frozen):

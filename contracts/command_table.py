@@ -10,6 +10,7 @@ and then the command's own rule (`workflows.validation`), and whose decision is
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from contracts.api import (
@@ -47,9 +48,20 @@ class CommandRow:
     summary: str  # the OpenAPI summary (签收 etc. for the people who read it)
 
     @property
+    def path_fields(self) -> list[str]:
+        """The command's fields that the path carries ({year}), in their order."""
+        return re.findall(r"{(\w+)}", self.path)
+
+    @property
     def own_unit_only(self) -> bool:
         """Departments act only on their own unit's assignments (the unit is part of the id)."""
         return UserRole.DEPARTMENT in self.senders
+
+    @property
+    def who_may_send(self) -> str:
+        """The senders in words, for the API's documentation."""
+        own = ", on its own unit's assignments" if self.own_unit_only else ""
+        return f"Who may send it: {' or '.join(r.value for r in self.senders)}{own}."
 
 
 # Reviewing, verifying and cancelling are never a department's, so no unit approves or passes

@@ -7,13 +7,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 import structlog
-from fastapi import APIRouter, Depends, Header, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
 from nats.errors import Error as NatsError
 
 from contracts.api import (
     AssignmentSummary,
-    CommandAccepted,
     DispatchResult,
     DispatchStatus,
     Page,
@@ -23,20 +22,16 @@ from contracts.api import (
 )
 from contracts.base import Stage, UserRole
 from contracts.catalog import UnitKind
-from contracts.commands import UPDATE_ACCEPT, AcceptAssignment
 from contracts.events import Deadline, Event, ProgrammeImported, make_event
-from contracts.ids import parse_assignment_id
 from contracts.subjects import event_subject
 from services.assignment import dispatch as dispatching
 from services.assignment import store
 from services.shared.auth import Principal
-from services.shared.temporal import run_update
 from services.shared.web import principal, require_role, require_unit
 
 log = structlog.get_logger()
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
-IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]  # a database integer
 
@@ -274,32 +269,6 @@ async def unit_inbox(
         raise HTTPException(404, f"no unit {unit_id}")
     rows, total = await store.inbox(engine, unit_id, stage.value if stage else None, limit, offset)
     return Page[AssignmentSummary](items=[_summary(r) for r in rows], total=total)
-
-
-def _accept_target(assignment_id: str, caller: Caller) -> Principal:
-    parsed = parse_assignment_id(assignment_id)
-    if parsed is None:
-        raise HTTPException(404, f"no assignment {assignment_id}")
-    require_role(caller, UserRole.DEPARTMENT)
-    require_unit(caller, parsed[2])
-    return caller
-
-
-@router.post("/v1/assignments/{assignment_id}/accept", response_model=CommandAccepted, tags=["assignments"])
-async def accept(
-    request: Request, assignment_id: str, caller: Annotated[Principal, Depends(_accept_target)],
-    key: IdempotencyKey = None,
-) -> CommandAccepted:
-    command = AcceptAssignment(actor=caller.actor(), command_id=key)
-    outcome = await run_update(
-        request.app.state.temporal, assignment_id, UPDATE_ACCEPT, command, idempotency_key=key,
-        actor=caller.actor(), timeout=request.app.state.settings.update_timeout,
-    )
-    r = outcome.result
-    return CommandAccepted(
-        assignment_id=assignment_id, stage=Stage(r.stage), year=r.year, event_ids=r.event_ids,
-        replayed=outcome.replayed,
-    )
 
 
 @router.get("/healthz", tags=["health"])

@@ -39,8 +39,13 @@ def follow(lines: Any, console: Console) -> dict[str, Any]:
     """Drive a progress bar from NDJSON lines; return the summary line (or raise ApiError)."""
     summary: dict[str, Any] = {}
     with Progress(
-        TextColumn("[bold]rebuilding read models"), BarColumn(), MofNCompleteColumn(), TextColumn("events"),
-        TimeElapsedColumn(), console=console, transient=False,
+        TextColumn("[bold]rebuilding read models"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("events"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
     ) as bar:
         task = bar.add_task("rebuild", total=None)
         for raw in lines:
@@ -74,11 +79,13 @@ def rebuild_read_models(
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
     console = Console(stderr=True)
     try:
-        with httpx.Client(timeout=httpx.Timeout(30.0, read=None), transport=client.TRANSPORT) as http:
-            with http.stream("POST", f"{base}/v1/admin/rebuild-read-models", headers=headers) as resp:
-                if resp.status_code >= 400:
-                    raise ApiError(resp.status_code, _detail(resp))
-                summary = follow(resp.iter_lines(), console)
+        with (
+            httpx.Client(timeout=httpx.Timeout(30.0, read=None), transport=client.TRANSPORT) as http,
+            http.stream("POST", f"{base}/v1/admin/rebuild-read-models", headers=headers) as resp,
+        ):
+            if resp.status_code >= 400:
+                raise ApiError(resp.status_code, _detail(resp))
+            summary = follow(resp.iter_lines(), console)
     except httpx.HTTPError as exc:
         typer.echo(f"error: cannot reach the progress service at {base}: {exc}", err=True)
         raise typer.Exit(1) from exc

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import typer
 from pydantic import BaseModel
@@ -14,9 +15,9 @@ from contracts.events import FACT_TYPES, Event
 app = typer.Typer(no_args_is_help=True, help="Contracts for non-Python consumers.")
 
 
-def schemas() -> dict[str, dict]:
+def schemas() -> dict[str, dict[str, Any]]:
     """name -> JSON Schema, for the envelope, each fact, each command and each API body."""
-    out: dict[str, dict] = {"events/Event": Event.model_json_schema()}
+    out: dict[str, dict[str, Any]] = {"events/Event": Event.model_json_schema()}
     for type_, cls in FACT_TYPES.items():
         schema = cls.model_json_schema()
         schema["x-event-type"], schema["x-schema-version"] = type_, cls.SCHEMA_VERSION

@@ -13,8 +13,7 @@ app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSO
 app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
 app.add_typer(admin.app, name="admin", help="Operators: rebuild read models.")
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
-if hasattr(ops, "register"):
-    ops.register(app)
+ops.register(app)
 
 if __name__ == "__main__":
     app()

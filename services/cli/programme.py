@@ -2,8 +2,7 @@
 
 Exit codes: 0 ok; 1 the division / units / schedule files have problems (one per line on
 stderr, as file:line: field: message); 2 the policy text or a file cannot be used at all.
-(`programme import`, which posts the checked programme to the assignment service, lives with
-the HTTP client and is registered on this same `app`.)
+`programme import` posts the checked programme to the assignment service.
 """
 
 from __future__ import annotations
@@ -11,7 +10,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import Annotated, Any, NoReturn
 
 import typer
 
@@ -26,6 +25,8 @@ from services.assignment.programme_dir import (
     read_policy_text,
 )
 from services.assignment.programme_text import ProgrammeParseError, parse_programme
+from services.cli.client import ApiError, Client, Config
+from services.cli.common import AsJson, Token, console, emit, handled, read_json
 
 app = typer.Typer(no_args_is_help=True, help="programme commands")
 
@@ -99,3 +100,47 @@ def summary(loaded: ProgrammeImport) -> list[str]:
     if no_lead := [t.no for t in tasks if t.no in covered and t.no not in led]:
         lines.append(f"warning: no lead unit for tasks {', '.join(map(str, no_lead))}")
     return lines
+
+
+def _load_programme(path: Path, division: Path | None, programme_id: str | None) -> dict[str, Any]:
+    if path.is_file() and path.suffix == ".json":
+        body = read_json(path)
+        if programme_id:
+            body["programme_id"] = programme_id
+        return dict(body)
+    # The parser and division loader run here, client-side, so problems show before any upload.
+    try:
+        if path.is_dir():
+            loaded = load_programme_dir(path, programme_id=programme_id, division=division)
+        else:
+            loaded = load_programme_file(path, division, None, None, programme_id)
+    except DivisionError as exc:
+        raise ApiError(0, "; ".join(str(p) for p in exc.problems[:5])) from exc
+    except (ProgrammeFileError, ProgrammeParseError) as exc:
+        raise ApiError(0, f"{path}: {exc}") from exc
+    return loaded.model_dump(mode="json")
+
+
+@app.command("import")
+@handled
+def import_programme(
+    path: Annotated[Path, typer.Argument(help="programme directory, policy text, or ProgrammeImport JSON")],
+    division: Annotated[Path | None, typer.Option(help="division file (.yaml or .csv) to use instead")] = None,
+    programme_id: Annotated[str | None, typer.Option("--id", help="programme id (default: from the name)")] = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """Supervisors: import a programme and its division (importing the same again changes nothing)."""
+    body = _load_programme(path, division, programme_id)
+    with Client(Config.load(token), timeout=120) as c:
+        data = c.request("assignment", "POST", "/v1/programmes", json=body)
+
+    def human(d: dict[str, Any]) -> None:
+        verb = "imported" if d["imported"] else "already imported, unchanged:"
+        label = " (EXAMPLE division)" if d["example_division"] else ""
+        console().print(
+            f"{verb} {d['programme_id']}: {d['document_no']} {d['title']} — {d['task_count']} tasks, "
+            f"{d['responsibility_count']} responsibilities{label}"
+        )
+
+    emit(data, as_json, human)

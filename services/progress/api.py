@@ -1,8 +1,9 @@
-"""Progress service HTTP API: submissions become workflow updates; status comes from the read model."""
+"""Progress service HTTP API: every command on an assignment, from the command table, becomes a
+workflow update; status comes from the read model."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+import inspect
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -11,96 +12,45 @@ import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
 
-from contracts.api import (
-    AssignmentDetail,
-    AssignmentSummary,
-    CancelBody,
-    CommandAccepted,
-    Page,
-    PlanBody,
-    ProgrammeOut,
-    ReportBody,
-    ReviewBody,
-    VerificationBody,
-    VerificationRequestBody,
-)
+from contracts.api import AssignmentDetail, AssignmentSummary, CommandAccepted, Page, ProgrammeOut
 from contracts.base import Stage, UserRole
-from contracts.commands import (
-    UPDATE_CANCEL,
-    UPDATE_REPORT_PROGRESS,
-    UPDATE_REQUEST_VERIFICATION,
-    UPDATE_REVIEW_PLAN,
-    UPDATE_SUBMIT_PLAN,
-    UPDATE_VERIFY,
-    CancelAssignment,
-    ReportProgress,
-    RequestVerification,
-    ReviewAnnualPlan,
-    SubmitAnnualPlan,
-    VerifyYear,
-)
+from contracts.command_table import COMMANDS, CommandRow
 from contracts.fold import AssignmentState
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
 from services.progress import dashboard_queries, readmodel, store
 from services.shared.auth import Principal
-from services.shared.lean import lean_get
 from services.shared.temporal import query_status, run_update
 from services.shared.web import principal, require_role, require_unit, token_from
 
 log = structlog.get_logger()
 router = APIRouter()
 
-D, S, V, AU = UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR
-# Who may send which command (the workflow's validators agree). Departments act only on their
-# own unit's assignments (the unit is part of the assignment id); reviewing, verifying and
-# cancelling are never a department's, so no unit approves or passes its own work. Verifiers
-# and supervisors verify (城市体检 is the supervisors' too). Auditors are read-only.
-COMMAND_ROLES: dict[str, tuple[UserRole, ...]] = {
-    UPDATE_SUBMIT_PLAN: (D,),
-    UPDATE_REPORT_PROGRESS: (D,),
-    UPDATE_REQUEST_VERIFICATION: (D,),
-    UPDATE_REVIEW_PLAN: (S,),
-    UPDATE_VERIFY: (V, S),
-    UPDATE_CANCEL: (S,),
-}
-READ_ROLES = (D, S, V, AU)
+READ_ROLES = (UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR)
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 
 
 @dataclass(frozen=True)
 class Target:
     assignment_id: str
-    unit_id: str
     caller: Principal
 
 
-def parse_target(assignment_id: str, caller: Principal) -> Target:
-    parsed = parse_assignment_id(assignment_id)
-    if parsed is None:
-        raise HTTPException(404, f"no assignment {assignment_id}")
-    return Target(assignment_id, parsed[2], caller)
+class Allowed:
+    """A dependency: the assignment and its caller, if the caller has one of `roles` and, being a
+    department, is the assignment's unit. A dependency runs before the body is validated, so
+    401, 403 and 404 (a malformed id) come before any 422."""
 
+    def __init__(self, *roles: UserRole) -> None:
+        self.roles = roles
 
-def authorize(update: str) -> Callable[..., Awaitable[Target]]:
-    """A dependency that checks the caller before the body is even read (so 401/403/404 come first)."""
-    roles = COMMAND_ROLES[update]
-
-    async def check(assignment_id: str, caller: Principal = Depends(principal)) -> Target:
-        target = parse_target(assignment_id, caller)
-        require_role(caller, *roles)
-        require_unit(caller, target.unit_id)
-        return target
-
-    return check
-
-
-async def reader(assignment_id: str, caller: Principal = Depends(principal)) -> Target:
-    # Coroutines, these dependencies: FastAPI would run plain functions in its thread pool.
-    target = parse_target(assignment_id, caller)
-    require_role(caller, *READ_ROLES)
-    require_unit(caller, target.unit_id)
-    return target
+    async def __call__(self, assignment_id: str, caller: Annotated[Principal, Depends(principal)]) -> Target:
+        parsed = parse_assignment_id(assignment_id)
+        if parsed is None:
+            raise HTTPException(404, f"no assignment {assignment_id}")
+        require_role(caller, *self.roles)
+        require_unit(caller, parsed[2])
+        return Target(assignment_id, caller)
 
 
 # Every command becomes (at least) one event, and the stream refuses a message over its max_msg_size:
@@ -109,82 +59,84 @@ async def reader(assignment_id: str, caller: Principal = Depends(principal)) -> 
 MAX_COMMAND_BYTES = int(str(event_stream_config()["max_msg_size"])) - 16 * 1024
 
 
-async def _send(request: Request, target: Target, update: str, command: BaseModel, key: str | None) -> CommandAccepted:
-    size = len(command.model_dump_json().encode())
-    if size > MAX_COMMAND_BYTES:
-        log.warning("command.too_large", assignment_id=target.assignment_id, update=update, bytes=size,
-                    limit=MAX_COMMAND_BYTES, sub=target.caller.sub)
-        raise HTTPException(
-            413, f"this {update.replace('_', ' ')} would be recorded as an event of about {size} bytes; "
-            f"an event holds at most {MAX_COMMAND_BYTES}: shorten the narrative, the names or the lists",
+class CommandEndpoint:
+    """The endpoint of one row of the command table: `POST /v1/assignments/{assignment_id}<row.path>`.
+
+    FastAPI reads an endpoint's parameters from its signature; this one is built from the row (the
+    sender check, the Idempotency-Key, the path's fields with the command's own constraints, the
+    body), so the request is validated and documented as if each route were written out."""
+
+    def __init__(self, row: CommandRow) -> None:
+        self.row = row
+        kw = inspect.Parameter.KEYWORD_ONLY
+        params = [
+            inspect.Parameter("request", kw, annotation=Request),
+            inspect.Parameter("target", kw, annotation=Annotated[Target, Depends(Allowed(*row.senders))]),
+            inspect.Parameter("key", kw, annotation=IdempotencyKey, default=None),
+        ]
+        for name in row.path_fields:
+            field = row.command.model_fields[name]  # its type and constraints (2000 <= year <= 2100)
+            # A type made at run time for FastAPI to read, which mypy cannot follow.
+            in_path = Annotated[(field.annotation, *field.metadata, Path())]  # type: ignore[name-defined]
+            params.append(inspect.Parameter(name, kw, annotation=in_path))
+        if row.body is not None:
+            body, default = (row.body, inspect.Parameter.empty) if row.body_required else (row.body | None, None)
+            params.append(inspect.Parameter("body", kw, annotation=body, default=default))
+        self.__signature__ = inspect.Signature(params, return_annotation=CommandAccepted)
+
+    async def __call__(
+        self, request: Request, target: Target, key: str | None, body: BaseModel | None = None, **path_fields: Any
+    ) -> CommandAccepted:
+        row, caller = self.row, target.caller
+        fields = body.model_dump() if body is not None else {}
+        command = row.command(actor=caller.actor(), command_id=key, **path_fields, **fields)
+        size = len(command.model_dump_json().encode())
+        if size > MAX_COMMAND_BYTES:
+            log.warning(
+                "command.too_large",
+                assignment_id=target.assignment_id,
+                update=row.name,
+                bytes=size,
+                limit=MAX_COMMAND_BYTES,
+                sub=caller.sub,
+            )
+            raise HTTPException(
+                413,
+                f"{row.what} would be recorded as an event of about {size} bytes; an event holds at most "
+                f"{MAX_COMMAND_BYTES}: shorten the narrative, the names or the lists",
+            )
+        settings = request.app.state.settings
+        outcome = await run_update(
+            request.app.state.temporal,
+            target.assignment_id,
+            row.name,
+            command,
+            idempotency_key=key,
+            actor=caller.actor(),
+            timeout=settings.update_timeout,
         )
-    app = request.app
-    outcome = await run_update(
-        app.state.temporal, target.assignment_id, update, command, idempotency_key=key,
-        actor=target.caller.actor(), timeout=app.state.settings.update_timeout,
+        r = outcome.result
+        return CommandAccepted(
+            assignment_id=target.assignment_id,
+            stage=Stage(r.stage),
+            year=r.year,
+            event_ids=r.event_ids,
+            replayed=outcome.replayed,
+        )
+
+
+for _row in COMMANDS:
+    router.add_api_route(
+        f"/v1/assignments/{{assignment_id}}{_row.path}",
+        CommandEndpoint(_row),
+        methods=["POST"],
+        response_model=CommandAccepted,
+        tags=["commands"],
+        summary=_row.summary,
+        description=_row.who_may_send,
+        operation_id=_row.name,
+        name=_row.name,
     )
-    r = outcome.result
-    return CommandAccepted(
-        assignment_id=target.assignment_id, stage=Stage(r.stage), year=r.year, event_ids=r.event_ids,
-        replayed=outcome.replayed,
-    )
-
-
-@router.post("/v1/assignments/{assignment_id}/plans", response_model=CommandAccepted, tags=["commands"])
-async def submit_plan(
-    request: Request, body: PlanBody, target: Annotated[Target, Depends(authorize(UPDATE_SUBMIT_PLAN))],
-    key: IdempotencyKey = None,
-) -> CommandAccepted:
-    cmd = SubmitAnnualPlan(actor=target.caller.actor(), command_id=key, **body.model_dump())
-    return await _send(request, target, UPDATE_SUBMIT_PLAN, cmd, key)
-
-
-@router.post("/v1/assignments/{assignment_id}/plans/{year}/review", response_model=CommandAccepted, tags=["commands"])
-async def review_plan(
-    request: Request, year: Annotated[int, Path(ge=2000, le=2100)], body: ReviewBody,
-    target: Annotated[Target, Depends(authorize(UPDATE_REVIEW_PLAN))], key: IdempotencyKey = None,
-) -> CommandAccepted:
-    cmd = ReviewAnnualPlan(actor=target.caller.actor(), command_id=key, year=year, **body.model_dump())
-    return await _send(request, target, UPDATE_REVIEW_PLAN, cmd, key)
-
-
-@router.post("/v1/assignments/{assignment_id}/reports", response_model=CommandAccepted, tags=["commands"])
-async def report_progress(
-    request: Request, body: ReportBody, target: Annotated[Target, Depends(authorize(UPDATE_REPORT_PROGRESS))],
-    key: IdempotencyKey = None,
-) -> CommandAccepted:
-    cmd = ReportProgress(actor=target.caller.actor(), command_id=key, **body.model_dump())
-    return await _send(request, target, UPDATE_REPORT_PROGRESS, cmd, key)
-
-
-@router.post(
-    "/v1/assignments/{assignment_id}/verification-requests", response_model=CommandAccepted, tags=["commands"]
-)
-async def request_verification(
-    request: Request, target: Annotated[Target, Depends(authorize(UPDATE_REQUEST_VERIFICATION))],
-    body: VerificationRequestBody | None = None, key: IdempotencyKey = None,
-) -> CommandAccepted:
-    note = body.note if body else ""
-    cmd = RequestVerification(actor=target.caller.actor(), command_id=key, note=note)
-    return await _send(request, target, UPDATE_REQUEST_VERIFICATION, cmd, key)
-
-
-@router.post("/v1/assignments/{assignment_id}/verification", response_model=CommandAccepted, tags=["commands"])
-async def verify(
-    request: Request, body: VerificationBody, target: Annotated[Target, Depends(authorize(UPDATE_VERIFY))],
-    key: IdempotencyKey = None,
-) -> CommandAccepted:
-    cmd = VerifyYear(actor=target.caller.actor(), command_id=key, **body.model_dump())
-    return await _send(request, target, UPDATE_VERIFY, cmd, key)
-
-
-@router.post("/v1/assignments/{assignment_id}/cancel", response_model=CommandAccepted, tags=["commands"])
-async def cancel(
-    request: Request, body: CancelBody, target: Annotated[Target, Depends(authorize(UPDATE_CANCEL))],
-    key: IdempotencyKey = None,
-) -> CommandAccepted:
-    cmd = CancelAssignment(actor=target.caller.actor(), command_id=key, reason=body.reason)
-    return await _send(request, target, UPDATE_CANCEL, cmd, key)
 
 
 def detail(state: AssignmentState) -> AssignmentDetail:
@@ -219,9 +171,9 @@ def detail(state: AssignmentState) -> AssignmentDetail:
 DetailSource = Literal["workflow", "read_model"]
 
 
-@lean_get(router, "/v1/assignments/{assignment_id}", response_model=AssignmentDetail, tags=["status"])
+@router.get("/v1/assignments/{assignment_id}", response_model=AssignmentDetail, tags=["status"])
 async def show(
-    request: Request, target: Annotated[Target, Depends(reader)],
+    request: Request, target: Annotated[Target, Depends(Allowed(*READ_ROLES))],
     source: Annotated[DetailSource, Query(
         description="workflow (default): live, the workflow's own state, which a command's effect is "
         "already in; read_model: the progress read model's copy of the same fold, as of its stream "
@@ -267,7 +219,18 @@ _CACHE_STATUS = {"hit": "hit", "miss": "fwd=miss", "bypass": "fwd=request"}  # R
 OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]
 
 
-@lean_get(router, "/v1/status", response_model=Page[AssignmentSummary], tags=["status"])
+def readable_unit(caller: Principal, unit_id: str | None) -> str | None:
+    """The unit whose status the caller reads: a department's is its own; asking for another
+    unit is refused, not widened."""
+    require_role(caller, *READ_ROLES)
+    if caller.role != UserRole.DEPARTMENT:
+        return unit_id
+    if unit_id is not None:
+        require_unit(caller, unit_id)
+    return caller.unit_id
+
+
+@router.get("/v1/status", response_model=Page[AssignmentSummary], tags=["status"])
 async def status(
     request: Request,
     caller: Principal = Depends(principal),
@@ -281,15 +244,14 @@ async def status(
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=2**63 - 1),  # a database integer
 ) -> Response:
-    require_role(caller, *READ_ROLES)
-    if caller.role == UserRole.DEPARTMENT:
-        # A department's status is its own unit's; asking for another unit is refused, not widened.
-        if unit_id is not None:
-            require_unit(caller, unit_id)
-        unit_id = caller.unit_id
+    unit_id = readable_unit(caller, unit_id)
     tasks = await _group_tasks(request, group, programme_id) if group is not None else None
     f = readmodel.StatusFilter(
-        programme_id=programme_id, unit_id=unit_id, task_no=task_no, stage=stage, overdue=overdue,
+        programme_id=programme_id,
+        unit_id=unit_id,
+        task_no=task_no,
+        stage=stage,
+        overdue=overdue,
         tasks_by_programme=tasks,
     )
     # The page is written as JSON straight from the summary columns (StatusReader.page_json): the
@@ -307,11 +269,7 @@ async def status_summary(
     unit_id: str | None = Query(default=None, max_length=64),
 ) -> dict[str, Any]:
     """Counts by stage and escalation level, and the on-time rate, per unit / task / group / year / role."""
-    require_role(caller, *READ_ROLES)
-    if caller.role == UserRole.DEPARTMENT:
-        if unit_id is not None:
-            require_unit(caller, unit_id)
-        unit_id = caller.unit_id
+    unit_id = readable_unit(caller, unit_id)
     engine = request.app.state.engine
     if by == "group":
         await _ensure_groups(request, programme_id)

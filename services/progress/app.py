@@ -17,7 +17,7 @@ from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
-from services.shared.web import add_routes, install_error_handlers, install_liveness
+from services.shared.web import install_error_handlers, install_liveness
 
 log = structlog.get_logger()
 
@@ -32,7 +32,8 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
-        app.state.status_reader = readmodel.StatusReader(engine, int(settings.answer_cache_mib * 2**20))
+        cache_bytes = int(settings.answer_cache_mib * 2**20)
+        app.state.status_reader = readmodel.StatusReader(engine, cache_bytes, settings.read_model_durable)
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
@@ -61,6 +62,6 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     )
     install_error_handlers(app)
     install_liveness(app)
-    add_routes(app, api.router)  # the hot read routes, without an included router's matching
+    app.include_router(api.router)
     app.include_router(dashboard.router)
     return app

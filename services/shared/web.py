@@ -5,10 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 import structlog
-from fastapi import APIRouter, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.routing import APIRoute
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -105,12 +104,10 @@ def install_error_handlers(app: FastAPI) -> None:
         errors = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in exc.errors()]
         first = errors[0] if errors else {"field": "body", "message": "invalid"}
         log.info("request.invalid", path=request.url.path, errors=errors[:5])
-        return JSONResponse(
-            {"detail": f"{first['field']}: {first['message']}", "errors": errors}, status_code=422
-        )
+        return JSONResponse({"detail": f"{first['field']}: {first['message']}", "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
         log.exception("request.failed", path=request.url.path)
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
@@ -127,33 +124,3 @@ def install_liveness(app: FastAPI) -> None:
     @app.get("/livez", tags=["health"])
     async def livez() -> dict[str, str]:
         return {"status": "ok"}
-
-
-def add_routes(app: FastAPI, router: APIRouter) -> None:
-    """`app.include_router(router)` (no prefix, tags or dependencies of the inclusion), each route
-    added to the app's own router, as include_router did before FastAPI 0.16x.
-
-    FastAPI now matches an included router's routes lazily, through a per-candidate route
-    context in the scope, twice per request (to match, then to handle): for `GET /v1/status`,
-    the eighth route of the progress API, that was about a sixth of the CPU of a request. The
-    routes keep their order (the OpenAPI document's), their class, and the app as their
-    dependency_overrides provider."""
-    for route in router.routes:
-        if not isinstance(route, APIRoute):
-            raise TypeError(f"add_routes: {route!r} is not an APIRoute")
-        app.router.add_api_route(
-            route.path, route.endpoint, response_model=route.response_model, status_code=route.status_code,
-            tags=list(route.tags), dependencies=list(route.dependencies), summary=route.summary,
-            description=route.description, response_description=route.response_description,
-            responses=dict(route.responses), deprecated=route.deprecated, methods=sorted(route.methods or ()),
-            operation_id=route.operation_id, response_model_include=route.response_model_include,
-            response_model_exclude=route.response_model_exclude, response_model_by_alias=route.response_model_by_alias,
-            response_model_exclude_unset=route.response_model_exclude_unset,
-            response_model_exclude_defaults=route.response_model_exclude_defaults,
-            response_model_exclude_none=route.response_model_exclude_none, include_in_schema=route.include_in_schema,
-            response_class=route.response_class, name=route.name, route_class_override=type(route),
-            callbacks=route.callbacks, openapi_extra=route.openapi_extra,
-            generate_unique_id_function=route.generate_unique_id_function,
-            strict_content_type=route.strict_content_type, max_body_size=route.max_body_size,
-            form_limits=route.form_limits,
-        )  # fmt: skip

@@ -132,7 +132,7 @@ async def drive(services: Services) -> dict[str, str]:
         await eventually(all_red, timeout=30)
         for aid in accepting:
             unit = aid.rsplit(".", 1)[1]
-            await ok(f"{a}/v1/assignments/{aid}/accept", stack.headers("department", unit))
+            await ok(f"{p}/v1/assignments/{aid}/accept", stack.headers("department", unit))
         await ok(f"{p}/v1/assignments/{ids['cancelled']}/cancel", sup, {"reason": "职责调整，改由牵头单位统筹"})
 
         done, yz = f"{p}/v1/assignments/{ids['done']}", stack.headers("department", "yuzhong")

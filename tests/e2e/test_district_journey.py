@@ -74,7 +74,7 @@ async def test_a_district_year_from_inbox_to_next_year(stack: Stack, programme: 
         row = next(i for i in inbox["items"] if i["assignment_id"] == aid)
         assert row["task_no"] == 3 and row["task_title"] == "建设高品质绿色建筑" and row["role"] == "responsible"
 
-        r = await c.post(f"{a}/v1/assignments/{aid}/accept", headers=district)
+        r = await c.post(f"{p}/v1/assignments/{aid}/accept", headers=district)
         assert r.status_code == 200, r.text
         assert (r.json()["stage"], r.json()["year"]) == ("planning", YEAR)
 

@@ -69,7 +69,7 @@ async def test_401_without_or_with_a_bad_token(stack: Stack, world: dict[str, An
         refused(await c.get(f"{p}/v1/status", headers=headers), 401)
         refused(await c.get(f"{p}/v1/assignments/{yz}", headers=headers), 401)
         refused(await c.post(f"{p}/v1/assignments/{yz}/reports", json=REPORT, headers=headers), 401)
-        refused(await c.post(f"{a}/v1/assignments/{yz}/accept", headers=headers), 401)
+        refused(await c.post(f"{p}/v1/assignments/{yz}/accept", headers=headers), 401)
     r = await c.get(f"{a}/v1/units")
     assert r.headers.get("www-authenticate") == "Bearer"
     refused(await c.get(f"{p}/v1/status", headers={"Authorization": f"Bearer {expired}"}), 401, "expired")
@@ -83,7 +83,7 @@ async def test_403_outside_the_unit_or_role(stack: Stack, world: dict[str, Any],
     review = {"decision": "approve", "comment": "ok"}
     verdict = {"decision": "pass", "findings": "ok"}
     # another unit's assignment
-    refused(await c.post(f"{a}/v1/assignments/{yz}/accept", headers=other), 403, "wanzhou")
+    refused(await c.post(f"{p}/v1/assignments/{yz}/accept", headers=other), 403, "wanzhou")
     refused(await c.post(f"{p}/v1/assignments/{yz}/plans", json=PLAN, headers=other), 403)
     refused(await c.post(f"{p}/v1/assignments/{yz}/reports", json=REPORT, headers=other), 403)
     refused(await c.post(f"{p}/v1/assignments/{yz}/verification-requests", headers=other), 403)
@@ -99,7 +99,7 @@ async def test_403_outside_the_unit_or_role(stack: Stack, world: dict[str, Any],
     refused(await c.post(f"{a}/v1/programmes", json=body, headers=own), 403)
     # auditors read only
     for method, url, json in [
-        ("POST", f"{a}/v1/assignments/{yz}/accept", None),
+        ("POST", f"{p}/v1/assignments/{yz}/accept", None),
         ("POST", f"{a}/v1/programmes", body),
         ("POST", f"{a}/v1/programmes/{pid}/dispatch", None),
         ("POST", f"{p}/v1/assignments/{yz}/plans", PLAN),
@@ -116,7 +116,7 @@ async def test_403_outside_the_unit_or_role(stack: Stack, world: dict[str, Any],
     refused(await c.post(f"{p}/v1/assignments/{yz}/plans/{YEAR}/review", json=review, headers=verifier), 403)
     refused(await c.post(f"{p}/v1/assignments/{yz}/cancel", json={"reason": "x"}, headers=verifier), 403)
     refused(await c.post(f"{p}/v1/assignments/{yz}/plans", json=PLAN, headers=sup), 403)
-    refused(await c.post(f"{a}/v1/assignments/{yz}/accept", headers=sup), 403)
+    refused(await c.post(f"{p}/v1/assignments/{yz}/accept", headers=sup), 403)
 
 
 async def test_404_unknown_ids(stack: Stack, world: dict[str, Any], c: httpx.AsyncClient) -> None:
@@ -127,7 +127,7 @@ async def test_404_unknown_ids(stack: Stack, world: dict[str, Any], c: httpx.Asy
         refused(await c.get(f"{p}/v1/assignments/{bad}", headers=sup), 404, "no assignment")
         refused(await c.post(f"{p}/v1/assignments/{bad}/reports", json=REPORT, headers=own), 404)
         refused(await c.post(f"{p}/v1/assignments/{bad}/cancel", json={"reason": "x"}, headers=sup), 404)
-    refused(await c.post(f"{a}/v1/assignments/{ghost}/accept", headers=own), 404)
+    refused(await c.post(f"{p}/v1/assignments/{ghost}/accept", headers=own), 404)
     refused(await c.get(f"{a}/v1/programmes/no-such-programme", headers=sup), 404)
     refused(await c.post(f"{a}/v1/programmes/no-such-programme/dispatch", headers=sup), 404)
     refused(await c.get(f"{a}/v1/units/atlantis/assignments", headers=sup), 404)
@@ -140,8 +140,8 @@ async def test_409_wrong_stage_or_content(stack: Stack, world: dict[str, Any], c
     refused(await c.post(f"{p}/v1/assignments/{wz}/reports", json=REPORT, headers=unit), 409, "cannot be reported")
     refused(await c.post(f"{p}/v1/assignments/{wz}/verification-requests", headers=unit), 409)
     refused(await c.post(f"{p}/v1/assignments/{wz}/verification", json={"decision": "pass"}, headers=ver), 409)
-    assert (await c.post(f"{a}/v1/assignments/{wz}/accept", headers=unit)).status_code == 200
-    refused(await c.post(f"{a}/v1/assignments/{wz}/accept", headers=unit), 409, "already accepted")
+    assert (await c.post(f"{p}/v1/assignments/{wz}/accept", headers=unit)).status_code == 200
+    refused(await c.post(f"{p}/v1/assignments/{wz}/accept", headers=unit), 409, "already accepted")
     review = {"decision": "approve", "comment": "ok"}
     refused(await c.post(f"{p}/v1/assignments/{wz}/plans/{YEAR}/review", json=review, headers=sup), 409, "awaits")
     assert (await c.post(f"{p}/v1/assignments/{wz}/plans", json=PLAN, headers=unit)).status_code == 200
@@ -201,7 +201,7 @@ async def test_idempotent_retry_reports_once(stack: Stack, world: dict[str, Any]
     pid, p = world["pid"], stack.progress_url
     aid = assignment_id(pid, 1, "fgw")
     unit, sup = stack.headers("department", "fgw"), stack.headers("supervisor")
-    assert (await c.post(f"{stack.assignment_url}/v1/assignments/{aid}/accept", headers=unit)).status_code == 200
+    assert (await c.post(f"{p}/v1/assignments/{aid}/accept", headers=unit)).status_code == 200
     assert (await c.post(f"{p}/v1/assignments/{aid}/plans", json=PLAN, headers=unit)).status_code == 200
     review = {"decision": "approve", "comment": "ok"}
     assert (await c.post(f"{p}/v1/assignments/{aid}/plans/{YEAR}/review", json=review, headers=sup)).status_code == 200

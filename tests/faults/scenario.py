@@ -164,7 +164,7 @@ class Driver:
         unit = aid.rsplit(".", 1)[1]
         p = f"/v1/assignments/{aid}"
         today = china_today()
-        await self.must(aid, "accept", "assignment", f"{p}/accept", "department", unit)
+        await self.must(aid, "accept", "progress", f"{p}/accept", "department", unit)
         if index % 3 == 0:
             report = {"period": f"{first}-Q1", "percent": 5, "narrative": "too early"}
             await self.send(aid, "report (wrong stage)", "progress", f"{p}/reports", "department", unit, report,
@@ -204,7 +204,7 @@ class Driver:
         """Accept, plan, approve, then `reports` progress reports with rising percent (the storm's subject)."""
         unit = aid.rsplit(".", 1)[1]
         p = f"/v1/assignments/{aid}"
-        await self.must(aid, "accept", "assignment", f"{p}/accept", "department", unit)
+        await self.must(aid, "accept", "progress", f"{p}/accept", "department", unit)
         plan = {"year": year, "milestones": [{"title": "里程碑", "due": f"{year}-12-15"}], "indicators": []}
         await self.must(aid, "submit_plan", "progress", f"{p}/plans", "department", unit, plan)
         await self.must(aid, "review_plan", "progress", f"{p}/plans/{year}/review", "supervisor",

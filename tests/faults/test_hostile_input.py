@@ -97,7 +97,7 @@ async def world(fault_stack: FaultStack) -> AsyncIterator[World]:
         own, other, _ = await driver.import_and_dispatch(body)
         for aid in (own, other):
             unit = aid.rsplit(".", 1)[1]
-            await driver.must(aid, "accept", "assignment", f"/v1/assignments/{aid}/accept", "department", unit)
+            await driver.must(aid, "accept", "progress", f"/v1/assignments/{aid}/accept", "department", unit)
             await driver.must(aid, "submit_plan", "progress", f"/v1/assignments/{aid}/plans", "department", unit, PLAN)
         await driver.must(own, "review_plan", "progress", f"/v1/assignments/{own}/plans/{YEAR}/review", "supervisor",
                           body={"decision": "approve", "comment": "ok"})
@@ -111,7 +111,7 @@ def attacks(w: World) -> Iterator[Attack]:  # noqa: C901 - one list, read top to
     private, public = ensure_keys(key_dir)
     foreign_private, _ = ensure_keys(key_dir.parent / "foreign-keys")
     unit, stranger = own.rsplit(".", 1)[1], other.rsplit(".", 1)[1]
-    report, accept, checkpoint = f"/v1/assignments/{own}/reports", f"/v1/assignments/{own}/accept", \
+    report, dispatch, checkpoint = f"/v1/assignments/{own}/reports", f"/v1/programmes/{w.pid}/dispatch", \
         "/v1/audit/checkpoints"
 
     def signed(c: dict[str, Any], key: bytes | None = None, alg: str = "EdDSA") -> dict[str, str]:
@@ -137,7 +137,7 @@ def attacks(w: World) -> Iterator[Attack]:  # noqa: C901 - one list, read top to
     for name, headers, needle in forged:
         yield Attack(f"401 {name}: report", "progress", "POST", report, headers, {401}, "auth.rejected", REPORT,
                      needle=needle)
-        yield Attack(f"401 {name}: accept", "assignment", "POST", accept, headers, {401}, "auth.rejected",
+        yield Attack(f"401 {name}: dispatch", "assignment", "POST", dispatch, headers, {401}, "auth.rejected",
                      needle=needle)
         yield Attack(f"401 {name}: checkpoint", "audit", "POST", checkpoint, headers, {401}, "auth.rejected",
                      needle=needle)
@@ -154,7 +154,7 @@ def attacks(w: World) -> Iterator[Attack]:  # noqa: C901 - one list, read top to
          REPORT, "auth.other_unit"),
         ("another unit submits its plan", "progress", "POST", f"/v1/assignments/{other}/plans", ("department", unit),
          PLAN, "auth.other_unit"),
-        ("another unit accepts it", "assignment", "POST", f"/v1/assignments/{own}/accept", ("department", stranger),
+        ("another unit accepts it", "progress", "POST", f"/v1/assignments/{own}/accept", ("department", stranger),
          None, "auth.other_unit"),
         ("another unit reads it", "progress", "GET", f"/v1/assignments/{other}", ("department", unit), None,
          "auth.other_unit"),
@@ -178,7 +178,7 @@ def attacks(w: World) -> Iterator[Attack]:  # noqa: C901 - one list, read top to
          ("auditor", None), review, "auth.forbidden"),
         ("an auditor cancels", "progress", "POST", f"/v1/assignments/{own}/cancel", ("auditor", None),
          {"reason": "x"}, "auth.forbidden"),
-        ("an auditor accepts", "assignment", "POST", f"/v1/assignments/{own}/accept", ("auditor", None), None,
+        ("an auditor accepts", "progress", "POST", f"/v1/assignments/{own}/accept", ("auditor", None), None,
          "auth.forbidden"),
         ("an auditor makes a checkpoint", "audit", "POST", "/v1/audit/checkpoints", ("auditor", None), None,
          "auth.forbidden"),

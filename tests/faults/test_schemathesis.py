@@ -52,7 +52,7 @@ async def fuzz_world(fault_stack: FaultStack) -> AsyncIterator[FuzzWorld]:
     async with httpx.AsyncClient(timeout=60) as http:
         driver = Driver(fault_stack, http)
         aid, _ = await driver.import_and_dispatch(body)
-        await driver.must(aid, "accept", "assignment", f"/v1/assignments/{aid}/accept", "department", "d00")
+        await driver.must(aid, "accept", "progress", f"/v1/assignments/{aid}/accept", "department", "d00")
     yield FuzzWorld(fault_stack, body.programme_id, aid)
 
 

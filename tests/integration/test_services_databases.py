@@ -62,7 +62,7 @@ async def test_import_dispatch_inbox_accept(stack: Stack, database: TestDatabase
         assert {i["stage"] for i in inbox["items"]} == {"assigned"}
 
         aid = assignment_id(pid, 3, "yuzhong")
-        r = await c.post(f"{a}/v1/assignments/{aid}/accept", headers=district)
+        r = await c.post(f"{stack.progress_url}/v1/assignments/{aid}/accept", headers=district)
         assert r.status_code == 200 and r.json()["stage"] == "planning", r.text
 
         async def accepted() -> bool:

@@ -13,7 +13,8 @@ from typing import Any
 import pytest
 
 from contracts.events import FACT_TYPES
-from services.cli.docs_cmd import asyncapi_document, documents
+from services.cli.docs_cmd import documents
+from services.shared.asyncapi import asyncapi_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
@@ -25,12 +26,16 @@ def generated() -> dict[str, str]:
 
 def test_the_expected_documents_are_generated(generated: dict[str, str]) -> None:
     assert sorted(generated) == [
-        "asyncapi.json", "openapi/assignment.json", "openapi/audit.json", "openapi/progress.json",
+        "asyncapi.json",
+        "openapi/assignment.json",
+        "openapi/audit.json",
+        "openapi/progress.json",
     ]
 
 
-@pytest.mark.parametrize("rel", ["openapi/assignment.json", "openapi/progress.json", "openapi/audit.json",
-                                 "asyncapi.json"])
+@pytest.mark.parametrize(
+    "rel", ["openapi/assignment.json", "openapi/progress.json", "openapi/audit.json", "asyncapi.json"]
+)
 def test_committed_document_matches_the_code(generated: dict[str, str], rel: str) -> None:
     path = DOCS / rel
     assert path.exists(), f"{path} is missing: run `make docs` (policyflow docs export docs) and commit it"

@@ -13,6 +13,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.base import Actor, UserRole
+from contracts.command_table import COMMANDS, CommandRow
 from contracts.commands import CommandResult
 from services.progress.app import create_app
 from services.progress.settings import ProgressSettings
@@ -22,6 +23,7 @@ from tests.e2e.support import auth
 
 AID = "p1.t03.yuzhong"
 BODIES: dict[str, Any] = {
+    "accept": None,
     "plans": {"year": 2026, "milestones": [{"title": "m", "due": "2026-06-30"}]},
     "plans/2026/review": {"decision": "approve", "comment": "ok"},
     "reports": {"period": "2026-Q1", "percent": 5, "narrative": "n"},
@@ -31,6 +33,7 @@ BODIES: dict[str, Any] = {
 }
 # path -> who gets through (everyone else: 403). "own" is the yuzhong department.
 ALLOWED = {
+    "accept": {"own"},
     "plans": {"own"},
     "plans/2026/review": {"supervisor"},
     "reports": {"own"},
@@ -44,14 +47,14 @@ class FakeHandle:
     def __init__(self, client: FakeClient, wid: str) -> None:
         self.client, self.wid = client, wid
 
-    async def execute_update(self, name: str, cmd: Any, id: str | None = None, result_type: Any = None) -> Any:
+    async def execute_update(self, name: str, cmd: Any, id: str | None = None, **_: Any) -> Any:
         self.client.sent.append((self.wid, name, cmd, id))
         result = CommandResult(event_ids=[f"{AID}#{len(self.client.sent):06d}"], stage="planning", year=2026)
         if id:
             self.client.done[id] = result
         return result
 
-    def get_update_handle(self, id: str, result_type: Any = None) -> Any:
+    def get_update_handle(self, id: str, **_: Any) -> Any:
         client = self.client
 
         class Update:
@@ -118,7 +121,45 @@ async def test_refusals_come_before_the_body_is_judged(api: tuple[httpx.AsyncCli
     r = await c.post(f"/v1/assignments/{AID}/reports", json={"percent": 500})
     assert r.status_code == 401
     r = await c.post("/v1/assignments/garbage/reports", json={"percent": 500}, headers=auth(keys, "department", "x1"))
-    assert r.status_code == 404
+    assert r.status_code == 404  # a malformed id names no unit: not found, not forbidden
+    r = await c.post(f"/v1/assignments/{AID}/plans/1900/review", json={}, headers=auth(keys, "department", "yuzhong"))
+    assert r.status_code == 403  # the year in the path is judged with the body, after the sender
+
+
+async def test_each_command_reaches_its_update_with_the_path_and_body_fields(
+    api: tuple[httpx.AsyncClient, FakeClient, Path],
+) -> None:
+    c, fake, keys = api
+    for (path, body), row in zip(BODIES.items(), COMMANDS, strict=True):
+        assert f"/{path}" == row.path.replace("{year}", "2026")
+        role, unit = CALLERS[sorted(ALLOWED[path])[0]]
+        headers = {**auth(keys, role, unit), "Idempotency-Key": f"k-{row.name}"}
+        assert (await c.post(f"/v1/assignments/{AID}/{path}", json=body, headers=headers)).status_code == 200
+    sent = {name: cmd for _, name, cmd, _ in fake.sent}
+    assert list(sent) == [row.name for row in COMMANDS]
+    for row in COMMANDS:
+        assert type(sent[row.name]) is row.command and sent[row.name].command_id == f"k-{row.name}"
+    assert sent["review_plan"].year == 2026 and sent["review_plan"].decision == "approve"
+    assert sent["report_progress"].narrative == "n" and sent["request_verification"].note == ""
+
+
+@pytest.mark.parametrize("row", COMMANDS, ids=lambda row: row.name)
+def test_a_body_and_the_path_carry_the_commands_fields(row: CommandRow) -> None:
+    """What the sender says (the body and the path) and who says it make up the whole command."""
+    body_fields = set(row.body.model_fields) if row.body else set()
+    assert body_fields.isdisjoint(row.path_fields)
+    assert body_fields | set(row.path_fields) | {"actor", "command_id"} == set(row.command.model_fields)
+    assert row.body_required == (row.body is not None and any(f.is_required() for f in row.body.model_fields.values()))
+
+
+async def test_a_command_too_large_for_one_event_is_refused(api: tuple[httpx.AsyncClient, FakeClient, Path]) -> None:
+    c, fake, keys = api
+    # Each field within its limit; as JSON (a NUL is written \u0000) the whole is over the stream's max_msg_size.
+    nuls = [{"name": "\u0000" * 300, "sha256": "0" * 64, "size": 1}] * 100
+    report = {**BODIES["reports"], "narrative": "\u0000" * 20_000, "evidence": nuls}
+    r = await c.post(f"/v1/assignments/{AID}/reports", json=report, headers=auth(keys, "department", "yuzhong"))
+    assert r.status_code == 413 and "a progress report would be recorded as an event" in r.json()["detail"]
+    assert fake.sent == []
 
 
 async def test_idempotency_key_makes_one_command(api: tuple[httpx.AsyncClient, FakeClient, Path]) -> None:
@@ -146,7 +187,8 @@ def test_update_ids_are_scoped_by_caller_and_command() -> None:
 def test_temporal_errors_map_to_http() -> None:
     rejected = WorkflowUpdateFailedError(ApplicationError("annual plan for 2027 is not open: stage is planning"))
     assert (http_error(rejected, AID).status_code, http_error(rejected, AID).detail) == (
-        409, "annual plan for 2027 is not open: stage is planning",
+        409,
+        "annual plan for 2027 is not open: stage is planning",
     )
     missing = RPCError("workflow not found for ID: x", RPCStatusCode.NOT_FOUND, b"")
     assert http_error(missing, AID).status_code == 404

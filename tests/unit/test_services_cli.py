@@ -19,8 +19,15 @@ from services.shared.auth import issue_token
 
 runner = CliRunner()
 SUMMARY = {
-    "assignment_id": "p.t03.yuzhong", "programme_id": "p", "task_no": 3, "task_title": "建设高品质绿色建筑",
-    "unit_id": "yuzhong", "role": "responsible", "stage": "planning", "year": 2026, "overdue_level": "red",
+    "assignment_id": "p.t03.yuzhong",
+    "programme_id": "p",
+    "task_no": 3,
+    "task_title": "建设高品质绿色建筑",
+    "unit_id": "yuzhong",
+    "role": "responsible",
+    "stage": "planning",
+    "year": 2026,
+    "overdue_level": "red",
     "next_deadline": {"key": "annual_plan:2026", "kind": "annual_plan", "due": "2026-12-01", "year": 2026},
     "percent": 0.0,
 }
@@ -47,8 +54,10 @@ def serve(monkeypatch: pytest.MonkeyPatch, seen: list[httpx.Request], answer: Ca
     monkeypatch.setattr(client, "TRANSPORT", httpx.MockTransport(handler))
 
 
-def test_inbox_defaults_to_the_tokens_unit_and_shows_lights(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
-    serve(monkeypatch, calls, lambda r: {"items": [SUMMARY], "total": 1})
+def test_inbox_defaults_to_the_tokens_unit_and_shows_lights(
+    monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]
+) -> None:
+    serve(monkeypatch, calls, lambda _: {"items": [SUMMARY], "total": 1})
     result = runner.invoke(app, ["inbox"])
     assert result.exit_code == 0, result.output
     assert calls[0].url.path == "/v1/units/yuzhong/assignments"
@@ -57,8 +66,17 @@ def test_inbox_defaults_to_the_tokens_unit_and_shows_lights(monkeypatch: pytest.
     assert "p.t03.yuzhong" in result.output and "red" in result.output
 
 
-def test_json_output_is_the_services_answer(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
-    serve(monkeypatch, calls, lambda r: {"items": [SUMMARY], "total": 1})
+def test_accept_goes_to_the_progress_service(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
+    serve(monkeypatch, calls, lambda _: ACCEPTED)
+    result = runner.invoke(app, ["accept", "p.t03.yuzhong"])
+    assert result.exit_code == 0, result.output
+    assert str(calls[0].url) == "http://127.0.0.1:8102/v1/assignments/p.t03.yuzhong/accept"
+    assert calls[0].method == "POST" and calls[0].headers["idempotency-key"]
+    assert "p.t03.yuzhong: now" in result.output
+
+
+def test_json_output_is_the_services_answer(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
+    serve(monkeypatch, calls, lambda _: {"items": [SUMMARY], "total": 1})
     result = runner.invoke(app, ["status", "--overdue", "red", "--group", "2", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.output)["items"][0]["assignment_id"] == "p.t03.yuzhong"
@@ -66,15 +84,15 @@ def test_json_output_is_the_services_answer(monkeypatch: pytest.MonkeyPatch, cal
     assert "unit_id" not in calls[0].url.params
 
 
-def test_refusal_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
+def test_refusal_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
     detail = "annual plan for 2026 is not open: stage is assigned for 2026"
-    serve(monkeypatch, calls, lambda r: httpx.Response(409, json={"detail": detail}))
+    serve(monkeypatch, calls, lambda _: httpx.Response(409, json={"detail": detail}))
     result = runner.invoke(app, ["plan", "submit", "p.t03.yuzhong", "--year", "2026", "--milestone", "2026-06-30:m"])
     assert result.exit_code == 1
     assert result.output.strip() == f"error: 409 {detail}"
 
 
-def test_unreachable_service_is_one_line(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
+def test_unreachable_service_is_one_line(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
     def down(request: httpx.Request) -> httpx.Response:
         raise httpx.ConnectError("connection refused", request=request)
 
@@ -86,7 +104,7 @@ def test_unreachable_service_is_one_line(monkeypatch: pytest.MonkeyPatch, calls:
 
 
 def test_report_hashes_evidence_and_retries_with_the_same_key(
-    monkeypatch: pytest.MonkeyPatch, calls: list, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request], tmp_path: Path
 ) -> None:
     evidence = tmp_path / "统计表.csv"
     evidence.write_bytes(b"a,b\n1,2\n")
@@ -98,10 +116,25 @@ def test_report_hashes_evidence_and_retries_with_the_same_key(
             raise httpx.ReadTimeout("slow", request=request)
         return ACCEPTED
 
-    monkeypatch.setattr(client.time, "sleep", lambda s: None)
+    monkeypatch.setattr("services.cli.client.time.sleep", lambda _: None)
     serve(monkeypatch, calls, flaky)
-    result = runner.invoke(app, ["report", "p.t03.yuzhong", "--period", "2026-Q4", "--percent", "60",
-                                 "--narrative", "done", "--value", "绿色建筑占比=68", "--evidence", str(evidence)])
+    result = runner.invoke(
+        app,
+        [
+            "report",
+            "p.t03.yuzhong",
+            "--period",
+            "2026-Q4",
+            "--percent",
+            "60",
+            "--narrative",
+            "done",
+            "--value",
+            "绿色建筑占比=68",
+            "--evidence",
+            str(evidence),
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert len(calls) == 2 and calls[0].headers["idempotency-key"] == calls[1].headers["idempotency-key"]
     body = json.loads(calls[1].content)
@@ -110,21 +143,26 @@ def test_report_hashes_evidence_and_retries_with_the_same_key(
     assert "planning" in result.output
 
 
-def test_review_without_year_asks_the_assignment(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
-    serve(monkeypatch, calls, lambda r: {**SUMMARY, "horizon_year": 2030, "workflow_id": "w"} if r.method == "GET"
-          else ACCEPTED)
+def test_review_without_year_asks_the_assignment(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
+    serve(
+        monkeypatch,
+        calls,
+        lambda r: {**SUMMARY, "horizon_year": 2030, "workflow_id": "w"} if r.method == "GET" else ACCEPTED,
+    )
     result = runner.invoke(app, ["review", "p.t03.yuzhong", "return", "--comment", "量化指标"])
     assert result.exit_code == 0, result.output
     assert calls[1].url.path == "/v1/assignments/p.t03.yuzhong/plans/2026/review"
     assert json.loads(calls[1].content) == {"decision": "return", "comment": "量化指标"}
 
 
-def test_config_file_gives_urls_and_token(monkeypatch: pytest.MonkeyPatch, calls: list, tmp_path: Path) -> None:
+def test_config_file_gives_urls_and_token(
+    monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request], tmp_path: Path
+) -> None:
     conf = tmp_path / "config.toml"
     conf.write_text('token = "from-file"\nprogress_url = "http://progress.example:9000/"\n')
     monkeypatch.setenv("POLICYFLOW_CONFIG", str(conf))
     monkeypatch.delenv("POLICYFLOW_TOKEN")
-    serve(monkeypatch, calls, lambda r: ACCEPTED)
+    serve(monkeypatch, calls, lambda _: ACCEPTED)
     result = runner.invoke(app, ["cancel", "p.t03.yuzhong", "--reason", "merged"])
     assert result.exit_code == 0, result.output
     assert str(calls[0].url) == "http://progress.example:9000/v1/assignments/p.t03.yuzhong/cancel"
@@ -133,25 +171,38 @@ def test_config_file_gives_urls_and_token(monkeypatch: pytest.MonkeyPatch, calls
     assert calls[1].headers["authorization"] == "Bearer explicit"
 
 
-def test_bad_option_values_are_refused_before_any_request(monkeypatch: pytest.MonkeyPatch, calls: list) -> None:
-    serve(monkeypatch, calls, lambda r: ACCEPTED)
+def test_bad_option_values_are_refused_before_any_request(
+    monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]
+) -> None:
+    serve(monkeypatch, calls, lambda _: ACCEPTED)
     result = runner.invoke(app, ["plan", "submit", "p.t03.yuzhong", "--year", "2026", "--milestone", "no-colon"])
     assert result.exit_code == 1 and "YYYY-MM-DD:title" in result.output
-    result = runner.invoke(app, ["report", "p.t03.yuzhong", "--period", "2026-Q1", "--percent", "5",
-                                 "--narrative", "n", "--value", "x=abc"])
+    result = runner.invoke(
+        app,
+        ["report", "p.t03.yuzhong", "--period", "2026-Q1", "--percent", "5", "--narrative", "n", "--value", "x=abc"],
+    )
     assert result.exit_code == 1 and "name=number" in result.output
     assert calls == []
 
 
-def test_programme_import_posts_a_json_file(monkeypatch: pytest.MonkeyPatch, calls: list, tmp_path: Path) -> None:
+def test_programme_import_posts_a_json_file(
+    monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request], tmp_path: Path
+) -> None:
     from tests.e2e.support import small_programme
 
     body = small_programme("cli-prog")
     path = tmp_path / "programme.json"
     path.write_text(body.model_dump_json())
-    out = {"programme_id": "cli-prog", "document_no": "d", "title": "t", "task_count": 3, "responsibility_count": 7,
-           "example_division": True, "imported": False}
-    serve(monkeypatch, calls, lambda r: out)
+    out = {
+        "programme_id": "cli-prog",
+        "document_no": "d",
+        "title": "t",
+        "task_count": 3,
+        "responsibility_count": 7,
+        "example_division": True,
+        "imported": False,
+    }
+    serve(monkeypatch, calls, lambda _: out)
     result = runner.invoke(app, ["programme", "import", str(path)])
     assert result.exit_code == 0, result.output
     assert "already imported" in result.output and "EXAMPLE" in result.output
