@@ -3,7 +3,8 @@
 The `database` fixture runs a test twice: on SQLite (a file per service in the test's temp
 dir) and on PostgreSQL (marked `postgres`), where the test gets a fresh database
 `pf_test_<hex>` that the three services share (each with its own alembic version table),
-dropped afterwards. Without a reachable server the PostgreSQL case is skipped, saying so.
+dropped afterwards. Without a reachable server the PostgreSQL case is skipped, saying so (and
+fails under CI, where the server is part of the machine: tests/support/requirements.py).
 
 The server is POLICYFLOW_TEST_POSTGRES (an admin URL, default
 postgresql://postgres@127.0.0.1:5432/test: trust auth on this machine).
@@ -25,6 +26,7 @@ from sqlalchemy import text
 from sqlalchemy.engine.url import make_url
 
 from services.shared.db import make_engine, sqlite_url
+from tests.support.requirements import require
 
 PG_ADMIN_URL = os.environ.get("POLICYFLOW_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 _reachable: dict[str, str | None] = {}
@@ -104,8 +106,6 @@ async def database(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncItera
     if request.param == "sqlite":
         yield TestDatabase("sqlite", tmp_path)
         return
-    reason = await postgres_unavailable()
-    if reason:
-        pytest.skip(reason)
+    require(await postgres_unavailable())
     async with fresh_pg_database() as url:
         yield TestDatabase("postgresql", tmp_path, url)

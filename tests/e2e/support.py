@@ -166,18 +166,6 @@ async def serve(app: FastAPI) -> AsyncIterator[str]:
         await task
 
 
-async def eventually(probe: Any, timeout: float = 15.0, interval: float = 0.1) -> Any:
-    """Poll an async probe until it returns something truthy (read models are eventually consistent)."""
-    deadline = asyncio.get_running_loop().time() + timeout
-    last: Any = None
-    while asyncio.get_running_loop().time() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"condition not met within {timeout}s; last value: {last!r}")
-
-
 async def get_json(client: httpx.AsyncClient, url: str, headers: dict[str, str], **params: Any) -> Any:
     r = await client.get(url, headers=headers, params=params)
     assert r.status_code == 200, r.text

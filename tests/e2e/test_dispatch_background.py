@@ -11,7 +11,8 @@ import httpx
 import pytest
 from temporalio.client import Client
 
-from tests.e2e.support import Stack, eventually, get_json, running_stack, small_programme, stream_events
+from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
+from tests.support.waiting import until
 
 YEAR = dt.date.today().year
 
@@ -49,7 +50,7 @@ async def test_background_dispatch_reports_progress_and_is_joined(stack: Stack) 
             status = await get_json(c, f"{a}/v1/programmes/{pid}/dispatch", sup)
             return status if status["state"] != "running" else None
 
-        status = await eventually(finished)
+        status = await until(finished)
         assert (status["state"], status["failed"], status["dispatched_at"] is not None) == ("done", 0, True)
 
         async def all_created() -> Any:
@@ -57,7 +58,7 @@ async def test_background_dispatch_reports_progress_and_is_joined(stack: Stack) 
             created = [e for e in events if e.type == "AssignmentCreated" and e.programme_id == pid]
             return created if len(created) >= 7 else None
 
-        created = await eventually(all_created, timeout=60)
+        created = await until(all_created, timeout=60)
         assert len(created) == 7 and len({e.assignment_id for e in created}) == 7
 
         ghost = await c.get(f"{a}/v1/programmes/no-such-programme/dispatch", headers=sup)

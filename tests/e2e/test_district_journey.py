@@ -16,7 +16,8 @@ import pytest
 from temporalio.client import Client
 
 from contracts.ids import assignment_id
-from tests.e2e.support import Stack, eventually, get_json, running_stack, small_programme, stream_events
+from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
+from tests.support.waiting import until
 
 YEAR = dt.date.today().year
 PLAN = {
@@ -101,7 +102,7 @@ async def test_a_district_year_from_inbox_to_next_year(stack: Stack, programme: 
         passed = await cmd("/verification", ver, {"decision": "pass", "findings": "通过"})
         assert (passed["stage"], passed["year"]) == ("planning", YEAR + 1)
 
-        detail = await eventually(lambda: _detail_in_year(c, f"{p}/v1/assignments/{aid}", district, YEAR + 1))
+        detail = await until(lambda: _detail_in_year(c, f"{p}/v1/assignments/{aid}", district, YEAR + 1))
         assert detail["stage"] == "planning" and detail["counts"]["reports"] == 2
         assert detail["counts"]["plans_returned"] == 1 and detail["counts"]["verifications_failed"] == 1
 
@@ -110,14 +111,14 @@ async def test_a_district_year_from_inbox_to_next_year(stack: Stack, programme: 
             rows = [i for i in page["items"] if i["assignment_id"] == aid and i["year"] == YEAR + 1]
             return rows[0] if rows else None
 
-        assert (await eventually(status_row))["stage"] == "planning"
+        assert (await until(status_row))["stage"] == "planning"
 
         async def inbox_row() -> dict[str, Any] | None:
             page = await get_json(c, f"{a}/v1/units/yuzhong/assignments", district)
             rows = [i for i in page["items"] if i["assignment_id"] == aid and i["year"] == YEAR + 1]
             return rows[0] if rows else None
 
-        assert (await eventually(inbox_row))["stage"] == "planning"
+        assert (await until(inbox_row))["stage"] == "planning"
 
     events = await stream_events(stack.js, aid)
     types = [e.type for e in events]
@@ -158,7 +159,7 @@ async def test_supervisor_status_filters(stack: Stack, programme: dict[str, Any]
             page = await get_json(c, url, sup, programme_id=programme["id"])
             return page if page["total"] == 7 else None
 
-        await eventually(all_rows)
+        await until(all_rows)
         group1 = await get_json(c, url, sup, programme_id=programme["id"], group=1)
         assert group1["total"] == 5 and {i["task_no"] for i in group1["items"]} == {1, 2}
         paged = await get_json(c, url, sup, programme_id=programme["id"], limit=2, offset=2)

@@ -20,10 +20,9 @@ import os
 import signal
 import sqlite3
 import subprocess
-import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -41,8 +40,9 @@ from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, EVENT_SUBJECT_PREFIX
 from deploy.local.servers import Server, free_port, wait_for_port
 from deploy.local.stack import SERVICES, Stack, StackConfig
 from services.shared.auth import ensure_keys, issue_token
+from tests.support.processes import spawn, stop
+from tests.support.waiting import until
 
-ROOT = Path(__file__).resolve().parents[2]
 PROCESSES = {
     "worker": "workflows.worker",
     "assignment": "services.assignment",
@@ -69,24 +69,6 @@ def table(title: str, rows: Iterable[tuple[str, object]]) -> None:
     say(f"\n== {title}")
     for name, value in rows:
         say(f"  {name:<52} {value}")
-
-
-async def until(
-    probe: Callable[[], Awaitable[Any]], what: str, timeout: float = 120.0, interval: float = 0.25
-) -> Any:
-    """Poll until `probe` returns something truthy; fail after `timeout` naming `what` and the last value."""
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = await probe()
-        except (httpx.HTTPError, OSError, nats.errors.Error, TimeoutError) as exc:
-            last = f"{type(exc).__name__}: {exc}"
-        else:
-            if last:
-                return last
-        await asyncio.sleep(interval)
-    raise AssertionError(f"{what}: not reached within {timeout:.0f}s; last: {last!r}")
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:
@@ -124,12 +106,7 @@ class Proc:
     starts: int = 0
 
     def spawn(self) -> None:
-        self.log.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as out:
-            self.popen = subprocess.Popen(
-                [sys.executable, "-m", self.module], cwd=ROOT, env=self.env, stdout=out, stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL, start_new_session=True,
-            )
+        self.popen = spawn(self.module, self.env, self.log)
         self.starts += 1
 
     @property
@@ -146,18 +123,6 @@ class Proc:
             self.popen.send_signal(signal.SIGCONT)  # a paused process dies just the same, but be sure
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(30)
-
-    def stop(self, timeout: float = 20.0) -> None:
-        if not self.alive:
-            return
-        assert self.popen is not None
-        self.popen.send_signal(signal.SIGCONT)
-        self.popen.send_signal(signal.SIGTERM)
-        try:
-            self.popen.wait(timeout)
-        except subprocess.TimeoutExpired:
-            self.popen.kill()
-            self.popen.wait(10)
 
 
 @dataclass
@@ -216,13 +181,7 @@ class FaultStack:
         return self
 
     async def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.alive:
-                assert proc.popen is not None
-                proc.popen.send_signal(signal.SIGCONT)
-                proc.popen.send_signal(signal.SIGTERM)
-        for proc in self.procs.values():
-            await asyncio.to_thread(proc.stop)
+        await asyncio.to_thread(stop, *(p.popen for p in self.procs.values() if p.popen is not None), timeout=20.0)
         for server in reversed(self.stack.servers):
             await asyncio.to_thread(server.stop)
 
@@ -472,7 +431,7 @@ class FaultStack:
             tables = [r[0] for r in db.execute("select name from sqlite_master where type='table'")]
             table_name = next(t for t in tables if t.endswith("_assignments"))
             rows = db.execute(
-                f"select assignment_id, reports, percent from {table_name} where programme_id = ?",  # noqa: S608
+                f"select assignment_id, reports, percent from {table_name} where programme_id = ?",
                 (programme_id,),
             ).fetchall()
         return {aid: (int(n), float(p)) for aid, n, p in rows}

@@ -23,13 +23,10 @@ from contracts.base import Role
 from contracts.catalog import Division, Programme, Responsibility, Schedule, Task, TaskGroup, Unit, UnitKind
 from contracts.ids import assignment_id
 from tests.faults.harness import FaultStack
+from tests.support.clock import china_today
 
 RETRY_STATUSES = {500, 502, 503, 504}
 COMMAND_DEADLINE = 300.0  # one command, all retries: generous, a noisy 2-core machine under faults
-
-
-def china_today() -> dt.date:
-    return (dt.datetime.now(dt.UTC) + dt.timedelta(hours=8)).date()
 
 
 def programme(tasks: int, units: int, start_year: int, horizon: int, tag: str) -> ProgrammeImport:

@@ -128,7 +128,8 @@ async def snapshot(stack: FaultStack, http: httpx.AsyncClient, pid: str, aids: l
 
 
 async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: httpx.AsyncClient) -> None:
-    from tests.faults.scenario import Driver, china_today, programme
+    from tests.faults.scenario import Driver, programme
+    from tests.support.clock import china_today
 
     n = rounds()
     year = china_today().year

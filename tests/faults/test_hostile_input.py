@@ -30,8 +30,10 @@ import jwt
 import pytest
 
 from services.shared.auth import AUDIENCE, ISSUER, ensure_keys
-from tests.faults.harness import FaultStack, rounds, say, table, until
-from tests.faults.scenario import Driver, china_today, programme
+from tests.faults.harness import FaultStack, rounds, say, table
+from tests.faults.scenario import Driver, programme
+from tests.support.clock import china_today
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.timeout(300 * rounds())  # generous: a noisy 2-core machine, N rounds
 

@@ -20,7 +20,8 @@ import httpx
 import pytest
 
 from tests.faults.harness import HUMAN_ROLES, Fault, FaultStack, duplicates, rounds, say, table
-from tests.faults.scenario import Driver, china_today, programme
+from tests.faults.scenario import Driver, programme
+from tests.support.clock import china_today
 
 pytestmark = pytest.mark.timeout(600 * rounds())  # generous: a noisy 2-core machine, N rounds
 

@@ -28,7 +28,8 @@ from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
 from tests.faults.harness import FaultStack, rounds, say, table
-from tests.faults.scenario import Driver, china_today, programme
+from tests.faults.scenario import Driver, programme
+from tests.support.clock import china_today
 
 pytestmark = pytest.mark.timeout(300 * rounds())  # generous: a noisy 2-core machine, N rounds
 

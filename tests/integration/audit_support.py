@@ -1,13 +1,11 @@
-"""Helpers for the audit service tests: realistic events, publishing, a running service."""
+"""Helpers for the audit service tests: realistic events, a running service."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import os
-import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -21,21 +19,16 @@ import uvicorn
 from contracts import events as ev
 from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Role, UserRole
 from contracts.ids import assignment_id
-from contracts.subjects import event_subject
+from deploy.local.servers import free_port
 from services.audit.app import create_app
 from services.audit.settings import AuditSettings
 from services.shared.auth import issue_token
 from services.shared.db import sqlite_url
+from tests.support import processes
 
 PROGRAMME = "cq-2022-79"
 T0 = dt.datetime(2026, 1, 5, 1, 0, tzinfo=dt.UTC)
 WEEK = dt.timedelta(days=7)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def lifecycle(task_no: int, unit: str, start: dt.datetime = T0, step: dt.timedelta = WEEK) -> list[ev.Event]:
@@ -85,30 +78,6 @@ def many_events(n_assignments: int, first: int = 0) -> list[ev.Event]:
     """Lifecycles of many assignments, interleaved like concurrent workflows would publish them."""
     per = [lifecycle(1 + i % 30, f"unit{i:04d}") for i in range(first, first + n_assignments)]
     return [e for step in zip(*per, strict=True) for e in step]
-
-
-async def publish(nats_url: str, events: list[ev.Event], msg_id_suffix: str = "", window: int = 256) -> None:
-    """Publish like the worker does (Nats-Msg-Id = event id), in order.
-
-    Up to `window` publishes are in flight at once: one connection delivers them to the server
-    in the order they were sent, so the stream order is the list order.
-    """
-    nc = await nats.connect(nats_url)
-    try:
-        js = nc.jetstream()
-        for lo in range(0, len(events), window):
-            await asyncio.gather(
-                *(
-                    js.publish(
-                        event_subject(e.programme_id, e.unit_id, e.type),
-                        e.model_dump_json().encode(),
-                        headers={"Nats-Msg-Id": e.event_id + msg_id_suffix},
-                    )
-                    for e in events[lo : lo + window]
-                )
-            )
-    finally:
-        await nc.close()
 
 
 async def publish_raw(nats_url: str, subject: str, data: bytes) -> None:
@@ -187,6 +156,4 @@ def spawn(settings: AuditSettings, log: Path) -> subprocess.Popen[bytes]:
         AUDIT_BATCH_SIZE=str(settings.batch_size),
     )
     env.pop("DATABASE_URL", None)
-    with log.open("ab") as out:
-        argv = [sys.executable, "-m", "services.audit"]
-        return subprocess.Popen(argv, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    return processes.spawn("services.audit", env, log)

@@ -83,15 +83,6 @@ def make_spec(
 _CN = holidays.China(years=range(2024, 2040))
 
 
-def china_today() -> dt.date:
-    """Today in China by the real clock (the dev server's clock)."""
-    return shanghai_date(dt.datetime.now(dt.UTC))
-
-
-def current_period(day: dt.date) -> str:
-    return f"{day.year}-Q{(day.month - 1) // 3 + 1}"
-
-
 def is_cn_working_day(day: dt.date) -> bool:
     return bool(_CN.is_working_day(day))
 

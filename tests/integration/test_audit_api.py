@@ -8,7 +8,8 @@ from pathlib import Path
 
 from contracts.base import UserRole
 from contracts.fold import fold
-from tests.integration.audit_support import T0, WEEK, lifecycle, publish, running, settings_for
+from tests.integration.audit_support import T0, WEEK, lifecycle, running, settings_for
+from tests.support.publishing import publish
 
 NDJSON = {"Accept": "application/x-ndjson"}
 

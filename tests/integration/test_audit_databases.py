@@ -8,7 +8,8 @@ from pathlib import Path
 from contracts.base import UserRole
 from services.audit.ledger import entry_hash, leaf_hash, verify_inclusion
 from tests.databases import TestDatabase
-from tests.integration.audit_support import T0, WEEK, many_events, publish, running, settings_for
+from tests.integration.audit_support import T0, WEEK, many_events, running, settings_for
+from tests.support.publishing import publish
 
 
 async def test_the_service_on_each_database(

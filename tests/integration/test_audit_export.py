@@ -10,7 +10,8 @@ from typer.testing import CliRunner
 
 from contracts.base import UserRole
 from services.cli.main import app
-from tests.integration.audit_support import many_events, publish, running, settings_for
+from tests.integration.audit_support import many_events, running, settings_for
+from tests.support.publishing import publish
 
 runner = CliRunner()
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from contracts.base import UserRole
-from tests.integration.audit_support import lifecycle, publish, publish_raw, running, settings_for
+from tests.integration.audit_support import lifecycle, publish_raw, running, settings_for
+from tests.support.publishing import publish
 
 
 async def test_a_lifecycle_lands_once_each_in_order(tmp_path: Path, nats_url: str, event_stream: str) -> None:

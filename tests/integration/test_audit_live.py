@@ -11,7 +11,8 @@ from pathlib import Path
 from contracts.commands import AcceptAssignment, ReviewAnnualPlan
 from contracts.fold import AssignmentState
 from tests.integration.audit_support import running, settings_for
-from tests.integration.conftest import SUPERVISOR, Kit, current_period, department, idle, make_spec, plan, report, send
+from tests.integration.conftest import SUPERVISOR, Kit, department, idle, make_spec, plan, report, send
+from tests.support.clock import current_period
 
 
 async def test_replay_now_equals_live_workflow_status(tmp_path: Path, nats_url: str, kit: Kit) -> None:

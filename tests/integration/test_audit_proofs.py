@@ -13,7 +13,8 @@ from contracts.base import UserRole
 from services.audit import queries
 from services.audit.ledger import entry_hash, leaf_hash, merkle_root, verify_consistency, verify_inclusion
 from services.audit.verify import checkpoint_signature_ok
-from tests.integration.audit_support import Service, lifecycle, many_events, publish, running, settings_for
+from tests.integration.audit_support import Service, lifecycle, many_events, running, settings_for
+from tests.support.publishing import publish
 
 
 def included(proof: dict[str, Any], canonical: str | None = None) -> bool:

@@ -15,7 +15,9 @@ import httpx
 
 from contracts.base import UserRole
 from services.shared.auth import issue_token
-from tests.integration.audit_support import many_events, publish, settings_for, spawn
+from tests.integration.audit_support import many_events, settings_for, spawn
+from tests.support.publishing import publish
+from tests.support.waiting import until
 
 NDJSON = "application/x-ndjson"
 
@@ -26,15 +28,6 @@ def ledger_size(url: str) -> int:
         return int(r.json()["ledger_size"]) if r.status_code == 200 else -1
     except httpx.HTTPError:
         return -1
-
-
-def wait_until(predicate, timeout: float, what: str) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.01)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def committed(db: Path) -> tuple[int, int, int]:
@@ -54,7 +47,7 @@ async def test_kill_9_mid_ingest_then_restart(tmp_path: Path, nats_url: str, eve
 
     proc = spawn(settings, log)
     try:
-        wait_until(lambda: ledger_size(url) >= 1000, 60, "ingest to get going")
+        await until(lambda: ledger_size(url) >= 1000, "ingest to get going", 60, interval=0.01)
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
     finally:
@@ -66,7 +59,7 @@ async def test_kill_9_mid_ingest_then_restart(tmp_path: Path, nats_url: str, eve
 
     proc = spawn(settings, log)
     try:
-        wait_until(lambda: ledger_size(url) >= len(events), 60, "ingest to finish after the restart")
+        await until(lambda: ledger_size(url) >= len(events), "ingest to finish after the restart", 60)
         time.sleep(0.5)  # anything redelivered late would land now
         headers = {"Authorization": f"Bearer {issue_token(settings.keys, UserRole.AUDITOR)}"}
         verify = httpx.get(f"{url}/v1/audit/verify", headers=headers, timeout=30).json()

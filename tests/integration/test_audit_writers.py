@@ -13,7 +13,6 @@ import asyncio
 import json
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +25,10 @@ from services.audit.settings import AuditSettings
 from services.audit.writer import WriterLock, WriterLockLost
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
-from tests.integration.audit_support import many_events, publish, running, settings_for, spawn
+from tests.integration.audit_support import many_events, running, settings_for, spawn
+from tests.support.processes import stopped_after
+from tests.support.publishing import publish
+from tests.support.waiting import until
 
 NDJSON = "application/x-ndjson"
 
@@ -40,34 +42,14 @@ async def health(url: str) -> dict[str, Any]:
         return {}
 
 
-async def until(probe, what: str, timeout: float = 30) -> Any:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        last = await probe()
-        if last:
-            return last
-        await asyncio.sleep(0.05)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
-
-
 def url(s: AuditSettings) -> str:
     return f"http://127.0.0.1:{s.port}"
 
 
 @pytest.fixture
 def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
-    started: list[subprocess.Popen[bytes]] = []
-    yield started
-    for p in started:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in started:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    with stopped_after() as started:
+        yield started
 
 
 @pytest.mark.postgres

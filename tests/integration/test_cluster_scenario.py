@@ -10,14 +10,11 @@ verifies, and the restarted replica has caught up.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
-import time
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any
 
 import nats
 import pytest
@@ -33,13 +30,14 @@ from deploy.local.servers import Server, nats_cluster
 from services.shared.streams import ensure_event_stream
 from tests.integration.audit_support import Service, running, settings_for
 from tests.integration.conftest import SUPERVISOR, department, make_spec, plan, read_stream, send
+from tests.support.clock import china_today
+from tests.support.waiting import until
 from workflows.activities import EventPublisher
 from workflows.models import AssignmentInput, AssignmentStatus
 from workflows.worker import build_worker
 from workflows.workflows import AssignmentWorkflow
 
 ASSIGNMENTS = 8
-YEAR = dt.date.today().year
 Handle = WorkflowHandle[AssignmentWorkflow, AssignmentStatus]
 
 
@@ -77,20 +75,6 @@ async def the_leader(js: JetStreamContext, nodes: list[Server]) -> Server:
     info = await js.stream_info(EVENT_STREAM)
     assert info.cluster and info.cluster.leader
     return next(n for n in nodes if n.name == f"nats-{info.cluster.leader}")
-
-
-async def until(probe: Callable[[], Awaitable[Any]], what: str, timeout: float = 45) -> Any:
-    deadline = time.monotonic() + timeout
-    last: Any = None
-    while time.monotonic() < deadline:
-        try:
-            last = await probe()
-        except Exception as exc:  # noqa: BLE001 - a node is away or a leader moving: ask again
-            last = exc
-        if last and not isinstance(last, Exception):
-            return last
-        await asyncio.sleep(0.2)
-    raise AssertionError(f"{what}: not within {timeout:.0f}s (last: {last!r})")
 
 
 async def stream_ids(js: JetStreamContext) -> Counter[str]:
@@ -146,7 +130,8 @@ async def test_a_scenario_survives_kill_9_of_a_follower_then_of_the_leader(
     tq = f"tq-cluster-{uuid.uuid4().hex[:8]}"
     audit_settings = settings_for(tmp_path / "audit", ",".join(urls(cluster)), checkpoint_every=0, batch_size=50)
     prefix = f"c{uuid.uuid4().hex[:6]}"
-    specs = [make_spec(f"{prefix}u{i}", YEAR, YEAR + 4, task_no=1 + i) for i in range(ASSIGNMENTS)]
+    year = china_today().year
+    specs = [make_spec(f"{prefix}u{i}", year, year + 4, task_no=1 + i) for i in range(ASSIGNMENTS)]
     handles: list[Handle] = []
     # A shorter publish ack timeout than production's 5 s: a publish to the killed leader gives up
     # (and the activity retries, same Nats-Msg-Id) sooner. Nothing else differs.

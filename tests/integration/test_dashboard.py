@@ -12,7 +12,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from html.parser import HTMLParser
-from typing import Any
 
 import httpx
 import pytest
@@ -22,11 +21,13 @@ from typer.testing import CliRunner
 from contracts.base import Role
 from contracts.events import AssignmentCancelled, AssignmentCompleted, Event
 from contracts.ids import assignment_id
-from contracts.subjects import READ_MODEL_DURABLE, event_subject
+from contracts.subjects import READ_MODEL_DURABLE
 from services.cli.main import app as cli
 from services.progress import readmodel
 from services.shared.db import make_engine, sqlite_url
-from tests.e2e.support import EventFactory, Stack, eventually, get_json, running_stack, small_programme
+from tests.e2e.support import EventFactory, Stack, running_stack, small_programme
+from tests.support.publishing import publish
+from tests.support.waiting import caught_up
 
 HTML = {"Accept": "text/html"}
 SCRIPT = "<script>alert('x')</script>"
@@ -69,24 +70,6 @@ async def stack(
     async with running_stack(tmp_path_factory.mktemp("dash"), nats_url, temporal_client, temporal_address, tq,
                              worker=False) as s:
         yield s
-
-
-async def publish(js: Any, events: list[Event]) -> int:
-    last = 0
-    for e in events:
-        subject = event_subject(e.programme_id, e.unit_id, e.type)
-        ack = await js.publish(subject, e.model_dump_json().encode(), headers={"Nats-Msg-Id": e.event_id})
-        last = ack.seq
-    return int(last)
-
-
-async def caught_up(stack: Stack, seq: int) -> None:
-    async with httpx.AsyncClient(timeout=10) as c:
-
-        async def probe() -> bool:
-            return bool((await get_json(c, f"{stack.progress_url}/healthz", {}))["read_model_position"] >= seq)
-
-        await eventually(probe)
 
 
 @pytest.fixture(scope="module")

@@ -9,8 +9,6 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -20,8 +18,10 @@ import nats
 from deploy.local.servers import free_port
 from services.progress import readmodel
 from services.shared.db import make_engine, sqlite_url
-from tests.e2e.support import auth, eventually, fresh_event_stream, get_json, lifecycle_events
-from tests.integration.test_services_readmodel import publish
+from tests.e2e.support import auth, fresh_event_stream, get_json, lifecycle_events
+from tests.support.processes import spawn
+from tests.support.publishing import publish
+from tests.support.waiting import until
 
 
 def log_events(path: Path, name: str) -> list[dict[str, object]]:
@@ -70,9 +70,7 @@ async def test_two_workers_one_consumer_takeover_and_exit_with_supervisor(
         "POLICYFLOW_KEY_DIR": str(tmp_path / "keys"), "PROGRESS_PORT": str(port), "PROGRESS_WORKERS": "2",
         "PROGRESS_DATABASE_URL": sqlite_url(tmp_path / "progress.sqlite"), "LOG_LEVEL": "INFO",
     }  # fmt: skip
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "services.progress"], env=env, stdout=log,
-                                stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)  # fmt: skip
+    proc = spawn("services.progress", env, log_path)
     base, sup = f"http://127.0.0.1:{port}", auth(tmp_path / "keys", "supervisor")
     engine = make_engine(env["PROGRESS_DATABASE_URL"])
     workers: set[int] = set()
@@ -86,12 +84,12 @@ async def test_two_workers_one_consumer_takeover_and_exit_with_supervisor(
                     return False
 
             last = await publish(js, lifecycle_events("wk-a", n_units=12))
-            await eventually(lambda: position_is(last), timeout=60)
+            await until(lambda: position_is(last), timeout=60)
 
             async def both_started() -> bool:
                 return len(log_events(log_path, "progress.started")) == 2
 
-            await eventually(both_started, timeout=60)
+            await until(both_started, timeout=60)
             workers = children(proc.pid)
             taken = log_events(log_path, "read_model.lease_taken")
             waiting = log_events(log_path, "read_model.lease_held_elsewhere")
@@ -108,7 +106,7 @@ async def test_two_workers_one_consumer_takeover_and_exit_with_supervisor(
             async def taken_over() -> bool:
                 return len(log_events(log_path, "read_model.lease_taken")) == 2
 
-            await eventually(taken_over, timeout=30)
+            await until(taken_over, timeout=30)
             taken = log_events(log_path, "read_model.lease_taken")
             assert int(str(taken[1]["pid"])) != holder
             # Published once the dead worker's last pull request has expired (0.25 s): messages
@@ -116,7 +114,7 @@ async def test_two_workers_one_consumer_takeover_and_exit_with_supervisor(
             # ack_wait (60 s), with one worker as with several.
             await asyncio.sleep(1.0)
             last = await publish(js, lifecycle_events("wk-b", n_units=5))
-            await eventually(lambda: position_is(last), timeout=60)
+            await until(lambda: position_is(last), timeout=60)
             rows = await readmodel.snapshot(engine)
             assert len(rows) == 17 and sum(1 for r in rows if r["programme_id"] == "wk-b") == 5
             assert await readmodel.position(engine) == last

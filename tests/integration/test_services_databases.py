@@ -20,7 +20,8 @@ from contracts.ids import assignment_id
 from services.shared import migrate
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
-from tests.e2e.support import Stack, eventually, get_json, running_stack, small_programme
+from tests.e2e.support import Stack, get_json, running_stack, small_programme
+from tests.support.waiting import until
 
 YEAR = dt.date.today().year
 
@@ -57,7 +58,7 @@ async def test_import_dispatch_inbox_accept(stack: Stack, database: TestDatabase
             folded = page["total"] == 3 and all(i["next_deadline"] for i in page["items"])
             return page if folded else None  # every AssignmentCreated folded into the projection
 
-        inbox = await eventually(inbox_with_deadlines, timeout=30)
+        inbox = await until(inbox_with_deadlines, timeout=30)
         assert {i["task_no"] for i in inbox["items"]} == {1, 2, 3}
         assert {i["stage"] for i in inbox["items"]} == {"assigned"}
 
@@ -69,7 +70,7 @@ async def test_import_dispatch_inbox_accept(stack: Stack, database: TestDatabase
             page = await get_json(c, f"{a}/v1/units/yuzhong/assignments", district, stage="planning")
             return [i["assignment_id"] for i in page["items"]] == [aid]
 
-        await eventually(accepted, timeout=30)
+        await until(accepted, timeout=30)
         units = await get_json(c, f"{a}/v1/units", sup, kind="district")
         assert {u["unit_id"] for u in units["items"]} == {"yuzhong", "wanzhou"}
 

@@ -17,12 +17,13 @@ from contracts.api import AssignmentDetail, AssignmentSummary, Page
 from contracts.base import Actor, Stage, UserRole
 from contracts.events import AssignmentCancelled, Event
 from contracts.fold import AssignmentState
-from contracts.subjects import event_subject
 from services.progress import readmodel
 from services.progress.api import detail
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
-from tests.e2e.support import EventFactory, Stack, eventually, get_json, lifecycle_events, running_stack
+from tests.e2e.support import EventFactory, Stack, get_json, lifecycle_events, running_stack
+from tests.support.publishing import publish
+from tests.support.waiting import caught_up
 
 
 @pytest.fixture
@@ -34,27 +35,6 @@ async def stack(
     async with running_stack(database.tmp, nats_url, temporal_client, temporal_address, tq, worker=False,
                              db_urls=urls) as s:
         yield s
-
-
-async def publish(js: object, events: list[Event], msg_id_suffix: str = "") -> int:
-    last = 0
-    for e in events:
-        ack = await js.publish(  # type: ignore[attr-defined]
-            event_subject(e.programme_id, e.unit_id, e.type), e.model_dump_json().encode(),
-            headers={"Nats-Msg-Id": e.event_id + msg_id_suffix},
-        )
-        last = ack.seq
-    return last
-
-
-async def caught_up(stack: Stack, seq: int) -> None:
-    async with httpx.AsyncClient(timeout=10) as c:
-
-        async def probe() -> bool:
-            health = await get_json(c, f"{stack.progress_url}/healthz", {})
-            return bool(health["read_model_position"] >= seq)
-
-        await eventually(probe)
 
 
 async def test_incremental_then_redelivered_then_rebuilt(stack: Stack) -> None:

@@ -9,10 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
-import sys
-import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +24,9 @@ from temporalio.client import Client, WorkflowHandle
 
 from contracts.ids import workflow_id
 from tests.integration.conftest import make_spec, read_stream
+from tests.support.clock import china_today
+from tests.support.processes import spawn, stopped_after
+from tests.support.waiting import until
 from workflows.models import AssignmentInput
 from workflows.workflows import AssignmentWorkflow
 
@@ -38,28 +38,15 @@ IDENTITIES = ("worker-a", "worker-b")
 def workers(
     nats_url: str, temporal_address: str, task_queue: str, tmp_path: Path
 ) -> Iterator[list[subprocess.Popen[bytes]]]:
-    procs = []
-    for identity in IDENTITIES:
-        env = dict(os.environ)
-        env.update(
-            NATS_URL=nats_url, TEMPORAL_ADDRESS=temporal_address, TEMPORAL_NAMESPACE="default",
-            TASK_QUEUE=task_queue, WORKER_IDENTITY=identity, LOG_LEVEL="WARNING",
-        )
-        with (tmp_path / f"{identity}.log").open("ab") as log:
-            procs.append(subprocess.Popen(
-                [sys.executable, "-m", "workflows.worker"], env=env, stdout=log, stderr=subprocess.STDOUT,
-                start_new_session=True,
-            ))
-    yield procs
-    for p in procs:
-        if p.poll() is None:
-            p.send_signal(signal.SIGTERM)
-    for p in procs:
-        try:
-            p.wait(15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait()
+    with stopped_after() as procs:
+        for identity in IDENTITIES:
+            env = dict(os.environ)
+            env.update(
+                NATS_URL=nats_url, TEMPORAL_ADDRESS=temporal_address, TEMPORAL_NAMESPACE="default",
+                TASK_QUEUE=task_queue, WORKER_IDENTITY=identity, LOG_LEVEL="WARNING",
+            )  # fmt: skip
+            procs.append(spawn("workflows.worker", env, tmp_path / f"{identity}.log"))
+        yield procs
 
 
 async def pollers(client: Client, task_queue: str) -> set[str]:
@@ -70,14 +57,6 @@ async def pollers(client: Client, task_queue: str) -> set[str]:
     )
     response = await client.workflow_service.describe_task_queue(request)
     return {p.identity for p in response.pollers}
-
-
-async def until(probe, what: str, timeout: float) -> None:  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while not await probe():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"{what}: not within {timeout:.0f}s")
-        await asyncio.sleep(0.2)
 
 
 async def test_two_worker_processes_share_one_task_queue(
@@ -94,7 +73,8 @@ async def test_two_worker_processes_share_one_task_queue(
     await until(both_polling, "both workers polling", 60)
 
     prefix = f"w{uuid.uuid4().hex[:6]}"
-    specs = [make_spec(f"{prefix}u{i:02d}", 2026, 2030, task_no=1 + i % 30) for i in range(ASSIGNMENTS)]
+    year = china_today().year
+    specs = [make_spec(f"{prefix}u{i:02d}", year, year + 4, task_no=1 + i % 30) for i in range(ASSIGNMENTS)]
     handles: list[WorkflowHandle[AssignmentWorkflow, object]] = await asyncio.gather(*(
         temporal_client.start_workflow(
             AssignmentWorkflow.run, AssignmentInput(spec=s), id=workflow_id(s.assignment_id), task_queue=task_queue

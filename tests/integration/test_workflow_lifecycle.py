@@ -28,7 +28,6 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
-    current_period,
     department,
     independent_add_working_days,
     make_spec,
@@ -39,6 +38,7 @@ from tests.integration.conftest import (
     status,
     wait_for_new_run,
 )
+from tests.support.clock import current_period
 from workflows.deadlines import quarter_end
 
 

@@ -31,8 +31,6 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
-    china_today,
-    current_period,
     department,
     idle,
     make_spec,
@@ -42,6 +40,7 @@ from tests.integration.conftest import (
     status,
     unique_unit,
 )
+from tests.support.clock import china_today, current_period
 from workflows.workflows import COMMAND_REJECTED
 
 

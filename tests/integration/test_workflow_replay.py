@@ -30,7 +30,6 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
-    current_period,
     department,
     independent_add_working_days,
     make_spec,
@@ -40,6 +39,7 @@ from tests.integration.conftest import (
     status,
     wait_for_new_run,
 )
+from tests.support.clock import current_period
 from workflows.workflows import AssignmentWorkflow
 
 RECORDED = Path(__file__).parent / "histories" / "assignment_lifecycle.json"

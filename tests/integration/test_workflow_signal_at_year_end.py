@@ -27,7 +27,6 @@ from tests.integration.conftest import (
     VERIFIER,
     Handle,
     Kit,
-    china_today,
     department,
     idle,
     make_spec,
@@ -38,6 +37,7 @@ from tests.integration.conftest import (
     wait_for_new_run,
     worker_with,
 )
+from tests.support.clock import china_today
 from workflows.activities import PUBLISH_EVENTS, EventPublisher, Published, PublishEvents
 
 

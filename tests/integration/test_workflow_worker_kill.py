@@ -22,8 +22,6 @@ from contracts.ids import workflow_id
 from tests.integration.conftest import (
     SUPERVISOR,
     VERIFIER,
-    china_today,
-    current_period,
     department,
     make_spec,
     plan,
@@ -31,6 +29,7 @@ from tests.integration.conftest import (
     report,
     send,
 )
+from tests.support.clock import china_today, current_period
 from workflows.models import AssignmentInput
 from workflows.workflows import AssignmentWorkflow
 
