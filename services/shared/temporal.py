@@ -133,8 +133,9 @@ async def run_update(
         result = await asyncio.wait_for(_execute(handle, update, command, uid), timeout)
     except (WorkflowUpdateFailedError, RPCError, WorkflowUpdateRPCTimeoutOrCancelledError, TimeoutError) as exc:
         err = http_error(exc, assignment_id)
-        log.info("command.refused", assignment_id=assignment_id, update=update, status=err.status_code,
-                 reason=err.detail)
+        log.info(
+            "command.refused", assignment_id=assignment_id, update=update, status=err.status_code, reason=err.detail
+        )
         raise err from exc
     if not isinstance(result, CommandResult):
         result = CommandResult.model_validate(result)
