@@ -1,12 +1,11 @@
 """Answers computed from the read model, kept until the read model changes.
 
-A status page, or an assignment's detail from the read model, is a function of the database's
-contents only (the projection writes its rows; nothing in an answer depends on the clock). On the
-reader's own connection, SQLite's `PRAGMA data_version` changes whenever another connection
-commits to the file, so an answer filed under the version read *before* it was computed is
-never served after a later commit (the statement's snapshot is at least that new). The whole
-cache is dropped when the version moves: while events stream in it mostly misses; at rest, a
-dashboard polled by many supervisors costs a dictionary lookup instead of a query and its JSON.
+A status page, or an assignment's detail from the read model, is a function of the read model's
+contents only (nothing in an answer depends on the clock), and those are a function of the
+projection's stream position (StatusReader). An answer is filed under the position read *before*
+it was computed, so it is never served after a later batch; the whole cache is dropped when the
+position moves. While events stream in it mostly misses; at rest, a dashboard polled by many
+supervisors costs one primary-key read instead of a page query and its JSON.
 """
 
 from __future__ import annotations
@@ -21,7 +20,7 @@ ENTRY_OVERHEAD = 512
 
 
 class AnswerCache:
-    """Answers (response bodies) of one database version, least recently used out first once
+    """Answers (response bodies) of one read-model position, least recently used out first once
     they weigh more than `max_bytes` (bodies plus ENTRY_OVERHEAD each). One per process."""
 
     def __init__(self, max_bytes: int) -> None:
@@ -57,7 +56,7 @@ class AnswerCache:
         return True
 
     def clear(self) -> None:
-        """Forget every answer and the version (a new connection counts versions anew)."""
+        """Forget every answer and the version."""
         self._answers.clear()
         self._bytes, self._version = 0, None
 

@@ -205,7 +205,7 @@ def wants_fresh(request: Request) -> bool:
 
 def answered(answer: readmodel.Answer) -> Response:
     """The body, and where it came from in a `Cache-Status` header (RFC 9211) when it could
-    have been kept (a read model on a SQLite file: see services/progress/answers.py)."""
+    have been kept (the answer cache is on: see services/progress/answers.py)."""
     headers = None
     if answer.cache is not None:
         stored = "; stored" if answer.stored else ""

@@ -1,5 +1,6 @@
 """Kept answers (services/progress/answers.py): a status page or a read-model detail is served
-again only while the read model has not changed, on a real SQLite file written by the projection."""
+again only while the read model's position has not moved, on a real database (SQLite, and
+PostgreSQL: tests/databases.py) written by the projection."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import issue_token, load_public_key
 from services.shared.db import make_engine
+from tests.databases import TestDatabase
 from tests.e2e.support import EventFactory
 
 PID = "answers"
@@ -58,8 +60,8 @@ def test_many_small_answers_stay_inside_the_bound() -> None:
 
 
 @pytest.fixture
-async def reader_and_engine(tmp_path: Path) -> AsyncIterator[tuple[readmodel.StatusReader, Any]]:
-    engine = make_engine(ProgressSettings(var_dir=tmp_path).db_url())
+async def reader_and_engine(database: TestDatabase) -> AsyncIterator[tuple[readmodel.StatusReader, Any]]:
+    engine = make_engine(database.url("progress"))
     await create_tables(engine)
     reader = readmodel.StatusReader(engine, cache_bytes=1 << 20)
     yield reader, engine

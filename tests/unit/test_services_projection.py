@@ -98,17 +98,17 @@ async def test_status_filters_and_orders_most_urgent_first(engine: AsyncEngine) 
     events = [a.created(), b.created(), c.created(), a.accepted(), b.accepted()]
     events += [b.escalated("red"), c.escalated("blue")]
     await readmodel.apply_messages(engine, numbered(events))
-    items, total = await readmodel.status(engine, readmodel.StatusFilter(), 50, 0)
+    items, total = await readmodel.status_rows(engine, readmodel.StatusFilter(), 50, 0)
     assert total == 3 and [i.overdue_level for i in items] == ["red", "blue", "none"]
-    items, total = await readmodel.status(engine, readmodel.StatusFilter(unit_id="yuzhong"), 50, 0)
+    items, total = await readmodel.status_rows(engine, readmodel.StatusFilter(unit_id="yuzhong"), 50, 0)
     assert total == 2
-    items, total = await readmodel.status(engine, readmodel.StatusFilter(overdue="any"), 50, 0)
+    items, total = await readmodel.status_rows(engine, readmodel.StatusFilter(overdue="any"), 50, 0)
     assert total == 2
-    items, total = await readmodel.status(engine, readmodel.StatusFilter(stage=Stage.ASSIGNED), 50, 0)
+    items, total = await readmodel.status_rows(engine, readmodel.StatusFilter(stage=Stage.ASSIGNED), 50, 0)
     assert [i.assignment_id for i in items] == [c.assignment_id]
-    items, total = await readmodel.status(engine, readmodel.StatusFilter(tasks_by_programme={"p1": [1, 3]}), 50, 0)
+    items, total = await readmodel.status_rows(engine, readmodel.StatusFilter(tasks_by_programme={"p1": [1, 3]}), 50, 0)
     assert total == 2
-    items, total = await readmodel.status(engine, readmodel.StatusFilter(), 1, 1)
+    items, total = await readmodel.status_rows(engine, readmodel.StatusFilter(), 1, 1)
     assert total == 3 and len(items) == 1 and items[0].overdue_level == "blue"
 
 

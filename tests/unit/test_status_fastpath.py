@@ -12,12 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import orjson
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.api import AssignmentSummary, Page
-from contracts.base import Role, Stage, UserRole
+from contracts.base import Role, UserRole
 from contracts.events import AssignmentCreated, Deadline
 from services.progress import readmodel
 from services.progress.app import create_app
@@ -30,8 +28,8 @@ from tests.e2e.support import EventFactory
 PID = "fastpath"
 
 
-# Titles and percents the JSON writers must agree on: quotes, backslashes, control and
-# non-ASCII characters; floats that SQLite would print with too few digits.
+# Titles and percents a page must carry as they are: quotes, backslashes, control and non-ASCII
+# characters; floats that need all 17 digits.
 TITLES = ['say "hi"', "back\\slash \\n", "tab\tnew\nline\x01", "城市体检 🏙", "</script>", ""]
 PERCENTS = [100 / 3, 0.1, 1e-7, 66.66666666666667, 100.0, 12.5]
 
@@ -188,35 +186,3 @@ async def test_detail_answers(
 ) -> None:
     r = await get(progress, f"/v1/assignments/{aid}?{query}", headers(keys, role, unit))
     assert r.status_code == status, r.text
-
-
-READER_FILTERS = [
-    readmodel.StatusFilter(), readmodel.StatusFilter(programme_id=PID), readmodel.StatusFilter(unit_id="unit2"),
-    readmodel.StatusFilter(task_no=3), readmodel.StatusFilter(stage=Stage.PLANNING),
-    readmodel.StatusFilter(overdue="any"), readmodel.StatusFilter(overdue="red"),
-    readmodel.StatusFilter(tasks_by_programme={PID: [50, 51, 52, 53, 54, 55]}),
-    readmodel.StatusFilter(tasks_by_programme={}), readmodel.StatusFilter(unit_id="nobody"),
-]  # fmt: skip
-
-
-@pytest.mark.parametrize("f", READER_FILTERS)
-@pytest.mark.parametrize(("limit", "offset"), [(50, 0), (500, 0), (3, 2), (50, 1000)])
-async def test_sqlite_json_pages_are_page_json(
-    read_model: ReadModel, f: readmodel.StatusFilter, limit: int, offset: int
-) -> None:
-    """StatusReader.page_json (items written by SQLite's json_object) is the document page_json
-    makes of the rows, and that of the models (readmodel.status), value for value."""
-    reader, engine = read_model.reader, read_model.engine
-    assert reader.path is not None  # the SQLite reader, not the engine's path
-    got = orjson.loads((await reader.page_json(f, limit, offset)).body)
-    assert got == orjson.loads(readmodel.page_json(*await reader.page(f, limit, offset)))
-    items, total = await readmodel.status(engine, f, limit, offset)
-    assert got == Page[AssignmentSummary](items=items, total=total).model_dump(mode="json")
-
-
-async def test_the_tricky_titles_and_percents_are_in_the_pages(read_model: ReadModel) -> None:
-    reader = read_model.reader
-    f = readmodel.StatusFilter(tasks_by_programme={PID: [50, 51, 52, 53, 54, 55]})
-    items = orjson.loads((await reader.page_json(f, 50, 0)).body)["items"]
-    assert sorted(i["task_title"] for i in items) == sorted(TITLES)
-    assert sorted(i["percent"] for i in items) == sorted(PERCENTS)
