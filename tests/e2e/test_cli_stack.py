@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import json
 import uuid
 from collections.abc import AsyncIterator
@@ -18,8 +17,7 @@ from typer.testing import CliRunner
 from contracts.ids import assignment_id
 from services.cli.main import app
 from tests.e2e.support import Stack, running_stack, small_programme, token
-
-YEAR = dt.date.today().year
+from tests.support.clock import china_today
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +52,7 @@ def json_out(r: Result) -> Any:
 
 
 async def test_cli_walks_through_a_year(stack: Stack, tmp_path: Path) -> None:
-    body = small_programme(start_year=YEAR)
+    body = small_programme(start_year=china_today().year)
     pid = body.programme_id
     path = tmp_path / "programme.json"
     path.write_text(body.model_dump_json())
@@ -66,13 +64,14 @@ async def test_cli_walks_through_a_year(stack: Stack, tmp_path: Path) -> None:
     aid = assignment_id(pid, 2, "wanzhou")
     r = await run(stack, "department", "wanzhou", "inbox")
     assert r.exit_code == 0 and aid in r.output, r.output
+    r = await run(stack, "department", "wanzhou", "accept", aid, "--json")
+    assert r.exit_code == 0 and json_out(r)["stage"] == "planning", r.output
+    year = json_out(r)["year"]  # the workflow's, by the server's clock
     r = await run(stack, "department", "wanzhou", "accept", aid)
-    assert r.exit_code == 0 and "planning" in r.output, r.output
-    r = await run(stack, "department", "wanzhou", "accept", aid)
-    refusal = f"error: 409 assignment is already accepted: stage is planning for {YEAR}"
+    refusal = f"error: 409 assignment is already accepted: stage is planning for {year}"
     assert r.exit_code == 1 and errors(r) == [refusal]
-    r = await run(stack, "department", "wanzhou", "plan", "submit", aid, "--year", str(YEAR),
-                  "--milestone", f"{YEAR}-12-15:完成海绵城市建设任务", "--indicator", "达标面积占比:45:%")
+    r = await run(stack, "department", "wanzhou", "plan", "submit", aid, "--year", str(year),
+                  "--milestone", f"{year}-12-15:完成海绵城市建设任务", "--indicator", "达标面积占比:45:%")
     assert r.exit_code == 0 and "plan_submitted" in r.output, r.output
     r = await run(stack, "department", "wanzhou", "review", aid, "approve")
     assert r.exit_code == 1 and errors(r)[0].startswith("error: 403 ")

@@ -15,7 +15,6 @@ fails without it under CI (.ci/run installs it).
 
 from __future__ import annotations
 
-import datetime as dt
 import importlib.util
 import os
 import shutil
@@ -35,6 +34,7 @@ from contracts.catalog import DeadlineRules, Schedule
 from contracts.ids import assignment_id
 from services.shared.db import sqlite_url
 from tests.e2e.support import Stack, get_json, running_stack, serve, small_programme
+from tests.support.clock import china_today
 from tests.support.requirements import require
 from tests.support.waiting import until
 
@@ -45,8 +45,6 @@ CHROMIUM_ARGS = [
 # The committed docs/dashboard.png is refreshed only on request (POLICYFLOW_SCREENSHOT=docs/dashboard.png),
 # so an ordinary test run leaves the work tree clean.
 SCREENSHOT = Path(os.environ.get("POLICYFLOW_SCREENSHOT") or tempfile.gettempdir() + "/policyflow-dashboard.png")
-YEAR = dt.date.today().year
-QUARTER = f"{YEAR}-Q{(dt.date.today().month - 1) // 3 + 1}"
 
 
 def chromium_path() -> str | None:
@@ -109,9 +107,10 @@ async def services(
 
 async def drive(services: Services) -> dict[str, str]:
     """Import, dispatch, and play the scenario over HTTP; returns assignment ids by expected light."""
-    body = small_programme(start_year=YEAR, horizon=YEAR)
+    year = china_today().year
+    body = small_programme(start_year=year, horizon=year)
     rules = DeadlineRules(acceptance_working_days=-25)
-    body = body.model_copy(update={"schedule": Schedule(start_year=YEAR, rules=rules)})
+    body = body.model_copy(update={"schedule": Schedule(start_year=year, rules=rules)})
     pid = body.programme_id
     ids = {
         "red": assignment_id(pid, 2, "wanzhou"),
@@ -141,15 +140,16 @@ async def drive(services: Services) -> dict[str, str]:
         await until(all_red, timeout=30)
         for aid in accepting:
             unit = aid.rsplit(".", 1)[1]
-            await ok(f"{p}/v1/assignments/{aid}/accept", stack.headers("department", unit))
+            answer = await ok(f"{p}/v1/assignments/{aid}/accept", stack.headers("department", unit))
+            assert answer["year"] == year, "the programme's only year ended before its assignments started"
         await ok(f"{p}/v1/assignments/{ids['cancelled']}/cancel", sup, {"reason": "职责调整，改由牵头单位统筹"})
 
         done, yz = f"{p}/v1/assignments/{ids['done']}", stack.headers("department", "yuzhong")
-        plan = {"year": YEAR, "milestones": [{"title": "完成既有建筑节能改造", "due": f"{YEAR}-12-20"}],
+        plan = {"year": year, "milestones": [{"title": "完成既有建筑节能改造", "due": f"{year}-12-20"}],
                 "indicators": [{"name": "绿色建筑占比", "unit": "%", "target": 70}]}
         await ok(f"{done}/plans", yz, plan)
-        await ok(f"{done}/plans/{YEAR}/review", sup, {"decision": "approve", "comment": "同意"})
-        report = {"period": QUARTER, "percent": 100, "narrative": "新建建筑中绿色建筑占比达到 72%",
+        await ok(f"{done}/plans/{year}/review", sup, {"decision": "approve", "comment": "同意"})
+        report = {"period": f"{year}-Q1", "percent": 100, "narrative": "新建建筑中绿色建筑占比达到 72%",
                   "indicator_values": [{"name": "绿色建筑占比", "value": 72}],
                   "evidence": [{"name": "验收报告.pdf", "sha256": "b" * 64, "size": 40960}]}
         await ok(f"{done}/reports", yz, report)

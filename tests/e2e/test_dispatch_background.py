@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -12,9 +11,8 @@ import pytest
 from temporalio.client import Client
 
 from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
+from tests.support.clock import china_today
 from tests.support.waiting import until
-
-YEAR = dt.date.today().year
 
 
 @pytest.fixture(scope="module")
@@ -27,7 +25,7 @@ async def stack(
 
 
 async def test_background_dispatch_reports_progress_and_is_joined(stack: Stack) -> None:
-    body = small_programme(start_year=YEAR)
+    body = small_programme(start_year=china_today().year)
     pid = body.programme_id
     a = stack.assignment_url
     sup = stack.headers("supervisor")

@@ -7,7 +7,6 @@ own alembic version table.
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -21,9 +20,8 @@ from services.shared import migrate
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
 from tests.e2e.support import Stack, get_json, running_stack, small_programme
+from tests.support.clock import china_today
 from tests.support.waiting import until
-
-YEAR = dt.date.today().year
 
 
 @pytest.fixture
@@ -37,7 +35,7 @@ async def stack(
 
 
 async def test_import_dispatch_inbox_accept(stack: Stack, database: TestDatabase) -> None:
-    body = small_programme(start_year=YEAR)
+    body = small_programme(start_year=china_today().year)
     pid = body.programme_id
     sup, district = stack.headers("supervisor"), stack.headers("department", "yuzhong")
     a = stack.assignment_url
