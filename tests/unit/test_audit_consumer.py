@@ -88,7 +88,7 @@ def test_a_batch_is_split_at_the_first_gap() -> None:
 
 class FakeMsg:
     def __init__(self, seq: int) -> None:
-        self.metadata = SimpleNamespace(sequence=SimpleNamespace(stream=seq))
+        self.reply = f"$JS.ACK.S.d.1.{seq}.{seq}.0.0"
         self.subject, self.data = "pf.events.x", b"{}"
         self.acked = False
         self.nak_delay: float | None = None
