@@ -20,10 +20,10 @@ import tempfile
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import asynccontextmanager, contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rich.console import Console
 
@@ -96,6 +96,9 @@ def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
 
 
+Size = TypeVar("Size", int, float)  # a count, or seconds
+
+
 @dataclass
 class Context:
     """What a benchmark gets from the runner: the mode, a scratch directory, servers, a log."""
@@ -116,9 +119,9 @@ class Context:
         finally:
             await self.pool.release(stack)
 
-    def size(self, quick: int, full: int) -> int:
+    def size(self, quick: Size, full: Size) -> Size:
         if self.smoke:
-            return max(1, quick // 5)
+            return max(type(quick)(1), quick // 5)
         return quick if self.quick else full
 
     def log(self, message: str) -> None:
@@ -221,10 +224,8 @@ def process_tree(pid: int) -> list[int]:
         current = todo.pop()
         out.append(current)
         for task in Path(f"/proc/{current}/task").glob("*/children"):
-            try:
+            with suppress(FileNotFoundError, ValueError):  # the process or task ended meanwhile
                 todo.extend(int(c) for c in task.read_text().split())
-            except (FileNotFoundError, ValueError):
-                pass
     return out
 
 
@@ -242,25 +243,17 @@ def cpu_delta(before: dict[str, float], after: dict[str, float]) -> dict[str, fl
 
 def machine() -> dict[str, Any]:
     cpu = "unknown"
-    with _suppress():
+    with suppress(OSError):
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 cpu = line.split(":", 1)[1].strip()
                 break
     mem_gib = 0.0
-    with _suppress():
+    with suppress(OSError):
         for line in Path("/proc/meminfo").read_text().splitlines():
             if line.startswith("MemTotal"):
                 mem_gib = round(int(line.split()[1]) / 1024**2, 1)
     return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": mem_gib, "python": platform.python_version()}
-
-
-@contextmanager
-def _suppress() -> Iterator[None]:
-    try:
-        yield
-    except OSError:
-        pass
 
 
 # --- scratch directories and child processes ---------------------------------------------

@@ -21,7 +21,7 @@ from bench.common import Context, NotAvailable, Result, interleaved, median, spr
 from bench.driver import PfClient
 from bench.programme import example_size, programme
 from bench.raw_workflows import EMPTY_WORKFLOW
-from bench.stack import ALL_PROCESSES, BenchStack, CpuMeter, gather_limited
+from bench.stack import ALL_PROCESSES, CpuMeter, gather_limited
 
 NAME = "dispatch"
 UNIT = "assignments/s"
@@ -49,7 +49,7 @@ async def wait_raw_done(client: Client, task_queue: str, timeout: float = 120.0)
         await asyncio.sleep(0.25)
 
 
-async def pf_dispatch(pf: PfClient, stack: BenchStack, size: int, label: str) -> tuple[float, dict[str, Any]]:
+async def pf_dispatch(pf: PfClient, size: int, label: str) -> tuple[float, dict[str, Any]]:
     """Import a programme of `size` responsibilities under a fresh id and time its dispatch."""
     body = programme(unique(f"bench-{label}").removeprefix("bench-"), limit=size)
     await pf.import_programme(body.model_dump(mode="json"))
@@ -96,7 +96,7 @@ async def run(ctx: Context) -> Result:
             async def pf_round(_: int) -> float:
                 cpu_before = meter.snapshot()
                 before = await stack.ledger_size()
-                seconds, out = await pf_dispatch(pf, stack, size, "d")
+                seconds, out = await pf_dispatch(pf, size, "d")
                 live = time.perf_counter()
                 await stack.wait_ledger(before + int(out["started"]) + 1)  # each started, and the import
                 live_s = seconds + time.perf_counter() - live

@@ -105,7 +105,7 @@ def _chunks(items: list[tuple[int, str, bytes]], size: int) -> list[list[tuple[i
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def status(db: Path, count: int, profiler: cProfile.Profile) -> float:
+async def status(db: Path, count: int, profiler: cProfile.Profile) -> float:  # noqa: ARG001 - the service profiles itself
     """The progress service under cProfile while 50 clients read /v1/status (stats from its own file)."""
     import httpx
 

@@ -6,6 +6,7 @@ A process of its own, like the policyflow worker, so both halves pay for the sam
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 
 from temporalio.client import Client
@@ -25,7 +26,5 @@ async def main(address: str, task_queue: str) -> None:
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         raise SystemExit(__doc__)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):  # Ctrl-C ends it quietly
         asyncio.run(main(sys.argv[1], sys.argv[2]))
-    except KeyboardInterrupt:
-        pass

@@ -97,6 +97,7 @@ async def wait_for_pollers(client: Client, task_queue: str, child: Child | None 
 
 LEDGER_WAIT = 6 * 3600.0  # how long wait_ledger waits by default
 
+
 class BenchStack:
     """nats-server + Temporal dev server, and policyflow processes started on demand."""
 
@@ -265,8 +266,11 @@ class BenchStack:
             return int(r.json().get("ledger_size", 0))
 
     async def wait_ledger(
-        self, target: int, timeout: float = LEDGER_WAIT,
-        tick: Callable[[], Awaitable[None]] | None = None, partial: bool = False,
+        self,
+        target: int,
+        timeout: float = LEDGER_WAIT,
+        tick: Callable[[], Awaitable[None]] | None = None,
+        partial: bool = False,
     ) -> int:
         """Wait until the audit ledger holds `target` entries: the events of what was started are in.
         `tick` is awaited after each poll; with `partial`, the timeout returns the size reached

@@ -204,7 +204,7 @@ async def cache_status(targets: dict[str, tuple[list[str], dict[str, str]]]) -> 
 
 def hit_share(summary: dict[str, Any]) -> float:
     """The share of a target's counted answers that were kept ones (Cache-Status: hit)."""
-    counts = summary["cache"]
+    counts: dict[str, int] = summary["cache"]
     return round(counts.get("hit", 0) / max(1, sum(counts.values())), 4)
 
 

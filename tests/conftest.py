@@ -27,7 +27,7 @@ from services.shared.temporal_connect import connect
 pytest_plugins = ["tests.databases"]
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         parts = Path(str(item.fspath)).parts
         for folder in ("unit", "integration", "e2e", "faults"):

@@ -198,8 +198,14 @@ def temporal_dev_server(
         "--metrics-port",
         str(free_port()),
     ]
-    for attr in ("PolicyflowProgramme=Keyword", "PolicyflowTaskNo=Int", "PolicyflowUnit=Keyword",
-                 "PolicyflowStage=Keyword", "PolicyflowYear=Int", "PolicyflowOverdue=Keyword"):
+    for attr in (
+        "PolicyflowProgramme=Keyword",
+        "PolicyflowTaskNo=Int",
+        "PolicyflowUnit=Keyword",
+        "PolicyflowStage=Keyword",
+        "PolicyflowYear=Int",
+        "PolicyflowOverdue=Keyword",
+    ):
         argv += ["--search-attribute", attr]
     if headless:
         argv.append("--headless")

@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import Result
 from temporalio.client import Client
-from typer.testing import CliRunner
+from typer.testing import CliRunner, Result
 
 from contracts.ids import assignment_id
 from services.cli.main import app

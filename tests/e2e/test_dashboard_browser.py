@@ -159,7 +159,7 @@ async def drive(services: Services) -> dict[str, str]:
         async def settled() -> bool:
             page = await get_json(c, f"{p}/v1/status", sup, programme_id=pid, limit=50)
             by_id = {i["assignment_id"]: i for i in page["items"]}
-            return (
+            return bool(
                 by_id[ids["red"]]["overdue_level"] == "red"
                 and by_id[ids["done"]]["stage"] == "completed"
                 and by_id[ids["cancelled"]]["stage"] == "cancelled"

@@ -40,7 +40,7 @@ from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, EVENT_SUBJECT_PREFIX
 from deploy.local.servers import Server, free_port, wait_for_port
 from deploy.local.stack import SERVICES, Stack, StackConfig
 from services.shared.auth import ensure_keys, issue_token
-from tests.support.processes import spawn, stop
+from tests.support import processes
 from tests.support.waiting import until
 
 PROCESSES = {
@@ -106,7 +106,7 @@ class Proc:
     starts: int = 0
 
     def spawn(self) -> None:
-        self.popen = spawn(self.module, self.env, self.log)
+        self.popen = processes.spawn(self.module, self.env, self.log)
         self.starts += 1
 
     @property
@@ -123,6 +123,10 @@ class Proc:
             self.popen.send_signal(signal.SIGCONT)  # a paused process dies just the same, but be sure
             self.popen.send_signal(signal.SIGKILL)
             self.popen.wait(30)
+
+    def stop(self, timeout: float = 20.0) -> None:
+        if self.popen is not None:
+            processes.stop(self.popen, timeout=timeout)
 
 
 @dataclass
@@ -181,7 +185,8 @@ class FaultStack:
         return self
 
     async def stop(self) -> None:
-        await asyncio.to_thread(stop, *(p.popen for p in self.procs.values() if p.popen is not None), timeout=20.0)
+        running = [p.popen for p in self.procs.values() if p.popen is not None]
+        await asyncio.to_thread(processes.stop, *running, timeout=20.0)
         for server in reversed(self.stack.servers):
             await asyncio.to_thread(server.stop)
 

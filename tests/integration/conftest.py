@@ -80,7 +80,7 @@ def make_spec(
     )
 
 
-_CN = holidays.China(years=range(2024, 2040))
+_CN = holidays.country_holidays("CN", years=range(2024, 2040))
 
 
 def is_cn_working_day(day: dt.date) -> bool:
@@ -136,7 +136,8 @@ def report(actor_unit: str, period: str, percent: float) -> ReportProgress:
 
 async def send(h: Handle, cmd: Command) -> CommandResult:
     """A command as the progress service sends it: the update its command-table row names."""
-    return await h.execute_update(BY_COMMAND[type(cmd)].name, cmd, result_type=CommandResult)
+    result: CommandResult = await h.execute_update(BY_COMMAND[type(cmd)].name, cmd, result_type=CommandResult)
+    return result
 
 
 async def status(h: Handle) -> AssignmentStatus:
@@ -236,8 +237,11 @@ async def ts_env() -> AsyncIterator[WorkflowEnvironment]:
 
 @pytest.fixture
 async def jetstream(nats_url: str, event_stream: str) -> AsyncIterator[JetStreamContext]:
+    """A client of a fresh event stream."""
     nc = await nats.connect(nats_url)
-    yield nc.jetstream()
+    js = nc.jetstream()
+    await js.stream_info(event_stream)
+    yield js
     await nc.close()
 
 

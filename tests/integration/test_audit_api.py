@@ -6,15 +6,19 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from contracts.base import UserRole
 from contracts.fold import fold
 from tests.integration.audit_support import T0, WEEK, lifecycle, running, settings_for
 from tests.support.publishing import publish
 
+pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
+
 NDJSON = {"Accept": "application/x-ndjson"}
 
 
-async def test_tokens_roles_and_bad_queries(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_tokens_roles_and_bad_queries(tmp_path: Path, nats_url: str) -> None:
     async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
         await publish(nats_url, lifecycle(14, "yuzhong"))
         await svc.wait_for_size(14)
@@ -52,7 +56,7 @@ async def test_tokens_roles_and_bad_queries(tmp_path: Path, nats_url: str, event
         assert r.status_code == 404
 
 
-async def test_pages_filters_and_ndjson(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_pages_filters_and_ndjson(tmp_path: Path, nats_url: str) -> None:
     yuzhong, jiangbei = lifecycle(14, "yuzhong"), lifecycle(3, "jiangbei")
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, [e for pair in zip(yuzhong, jiangbei, strict=True) for e in pair])
@@ -75,7 +79,7 @@ async def test_pages_filters_and_ndjson(tmp_path: Path, nats_url: str, event_str
         assert "event" not in lines[0] and "canonical" in lines[0]
 
 
-async def test_history_reads_like_a_timeline(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_history_reads_like_a_timeline(tmp_path: Path, nats_url: str) -> None:
     events = lifecycle(14, "yuzhong")
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, events)
@@ -93,7 +97,7 @@ async def test_history_reads_like_a_timeline(tmp_path: Path, nats_url: str, even
         assert body["state"] == json.loads(fold(events).model_dump_json())  # type: ignore[union-attr]
 
 
-async def test_replay_as_of_returns_the_state_at_that_moment(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_replay_as_of_returns_the_state_at_that_moment(tmp_path: Path, nats_url: str) -> None:
     yuzhong, jiangbei = lifecycle(14, "yuzhong"), lifecycle(3, "jiangbei", start=T0 + dt.timedelta(days=1))
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, yuzhong + jiangbei)

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from contracts.base import UserRole
 from services.audit.ledger import entry_hash, leaf_hash, verify_inclusion
 from tests.databases import TestDatabase
 from tests.integration.audit_support import T0, WEEK, many_events, running, settings_for
 from tests.support.publishing import publish
 
+pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
+
 
 async def test_the_service_on_each_database(
-    tmp_path: Path, nats_url: str, event_stream: str, database: TestDatabase
+    tmp_path: Path, nats_url: str, database: TestDatabase
 ) -> None:
     events = many_events(30)  # 420 entries: stored Merkle nodes (2**8 leaves) are exercised too
     settings = settings_for(tmp_path, nats_url, database_url=database.url("audit"), checkpoint_every=100)

@@ -6,6 +6,7 @@ import asyncio
 import json
 from pathlib import Path
 
+import pytest
 from typer.testing import CliRunner
 
 from contracts.base import UserRole
@@ -14,6 +15,8 @@ from tests.integration.audit_support import many_events, running, settings_for
 from tests.support.publishing import publish
 
 runner = CliRunner()
+pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
+
 
 
 def verify(bundle: Path) -> tuple[int, str]:
@@ -21,7 +24,7 @@ def verify(bundle: Path) -> tuple[int, str]:
     return result.exit_code, result.output
 
 
-async def test_export_then_verify_offline(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_export_then_verify_offline(tmp_path: Path, nats_url: str) -> None:
     events = many_events(10)
     bundle = tmp_path / "bundle"
     async with running(settings_for(tmp_path / "svc", nats_url, checkpoint_every=50)) as svc:

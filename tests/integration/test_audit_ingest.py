@@ -4,12 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from contracts.base import UserRole
 from tests.integration.audit_support import lifecycle, publish_raw, running, settings_for
 from tests.support.publishing import publish
 
+pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
 
-async def test_a_lifecycle_lands_once_each_in_order(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+
+async def test_a_lifecycle_lands_once_each_in_order(tmp_path: Path, nats_url: str) -> None:
     events = lifecycle(14, "yuzhong") + lifecycle(3, "jiangbei")
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, events)
@@ -25,7 +29,7 @@ async def test_a_lifecycle_lands_once_each_in_order(tmp_path: Path, nats_url: st
 
 
 async def test_the_same_event_published_twice_is_ledgered_once(
-    tmp_path: Path, nats_url: str, event_stream: str
+    tmp_path: Path, nats_url: str
 ) -> None:
     events = lifecycle(14, "yuzhong")
     async with running(settings_for(tmp_path, nats_url)) as svc:
@@ -41,7 +45,7 @@ async def test_the_same_event_published_twice_is_ledgered_once(
         assert (await svc.client.get("/v1/audit/verify", headers=svc.auth())).json()["ok"] is True
 
 
-async def test_a_gap_in_an_assignments_seq_is_reported(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_a_gap_in_an_assignments_seq_is_reported(tmp_path: Path, nats_url: str) -> None:
     events = lifecycle(14, "yuzhong")
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, events[:3] + events[4:6])  # seq 3 never published
@@ -56,7 +60,7 @@ async def test_a_gap_in_an_assignments_seq_is_reported(tmp_path: Path, nats_url:
         assert [(g["expected_seq"], g["got_seq"]) for g in gaps] == [(3, 4), (6, 3)]
 
 
-async def test_poison_messages_are_set_aside_and_never_block(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_poison_messages_are_set_aside_and_never_block(tmp_path: Path, nats_url: str) -> None:
     events = lifecycle(14, "yuzhong")
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, events[:2])

@@ -16,6 +16,8 @@ from services.audit.verify import checkpoint_signature_ok
 from tests.integration.audit_support import Service, lifecycle, many_events, running, settings_for
 from tests.support.publishing import publish
 
+pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
+
 
 def included(proof: dict[str, Any], canonical: str | None = None) -> bool:
     """What an auditor does with an inclusion proof: rebuild the leaf from the entry itself."""
@@ -38,7 +40,7 @@ async def checkpoint(svc: Service) -> dict[str, Any]:
 
 
 async def test_checkpoints_and_proofs_verify_and_forgeries_fail(
-    tmp_path: Path, nats_url: str, event_stream: str
+    tmp_path: Path, nats_url: str
 ) -> None:
     first, second = many_events(20), many_events(20, first=20)  # 280 + 280 entries: past 2**8 leaves
     async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
@@ -81,7 +83,7 @@ async def test_checkpoints_and_proofs_verify_and_forgeries_fail(
         assert same["proof"] == []
 
 
-async def test_one_changed_byte_is_named_by_verify(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_one_changed_byte_is_named_by_verify(tmp_path: Path, nats_url: str) -> None:
     events = lifecycle(14, "yuzhong") + lifecycle(3, "jiangbei")
     async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
         await publish(nats_url, events)
@@ -117,7 +119,7 @@ async def test_one_changed_byte_is_named_by_verify(tmp_path: Path, nats_url: str
 
 
 async def test_verify_and_replay_walk_the_ledger_page_by_page_and_catch_storage_tampering(
-    tmp_path: Path, nats_url: str, event_stream: str, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The walks read the driver's rows directly on SQLite (the text as its bytes), in pages."""
     events = many_events(4)

@@ -12,12 +12,15 @@ from collections import defaultdict
 from pathlib import Path
 
 import httpx
+import pytest
 
 from contracts.base import UserRole
 from services.shared.auth import issue_token
 from tests.integration.audit_support import many_events, settings_for, spawn
 from tests.support.publishing import publish
 from tests.support.waiting import until
+
+pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
 
 NDJSON = "application/x-ndjson"
 
@@ -38,7 +41,7 @@ def committed(db: Path) -> tuple[int, int, int]:
     return int(entries), int(top), int(position)
 
 
-async def test_kill_9_mid_ingest_then_restart(tmp_path: Path, nats_url: str, event_stream: str) -> None:
+async def test_kill_9_mid_ingest_then_restart(tmp_path: Path, nats_url: str) -> None:
     events = many_events(300)  # 4,200 events of 300 interleaved lifecycles
     settings = settings_for(tmp_path, nats_url, batch_size=100, checkpoint_every=1000)
     url = f"http://127.0.0.1:{settings.port}"

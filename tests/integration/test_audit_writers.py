@@ -54,8 +54,9 @@ def procs() -> Iterator[list[subprocess.Popen[bytes]]]:
 
 @pytest.mark.postgres
 @pytest.mark.parametrize("database", ["postgresql"], indirect=True)
+@pytest.mark.usefixtures("event_stream")
 async def test_one_writer_then_the_standby_takes_over_after_kill_9(
-    tmp_path: Path, nats_url: str, event_stream: str, database: TestDatabase, procs: list[subprocess.Popen[bytes]]
+    tmp_path: Path, nats_url: str, database: TestDatabase, procs: list[subprocess.Popen[bytes]]
 ) -> None:
     events = many_events(30)  # 420 events
     first, second, third = events[:140], events[140:280], events[280:]

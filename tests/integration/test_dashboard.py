@@ -53,8 +53,9 @@ def dots(html: str) -> dict[str, str]:
     return {a["data-assignment"]: a["data-light"] for a in Tags(html).with_attr("data-light", "a")}
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="module", autouse=True)
 def env() -> Iterator[None]:
+    """Before the module's stack starts (autouse fixtures come first), so its services read it."""
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("POLICYFLOW_AUDIT_URL", "http://127.0.0.1:9")  # nothing listens: the stream fallback
         mp.setenv("TEMPORAL_UI_URL", "http://temporal-ui.example:8233")
@@ -64,7 +65,7 @@ def env() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 async def stack(
-    env: None, tmp_path_factory: pytest.TempPathFactory, nats_url: str, temporal_client: Client, temporal_address: str
+    tmp_path_factory: pytest.TempPathFactory, nats_url: str, temporal_client: Client, temporal_address: str
 ) -> AsyncIterator[Stack]:
     tq = f"tq-dash-{uuid.uuid4().hex[:8]}"
     async with running_stack(tmp_path_factory.mktemp("dash"), nats_url, temporal_client, temporal_address, tq,
@@ -282,9 +283,8 @@ async def test_asyncapi_is_served(http: httpx.AsyncClient) -> None:
     assert "pf.events.{programme}.{unit}.ProgressReported" in r.text
 
 
-async def test_rebuild_endpoint_and_command_give_the_same_rows(
-    stack: Stack, scenario: dict[str, str], http: httpx.AsyncClient
-) -> None:
+@pytest.mark.usefixtures("scenario")
+async def test_rebuild_endpoint_and_command_give_the_same_rows(stack: Stack, http: httpx.AsyncClient) -> None:
     engine = make_engine(sqlite_url(stack.tmp / "progress.sqlite"))
     try:
         before = await readmodel.snapshot(engine)

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 
 from contracts.subjects import EVENT_STREAM, event_subject
 from deploy.local.servers import Server, nats_cluster
@@ -32,12 +33,12 @@ def cluster(tmp_path: Path) -> Iterator[list[Server]]:
         node.stop()
 
 
-async def connect(nodes: list[Server]) -> nats.NATS:
+async def connect(nodes: list[Server]) -> NatsClient:
     servers = [f"nats://127.0.0.1:{n.port}" for n in nodes]
     return await nats.connect(servers=servers, reconnect_time_wait=0.1, max_reconnect_attempts=-1)
 
 
-async def publish_until_acked(nc: nats.NATS, i: int) -> None:
+async def publish_until_acked(nc: NatsClient, i: int) -> None:
     js = nc.jetstream()
     subject = event_subject("load", f"u{i % 7}", "ProgressReported")
     while True:

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
@@ -28,7 +29,7 @@ def secured_nats(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Ser
     server.stop()
 
 
-async def connect_as(server: Server, passwords: dict[str, str], user: str) -> tuple[nats.NATS, list[str]]:
+async def connect_as(server: Server, passwords: dict[str, str], user: str) -> tuple[NatsClient, list[str]]:
     errors: list[str] = []
 
     async def on_error(exc: Exception) -> None:

@@ -6,6 +6,7 @@ itself is killed with -9, its workers stop too."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -128,10 +129,8 @@ async def test_two_workers_one_consumer_takeover_and_exit_with_supervisor(
         assert not [w for w in workers if alive(w)], "workers outlived their supervisor"
     finally:
         for pid in (proc.pid, *workers):
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-            except ProcessLookupError:
-                pass
         proc.wait(timeout=10)
         await engine.dispose()
         await nc.close()

@@ -44,7 +44,7 @@ async def test_a_batch_that_fails_fails_the_replay(nats_url: str, event_stream: 
     nc = await nats.connect(nats_url)
     calls = 0
 
-    async def on_batch(items: list[tuple[int, bytes]], first: int) -> None:
+    async def on_batch(_items: list[tuple[int, bytes]], _first: int) -> None:
         nonlocal calls
         calls += 1
         if calls == 2:

@@ -33,7 +33,9 @@ from workflows.deadlines import quarter_end
 add = independent_add_working_days
 
 
-def expected_notices(key: str, due: dt.date, levels: tuple[str, ...] = ("reminder", "blue", "yellow", "red")) -> set:
+def expected_notices(
+    key: str, due: dt.date, levels: tuple[str, ...] = ("reminder", "blue", "yellow", "red")
+) -> set[tuple[str, str, dt.date]]:
     days = {"reminder": add(due, -3), "blue": add(due, 1), "yellow": add(due, 10), "red": add(due, 20)}
     return {(key, level, days[level]) for level in levels}
 

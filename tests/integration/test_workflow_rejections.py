@@ -252,10 +252,11 @@ async def test_malformed_input_is_refused_before_the_validator(dev_kit: Kit) -> 
     bad = {"actor": actor, "period": f"{year}-Q1", "percent": 150, "narrative": "n"}
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await h.execute_update("report_progress", bad)
-    causes, cause = [], err.value.cause
+    causes: list[str] = []
+    cause: BaseException | None = err.value.cause
     while cause is not None:
         causes.append(str(cause))
-        cause = cause.cause
+        cause = getattr(cause, "cause", None)  # a FailureError names the failure it wraps
     assert "less than or equal to 100" in " / ".join(causes), causes
     assert len((await h.fetch_history()).events) == history
     await h.terminate("test over")

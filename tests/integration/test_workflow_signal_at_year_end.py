@@ -62,6 +62,7 @@ class SignalDuringVerification(EventPublisher):
                 percent=100.0,
                 narrative="done as well",
             )
+            assert first.assignment_id is not None
             handle = self.client.get_workflow_handle(workflow_id(first.assignment_id))
             await handle.signal(SIGNAL_COOPERATING_REPORT, self.signalled)
             await asyncio.sleep(0.3)  # the signal is now in history, after this task started
@@ -112,6 +113,7 @@ async def test_a_signal_during_the_verification_task_loses_nothing(dev_kit: Kit)
         assert coop[0].fact().model_dump()["narrative"] == "done as well"
         # The workflow's state is the fold of the stream.
         folded = fold(events)
+        assert folded is not None
         assert (after.stage, after.year, after.last_seq) == (folded.stage, folded.year, folded.last_seq)
         await h.terminate("test over")
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import jwt
@@ -26,11 +27,13 @@ def test_round_trip(tmp_path: Path) -> None:
     "forge, reason",
     [
         (
-            lambda k: jwt.encode({"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, None, "none"),
+            lambda _key_dir: jwt.encode(
+                {"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, "", "none"
+            ),
             "not allowed",
         ),
         (
-            lambda k: jwt.encode(
+            lambda _key_dir: jwt.encode(
                 {"sub": "x", "role": "supervisor", "aud": "policyflow", "exp": 4e9}, "s" * 32, "HS256"
             ),
             "not allowed",
@@ -43,7 +46,7 @@ def test_round_trip(tmp_path: Path) -> None:
         ),
     ],
 )
-def test_refuses_untrusted_tokens(tmp_path: Path, forge, reason: str) -> None:  # type: ignore[no-untyped-def]
+def test_refuses_untrusted_tokens(tmp_path: Path, forge: Callable[[Path], str], reason: str) -> None:
     with pytest.raises(AuthError, match=reason):
         verify_token(forge(tmp_path), load_public_key(tmp_path))
 

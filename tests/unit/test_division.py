@@ -289,7 +289,7 @@ def test_division_from_the_documents_own_notes(tmp_path: Path) -> None:
     assert loaded.schedule.start_year == 2019
 
 
-def test_notes_without_a_registry_are_reported_once(programme: Programme) -> None:
+def test_notes_without_a_registry_are_reported_once() -> None:
     guofa = parse_programme(GUOFA_TEXT.read_text(encoding="utf-8"))
     with pytest.raises(DivisionError) as exc:
         division_from_notes(guofa, [], 2025, source="guofa.txt")

@@ -7,12 +7,12 @@ from typing import Any
 
 import pytest
 from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import TLSConfig
 
 from contracts.subjects import event_stream_config
 from services.assignment.settings import AssignmentSettings
 from services.progress.settings import ProgressSettings
-from services.shared import temporal_connect
 from services.shared.nats_urls import servers
 from services.shared.temporal_connect import TemporalConnectionSettings, connect_with, tls_config
 from workflows.settings import WorkerSettings
@@ -88,7 +88,7 @@ async def test_connect_hands_the_tls_config_to_the_sdk(
     monkeypatch.setattr(Client, "connect", staticmethod(fake_connect))
     assert await connect_with(cls(), attempts=1, probe=False) == "client"  # type: ignore[comparison-overlap]
     assert isinstance(seen["tls"], TLSConfig) and seen["tls"].server_root_ca_cert == b"-----BEGIN ca.pem-----\n"
-    assert seen["data_converter"] is temporal_connect.pydantic_data_converter
+    assert seen["data_converter"] is pydantic_data_converter
 
 
 def test_nats_replicas(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -37,7 +38,7 @@ def test_a_verified_token_is_remembered_until_it_expires(
     assert len(calls) == 1
     # At its expiry time (exp <= now fails in PyJWT) the memo no longer answers: full check again.
     exp = int((dt.datetime.now(dt.UTC) + dt.timedelta(hours=1)).timestamp()) + 5
-    monkeypatch.setattr(auth.time, "time", lambda: float(exp))
+    monkeypatch.setattr(auth, "time", SimpleNamespace(time=lambda: float(exp)))
     memo.verify(token, key)
     assert len(calls) == 2
 

@@ -22,9 +22,9 @@ class Handle:
     id = "assignment-x"
 
     def __init__(self, errors: list[Exception]) -> None:
-        self.errors, self.calls = list(errors), []
+        self.errors, self.calls = list(errors), list[str | None]()
 
-    async def execute_update(self, update: str, command: Any, id: str | None, result_type: Any) -> Any:
+    async def execute_update(self, *_: Any, id: str | None, **__: Any) -> Any:
         self.calls.append(id)
         if self.errors:
             raise self.errors.pop(0)
@@ -35,7 +35,7 @@ class Client:
     def __init__(self, handle: Handle) -> None:
         self.handle = handle
 
-    def get_workflow_handle(self, workflow_id: str) -> Handle:
+    def get_workflow_handle(self, *_: str) -> Handle:
         return self.handle
 
 
