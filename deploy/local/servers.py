@@ -138,7 +138,7 @@ def nats_passwords(state_dir: Path) -> dict[str, str]:
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
     pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return dict(pairs)  # type: ignore[arg-type]
+    return dict(pairs)
 
 
 def nats_user_url(port: int, user: str, passwords: dict[str, str]) -> str:

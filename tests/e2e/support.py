@@ -58,13 +58,21 @@ def small_programme(programme_id: str | None = None, start_year: int = 2026, hor
     """Three tasks in two groups, four units: lead, cooperating and district responsibilities."""
     pid = programme_id or f"t-{uuid.uuid4().hex[:10]}"
     groups = [
-        TaskGroup(no=1, title="推动城乡建设一体化发展", tasks=[
-            Task(no=1, title="促进区域和城市群绿色发展", text="促进区域和城市群绿色发展。"),
-            Task(no=2, title="建设人与自然和谐共生的美丽城市", text="建设人与自然和谐共生的美丽城市。"),
-        ]),
-        TaskGroup(no=2, title="转变城乡建设发展方式", tasks=[
-            Task(no=3, title="建设高品质绿色建筑", text="建设高品质绿色建筑。"),
-        ]),
+        TaskGroup(
+            no=1,
+            title="推动城乡建设一体化发展",
+            tasks=[
+                Task(no=1, title="促进区域和城市群绿色发展", text="促进区域和城市群绿色发展。"),
+                Task(no=2, title="建设人与自然和谐共生的美丽城市", text="建设人与自然和谐共生的美丽城市。"),
+            ],
+        ),
+        TaskGroup(
+            no=2,
+            title="转变城乡建设发展方式",
+            tasks=[
+                Task(no=3, title="建设高品质绿色建筑", text="建设高品质绿色建筑。"),
+            ],
+        ),
     ]
     resp = [
         Responsibility(task_no=1, unit_id="jw", role=Role.LEAD, horizon_year=horizon),
@@ -95,25 +103,40 @@ class EventFactory:
 
     def next(self, fact: Fact, actor: Actor = SYSTEM_ACTOR) -> Event:
         event = make_event(
-            fact, seq=self.seq, occurred_at=self.at + dt.timedelta(hours=self.seq), programme_id=self.programme_id,
-            actor=actor, assignment_id=self.assignment_id, task_no=self.task_no, unit_id=self.unit_id,
+            fact,
+            seq=self.seq,
+            occurred_at=self.at + dt.timedelta(hours=self.seq),
+            programme_id=self.programme_id,
+            actor=actor,
+            assignment_id=self.assignment_id,
+            task_no=self.task_no,
+            unit_id=self.unit_id,
         )
         self.seq += 1
         return event
 
     def created(self, year: int = 2026, role: Role = Role.RESPONSIBLE) -> Event:
         due = dt.date(year, 3, 16)
-        return self.next(AssignmentCreated(
-            task_title=f"task {self.task_no}", role=role, start_year=year, horizon_year=2030,
-            opens=[Deadline(key="acceptance", kind="acceptance", due=due, year=year)],
-        ))
+        return self.next(
+            AssignmentCreated(
+                task_title=f"task {self.task_no}",
+                role=role,
+                start_year=year,
+                horizon_year=2030,
+                opens=[Deadline(key="acceptance", kind="acceptance", due=due, year=year)],
+            )
+        )
 
     def accepted(self, year: int = 2026) -> Event:
         actor = Actor(sub=f"department:{self.unit_id}", role=UserRole.DEPARTMENT, unit_id=self.unit_id)
-        return self.next(AssignmentAccepted(
-            year=year, closes=["acceptance"],
-            opens=[Deadline(key=f"annual_plan:{year}", kind="annual_plan", due=dt.date(year, 4, 1), year=year)],
-        ), actor)
+        return self.next(
+            AssignmentAccepted(
+                year=year,
+                closes=["acceptance"],
+                opens=[Deadline(key=f"annual_plan:{year}", kind="annual_plan", due=dt.date(year, 4, 1), year=year)],
+            ),
+            actor,
+        )
 
     def escalated(self, level: str = "red", year: int = 2026) -> Event:
         d = Deadline(key=f"annual_plan:{year}", kind="annual_plan", due=dt.date(year, 4, 1), year=year)
@@ -219,8 +242,11 @@ async def running_stack(
     js = nc.jetstream()
     await fresh_event_stream(js)
     common: dict[str, Any] = {
-        "nats_url": nats_url, "temporal_address": temporal_address, "task_queue": task_queue,
-        "key_dir": tmp / "keys", "var_dir": tmp,
+        "nats_url": nats_url,
+        "temporal_address": temporal_address,
+        "task_queue": task_queue,
+        "key_dir": tmp / "keys",
+        "var_dir": tmp,
     }
     urls = {name: sqlite_url(tmp / f"{name}.sqlite") for name in ("assignment", "progress")} | (db_urls or {})
     a_settings = AssignmentSettings(database_url=urls["assignment"], **common)
@@ -229,9 +255,7 @@ async def running_stack(
             if worker:
                 await stack.enter_async_context(build_worker(temporal, js, task_queue))
             a_url = await stack.enter_async_context(serve(assignment_app(a_settings)))
-            p_settings = ProgressSettings(
-                database_url=urls["progress"], assignment_url=a_url, **common
-            )
+            p_settings = ProgressSettings(database_url=urls["progress"], assignment_url=a_url, **common)
             p_url = await stack.enter_async_context(serve(progress_app(p_settings)))
             yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue, tmp, urls)
     finally:

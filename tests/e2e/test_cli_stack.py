@@ -69,8 +69,20 @@ async def test_cli_walks_through_a_year(stack: Stack, tmp_path: Path) -> None:
     r = await run(stack, "department", "wanzhou", "accept", aid)
     refusal = f"error: 409 assignment is already accepted: stage is planning for {year}"
     assert r.exit_code == 1 and errors(r) == [refusal]
-    r = await run(stack, "department", "wanzhou", "plan", "submit", aid, "--year", str(year),
-                  "--milestone", f"{year}-12-15:完成海绵城市建设任务", "--indicator", "达标面积占比:45:%")
+    r = await run(
+        stack,
+        "department",
+        "wanzhou",
+        "plan",
+        "submit",
+        aid,
+        "--year",
+        str(year),
+        "--milestone",
+        f"{year}-12-15:完成海绵城市建设任务",
+        "--indicator",
+        "达标面积占比:45:%",
+    )
     assert r.exit_code == 0 and "plan_submitted" in r.output, r.output
     r = await run(stack, "department", "wanzhou", "review", aid, "approve")
     assert r.exit_code == 1 and errors(r)[0].startswith("error: 403 ")

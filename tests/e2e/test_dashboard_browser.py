@@ -39,8 +39,14 @@ from tests.support.requirements import require
 from tests.support.waiting import until
 
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 # The committed docs/dashboard.png is refreshed only on request (POLICYFLOW_SCREENSHOT=docs/dashboard.png),
 # so an ordinary test run leaves the work tree clean.
@@ -93,9 +99,7 @@ async def services(
     tq = f"tq-browser-{uuid.uuid4().hex[:8]}"
     with pytest.MonkeyPatch.context() as mp:
         async with AsyncExitStack() as exits:
-            s = await exits.enter_async_context(
-                running_stack(tmp, nats_url, temporal_client, temporal_address, tq)
-            )
+            s = await exits.enter_async_context(running_stack(tmp, nats_url, temporal_client, temporal_address, tq))
             audit = AuditSettings(
                 nats_url=nats_url, var_dir=tmp, key_dir=tmp / "keys", database_url=sqlite_url(tmp / "audit.sqlite")
             )
@@ -118,8 +122,13 @@ async def drive(services: Services) -> dict[str, str]:
         "cancelled": assignment_id(pid, 1, "fgw"),
         "green": assignment_id(pid, 1, "jw"),
     }
-    accepting = [assignment_id(pid, 1, "jw"), assignment_id(pid, 1, "yuzhong"), assignment_id(pid, 2, "yuzhong"),
-                 assignment_id(pid, 3, "jw"), ids["done"]]
+    accepting = [
+        assignment_id(pid, 1, "jw"),
+        assignment_id(pid, 1, "yuzhong"),
+        assignment_id(pid, 2, "yuzhong"),
+        assignment_id(pid, 3, "jw"),
+        ids["done"],
+    ]
     stack = services.stack
     sup, ver = stack.headers("supervisor"), stack.headers("verifier")
     a, p = stack.assignment_url, stack.progress_url
@@ -145,13 +154,20 @@ async def drive(services: Services) -> dict[str, str]:
         await ok(f"{p}/v1/assignments/{ids['cancelled']}/cancel", sup, {"reason": "职责调整，改由牵头单位统筹"})
 
         done, yz = f"{p}/v1/assignments/{ids['done']}", stack.headers("department", "yuzhong")
-        plan = {"year": year, "milestones": [{"title": "完成既有建筑节能改造", "due": f"{year}-12-20"}],
-                "indicators": [{"name": "绿色建筑占比", "unit": "%", "target": 70}]}
+        plan = {
+            "year": year,
+            "milestones": [{"title": "完成既有建筑节能改造", "due": f"{year}-12-20"}],
+            "indicators": [{"name": "绿色建筑占比", "unit": "%", "target": 70}],
+        }
         await ok(f"{done}/plans", yz, plan)
         await ok(f"{done}/plans/{year}/review", sup, {"decision": "approve", "comment": "同意"})
-        report = {"period": f"{year}-Q1", "percent": 100, "narrative": "新建建筑中绿色建筑占比达到 72%",
-                  "indicator_values": [{"name": "绿色建筑占比", "value": 72}],
-                  "evidence": [{"name": "验收报告.pdf", "sha256": "b" * 64, "size": 40960}]}
+        report = {
+            "period": f"{year}-Q1",
+            "percent": 100,
+            "narrative": "新建建筑中绿色建筑占比达到 72%",
+            "indicator_values": [{"name": "绿色建筑占比", "value": 72}],
+            "evidence": [{"name": "验收报告.pdf", "sha256": "b" * 64, "size": 40960}],
+        }
         await ok(f"{done}/reports", yz, report)
         await ok(f"{done}/verification-requests", yz, {"note": "年度任务已完成"})
         assert (await ok(f"{done}/verification", ver, {"decision": "pass", "findings": "通过"}))["stage"] == "completed"

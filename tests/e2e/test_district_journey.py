@@ -188,4 +188,3 @@ async def test_supervisor_status_filters(stack: Stack, programme: dict[str, Any]
         assert [i["key"] for i in own["items"]] == ["wanzhou"]
         bad = await c.get(summary, headers=sup, params={"by": "colour"})
         assert bad.status_code == 422
-

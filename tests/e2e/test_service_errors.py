@@ -64,8 +64,12 @@ async def test_401_without_or_with_a_bad_token(stack: Stack, world: dict[str, An
     a, p, yz = stack.assignment_url, stack.progress_url, world["yz"]
     expired = issue_token(stack.key_dir, UserRole.SUPERVISOR, ttl=dt.timedelta(seconds=-60))
     foreign = issue_token(stack.key_dir / "other", UserRole.SUPERVISOR)  # signed with another key
-    for headers in ({}, {"Authorization": "Bearer not-a-jwt"}, {"Authorization": f"Bearer {expired}"},
-                    {"Authorization": f"Bearer {foreign}"}):
+    for headers in (
+        {},
+        {"Authorization": "Bearer not-a-jwt"},
+        {"Authorization": f"Bearer {expired}"},
+        {"Authorization": f"Bearer {foreign}"},
+    ):
         refused(await c.get(f"{a}/v1/units", headers=headers), 401)
         refused(await c.get(f"{p}/v1/status", headers=headers), 401)
         refused(await c.get(f"{p}/v1/assignments/{yz}", headers=headers), 401)

@@ -300,9 +300,7 @@ class FaultStack:
 
     async def temporal(self) -> Client:
         if self._temporal is None:
-            self._temporal = await Client.connect(
-                self.stack.temporal_address, data_converter=pydantic_data_converter
-            )
+            self._temporal = await Client.connect(self.stack.temporal_address, data_converter=pydantic_data_converter)
         return self._temporal
 
     async def temporal_ready(self, timeout: float = 120.0) -> None:
@@ -402,7 +400,9 @@ class FaultStack:
     async def replay(self, http: httpx.AsyncClient, programme_id: str) -> dict[str, dict[str, Any]]:
         as_of = dt.datetime.now(dt.UTC).isoformat()
         r = await http.get(
-            f"{self.url('audit')}/v1/audit/replay", params={"as_of": as_of}, headers=self.headers("auditor"),
+            f"{self.url('audit')}/v1/audit/replay",
+            params={"as_of": as_of},
+            headers=self.headers("auditor"),
             timeout=60,
         )
         assert r.status_code == 200, r.text
@@ -411,8 +411,11 @@ class FaultStack:
     async def gaps(self, http: httpx.AsyncClient, programme_id: str) -> list[dict[str, Any]]:
         r = await http.get(f"{self.url('audit')}/v1/audit/gaps", headers=self.headers("auditor"), timeout=30)
         assert r.status_code == 200, r.text
-        return [g for g in r.json()["items"] if str(g["stream_key"]).split(".")[0].removeprefix("programme:")
-                == programme_id]
+        return [
+            g
+            for g in r.json()["items"]
+            if str(g["stream_key"]).split(".")[0].removeprefix("programme:") == programme_id
+        ]
 
     async def workflow_status(self, http: httpx.AsyncClient, assignment_id: str) -> dict[str, Any]:
         r = await http.get(
@@ -423,8 +426,10 @@ class FaultStack:
 
     async def status_page(self, http: httpx.AsyncClient, programme_id: str) -> dict[str, dict[str, Any]]:
         r = await http.get(
-            f"{self.url('progress')}/v1/status", params={"programme_id": programme_id, "limit": 500},
-            headers=self.headers("supervisor"), timeout=30,
+            f"{self.url('progress')}/v1/status",
+            params={"programme_id": programme_id, "limit": 500},
+            headers=self.headers("supervisor"),
+            timeout=30,
         )
         assert r.status_code == 200, r.text
         return {item["assignment_id"]: item for item in r.json()["items"]}

@@ -91,8 +91,15 @@ class Driver:
         return self._headers[(role, unit)]
 
     async def send(
-        self, aid: str, name: str, service: str, path: str, role: str, unit: str | None = None,
-        body: Any = None, expect_ok: bool = True,
+        self,
+        aid: str,
+        name: str,
+        service: str,
+        path: str,
+        role: str,
+        unit: str | None = None,
+        body: Any = None,
+        expect_ok: bool = True,
     ) -> Command:
         cmd = Command(aid, name, str(uuid.uuid4()), expect_ok)
         self.commands.append(cmd)
@@ -134,8 +141,10 @@ class Driver:
     async def import_and_dispatch(self, body: ProgrammeImport) -> list[str]:
         sup = self.headers("supervisor")
         a = self.stack.url("assignment")
-        for path, payload in ((f"{a}/v1/programmes", body.model_dump(mode="json")),
-                              (f"{a}/v1/programmes/{body.programme_id}/dispatch", None)):
+        for path, payload in (
+            (f"{a}/v1/programmes", body.model_dump(mode="json")),
+            (f"{a}/v1/programmes/{body.programme_id}/dispatch", None),
+        ):
             for _ in range(60):
                 try:
                     r = await self.http.post(path, json=payload, headers=sup, timeout=120.0)
@@ -147,9 +156,7 @@ class Driver:
                     continue
                 assert r.status_code == 200, f"{path}: {r.status_code} {r.text}"
                 break
-        return [
-            assignment_id(body.programme_id, r.task_no, r.unit_id) for r in body.division.responsibilities
-        ]
+        return [assignment_id(body.programme_id, r.task_no, r.unit_id) for r in body.division.responsibilities]
 
     # ---- the journey of one assignment ------------------------------------------------------------
 
@@ -164,8 +171,9 @@ class Driver:
         await self.must(aid, "accept", "progress", f"{p}/accept", "department", unit)
         if index % 3 == 0:
             report = {"period": f"{first}-Q1", "percent": 5, "narrative": "too early"}
-            await self.send(aid, "report (wrong stage)", "progress", f"{p}/reports", "department", unit, report,
-                            expect_ok=False)
+            await self.send(
+                aid, "report (wrong stage)", "progress", f"{p}/reports", "department", unit, report, expect_ok=False
+            )
         for year in range(first, last + 1):
             plan = {
                 "year": year,
@@ -175,27 +183,50 @@ class Driver:
             await self.must(aid, "submit_plan", "progress", f"{p}/plans", "department", unit, plan)
             if index % 5 == 0 and year == first:
                 back = {"decision": "return", "comment": "补充指标口径"}
-                await self.must(aid, "review_plan (return)", "progress", f"{p}/plans/{year}/review", "supervisor",
-                                body=back)
+                await self.must(
+                    aid, "review_plan (return)", "progress", f"{p}/plans/{year}/review", "supervisor", body=back
+                )
                 await self.must(aid, "submit_plan (again)", "progress", f"{p}/plans", "department", unit, plan)
             approve = {"decision": "approve", "comment": "同意"}
             await self.must(aid, "review_plan", "progress", f"{p}/plans/{year}/review", "supervisor", body=approve)
             quarters = [q for q in (1, 2, 3, 4) if dt.date(year, 3 * q - 2, 1) <= today][-reports:]
             for q in quarters:
                 report = {
-                    "period": f"{year}-Q{q}", "percent": 20 * q + index % 7, "narrative": f"第{q}季度进展",
+                    "period": f"{year}-Q{q}",
+                    "percent": 20 * q + index % 7,
+                    "narrative": f"第{q}季度进展",
                     "indicator_values": [{"name": "绿色建筑占比", "value": 50 + q}],
                 }
                 await self.must(aid, "report_progress", "progress", f"{p}/reports", "department", unit, report)
-            await self.must(aid, "request_verification", "progress", f"{p}/verification-requests", "department",
-                            unit, {"note": "已完成"})
+            await self.must(
+                aid,
+                "request_verification",
+                "progress",
+                f"{p}/verification-requests",
+                "department",
+                unit,
+                {"note": "已完成"},
+            )
             if index % 5 == 1 and year == first:
                 fail = {"decision": "fail", "findings": "佐证材料不足"}
                 await self.must(aid, "verify (fail)", "progress", f"{p}/verification", "verifier", body=fail)
-                await self.must(aid, "request_verification (again)", "progress", f"{p}/verification-requests",
-                                "department", unit, {"note": "已整改"})
-            await self.must(aid, "verify", "progress", f"{p}/verification", "verifier",
-                            body={"decision": "pass", "findings": "通过"})
+                await self.must(
+                    aid,
+                    "request_verification (again)",
+                    "progress",
+                    f"{p}/verification-requests",
+                    "department",
+                    unit,
+                    {"note": "已整改"},
+                )
+            await self.must(
+                aid,
+                "verify",
+                "progress",
+                f"{p}/verification",
+                "verifier",
+                body={"decision": "pass", "findings": "通过"},
+            )
 
     async def reporting(self, aid: str, index: int, year: int, reports: int = 3) -> None:
         """Accept, plan, approve, then `reports` progress reports with rising percent (the storm's subject)."""
@@ -204,15 +235,26 @@ class Driver:
         await self.must(aid, "accept", "progress", f"{p}/accept", "department", unit)
         plan = {"year": year, "milestones": [{"title": "里程碑", "due": f"{year}-12-15"}], "indicators": []}
         await self.must(aid, "submit_plan", "progress", f"{p}/plans", "department", unit, plan)
-        await self.must(aid, "review_plan", "progress", f"{p}/plans/{year}/review", "supervisor",
-                        body={"decision": "approve", "comment": "同意"})
+        await self.must(
+            aid,
+            "review_plan",
+            "progress",
+            f"{p}/plans/{year}/review",
+            "supervisor",
+            body={"decision": "approve", "comment": "同意"},
+        )
         quarter = (china_today().month - 1) // 3 + 1
         for i in range(reports):
             body = {"period": f"{year}-Q{quarter}", "percent": 10 * (i + 1) + index, "narrative": f"第{i + 1}次填报"}
             await self.must(aid, "report_progress", "progress", f"{p}/reports", "department", unit, body)
 
     async def run(
-        self, aids: list[str], first: int, last: int, concurrency: int = 15, reporting_only: bool = False,
+        self,
+        aids: list[str],
+        first: int,
+        last: int,
+        concurrency: int = 15,
+        reporting_only: bool = False,
         reports: int = 2,
     ) -> None:
         gate = asyncio.Semaphore(concurrency)

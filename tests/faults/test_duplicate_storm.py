@@ -46,13 +46,18 @@ async def publish_all(js: JetStreamContext, events: list[Event], msg_id: Callabl
     """Publish in chunks of 50 in flight, as the admin user (the only one besides the worker who may)."""
     acks: list[PubAck] = []
     for lo in range(0, len(events), 50):
-        acks += await asyncio.gather(*(
-            js.publish(
-                event_subject(e.programme_id, e.unit_id, e.type), e.model_dump_json().encode(),
-                headers={"Nats-Msg-Id": msg_id(e)}, stream=EVENT_STREAM, timeout=30,
+        acks += await asyncio.gather(
+            *(
+                js.publish(
+                    event_subject(e.programme_id, e.unit_id, e.type),
+                    e.model_dump_json().encode(),
+                    headers={"Nats-Msg-Id": msg_id(e)},
+                    stream=EVENT_STREAM,
+                    timeout=30,
+                )
+                for e in events[lo : lo + 50]
             )
-            for e in events[lo : lo + 50]
-        ))
+        )
     return acks
 
 
@@ -112,8 +117,11 @@ async def snapshot(stack: FaultStack, http: httpx.AsyncClient, pid: str, aids: l
     workflows = await asyncio.gather(*(stack.workflow_status(http, a) for a in aids))
     inbox: dict[str, str] = {}
     for unit in sorted({a.rsplit(".", 1)[1] for a in aids}):
-        r = await http.get(f"{stack.url('assignment')}/v1/units/{unit}/assignments", params={"limit": 500},
-                           headers=stack.headers("supervisor"))
+        r = await http.get(
+            f"{stack.url('assignment')}/v1/units/{unit}/assignments",
+            params={"limit": 500},
+            headers=stack.headers("supervisor"),
+        )
         assert r.status_code == 200, r.text
         inbox |= {i["assignment_id"]: i["stage"] for i in r.json()["items"] if i["programme_id"] == pid}
     return {
@@ -146,8 +154,10 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
     events = [e for _, e in await fault_stack.stream_events(pid)]
     stream_before = len(events)
     copies = max(2, math.ceil(MIN_DUPLICATES / (3 * len(events)))) * n
-    say(f"\nduplicate storm: {len(aids)} assignments, {len(events)} events, each sent {copies}x three ways, "
-        "plus redeliveries")
+    say(
+        f"\nduplicate storm: {len(aids)} assignments, {len(events)} events, each sent {copies}x three ways, "
+        "plus redeliveries"
+    )
 
     counts: Counter[str] = Counter()
     nc = await fault_stack.nats_admin()
@@ -207,23 +217,36 @@ async def test_a_duplicate_storm_changes_nothing(fault_stack: FaultStack, http: 
     gaps = await fault_stack.gaps(http, pid)
     stream = [e.event_id for _, e in await fault_stack.stream_events(pid)]
 
-    doubled = {a: (before["workflow"][a][1], after["read_model"].get(a, (None,))[0]) for a in aids
-               if after["read_model"].get(a, (None,))[0] != before["workflow"][a][1]}
+    doubled = {
+        a: (before["workflow"][a][1], after["read_model"].get(a, (None,))[0])
+        for a in aids
+        if after["read_model"].get(a, (None,))[0] != before["workflow"][a][1]
+    }
     table("duplicates sent", [*counts.items(), ("total", sum(counts.values()))])
-    table("afterwards", [
-        ("stream messages of the programme (before -> after)", f"{stream_before} -> {len(stream)}"),
-        ("distinct event ids in the stream", len(set(stream))),
-        ("ledger rows of the programme (before -> after)", f"{len(before['ledger_ids'])} -> "
-                                                           f"{len(after['ledger_ids'])}"),
-        ("whole ledger (before -> after)", f"{before['ledger_size']} -> {after['ledger_size']}"),
-        ("duplicate event ids in the ledger", len(duplicates(after["ledger_ids"]))),
-        ("chain verifies", verify["ok"]),
-        ("sequence gaps seen by the ledger", len(gaps)),
-        ("reports counted (workflows = read model)", f"{sum(w[1] for w in after['workflow'].values())} = "
-                                                     f"{sum(r[0] for r in after['read_model'].values())}"),
-        ("assignments with a double-counted report", len(doubled)),
-        ("read model position = stream last seq", f"{settled['read_model_position']} = {settled['stream_last_seq']}"),
-    ])
+    table(
+        "afterwards",
+        [
+            ("stream messages of the programme (before -> after)", f"{stream_before} -> {len(stream)}"),
+            ("distinct event ids in the stream", len(set(stream))),
+            (
+                "ledger rows of the programme (before -> after)",
+                f"{len(before['ledger_ids'])} -> {len(after['ledger_ids'])}",
+            ),
+            ("whole ledger (before -> after)", f"{before['ledger_size']} -> {after['ledger_size']}"),
+            ("duplicate event ids in the ledger", len(duplicates(after["ledger_ids"]))),
+            ("chain verifies", verify["ok"]),
+            ("sequence gaps seen by the ledger", len(gaps)),
+            (
+                "reports counted (workflows = read model)",
+                f"{sum(w[1] for w in after['workflow'].values())} = {sum(r[0] for r in after['read_model'].values())}",
+            ),
+            ("assignments with a double-counted report", len(doubled)),
+            (
+                "read model position = stream last seq",
+                f"{settled['read_model_position']} = {settled['stream_last_seq']}",
+            ),
+        ],
+    )
     table("seconds", clock.laps)
 
     assert sum(counts.values()) >= MIN_DUPLICATES * n

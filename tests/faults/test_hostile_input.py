@@ -50,8 +50,15 @@ def b64(data: bytes) -> str:
 
 def claims(role: str = "supervisor", unit: str | None = None, **extra: Any) -> dict[str, Any]:
     now = int(dt.datetime.now(dt.UTC).timestamp())
-    base = {"sub": f"hostile-{uuid.uuid4().hex[:8]}", "role": role, "unit_id": unit, "aud": AUDIENCE, "iss": ISSUER,
-            "iat": now, "exp": now + 3600}
+    base = {
+        "sub": f"hostile-{uuid.uuid4().hex[:8]}",
+        "role": role,
+        "unit_id": unit,
+        "aud": AUDIENCE,
+        "iss": ISSUER,
+        "iat": now,
+        "exp": now + 3600,
+    }
     return {k: v for k, v in {**base, **extra}.items() if v is not ...}
 
 
@@ -101,8 +108,14 @@ async def world(fault_stack: FaultStack) -> AsyncIterator[World]:
             unit = aid.rsplit(".", 1)[1]
             await driver.must(aid, "accept", "progress", f"/v1/assignments/{aid}/accept", "department", unit)
             await driver.must(aid, "submit_plan", "progress", f"/v1/assignments/{aid}/plans", "department", unit, PLAN)
-        await driver.must(own, "review_plan", "progress", f"/v1/assignments/{own}/plans/{YEAR}/review", "supervisor",
-                          body={"decision": "approve", "comment": "ok"})
+        await driver.must(
+            own,
+            "review_plan",
+            "progress",
+            f"/v1/assignments/{own}/plans/{YEAR}/review",
+            "supervisor",
+            body={"decision": "approve", "comment": "ok"},
+        )
         await fault_stack.quiesce(http, body.programme_id)
     yield World(fault_stack, body.programme_id, own, other)
 
@@ -113,8 +126,11 @@ def attacks(w: World) -> Iterator[Attack]:
     private, public = ensure_keys(key_dir)
     foreign_private, _ = ensure_keys(key_dir.parent / "foreign-keys")
     unit, stranger = own.rsplit(".", 1)[1], other.rsplit(".", 1)[1]
-    report, dispatch, checkpoint = f"/v1/assignments/{own}/reports", f"/v1/programmes/{w.pid}/dispatch", \
-        "/v1/audit/checkpoints"
+    report, dispatch, checkpoint = (
+        f"/v1/assignments/{own}/reports",
+        f"/v1/programmes/{w.pid}/dispatch",
+        "/v1/audit/checkpoints",
+    )
 
     def signed(c: dict[str, Any], key: bytes | None = None, alg: str = "EdDSA") -> dict[str, str]:
         return {"Authorization": f"Bearer {jwt.encode(c, key or private.read_bytes(), algorithm=alg)}"}
@@ -122,10 +138,12 @@ def attacks(w: World) -> Iterator[Attack]:
     # ---- broken authentication: 401 and auth.rejected, on every service --------------------------------
     forged: list[tuple[str, dict[str, str], str]] = [
         ("alg=none", {"Authorization": f"Bearer {unsigned(claims('department', unit))}"}, ""),
-        ("HS256 keyed with the public key", {"Authorization": "Bearer "
-                                             + hmac_with_public_key(claims("supervisor"), public.read_bytes())}, ""),
-        ("expired", signed(claims("department", unit, exp=int(dt.datetime.now(dt.UTC).timestamp()) - 60)),
-         "expired"),
+        (
+            "HS256 keyed with the public key",
+            {"Authorization": "Bearer " + hmac_with_public_key(claims("supervisor"), public.read_bytes())},
+            "",
+        ),
+        ("expired", signed(claims("department", unit, exp=int(dt.datetime.now(dt.UTC).timestamp()) - 60)), "expired"),
         ("wrong signature (another key)", signed(claims("department", unit), foreign_private.read_bytes()), ""),
         ("wrong audience", signed(claims("department", unit, aud="someone-else")), "audience"),
         ("no audience", signed(claims("department", unit, aud=...)), ""),
@@ -137,12 +155,15 @@ def attacks(w: World) -> Iterator[Attack]:
         ("token of a JWT header only", {"Authorization": f"Bearer {b64(b'{}')}"}, ""),
     ]
     for name, headers, needle in forged:
-        yield Attack(f"401 {name}: report", "progress", "POST", report, headers, {401}, "auth.rejected", REPORT,
-                     needle=needle)
-        yield Attack(f"401 {name}: dispatch", "assignment", "POST", dispatch, headers, {401}, "auth.rejected",
-                     needle=needle)
-        yield Attack(f"401 {name}: checkpoint", "audit", "POST", checkpoint, headers, {401}, "auth.rejected",
-                     needle=needle)
+        yield Attack(
+            f"401 {name}: report", "progress", "POST", report, headers, {401}, "auth.rejected", REPORT, needle=needle
+        )
+        yield Attack(
+            f"401 {name}: dispatch", "assignment", "POST", dispatch, headers, {401}, "auth.rejected", needle=needle
+        )
+        yield Attack(
+            f"401 {name}: checkpoint", "audit", "POST", checkpoint, headers, {401}, "auth.rejected", needle=needle
+        )
 
     # ---- broken object / function level authorisation: 403 and auth.* ----------------------------------
     def as_(role: str, u: str | None = None) -> tuple[dict[str, str], str]:
@@ -152,42 +173,168 @@ def attacks(w: World) -> Iterator[Attack]:
     review = {"decision": "approve", "comment": "自己批准自己"}
     verdict = {"decision": "pass", "findings": "自己验收自己"}
     cases: list[tuple[str, str, str, str, tuple[str, str | None], Any, str]] = [
-        ("another unit reports on it", "progress", "POST", f"/v1/assignments/{other}/reports", ("department", unit),
-         REPORT, "auth.other_unit"),
-        ("another unit submits its plan", "progress", "POST", f"/v1/assignments/{other}/plans", ("department", unit),
-         PLAN, "auth.other_unit"),
-        ("another unit accepts it", "progress", "POST", f"/v1/assignments/{own}/accept", ("department", stranger),
-         None, "auth.other_unit"),
-        ("another unit reads it", "progress", "GET", f"/v1/assignments/{other}", ("department", unit), None,
-         "auth.other_unit"),
-        ("another unit reads its inbox", "assignment", "GET", f"/v1/units/{stranger}/assignments",
-         ("department", unit), None, "auth.other_unit"),
-        ("another unit asks for its status", "progress", "GET", f"/v1/status?unit_id={stranger}",
-         ("department", unit), None, "auth.other_unit"),
-        ("a department approves its own plan", "progress", "POST", f"/v1/assignments/{other}/plans/{YEAR}/review",
-         ("department", stranger), review, "auth.forbidden"),
-        ("a department passes its own verification", "progress", "POST", f"/v1/assignments/{own}/verification",
-         ("department", unit), verdict, "auth.forbidden"),
-        ("a department cancels its own assignment", "progress", "POST", f"/v1/assignments/{own}/cancel",
-         ("department", unit), {"reason": "不想做了"}, "auth.forbidden"),
-        ("a department dispatches the programme", "assignment", "POST", f"/v1/programmes/{w.pid}/dispatch",
-         ("department", unit), None, "auth.forbidden"),
-        ("a department reads the audit ledger", "audit", "GET", "/v1/audit/events", ("department", unit), None,
-         "auth.forbidden"),
-        ("an auditor reports", "progress", "POST", f"/v1/assignments/{own}/reports", ("auditor", None), REPORT,
-         "auth.forbidden"),
-        ("an auditor approves", "progress", "POST", f"/v1/assignments/{other}/plans/{YEAR}/review",
-         ("auditor", None), review, "auth.forbidden"),
-        ("an auditor cancels", "progress", "POST", f"/v1/assignments/{own}/cancel", ("auditor", None),
-         {"reason": "x"}, "auth.forbidden"),
-        ("an auditor accepts", "progress", "POST", f"/v1/assignments/{own}/accept", ("auditor", None), None,
-         "auth.forbidden"),
-        ("an auditor makes a checkpoint", "audit", "POST", "/v1/audit/checkpoints", ("auditor", None), None,
-         "auth.forbidden"),
-        ("a verifier approves a plan", "progress", "POST", f"/v1/assignments/{other}/plans/{YEAR}/review",
-         ("verifier", None), review, "auth.forbidden"),
-        ("a supervisor reports for a unit", "progress", "POST", f"/v1/assignments/{own}/reports",
-         ("supervisor", None), REPORT, "auth.forbidden"),
+        (
+            "another unit reports on it",
+            "progress",
+            "POST",
+            f"/v1/assignments/{other}/reports",
+            ("department", unit),
+            REPORT,
+            "auth.other_unit",
+        ),
+        (
+            "another unit submits its plan",
+            "progress",
+            "POST",
+            f"/v1/assignments/{other}/plans",
+            ("department", unit),
+            PLAN,
+            "auth.other_unit",
+        ),
+        (
+            "another unit accepts it",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/accept",
+            ("department", stranger),
+            None,
+            "auth.other_unit",
+        ),
+        (
+            "another unit reads it",
+            "progress",
+            "GET",
+            f"/v1/assignments/{other}",
+            ("department", unit),
+            None,
+            "auth.other_unit",
+        ),
+        (
+            "another unit reads its inbox",
+            "assignment",
+            "GET",
+            f"/v1/units/{stranger}/assignments",
+            ("department", unit),
+            None,
+            "auth.other_unit",
+        ),
+        (
+            "another unit asks for its status",
+            "progress",
+            "GET",
+            f"/v1/status?unit_id={stranger}",
+            ("department", unit),
+            None,
+            "auth.other_unit",
+        ),
+        (
+            "a department approves its own plan",
+            "progress",
+            "POST",
+            f"/v1/assignments/{other}/plans/{YEAR}/review",
+            ("department", stranger),
+            review,
+            "auth.forbidden",
+        ),
+        (
+            "a department passes its own verification",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/verification",
+            ("department", unit),
+            verdict,
+            "auth.forbidden",
+        ),
+        (
+            "a department cancels its own assignment",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/cancel",
+            ("department", unit),
+            {"reason": "不想做了"},
+            "auth.forbidden",
+        ),
+        (
+            "a department dispatches the programme",
+            "assignment",
+            "POST",
+            f"/v1/programmes/{w.pid}/dispatch",
+            ("department", unit),
+            None,
+            "auth.forbidden",
+        ),
+        (
+            "a department reads the audit ledger",
+            "audit",
+            "GET",
+            "/v1/audit/events",
+            ("department", unit),
+            None,
+            "auth.forbidden",
+        ),
+        (
+            "an auditor reports",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/reports",
+            ("auditor", None),
+            REPORT,
+            "auth.forbidden",
+        ),
+        (
+            "an auditor approves",
+            "progress",
+            "POST",
+            f"/v1/assignments/{other}/plans/{YEAR}/review",
+            ("auditor", None),
+            review,
+            "auth.forbidden",
+        ),
+        (
+            "an auditor cancels",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/cancel",
+            ("auditor", None),
+            {"reason": "x"},
+            "auth.forbidden",
+        ),
+        (
+            "an auditor accepts",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/accept",
+            ("auditor", None),
+            None,
+            "auth.forbidden",
+        ),
+        (
+            "an auditor makes a checkpoint",
+            "audit",
+            "POST",
+            "/v1/audit/checkpoints",
+            ("auditor", None),
+            None,
+            "auth.forbidden",
+        ),
+        (
+            "a verifier approves a plan",
+            "progress",
+            "POST",
+            f"/v1/assignments/{other}/plans/{YEAR}/review",
+            ("verifier", None),
+            review,
+            "auth.forbidden",
+        ),
+        (
+            "a supervisor reports for a unit",
+            "progress",
+            "POST",
+            f"/v1/assignments/{own}/reports",
+            ("supervisor", None),
+            REPORT,
+            "auth.forbidden",
+        ),
     ]
     for name, service, method, path, (role, u), body, event in cases:
         headers, sub = as_(role, u)
@@ -202,25 +349,53 @@ def attacks(w: World) -> Iterator[Attack]:
         ("plan for 1900", f"/v1/assignments/{own}/plans", {**PLAN, "year": 1900}, dept, "year"),
         ("period 1900-Q1", report, {**REPORT, "period": "1900-Q1"}, dept, "period"),
         ("period 2026-Q5", report, {**REPORT, "period": f"{YEAR}-Q5"}, dept, "period"),
-        ("101 evidence files", report, {**REPORT, "evidence": [{"name": f"f{i}", "sha256": SHA, "size": 1}
-                                                               for i in range(101)]}, dept, "evidence"),
-        ("evidence of -1 bytes", report, {**REPORT, "evidence": [{"name": "f", "sha256": SHA, "size": -1}]}, dept,
-         "size"),
-        ("evidence of 1e20 bytes", report, {**REPORT, "evidence": [{"name": "f", "sha256": SHA, "size": 10**20}]},
-         dept, "size"),
-        ("evidence hash not sha256", report, {**REPORT, "evidence": [{"name": "f", "sha256": "AB" * 32, "size": 1}]},
-         dept, "sha256"),
-        ("201 indicator values", report, {**REPORT, "indicator_values": [{"name": f"i{i}", "value": 1}
-                                                                         for i in range(201)]}, dept,
-         "indicator_values"),
+        (
+            "101 evidence files",
+            report,
+            {**REPORT, "evidence": [{"name": f"f{i}", "sha256": SHA, "size": 1} for i in range(101)]},
+            dept,
+            "evidence",
+        ),
+        (
+            "evidence of -1 bytes",
+            report,
+            {**REPORT, "evidence": [{"name": "f", "sha256": SHA, "size": -1}]},
+            dept,
+            "size",
+        ),
+        (
+            "evidence of 1e20 bytes",
+            report,
+            {**REPORT, "evidence": [{"name": "f", "sha256": SHA, "size": 10**20}]},
+            dept,
+            "size",
+        ),
+        (
+            "evidence hash not sha256",
+            report,
+            {**REPORT, "evidence": [{"name": "f", "sha256": "AB" * 32, "size": 1}]},
+            dept,
+            "sha256",
+        ),
+        (
+            "201 indicator values",
+            report,
+            {**REPORT, "indicator_values": [{"name": f"i{i}", "value": 1} for i in range(201)]},
+            dept,
+            "indicator_values",
+        ),
         ("narrative of 100,000 characters", report, {**REPORT, "narrative": "长" * 100_000}, dept, "narrative"),
         ("empty narrative", report, {**REPORT, "narrative": ""}, dept, "narrative"),
-        ("actor smuggled in the body", report, {**REPORT, "actor": {"sub": "x", "role": "supervisor"}}, dept,
-         "actor"),
+        ("actor smuggled in the body", report, {**REPORT, "actor": {"sub": "x", "role": "supervisor"}}, dept, "actor"),
         ("command_id smuggled in the body", report, {**REPORT, "command_id": "x"}, dept, "command_id"),
         ("review for year 1900", f"/v1/assignments/{other}/plans/1900/review", {"decision": "approve"}, sup, "year"),
-        ("decision 'approve; drop table'", f"/v1/assignments/{other}/plans/{YEAR}/review",
-         {"decision": "approve'; drop table ledger; --"}, sup, "decision"),
+        (
+            "decision 'approve; drop table'",
+            f"/v1/assignments/{other}/plans/{YEAR}/review",
+            {"decision": "approve'; drop table ledger; --"},
+            sup,
+            "decision",
+        ),
     ]
     for name, path, body, headers, needle in invalid:
         yield Attack(f"422 {name}", "progress", "POST", path, headers, {422}, "request.invalid", body, needle=needle)
@@ -228,48 +403,144 @@ def attacks(w: World) -> Iterator[Attack]:
         ("percent NaN", f'{{"period":"{QUARTER}","percent":NaN,"narrative":"n"}}'.encode(), "percent"),
         ("percent Infinity", f'{{"period":"{QUARTER}","percent":Infinity,"narrative":"n"}}'.encode(), "percent"),
         ("percent 1e309", f'{{"period":"{QUARTER}","percent":1e309,"narrative":"n"}}'.encode(), "percent"),
-        ("indicator value NaN", f'{{"period":"{QUARTER}","percent":1,"narrative":"n","indicator_values":'
-                                f'[{{"name":"x","value":NaN}}]}}'.encode(), "value"),
-        ("indicator value -Infinity", f'{{"period":"{QUARTER}","percent":1,"narrative":"n","indicator_values":'
-                                      f'[{{"name":"x","value":-Infinity}}]}}'.encode(), "value"),
-        ("narrative with a lone surrogate", f'{{"period":"{QUARTER}","percent":1,"narrative":"a\\ud800b"}}'.encode(),
-         "narrative"),
+        (
+            "indicator value NaN",
+            f'{{"period":"{QUARTER}","percent":1,"narrative":"n","indicator_values":'
+            f'[{{"name":"x","value":NaN}}]}}'.encode(),
+            "value",
+        ),
+        (
+            "indicator value -Infinity",
+            f'{{"period":"{QUARTER}","percent":1,"narrative":"n","indicator_values":'
+            f'[{{"name":"x","value":-Infinity}}]}}'.encode(),
+            "value",
+        ),
+        (
+            "narrative with a lone surrogate",
+            f'{{"period":"{QUARTER}","percent":1,"narrative":"a\\ud800b"}}'.encode(),
+            "narrative",
+        ),
         ("not JSON", b"{percent: 1", ""),
     ]
     for name, content, needle in raw_json:
-        yield Attack(f"422 {name}", "progress", "POST", report, {**dept, "content-type": "application/json"}, {422},
-                     "request.invalid", content=content, needle=needle)
+        yield Attack(
+            f"422 {name}",
+            "progress",
+            "POST",
+            report,
+            {**dept, "content-type": "application/json"},
+            {422},
+            "request.invalid",
+            content=content,
+            needle=needle,
+        )
     # FastAPI answers this itself (its JSON parser's recursion limit), before the service sees it: not logged.
-    yield Attack("400 JSON nested 100,000 deep", "progress", "POST", report,
-                 {**dept, "content-type": "application/json"}, {400}, None, content=b"[" * 100_000 + b"]" * 100_000)
-    target_nan = (f'{{"year":{YEAR},"milestones":[{{"title":"m","due":"{YEAR}-12-01"}}],'
-                  f'"indicators":[{{"name":"x","target":1e309}}]}}').encode()
+    yield Attack(
+        "400 JSON nested 100,000 deep",
+        "progress",
+        "POST",
+        report,
+        {**dept, "content-type": "application/json"},
+        {400},
+        None,
+        content=b"[" * 100_000 + b"]" * 100_000,
+    )
+    target_nan = (
+        f'{{"year":{YEAR},"milestones":[{{"title":"m","due":"{YEAR}-12-01"}}],'
+        f'"indicators":[{{"name":"x","target":1e309}}]}}'
+    ).encode()
     other_dept = s.headers("department", stranger)
-    yield Attack("422 plan indicator target 1e309", "progress", "POST", f"/v1/assignments/{other}/plans",
-                 {**other_dept, "content-type": "application/json"}, {422}, "request.invalid", content=target_nan,
-                 needle="target")
+    yield Attack(
+        "422 plan indicator target 1e309",
+        "progress",
+        "POST",
+        f"/v1/assignments/{other}/plans",
+        {**other_dept, "content-type": "application/json"},
+        {422},
+        "request.invalid",
+        content=target_nan,
+        needle="target",
+    )
 
     # ---- unrestricted resource consumption: 413 -----------------------------------------------------------
     big = json.dumps({**REPORT, "narrative": "x" * (1024 * 1024 + 10)}).encode()
-    yield Attack("413 body over 1 MiB", "progress", "POST", report, {**dept, "content-type": "application/json"},
-                 {413}, "request.too_large", content=big)
-    yield Attack("413 body over 1 MiB, chunked (no Content-Length)", "progress", "POST", report,
-                 {**dept, "content-type": "application/json"}, {413}, "request.too_large", content=big, chunked=True)
+    yield Attack(
+        "413 body over 1 MiB",
+        "progress",
+        "POST",
+        report,
+        {**dept, "content-type": "application/json"},
+        {413},
+        "request.too_large",
+        content=big,
+    )
+    yield Attack(
+        "413 body over 1 MiB, chunked (no Content-Length)",
+        "progress",
+        "POST",
+        report,
+        {**dept, "content-type": "application/json"},
+        {413},
+        "request.too_large",
+        content=big,
+        chunked=True,
+    )
     huge = json.dumps({**REPORT, "narrative": "x" * (64 * 1024 * 1024)}).encode()
-    yield Attack("413 body of 64 MiB, chunked", "progress", "POST", report,
-                 {**dept, "content-type": "application/json"}, {413}, "request.too_large", content=huge, chunked=True)
+    yield Attack(
+        "413 body of 64 MiB, chunked",
+        "progress",
+        "POST",
+        report,
+        {**dept, "content-type": "application/json"},
+        {413},
+        "request.too_large",
+        content=huge,
+        chunked=True,
+    )
     # Each field within its limit, the whole too big for one event (the stream's max_msg_size): refused
     # up front, or the workflow would fold a fact it can never publish and the assignment would wedge.
-    nul_report = {**REPORT, "narrative": "\u0000" * 20_000,
-                  "evidence": [{"name": "\u0000" * 300, "sha256": SHA, "size": 1} for _ in range(100)]}
-    yield Attack("413 report too big for one event (NULs, 100 evidence files)", "progress", "POST", report, dept,
-                 {413}, "command.too_large", nul_report, needle="event")
-    cjk_plan = {"year": YEAR, "milestones": [{"title": "绿" * 500, "due": f"{YEAR}-12-01"} for _ in range(200)],
-                "indicators": [{"name": "建" * 200, "unit": "%", "target": i} for i in range(200)]}
-    yield Attack("413 plan too big for one event (200 milestones of 500 CJK characters)", "progress", "POST",
-                 f"/v1/assignments/{other}/plans", other_dept, {413}, "command.too_large", cjk_plan, needle="event")
-    yield Attack("413 body over 1 MiB, programme import", "assignment", "POST", "/v1/programmes",
-                 {**sup, "content-type": "application/json"}, {413}, "request.too_large", content=big)
+    nul_report = {
+        **REPORT,
+        "narrative": "\u0000" * 20_000,
+        "evidence": [{"name": "\u0000" * 300, "sha256": SHA, "size": 1} for _ in range(100)],
+    }
+    yield Attack(
+        "413 report too big for one event (NULs, 100 evidence files)",
+        "progress",
+        "POST",
+        report,
+        dept,
+        {413},
+        "command.too_large",
+        nul_report,
+        needle="event",
+    )
+    cjk_plan = {
+        "year": YEAR,
+        "milestones": [{"title": "绿" * 500, "due": f"{YEAR}-12-01"} for _ in range(200)],
+        "indicators": [{"name": "建" * 200, "unit": "%", "target": i} for i in range(200)],
+    }
+    yield Attack(
+        "413 plan too big for one event (200 milestones of 500 CJK characters)",
+        "progress",
+        "POST",
+        f"/v1/assignments/{other}/plans",
+        other_dept,
+        {413},
+        "command.too_large",
+        cjk_plan,
+        needle="event",
+    )
+    yield Attack(
+        "413 body over 1 MiB, programme import",
+        "assignment",
+        "POST",
+        "/v1/programmes",
+        {**sup, "content-type": "application/json"},
+        {413},
+        "request.too_large",
+        content=big,
+    )
 
 
 async def send(http: httpx.AsyncClient, w: World, a: Attack) -> httpx.Response:
@@ -319,11 +590,20 @@ async def test_attacks_are_refused_logged_and_store_nothing(world: World, http: 
         if a.log_event is not None and not await logged(world.stack, a, mark):
             failures.append(f"{where}: no {a.log_event} line in the {a.service} log")
     after = await stored(world, http)
-    table("hostile input", [("attacks tried", tried), ("answers", dict(sorted(by_status.items()))),
-                            ("5xx answers", sum(n for st, n in by_status.items() if st >= 500)),
-                            ("stored (stream / ledger)", f"{after['stream_last_seq'] - before['stream_last_seq']} / "
-                                                         f"{after['ledger_size'] - before['ledger_size']}"),
-                            ("not as expected", len(failures))])
+    table(
+        "hostile input",
+        [
+            ("attacks tried", tried),
+            ("answers", dict(sorted(by_status.items()))),
+            ("5xx answers", sum(n for st, n in by_status.items() if st >= 500)),
+            (
+                "stored (stream / ledger)",
+                f"{after['stream_last_seq'] - before['stream_last_seq']} / "
+                f"{after['ledger_size'] - before['ledger_size']}",
+            ),
+            ("not as expected", len(failures)),
+        ],
+    )
     for f in failures:
         say(f"  ! {f}")
     assert after == before, "an attack changed what is stored"
@@ -370,16 +650,20 @@ async def test_odd_unicode_is_stored_exactly_or_refused(world: World, http: http
         evidence = [{"name": f"报告\u202e{i}fdp.exe", "sha256": SHA, "size": i}]
         body = {"period": QUARTER, "percent": 50 + i, "narrative": text, "evidence": evidence}
         mark = s.log_mark("progress")
-        r = await http.post(f"{s.url('progress')}/v1/assignments/{aid}/reports", json=body,
-                            headers=s.headers("department", unit))
+        r = await http.post(
+            f"{s.url('progress')}/v1/assignments/{aid}/reports", json=body, headers=s.headers("department", unit)
+        )
         outcomes[name] = str(r.status_code)
         assert r.status_code in (200, 422), f"{name}: {r.status_code} {r.text[:200]}"
         if r.status_code == 200:
             (event_id,) = r.json()["event_ids"]
             sent[event_id] = text
         else:
-            assert await logged(s, Attack(name, "progress", "POST", f"/v1/assignments/{aid}/reports", {}, {422},
-                                          "request.invalid"), mark)
+            assert await logged(
+                s,
+                Attack(name, "progress", "POST", f"/v1/assignments/{aid}/reports", {}, {422}, "request.invalid"),
+                mark,
+            )
     await s.quiesce(http, world.pid)
     ledger = {row["event_id"]: json.loads(row["canonical"]) for row in await s.ledger(http, world.pid)}
     verify = await s.verify(http)

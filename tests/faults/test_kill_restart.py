@@ -72,8 +72,10 @@ async def test_nothing_lost_or_doubled_under_kill_restart_and_pause(
     driver = Driver(fault_stack, http)
     t0 = time.monotonic()
     aids = await driver.import_and_dispatch(body)
-    say(f"\nkill/restart scenario: {len(aids)} assignments driven through {year}..{horizon - 1} into {horizon}, "
-        f"{n} round(s) of faults")
+    say(
+        f"\nkill/restart scenario: {len(aids)} assignments driven through {year}..{horizon - 1} into {horizon}, "
+        f"{n} round(s) of faults"
+    )
     load = asyncio.create_task(driver.run(aids, year, horizon - 1, reports=1 if n == 1 else 2))
     faults = await inject(fault_stack, n, load)
     await load
@@ -103,8 +105,9 @@ async def test_nothing_lost_or_doubled_under_kill_restart_and_pause(
     replayed = await fault_stack.replay(http, pid)
     status = await fault_stack.status_page(http, pid)
     reports = fault_stack.read_model_reports(pid)
-    workflows = dict(zip(aids, await asyncio.gather(*(fault_stack.workflow_status(http, a) for a in aids)),
-                         strict=True))
+    workflows = dict(
+        zip(aids, await asyncio.gather(*(fault_stack.workflow_status(http, a) for a in aids)), strict=True)
+    )
     diverged: list[str] = []
     for aid, wf in workflows.items():
         r = replayed.get(aid)
@@ -113,50 +116,67 @@ async def test_nothing_lost_or_doubled_under_kill_restart_and_pause(
             continue
         diverged += [f"{aid}.{k}: workflow {wf[k]!r} replay {r[k]!r}" for k in COMPARED if wf[k] != r[k]]
         diverged += [
-            f"{aid}.counts.{k}: workflow {wf['counts'][k]} replay {r[f]}" for k, f in COUNTS.items()
+            f"{aid}.counts.{k}: workflow {wf['counts'][k]} replay {r[f]}"
+            for k, f in COUNTS.items()
             if wf["counts"][k] != r[f]
         ]
         s = status.get(aid, {})
         diverged += [f"{aid}.{k}: workflow {wf[k]!r} status {s.get(k)!r}" for k in COMPARED if wf[k] != s.get(k)]
         if reports.get(aid) != (wf["counts"]["reports"], wf["percent"]):
-            diverged.append(f"{aid}: read model (reports, percent) {reports.get(aid)} workflow "
-                            f"{(wf['counts']['reports'], wf['percent'])}")
+            diverged.append(
+                f"{aid}: read model (reports, percent) {reports.get(aid)} workflow "
+                f"{(wf['counts']['reports'], wf['percent'])}"
+            )
 
     # ---- every command: took effect once, or was refused with a reason the client saw ----------------
     accepted_ids = [i for c in driver.commands if c.ok for i in c.event_ids]
     ledger_count = Counter(ledger_ids)
     not_once = {i: ledger_count[i] for i in set(accepted_ids) if ledger_count[i] != 1}
     by_commands = {
-        row["event_id"] for row in ledger
-        if row["type"] not in NOT_COMMANDS and _actor_role(row) in HUMAN_ROLES
+        row["event_id"] for row in ledger if row["type"] not in NOT_COMMANDS and _actor_role(row) in HUMAN_ROLES
     }
     untold = sorted(by_commands - set(accepted_ids))  # took effect, but no client was told so
     unexpected = [c for c in driver.commands if c.ok != c.expect_ok]
     silent_refusals = [c for c in driver.commands if not c.ok and not c.detail]
     server_errors = sum(s == "500" for c in driver.commands for s in c.statuses)
 
-    table("faults injected", [
-        (f"{f.what} {f.target}", f"down {f.down_s:.1f}s{'' if busy else ' (load already finished)'}")
-        for f, busy in faults
-    ])
+    table(
+        "faults injected",
+        [
+            (f"{f.what} {f.target}", f"down {f.down_s:.1f}s{'' if busy else ' (load already finished)'}")
+            for f, busy in faults
+        ],
+    )
     table("commands", driver.figures().items())
-    table("events", [
-        ("acknowledged to the publishing activity (distinct ids)", len(published)),
-        ("messages in the stream", len(stream)),
-        ("distinct event ids in the stream", len(set(stream_ids))),
-        ("ledger rows", len(ledger)),
-        ("duplicate event ids in the stream / ledger",
-         f"{len(duplicates(stream_ids))} / {len(duplicates(ledger_ids))}"),
-        ("chain verifies", f"{verify['ok']} ({verify.get('count')} entries in the whole ledger)"),
-        ("per-assignment sequence gaps seen by the ledger", len(gaps)),
-        ("stream last seq = read model position", f"{settled['stream_last_seq']} = {settled['read_model_position']}"),
-        ("assignments: replay = workflow = read models", f"{len(workflows) - len({d.split(':')[0] for d in diverged})}"
-                                                         f" of {len(workflows)}"),
-        ("final stages", dict(Counter(w["stage"] for w in workflows.values()))),
-        ("events lost / doubled / diverged", f"{len(set(published) - set(ledger_ids))} / "
-                                             f"{len(duplicates(ledger_ids))} / {len(diverged)}"),
-        ("load + faults, then quiescence (s)", f"{load_s:.1f}, {quiesce_s:.1f}"),
-    ])
+    table(
+        "events",
+        [
+            ("acknowledged to the publishing activity (distinct ids)", len(published)),
+            ("messages in the stream", len(stream)),
+            ("distinct event ids in the stream", len(set(stream_ids))),
+            ("ledger rows", len(ledger)),
+            (
+                "duplicate event ids in the stream / ledger",
+                f"{len(duplicates(stream_ids))} / {len(duplicates(ledger_ids))}",
+            ),
+            ("chain verifies", f"{verify['ok']} ({verify.get('count')} entries in the whole ledger)"),
+            ("per-assignment sequence gaps seen by the ledger", len(gaps)),
+            (
+                "stream last seq = read model position",
+                f"{settled['stream_last_seq']} = {settled['read_model_position']}",
+            ),
+            (
+                "assignments: replay = workflow = read models",
+                f"{len(workflows) - len({d.split(':')[0] for d in diverged})} of {len(workflows)}",
+            ),
+            ("final stages", dict(Counter(w["stage"] for w in workflows.values()))),
+            (
+                "events lost / doubled / diverged",
+                f"{len(set(published) - set(ledger_ids))} / {len(duplicates(ledger_ids))} / {len(diverged)}",
+            ),
+            ("load + faults, then quiescence (s)", f"{load_s:.1f}, {quiesce_s:.1f}"),
+        ],
+    )
 
     assert len(faults) == 5 * n + (n > 1)
     assert set(published) == set(stream_ids), f"acked but not in the stream: {set(published) - set(stream_ids)}"

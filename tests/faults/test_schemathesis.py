@@ -35,7 +35,11 @@ pytestmark = pytest.mark.timeout(300 * rounds())  # generous: a noisy 2-core mac
 
 EXAMPLES = 3
 ROLES: list[tuple[str | None, str | None]] = [
-    ("department", "d00"), ("supervisor", None), ("verifier", None), ("auditor", None), (None, None),
+    ("department", "d00"),
+    ("supervisor", None),
+    ("verifier", None),
+    ("auditor", None),
+    (None, None),
 ]
 
 
@@ -72,8 +76,12 @@ def test_no_server_error_for_any_generated_request(service: str, fuzz_world: Fuz
 
     def fuzz(operation: Any, headers: dict[str, str]) -> None:
         @settings(
-            max_examples=EXAMPLES * n, deadline=None, database=None, derandomize=n == 1,
-            suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate],
+            max_examples=EXAMPLES * n,
+            deadline=None,
+            database=None,
+            derandomize=n == 1,
+            suppress_health_check=list(HealthCheck),
+            phases=[Phase.explicit, Phase.generate],
         )
         @given(case=st.one_of(*(operation.as_strategy(mode) for mode in GenerationMode)), real=st.booleans())
         def call(case: Any, real: bool) -> None:
@@ -98,13 +106,16 @@ def test_no_server_error_for_any_generated_request(service: str, fuzz_world: Fuz
         operations += 1
         for role, unit in ROLES:
             fuzz(operation, stack.headers(role, unit) if role else {})
-    table(f"schemathesis: {service}", [
-        ("operations", operations),
-        ("roles (and no token)", len(ROLES)),
-        ("requests", sum(answers.values())),
-        ("answers", dict(sorted(answers.items()))),
-        ("5xx", sum(v for k, v in answers.items() if k >= 500)),
-    ])
+    table(
+        f"schemathesis: {service}",
+        [
+            ("operations", operations),
+            ("roles (and no token)", len(ROLES)),
+            ("requests", sum(answers.values())),
+            ("answers", dict(sorted(answers.items()))),
+            ("5xx", sum(v for k, v in answers.items() if k >= 500)),
+        ],
+    )
     say()
     assert operations > 0
     assert not any(k >= 500 for k in answers)

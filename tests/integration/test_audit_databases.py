@@ -16,9 +16,7 @@ from tests.support.publishing import publish
 pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
 
 
-async def test_the_service_on_each_database(
-    tmp_path: Path, nats_url: str, database: TestDatabase
-) -> None:
+async def test_the_service_on_each_database(tmp_path: Path, nats_url: str, database: TestDatabase) -> None:
     events = many_events(30)  # 420 entries: stored Merkle nodes (2**8 leaves) are exercised too
     settings = settings_for(tmp_path, nats_url, database_url=database.url("audit"), checkpoint_every=100)
     async with running(settings) as svc:

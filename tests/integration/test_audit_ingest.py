@@ -28,9 +28,7 @@ async def test_a_lifecycle_lands_once_each_in_order(tmp_path: Path, nats_url: st
         assert v["ok"] is True and v["count"] == len(events) and v["head"] == body["items"][-1]["hash"]
 
 
-async def test_the_same_event_published_twice_is_ledgered_once(
-    tmp_path: Path, nats_url: str
-) -> None:
+async def test_the_same_event_published_twice_is_ledgered_once(tmp_path: Path, nats_url: str) -> None:
     events = lifecycle(14, "yuzhong")
     async with running(settings_for(tmp_path, nats_url)) as svc:
         await publish(nats_url, events)

@@ -68,8 +68,9 @@ async def stack(
     tmp_path_factory: pytest.TempPathFactory, nats_url: str, temporal_client: Client, temporal_address: str
 ) -> AsyncIterator[Stack]:
     tq = f"tq-dash-{uuid.uuid4().hex[:8]}"
-    async with running_stack(tmp_path_factory.mktemp("dash"), nats_url, temporal_client, temporal_address, tq,
-                             worker=False) as s:
+    async with running_stack(
+        tmp_path_factory.mktemp("dash"), nats_url, temporal_client, temporal_address, tq, worker=False
+    ) as s:
         yield s
 
 
@@ -79,8 +80,11 @@ async def scenario(stack: Stack) -> dict[str, str]:
     body = small_programme()
     pid = body.programme_id
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"),
-                         headers=stack.headers("supervisor"))
+        r = await c.post(
+            f"{stack.assignment_url}/v1/programmes",
+            json=body.model_dump(mode="json"),
+            headers=stack.headers("supervisor"),
+        )
         assert r.status_code == 200, r.text
     events: list[Event] = []
     f = EventFactory(pid, 1, "jw")
@@ -99,9 +103,12 @@ async def scenario(stack: Stack) -> dict[str, str]:
     events += [f.created(), f.accepted(), f.escalated("yellow")]
     await caught_up(stack, await publish(stack.js, events))
     ids = {
-        "green": assignment_id(pid, 1, "jw"), "grey": assignment_id(pid, 1, "fgw"),
-        "done": assignment_id(pid, 1, "yuzhong"), "red": assignment_id(pid, 2, "wanzhou"),
-        "blue": assignment_id(pid, 2, "yuzhong"), "cancelled": assignment_id(pid, 3, "jw"),
+        "green": assignment_id(pid, 1, "jw"),
+        "grey": assignment_id(pid, 1, "fgw"),
+        "done": assignment_id(pid, 1, "yuzhong"),
+        "red": assignment_id(pid, 2, "wanzhou"),
+        "blue": assignment_id(pid, 2, "yuzhong"),
+        "cancelled": assignment_id(pid, 3, "jw"),
         "yellow": assignment_id(pid, 3, "yuzhong"),
     }
     return {"pid": pid, **ids}
@@ -169,8 +176,9 @@ async def test_a_stale_cookie_shows_the_login_page(http: httpx.AsyncClient) -> N
     assert 'pf_token=""' in r.headers["set-cookie"]
 
 
-async def test_overview_shows_one_light_per_assignment(stack: Stack, scenario: dict[str, str],
-                                                       http: httpx.AsyncClient) -> None:
+async def test_overview_shows_one_light_per_assignment(
+    stack: Stack, scenario: dict[str, str], http: httpx.AsyncClient
+) -> None:
     r = await http.get("/dashboard", params={"programme_id": scenario["pid"]}, headers=stack.headers("supervisor"))
     assert r.status_code == 200, r.text
     assert dots(r.text) == {scenario[c]: c for c in ("green", "grey", "done", "red", "blue", "yellow", "cancelled")}
@@ -223,8 +231,9 @@ async def test_bad_query_params_are_ignored_with_a_message(
     assert len(dots(r.text)) >= 7 or params.get("programme_id") == "nope"
 
 
-async def test_units_ranking_sorts_and_draws_bars(stack: Stack, scenario: dict[str, str],
-                                                  http: httpx.AsyncClient) -> None:
+async def test_units_ranking_sorts_and_draws_bars(
+    stack: Stack, scenario: dict[str, str], http: httpx.AsyncClient
+) -> None:
     sup = stack.headers("supervisor")
 
     async def order(sort: str | None) -> tuple[list[str], str]:
@@ -259,12 +268,18 @@ async def test_drill_down_from_the_stream_when_the_audit_service_is_away(
     tags = Tags(r.text)
     assert [a["data-source"] for a in tags.with_attr("data-source")] == ["stream"]
     assert [a["data-type"] for a in tags.with_attr("data-type", "li")] == [
-        "AssignmentCreated", "AssignmentAccepted", "SupervisionEscalated",
+        "AssignmentCreated",
+        "AssignmentAccepted",
+        "SupervisionEscalated",
     ]
     link = tags.with_attr("href", "a")
     wf = f"assignment-{scenario['red']}"
-    assert {"id": "temporal-link", "href": f"http://temporal-ui.example:8233/namespaces/default/workflows/{wf}",
-            "target": "_blank", "rel": "noopener"} in link
+    assert {
+        "id": "temporal-link",
+        "href": f"http://temporal-ui.example:8233/namespaces/default/workflows/{wf}",
+        "target": "_blank",
+        "rel": "noopener",
+    } in link
     assert 'data-light="red"' in r.text and "万州区" in r.text
 
     r = await http.get(f"/dashboard/assignments/{scenario['done']}", headers=sup)

@@ -192,9 +192,9 @@ def test_secrets_and_key_files_referenced_are_in_the_example() -> None:
     assert mounted == {"policyflow-jwt-public-key", "policyflow-audit-signing-key"}  # replicas share one signer
     assert {SIGNING_KEY_FILE, AUDIT_PUBLIC_KEY_FILE} <= secrets["policyflow-audit-signing-key"]
     assert {f"PF_NATS_{u.upper()}_PASSWORD" for u in NATS_USERS} == secrets["nats-passwords"]
-    assert set(re.findall(r"\$(PF_NATS_\w+)", (NATS_DIR / "authorization.conf").read_text())) == secrets[
-        "nats-passwords"
-    ]
+    assert (
+        set(re.findall(r"\$(PF_NATS_\w+)", (NATS_DIR / "authorization.conf").read_text())) == secrets["nats-passwords"]
+    )
 
 
 def test_the_nats_statefulset_matches_the_cluster_configs() -> None:

@@ -99,8 +99,12 @@ async def test_readers_cannot_delete_or_purge(secured_nats: tuple[Server, dict[s
 async def test_wrong_password_is_refused(secured_nats: tuple[Server, dict[str, str]]) -> None:
     server, _ = secured_nats
     with pytest.raises(Exception, match="(?i)authorization"):
-        await nats.connect(f"nats://worker:wrong@127.0.0.1:{server.port}", allow_reconnect=False,
-                           max_reconnect_attempts=0, connect_timeout=2)
+        await nats.connect(
+            f"nats://worker:wrong@127.0.0.1:{server.port}",
+            allow_reconnect=False,
+            max_reconnect_attempts=0,
+            connect_timeout=2,
+        )
 
 
 def test_passwords_are_owner_only(tmp_path: Path) -> None:

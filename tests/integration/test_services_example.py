@@ -23,8 +23,9 @@ async def stack(
 ) -> AsyncIterator[Stack]:
     tq = f"tq-ex-{uuid.uuid4().hex[:8]}"
     # No worker: this measures import and dispatch; the workflows wait on their own task queue.
-    async with running_stack(tmp_path_factory.mktemp("ex"), nats_url, temporal_client, temporal_address, tq,
-                             worker=False) as s:
+    async with running_stack(
+        tmp_path_factory.mktemp("ex"), nats_url, temporal_client, temporal_address, tq, worker=False
+    ) as s:
         yield s
 
 

@@ -75,12 +75,14 @@ async def test_two_worker_processes_share_one_task_queue(
     prefix = f"w{uuid.uuid4().hex[:6]}"
     year = china_today().year
     specs = [make_spec(f"{prefix}u{i:02d}", year, year + 4, task_no=1 + i % 30) for i in range(ASSIGNMENTS)]
-    handles: list[WorkflowHandle[AssignmentWorkflow, object]] = await asyncio.gather(*(
-        temporal_client.start_workflow(
-            AssignmentWorkflow.run, AssignmentInput(spec=s), id=workflow_id(s.assignment_id), task_queue=task_queue
+    handles: list[WorkflowHandle[AssignmentWorkflow, object]] = await asyncio.gather(
+        *(
+            temporal_client.start_workflow(
+                AssignmentWorkflow.run, AssignmentInput(spec=s), id=workflow_id(s.assignment_id), task_queue=task_queue
+            )
+            for s in specs
         )
-        for s in specs
-    ))
+    )
     try:
         wanted = {s.assignment_id for s in specs}
 

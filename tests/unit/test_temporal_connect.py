@@ -101,7 +101,9 @@ def test_nats_replicas(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_a_nats_url_may_list_the_cluster() -> None:
     assert servers("nats://a:4222") == ["nats://a:4222"]
     assert servers("nats://u:p@a:4222, nats://u:p@b:4222,nats://u:p@c:4222") == [
-        "nats://u:p@a:4222", "nats://u:p@b:4222", "nats://u:p@c:4222"
+        "nats://u:p@a:4222",
+        "nats://u:p@b:4222",
+        "nats://u:p@c:4222",
     ]
     with pytest.raises(ValueError):
         servers(" , ")
