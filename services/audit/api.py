@@ -150,8 +150,12 @@ async def replay(
 
 
 @router.get("/v1/audit/verify")
-async def verify(_: Principal = Depends(reader), a: Audit = Depends(audit)) -> dict[str, Any]:
-    return await queries.verify(a.engine, a.checkpointer.signer.public_pem)
+async def verify(
+    strict: bool = Query(False, description="also re-canonicalise every stored event (RFC 8785) and compare bytes"),
+    _: Principal = Depends(reader),
+    a: Audit = Depends(audit),
+) -> dict[str, Any]:
+    return await queries.verify(a.engine, a.checkpointer.signer.public_pem, strict)
 
 
 @router.post("/v1/audit/checkpoints", status_code=201)

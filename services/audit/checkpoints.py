@@ -46,9 +46,11 @@ class Signer:
         if not isinstance(key, Ed25519PrivateKey):
             raise ValueError(f"{private} is not an Ed25519 private key")
         self._key = key
-        self.public_pem = key.public_key().public_bytes(
-            serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
-        ).decode()
+        self.public_pem = (
+            key.public_key()
+            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+            .decode()
+        )
         public = key_dir / PUBLIC_KEY_FILE
         if not public.exists() or public.read_text() != self.public_pem:  # a mounted key dir may be read-only
             public.write_text(self.public_pem)

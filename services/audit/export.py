@@ -20,7 +20,7 @@ from typing import Any
 
 import orjson
 
-from services.audit.verify import ChainVerifier, CheckpointRef, checkpoint_signature_ok
+from services.audit.verify import ChainVerifier, Failure, StoredEntry
 
 LEDGER_FILE = "ledger.jsonl"
 CHECKPOINTS_FILE = "checkpoints.json"
@@ -78,16 +78,6 @@ def read_lines(path: Path, progress: Callable[[int], None] | None = None) -> Ite
         raise BundleError(f"cannot read {path}: {exc.strerror}") from exc
 
 
-def parse_line(raw: bytes) -> Any:
-    """One line's JSON: orjson, which reads the same values as the stdlib from what it accepts
-    (and is several times faster); what it refuses (NaN, integers beyond 64 bits, lone
-    surrogate escapes) goes to the stdlib, so a line reads exactly as it did."""
-    try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError:
-        return json.loads(raw)
-
-
 @dataclass(frozen=True)
 class Bundle:
     ledger: Path
@@ -106,36 +96,36 @@ def open_bundle(directory: Path, public_key: Path | None = None) -> Bundle:
     return Bundle(ledger_path, checkpoints, key)
 
 
-def verify_bundle(bundle: Bundle, progress: Callable[[int], None] | None = None) -> BundleResult:
-    """Recompute the chain and every checkpoint's Merkle root; check their signatures."""
+def verify_bundle(bundle: Bundle, progress: Callable[[int], None] | None = None, strict: bool = False) -> BundleResult:
+    """Check every checkpoint's signature, then the chain and each checkpoint's Merkle root."""
     latest = max((int(c.get("size", 0)) for c in bundle.checkpoints), default=0)
+    verifier = ChainVerifier(bundle.checkpoints, bundle.public_key, strict=strict)
 
-    def result(ok: bool, v: ChainVerifier, line: int | None = None, seq: Any = None, why: str = "") -> BundleResult:
-        return BundleResult(ok, v.count, v.head if v.count else None, v.checkpoints_checked, latest, line, seq, why)
+    def result(line: int | None = None, failure: Failure | None = None) -> BundleResult:
+        v = verifier
+        head = v.head if v.count else None
+        if failure is None:
+            return BundleResult(True, v.count, head, v.checkpoints_checked, latest)
+        return BundleResult(
+            False, v.count, head, v.checkpoints_checked, latest, line, failure.ledger_seq, failure.reason
+        )
 
-    refs = []
-    for cp in bundle.checkpoints:
-        if not checkpoint_signature_ok(cp, bundle.public_key):
-            bad = ChainVerifier()
-            return result(False, bad, None, cp.get("size"), f"checkpoint of size {cp.get('size')}: bad signature")
-        refs.append(CheckpointRef(int(cp["size"]), str(cp["root"]), str(cp["head"])))
-    verifier = ChainVerifier(refs)
+    if verifier.failure is not None:
+        return result(None, verifier.failure)
     last_line = 0
     for number, raw in read_lines(bundle.ledger, progress):
         last_line = number
         try:
-            entry = parse_line(raw)
-            if not isinstance(entry, dict):
-                raise ValueError("not an object")
-        except ValueError:
-            return result(False, verifier, number, verifier.count + 1, "the line is not a JSON object")
-        failure = verifier.feed(entry, columns=True)
+            line = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            line = None
+        if not isinstance(line, dict):
+            return result(number, Failure(verifier.count + 1, "the line is not a JSON object"))
+        failure = verifier.feed(StoredEntry(*(line.get(name) for name in StoredEntry._fields)))
         if failure is not None:
-            return result(False, verifier, number, failure.ledger_seq, failure.reason)
+            return result(number, failure)
     failure = verifier.finish()
-    if failure is not None:
-        return result(False, verifier, last_line + 1, failure.ledger_seq, failure.reason)
-    return result(True, verifier)
+    return result(last_line + 1, failure)
 
 
 def export_bundle(
@@ -155,16 +145,16 @@ def export_bundle(
     expected = int(total.json()["total"])
     count = 0
     partial = directory / (LEDGER_FILE + ".partial")
-    with partial.open("wb") as out:
-        with client.stream("GET", "/v1/audit/events", headers={"Accept": "application/x-ndjson"}) as response:
-            response.raise_for_status()
-            for line in response.iter_lines():
-                if not line:
-                    continue
-                out.write(line.encode("utf-8") + b"\n")
-                count += 1
-                if progress is not None:
-                    progress(count, expected)
+    ndjson = {"Accept": "application/x-ndjson"}
+    with partial.open("wb") as out, client.stream("GET", "/v1/audit/events", headers=ndjson) as response:
+        response.raise_for_status()
+        for line in response.iter_lines():
+            if not line:
+                continue
+            out.write(line.encode("utf-8") + b"\n")
+            count += 1
+            if progress is not None:
+                progress(count, expected)
     partial.replace(directory / LEDGER_FILE)  # a broken download never looks like a complete ledger
     (directory / CHECKPOINTS_FILE).write_text(
         json.dumps({"items": body["items"]}, ensure_ascii=False, indent=1), encoding="utf-8"

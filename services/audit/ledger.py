@@ -3,12 +3,14 @@
 Nothing here does I/O, so the service, the offline verifier and the tests share one definition.
 
 Canonical form of an event (the bytes that are hashed and stored)
-    ``json.dumps(event.model_dump(mode="json"), sort_keys=True, separators=(",", ":"),
-    ensure_ascii=False, allow_nan=False)`` encoded as UTF-8: every envelope field present
-    (``None`` as ``null``), object keys sorted by code point at every depth, no whitespace,
-    non-ASCII characters as themselves (not ``\\u`` escapes), datetimes as pydantic's
-    ISO 8601 text. A text is canonical exactly when re-serialising its parse with the same
-    ``json.dumps`` arguments reproduces it (``is_canonical``), so a verifier needs no pydantic.
+    RFC 8785, the JSON Canonicalization Scheme (JCS), of ``event.model_dump(mode="json")``,
+    as UTF-8: every envelope field present (``None`` as ``null``), object keys sorted by
+    their UTF-16 code units at every depth, no whitespace, strings with only the escapes JCS
+    requires (non-ASCII characters as themselves), numbers as ECMAScript prints them (``30``
+    for 30.0, ``1e-7``), datetimes as pydantic's ISO 8601 text. JCS has no form for NaN,
+    infinities, lone surrogates or integers beyond 2**53 - 1: an event holding one cannot be
+    canonicalised, and ingest sets it aside as a reject. ``is_canonical`` re-canonicalises a
+    stored text (parsed as plain JSON, so a verifier needs no pydantic) and compares bytes.
 
 Entry hash (the chain)
     ``hash[i] = SHA-256(hash[i-1] || canonical[i])`` where ``hash[i-1]`` is the previous
@@ -31,7 +33,7 @@ import json
 from collections.abc import Iterable
 from typing import Any
 
-import orjson
+import rfc8785
 from pydantic import BaseModel
 
 GENESIS = bytes(32)
@@ -43,59 +45,29 @@ NODE_PREFIX = b"\x01"
 # --- canonical form and chain -------------------------------------------------------------
 
 
-def canonical_text(data: dict[str, Any]) -> str:
-    """The canonical JSON text of an already JSON-compatible mapping."""
-    return json.dumps(data, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+def canonical_bytes(value: Any) -> bytes:
+    """RFC 8785 (JCS) of a JSON value, UTF-8: the one canonical JSON of the ledger.
+
+    Raises `rfc8785.CanonicalizationError` (a ValueError) for what JCS cannot represent.
+    """
+    return rfc8785.dumps(value)
 
 
 def canonical_json(event: BaseModel) -> str:
-    """The canonical JSON text of an event (see the module docstring)."""
-    return fast_canonical_text(event.model_dump(mode="json"))
+    """The canonical text of an event (see the module docstring)."""
+    return canonical_bytes(event.model_dump(mode="json")).decode("utf-8")
 
 
-def fast_canonical_text(data: dict[str, Any]) -> str:
-    """`canonical_text(data)`, byte for byte, by orjson where it provably agrees (4x faster).
+def is_canonical(data: bytes) -> bool:
+    """Whether `data` is exactly the canonical form of the JSON it holds.
 
-    orjson's compact, key-sorted output was checked against `json.dumps` with the canonical
-    arguments: every code point outside the surrogates escapes the same way (tests/unit/
-    test_ledger.py checks all of them), keys sort in the same code-point order, and ints,
-    booleans and null print the same. Two things can differ, and both fall back to
-    `canonical_text`: a float whose orjson text is not Python's `repr` (orjson writes 1e-05
-    as 0.00001, and NaN or infinity as null where `json.dumps` refuses them), found by
-    checking every float; and what orjson refuses (ints beyond 64 bits, non-str keys, lone
-    surrogates, deep nesting), which raises. Any other value type also falls back.
+    JSON numbers are IEEE 754 doubles in JCS, so every number is parsed as a float: an
+    integral float of 2**53 or more, which JCS prints without a fraction, reads back as what
+    it was written from.
     """
-    if _orjson_agrees(data):
-        try:
-            return orjson.dumps(data, option=orjson.OPT_SORT_KEYS).decode()
-        except TypeError:  # orjson.JSONEncodeError: a value it will not write
-            pass
-    return canonical_text(data)
-
-
-def _orjson_agrees(value: Any) -> bool:
-    """Whether every float prints as its `repr` in orjson, and every value is a plain JSON type."""
-    stack = [value]
-    pop, extend = stack.pop, stack.extend
-    while stack:
-        v = pop()
-        t = type(v)
-        if t is dict:
-            extend(v.values())
-        elif t is list:
-            extend(v)
-        elif t is float:
-            if orjson.dumps(v) != repr(v).encode():
-                return False
-        elif t is not str and t is not int and t is not bool and v is not None:
-            return False
-    return True
-
-
-def is_canonical(text: str) -> bool:
     try:
-        return canonical_text(json.loads(text)) == text
-    except (ValueError, TypeError):
+        return canonical_bytes(json.loads(data, parse_int=float)) == data
+    except (ValueError, RecursionError):  # UnicodeDecodeError and CanonicalizationError are ValueErrors
         return False
 
 
@@ -109,16 +81,17 @@ def utc_text(value: dt.datetime) -> str:
     return value.astimezone(dt.UTC).isoformat(timespec="microseconds")[:26] + "Z"
 
 
-def entry_hash(prev_hash: bytes, canonical: str) -> bytes:
-    """SHA-256(previous 32-byte hash || canonical UTF-8)."""
-    return hashlib.sha256(prev_hash + canonical.encode("utf-8")).digest()
+def entry_hash(prev_hash: bytes, canonical: bytes | str) -> bytes:
+    """SHA-256(previous 32-byte hash || canonical UTF-8 bytes); a text is hashed as its UTF-8."""
+    data = canonical.encode("utf-8") if isinstance(canonical, str) else canonical
+    return hashlib.sha256(prev_hash + data).digest()
 
 
-def chain(canonicals: Iterable[str], prev_hash: bytes = GENESIS) -> list[bytes]:
+def chain(canonicals: Iterable[bytes | str], prev_hash: bytes = GENESIS) -> list[bytes]:
     """The entry hashes of consecutive canonical texts following `prev_hash`."""
     out = []
-    for text in canonicals:
-        prev_hash = entry_hash(prev_hash, text)
+    for data in canonicals:
+        prev_hash = entry_hash(prev_hash, data)
         out.append(prev_hash)
     return out
 

@@ -15,8 +15,9 @@ from sqlalchemy import LargeBinary, bindparam, case, cast, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.fold import AssignmentState, advance, event_and_fact
-from services.audit.store import checkpoints, ledger, stream_rows, utc_text
-from services.audit.verify import ROW_COLUMNS, ChainVerifier, CheckpointRef, checkpoint_signature_ok
+from services.audit.ledger import utc_text
+from services.audit.store import checkpoints, ledger, stream_rows
+from services.audit.verify import ChainVerifier, StoredEntry
 
 META = (
     ledger.c.ledger_seq,
@@ -124,7 +125,7 @@ async def pages(
         after = tuple(rows[-1][i] for i in at)
 
 
-def canonical_bytes(engine: AsyncEngine, only_text: bool) -> Any:
+def canonical_column(engine: AsyncEngine, only_text: bool) -> Any:
     """The `canonical` column for a walk; on SQLite as its UTF-8 bytes, which is what gets
     hashed and parsed (the driver would decode it to str, and the hash encode it again).
 
@@ -153,7 +154,7 @@ async def replay(
     Rows come ordered by (assignment, seq), so one state is held at a time and yielded as
     soon as the next assignment begins.
     """
-    query = select(ledger.c.assignment_id, ledger.c.seq, canonical_bytes(engine, only_text=False)).where(
+    query = select(ledger.c.assignment_id, ledger.c.seq, canonical_column(engine, only_text=False)).where(
         ledger.c.assignment_id.is_not(None), ledger.c.occurred_at <= utc_text(as_of)
     )
     if unit_id is not None:
@@ -179,23 +180,22 @@ async def checkpoint_list(engine: AsyncEngine) -> list[dict[str, Any]]:
     return [dict(r) for r in rows]
 
 
-async def verify(engine: AsyncEngine, public_key_pem: str) -> dict[str, Any]:
-    """Recompute the chain over the whole ledger and check it against every signed checkpoint."""
+async def verify(engine: AsyncEngine, public_key_pem: str, strict: bool = False) -> dict[str, Any]:
+    """Check every checkpoint's signature, then the whole chain against them (verify.ChainVerifier)."""
     cps = await checkpoint_list(engine)
-    for cp in cps:
-        if not checkpoint_signature_ok(cp, cp["public_key"]):
-            return {"ok": False, "first_bad_seq": None, "reason": f"checkpoint {cp['size']} has a bad signature"}
-    verifier = ChainVerifier([CheckpointRef(int(c["size"]), c["root"], c["head"]) for c in cps])
-    columns = [ledger.c[name] for name in ROW_COLUMNS[:-1]] + [canonical_bytes(engine, only_text=True)]
-    async for rows in pages(engine, select(*columns), (ledger.c.ledger_seq,), (0,)):
-        if verifier.feed_rows(rows) is not None:
-            break
+    verifier = ChainVerifier(cps, strict=strict)  # each checkpoint with the key it was signed with
+    columns = [ledger.c[name] for name in StoredEntry._fields[:-1]] + [canonical_column(engine, only_text=True)]
+    if verifier.failure is None:
+        async for rows in pages(engine, select(*columns), (ledger.c.ledger_seq,), (0,)):
+            if any(verifier.feed(StoredEntry._make(row)) for row in rows):
+                break
     failure = verifier.finish()
     if failure is not None:
         return {"ok": False, "first_bad_seq": failure.ledger_seq, "reason": failure.reason}
     trusted = sum(1 for c in cps if c["public_key"] == public_key_pem)
     return {
         "ok": True,
+        "strict": strict,
         "count": verifier.count,
         "head": verifier.head if verifier.count else None,
         "checkpoints_checked": verifier.checkpoints_checked,

@@ -45,10 +45,13 @@ def export(
         _fail("no token: set POLICYFLOW_TOKEN (an auditor's or supervisor's) or pass --token")
     headers = {"Authorization": f"Bearer {bearer}"}
     try:
-        with httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(30, read=120)) as client:
-            with _progress(MofNCompleteColumn(), TimeRemainingColumn()) as bar:
-                task = bar.add_task("exporting", total=None)
-                manifest = export_bundle(client, directory, lambda n, total: bar.update(task, completed=n, total=total))
+        timeout = httpx.Timeout(30, read=120)
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=timeout) as client,
+            _progress(MofNCompleteColumn(), TimeRemainingColumn()) as bar,
+        ):
+            task = bar.add_task("exporting", total=None)
+            manifest = export_bundle(client, directory, lambda n, total: bar.update(task, completed=n, total=total))
     except httpx.HTTPStatusError as exc:
         detail = exc.response.text[:300].strip()
         _fail(f"{exc.request.method} {exc.request.url.path}: HTTP {exc.response.status_code} {detail}")
@@ -68,21 +71,24 @@ def verify(
     public_key: Annotated[
         Path | None, typer.Option(help="checkpoint public key obtained out of band (default: the bundle's)")
     ] = None,
+    strict: Annotated[
+        bool, typer.Option(help="also re-canonicalise every event (RFC 8785) and compare it with the stored bytes")
+    ] = False,
 ) -> None:
     """Check an export offline: the hash chain, each checkpoint's Merkle root and signature."""
     try:
         bundle = open_bundle(directory, public_key)  # before the bar: an unusable input is one clean line
         with _progress(DownloadColumn(), TimeRemainingColumn()) as bar:
             task = bar.add_task("verifying", total=bundle.ledger.stat().st_size)
-            result = verify_bundle(bundle, lambda n: bar.advance(task, n))
+            result = verify_bundle(bundle, lambda n: bar.advance(task, n), strict=strict)
     except BundleError as exc:
         _fail(str(exc))
     if not result.ok:
-        where = f"line {result.line}" if result.line else "checkpoints.json"
-        typer.echo(f"TAMPERED: {where} (ledger_seq {result.ledger_seq}): {result.reason}", err=True)
+        where = f"line {result.line} (ledger_seq {result.ledger_seq})" if result.line else "checkpoints.json"
+        typer.echo(f"TAMPERED: {where}: {result.reason}", err=True)
         raise typer.Exit(1)
     tail = f"; {result.unsigned_tail} newer entries are chained but not yet signed" if result.unsigned_tail else ""
     typer.echo(
-        f"OK: {result.count} entries, head {result.head}, "
+        f"OK{' (strict)' if strict else ''}: {result.count} entries, head {result.head}, "
         f"{result.checkpoints_checked} signed checkpoints match (latest covers {result.latest_checkpoint}){tail}"
     )

@@ -5,24 +5,22 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import itertools
-import random
-import struct
 
 import pytest
 
 from contracts import events as ev
 from contracts.base import Actor, UserRole
+from services.audit.ingest import prepare
 from services.audit.ledger import (
     EMPTY_ROOT,
     GENESIS,
     Frontier,
+    canonical_bytes,
     canonical_json,
-    canonical_text,
     chain,
     checkpoint_note,
     consistency_ranges,
     entry_hash,
-    fast_canonical_text,
     inclusion_ranges,
     is_canonical,
     leaf_hash,
@@ -34,7 +32,7 @@ from services.audit.ledger import (
     verify_consistency,
     verify_inclusion,
 )
-from services.audit.verify import ChainVerifier, CheckpointRef
+from services.shared.consumer import Message
 
 DEPT = Actor(sub="department:yuzhong", role=UserRole.DEPARTMENT, unit_id="yuzhong")
 
@@ -55,7 +53,7 @@ def subtree(ls: list[bytes], lo: int, hi: int) -> bytes:
 # --- canonical form and chain ------------------------------------------------------------
 
 
-def test_canonical_form_is_sorted_compact_utf8() -> None:
+def test_canonical_form_is_jcs_of_the_json_dump() -> None:
     event = ev.make_event(
         ev.ProgressReported(year=2026, period="2026-Q1", percent=30, narrative="进展顺利"),
         seq=5,
@@ -71,64 +69,74 @@ def test_canonical_form_is_sorted_compact_utf8() -> None:
         '{"actor":{"role":"department","sub":"department:yuzhong","unit_id":"yuzhong"},'
         '"assignment_id":"cq-2022-79.t14.yuzhong","event_id":"cq-2022-79.t14.yuzhong#000005",'
         '"occurred_at":"2026-04-01T02:03:04Z","payload":{"closes":[],"evidence":[],"indicator_values":[],'
-        '"narrative":"进展顺利","opens":[],"percent":30.0,"period":"2026-Q1","year":2026},'
+        '"narrative":"进展顺利","opens":[],"percent":30,"period":"2026-Q1","year":2026},'
         '"programme_id":"cq-2022-79","schema_version":1,"seq":5,"task_no":14,'
         '"type":"ProgressReported","unit_id":"yuzhong"}'
     )
-    assert is_canonical(text)
-    assert not is_canonical(text.replace(",", ", ", 1))
-    assert not is_canonical('{"b":1,"a":2}')
-    assert not is_canonical("not json")
+    assert text.encode() == canonical_bytes(event.model_dump(mode="json"))
+    assert is_canonical(text.encode())
     assert ev.Event.model_validate_json(text) == event  # the canonical text is the event
 
 
-def same_text_or_same_error(data: object) -> None:
-    """fast_canonical_text gives json.dumps' text, or raises what json.dumps raises."""
-    try:
-        expected: object = canonical_text(data)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001 - the error is what is compared
-        expected = type(exc)
-    try:
-        got: object = fast_canonical_text(data)  # type: ignore[arg-type]
-    except Exception as exc:  # noqa: BLE001
-        got = type(exc)
-    assert got == expected, data
+def test_canonical_bytes_follow_the_rfc_8785_examples() -> None:
+    # RFC 8785 3.2.3: keys sorted by UTF-16 code units (the emoji's surrogates sort before U+FB33).
+    keys = ["\u20ac", "\r", "\ufb33", "1", "\U0001f600", "\u0080", "\u00f6"]
+    assert canonical_bytes(dict.fromkeys(keys, 0)).decode() == (
+        '{"\\r":0,"1":0,"\u0080":0,"\u00f6":0,"\u20ac":0,"\U0001f600":0,"\ufb33":0}'
+    )
+    # RFC 8785 3.2.2.3 and appendix B: numbers as ECMAScript prints them.
+    numbers = {333333333.33333329: "333333333.3333333", 1e30: "1e+30", 4.50: "4.5", 2e-3: "0.002", 1e-27: "1e-27",
+               30.0: "30", -0.0: "0", 1e-7: "1e-7", 1e21: "1e+21", 1e20: "100000000000000000000"}  # fmt: skip
+    for number, text in numbers.items():
+        assert canonical_bytes([number]) == f"[{text}]".encode(), number
+    # Only the escapes JCS requires; everything else as itself in UTF-8.
+    assert canonical_bytes(['\u000f\n"\\/é中']) == '["\\u000f\\n\\"\\\\/é中"]'.encode()
 
 
-def test_the_fast_canonical_text_is_byte_identical() -> None:
-    # Every code point but the surrogates, in values and in keys (sorted by code point).
-    every = "".join(chr(c) for c in range(0x110000) if not 0xD800 <= c <= 0xDFFF)
-    same_text_or_same_error({"s": every, every[::-1]: 1, every[:300]: [every[-300:]]})
-    keys = ["b", "a", "é", "\U0001f600", "\uffff", "\ue000", "中", "\x7f", "\x00", "Z", "", "aa", "a\x00"]
-    rng = random.Random(7)
-    for _ in range(2000):
-        same_text_or_same_error({"".join(rng.sample(keys, rng.randint(0, 3))): i for i in range(rng.randint(1, 9))})
-    # Floats: Python's repr, which orjson does not always match (1e-05, 1e+16): these must fall back.
-    floats = [0.0, -0.0, 1.0, 30.0, 0.1, 1 / 3, 1e-4, 1e-5, 1e15, 1e16, 1e22, 5e-324, 1.7976931348623157e308, 2.5e-9]
-    floats += [struct.unpack("d", struct.pack("Q", rng.getrandbits(64)))[0] for _ in range(20000)]
-    for f in floats:
-        same_text_or_same_error({"percent": f, "nested": [{"v": f, "w": [f, 1]}]})
-    # NaN and infinity are refused (allow_nan=False); orjson alone would write null.
-    for f in (float("nan"), float("inf"), float("-inf")):
+def test_what_jcs_cannot_represent_is_refused() -> None:
+    for value in (2**53, -(2**53), float("nan"), float("inf"), "\ud800", {1: "a key that is not text"}):
         with pytest.raises(ValueError):
-            fast_canonical_text({"x": [1, {"y": f}]})
-    # Ints beyond 64 bits, booleans, null, empty and deep containers.
-    for n in (2**63 - 1, -(2**63), 2**64 - 1, 2**64, -(2**63) - 1, 10**40):
-        same_text_or_same_error({"n": n, "l": [n, {"n": n}]})
-    same_text_or_same_error({"t": True, "f": False, "n": None, "e": {}, "l": [], "d": [[[[{"a": [[]]}]]]]})
-    deep: object = 1
-    for _ in range(300):  # deeper than orjson writes
-        deep = [deep]
-    same_text_or_same_error({"deep": deep})
-    same_text_or_same_error({"lone": "\ud800"})  # a lone surrogate: orjson refuses, json.dumps writes it
-    same_text_or_same_error({1: "int key"})  # json.dumps writes "1"; orjson refuses
+            canonical_bytes({"x": value})
+    assert canonical_bytes({"x": 2**53 - 1}) == b'{"x":9007199254740991}'
 
 
-def test_the_canonical_json_of_benchmark_events_is_unchanged() -> None:
-    from bench.events import events
+def test_ingest_sets_aside_an_event_jcs_cannot_represent() -> None:
+    event = ev.make_event(
+        ev.AssignmentAccepted(year=2026), seq=0, occurred_at=dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+        programme_id="p", actor=DEPT, assignment_id="p.t1.u", task_no=1, unit_id="u",
+    )  # fmt: skip
+    good = event.model_dump_json()
+    huge = good.replace('"year":2026', f'"year":{2**53 + 1}')
+    prepared = prepare([Message(1, "s", good.encode()), Message(2, "s", huge.encode())])
+    assert [e.stream_seq for e in prepared.events] == [1]
+    assert [(r["stream_seq"], r["reason"]) for r in prepared.bad] == [
+        (2, f"{2**53 + 1} exceeds safe integer domain for JSON floats")
+    ]
 
-    for event in events("cq-test", 400):
-        assert canonical_json(event) == canonical_text(event.model_dump(mode="json"))
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        '{"b":1,"a":2}',  # keys out of order
+        '{"a": 1}',  # whitespace
+        '{"a":30.0}',  # not how ECMAScript prints 30
+        '{"a":1E-7}',
+        '{"a":"\\u00e9"}',  # an escape JCS does not use
+        '{"a":1,"a":1}',  # a duplicate key
+        '{"a":NaN}',
+        "not json",
+        '{"a":9007199254740993}',  # beyond 2**53: no double holds it
+    ],
+)
+def test_is_canonical_refuses_every_other_spelling(text: str) -> None:
+    assert not is_canonical(text.encode())
+
+
+def test_is_canonical_accepts_what_canonical_bytes_writes() -> None:
+    values: list[object] = [{"a": 1e16, "b": [1.5, -3, 1e-7, True, None]}, {"é": "中", "": {}}, [], "x"]
+    for value in values:
+        assert is_canonical(canonical_bytes(value))
+    assert not is_canonical(b'{"a":"\xff"}')  # not UTF-8
 
 
 def test_entry_hash_layout_is_prev_hash_then_utf8() -> None:
@@ -248,73 +256,15 @@ def test_every_consistency_proof_verifies_and_forgeries_fail() -> None:
         consistency_ranges(0, 3)
 
 
-# --- signed note and the chain verifier ------------------------------------------------------
+# --- signed note -----------------------------------------------------------------------------
 
 
 def test_checkpoint_note_layout() -> None:
     note = checkpoint_note(3, "ab" * 32, "cd" * 32, "2026-01-01T00:00:00.000000Z")
     assert note == (
-        b"policyflow-audit-checkpoint/v1\nsize 3\nroot " + b"ab" * 32 + b"\nhead " + b"cd" * 32
+        b"policyflow-audit-checkpoint/v1\nsize 3\nroot "
+        + b"ab" * 32
+        + b"\nhead "
+        + b"cd" * 32
         + b"\ncreated_at 2026-01-01T00:00:00.000000Z\n"
     )
-
-
-def entries(n: int) -> list[dict[str, object]]:
-    texts = [f'{{"event_id":"a#{i:06d}","seq":{i}}}' for i in range(n)]
-    hashes = chain(texts)
-    prevs = [GENESIS, *hashes[:-1]]
-    return [
-        {"ledger_seq": i + 1, "event_id": f"a#{i:06d}", "canonical": t, "prev_hash": p.hex(), "hash": h.hex()}
-        for i, (t, p, h) in enumerate(zip(texts, prevs, hashes, strict=True))
-    ]
-
-
-def run(rows: list[dict[str, object]], checkpoints: list[CheckpointRef] | None = None) -> ChainVerifier:
-    v = ChainVerifier(checkpoints)
-    for row in rows:
-        if v.feed(row):
-            break
-    v.finish()
-    return v
-
-
-def test_chain_verifier_accepts_a_good_ledger_and_its_checkpoint() -> None:
-    rows = entries(10)
-    hashes = [bytes.fromhex(str(r["hash"])) for r in rows]
-    cp = CheckpointRef(7, merkle_root(hashes[:7]).hex(), str(rows[6]["hash"]))
-    v = run(rows, [cp])
-    assert v.failure is None and v.count == 10 and v.head == rows[-1]["hash"] and v.checkpoints_checked == 1
-
-
-def test_chain_verifier_names_the_first_bad_entry() -> None:
-    rows = entries(10)
-    altered = [dict(r) for r in rows]
-    altered[4]["canonical"] = str(altered[4]["canonical"]).replace("4", "5", 1)
-    failure = run(altered).failure
-    assert failure is not None and failure.ledger_seq == 5 and "altered" in failure.reason
-
-    deleted = rows[:3] + rows[4:]
-    failure = run(deleted).failure
-    assert failure is not None and failure.ledger_seq == 4 and "missing" in failure.reason
-
-    relinked = [dict(r) for r in rows]
-    relinked[6]["prev_hash"] = "00" * 32
-    failure = run(relinked).failure
-    assert failure is not None and failure.ledger_seq == 7 and "chain" in failure.reason
-
-
-def test_chain_verifier_catches_a_rewritten_history_and_a_truncation() -> None:
-    rows = entries(8)
-    hashes = [bytes.fromhex(str(r["hash"])) for r in rows]
-    cp = CheckpointRef(8, merkle_root(hashes).hex(), str(rows[-1]["hash"]))
-    # Rewritten consistently (every hash recomputed) but the signed root no longer matches.
-    forged = entries(9)[1:]
-    for i, r in enumerate(forged):
-        r["ledger_seq"] = i + 1
-    texts = [str(r["canonical"]) for r in forged]
-    for r, p, h in zip(forged, [GENESIS, *chain(texts)[:-1]], chain(texts), strict=True):
-        r["prev_hash"], r["hash"] = p.hex(), h.hex()
-    failure = run(forged, [cp]).failure
-    assert failure is not None and failure.ledger_seq == 8 and "checkpoint" in failure.reason
-    failure = run(rows[:5], [cp]).failure
-    assert failure is not None and "covers 8" in failure.reason
