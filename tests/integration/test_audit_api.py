@@ -92,7 +92,7 @@ async def test_history_reads_like_a_timeline(tmp_path: Path, nats_url: str) -> N
         summaries = [i["summary"] for i in body["items"]]
         assert summaries[3].startswith("年度计划退回：指标不具体")
         assert summaries[5].startswith("蓝色督办：annual_plan:2026 逾期 2 个工作日")
-        assert "30.0%" in summaries[9] and "佐证 1 份" in summaries[9]
+        assert "进展 30%，" in summaries[9] and "佐证 1 份" in summaries[9]
         assert body["state"]["stage"] == "completed"
         assert body["state"] == json.loads(fold(events).model_dump_json())  # type: ignore[union-attr]
 

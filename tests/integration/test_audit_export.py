@@ -10,17 +10,18 @@ import pytest
 from typer.testing import CliRunner
 
 from contracts.base import UserRole
+from services.audit.ledger import entry_hash
 from services.cli.main import app
 from tests.integration.audit_support import many_events, running, settings_for
 from tests.support.publishing import publish
 
-runner = CliRunner()
 pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
 
+runner = CliRunner()
 
 
-def verify(bundle: Path) -> tuple[int, str]:
-    result = runner.invoke(app, ["audit", "verify", str(bundle)])
+def verify(bundle: Path, *options: str) -> tuple[int, str]:
+    result = runner.invoke(app, ["audit", "verify", str(bundle), *options])
     return result.exit_code, result.output
 
 
@@ -51,6 +52,8 @@ async def test_export_then_verify_offline(tmp_path: Path, nats_url: str) -> None
     code, out = verify(bundle)
     assert code == 0, out
     assert "OK: 140 entries" in out and "signed checkpoints match (latest covers 140)" in out
+    code, out = verify(bundle, "--strict")
+    assert code == 0 and "OK (strict): 140 entries" in out, out
 
     lines = (bundle / "ledger.jsonl").read_text(encoding="utf-8").splitlines(keepends=True)
 
@@ -67,6 +70,22 @@ async def test_export_then_verify_offline(tmp_path: Path, nats_url: str) -> None
     code, out = verify(bundle)
     assert code == 1 and "line 100 (ledger_seq 100)" in out and "altered" in out, out
 
+    # The same entry respaced and every hash from there on recomputed: the signed checkpoint of
+    # 100 entries tells that something changed; strict mode names the entry that is not canonical.
+    respaced, prev = list(lines), bytes.fromhex(json.loads(lines[98])["hash"])
+    for i in range(99, len(lines)):
+        entry = json.loads(lines[i])
+        if i == 99:
+            entry["canonical"] = entry["canonical"].replace('"seq":', '"seq": ', 1)
+        entry["prev_hash"], prev = prev.hex(), entry_hash(prev, entry["canonical"])
+        entry["hash"] = prev.hex()
+        respaced[i] = json.dumps(entry, ensure_ascii=False) + "\n"
+    (bundle / "ledger.jsonl").write_text("".join(respaced), encoding="utf-8")
+    code, out = verify(bundle)
+    assert code == 1 and "line 100 (ledger_seq 100): the first 100 entries do not match" in out, out
+    code, out = verify(bundle, "--strict")
+    assert code == 1 and "line 100 (ledger_seq 100): the stored text is not in canonical form" in out, out
+
     # Cut off after the last checkpoint's entries: only the signature can tell.
     (bundle / "ledger.jsonl").write_text("".join(lines[:-1]), encoding="utf-8")
     code, out = verify(bundle)
@@ -78,7 +97,7 @@ async def test_export_then_verify_offline(tmp_path: Path, nats_url: str) -> None
     cps["items"][0]["root"] = "00" * 32
     (bundle / "checkpoints.json").write_text(json.dumps(cps))
     code, out = verify(bundle)
-    assert code == 1 and "bad signature" in out, out
+    assert code == 1 and "TAMPERED: checkpoints.json: checkpoint of size 50: bad signature" in out, out
 
     # Unusable input: exit 2, one line, no traceback.
     (bundle / "audit-checkpoint-public.pem").unlink()

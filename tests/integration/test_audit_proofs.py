@@ -39,9 +39,7 @@ async def checkpoint(svc: Service) -> dict[str, Any]:
     return r.json()  # type: ignore[no-any-return]
 
 
-async def test_checkpoints_and_proofs_verify_and_forgeries_fail(
-    tmp_path: Path, nats_url: str
-) -> None:
+async def test_checkpoints_and_proofs_verify_and_forgeries_fail(tmp_path: Path, nats_url: str) -> None:
     first, second = many_events(20), many_events(20, first=20)  # 280 + 280 entries: past 2**8 leaves
     async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
         c, auth = svc.client, svc.auth()
@@ -116,6 +114,34 @@ async def test_one_changed_byte_is_named_by_verify(tmp_path: Path, nats_url: str
         db.close()
         verdict = (await svc.client.get("/v1/audit/verify", headers=auth)).json()
         assert verdict["ok"] is False and verdict["first_bad_seq"] == 28 and "covers 28" in verdict["reason"]
+
+
+async def test_strict_verify_recanonicalises_what_no_checkpoint_covers_yet(tmp_path: Path, nats_url: str) -> None:
+    events = lifecycle(14, "yuzhong")
+    async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
+        await publish(nats_url, events)
+        await svc.wait_for_size(len(events))
+        auth = svc.auth(UserRole.AUDITOR)
+        strict = {"strict": "true"}
+        verdict = (await svc.client.get("/v1/audit/verify", params=strict, headers=auth)).json()
+        assert verdict["ok"] is True and verdict["strict"] is True and verdict["count"] == 14
+
+        # The newest entry rewritten with a space and its hash recomputed: the same event, the
+        # chain intact, no checkpoint over it. Only re-canonicalising shows the text was not written so.
+        db = sqlite3.connect(tmp_path / "audit.sqlite")
+        prev, text = db.execute("SELECT prev_hash, canonical FROM ledger WHERE ledger_seq = 14").fetchone()
+        spaced = text.replace('"seq":', '"seq": ', 1)
+        digest = entry_hash(bytes.fromhex(prev), spaced).hex()
+        db.execute("UPDATE ledger SET canonical = ?, hash = ? WHERE ledger_seq = 14", (spaced, digest))
+        db.commit()
+        db.close()
+        assert (await svc.client.get("/v1/audit/verify", headers=auth)).json()["ok"] is True
+        verdict = (await svc.client.get("/v1/audit/verify", params=strict, headers=auth)).json()
+        assert verdict == {
+            "ok": False,
+            "first_bad_seq": 14,
+            "reason": "the stored text is not in canonical form (RFC 8785)",
+        }
 
 
 async def test_verify_and_replay_walk_the_ledger_page_by_page_and_catch_storage_tampering(
