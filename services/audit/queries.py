@@ -1,17 +1,17 @@
 """Reads over the ledger for the API: filtered pages and streams, history, replay, verify.
 
-Everything that can touch the whole ledger streams it in keyset-paged chunks (store.stream_rows,
-or `pages` for the whole-ledger walks), so the service's memory does not grow with the ledger.
+Everything that can touch the whole ledger streams it in keyset-paged chunks (store.stream_rows),
+so the service's memory does not grow with the ledger.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator
 from typing import Any
 
-from sqlalchemy import LargeBinary, bindparam, case, cast, func, select, tuple_
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.fold import AssignmentState, advance, event_and_fact
@@ -76,68 +76,7 @@ async def ndjson(
         sent += 1
 
 
-PAGE = 4000  # rows per page of a whole-ledger walk: a few MB
-
-
-async def pages(
-    engine: AsyncEngine, query: Any, keys: tuple[Any, ...], after: tuple[Any, ...]
-) -> AsyncIterator[Sequence[Sequence[Any]]]:
-    """The rows of `query` in `keys` order, a page of tuples at a time: store.stream_rows's walk.
-
-    Each page is one short read of its own (keyset paging), so memory stays at a page and no
-    snapshot is held across the walk. On SQLite the page's statement goes to the driver
-    (aiosqlite) directly: SQLAlchemy's result processing built a Row per row, a good share
-    of a whole-ledger verify, and these columns need no conversion (text, integers, bytes).
-    Elsewhere the rows come from stream_rows (SQLAlchemy Rows index like tuples).
-    """
-    if engine.dialect.name != "sqlite":
-        page: list[Any] = []
-        async for row in stream_rows(engine, query, keys, after, PAGE):
-            page.append(row)
-            if len(page) == PAGE:
-                yield page
-                page = []
-        if page:
-            yield page
-        return
-    columns = [c.name for c in query.selected_columns]
-    at = [columns.index(k.name) for k in keys]
-    # One statement for every page (compiling it took 1.5 ms, 4% of a replay): the keyset
-    # position is a pair of bound parameters, set anew for each page.
-    marks: list[Any] = [bindparam(f"after_{i}", value) for i, value in enumerate(after)]
-    cond = keys[0] > marks[0] if len(keys) == 1 else tuple_(*keys) > tuple_(*marks)
-    compiled = query.where(cond).order_by(*keys).limit(PAGE).compile(dialect=engine.dialect)
-    sql, names, values = str(compiled), list(compiled.positiontup or ()), dict(compiled.params)
-    while True:
-        values.update({m.key: value for m, value in zip(marks, after, strict=True)})
-        params = tuple(values[name] for name in names)
-        async with engine.connect() as conn:
-            raw = await conn.get_raw_connection()
-            cursor = await raw.driver_connection.execute(sql, params)  # type: ignore[union-attr]
-            try:
-                rows = await cursor.fetchall()
-            finally:
-                await cursor.close()
-        if rows:
-            yield rows
-        if len(rows) < PAGE:
-            return
-        after = tuple(rows[-1][i] for i in at)
-
-
-def canonical_column(engine: AsyncEngine, only_text: bool) -> Any:
-    """The `canonical` column for a walk; on SQLite as its UTF-8 bytes, which is what gets
-    hashed and parsed (the driver would decode it to str, and the hash encode it again).
-
-    `only_text`: a value stored as anything but text (a tampered row) comes as NULL, so that
-    verify still finds no canonical text there rather than bytes that look like it.
-    """
-    column = ledger.c.canonical
-    if engine.dialect.name != "sqlite":
-        return column
-    text = func.typeof(column) == "text"
-    as_bytes = cast(column, LargeBinary)
-    return (case((text, as_bytes)) if only_text else case((text, as_bytes), else_=column)).label("canonical")
+PAGE = 4000  # rows per read of a whole-ledger walk: a few MB
 
 
 async def history(engine: AsyncEngine, assignment_id: str) -> list[Any]:
@@ -154,22 +93,21 @@ async def replay(
     Rows come ordered by (assignment, seq), so one state is held at a time and yielded as
     soon as the next assignment begins.
     """
-    query = select(ledger.c.assignment_id, ledger.c.seq, canonical_column(engine, only_text=False)).where(
+    query = select(ledger.c.assignment_id, ledger.c.seq, ledger.c.canonical).where(
         ledger.c.assignment_id.is_not(None), ledger.c.occurred_at <= utc_text(as_of)
     )
     if unit_id is not None:
         query = query.where(ledger.c.unit_id == unit_id)
     state: AssignmentState | None = None
     keys = (ledger.c.assignment_id, ledger.c.seq)
-    async for rows in pages(engine, query, keys, ("", -1)):
-        for assignment_id, _, canonical in rows:
-            event, fact = event_and_fact(canonical)  # one validation for the envelope and its fact
-            if task_no is not None and event.task_no != task_no:
-                continue
-            if state is not None and state.assignment_id != assignment_id:
-                yield state
-                state = None
-            state = advance(state, event, fact)  # a fresh state per assignment, owned by this replay
+    async for assignment_id, _, canonical in stream_rows(engine, query, keys, ("", -1), PAGE):
+        event, fact = event_and_fact(canonical)  # one validation for the envelope and its fact
+        if task_no is not None and event.task_no != task_no:
+            continue
+        if state is not None and state.assignment_id != assignment_id:
+            yield state
+            state = None
+        state = advance(state, event, fact)  # a fresh state per assignment, owned by this replay
     if state is not None:
         yield state
 
@@ -184,10 +122,10 @@ async def verify(engine: AsyncEngine, public_key_pem: str, strict: bool = False)
     """Check every checkpoint's signature, then the whole chain against them (verify.ChainVerifier)."""
     cps = await checkpoint_list(engine)
     verifier = ChainVerifier(cps, strict=strict)  # each checkpoint with the key it was signed with
-    columns = [ledger.c[name] for name in StoredEntry._fields[:-1]] + [canonical_column(engine, only_text=True)]
+    columns = [ledger.c[name] for name in StoredEntry._fields]
     if verifier.failure is None:
-        async for rows in pages(engine, select(*columns), (ledger.c.ledger_seq,), (0,)):
-            if any(verifier.feed(StoredEntry._make(row)) for row in rows):
+        async for row in stream_rows(engine, select(*columns), (ledger.c.ledger_seq,), (0,), PAGE):
+            if verifier.feed(StoredEntry._make(row)):
                 break
     failure = verifier.finish()
     if failure is not None:

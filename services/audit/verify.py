@@ -45,7 +45,7 @@ class StoredEntry(NamedTuple):
     occurred_at: Any  # utc_text of the event's time
     prev_hash: Any
     hash: Any
-    canonical: Any  # the hashed text (str, or its UTF-8 bytes); anything else is no text at all
+    canonical: Any  # the hashed text, whose UTF-8 bytes are hashed; anything but a str is no text at all
 
 
 @dataclass(frozen=True)
@@ -85,12 +85,12 @@ def utc_column(value: Any) -> str | None:
 
 
 def stored_bytes(canonical: Any) -> bytes | None:
-    """The bytes to hash: a text's UTF-8 (a lone surrogate kept, so the hash fails on it), else None."""
-    if isinstance(canonical, bytes):
-        return canonical
-    if isinstance(canonical, str):
-        return canonical.encode("utf-8", "surrogatepass")
-    return None
+    """The bytes to hash: the text's UTF-8 (a lone surrogate kept, so the hash fails on it).
+
+    None for anything but text: a value stored as a BLOB or a number is no canonical text,
+    even when its bytes would hash right.
+    """
+    return canonical.encode("utf-8", "surrogatepass") if isinstance(canonical, str) else None
 
 
 class ChainVerifier:

@@ -147,7 +147,7 @@ async def test_strict_verify_recanonicalises_what_no_checkpoint_covers_yet(tmp_p
 async def test_verify_and_replay_walk_the_ledger_page_by_page_and_catch_storage_tampering(
     tmp_path: Path, nats_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The walks read the driver's rows directly on SQLite (the text as its bytes), in pages."""
+    """The walks read the ledger in keyset pages; a column the hash does not cover is still checked."""
     events = many_events(4)
     async with running(settings_for(tmp_path, nats_url, checkpoint_every=0)) as svc:
         await publish(nats_url, events)
