@@ -115,7 +115,7 @@ def prepare(messages: list[Message]) -> Prepared:
         position = max(position, m.stream_seq)
         try:
             events.append(entry(m))
-        except (ValueError, OverflowError, RecursionError) as exc:  # a time out of range, nesting too deep
+        except (ValueError, OverflowError, RecursionError) as exc:  # also a number JCS cannot write, deep nesting
             reason = str(exc).splitlines()[0][:500] if str(exc) else type(exc).__name__
             bad.append(
                 {
