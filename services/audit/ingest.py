@@ -19,7 +19,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.events import FACT_TYPES, Event, event_id
-from services.audit.ledger import GENESIS, canonical_json, entry_hash
+from services.audit.ledger import GENESIS, canonical_json, entry_hash, utc_text
 from services.audit.store import (
     REJECT_KEEP_BYTES,
     gaps,
@@ -29,7 +29,6 @@ from services.audit.store import (
     now_text,
     rejects,
     tracking,
-    utc_text,
 )
 from services.shared.consumer import Message, in_order
 
