@@ -36,4 +36,5 @@ def event_stream_config(replicas: int = 1) -> dict[str, object]:
         "max_bytes": 8 * 1024**3,
     }
 
+
 INBOX_DURABLE = "assignment-inbox"

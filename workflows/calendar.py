@@ -100,7 +100,7 @@ def china_year(year: int) -> YearCalendar:
     """China's calendar for `year` from the `holidays` package (cached: built once per year)."""
     import holidays  # here, not at import time: the workflow sandbox never needs it
 
-    cn = holidays.China(years=year)
+    cn = holidays.country_holidays("CN", years=year)
     days_off = sorted(d for d in cn if d.year == year and d.weekday() < 5)
     make_up = sorted(d for d in cn.weekend_workdays if d.year == year)
     return YearCalendar(year=year, days_off=days_off, make_up_workdays=make_up)

@@ -119,9 +119,7 @@ def _open(s: AssignmentState, *keys: str) -> list[str]:
     return [k for k in keys if k in s.deadlines]
 
 
-def decide(
-    s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Command, today: dt.date
-) -> list[Fact]:
+def decide(s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Command, today: dt.date) -> list[Fact]:
     """The facts a validated command produces, in order."""
     y = s.year
     match cmd:

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import JSONResponse
-from nats.errors import Error as NatsError
+from temporalio.service import RPCError
 
 from contracts.api import (
     AssignmentSummary,
@@ -22,8 +22,7 @@ from contracts.api import (
 )
 from contracts.base import Stage, UserRole
 from contracts.catalog import UnitKind
-from contracts.events import Deadline, Event, ProgrammeImported, make_event
-from contracts.subjects import event_subject
+from contracts.events import Deadline, ProgrammeImported
 from services.assignment import dispatch as dispatching
 from services.assignment import store
 from services.shared.auth import Principal
@@ -74,19 +73,16 @@ def programme_out(stored: store.StoredProgramme, imported: bool) -> ProgrammeOut
     )
 
 
-async def _publish(request: Request, stored: store.StoredProgramme) -> None:
-    """Publish ProgrammeImported once: the stored event, with its deterministic id as Nats-Msg-Id."""
-    event = Event.model_validate_json(stored.event)
-    js = request.app.state.js
-    ack = await js.publish(
-        event_subject(event.programme_id, None, event.type),
-        stored.event.encode(),
-        stream=request.app.state.settings.event_stream,
-        headers={"Nats-Msg-Id": event.event_id},
-        timeout=5.0,
+async def _record(request: Request, stored: store.StoredProgramme, caller: Principal) -> None:
+    """ProgrammeImported is the programme workflow's to record and publish (the stored fact, so a
+    repeated import asks for the very same fact)."""
+    fact = ProgrammeImported.model_validate_json(stored.event)
+    app = request.app
+    await dispatching.record_import(
+        app.state.temporal, app.state.settings.task_queue, stored.programme_id, fact, caller.actor()
     )
-    await store.mark_published(request.app.state.engine, stored.programme_id)
-    log.info("programme.published", event_id=event.event_id, stream_seq=ack.seq, duplicate=bool(ack.duplicate))
+    await store.mark_published(app.state.engine, stored.programme_id)
+    log.info("programme.recorded", programme_id=stored.programme_id)
 
 
 @router.post("/v1/programmes", response_model=ProgrammeOut, tags=["programmes"])
@@ -105,10 +101,7 @@ async def import_programme(request: Request, caller: Caller, body: ProgrammeImpo
             responsibility_count=len(body.division.responsibilities),
             content_sha256=sha,
         )
-        event = make_event(
-            fact, seq=0, occurred_at=dt.datetime.now(dt.UTC), programme_id=body.programme_id, actor=caller.actor()
-        )
-        stored = await store.insert_programme(engine, body, sha, event.model_dump_json(), caller.sub)
+        stored = await store.insert_programme(engine, body, sha, fact.model_dump_json(), caller.sub)
         imported = stored is not None
         stored = stored or await store.get_programme(engine, body.programme_id)  # lost a race: theirs stands
         assert stored is not None
@@ -120,17 +113,19 @@ async def import_programme(request: Request, caller: Caller, body: ProgrammeImpo
         )
     if not stored.event_published:
         try:
-            await _publish(request, stored)
-        except (NatsError, TimeoutError) as exc:
+            await _record(request, stored, caller)
+        except (RPCError, TimeoutError) as exc:
             raise HTTPException(
-                503, f"programme stored, but its ProgrammeImported event was not published ({exc!r}); import again"
+                503, f"programme stored, but the workflow service did not record its import ({exc}); import it again"
             ) from exc
     log.info("programme.import", programme_id=body.programme_id, imported=imported, sub=caller.sub)
     return programme_out(stored, imported)
 
 
-@router.get("/v1/programmes/{programme_id}", response_model=ProgrammeOut, tags=["programmes"])
-async def get_programme(request: Request, caller: Caller, programme_id: str) -> ProgrammeOut:
+@router.get(
+    "/v1/programmes/{programme_id}", response_model=ProgrammeOut, tags=["programmes"], dependencies=[Depends(principal)]
+)
+async def get_programme(request: Request, programme_id: str) -> ProgrammeOut:
     stored = await store.get_programme(request.app.state.engine, programme_id)
     if stored is None:
         raise HTTPException(404, f"no programme {programme_id}")
@@ -168,14 +163,24 @@ async def start_dispatch(request: Request, caller: Principal, programme_id: str)
 
     async def run(out: dispatching.DispatchOutcome) -> dispatching.DispatchOutcome:
         await dispatching.dispatch(
-            app.state.temporal, app.state.settings.task_queue, items, created_by=caller.actor(),
+            app.state.temporal,
+            app.state.settings.task_queue,
+            items,
+            created_by=caller.actor(),
             concurrency=app.state.settings.dispatch_concurrency,
-            search_attributes=app.state.settings.search_attributes, out=out,
+            search_attributes=app.state.settings.search_attributes,
+            out=out,
         )
         if not out.failed:
             await store.mark_dispatched(app.state.engine, programme_id)
-        log.info("programme.dispatch", programme_id=programme_id, started=out.started, skipped=out.skipped,
-                 failed=len(out.failed), sub=caller.sub)
+        log.info(
+            "programme.dispatch",
+            programme_id=programme_id,
+            started=out.started,
+            skipped=out.skipped,
+            failed=len(out.failed),
+            sub=caller.sub,
+        )
         return out
 
     return jobs.start(programme_id, len(items), run)
@@ -190,8 +195,14 @@ def job_status(job: dispatching.DispatchJob, dispatched_at: dt.datetime | None) 
     else:
         state, message = ("failed" if out.failed else "done"), dispatch_message(out)
     return DispatchStatus(
-        programme_id=job.programme_id, state=state, total=job.total, started=out.started, skipped=out.skipped,
-        failed=len(out.failed), message=message, dispatched_at=dispatched_at,
+        programme_id=job.programme_id,
+        state=state,
+        total=job.total,
+        started=out.started,
+        skipped=out.skipped,
+        failed=len(out.failed),
+        message=message,
+        dispatched_at=dispatched_at,
     )
 
 
@@ -203,12 +214,16 @@ request while a dispatch runs joins it instead of starting another."""
 
 
 @router.post(
-    "/v1/programmes/{programme_id}/dispatch", response_model=DispatchResult, tags=["programmes"],
+    "/v1/programmes/{programme_id}/dispatch",
+    response_model=DispatchResult,
+    tags=["programmes"],
     description=DISPATCH_DOC,
     responses={202: {"model": DispatchStatus, "description": "wait=false: started (or already running)"}},
 )
 async def dispatch(
-    request: Request, caller: Caller, programme_id: str,
+    request: Request,
+    caller: Caller,
+    programme_id: str,
     wait: Annotated[bool, Query(description="false: answer 202 at once and run in the background")] = True,
 ) -> DispatchResult | JSONResponse:
     job = await start_dispatch(request, caller, programme_id)
@@ -220,13 +235,21 @@ async def dispatch(
     if out.failed:
         raise HTTPException(503, dispatch_message(out))
     return DispatchResult(
-        programme_id=programme_id, started=out.started, skipped=out.skipped, total=out.total,
+        programme_id=programme_id,
+        started=out.started,
+        skipped=out.skipped,
+        total=out.total,
         message=dispatch_message(out),
     )
 
 
-@router.get("/v1/programmes/{programme_id}/dispatch", response_model=DispatchStatus, tags=["programmes"])
-async def dispatch_status(request: Request, caller: Caller, programme_id: str) -> DispatchStatus:
+@router.get(
+    "/v1/programmes/{programme_id}/dispatch",
+    response_model=DispatchStatus,
+    tags=["programmes"],
+    dependencies=[Depends(principal)],
+)
+async def dispatch_status(request: Request, programme_id: str) -> DispatchStatus:
     """The programme's dispatch: running (with counts so far), done, failed, or not started."""
     stored = await store.get_programme(request.app.state.engine, programme_id)
     if stored is None:
@@ -237,18 +260,29 @@ async def dispatch_status(request: Request, caller: Caller, programme_id: str) -
     total = len(stored.body.division.responsibilities)
     if stored.dispatched_at is None:
         return DispatchStatus(
-            programme_id=programme_id, state="not_started", total=total, started=None, skipped=None, failed=None,
+            programme_id=programme_id,
+            state="not_started",
+            total=total,
+            started=None,
+            skipped=None,
+            failed=None,
             message="not dispatched yet, or a dispatch was interrupted by a restart: dispatch again",
         )
     return DispatchStatus(
-        programme_id=programme_id, state="done", total=total, started=None, skipped=None, failed=None,
-        message=f"all {total} assignments were dispatched", dispatched_at=stored.dispatched_at,
+        programme_id=programme_id,
+        state="done",
+        total=total,
+        started=None,
+        skipped=None,
+        failed=None,
+        message=f"all {total} assignments were dispatched",
+        dispatched_at=stored.dispatched_at,
     )
 
 
-@router.get("/v1/units", response_model=Page[UnitOut], tags=["units"])
+@router.get("/v1/units", response_model=Page[UnitOut], tags=["units"], dependencies=[Depends(principal)])
 async def list_units(
-    request: Request, caller: Caller, kind: UnitKind | None = None, limit: Limit = 50, offset: Offset = 0
+    request: Request, kind: UnitKind | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[UnitOut]:
     items, total = await store.list_units(request.app.state.engine, kind, limit, offset)
     return Page[UnitOut](items=[UnitOut(unit_id=u.unit_id, name=u.name, kind=u.kind) for u in items], total=total)
@@ -272,5 +306,5 @@ async def unit_inbox(
 
 
 @router.get("/healthz", tags=["health"])
-async def healthz(request: Request) -> dict[str, Any]:
+async def healthz() -> dict[str, Any]:
     return {"status": "ok", "service": "assignment"}

@@ -16,9 +16,9 @@ from services.assignment.store import create_tables
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
+from services.shared.streams import ensure_event_stream
 from services.shared.temporal import connect_with
 from services.shared.web import install_error_handlers, install_liveness
-from services.shared.streams import ensure_event_stream
 
 log = structlog.get_logger()
 

@@ -145,9 +145,9 @@ def _line_of(root: Located, loc: Iterable[Any]) -> int:
     here = root
     for part in loc:
         value = here.value
-        if isinstance(value, dict) and part in value:
-            here = value[part]
-        elif isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value):
+        in_dict = isinstance(value, dict) and part in value
+        in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
+        if in_dict or in_list:
             here = value[part]
         else:
             break

@@ -82,7 +82,7 @@ async def list_events(
     request: Request,
     assignment_id: str | None = Query(None, min_length=1, max_length=200),
     unit_id: str | None = Query(None, min_length=1, max_length=100),
-    type: str | None = Query(None, min_length=1, max_length=64),  # noqa: A002 - the API's name for it
+    type: str | None = Query(None, min_length=1, max_length=64),
     after_seq: int = Query(0, ge=0, le=2**63 - 1, description="ledger_seq to start after"),
     limit: int | None = Query(None, ge=1, le=1_000_000, description="page size (JSON: default 100, max 1000)"),
     _: Principal = Depends(reader),

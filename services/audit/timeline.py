@@ -37,8 +37,8 @@ class _Fields(dict[str, Any]):
 
 
 def _clip(text: Any, width: int = 60) -> str:
-    text = " ".join(str(text or "").split())
-    return text if len(text) <= width else text[: width - 1] + "…"
+    flat = " ".join(str(text or "").split())
+    return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
 def summary(event_type: str, payload: dict[str, Any]) -> str:

@@ -44,9 +44,7 @@ def lock_key(name: str) -> int:
 
 
 class WriterLock:
-    def __init__(
-        self, engine: AsyncEngine, name: str, poll: float = 0.5, keepalive: float = 2.0
-    ) -> None:
+    def __init__(self, engine: AsyncEngine, name: str, poll: float = 0.5, keepalive: float = 2.0) -> None:
         self.engine = engine
         self.key = lock_key(name)
         self.poll = poll

@@ -69,14 +69,17 @@ async def rebuild_read_models(request: Request, caller: Principal = Depends(supe
         try:
             log.info("readmodel.rebuild_started", by=caller.sub)
             read = await readmodel.rebuild(
-                engine, app.state.nats.jetstream(), stream=settings.event_stream,
-                consumer=settings.read_model_durable, progress=progress,
+                engine,
+                app.state.nats.jetstream(),
+                stream=settings.event_stream,
+                consumer=settings.read_model_durable,
+                progress=progress,
             )
             pos = await readmodel.position(engine, settings.read_model_durable)
             rows = await _count(engine)
             log.info("readmodel.rebuilt", messages=read, position=pos, assignments=rows)
             lines.put_nowait({"finished": True, "messages": read, "position": pos, "assignments": rows})
-        except Exception as exc:  # noqa: BLE001 - reported to the caller, logged with its trace
+        except Exception as exc:
             log.exception("readmodel.rebuild_failed")
             lines.put_nowait({"error": f"rebuild failed: {exc}"})
         finally:

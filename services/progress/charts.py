@@ -27,7 +27,12 @@ LABEL_W, BAR_W, RATE_W, ROW_H, BAR_H, TOP = 170, 440, 64, 20, 14, 28
 
 def _count(u: UnitStats, key: str) -> int:
     return {
-        "done": u.completed, "green": u.green, "grey": u.not_started, "blue": u.blue, "yellow": u.yellow, "red": u.red,
+        "done": u.completed,
+        "green": u.green,
+        "grey": u.not_started,
+        "blue": u.blue,
+        "yellow": u.yellow,
+        "red": u.red,
         "cancelled": u.cancelled,
     }[key]
 

@@ -49,10 +49,11 @@ SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
 
 def _cn_time(value: Any) -> str:
     if isinstance(value, str):
+        text: str = value
         try:
-            value = dt.datetime.fromisoformat(value)
+            value = dt.datetime.fromisoformat(text)
         except ValueError:
-            return value
+            return text
     if isinstance(value, dt.datetime):
         aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
         return aware.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
@@ -61,14 +62,22 @@ def _cn_time(value: Any) -> str:
 
 def _environment() -> Environment:
     env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"), autoescape=True, undefined=StrictUndefined,
-        trim_blocks=True, lstrip_blocks=True,
+        loader=FileSystemLoader(Path(__file__).parent / "templates"),
+        autoescape=True,
+        undefined=StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
     )
     env.filters["cn_time"] = _cn_time
     env.filters["rate"] = charts.rate_text
     env.globals.update(
-        STAGES=q.STAGE_LABELS, OVERDUE=q.OVERDUE_LABELS, ROLES=q.ROLE_LABELS, LIGHTS=q.LIGHT_LABELS,
-        OVERDUE_CHOICES=OVERDUE_CHOICES, EVENT_LABELS=src.EVENT_LABELS, group_label=q.group_label,
+        STAGES=q.STAGE_LABELS,
+        OVERDUE=q.OVERDUE_LABELS,
+        ROLES=q.ROLE_LABELS,
+        LIGHTS=q.LIGHT_LABELS,
+        OVERDUE_CHOICES=OVERDUE_CHOICES,
+        EVENT_LABELS=src.EVENT_LABELS,
+        group_label=q.group_label,
     )
     return env
 
@@ -132,7 +141,9 @@ async def login_form(request: Request, next: str | None = None) -> Response:
 
 @router.post("/dashboard/login", include_in_schema=False)
 async def login(
-    request: Request, token: str = Form(default="", max_length=8000), next: str = Form(default="/dashboard"),
+    request: Request,
+    token: str = Form(default="", max_length=8000),
+    next: str = Form(default="/dashboard"),
 ) -> Response:
     target = _safe_next(next)
     token = token.strip()
@@ -149,7 +160,12 @@ async def login(
     exp = _expiry(token)
     max_age = max(int(exp - time.time()), 0) if exp else None
     resp.set_cookie(
-        TOKEN_COOKIE, token, max_age=max_age, path=COOKIE_PATH, httponly=True, samesite="strict",
+        TOKEN_COOKIE,
+        token,
+        max_age=max_age,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="strict",
         secure=src.dashboard_settings(request).secure_cookie,
     )
     log.info("dashboard.login", sub=who.sub)
@@ -234,8 +250,15 @@ async def _frame(request: Request, who: Principal) -> dict[str, Any]:
     names = await src.unit_names(request, set(units))
     if units and not names:
         notes.append("单位名称暂不可用（任务分配服务无法访问），以单位编号显示。")
-    return {"user": who, "notes": notes, "programmes": progs, "programme": prog, "names": names,
-            "catalogue": catalogue, "units": units}
+    return {
+        "user": who,
+        "notes": notes,
+        "programmes": progs,
+        "programme": prog,
+        "names": names,
+        "catalogue": catalogue,
+        "units": units,
+    }
 
 
 @router.get("/dashboard", include_in_schema=False)
@@ -246,8 +269,19 @@ async def overview(request: Request) -> Response:
     ctx = await _frame(request, who)
     prog, notes = ctx["programme"], ctx["notes"]
     if prog is None:
-        return render(request, "overview.html", **ctx, page="overview", groups=[], by_task={}, totals={},
-                      filters=None, group=None, listed=[], filtered=False)
+        return render(
+            request,
+            "overview.html",
+            **ctx,
+            page="overview",
+            groups=[],
+            by_task={},
+            totals={},
+            filters=None,
+            group=None,
+            listed=[],
+            filtered=False,
+        )
     group, tasks = _group_tasks(ctx["catalogue"], request.query_params.get("group"), notes)
     f = _filters(request, prog.programme_id, tasks, notes)
     engine = request.app.state.engine
@@ -266,8 +300,19 @@ async def overview(request: Request) -> Response:
     filtered = narrowing or group is not None
     urgent = q.most_urgent(items, 200 if filtered else 50)
     listed = urgent if filtered else [x for x in urgent if x.overdue_level != "none"]
-    return render(request, "overview.html", **ctx, page="overview", groups=groups, by_task=by_task, totals=totals,
-                  filters=f, group=group, listed=listed, filtered=filtered)
+    return render(
+        request,
+        "overview.html",
+        **ctx,
+        page="overview",
+        groups=groups,
+        by_task=by_task,
+        totals=totals,
+        filters=f,
+        group=group,
+        listed=listed,
+        filtered=filtered,
+    )
 
 
 @router.get("/dashboard/units", include_in_schema=False)
@@ -286,14 +331,26 @@ async def units_page(request: Request) -> Response:
     group, tasks = _group_tasks(ctx["catalogue"], request.query_params.get("group"), notes)
     stats: list[q.UnitStats] = []
     if prog:
-        stats = q.sort_units(await q.unit_stats(request.app.state.engine, q.Filters(prog.programme_id, tasks=tasks)),
-                             key, descending)
+        stats = q.sort_units(
+            await q.unit_stats(request.app.state.engine, q.Filters(prog.programme_id, tasks=tasks)), key, descending
+        )
     labels = {u: v["name"] for u, v in ctx["names"].items()}
     chart = charts.unit_bars(stats, labels)
     flipped = descending == (key in q.ASCENDING)
     links = {k: (("" if flipped else "-") + k) if k == key else k for k in q.SORTS}
-    return render(request, "units.html", **ctx, page="units", stats=stats, chart=chart, sort_key=key,
-                  descending=descending, sort_links=links, sort_param=("-" if flipped else "") + key, group=group)
+    return render(
+        request,
+        "units.html",
+        **ctx,
+        page="units",
+        stats=stats,
+        chart=chart,
+        sort_key=key,
+        descending=descending,
+        sort_links=links,
+        sort_param=("-" if flipped else "") + key,
+        group=group,
+    )
 
 
 @router.get("/dashboard/assignments/{assignment_id}", include_in_schema=False)
@@ -305,8 +362,14 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     if parse_assignment_id(assignment_id) is not None:
         state = await q.assignment_row(request.app.state.engine, assignment_id)
     if state is None:
-        return render(request, "error.html", 404, user=who, title="未找到任务",
-                      message=f"读模型中没有任务 {assignment_id}（也可能事件尚未到达）。")
+        return render(
+            request,
+            "error.html",
+            404,
+            user=who,
+            title="未找到任务",
+            message=f"读模型中没有任务 {assignment_id}（也可能事件尚未到达）。",
+        )
     items, source = await src.timeline(request, state)
     reports = [i for i in items if i.get("type") == "ProgressReported"]
     settings = request.app.state.settings
@@ -314,11 +377,19 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     wf = workflow_id(state.assignment_id)
     names = await src.unit_names(request, {state.unit_id})
     return render(
-        request, "assignment.html", user=who, page="assignment", s=state, items=items, source=source,
-        latest_report=reports[-1]["payload"] if reports else None, names=names,
+        request,
+        "assignment.html",
+        user=who,
+        page="assignment",
+        s=state,
+        items=items,
+        source=source,
+        latest_report=reports[-1]["payload"] if reports else None,
+        names=names,
         colour=q.light(state.stage.value, state.overdue_level.value),
         deadlines=sorted(state.deadlines.values(), key=lambda d: (d.due, d.key)),
-        temporal_url=f"{ui}/namespaces/{settings.temporal_namespace}/workflows/{wf}", workflow_id=wf,
+        temporal_url=f"{ui}/namespaces/{settings.temporal_namespace}/workflows/{wf}",
+        workflow_id=wf,
     )
 
 

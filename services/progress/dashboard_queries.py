@@ -176,7 +176,7 @@ async def programmes(engine: AsyncEngine) -> list[ProgrammeRow]:
     epoch = dt.datetime.min.replace(tzinfo=dt.UTC)
 
     def imported(pid: str) -> dt.datetime:
-        at = meta[pid].imported_at if pid in meta else None
+        at: dt.datetime | None = meta[pid].imported_at if pid in meta else None
         if at is None:
             return epoch
         return at if at.tzinfo else at.replace(tzinfo=dt.UTC)
@@ -185,8 +185,18 @@ async def programmes(engine: AsyncEngine) -> list[ProgrammeRow]:
 
 
 async def lights(engine: AsyncEngine, f: Filters) -> list[Light]:
-    cols = [A.c.assignment_id, A.c.task_no, A.c.task_title, A.c.unit_id, A.c.role, A.c.stage, A.c.overdue_level,
-            A.c.year, A.c.percent, A.c.next_deadline_due]
+    cols = [
+        A.c.assignment_id,
+        A.c.task_no,
+        A.c.task_title,
+        A.c.unit_id,
+        A.c.role,
+        A.c.stage,
+        A.c.overdue_level,
+        A.c.year,
+        A.c.percent,
+        A.c.next_deadline_due,
+    ]
     async with engine.connect() as conn:
         rows = await conn.execute(select(*cols).where(*f.where()).order_by(A.c.task_no, A.c.unit_id))
         return [Light(*r) for r in rows]
@@ -210,6 +220,7 @@ async def stats_by(engine: AsyncEngine, dimension: str, conds: list[Any]) -> lis
     Groups come from the task-group cache: assignments of a programme whose groups are not
     cached yet are left out of a `group` summary.
     """
+
     def count(cond: Any) -> Any:
         return func.sum(case((cond, 1), else_=0))
 

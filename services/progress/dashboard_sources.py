@@ -76,19 +76,18 @@ def dashboard_settings(request: Request) -> DashboardSettings:
     return state.dashboard_settings  # type: ignore[no-any-return]
 
 
-
-
 async def _get(request: Request, url: str, params: dict[str, Any] | None = None) -> httpx.Response | None:
     """GET with the caller's token; None (logged) when the service cannot be reached."""
     token = token_from(request)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
-        return await request.app.state.http.get(
+        response: httpx.Response = await request.app.state.http.get(
             url, params=params, headers=headers, timeout=dashboard_settings(request).remote_timeout
         )
     except httpx.HTTPError as exc:
         log.warning("dashboard.remote_failed", url=url, error=repr(exc))
         return None
+    return response
 
 
 def _recently_failed(request: Request, key: str) -> bool:
@@ -139,9 +138,9 @@ async def unit_names(request: Request, wanted: set[str] | None = None) -> dict[s
     state = request.app.state
     cached: tuple[float, dict[str, dict[str, str]]] | None = getattr(state, "dashboard_units", None)
     wanted = wanted or set()
-    if cached and time.monotonic() - cached[0] < UNITS_TTL:
-        if wanted <= cached[1].keys() or _recently_failed(request, "units-incomplete"):
-            return cached[1]
+    fresh = cached is not None and time.monotonic() - cached[0] < UNITS_TTL
+    if cached and fresh and (wanted <= cached[1].keys() or _recently_failed(request, "units-incomplete")):
+        return cached[1]
     if _recently_failed(request, "units"):
         return cached[1] if cached else {}
     base = state.settings.assignment_url.rstrip("/")
@@ -170,8 +169,16 @@ def _summary(event_type: str, payload: dict[str, Any]) -> str:
     deadline = payload.get("deadline") if isinstance(payload.get("deadline"), dict) else None
     if deadline:
         bits.append(f"{deadline.get('key')} 到期 {deadline.get('due')}")
-    for key, label in (("year", "年度"), ("period", "期间"), ("percent", "进度%"), ("level", "等级"),
-                       ("reasons", "原因"), ("reason", "原因"), ("findings", "意见"), ("score", "得分")):
+    for key, label in (
+        ("year", "年度"),
+        ("period", "期间"),
+        ("percent", "进度%"),
+        ("level", "等级"),
+        ("reasons", "原因"),
+        ("reason", "原因"),
+        ("findings", "意见"),
+        ("score", "得分"),
+    ):
         value = payload.get(key)
         if value not in (None, "", []):
             text = " ".join(str(value).split())
@@ -207,8 +214,13 @@ async def stream_history(request: Request, state: AssignmentState) -> list[dict[
         await sub.unsubscribe()
     return [
         {
-            "seq": e.seq, "event_id": e.event_id, "type": e.type, "occurred_at": e.occurred_at,
-            "actor": e.actor.model_dump(mode="json"), "summary": _summary(e.type, e.payload), "payload": e.payload,
+            "seq": e.seq,
+            "event_id": e.event_id,
+            "type": e.type,
+            "occurred_at": e.occurred_at,
+            "actor": e.actor.model_dump(mode="json"),
+            "summary": _summary(e.type, e.payload),
+            "payload": e.payload,
             "hash": None,
         }
         for e in sorted(events.values(), key=lambda x: x.seq)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 
-import nats
+from nats.aio.client import Client
 
 
 def servers(url: str) -> list[str]:
@@ -20,7 +20,7 @@ def servers(url: str) -> list[str]:
     return found
 
 
-async def close_nats(nc: nats.NATS) -> None:
+async def close_nats(nc: Client) -> None:
     """Flush what is buffered (acks, publishes) and close; drain would wait out its timeout."""
     with contextlib.suppress(Exception):
         await nc.flush(timeout=2)

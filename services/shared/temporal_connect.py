@@ -46,9 +46,7 @@ class TemporalConnectionSettings(BaseSettings):
         )
 
 
-def tls_config(
-    cert: Path | None, key: Path | None, ca: Path | None, server_name: str | None
-) -> TLSConfig | bool:
+def tls_config(cert: Path | None, key: Path | None, ca: Path | None, server_name: str | None) -> TLSConfig | bool:
     """The SDK's TLS settings from the file names; False (plaintext) when nothing is set."""
     if not any((cert, key, ca, server_name)):
         return False
@@ -87,9 +85,7 @@ async def connect(
     last: Exception | None = None
     for _ in range(max(1, attempts)):
         try:
-            client = await Client.connect(
-                address, namespace=namespace, data_converter=pydantic_data_converter, tls=tls
-            )
+            client = await Client.connect(address, namespace=namespace, data_converter=pydantic_data_converter, tls=tls)
             if probe:
                 await client.count_workflows()
             return client
