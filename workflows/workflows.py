@@ -28,7 +28,6 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import SearchAttributeKey, SearchAttributeUpdate
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
@@ -57,20 +56,13 @@ with workflow.unsafe.imports_passed_through():
     from contracts.fold import AssignmentState, apply
     from contracts.ids import workflow_id
     from workflows import deadlines as rules
-    from workflows import decisions, validation
+    from workflows import decisions, search_attributes, validation
     from workflows.activities import CalendarRequest, load_working_calendar
     from workflows.calendar import WorkingCalendar, YearCalendar, shanghai_date, start_of_day
     from workflows.models import MAX_REMEMBERED_COMMANDS, AssignmentInput, AssignmentStatus, Carried
     from workflows.publishing import PUBLISH_BATCH, PUBLISH_PAUSE, publish
 
 COMMAND_REJECTED = "CommandRejected"
-
-SA_PROGRAMME = SearchAttributeKey.for_keyword("PolicyflowProgramme")
-SA_TASK = SearchAttributeKey.for_int("PolicyflowTaskNo")
-SA_UNIT = SearchAttributeKey.for_keyword("PolicyflowUnit")
-SA_STAGE = SearchAttributeKey.for_keyword("PolicyflowStage")
-SA_YEAR = SearchAttributeKey.for_int("PolicyflowYear")
-SA_OVERDUE = SearchAttributeKey.for_keyword("PolicyflowOverdue")
 
 FINAL = (Stage.COMPLETED, Stage.CANCELLED)
 
@@ -275,19 +267,7 @@ class AssignmentWorkflow:
     def _sync_search_attributes(self) -> None:
         if not self._input.search_attributes or self._state is None:
             return
-        s = self._state
-        wanted: list[SearchAttributeUpdate[Any]] = [
-            SA_PROGRAMME.value_set(s.programme_id),
-            SA_TASK.value_set(s.task_no),
-            SA_UNIT.value_set(s.unit_id),
-            SA_STAGE.value_set(s.stage.value),
-            SA_YEAR.value_set(s.year),
-            SA_OVERDUE.value_set(s.overdue_level.value),
-        ]
-        current = workflow.info().typed_search_attributes
-        changed = [u for u in wanted if current.get(u.key) != u.value]
-        if changed:
-            workflow.upsert_search_attributes(changed)
+        search_attributes.sync(self._state)
 
     def _create(self, today: dt.date) -> None:
         fact = decisions.created(self._spec, self._calendar, today)

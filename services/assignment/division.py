@@ -38,17 +38,20 @@ import io
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
-
-import yaml
-from pydantic import BaseModel, ValidationError
-from yaml.constructor import SafeConstructor
-from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
+from typing import Any
 
 from contracts.base import Role
 from contracts.catalog import Division, Programme, Responsibility, Schedule, Unit, UnitKind
-
-M = TypeVar("M", bound=BaseModel)
+from services.assignment.source_files import (
+    DivisionError,
+    Located,
+    Problem,
+    line_of,
+    load_yaml,
+    raise_if,
+    read_text,
+    validate,
+)
 
 ALL_DISTRICTS = "all-districts"
 ROLE_WORDS: dict[str, Role] = {
@@ -60,114 +63,6 @@ ROLE_WORDS: dict[str, Role] = {
 ROLE_RANK = {Role.LEAD: 0, Role.COOPERATING: 1, Role.RESPONSIBLE: 2}
 # How documents name "every district-level unit" in their own division notes.
 DISTRICTS_WORDS = ("各区县政府", "各区县", "各区县（自治县）政府", "各区县（自治县）", "各区县人民政府")
-
-
-@dataclass(frozen=True)
-class Problem:
-    file: str
-    line: int | None
-    field: str
-    message: str
-
-    def __str__(self) -> str:
-        where = f"{self.file}:{self.line}" if self.line else self.file
-        return f"{where}: {self.field}: {self.message}"
-
-
-class DivisionError(ValueError):
-    """One or more problems in a units, division or schedule file; nothing was loaded."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        super().__init__("\n".join(str(p) for p in problems))
-        self.problems = problems
-
-
-# -- YAML with line numbers ------------------------------------------------------------------
-
-
-@dataclass
-class Located:
-    """A YAML value with the (1-based) line it starts on; mappings and lists hold Located."""
-
-    value: Any
-    line: int
-
-    def plain(self) -> Any:
-        if isinstance(self.value, dict):
-            return {k: v.plain() for k, v in self.value.items()}
-        if isinstance(self.value, list):
-            return [v.plain() for v in self.value]
-        return self.value
-
-
-def _located(node: Node, constructor: SafeConstructor) -> Located:
-    line = node.start_mark.line + 1
-    if isinstance(node, MappingNode):
-        return Located({str(constructor.construct_object(k)): _located(v, constructor) for k, v in node.value}, line)
-    if isinstance(node, SequenceNode):
-        return Located([_located(v, constructor) for v in node.value], line)
-    assert isinstance(node, ScalarNode)
-    return Located(constructor.construct_object(node), line)
-
-
-def read_text(path: Path, *, legacy_encoding: bool = False) -> str:
-    """A file's text, or a DivisionError naming the file. `legacy_encoding` accepts GB18030,
-    which is what spreadsheet programs on Chinese Windows write for 'CSV'."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise DivisionError([Problem(str(path), None, "file", f"cannot read: {exc.strerror or exc}")]) from None
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        if legacy_encoding:
-            try:
-                return data.decode("gb18030")
-            except UnicodeDecodeError:
-                pass
-        raise DivisionError([Problem(str(path), None, "file", "not UTF-8 text")]) from None
-
-
-def load_yaml(path: Path) -> Located:
-    text = read_text(path)
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.MarkedYAMLError as exc:
-        line = exc.problem_mark.line + 1 if exc.problem_mark else None
-        raise DivisionError([Problem(str(path), line, "yaml", str(exc.problem or exc))]) from None
-    if node is None:
-        raise DivisionError([Problem(str(path), None, "file", "empty")])
-    return _located(node, SafeConstructor())
-
-
-def _line_of(root: Located, loc: Iterable[Any]) -> int:
-    """The line of the deepest value a pydantic error location reaches."""
-    here = root
-    for part in loc:
-        value = here.value
-        in_dict = isinstance(value, dict) and part in value
-        in_list = isinstance(value, list) and isinstance(part, int) and 0 <= part < len(value)
-        if in_dict or in_list:
-            here = value[part]
-        else:
-            break
-    return here.line
-
-
-def _validate(model: type[M], item: Located, file: str, problems: list[Problem]) -> M | None:
-    try:
-        return model.model_validate(item.plain())
-    except ValidationError as exc:
-        for err in exc.errors():
-            field = ".".join(str(p) for p in err["loc"]) or model.__name__
-            problems.append(Problem(file, _line_of(item, err["loc"]), field, err["msg"]))
-        return None
-
-
-def _raise_if(problems: list[Problem]) -> None:
-    if problems:
-        unique = dict.fromkeys(problems)  # e.g. a bad top-level default is reported once, not per task
-        raise DivisionError(sorted(unique, key=lambda p: (p.file, p.line or 0)))
 
 
 # -- units -----------------------------------------------------------------------------------
@@ -186,7 +81,7 @@ def load_units(path: str | Path) -> list[Unit]:
     ids: dict[str, int] = {}
     names: dict[str, tuple[str, int]] = {}
     for item in items.value:
-        unit = _validate(Unit, item, file, problems)
+        unit = validate(Unit, item, file, problems)
         if unit is None:
             continue
         if unit.unit_id in ids:
@@ -204,7 +99,7 @@ def load_units(path: str | Path) -> list[Unit]:
         units.append(unit)
     if not units and not problems:
         problems.append(Problem(file, items.line, "units", "no units"))
-    _raise_if(problems)
+    raise_if(problems)
     return units
 
 
@@ -307,7 +202,7 @@ class _Checker:
             self.add(task_no, unit_id, role, horizon, row.unit.line, row.unit_field)
 
     def division(self, example: bool, note: str) -> Division:
-        _raise_if(self.problems)
+        raise_if(self.problems)
         if not self.out:
             raise DivisionError([Problem(self.file, None, "division", "no responsibilities")])
         ordered = sorted(self.out, key=lambda r: (r.task_no, ROLE_RANK[r.role]))
@@ -434,7 +329,7 @@ def _division_csv(path: Path, units: list[Unit], programme: Programme) -> Divisi
             check.problem(1, column, f"missing column (the header needs {', '.join(CSV_COLUMNS)})")
         else:
             columns[column] = index
-    _raise_if(check.problems)
+    raise_if(check.problems)
 
     for record in reader:
         line = reader.line_num
@@ -466,7 +361,7 @@ def division_from_notes(programme: Programme, units: list[Unit], horizon_year: i
         check.problem(None, "units", f"no unit registry (units file) given for the units the text names ({names})")
     for name, tasks in unknown.items() if units else ():
         check.problem(None, "unit", f"unknown unit '{name}' (named in tasks {', '.join(map(str, tasks))})")
-    _raise_if(check.problems)
+    raise_if(check.problems)
     ordered = sorted(check.out, key=lambda r: (r.task_no, ROLE_RANK[r.role]))
     return Division(example=False, note=f"as stated in the notes of {source}", responsibilities=ordered)
 
@@ -480,12 +375,12 @@ def load_schedule(path: str | Path) -> Schedule:
     file = str(path)
     root = load_yaml(path)
     problems: list[Problem] = []
-    schedule = _validate(Schedule, root, file, problems)
+    schedule = validate(Schedule, root, file, problems)
     if schedule is not None:
         for i, year in enumerate(schedule.evaluation_years):
             if year < schedule.start_year:
-                line = _line_of(root, ("evaluation_years", i))
+                line = line_of(root, ("evaluation_years", i))
                 problems.append(Problem(file, line, "evaluation_years", f"{year} is before start_year"))
-    _raise_if(problems)
+    raise_if(problems)
     assert schedule is not None
     return schedule

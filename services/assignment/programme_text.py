@@ -1,12 +1,11 @@
 """Read a Chinese implementation-plan document (实施意见 / 若干意见 / 方案) into a Programme.
 
-The genre: a title, a document number (渝府办发〔2022〕79号), an addressee, level-1 sections
-(一、二、…), task groups (（一）…) holding numbered clauses (1. …) under a 主要任务 / 重点任务
-section, a safeguards section (保障措施 / 有关要求 / 组织实施), then the issuer and the date.
+The genre: a title, a document number (渝府办发〔2022〕79号), an addressee, sections (一、…),
+task groups (（一）…) of numbered clauses (1. …) under 主要任务 / 重点任务, a safeguards
+section (保障措施 / 有关要求 / 组织实施), then the issuer and the date.
 
-Real texts are copies of PDFs or web pages: sentences break across pages and blank lines,
-page numbers and running headers sit between paragraphs, punctuation mixes full and half
-width. The parser therefore works in three passes:
+Real texts are copies of PDFs or web pages (broken sentences, page numbers, running headers,
+mixed full and half width punctuation), so the parser works in three passes:
 
 1. drop page furniture lines and glue the remaining lines into blocks: a line continues the
    previous block unless it opens with a structural marker or the block is already closed
@@ -14,14 +13,10 @@ width. The parser therefore works in three passes:
 2. cut the blocks into level-1 sections, and the task section into groups and clauses;
    any unmarked block inside the task section is the tail of the clause before it (a page
    break right after a full stop), so a clause is always whole;
-3. read each clause's trailing division-of-work note (`（市发展改革委牵头，各区县政府负责）`,
-   `（税务总局、财政部负责，排在第一位的部门为牵头部门，下同）`) into responsibilities.
+3. read each clause's trailing division-of-work note into responsibilities (division_notes.py).
 
-`Task.text` is the clause body: without its number and without the trailing note (which is
-returned as `Task.responsibilities` instead). The text keeps the document's own punctuation;
-widths are folded only in throwaway copies used for matching.
-
-Pure: a string in, a Programme out, no I/O.
+`Task.text` is the clause body without its number and its note (`Task.responsibilities`), in
+the document's own punctuation (widths are folded only in copies used for matching). Pure.
 """
 
 from __future__ import annotations
@@ -31,8 +26,8 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 
-from contracts.base import Role
 from contracts.catalog import Goal, NamedResponsibility, Programme, Task, TaskGroup
+from services.assignment.division_notes import responsibilities, split_note
 
 
 class ProgrammeParseError(ValueError):
@@ -42,8 +37,6 @@ class ProgrammeParseError(ValueError):
         super().__init__(message)
         self.message = message
 
-
-# -- markers -------------------------------------------------------------------------------
 
 _CN = "〇零一二三四五六七八九十"
 _CN_DIGIT = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0}
@@ -304,7 +297,7 @@ def _groups(task_sections: list[_Section]) -> list[_Group]:
                 groups.append(current)
             elif m := CLAUSE_RE.match(folded):
                 body = block[m.start(2) :].strip()
-                if _split_note(body)[0]:  # a bare "1." (a list artefact) is not a task
+                if split_note(body)[0]:  # a bare "1." (a list artefact) is not a task
                     current.clauses.append(_Clause(int(m.group(1)), body))
             # other blocks (a group's introduction) carry no task
     groups = [g for g in groups if g.clauses]  # the section's own placeholder when it has （一）
@@ -329,54 +322,6 @@ def _first_sentence(s: str) -> str:
         return s[: m.start()].strip()
     m = re.search(r"[；;]", s)
     return (s[: m.start()] if m else s).strip()
-
-
-# -- pass 3: the division-of-work note at a clause's end -----------------------------------
-
-_NOTE_RE = re.compile(r"[（(]([^（）()]*)[)）]\s*([。.]?)\s*$")
-_ROLE_VERB_RE = re.compile(r"(?:按职责分工|按职责|依职责|分别|共同)?(牵头|配合|参与|负责)(?:落实|实施)?$")
-_FIRST_LEADS_RE = re.compile(r"(排在?第一位|排名第一|列第一位|排在首位)的?(部门|单位)?为牵头")
-_NAME_TAIL_RE = re.compile(r"等(有关|相关)?(部门|单位)$")
-_VERB_ROLE = {"牵头": Role.LEAD, "配合": Role.COOPERATING, "参与": Role.COOPERATING}
-
-
-def _split_note(body: str) -> tuple[str, str | None]:
-    """The clause body without a trailing division-of-work note, and the note."""
-    m = _NOTE_RE.search(body)
-    if not m or not re.search("牵头|配合|参与|负责", m.group(1)):
-        return body, None
-    return (body[: m.start()].rstrip() + m.group(2)).strip(), m.group(1)
-
-
-def _responsibilities(note: str, first_leads: bool) -> tuple[list[NamedResponsibility], bool]:
-    """Units and roles from a note, and whether the first-named-leads rule holds from here on.
-
-    `A、B、C负责` names who is responsible; when the document says the first named unit leads
-    (排在第一位的部门为牵头部门) A is lead and B, C cooperate. `下同` keeps that rule for the
-    following notes. An explicit 牵头 in a note always wins over the rule."""
-    segments = [s.strip() for s in re.split(r"[，,；;]", note) if s.strip()]
-    rule_here = any(_FIRST_LEADS_RE.search(s) for s in segments)
-    first_leads_now = first_leads or rule_here
-    carry = first_leads or (rule_here and "下同" in note)
-    explicit_lead = any(s.endswith("牵头") for s in segments)
-    found: list[NamedResponsibility] = []
-    for segment in segments:
-        m = _ROLE_VERB_RE.search(segment)
-        if _FIRST_LEADS_RE.search(segment) or segment == "下同" or not m:
-            continue
-        names = [_NAME_TAIL_RE.sub("", n).strip() for n in segment[: m.start()].split("、")]
-        names = [n for n in names if n]
-        for i, name in enumerate(names):
-            verb = m.group(1)
-            if verb in _VERB_ROLE:
-                role = _VERB_ROLE[verb]
-            elif first_leads_now and not explicit_lead:
-                role = Role.LEAD if i == 0 else Role.COOPERATING
-            else:
-                role = Role.RESPONSIBLE
-            if all(r.unit != name for r in found):
-                found.append(NamedResponsibility(unit=name, role=role))
-    return found, carry
 
 
 # -- goals ---------------------------------------------------------------------------------
@@ -427,10 +372,10 @@ def parse_programme(text: str) -> Programme:
     for g in groups:
         tasks = []
         for c in g.clauses:
-            body_text, note = _split_note(c.body)
+            body_text, note = split_note(c.body)
             named: list[NamedResponsibility] = []
             if note:
-                named, first_leads = _responsibilities(note, first_leads)
+                named, first_leads = responsibilities(note, first_leads)
             title_ = _strip_stop(_first_sentence(body_text))
             tasks.append(Task(no=c.no, title=title_, text=body_text, responsibilities=named))
         task_groups.append(TaskGroup(no=g.no, title=g.title, tasks=tasks))

@@ -17,7 +17,6 @@ import typer
 from contracts.api import ProgrammeImport
 from contracts.base import Role
 from contracts.catalog import UnitKind
-from services.assignment.division import DivisionError
 from services.assignment.programme_dir import (
     ProgrammeFileError,
     load_programme_dir,
@@ -25,6 +24,7 @@ from services.assignment.programme_dir import (
     read_policy_text,
 )
 from services.assignment.programme_text import ProgrammeParseError, parse_programme
+from services.assignment.source_files import DivisionError
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import AsJson, Token, console, emit, handled, read_json
 

@@ -14,11 +14,9 @@ page, never a 500. Also here: `GET /asyncapi.json` (the event stream's document,
 
 from __future__ import annotations
 
-import datetime as dt
 import functools
 import re
 import time
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -26,14 +24,13 @@ import jwt
 import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
 from contracts.base import Stage, UserRole
 from contracts.ids import parse_assignment_id, workflow_id
 from services.progress import admin, charts
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
+from services.progress.templating import OVERDUE_CHOICES, templates
 from services.shared.auth import AuthError, Principal, verify_token
 from services.shared.web import TOKEN_COOKIE, token_from
 
@@ -43,48 +40,6 @@ router.include_router(admin.router)
 
 COOKIE_PATH = "/dashboard"
 UNIT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
-OVERDUE_CHOICES = {"none": "正常", "any": "任一督办", "blue": "蓝色督办", "yellow": "黄色督办", "red": "红色督办"}
-SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")
-
-
-def _cn_time(value: Any) -> str:
-    if isinstance(value, str):
-        text: str = value
-        try:
-            value = dt.datetime.fromisoformat(text)
-        except ValueError:
-            return text
-    if isinstance(value, dt.datetime):
-        aware = value if value.tzinfo else value.replace(tzinfo=dt.UTC)
-        return aware.astimezone(SHANGHAI).strftime("%Y-%m-%d %H:%M")
-    return "" if value is None else str(value)
-
-
-def _environment() -> Environment:
-    env = Environment(
-        loader=FileSystemLoader(Path(__file__).parent / "templates"),
-        autoescape=True,
-        undefined=StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-    )
-    env.filters["cn_time"] = _cn_time
-    env.filters["rate"] = charts.rate_text
-    env.globals.update(
-        STAGES=q.STAGE_LABELS,
-        OVERDUE=q.OVERDUE_LABELS,
-        ROLES=q.ROLE_LABELS,
-        LIGHTS=q.LIGHT_LABELS,
-        OVERDUE_CHOICES=OVERDUE_CHOICES,
-        EVENT_LABELS=src.EVENT_LABELS,
-        group_label=q.group_label,
-    )
-    return env
-
-
-templates = Jinja2Templates(env=_environment())
-
-
 # ---- who is asking ---------------------------------------------------------------------------
 
 

@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 from contracts.base import Role
 from contracts.catalog import DeadlineRules, Programme, Unit, UnitKind
 from services.assignment.division import (
-    DivisionError,
     division_from_notes,
     load_division,
     load_schedule,
@@ -25,6 +24,7 @@ from services.assignment.programme_dir import (
     programme_id_for,
 )
 from services.assignment.programme_text import parse_programme
+from services.assignment.source_files import DivisionError
 from services.cli.programme import app
 
 ROOT = Path(__file__).resolve().parents[2]
