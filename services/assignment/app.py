@@ -36,11 +36,10 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-assignment", max_reconnect_attempts=-1)
         app.state.nats = nc
-        # It publishes ProgrammeImported and reads the stream: create it if the worker has not yet.
+        # Its inbox reads the stream: create it if the worker has not yet.
         await ensure_event_stream(nc.jetstream(), settings.nats_replicas)
         consumer = subscribers.consumer(nc.jetstream(), engine, settings)
         await consumer.start()
-        app.state.js = nc.jetstream()  # publishes ProgrammeImported
         app.state.dispatch_jobs = DispatchJobs()
         log.info("assignment.started", host=settings.host, port=settings.port)
         try:
