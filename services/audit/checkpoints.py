@@ -70,11 +70,6 @@ class Checkpointer:
         self._frontier: Frontier | None = None  # at the last checkpoint's size
         self._head = ""
 
-    async def last_size(self) -> int:
-        async with self._lock:
-            frontier = await self._load()
-            return frontier.size
-
     async def _load(self) -> Frontier:
         if self._frontier is None:
             async with self.engine.connect() as conn:

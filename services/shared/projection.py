@@ -40,10 +40,6 @@ class BatchOutcome:
     skipped: list[int] = field(default_factory=list)  # unreadable: logged, position advanced past it
     position: int = 0
 
-    @property
-    def done(self) -> list[int]:
-        return self.applied + self.duplicates + self.skipped
-
 
 def parse_event(data: bytes) -> tuple[Event, Fact] | None:
     """The event and its fact, validated once; None (logged) if it cannot be read."""
@@ -240,10 +236,6 @@ async def replay(
     if items:
         await flush()
     return done
-
-
-def decode_state(raw: str) -> AssignmentState:
-    return AssignmentState.model_validate_json(raw)
 
 
 @dataclass

@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.base import Stage
 from contracts.events import Event
-from contracts.fold import fold
+from contracts.fold import AssignmentState, fold
 from services.progress import readmodel
 from services.progress.store import READ_MODEL, create_tables, metadata
 from services.shared import projection
@@ -41,7 +41,7 @@ async def test_rows_are_the_fold_of_each_assignment(engine: AsyncEngine) -> None
     for aid in {e.assignment_id for e in events}:
         expected = fold([e for e in events if e.assignment_id == aid])
         assert expected is not None
-        assert projection.decode_state(rows[aid]["state"]) == expected
+        assert AssignmentState.model_validate_json(rows[aid]["state"]) == expected
         assert rows[aid]["stage"] == expected.stage.value == Stage.PLANNING
         assert rows[aid]["overdue_level"] == expected.overdue_level.value
 
