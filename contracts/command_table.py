@@ -41,11 +41,15 @@ class CommandRow:
     name: str  # the workflow update's name; also the route's operation id
     command: type[Command]  # what the workflow receives: the body's fields, path fields, actor, command_id
     body: type[Frozen] | None  # the HTTP request body (None: the command has no fields of its own)
-    body_required: bool  # False: the body may be left out (its fields all have defaults)
     path: str  # under /v1/assignments/{assignment_id}; {year} and the like become command fields
     senders: tuple[UserRole, ...]  # roles that may send it
     what: str  # how refusals name it: "an annual plan must come from unit ..."
     summary: str  # the OpenAPI summary (签收 etc. for the people who read it)
+
+    @property
+    def body_required(self) -> bool:
+        """Whether the request must carry a body: it has a field without a default."""
+        return self.body is not None and any(f.is_required() for f in self.body.model_fields.values())
 
     @property
     def path_fields(self) -> list[str]:
@@ -67,18 +71,18 @@ class CommandRow:
 # Reviewing, verifying and cancelling are never a department's, so no unit approves or passes
 # its own work. Verification (城市体检) is the verifiers' and the supervisors'. Auditors only read.
 COMMANDS: tuple[CommandRow, ...] = (
-    CommandRow("accept", AcceptAssignment, None, False, "/accept", (D,), "accepting the assignment", "签收 accept"),
-    CommandRow("submit_plan", SubmitAnnualPlan, PlanBody, True, "/plans", (D,), "an annual plan",
+    CommandRow("accept", AcceptAssignment, None, "/accept", (D,), "accepting the assignment", "签收 accept"),
+    CommandRow("submit_plan", SubmitAnnualPlan, PlanBody, "/plans", (D,), "an annual plan",
                "年度计划 submit the annual plan"),
-    CommandRow("review_plan", ReviewAnnualPlan, ReviewBody, True, "/plans/{year}/review", (S,), "reviewing a plan",
+    CommandRow("review_plan", ReviewAnnualPlan, ReviewBody, "/plans/{year}/review", (S,), "reviewing a plan",
                "审核 approve or return an annual plan"),
-    CommandRow("report_progress", ReportProgress, ReportBody, True, "/reports", (D,), "a progress report",
+    CommandRow("report_progress", ReportProgress, ReportBody, "/reports", (D,), "a progress report",
                "进展填报 report progress for a quarter"),
-    CommandRow("request_verification", RequestVerification, VerificationRequestBody, False,
+    CommandRow("request_verification", RequestVerification, VerificationRequestBody,
                "/verification-requests", (D,), "a verification request", "申请核验 declare the year's work done"),
-    CommandRow("verify", VerifyYear, VerificationBody, True, "/verification", (V, S), "verification",
+    CommandRow("verify", VerifyYear, VerificationBody, "/verification", (V, S), "verification",
                "核验 pass or fail the year"),
-    CommandRow("cancel", CancelAssignment, CancelBody, True, "/cancel", (S,), "cancelling", "撤销 cancel"),
+    CommandRow("cancel", CancelAssignment, CancelBody, "/cancel", (S,), "cancelling", "撤销 cancel"),
 )  # fmt: skip
 
 BY_NAME: dict[str, CommandRow] = {row.name: row for row in COMMANDS}
