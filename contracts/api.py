@@ -16,6 +16,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitTaskSummary,
     VerifyYear,
 )
 from contracts.events import Deadline
@@ -107,8 +108,11 @@ class AssignmentSummary(Frozen):
 class AssignmentDetail(AssignmentSummary):
     horizon_year: int
     deadlines: list[Deadline] = []
+    lead_assignment_id: str | None = None
     plan: dict[str, Any] | None = None
     last_report: dict[str, Any] | None = None
+    last_verification: dict[str, Any] | None = None  # the year's latest verdict: findings, rework_due
+    summary: dict[str, Any] | None = None  # a lead's consolidated annual summary (汇总)
     counts: dict[str, int] = {}
     workflow_id: str
 
@@ -127,6 +131,7 @@ ReportBody = body_of(ReportProgress, "ReportBody")
 VerificationRequestBody = body_of(RequestVerification, "VerificationRequestBody")
 VerificationBody = body_of(VerifyYear, "VerificationBody")
 CancelBody = body_of(CancelAssignment, "CancelBody")
+SummaryBody = body_of(SubmitTaskSummary, "SummaryBody")
 
 
 class CommandAccepted(Frozen):

@@ -18,6 +18,7 @@ from contracts.api import (
     PlanBody,
     ReportBody,
     ReviewBody,
+    SummaryBody,
     VerificationBody,
     VerificationRequestBody,
 )
@@ -30,6 +31,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitTaskSummary,
     VerifyYear,
 )
 
@@ -82,6 +84,8 @@ COMMANDS: tuple[CommandRow, ...] = (
                "/verification-requests", (D,), "a verification request", "申请核验 declare the year's work done"),
     CommandRow("verify", VerifyYear, VerificationBody, "/verification", (V, S), "verification",
                "核验 pass or fail the year"),
+    CommandRow("submit_summary", SubmitTaskSummary, SummaryBody, "/summaries", (D,), "a task summary (汇总)",
+               "汇总 the lead unit's consolidated annual summary of its task"),
     CommandRow("cancel", CancelAssignment, CancelBody, "/cancel", (S,), "cancelling", "撤销 cancel"),
 )  # fmt: skip
 

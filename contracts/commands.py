@@ -71,6 +71,13 @@ class VerifyYear(Command):
     score: float | None = Field(default=None, ge=0, le=100)  # required in evaluation years
 
 
+class SubmitTaskSummary(Command):
+    """The lead unit's consolidated annual summary (汇总) of its task; a later one replaces it."""
+
+    year: int = Field(ge=2000, le=2100)
+    text: str = Field(min_length=1, max_length=20000)
+
+
 class CancelAssignment(Command):
     reason: str = Field(min_length=1, max_length=5000)
 

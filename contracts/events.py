@@ -190,6 +190,15 @@ class AssignmentCancelled(Fact):
     reason: str
 
 
+class TaskSummarySubmitted(Fact):
+    """The lead unit's consolidated annual summary (汇总) of its task, from the cooperating units' reports."""
+
+    TYPE = "TaskSummarySubmitted"
+    year: int
+    revision: int
+    text: str
+
+
 FACT_TYPES: dict[str, type[Fact]] = {
     cls.TYPE: cls
     for cls in (
@@ -211,6 +220,7 @@ FACT_TYPES: dict[str, type[Fact]] = {
         YearStarted,
         AssignmentCompleted,
         AssignmentCancelled,
+        TaskSummarySubmitted,
     )
 }
 

@@ -31,6 +31,7 @@ from contracts.events import (
     ProgressReported,
     ReminderIssued,
     SupervisionEscalated,
+    TaskSummarySubmitted,
     VerificationFailed,
     VerificationPassed,
     VerificationRequested,
@@ -44,6 +45,8 @@ class LastReport(BaseModel):
     percent: float
     narrative: str
     reported_at: dt.datetime
+    indicator_values: list[dict[str, Any]] = []
+    evidence: list[dict[str, Any]] = []
 
 
 class AssignmentState(BaseModel):
@@ -65,6 +68,8 @@ class AssignmentState(BaseModel):
     plan_revision: int = 0
     plan: dict[str, Any] | None = None
     last_report: LastReport | None = None
+    last_verification: dict[str, Any] | None = None
+    summary: dict[str, Any] | None = None
     percent: float = 0.0
     reports: int = 0
     cooperating_reports: int = 0
@@ -157,8 +162,11 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
                 s.plan = {**s.plan, "status": "returned", "reasons": f.reasons}
         case ProgressReported():
             s.reports, s.percent = s.reports + 1, f.percent
-            s.last_report = LastReport(year=f.year, period=f.period, percent=f.percent, narrative=f.narrative,
-                                       reported_at=at)  # fmt: skip
+            s.last_report = LastReport(
+                year=f.year, period=f.period, percent=f.percent, narrative=f.narrative, reported_at=at,
+                indicator_values=[v.model_dump(mode="json") for v in f.indicator_values],
+                evidence=[e.model_dump(mode="json") for e in f.evidence],
+            )  # fmt: skip
         case CooperatingReportReceived():
             s.cooperating_reports += 1
         case ReminderIssued():
@@ -172,8 +180,13 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
             s.stage = Stage.VERIFYING
         case VerificationFailed():
             s.stage, s.verifications_failed = Stage.IMPLEMENTING, s.verifications_failed + 1
+            s.last_verification = {"year": f.year, "decision": "fail", "findings": f.findings,
+                                   "rework_due": f.rework_due.isoformat(), "at": at.isoformat()}  # fmt: skip
         case VerificationPassed():
             s.years_verified = [*s.years_verified, f.year]
+            s.last_verification = {"year": f.year, "decision": "pass", "findings": f.findings, "at": at.isoformat()}
+        case TaskSummarySubmitted():
+            s.summary = {"year": f.year, "revision": f.revision, "text": f.text, "at": at.isoformat()}
         case EvaluationRecorded():
             s.evaluations = {**s.evaluations, f.year: f.score}
         case AssignmentCompleted():

@@ -20,6 +20,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitTaskSummary,
     VerifyYear,
 )
 from contracts.events import (
@@ -36,6 +37,7 @@ from contracts.events import (
     ProgressReported,
     ReminderIssued,
     SupervisionEscalated,
+    TaskSummarySubmitted,
     VerificationFailed,
     VerificationPassed,
     VerificationRequested,
@@ -169,6 +171,9 @@ def decide(s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Comm
             else:
                 facts.append(YearStarted(year=y + 1, opens=[rules.annual_plan(cal, r, y + 1, today)]))
             return facts
+        case SubmitTaskSummary():
+            revision = (s.summary or {}).get("revision", 0) + 1 if (s.summary or {}).get("year") == y else 1
+            return [TaskSummarySubmitted(year=y, revision=revision, text=cmd.text)]
         case CancelAssignment():
             return [AssignmentCancelled(reason=cmd.reason, closes=sorted(s.deadlines))]
     raise TypeError(f"unknown command {type(cmd).__name__}")

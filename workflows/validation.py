@@ -11,7 +11,7 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from contracts.base import Actor, Stage, UserRole
+from contracts.base import Actor, Role, Stage, UserRole
 from contracts.command_table import CommandRow
 from contracts.commands import (
     AcceptAssignment,
@@ -22,6 +22,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitTaskSummary,
     VerifyYear,
 )
 from contracts.fold import AssignmentState
@@ -123,6 +124,18 @@ def verify(s: AssignmentState, spec: AssignmentSpec, cmd: VerifyYear, _today: dt
     return None
 
 
+def submit_summary(s: AssignmentState, _spec: AssignmentSpec, cmd: SubmitTaskSummary, _today: dt.date) -> str | None:
+    if s.role != Role.LEAD:
+        return f"only the task's lead unit writes its summary (汇总); {s.unit_id} is {s.role.value} on this task"
+    if s.stage == Stage.ASSIGNED:
+        return "accept the assignment before writing the task's summary"
+    if cmd.year != s.year:
+        return f"the summary is for the year being worked on, {s.year}, not {cmd.year}"
+    if not cmd.text.strip():
+        return "the summary is empty"
+    return None
+
+
 def cancel(_s: AssignmentState, _spec: AssignmentSpec, cmd: CancelAssignment, _today: dt.date) -> str | None:
     if not cmd.reason.strip():
         return "cancelling needs a reason"
@@ -137,6 +150,7 @@ CHECKS: dict[type[Command], Check] = {
     ReportProgress: report_progress,
     RequestVerification: request_verification,
     VerifyYear: verify,
+    SubmitTaskSummary: submit_summary,
     CancelAssignment: cancel,
 }
 

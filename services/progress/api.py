@@ -154,8 +154,11 @@ def detail(state: AssignmentState) -> AssignmentDetail:
         percent=state.percent,
         horizon_year=state.horizon_year,
         deadlines=sorted(state.deadlines.values(), key=lambda d: (d.due, d.key)),
+        lead_assignment_id=state.lead_assignment_id,
         plan=state.plan,
         last_report=state.last_report.model_dump(mode="json") if state.last_report else None,
+        last_verification=state.last_verification,
+        summary=state.summary,
         counts={
             "reports": state.reports,
             "cooperating_reports": state.cooperating_reports,

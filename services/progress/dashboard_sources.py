@@ -55,6 +55,7 @@ EVENT_LABELS = {
     "EvaluationRecorded": "五年评估",
     "AssignmentCompleted": "任务办结",
     "AssignmentCancelled": "任务撤销",
+    "TaskSummarySubmitted": "牵头单位年度汇总",
 }
 
 

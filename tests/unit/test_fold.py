@@ -48,6 +48,7 @@ def every_fact() -> list[ev.Fact]:
         ev.YearStarted(year=2027),
         ev.AssignmentCompleted(year=2030),
         ev.AssignmentCancelled(reason="撤销"),
+        ev.TaskSummarySubmitted(year=2030, revision=1, text="汇总"),
         ev.ProgrammeImported(document_no="渝府办发〔2022〕79号", title="t", task_count=30, responsibility_count=1,
                              content_sha256="cd" * 32),
     ]  # fmt: skip
@@ -99,20 +100,28 @@ def test_each_fact_changes_what_it_says() -> None:
     assert (s[8].escalations, s[8].overdue_level) == ({}, OverdueLevel.NONE)
     assert (s[9].reports, s[9].percent) == (1, 40.0)
     assert s[9].last_report == LastReport(year=2026, period="2026-Q1", percent=40.0, narrative="ok",
-                                          reported_at=T0 + dt.timedelta(days=9))  # fmt: skip
+                                          reported_at=T0 + dt.timedelta(days=9),
+                                          indicator_values=[{"name": "占比", "value": 1e-05}],
+                                          evidence=[{"name": "a.pdf", "sha256": "ab" * 32, "size": 10}])  # fmt: skip
     assert (s[10].cooperating_reports, s[10].percent) == (1, 40.0)  # a cooperating unit's percent is not the lead's
     assert s[11].stage == Stage.VERIFYING
     assert (s[12].stage, s[12].verifications_failed) == (Stage.IMPLEMENTING, 1)
+    failed_at = (T0 + dt.timedelta(days=12)).isoformat()
+    assert s[12].last_verification == {"year": 2026, "decision": "fail", "findings": "缺少佐证",
+                                       "rework_due": "2026-12-01", "at": failed_at}  # fmt: skip
+    assert s[14].last_verification is not None and s[14].last_verification["decision"] == "pass"
     assert s[14].years_verified == [2026]
     assert s[15].evaluations == {2026: 88.5}
     assert (s[16].stage, s[16].year, s[16].plan, s[16].plan_revision, s[16].percent) == (
         Stage.PLANNING, 2027, None, 0, 0.0)  # fmt: skip
     assert (s[17].stage, s[17].deadlines, s[17].escalations) == (Stage.COMPLETED, {}, {})
     assert (s[18].stage, s[18].cancel_reason) == (Stage.CANCELLED, "撤销")
-    programme_wide = s[19]  # a programme's fact touches no assignment field but the position
-    assert programme_wide.model_dump(exclude={"last_seq", "updated_at"}) == s[18].model_dump(
+    summed_at = (T0 + dt.timedelta(days=19)).isoformat()
+    assert s[19].summary == {"year": 2030, "revision": 1, "text": "汇总", "at": summed_at}
+    programme_wide = s[20]  # a programme's fact touches no assignment field but the position
+    assert programme_wide.model_dump(exclude={"last_seq", "updated_at"}) == s[19].model_dump(
         exclude={"last_seq", "updated_at"})  # fmt: skip
-    assert (programme_wide.last_seq, programme_wide.updated_at) == (19, T0 + dt.timedelta(days=19))
+    assert (programme_wide.last_seq, programme_wide.updated_at) == (20, T0 + dt.timedelta(days=20))
 
 
 def test_the_nearest_deadline_and_the_highest_level_win() -> None:

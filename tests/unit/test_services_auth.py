@@ -29,6 +29,7 @@ BODIES: dict[str, Any] = {
     "reports": {"period": "2026-Q1", "percent": 5, "narrative": "n"},
     "verification-requests": None,
     "verification": {"decision": "pass"},
+    "summaries": {"year": 2026, "text": "汇总"},
     "cancel": {"reason": "r"},
 }
 # path -> who gets through (everyone else: 403). "own" is the yuzhong department.
@@ -39,6 +40,7 @@ ALLOWED = {
     "reports": {"own"},
     "verification-requests": {"own"},
     "verification": {"verifier", "supervisor"},
+    "summaries": {"own"},
     "cancel": {"supervisor"},
 }
 
