@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from contracts import labels
 from contracts.base import OVERDUE_RANK, OverdueLevel, Stage
 from contracts.fold import AssignmentState
 from services.progress.store import READ_MODEL, task_groups
@@ -22,17 +23,9 @@ from services.progress.store import READ_MODEL, task_groups
 A = READ_MODEL.assignments
 P = READ_MODEL.programmes
 
-STAGE_LABELS = {
-    "assigned": "待签收",
-    "planning": "编制计划",
-    "plan_submitted": "计划待审",
-    "implementing": "实施中",
-    "verifying": "核验中",
-    "completed": "已办结",
-    "cancelled": "已撤销",
-}
-OVERDUE_LABELS = {"none": "正常", "blue": "蓝色督办", "yellow": "黄色督办", "red": "红色督办"}
-ROLE_LABELS = {"lead": "牵头", "cooperating": "配合", "responsible": "负责"}
+STAGE_LABELS = {key: words[0] for key, words in labels.STAGES.items()}
+OVERDUE_LABELS = {key: words[0] for key, words in labels.LEVELS.items()}
+ROLE_LABELS = {key: words[0] for key, words in labels.ROLES.items()}
 # One traffic light per assignment; the order is the legend's.
 LIGHT_LABELS = {
     "green": "按期推进",

@@ -26,6 +26,7 @@ from nats.js.api import DeliverPolicy
 from pydantic import AliasChoices, Field, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from contracts import labels
 from contracts.api import ProgrammeOut
 from contracts.events import Event
 from contracts.fold import AssignmentState
@@ -36,27 +37,7 @@ from services.shared.web import token_from
 log = structlog.get_logger()
 UNITS_TTL, RETRY_AFTER, MAX_TIMELINE = 600.0, 30.0, 5000
 
-EVENT_LABELS = {
-    "ProgrammeImported": "导入实施方案",
-    "AssignmentCreated": "下达任务",
-    "AssignmentAccepted": "签收任务",
-    "YearStarted": "进入新年度",
-    "AnnualPlanSubmitted": "提交年度计划",
-    "AnnualPlanApproved": "年度计划审核通过",
-    "AnnualPlanReturned": "年度计划退回",
-    "ProgressReported": "填报进展",
-    "CooperatingReportReceived": "收到配合单位进展",
-    "ReminderIssued": "催办",
-    "SupervisionEscalated": "督办升级",
-    "EscalationCleared": "解除督办",
-    "VerificationRequested": "申请核验",
-    "VerificationPassed": "核验通过",
-    "VerificationFailed": "核验未通过",
-    "EvaluationRecorded": "五年评估",
-    "AssignmentCompleted": "任务办结",
-    "AssignmentCancelled": "任务撤销",
-    "TaskSummarySubmitted": "牵头单位年度汇总",
-}
+EVENT_LABELS = {key: words[0] for key, words in labels.FACTS.items()}
 
 
 class DashboardSettings(BaseSettings):
