@@ -140,3 +140,21 @@ class CommandAccepted(Frozen):
     year: int
     event_ids: list[str]
     replayed: bool = False  # True when an Idempotency-Key matched an earlier submission
+
+
+class LeadTask(Frozen):
+    """A task as its lead unit (牵头单位) sees it: every assignment of the task, counted."""
+
+    programme_id: str
+    task_no: int
+    task_title: str
+    lead_unit_ids: list[str]
+    assignments: int
+    by_stage: dict[str, int]
+    overdue: dict[str, int]  # blue / yellow / red
+    reports: int
+    summary: dict[str, Any] | None = None  # the lead's latest consolidated summary (汇总)
+
+
+class LeadTaskDetail(LeadTask):
+    items: list[AssignmentDetail]  # the lead's own assignment first, then the others by unit

@@ -10,7 +10,7 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.progress import api, dashboard, readmodel, subscribers
+from services.progress import api, dashboard, lead, readmodel, subscribers, workbench
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
@@ -64,4 +64,6 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     install_liveness(app)
     app.include_router(api.router)
     app.include_router(dashboard.router)
+    app.include_router(lead.router)
+    app.include_router(workbench.router)
     return app

@@ -15,9 +15,7 @@ fails without it under CI (.ci/run installs it).
 
 from __future__ import annotations
 
-import importlib.util
 import os
-import shutil
 import tempfile
 import uuid
 from collections.abc import AsyncIterator
@@ -34,45 +32,16 @@ from contracts.catalog import DeadlineRules, Schedule
 from contracts.ids import assignment_id
 from services.shared.db import sqlite_url
 from tests.e2e.support import Stack, get_json, running_stack, serve, small_programme
+from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, why_not
 from tests.support.clock import china_today
 from tests.support.requirements import require
 from tests.support.waiting import until
 
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # The committed docs/dashboard.png is refreshed only on request (POLICYFLOW_SCREENSHOT=docs/dashboard.png),
 # so an ordinary test run leaves the work tree clean.
 SCREENSHOT = Path(os.environ.get("POLICYFLOW_SCREENSHOT") or tempfile.gettempdir() + "/policyflow-dashboard.png")
 
 
-def chromium_path() -> str | None:
-    """POLICYFLOW_CHROMIUM if set, else Debian's /usr/bin/chromium, else `chromium` on PATH."""
-    configured = os.environ.get("POLICYFLOW_CHROMIUM")
-    candidates = [configured] if configured else ["/usr/bin/chromium", shutil.which("chromium")]
-    return next((c for c in candidates if c and Path(c).is_file()), None)
-
-
-def why_not() -> str | None:
-    if chromium_path() is None:
-        where = os.environ.get("POLICYFLOW_CHROMIUM") or "/usr/bin/chromium"
-        return (
-            f"no Chromium at {where}: install Debian's browser with `sudo apt-get install chromium` "
-            "(this test never downloads a browser)"
-        )
-    if importlib.util.find_spec("playwright") is None:
-        return "the playwright package is missing: `uv sync` installs the dev dependencies"
-    return None
-
-
-CHROMIUM = chromium_path() or "/usr/bin/chromium"
 pytestmark = pytest.mark.browser
 
 
