@@ -28,7 +28,8 @@ TEMPLATES = {
     "EvaluationRecorded": "五年评估得分 {score} / five-year evaluation scored {score}",
     "AssignmentCompleted": "任务办结 / assignment completed ({year})",
     "AssignmentCancelled": "任务撤销：{reason_short} / assignment cancelled",
-    "TaskSummarySubmitted": "牵头单位提交 {year} 年度汇总（第 {revision} 版）/ lead's summary for {year}, revision {revision}",
+    "TaskSummarySubmitted": "牵头单位提交 {year} 年度汇总（第 {revision} 版）/ "
+    "lead's summary for {year}, revision {revision}",
 }
 
 

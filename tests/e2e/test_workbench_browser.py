@@ -56,7 +56,8 @@ async def dispatched(stack: Stack) -> str:
         r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
         assert r.status_code == 200 and r.json()["started"] == 7, r.text
         lead = assignment_id(body.programme_id, 1, "jw")
-        r = await c.post(f"{stack.progress_url}/v1/assignments/{lead}/accept", headers=stack.headers("department", "jw"))
+        jw = stack.headers("department", "jw")
+        r = await c.post(f"{stack.progress_url}/v1/assignments/{lead}/accept", headers=jw)
         assert r.status_code == 200, r.text
     return body.programme_id
 
