@@ -323,7 +323,7 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
             404,
             user=who,
             title="未找到任务",
-            message=f"读模型中没有任务 {assignment_id}（也可能事件尚未到达）。",
+            message=f"没有任务 {assignment_id}（若刚刚下达，请稍候刷新）。",
         )
     items, source = await src.timeline(request, state)
     reports = [i for i in items if i.get("type") == "ProgressReported"]

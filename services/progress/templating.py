@@ -9,6 +9,7 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
+from contracts import labels
 from services.progress import charts
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
@@ -48,6 +49,7 @@ def _environment() -> Environment:
         OVERDUE_CHOICES=OVERDUE_CHOICES,
         EVENT_LABELS=src.EVENT_LABELS,
         group_label=q.group_label,
+        L=labels,
     )
     return env
 

@@ -59,7 +59,7 @@ DONE = {
 
 
 def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-    for key, default in (("user", None), ("notes", []), ("L", labels)):
+    for key, default in (("user", None), ("notes", []), ("names", {})):
         context.setdefault(key, default)
     return templates.TemplateResponse(request, f"workbench/{name}", context, status_code=status)
 
@@ -264,7 +264,7 @@ async def assignment_view(
     items, source = await src.timeline(request, s)
     reports = [i["payload"] for i in items if i.get("type") == "ProgressReported"]
     reports = [r for r in reports if r.get("year") == s.year]
-    names = await src.unit_names(request, {s.unit_id})
+    names = await src.unit_names(request, {s.unit_id, who.unit_id or s.unit_id})
     done = request.query_params.get("done", "")
     return render(
         request,
@@ -396,6 +396,6 @@ async def lead_page(request: Request, programme_id: str, task_no: str) -> Respon
         message = f"{programme_id} 第 {task_no} 项任务：{exc.detail}"
         return refused(request, who, exc.status_code, title, message)
     mine = next((a for a in task.items if a.role == Role.LEAD and a.unit_id == who.unit_id), None)
-    names = await src.unit_names(request, {a.unit_id for a in task.items})
+    names = await src.unit_names(request, {a.unit_id for a in task.items} | {who.unit_id or ""} - {""})
     return render(request, "lead.html", user=who, task=task, mine=mine, names=names, now=today(),
                   due_words=due_words, key=uuid.uuid4().hex, light=q.light)  # fmt: skip
