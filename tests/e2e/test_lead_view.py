@@ -52,7 +52,7 @@ async def test_a_lead_sees_its_tasks_and_writes_the_summary_others_may_not(stack
             return [t for t in r.json() if t["programme_id"] == pid]
 
         async def all_in_read_model() -> bool:
-            return sum(t["assignments"] for t in await tasks(sup)) == 5
+            return bool(sum(t["assignments"] for t in await tasks(sup)) == 5)
 
         await until(all_in_read_model, timeout=30)
         led = await tasks(jw)
