@@ -362,7 +362,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
             request, api.Target(assignment_id, who), typed.get("key") or None, body if row.body else None, **path
         )
     except HTTPException as exc:
-        reason = f"未能提交：{exc.detail}"
+        reason = forms.refusal_words(str(exc.detail))
         fresh = await current_state(request, assignment_id) or s
         errors = {forms.refusal_field(str(exc.detail), name): reason}
         return await assignment_view(request, who, fresh, exc.status_code, typed=typed, errors=errors, form=name)

@@ -158,7 +158,8 @@ def cancel(form: Form) -> Read:
     return Read(fields={"reason": reason}, errors={} if reason else {"reason": "撤销任务须写明原因"})
 
 
-READERS: dict[str, Callable[[Form], Read]] = {
+Reader = Callable[[Form], Read]
+READERS: dict[str, Reader] = {
     "accept": lambda _form: Read(),
     "submit_plan": plan,
     "review_plan": review,
@@ -198,6 +199,39 @@ _REFUSAL_FIELDS = (
     ("score", "score"),
     ("comment", "comment"),
 )
+
+
+# The workflow's refusals are written once, in English (workflows/validation.py); the pages put the
+# gist in Chinese first, found by words that each reason always contains, and keep the reason itself.
+_REFUSAL_WORDS = (
+    ("outside the plan year", "节点日期须在计划年度内"),
+    ("appears more than once", "指标名称重复"),
+    ("is not open", "本年度计划目前不能提交"),
+    ("awaits review", "没有待审核的年度计划"),
+    ("returning a plan needs", "退回计划须写明原因"),
+    ("before the quarter begins", "该季度尚未开始，不能填报"),
+    ("is not in the approved plan", "该指标不在已批准的年度计划中"),
+    ("cannot be reported", "当前不能填报该季度进展"),
+    ("cannot be requested", "当前不能申请核验"),
+    ("nothing awaits verification", "没有待核验的工作"),
+    ("a failed verification needs", "核验不通过须写明意见"),
+    ("has no score", "核验不通过时不评分"),
+    ("evaluation year", "评估年度的得分填写有误"),
+    ("only the task's lead unit", "只有牵头单位可以撰写汇总"),
+    ("accept the assignment before", "请先签收任务"),
+    ("already accepted", "任务已签收"),
+    ("is cancelled", "任务已撤销"),
+    ("is completed", "任务已办结"),
+    ("must come from unit", "无权进行此操作"),
+    ("not uploaded", "佐证材料未上传"),
+    ("did not answer in time", "系统繁忙，请稍后重试"),
+)
+
+
+def refusal_words(reason: str) -> str:
+    """A refusal as the page shows it: the gist in Chinese, then the reason as it was given."""
+    gist = next((zh for en, zh in _REFUSAL_WORDS if en in reason), "未能提交")
+    return f"{gist}。（{reason}）"
 
 
 def refusal_field(reason: str, name: str) -> str:

@@ -112,7 +112,9 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             await district.fill("#form-submit_plan input[name=indicator_name_0]", "新建绿色建筑占比")
             await district.fill("#form-submit_plan input[name=indicator_target_0]", "７０")  # full-width digits
             await district.click("#do-submit_plan")
-            await expect(district.locator("#form-submit_plan .field-error")).to_contain_text("outside the plan year")
+            refusal = district.locator("#form-submit_plan .field-error")
+            await expect(refusal).to_contain_text("节点日期须在计划年度内。")
+            await expect(refusal).to_contain_text("outside the plan year")
             await expect(district.locator("#form-submit_plan input[name=milestone_title_0]")).to_have_value(
                 "完成绿色建筑专项规划"
             )
