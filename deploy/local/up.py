@@ -63,6 +63,7 @@ def where(stack: Stack) -> Table:
     for name in ("assignment", "progress", "audit"):
         table.add_row(f"{name} service", stack.url(name))
     table.add_row("dashboard", stack.url("progress") + "/dashboard")
+    table.add_row("workbench (units)", stack.url("progress") + "/workbench")
     table.add_row("state and logs", str(stack.config.var_dir))
     return table
 
