@@ -30,9 +30,9 @@ from temporalio.client import Client
 
 from contracts.catalog import DeadlineRules, Schedule
 from contracts.ids import assignment_id
+from deploy.local.browser import CHROMIUM, CHROMIUM_ARGS, why_not
 from services.shared.db import sqlite_url
 from tests.e2e.support import Stack, get_json, running_stack, serve, small_programme
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, why_not
 from tests.support.clock import china_today
 from tests.support.requirements import require
 from tests.support.waiting import until

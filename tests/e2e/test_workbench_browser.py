@@ -23,8 +23,8 @@ import pytest
 from temporalio.client import Client
 
 from contracts.ids import assignment_id
+from deploy.local.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, artefacts, why_not
 from tests.e2e.support import Stack, running_stack, small_programme
-from tests.support.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, artefacts, why_not
 from tests.support.clock import china_today
 from tests.support.requirements import require
 

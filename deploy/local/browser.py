@@ -1,4 +1,4 @@
-"""Debian's Chromium for the browser tests: where it is, and why a test cannot run without it.
+"""Debian's Chromium for the browser tests and the README's screenshots: where it is, and why not.
 
 No browser is ever downloaded: POLICYFLOW_CHROMIUM, else /usr/bin/chromium (`apt-get install
 chromium`, which .ci/run does), else `chromium` on PATH. Playwright drives it.
@@ -11,6 +11,10 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.async_api import ViewportSize
 
 CHROMIUM_ARGS = [
     "--headless",
@@ -22,8 +26,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-DESKTOP = {"width": 1280, "height": 900}
-PHONE = {"width": 375, "height": 812}
+DESKTOP: ViewportSize = {"width": 1280, "height": 900}
+PHONE: ViewportSize = {"width": 375, "height": 812}
 
 
 def chromium_path() -> str | None:
