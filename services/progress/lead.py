@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request
-from sqlalchemy import select
+from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.api import LeadTask, LeadTaskDetail
@@ -26,12 +26,16 @@ router = APIRouter(tags=["lead"])
 A = READ_MODEL.assignments
 
 
+def lead_first(s: AssignmentState) -> tuple[bool, str]:
+    return s.role != Role.LEAD, s.unit_id
+
+
 async def task_states(engine: AsyncEngine, programme_id: str, task_no: int) -> list[AssignmentState]:
     """Every assignment of one task, the lead's first, then by unit."""
     q = select(A.c.state).where(A.c.programme_id == programme_id, A.c.task_no == task_no)
     async with engine.connect() as conn:
         states = [AssignmentState.model_validate_json(raw) for raw in (await conn.execute(q)).scalars()]
-    return sorted(states, key=lambda s: (s.role != Role.LEAD, s.unit_id))
+    return sorted(states, key=lead_first)
 
 
 async def led_tasks(engine: AsyncEngine, unit_id: str | None) -> list[tuple[str, int]]:
@@ -104,10 +108,16 @@ async def tasks_for(engine: AsyncEngine, caller: Principal, unit_id: str | None)
         if unit_id is not None and unit_id != caller.unit_id:
             raise HTTPException(403, f"unit {caller.unit_id} may not list the tasks unit {unit_id} leads")
         unit_id = caller.unit_id
-    out = []
-    for programme_id, task_no in await led_tasks(engine, unit_id):
-        out.append(overview(await task_states(engine, programme_id, task_no)))
-    return out
+    pairs = await led_tasks(engine, unit_id)
+    if not pairs:
+        return []
+    q = select(A.c.state).where(tuple_(A.c.programme_id, A.c.task_no).in_(pairs))
+    by_task: dict[tuple[str, int], list[AssignmentState]] = {pair: [] for pair in pairs}
+    async with engine.connect() as conn:
+        for raw in (await conn.execute(q)).scalars():
+            s = AssignmentState.model_validate_json(raw)
+            by_task[(s.programme_id, s.task_no)].append(s)
+    return [overview(sorted(states, key=lead_first)) for states in by_task.values()]
 
 
 @router.get("/v1/lead/tasks", response_model=list[LeadTask], summary="牵头任务 the tasks a unit leads")
