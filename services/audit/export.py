@@ -6,12 +6,16 @@ A bundle is a directory:
 - ``checkpoints.json``: ``{"items": [signed checkpoints...]}``;
 - ``audit-checkpoint-public.pem``: the Ed25519 key the checkpoints are signed with
   (an auditor should compare it with one obtained out of band, or pass ``--public-key``);
-- ``manifest.json``: where and when it was exported, and how many entries.
+- ``manifest.json``: where and when it was exported, and how many entries;
+- with ``--evidence``, ``evidence/<sha256>``: every evidence file named by an exported
+  ProgressReported entry, fetched from the progress service, and ``evidence/manifest.json``
+  (name, size, media type of each, and any the service could not give).
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -26,6 +30,7 @@ LEDGER_FILE = "ledger.jsonl"
 CHECKPOINTS_FILE = "checkpoints.json"
 PUBLIC_KEY_FILE = "audit-checkpoint-public.pem"
 MANIFEST_FILE = "manifest.json"
+EVIDENCE_DIR = "evidence"
 
 
 class BundleError(Exception):
@@ -173,3 +178,114 @@ def export_bundle(
 
 def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat()
+
+
+def named_evidence(ledger: Path) -> dict[str, dict[str, Any]]:
+    """sha256 -> name, size and assignments of every evidence file the ledger's reports name."""
+    named: dict[str, dict[str, Any]] = {}
+    for _, raw in read_lines(ledger):
+        try:
+            line = orjson.loads(raw)
+            if line.get("type") != "ProgressReported":
+                continue
+            event = orjson.loads(line["canonical"])
+        except (orjson.JSONDecodeError, AttributeError, KeyError, TypeError):
+            continue  # not this check's to judge: verify_bundle names a broken line
+        for e in (event.get("payload") or {}).get("evidence") or []:
+            entry = named.setdefault(e["sha256"], {"name": e["name"], "size": e["size"], "assignment_ids": []})
+            aid = line.get("assignment_id") or event.get("assignment_id")
+            if aid not in entry["assignment_ids"]:
+                entry["assignment_ids"].append(aid)
+    return named
+
+
+def export_evidence(client: Any, directory: Path, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Fetch every evidence file the exported ledger names into `evidence/<sha256>`, with an
+    `httpx.Client` on the progress service whose token may read them (an auditor's). A file is
+    checked against its hash as it arrives; one the service does not have is listed as unavailable."""
+    named = named_evidence(directory / LEDGER_FILE)
+    folder = directory / EVIDENCE_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    files, unavailable = [], []
+    for n, (sha, entry) in enumerate(sorted(named.items()), start=1):
+        media_type, reason = None, ""
+        for aid in entry["assignment_ids"]:
+            media_type, reason = _fetch(client, f"/v1/assignments/{aid}/evidence/{sha}", folder, sha)
+            if media_type is not None:
+                break
+        if media_type is None:
+            unavailable.append({"sha256": sha, "name": entry["name"], "reason": reason})
+        else:
+            files.append({"sha256": sha, "name": entry["name"], "size": entry["size"], "media_type": media_type})
+        if progress is not None:
+            progress(n, len(named))
+    manifest = {"service": str(client.base_url), "files": files, "unavailable": unavailable}
+    (folder / MANIFEST_FILE).write_text(json.dumps(manifest, ensure_ascii=False, indent=1), encoding="utf-8")
+    return manifest
+
+
+def _fetch(client: Any, path: str, folder: Path, sha: str) -> tuple[str | None, str]:
+    """(media type, "") once the file is saved; (None, why) when the service has no such file."""
+    partial = folder / f"{sha}.partial"
+    digest = hashlib.sha256()
+    with client.stream("GET", path) as response:
+        if response.status_code == 404:
+            response.read()
+            return None, f"the progress service has no such file ({response.status_code})"
+        response.raise_for_status()
+        with partial.open("wb") as out:
+            for chunk in response.iter_bytes(1 << 20):
+                digest.update(chunk)
+                out.write(chunk)
+    if digest.hexdigest() != sha:
+        partial.unlink()
+        return None, "the progress service sent bytes that do not match the hash"
+    partial.replace(folder / sha)
+    return str(response.headers.get("content-type", "")), ""
+
+
+@dataclass(frozen=True)
+class EvidenceResult:
+    checked: int
+    problems: list[str]  # one line per file altered or missing, naming it
+    unavailable: list[str]  # files the service could not give when the bundle was exported
+
+
+def verify_evidence(directory: Path) -> EvidenceResult | None:
+    """Every evidence file the ledger names against its hash and size (None: exported without evidence).
+    The ledger is the reference, not the evidence manifest, which is unsigned."""
+    folder = directory / EVIDENCE_DIR
+    if not folder.is_dir():
+        return None
+    try:
+        manifest = json.loads((folder / MANIFEST_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        manifest = {}
+    gone = {u.get("sha256"): u for u in manifest.get("unavailable", []) if isinstance(u, dict)}
+    problems, unavailable, checked = [], [], 0
+    for sha, entry in sorted(named_evidence(directory / LEDGER_FILE).items()):
+        what = f"evidence {entry['name']} ({sha})"
+        path = folder / sha
+        if sha in gone and not path.exists():
+            unavailable.append(f"{what}: {gone[sha].get('reason', 'not exported')}")
+            continue
+        try:
+            digest, size = _hash_file(path)
+        except OSError:
+            problems.append(f"{what} is missing from the bundle")
+            continue
+        checked += 1
+        if digest != sha:
+            problems.append(f"{what} was altered: its content no longer has that hash")
+        elif size != entry["size"]:
+            problems.append(f"{what} is {size} bytes, the report says {entry['size']}")
+    return EvidenceResult(checked, problems, unavailable)
+
+
+def _hash_file(path: Path) -> tuple[str, int]:
+    digest, size = hashlib.sha256(), 0
+    with path.open("rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size

@@ -16,10 +16,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from services.audit.export import BundleError, export_bundle, open_bundle, verify_bundle
+from services.audit.export import (
+    BundleError,
+    export_bundle,
+    export_evidence,
+    open_bundle,
+    verify_bundle,
+    verify_evidence,
+)
 
 app = typer.Typer(no_args_is_help=True, help="audit commands")
 DEFAULT_URL = "http://127.0.0.1:8103"
+DEFAULT_PROGRESS_URL = "http://127.0.0.1:8102"
 
 
 def _fail(message: str, code: int = 2) -> NoReturn:
@@ -37,8 +45,12 @@ def export(
     directory: Annotated[Path, typer.Argument(help="directory to write ledger.jsonl, checkpoints and key into")],
     url: Annotated[str | None, typer.Option(help="audit service [env POLICYFLOW_AUDIT_URL]")] = None,
     token: Annotated[str | None, typer.Option(help="bearer token [env POLICYFLOW_TOKEN]")] = None,
+    evidence: Annotated[
+        bool, typer.Option("--evidence", help="also fetch every evidence file the reports name (progress service)")
+    ] = False,
+    progress_url: Annotated[str | None, typer.Option(help="progress service [env POLICYFLOW_PROGRESS_URL]")] = None,
 ) -> None:
-    """Download the whole ledger (JSONL), the signed checkpoints and the public key."""
+    """Download the whole ledger (JSONL), the signed checkpoints and the public key (and the evidence files)."""
     base = url or os.environ.get("POLICYFLOW_AUDIT_URL") or DEFAULT_URL
     bearer = token or os.environ.get("POLICYFLOW_TOKEN")
     if not bearer:
@@ -63,6 +75,29 @@ def export(
         f"exported {manifest['entries']} entries and {manifest['checkpoints']} checkpoints "
         f"(latest covers {manifest['latest_checkpoint']}) to {directory}"
     )
+    if evidence:
+        _export_evidence(directory, progress_url or os.environ.get("POLICYFLOW_PROGRESS_URL") or DEFAULT_PROGRESS_URL,
+                         headers)  # fmt: skip
+
+
+def _export_evidence(directory: Path, base: str, headers: dict[str, str]) -> None:
+    try:
+        with (
+            httpx.Client(base_url=base, headers=headers, timeout=httpx.Timeout(30, read=120)) as client,
+            _progress(MofNCompleteColumn(), TimeRemainingColumn()) as bar,
+        ):
+            task = bar.add_task("evidence", total=None)
+            found = export_evidence(client, directory, lambda n, total: bar.update(task, completed=n, total=total))
+    except httpx.HTTPStatusError as exc:
+        detail = exc.response.text[:300].strip()
+        _fail(f"{exc.request.method} {exc.request.url.path}: HTTP {exc.response.status_code} {detail}")
+    except httpx.HTTPError as exc:
+        _fail(f"cannot reach the progress service at {base}: {exc}")
+    except OSError as exc:
+        _fail(f"cannot write {directory}: {exc.strerror}")
+    typer.echo(f"exported {len(found['files'])} evidence files to {directory / 'evidence'}")
+    for u in found["unavailable"]:
+        typer.echo(f"warning: evidence {u['name']} ({u['sha256']}) not exported: {u['reason']}", err=True)
 
 
 @app.command()
@@ -75,7 +110,8 @@ def verify(
         bool, typer.Option(help="also re-canonicalise every event (RFC 8785) and compare it with the stored bytes")
     ] = False,
 ) -> None:
-    """Check an export offline: the hash chain, each checkpoint's Merkle root and signature."""
+    """Check an export offline: the hash chain, each checkpoint's Merkle root and signature, and the
+    evidence files (when exported with them) against the hashes the reports name."""
     try:
         bundle = open_bundle(directory, public_key)  # before the bar: an unusable input is one clean line
         with _progress(DownloadColumn(), TimeRemainingColumn()) as bar:
@@ -88,6 +124,15 @@ def verify(
         typer.echo(f"TAMPERED: {where}: {result.reason}", err=True)
         raise typer.Exit(1)
     tail = f"; {result.unsigned_tail} newer entries are chained but not yet signed" if result.unsigned_tail else ""
+    files = verify_evidence(directory)
+    if files is not None:
+        for line in files.unavailable:
+            typer.echo(f"warning: {line} (not in the bundle)", err=True)
+        if files.problems:
+            for line in files.problems:
+                typer.echo(f"TAMPERED: {line}", err=True)
+            raise typer.Exit(1)
+        tail += f"; {files.checked} evidence files match their hashes"
     typer.echo(
         f"OK{' (strict)' if strict else ''}: {result.count} entries, head {result.head}, "
         f"{result.checkpoints_checked} signed checkpoints match (latest covers {result.latest_checkpoint}){tail}"

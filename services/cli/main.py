@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import typer
 
-from services.cli import admin, audit, contracts_cmd, docs_cmd, ops, programme, tokens
+from services.cli import admin, audit, contracts_cmd, docs_cmd, evidence, ops, programme, tokens
 
 app = typer.Typer(no_args_is_help=True, help="policyflow: supervised, auditable implementation of a government plan.")
 app.add_typer(programme.app, name="programme", help="Parse, check and import programmes from policy text.")
 app.add_typer(tokens.app, name="token", help="Issue dev tokens for the local stack.")
 app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSON Schema.")
 app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
+app.add_typer(evidence.app, name="evidence", help="Evidence files (佐证材料): upload, list, download.")
 app.add_typer(admin.app, name="admin", help="Operators: rebuild read models.")
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)

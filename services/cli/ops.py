@@ -6,7 +6,6 @@ stderr (`error: 409 ...`) and exit code 1.
 
 from __future__ import annotations
 
-import hashlib
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -15,6 +14,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.cli import evidence as evidence_cli
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import (
     AsJson,
@@ -118,17 +118,6 @@ def plan_submit(
     _command(token, as_json, key, f"/v1/assignments/{assignment}/plans", body)
 
 
-def _evidence(path: Path) -> dict[str, Any]:
-    digest = hashlib.sha256()
-    try:
-        with path.open("rb") as f:
-            for chunk in iter(lambda: f.read(1 << 20), b""):
-                digest.update(chunk)
-    except OSError as exc:
-        raise ApiError(0, f"cannot read evidence {path}: {exc}") from exc
-    return {"name": path.name, "sha256": digest.hexdigest(), "size": path.stat().st_size}
-
-
 def _value(text: str) -> dict[str, Any]:
     name, sep, value = text.rpartition("=")
     try:
@@ -148,20 +137,24 @@ def report(
     percent: Annotated[float, typer.Option(min=0, max=100, help="share of the year's work done")],
     narrative: Annotated[str, typer.Option(help="what was done")],
     value: Annotated[list[str] | None, typer.Option(help="indicator value name=number (repeatable)")] = None,
-    evidence: Annotated[list[Path] | None, typer.Option(help="evidence file; its sha256 and size are sent")] = None,
+    evidence: Annotated[list[Path] | None, typer.Option(help="evidence file, uploaded first (repeatable)")] = None,
     token: Token = None,
     as_json: AsJson = False,
     key: Key = None,
 ) -> None:
-    """Report progress (进展填报), with evidence files identified by sha256."""
-    body = {
-        "period": period,
-        "percent": percent,
-        "narrative": narrative,
-        "indicator_values": [_value(v) for v in value or []],
-        "evidence": [_evidence(p) for p in evidence or []],
-    }
-    _command(token, as_json, key, f"/v1/assignments/{assignment}/reports", body)
+    """Report progress (进展填报); evidence files are uploaded first and named by the hashes the service answers."""
+    values = [_value(v) for v in value or []]
+    with Client(Config.load(token)) as c:
+        files = [evidence_cli.upload(c, assignment, p) for p in evidence or []]
+        body = {
+            "period": period,
+            "percent": percent,
+            "narrative": narrative,
+            "indicator_values": values,
+            "evidence": [{"name": f["name"], "sha256": f["sha256"], "size": f["size"]} for f in files],
+        }
+        data = c.request("progress", "POST", f"/v1/assignments/{assignment}/reports", json=body, idempotency_key=key)
+    emit(data, as_json, accepted)
 
 
 def _current_year(token: str | None, assignment: str) -> int:

@@ -4,6 +4,7 @@ workflow update; status comes from the read model."""
 from __future__ import annotations
 
 import inspect
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -58,6 +59,11 @@ class Allowed:
 # assignment. Refuse it here, leaving room for the envelope and the facts' own fields.
 MAX_COMMAND_BYTES = int(str(event_stream_config()["max_msg_size"])) - 16 * 1024
 
+# A check of a row's command against what this service keeps, by row name, before the update is sent
+# (evidence.py: a report names only files uploaded for its assignment). It raises HTTPException.
+CommandCheck = Callable[[Request, str, BaseModel], Awaitable[None]]
+COMMAND_CHECKS: dict[str, CommandCheck] = {}
+
 
 class CommandEndpoint:
     """The endpoint of one row of the command table: `POST /v1/assignments/{assignment_id}<row.path>`.
@@ -105,6 +111,9 @@ class CommandEndpoint:
                 f"{row.what} would be recorded as an event of about {size} bytes; an event holds at most "
                 f"{MAX_COMMAND_BYTES}: shorten the narrative, the names or the lists",
             )
+        check = COMMAND_CHECKS.get(row.name)
+        if check is not None:
+            await check(request, target.assignment_id, command)
         settings = request.app.state.settings
         outcome = await run_update(
             request.app.state.temporal,

@@ -10,14 +10,15 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.progress import api, dashboard, lead, readmodel, subscribers, workbench
+from services.progress import api, dashboard, evidence, lead, readmodel, subscribers, workbench
+from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
-from services.shared.web import install_error_handlers, install_liveness
+from services.shared.web import allow_larger_body, install_error_handlers, install_liveness
 
 log = structlog.get_logger()
 
@@ -32,6 +33,12 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
+        app.state.blobs = blob_store(
+            settings.evidence_path(),
+            settings.evidence_s3_bucket,
+            settings.evidence_s3_endpoint_url,
+            settings.evidence_s3_prefix,
+        )
         cache_bytes = int(settings.answer_cache_mib * 2**20)
         app.state.status_reader = readmodel.StatusReader(engine, cache_bytes, settings.read_model_durable)
         app.state.temporal = await connect_with(settings)
@@ -63,6 +70,8 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_liveness(app)
     app.include_router(api.router)
+    app.include_router(evidence.router)
+    allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)
     app.include_router(dashboard.router)
     app.include_router(lead.router)
     app.include_router(workbench.router)

@@ -39,6 +39,13 @@ class ProgressSettings(TemporalConnectionSettings):
     )
     # Status pages and read-model details kept until the read model changes (answers.py); 0: off.
     answer_cache_mib: float = Field(default=16.0, ge=0, le=4096, validation_alias=AliasChoices("ANSWER_CACHE_MIB"))
+    # Evidence files (佐证材料): a directory under POLICYFLOW_VAR unless an S3 bucket is named.
+    evidence_dir: Path | None = Field(default=None, validation_alias=AliasChoices("EVIDENCE_DIR"))
+    evidence_s3_bucket: str | None = Field(default=None, validation_alias=AliasChoices("EVIDENCE_S3_BUCKET"))
+    evidence_s3_endpoint_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("EVIDENCE_S3_ENDPOINT_URL")
+    )
+    evidence_s3_prefix: str = Field(default="evidence/", validation_alias=AliasChoices("EVIDENCE_S3_PREFIX"))
     update_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("UPDATE_TIMEOUT_SECONDS"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     # HTTP worker processes on one socket (uvicorn's supervisor restarts any that dies). All
@@ -47,6 +54,9 @@ class ProgressSettings(TemporalConnectionSettings):
 
     def db_url(self) -> str:
         return self.database_url or sqlite_url(self.var_dir / "progress.sqlite")
+
+    def evidence_path(self) -> Path:
+        return self.evidence_dir or self.var_dir / "evidence"
 
     def keys(self) -> Path:
         return self.key_dir or self.var_dir / "keys"

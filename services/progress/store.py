@@ -1,6 +1,8 @@
-"""The progress service's database: the read model tables and the task-group cache."""
+"""The progress service's database: the read model tables, the task-group cache and the evidence files."""
 
-from sqlalchemy import Index, String, Text, delete, select
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, Index, String, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -43,6 +45,24 @@ class TaskGroup(ProgressModel, table=True):
 
 
 task_groups = table_of(TaskGroup)
+
+
+class EvidenceFile(ProgressModel, table=True):
+    """Not event-sourced: a file uploaded as evidence for an assignment. The content is kept once by
+    its hash (services/progress/blobs.py); a report may name only files recorded here for it."""
+
+    __tablename__ = "evidence_files"
+
+    assignment_id: str = Field(primary_key=True, sa_type=String(200))
+    sha256: str = Field(primary_key=True, sa_type=String(64))
+    name: str = Field(sa_type=Text)
+    media_type: str = Field(sa_type=String(100))
+    size: int = Field(sa_type=BigInteger)
+    uploaded_by: str = Field(sa_type=String(200))
+    uploaded_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
+evidence_files = table_of(EvidenceFile)
 
 
 async def create_tables(engine: AsyncEngine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import structlog
@@ -72,17 +73,26 @@ class BodyLimit:
         self.app = app
         self.limit = limit
 
-    def _too_large(self, scope: Scope) -> HTTPException:
-        log.warning("request.too_large", path=scope.get("path"), limit=self.limit)
-        return HTTPException(413, f"body larger than {self.limit} bytes")
+    def _limit(self, scope: Scope) -> tuple[int, str]:
+        """The limit and the refusal for this path: an upload route's own (allow_larger_body), or the default."""
+        state = getattr(scope.get("app"), "state", None)
+        for pattern, limit, message in getattr(state, "larger_bodies", ()):
+            if pattern.fullmatch(scope.get("path", "")):
+                return limit, message
+        return self.limit, f"body larger than {self.limit} bytes"
+
+    def _too_large(self, scope: Scope, limit: int, message: str) -> HTTPException:
+        log.warning("request.too_large", path=scope.get("path"), limit=limit)
+        return HTTPException(413, message)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        limit, refusal = self._limit(scope)
         length = Headers(scope=scope).get("content-length")
-        if length and length.isdigit() and int(length) > self.limit:
-            err = self._too_large(scope)
+        if length and length.isdigit() and int(length) > limit:
+            err = self._too_large(scope, limit, refusal)
             await JSONResponse({"detail": err.detail}, status_code=413)(scope, receive, send)
             return
         seen = 0
@@ -91,11 +101,17 @@ class BodyLimit:
             nonlocal seen
             message = await receive()
             seen += len(message.get("body", b""))
-            if seen > self.limit:
-                raise self._too_large(scope)
+            if seen > limit:
+                raise self._too_large(scope, limit, refusal)
             return message
 
         await self.app(scope, counted, send)
+
+
+def allow_larger_body(app: FastAPI, path: str, limit: int, message: str) -> None:
+    """Requests whose path matches the regular expression `path` may carry up to `limit` bytes
+    (an upload route); a larger one is refused with `message`."""
+    app.state.larger_bodies = (*getattr(app.state, "larger_bodies", ()), (re.compile(path), limit, message))
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -103,14 +103,19 @@ def test_unreachable_service_is_one_line(monkeypatch: pytest.MonkeyPatch, calls:
     assert len(result.output.strip().splitlines()) == 1
 
 
-def test_report_hashes_evidence_and_retries_with_the_same_key(
+def test_report_uploads_evidence_first_and_retries_with_the_same_key(
     monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request], tmp_path: Path
 ) -> None:
     evidence = tmp_path / "统计表.csv"
     evidence.write_bytes(b"a,b\n1,2\n")
+    digest = hashlib.sha256(b"a,b\n1,2\n").hexdigest()
     attempts = {"n": 0}
 
     def flaky(request: httpx.Request) -> Any:
+        if request.url.path.endswith("/evidence"):
+            assert b"a,b\n1,2\n" in request.read()
+            record = {"name": "统计表.csv", "sha256": digest, "size": 8, "media_type": "application/zip"}
+            return httpx.Response(201, json=record)
         attempts["n"] += 1
         if attempts["n"] == 1:
             raise httpx.ReadTimeout("slow", request=request)
@@ -136,9 +141,12 @@ def test_report_hashes_evidence_and_retries_with_the_same_key(
         ],
     )
     assert result.exit_code == 0, result.output
-    assert len(calls) == 2 and calls[0].headers["idempotency-key"] == calls[1].headers["idempotency-key"]
-    body = json.loads(calls[1].content)
-    assert body["evidence"] == [{"name": "统计表.csv", "sha256": hashlib.sha256(b"a,b\n1,2\n").hexdigest(), "size": 8}]
+    assert [c.url.path for c in calls] == ["/v1/assignments/p.t03.yuzhong/evidence"] + 2 * [
+        "/v1/assignments/p.t03.yuzhong/reports"
+    ]
+    assert calls[1].headers["idempotency-key"] == calls[2].headers["idempotency-key"]
+    body = json.loads(calls[2].content)
+    assert body["evidence"] == [{"name": "统计表.csv", "sha256": digest, "size": 8}]
     assert body["indicator_values"] == [{"name": "绿色建筑占比", "value": 68.0}]
     assert "planning" in result.output
 
