@@ -135,8 +135,11 @@ async def drive(services: Services) -> dict[str, str]:
             "percent": 100,
             "narrative": "新建建筑中绿色建筑占比达到 72%",
             "indicator_values": [{"name": "绿色建筑占比", "value": 72}],
-            "evidence": [{"name": "验收报告.pdf", "sha256": "b" * 64, "size": 40960}],
         }
+        files = {"file": ("验收报告.pdf", b"%PDF-1.7\n%%EOF\n")}
+        up = await c.post(f"{done}/evidence", files=files, headers=yz)  # a report names only uploaded evidence
+        assert up.status_code == 201, up.text
+        report["evidence"] = [{k: up.json()[k] for k in ("name", "sha256", "size")}]
         await ok(f"{done}/reports", yz, report)
         await ok(f"{done}/verification-requests", yz, {"note": "年度任务已完成"})
         assert (await ok(f"{done}/verification", ver, {"decision": "pass", "findings": "通过"}))["stage"] == "completed"

@@ -35,7 +35,7 @@ def report_for(year: int) -> dict[str, Any]:
         "percent": 60,
         "narrative": "新建建筑中绿色建筑占比达到 68%",
         "indicator_values": [{"name": "绿色建筑占比", "value": 68}],
-        "evidence": [{"name": "统计表.xlsx", "sha256": "a" * 64, "size": 2048}],
+        "evidence": [],
     }
 
 
@@ -96,6 +96,11 @@ async def test_a_district_year_from_inbox_to_next_year(stack: Stack, programme: 
             "implementing"
         )
 
+        # A report names only evidence uploaded for the assignment.
+        files = {"file": ("统计表.pdf", b"%PDF-1.7\n%%EOF\n")}
+        up = await c.post(f"{p}/v1/assignments/{aid}/evidence", files=files, headers=district)
+        assert up.status_code == 201, up.text
+        report["evidence"] = [{k: up.json()[k] for k in ("name", "sha256", "size")}]
         key = f"report-{uuid.uuid4()}"
         first = await cmd("/reports", district, report, **{"Idempotency-Key": key})
         retried = await cmd("/reports", district, report, **{"Idempotency-Key": key})

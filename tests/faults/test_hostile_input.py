@@ -646,8 +646,15 @@ async def test_odd_unicode_is_stored_exactly_or_refused(world: World, http: http
     unit = aid.rsplit(".", 1)[1]
     outcomes: dict[str, str] = {}
     sent: dict[str, str] = {}  # event id -> narrative
+    # A report names only evidence uploaded for the assignment; the name it gives the file is its own.
+    files = {"file": ("报告.pdf", b"%PDF-1.7\n%%EOF\n")}
+    up = await http.post(
+        f"{s.url('progress')}/v1/assignments/{aid}/evidence", files=files, headers=s.headers("department", unit)
+    )
+    assert up.status_code in (200, 201), up.text
+    uploaded = {"sha256": up.json()["sha256"], "size": up.json()["size"]}
     for i, (name, text) in enumerate(ODD_BUT_VALID.items()):
-        evidence = [{"name": f"报告\u202e{i}fdp.exe", "sha256": SHA, "size": i}]
+        evidence = [{"name": f"报告\u202e{i}fdp.exe", **uploaded}]
         body = {"period": QUARTER, "percent": 50 + i, "narrative": text, "evidence": evidence}
         mark = s.log_mark("progress")
         r = await http.post(
