@@ -38,3 +38,4 @@ def event_stream_config(replicas: int = 1) -> dict[str, object]:
 
 
 INBOX_DURABLE = "assignment-inbox"
+NOTIFY_DURABLE = "notify-deliveries"

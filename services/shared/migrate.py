@@ -43,11 +43,16 @@ from services.shared.db import async_url, make_engine
 
 log = structlog.get_logger("migrate")
 
-SERVICES = ("assignment", "progress", "audit")
+SERVICES = ("assignment", "progress", "audit", "notify")
 INITIAL_REVISION = "0001"
 # A table the initial revision creates: present without a version table means a database
 # from before migrations (create_all), to be adopted by stamping INITIAL_REVISION.
-ADOPT_MARKER = {"assignment": "programmes", "progress": "task_groups", "audit": "ledger"}
+ADOPT_MARKER = {
+    "assignment": "programmes",
+    "progress": "task_groups",
+    "audit": "ledger",
+    "notify": "notify_deliveries",
+}
 SERVICES_DIR = Path(__file__).resolve().parents[1]
 
 

@@ -1,0 +1,250 @@
+"""HTTP routes of the notification service: subscriptions, the deliveries, the dead letters.
+
+A unit manages its own subscriptions and sees its own deliveries; supervisors do both for any
+unit, have subscriptions of their own (red escalations), and see and re-send dead letters.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Query, Request
+from fastapi.responses import JSONResponse
+from sqlalchemy import delete, func, select, text, update
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.api import Page
+from contracts.base import UserRole
+from contracts.notify import DeliveryOut, DeliveryStatus, SubscriptionsIn, SubscriptionsOut, WebhookOut
+from services.notify.addresses import AddressRefused, check_email, check_webhook_url
+from services.notify.store import SUPERVISORS, deliveries, positions, subscriptions, utc
+from services.shared.auth import Principal
+from services.shared.web import principal, require_role, require_unit
+
+router = APIRouter()
+Caller = Annotated[Principal, Depends(principal)]
+Limit = Annotated[int, Query(ge=1, le=500)]
+Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]
+UNIT_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def engine_of(request: Request) -> AsyncEngine:
+    return request.app.state.engine  # type: ignore[no-any-return]
+
+
+class Invalid(Exception):
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field, self.message = field, message
+
+
+def install_invalid_handler(app: FastAPI) -> None:
+    @app.exception_handler(Invalid)
+    async def _invalid(_request: Request, exc: Invalid) -> JSONResponse:
+        return invalid(exc.field, exc.message)
+
+
+def invalid(field: str, message: str) -> JSONResponse:
+    """The same 422 shape as request validation errors (services.shared.web)."""
+    return JSONResponse(
+        {"detail": f"{field}: {message}", "errors": [{"field": field, "message": message}]}, status_code=422
+    )
+
+
+def _mask(secret: str) -> str:
+    return f"{secret[:6]}…{secret[-4:]}"
+
+
+def _checked(body: SubscriptionsIn, allow_private: bool) -> tuple[list[str], list[str]]:
+    emails: list[str] = []
+    urls: list[str] = []
+    for i, address in enumerate(body.emails):
+        try:
+            emails.append(check_email(address))
+        except AddressRefused as exc:
+            raise Invalid(f"emails.{i}", str(exc)) from None
+    for i, hook in enumerate(body.webhooks):
+        try:
+            urls.append(check_webhook_url(hook.url, allow_private))
+        except AddressRefused as exc:
+            raise Invalid(f"webhooks.{i}.url", str(exc)) from None
+    return list(dict.fromkeys(emails)), list(dict.fromkeys(urls))
+
+
+async def _read(engine: AsyncEngine, owner: str, shown: dict[str, str] | None = None) -> SubscriptionsOut:
+    async with engine.connect() as conn:
+        rows = (
+            await conn.execute(
+                select(subscriptions).where(subscriptions.c.owner == owner).order_by(subscriptions.c.created_at)
+            )
+        ).all()
+    shown = shown or {}
+    emails = [r.address for r in rows if r.channel == "email"]
+    hooks = [
+        WebhookOut(
+            url=r.address, secret=shown.get(r.address) or _mask(r.secret or ""), secret_shown_once=r.address in shown
+        )
+        for r in rows
+        if r.channel == "webhook"
+    ]
+    return SubscriptionsOut(owner=owner, emails=emails, webhooks=hooks)
+
+
+async def _replace(request: Request, owner: str, body: SubscriptionsIn) -> SubscriptionsOut:
+    emails, urls = _checked(body, request.app.state.settings.allow_private_urls)
+    engine = engine_of(request)
+    now = dt.datetime.now(dt.UTC)
+    new_secrets: dict[str, str] = {}
+    async with engine.begin() as conn:
+        kept = {
+            r.address
+            for r in await conn.execute(
+                select(subscriptions.c.address).where(
+                    subscriptions.c.owner == owner, subscriptions.c.channel == "webhook"
+                )
+            )
+        }
+        await conn.execute(
+            delete(subscriptions).where(
+                subscriptions.c.owner == owner,
+                (subscriptions.c.channel == "email") | subscriptions.c.address.not_in(urls),
+            )
+        )
+        rows: list[dict[str, Any]] = [
+            {"owner": owner, "channel": "email", "address": e, "secret": None, "created_at": now} for e in emails
+        ]
+        for url in urls:
+            if url not in kept:
+                new_secrets[url] = "whsec_" + secrets.token_hex(24)
+                rows.append(
+                    {
+                        "owner": owner,
+                        "channel": "webhook",
+                        "address": url,
+                        "secret": new_secrets[url],
+                        "created_at": now,
+                    }
+                )
+        if rows:
+            await conn.execute(subscriptions.insert(), rows)
+    return await _read(engine, owner, new_secrets)
+
+
+def _unit_owner(caller: Principal, unit_id: str) -> str:
+    require_role(caller, UserRole.DEPARTMENT, UserRole.SUPERVISOR)
+    if not UNIT_ID.match(unit_id):
+        raise Invalid("unit_id", "单位编号只能由字母、数字、点、下划线和连字符组成 (not a unit id)")
+    require_unit(caller, unit_id)
+    return unit_id
+
+
+@router.put("/v1/units/{unit_id}/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
+async def put_unit_subscriptions(
+    request: Request, caller: Caller, unit_id: str, body: SubscriptionsIn
+) -> SubscriptionsOut:
+    """Replace the unit's e-mail addresses and webhooks; the answer shows each new webhook's secret once."""
+    return await _replace(request, _unit_owner(caller, unit_id), body)
+
+
+@router.get("/v1/units/{unit_id}/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
+async def get_unit_subscriptions(request: Request, caller: Caller, unit_id: str) -> SubscriptionsOut:
+    return await _read(engine_of(request), _unit_owner(caller, unit_id))
+
+
+@router.put("/v1/supervisors/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
+async def put_supervisor_subscriptions(request: Request, caller: Caller, body: SubscriptionsIn) -> SubscriptionsOut:
+    """The supervisors' own addresses: red escalations of every unit go there too."""
+    require_role(caller, UserRole.SUPERVISOR)
+    return await _replace(request, SUPERVISORS, body)
+
+
+@router.get("/v1/supervisors/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
+async def get_supervisor_subscriptions(request: Request, caller: Caller) -> SubscriptionsOut:
+    require_role(caller, UserRole.SUPERVISOR)
+    return await _read(engine_of(request), SUPERVISORS)
+
+
+def _out(row: Any, now: dt.datetime) -> DeliveryOut:
+    held = utc(row.not_before)
+    pending = row.status == "pending"
+    return DeliveryOut(
+        delivery_id=row.id, event_id=row.event_id, event_type=row.event_type, unit_id=row.unit_id,
+        assignment_id=row.assignment_id, channel=row.channel, recipient=row.recipient, level=row.level,
+        subject=row.subject, status=row.status, held_until=held if pending and held and held > now else None,
+        attempts=row.attempts, next_attempt_at=utc(row.next_attempt_at) if pending else None,
+        last_error=row.last_error, created_at=utc(row.created_at), sent_at=utc(row.sent_at),
+    )  # fmt: skip
+
+
+async def _page(request: Request, where: list[Any], limit: int, offset: int) -> Page[DeliveryOut]:
+    async with engine_of(request).connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(deliveries).where(*where))).scalar_one()
+        rows = await conn.execute(
+            select(deliveries)
+            .where(*where)
+            .order_by(deliveries.c.created_at.desc(), deliveries.c.id)
+            .limit(limit)
+            .offset(offset)
+        )
+        now = request.app.state.clock()
+        return Page[DeliveryOut](items=[_out(r, now) for r in rows], total=int(total))
+
+
+@router.get("/v1/units/{unit_id}/notifications", response_model=Page[DeliveryOut], tags=["deliveries"])
+async def unit_deliveries(
+    request: Request, caller: Caller, unit_id: str, status: DeliveryStatus | None = None,
+    limit: Limit = 50, offset: Offset = 0,
+) -> Page[DeliveryOut]:  # fmt: skip
+    """Every notice to the unit's addresses: sent, waiting (with its retries) and dead-lettered."""
+    _unit_owner(caller, unit_id)
+    where = [deliveries.c.owner == unit_id] + ([deliveries.c.status == status] if status else [])
+    return await _page(request, where, limit, offset)
+
+
+@router.get("/v1/notifications", response_model=Page[DeliveryOut], tags=["deliveries"])
+async def all_deliveries(
+    request: Request, caller: Caller, status: DeliveryStatus | None = None, unit_id: str | None = None,
+    limit: Limit = 50, offset: Offset = 0,
+) -> Page[DeliveryOut]:  # fmt: skip
+    require_role(caller, UserRole.SUPERVISOR)
+    where = ([deliveries.c.status == status] if status else []) + ([deliveries.c.unit_id == unit_id] if unit_id else [])
+    return await _page(request, where, limit, offset)
+
+
+@router.get("/v1/notifications/failed", response_model=Page[DeliveryOut], tags=["deliveries"])
+async def dead_letters(request: Request, caller: Caller, limit: Limit = 50, offset: Offset = 0) -> Page[DeliveryOut]:
+    """Deliveries given up after the last retry (or refused outright), for a supervisor to re-send."""
+    require_role(caller, UserRole.SUPERVISOR)
+    return await _page(request, [deliveries.c.status == "dead"], limit, offset)
+
+
+@router.post("/v1/notifications/{delivery_id}/retry", response_model=DeliveryOut, tags=["deliveries"])
+async def retry(request: Request, caller: Caller, delivery_id: str) -> DeliveryOut:
+    """Send a dead-lettered delivery once more, now (quiet hours do not hold a re-send by hand)."""
+    require_role(caller, UserRole.SUPERVISOR)
+    now = request.app.state.clock()
+    async with engine_of(request).begin() as conn:
+        row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()
+        if row is None:
+            raise HTTPException(404, f"没有编号为 {delivery_id} 的通知 (no such delivery)")
+        if row.status != "dead":
+            raise HTTPException(
+                409, f"该通知的状态是 {row.status}，只有发送失败的通知可以重发 (only dead letters are re-sent)"
+            )
+        await conn.execute(
+            update(deliveries).where(deliveries.c.id == delivery_id).values(status="pending", next_attempt_at=now)
+        )
+        row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).one()
+    request.app.state.sender.wake()
+    return _out(row, now)
+
+
+@router.get("/healthz", tags=["health"])
+async def healthz(request: Request) -> dict[str, Any]:
+    async with engine_of(request).connect() as conn:
+        await conn.execute(text("SELECT 1"))
+        position = (await conn.execute(select(func.max(positions.c.stream_seq)))).scalar()
+    return {"status": "ok", "position": int(position or 0), "sent": request.app.state.sender.sent}

@@ -1,0 +1,74 @@
+"""The notification service application: `create_app(settings, clock)`; connections open in the lifespan."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import httpx
+import structlog
+from fastapi import FastAPI
+
+from services.notify import api
+from services.notify.channels import Channels
+from services.notify.sender import Sender
+from services.notify.settings import NotifySettings
+from services.notify.store import create_tables
+from services.notify.subscribers import Intake, notifier_broker, place_consumer
+from services.shared.auth import load_public_key
+from services.shared.db import make_engine
+from services.shared.web import install_error_handlers, install_liveness
+
+log = structlog.get_logger()
+Clock = Callable[[], dt.datetime]
+
+
+def wall_clock() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock) -> FastAPI:
+    """`clock` decides quiet hours and retry times (tests pass their own)."""
+    settings = settings or NotifySettings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.settings = settings
+        app.state.clock = clock
+        app.state.public_key = load_public_key(settings.keys())
+        engine = make_engine(settings.db_url())
+        await create_tables(engine)
+        app.state.engine = engine
+        http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.concurrency), follow_redirects=False)
+        sender = Sender(engine, Channels(settings, http), settings, clock)
+        app.state.sender = sender
+        intake = Intake(engine, settings, clock, on_recorded=sender.wake)
+        app.state.intake = intake
+        broker = notifier_broker(settings, intake)
+        await broker.connect()
+        placed = await place_consumer(broker.config.connection_state.stream, settings)
+        await broker.start()
+        sender.start()
+        log.info("notify.started", host=settings.host, port=settings.port, consumer=placed)
+        try:
+            yield
+        finally:
+            await broker.stop()
+            await sender.stop()
+            await http.aclose()
+            await engine.dispose()
+            log.info("notify.stopped")
+
+    app = FastAPI(
+        title="policyflow notification service",
+        version="1.0",
+        description="E-mail and signed webhooks for assignments, returned plans, reminders, escalations and "
+        "failed verifications; subscriptions, deliveries and dead letters.",
+        lifespan=lifespan,
+    )
+    install_error_handlers(app)
+    api.install_invalid_handler(app)
+    install_liveness(app)
+    app.include_router(api.router)
+    return app

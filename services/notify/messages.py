@@ -1,0 +1,133 @@
+"""What is said, and to whom: the Chinese text of each notice, made from an event (pure, no I/O).
+
+Each notice names the task, the unit, the deadline with the working days left (or overdue) by the
+working calendar the deadlines use, and links to the assignment's page in the workbench.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+from dataclasses import dataclass
+
+from contracts import labels
+from contracts.base import OverdueLevel
+from contracts.events import (
+    AnnualPlanReturned,
+    AssignmentCancelled,
+    AssignmentCreated,
+    CooperatingReportReceived,
+    Deadline,
+    Event,
+    Fact,
+    ReminderIssued,
+    SupervisionEscalated,
+    VerificationFailed,
+)
+from services.notify.store import SUPERVISORS
+from workflows.calendar import shanghai_date, working_days_between
+
+# The facts someone is told of; the others (plans submitted, progress, approvals) are not pushed.
+NOTIFIED = frozenset(
+    {
+        AssignmentCreated.TYPE,
+        AnnualPlanReturned.TYPE,
+        ReminderIssued.TYPE,
+        SupervisionEscalated.TYPE,
+        VerificationFailed.TYPE,
+        CooperatingReportReceived.TYPE,
+        AssignmentCancelled.TYPE,
+    }
+)
+
+
+@dataclass(frozen=True)
+class Notice:
+    owners: tuple[str, ...]  # whose subscriptions receive it: the unit, and for red the supervisors
+    subject: str
+    text: str
+    link: str | None
+    level: str | None
+
+
+def delivery_id(event_id: str, channel: str, recipient: str) -> str:
+    """Stable across retries and restarts: the receiver's key for dropping a repeat."""
+    return hashlib.sha256(f"{event_id}\n{channel}\n{recipient}".encode()).hexdigest()[:32]
+
+
+def workbench_link(public_base_url: str, assignment_id: str | None) -> str | None:
+    if not assignment_id:
+        return None
+    return f"{public_base_url.rstrip('/')}/workbench/assignments/{assignment_id}"
+
+
+def _date(day: dt.date) -> str:
+    return f"{day.year}年{day.month}月{day.day}日"
+
+
+def due_words(due: dt.date, today: dt.date) -> str:
+    """`2026年4月1日前（还有5个工作日）`, or how many working days it is overdue."""
+    left = working_days_between(today, due)
+    if left > 0:
+        return f"{_date(due)}前（还有{left}个工作日）"
+    if left == 0:
+        return f"{_date(due)}前（今天到期）"
+    return f"{_date(due)}前（已逾期{-left}个工作日）"
+
+
+def _first_open(fact: Fact) -> Deadline | None:
+    return fact.opens[0] if fact.opens else None
+
+
+def notice(event: Event, task_title: str | None, public_base_url: str) -> Notice | None:
+    """The notice for an event, or None when nobody is told of it."""
+    if event.type not in NOTIFIED or not event.unit_id:
+        return None
+    fact = event.fact()
+    unit = event.unit_id
+    task = f"第{event.task_no}项任务“{task_title}”" if task_title else f"第{event.task_no}项任务"
+    today = shanghai_date(event.occurred_at)
+    link = workbench_link(public_base_url, event.assignment_id)
+    owners: tuple[str, ...] = (unit,)
+    level: str | None = None
+    opened = _first_open(fact)
+    when = f"请于{due_words(opened.due, today)}完成{labels.deadline(opened.key)}。" if opened else ""
+    if isinstance(fact, AssignmentCreated):
+        subject = f"【新任务】{task}"
+        text = f"{unit}：您单位承担{task}（{labels.role(fact.role.value)}）。{when}"
+    elif isinstance(fact, AnnualPlanReturned):
+        subject = f"【计划退回】{task} {fact.year}年度计划"
+        text = f"{unit}：{task}的{fact.year}年度计划（第{fact.revision}版）被退回。退回理由：{fact.reasons}。{when}"
+    elif isinstance(fact, ReminderIssued):
+        d = fact.deadline
+        subject = f"【{labels.fact(fact.TYPE)}】{task} {labels.deadline(d.key)}"
+        text = f"{unit}：{task}的{labels.deadline(d.key)}应于{due_words(d.due, today)}完成，请抓紧办理。"
+    elif isinstance(fact, SupervisionEscalated):
+        d, level = fact.deadline, fact.level.value
+        words = labels.level(level)
+        subject = f"【{words}】{task} {labels.deadline(d.key)}已逾期{fact.working_days_overdue}个工作日"
+        text = (
+            f"{unit}：{task}的{labels.deadline(d.key)}应于{_date(d.due)}完成，已逾期{fact.working_days_overdue}"
+            f"个工作日，现予{words}，请立即办理。"
+        )
+        if fact.level == OverdueLevel.RED:
+            owners = (unit, SUPERVISORS)
+    elif isinstance(fact, VerificationFailed):
+        subject = f"【核验未通过】{task} {fact.year}年度"
+        text = (
+            f"{unit}：{task}的{fact.year}年度核验未通过。核验意见：{fact.findings}。"
+            f"请于{due_words(fact.rework_due, today)}完成整改。"
+        )
+    elif isinstance(fact, CooperatingReportReceived):
+        subject = f"【配合单位进展】{task} {labels.period(fact.period)}"
+        text = (
+            f"{unit}：配合单位{fact.from_unit_id}报送了{task}{labels.period(fact.period)}的进展"
+            f"（完成{fact.percent:g}%）：{fact.narrative}。请牵头单位汇总。"
+        )
+    else:
+        assert isinstance(fact, AssignmentCancelled)
+        subject = f"【任务撤销】{task}"
+        text = f"{unit}：{task}已撤销。理由：{fact.reason}。"
+    if link:
+        text += f"\n办理链接：{link}"
+    return Notice(owners=owners, subject=subject, text=text, link=link, level=level)

@@ -1,0 +1,134 @@
+"""The notifier's database: subscriptions, the deliveries (one per event, recipient and channel), the
+task titles the messages name, and the consumer's position."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import BigInteger, DateTime, Index, Integer, String, Text, UniqueConstraint, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.orm import registry
+from sqlalchemy.sql.dml import Insert
+from sqlmodel import Field, SQLModel
+
+from services.shared import migrate
+from services.shared.projection_tables import table_of
+
+# The owner of the supervisors' own subscriptions (red escalations go there as well as to the unit).
+SUPERVISORS = "_supervisors"
+
+
+class NotifyModel(SQLModel, registry=registry()):
+    """The notifier's tables: `metadata` is what its alembic environment migrates."""
+
+
+metadata = NotifyModel.metadata
+
+
+class Subscription(NotifyModel, table=True):
+    """An address a unit (or the supervisors) wants to be told at."""
+
+    __tablename__ = "notify_subscriptions"
+
+    owner: str = Field(primary_key=True, sa_type=String(100))
+    channel: str = Field(primary_key=True, sa_type=String(10))  # email | webhook
+    address: str = Field(primary_key=True, sa_type=String(500))
+    secret: str | None = Field(default=None, sa_type=String(100))  # a webhook's HMAC key
+    created_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class Delivery(NotifyModel, table=True):
+    """One message to one recipient over one channel, made once per event (the id is derived from
+    the three, so a redelivered event finds its rows already there)."""
+
+    __tablename__ = "notify_deliveries"
+    __table_args__ = (
+        UniqueConstraint("event_id", "channel", "recipient", name="uq_notify_delivery"),
+        Index("ix_notify_due", "status", "next_attempt_at"),
+        Index("ix_notify_owner", "owner", "created_at"),
+    )
+
+    id: str = Field(primary_key=True, sa_type=String(40))
+    event_id: str = Field(sa_type=String(200))
+    stream_seq: int = Field(sa_type=BigInteger)
+    event_type: str = Field(sa_type=String(64))
+    owner: str = Field(sa_type=String(100))
+    unit_id: str | None = Field(default=None, sa_type=String(100))
+    assignment_id: str | None = Field(default=None, sa_type=String(200))
+    channel: str = Field(sa_type=String(10))
+    recipient: str = Field(sa_type=String(500))
+    level: str | None = Field(default=None, sa_type=String(10))
+    subject: str = Field(sa_type=Text)
+    text: str = Field(sa_type=Text)
+    link: str | None = Field(default=None, sa_type=Text)
+    status: str = Field(sa_type=String(12))  # pending | sent | dead
+    attempts: int = Field(default=0, sa_type=Integer)
+    not_before: dt.datetime = Field(sa_type=DateTime(timezone=True))  # quiet hours hold it until then
+    next_attempt_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    last_error: str | None = Field(default=None, sa_type=Text)
+    created_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    occurred_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
+class KnownAssignment(NotifyModel, table=True):
+    """What AssignmentCreated said of an assignment: the later events carry no task title."""
+
+    __tablename__ = "notify_assignments"
+
+    assignment_id: str = Field(primary_key=True, sa_type=String(200))
+    programme_id: str = Field(sa_type=String(100))
+    task_no: int | None = Field(default=None)
+    unit_id: str | None = Field(default=None, sa_type=String(100))
+    task_title: str = Field(sa_type=Text)
+    lead_assignment_id: str | None = Field(default=None, sa_type=String(200))
+
+
+class Position(NotifyModel, table=True):
+    """The highest stream sequence whose deliveries are committed (written with them)."""
+
+    __tablename__ = "notify_position"
+
+    consumer: str = Field(primary_key=True, sa_type=String(100))
+    stream_seq: int = Field(sa_type=BigInteger)
+    updated_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
+subscriptions = table_of(Subscription)
+deliveries = table_of(Delivery)
+known_assignments = table_of(KnownAssignment)
+positions = table_of(Position)
+
+
+async def create_tables(engine: AsyncEngine) -> None:
+    """The schema at head: alembic `upgrade head` (services/notify/migrations), under the migration lock."""
+    await migrate.upgrade(engine, "notify")
+
+
+def utc(moment: dt.datetime | None) -> dt.datetime | None:
+    """SQLite gives back naive datetimes: every time stored here is UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=dt.UTC) if moment.tzinfo is None else moment.astimezone(dt.UTC)
+
+
+def insert_ignoring_duplicates(conn: AsyncConnection, table: Any, rows: list[dict[str, Any]]) -> Insert:
+    """INSERT ... ON CONFLICT DO NOTHING on SQLite and PostgreSQL."""
+    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table).values(rows).on_conflict_do_nothing()  # type: ignore[no-any-return]
+
+
+async def move_position(conn: AsyncConnection, consumer: str, seq: int, now: dt.datetime) -> None:
+    """Raise the stored position to `seq` (never lower it: messages are handled concurrently)."""
+    done = await conn.execute(
+        update(positions)
+        .where(positions.c.consumer == consumer, positions.c.stream_seq < seq)
+        .values(stream_seq=seq, updated_at=now)
+    )
+    if done.rowcount == 0:
+        stmt = insert_ignoring_duplicates(
+            conn, positions, [{"consumer": consumer, "stream_seq": seq, "updated_at": now}]
+        )
+        await conn.execute(stmt)

@@ -1,0 +1,221 @@
+"""The notifier against a real nats-server, a real SMTP server (aiosmtpd) and a real webhook receiver:
+what arrives, once, with which words and signature; retries, dead letters and a re-send by hand."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from contracts.base import Actor, UserRole
+from contracts.events import AnnualPlanReturned, Deadline, SupervisionEscalated, VerificationFailed
+from services.notify.app import create_app
+from services.notify.settings import NotifySettings
+from services.shared.db import sqlite_url
+from tests.e2e.support import EventFactory, auth, serve
+from tests.support.notify import Mailbox, Receiver, smtp_server, valid_signature, webhook_receiver
+from tests.support.publishing import publish
+from tests.support.waiting import until
+
+PUBLIC = "https://policyflow.example.gov.cn"
+SUPERVISOR = Actor(sub="sup-1", role=UserRole.SUPERVISOR)
+VERIFIER = Actor(sub="ver-1", role=UserRole.VERIFIER)
+
+
+def notify_settings(tmp: Path, nats_url: str, smtp_port: int, **extra: Any) -> NotifySettings:
+    values: dict[str, Any] = {
+        "nats_url": nats_url,
+        "database_url": sqlite_url(tmp / "notify.sqlite"),
+        "var_dir": tmp,
+        "key_dir": tmp / "keys",
+        "public_base_url": PUBLIC,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "quiet_hours": "",
+        "allow_private_urls": True,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.2,
+        "max_attempts": 4,
+        "poll_seconds": 0.05,
+    }
+    return NotifySettings(**(values | extra))
+
+
+@asynccontextmanager
+async def notifier(settings: NotifySettings, **kwargs: Any) -> AsyncIterator[tuple[str, Any]]:
+    app = create_app(settings, **kwargs)
+    async with serve(app) as url:
+        yield url, app
+
+
+@pytest.fixture
+async def parts() -> AsyncIterator[tuple[Mailbox, int, Receiver]]:
+    with smtp_server() as (box, port):
+        async with webhook_receiver() as receiver:
+            yield box, port, receiver
+
+
+@pytest.mark.usefixtures("event_stream")
+async def test_subscriptions_refuse_bad_addresses_and_show_a_secret_once(
+    tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    _, port, receiver = parts
+    settings = notify_settings(tmp_path, nats_url, port)
+    unit = auth(tmp_path / "keys", "department", "yuzhong")
+    async with notifier(settings) as (url, _), httpx.AsyncClient(base_url=url) as http:
+        path = "/v1/units/yuzhong/subscriptions"
+        bad = [
+            ({"emails": ["not-an-address"]}, "emails.0"),
+            ({"webhooks": [{"url": "ftp://example.org/x"}]}, "webhooks.0.url"),
+            ({"webhooks": [{"url": "http://169.254.169.254/latest/meta-data"}]}, "webhooks.0.url"),
+            ({"webhooks": [{"url": "http://[fe80::1]/hook"}]}, "webhooks.0.url"),
+            ({"webhooks": [{"url": "http://metadata.google.internal/"}]}, "webhooks.0.url"),
+        ]
+        for body, field in bad:
+            r = await http.put(path, json=body, headers=unit)
+            assert r.status_code == 422, (body, r.text)
+            assert r.json()["errors"][0]["field"] == field
+            assert "pattern" not in r.text and "Traceback" not in r.text
+        hook = f"{receiver.url}/ok"
+        r = await http.put(path, json={"emails": ["yz@example.org"], "webhooks": [{"url": hook}]}, headers=unit)
+        assert r.status_code == 200, r.text
+        first = r.json()["webhooks"][0]
+        assert first["secret_shown_once"] and first["secret"].startswith("whsec_") and len(first["secret"]) > 40
+        shown = (await http.get(path, headers=unit)).json()["webhooks"][0]
+        assert not shown["secret_shown_once"] and shown["secret"] != first["secret"]
+        assert shown["secret"].endswith(first["secret"][-4:])
+        # A PUT that keeps the webhook keeps its secret and does not show it again.
+        r = await http.put(path, json={"emails": [], "webhooks": [{"url": hook}]}, headers=unit)
+        assert r.json()["emails"] == [] and r.json()["webhooks"][0]["secret"] == shown["secret"]
+        other = auth(tmp_path / "keys", "department", "wanzhou")
+        assert (await http.get(path, headers=other)).status_code == 403
+        assert (await http.get(path, headers=auth(tmp_path / "keys", "auditor"))).status_code == 403
+        assert (await http.get(path, headers=auth(tmp_path / "keys", "supervisor"))).status_code == 200
+        assert (await http.get("/v1/notifications/failed", headers=unit)).status_code == 403
+
+
+async def subscribe(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, str]:
+    r = await http.put(path, json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return {w["url"]: w["secret"] for w in r.json()["webhooks"]}
+
+
+@pytest.mark.usefixtures("event_stream")
+async def test_returned_plan_red_escalation_and_failed_verification_arrive_once(
+    tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    box, port, receiver = parts
+    keys = tmp_path / "keys"
+    settings = notify_settings(tmp_path, nats_url, port)
+    f = EventFactory("cq-2022-79", 14, "yuzhong")
+    year = 2026
+    rework = Deadline(key=f"annual_plan:{year}", kind="annual_plan", due=dt.date(2026, 3, 20), year=year)
+    late = Deadline(key=f"annual_plan:{year}", kind="annual_plan", due=dt.date(2026, 2, 2), year=year)
+    events = [
+        f.created(),
+        f.next(AnnualPlanReturned(year=year, revision=1, reasons="指标缺少基线数据", opens=[rework]), SUPERVISOR),
+        f.next(SupervisionEscalated(deadline=late, level="red", working_days_overdue=25)),
+        f.next(VerificationFailed(year=year, findings="佐证材料不足", rework_due=dt.date(2026, 3, 31)), VERIFIER),
+    ]
+    async with notifier(settings) as (url, _), httpx.AsyncClient(base_url=url) as http:
+        hook = f"{receiver.url}/unit"
+        secret = (await subscribe(http, "/v1/units/yuzhong/subscriptions", auth(keys, "department", "yuzhong"),
+                                  {"emails": ["yz@example.org"], "webhooks": [{"url": hook}]}))[hook]  # fmt: skip
+        sup = auth(keys, "supervisor")
+        await subscribe(http, "/v1/supervisors/subscriptions", sup, {"emails": ["duban@example.org"]})
+        last = await publish(nats_url, events)
+        await until(lambda: len(receiver.ok()) >= 4 and len(box.messages) >= 5, "four webhooks and five e-mails")
+        by_type = {json.loads(h.body)["type"]: h for h in receiver.ok()}
+        assert set(by_type) == {"AssignmentCreated", "AnnualPlanReturned", "SupervisionEscalated", "VerificationFailed"}
+        for hit in receiver.ok():
+            assert valid_signature(secret, hit)
+            doc = json.loads(hit.body)
+            assert doc["delivery_id"] == hit.delivery
+            assert "task 14" in doc["text"] and "yuzhong" in doc["text"]
+            assert f"{PUBLIC}/workbench/assignments/{f.assignment_id}" in doc["text"]
+        returned = json.loads(by_type["AnnualPlanReturned"].body)["text"]
+        assert "退回理由：指标缺少基线数据" in returned
+        assert "2026年3月20日前（还有" in returned and "个工作日" in returned
+        red = json.loads(by_type["SupervisionEscalated"].body)
+        assert red["level"] == "red" and "红色督办" in red["text"] and "已逾期25个工作日" in red["text"]
+        failed = json.loads(by_type["VerificationFailed"].body)["text"]
+        assert "核验未通过" in failed and "核验意见：佐证材料不足" in failed and "整改" in failed
+        # E-mail: the unit gets all four, the supervisors the red one; Message-ID is the delivery id.
+        to = sorted((m["To"], str(m["Subject"])) for m in box.messages)
+        assert [t for t, _ in to].count("yz@example.org") == 4 and [t for t, _ in to].count("duban@example.org") == 1
+        sup_mail = next(m for m in box.messages if m["To"] == "duban@example.org")
+        assert "红色督办" in str(email_subject(sup_mail)) and "已逾期25个工作日" in box.text(sup_mail)
+        ids = {m["Message-ID"].strip("<>").split("@")[0] for m in box.messages}
+        r = await http.get("/v1/units/yuzhong/notifications", headers=sup)
+        rows = r.json()["items"]
+        assert {d["delivery_id"] for d in rows if d["channel"] == "email"} <= ids
+        assert all(d["status"] == "sent" and d["attempts"] == 1 for d in rows) and r.json()["total"] == 8
+        # The same events again (a redelivery, or a retried publish kept twice): nothing new is sent.
+        again = await publish(nats_url, events, msg_id_suffix="-again")
+        assert again > last
+        await until(lambda: health_position(http, again), "the notifier past the repeated events")
+        assert (await http.get("/v1/units/yuzhong/notifications", headers=sup)).json()["total"] == 8
+        assert len(receiver.hits) == 4 and len(box.messages) == 5
+        unit_view = await http.get("/v1/units/yuzhong/notifications", headers=auth(keys, "department", "yuzhong"))
+        assert unit_view.status_code == 200 and unit_view.json()["total"] == 8
+
+
+def email_subject(msg: Any) -> str:
+    from email.header import decode_header, make_header
+
+    return str(make_header(decode_header(msg["Subject"])))
+
+
+async def health_position(http: httpx.AsyncClient, seq: int) -> bool:
+    r = await http.get("/healthz")
+    return r.status_code == 200 and int(r.json()["position"]) >= seq
+
+
+@pytest.mark.usefixtures("event_stream")
+async def test_retries_then_delivered_and_dead_letter_resent_by_hand(
+    tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    _, port, receiver = parts
+    keys = tmp_path / "keys"
+    receiver.fail = {"flaky": 3, "down": -1}
+    settings = notify_settings(tmp_path, nats_url, port)
+    f = EventFactory("cq-2022-79", 3, "wanzhou")
+    async with notifier(settings) as (url, _), httpx.AsyncClient(base_url=url) as http:
+        hooks = [f"{receiver.url}/flaky", f"{receiver.url}/down"]
+        await subscribe(http, "/v1/units/wanzhou/subscriptions", auth(keys, "department", "wanzhou"),
+                        {"webhooks": [{"url": h} for h in hooks]})  # fmt: skip
+        await publish(nats_url, [f.escalated("yellow")])
+        sup = auth(keys, "supervisor")
+
+        async def dead() -> list[dict[str, Any]]:
+            return list((await http.get("/v1/notifications/failed", headers=sup)).json()["items"])
+
+        await until(lambda: receiver.ok("flaky"), "the flaky receiver's 200")
+        letters = await until(dead, "the always-failing webhook dead-lettered")
+        flaky = [h for h in receiver.hits if h.path == "flaky"]
+        assert [h.status for h in flaky] == [500, 500, 500, 200]
+        assert len({h.delivery for h in flaky}) == 1 and len({h.body for h in flaky}) == 1  # same id, same bytes
+        rows = (await http.get("/v1/units/wanzhou/notifications", headers=sup)).json()["items"]
+        sent = next(d for d in rows if d["recipient"].endswith("/flaky"))
+        assert sent["status"] == "sent" and sent["attempts"] == 4 and sent["delivery_id"] == flaky[0].delivery
+        [letter] = letters
+        assert letter["recipient"].endswith("/down") and letter["attempts"] == 4
+        assert letter["last_error"] == "webhook answered 500"
+        assert len([h for h in receiver.hits if h.path == "down"]) == 4
+        assert (await http.post(f"/v1/notifications/{sent['delivery_id']}/retry", headers=sup)).status_code == 409
+        assert (await http.post("/v1/notifications/nope/retry", headers=sup)).status_code == 404
+        receiver.fail["down"] = 0
+        r = await http.post(f"/v1/notifications/{letter['delivery_id']}/retry", headers=sup)
+        assert r.status_code == 200 and r.json()["status"] == "pending"
+        await until(lambda: receiver.ok("down"), "the re-sent dead letter")
+        assert {h.delivery for h in receiver.hits if h.path == "down"} == {letter["delivery_id"]}
+        assert await dead() == []
+        assert receiver.per_delivery() == {flaky[0].delivery: 1, letter["delivery_id"]: 1}
