@@ -8,6 +8,7 @@ from enum import StrEnum
 from pydantic import Field
 
 from contracts.base import Frozen, Role
+from contracts.ids import UNIT_ID_PATTERN
 
 
 class NamedResponsibility(Frozen):
@@ -58,7 +59,7 @@ class UnitKind(StrEnum):
 
 
 class Unit(Frozen):
-    unit_id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]{1,63}$")
+    unit_id: str = Field(pattern=UNIT_ID_PATTERN)
     name: str
     kind: UnitKind
     aliases: list[str] = []

@@ -14,6 +14,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 
 from contracts.base import Actor, Frozen, OverdueLevel, Role
+from contracts.ids import SHA256_PATTERN
 
 DeadlineKind = Literal["acceptance", "annual_plan", "quarterly_report", "verification", "review", "rework"]
 
@@ -46,7 +47,7 @@ class IndicatorValue(Frozen):
 
 class Evidence(Frozen):
     name: str = Field(min_length=1, max_length=300)
-    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    sha256: str = Field(pattern=SHA256_PATTERN)
     size: int = Field(ge=0, le=10 * 1024**3)
 
 

@@ -6,6 +6,8 @@ import re
 
 _ASSIGNMENT_RE = re.compile(r"^(?P<programme>[a-z0-9][a-z0-9-]*)\.t(?P<task>\d{2,3})\.(?P<unit>[a-z0-9][a-z0-9_-]*)$")
 PROGRAMME_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
+UNIT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
+SHA256_PATTERN = r"^[0-9a-f]{64}$"  # a file's content digest, which names it
 
 
 def assignment_id(programme_id: str, task_no: int, unit_id: str) -> str:

@@ -9,6 +9,9 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from contracts.commands import PERIOD_PATTERN
+from contracts.ids import PROGRAMME_ID_PATTERN, SHA256_PATTERN, UNIT_ID_PATTERN
+
 Lang = Literal["zh", "en"]
 
 STAGES = {
@@ -74,6 +77,24 @@ FACTS = {
     "TaskSummarySubmitted": ("牵头单位年度汇总", "lead's annual summary"),
 }
 
+# Every `pattern=` in contracts/, as the form people should write, with an example (a test checks
+# that none is missing): what a refusal says instead of the regular expression.
+PATTERNS = {
+    PERIOD_PATTERN: ("应写作年份加季度，如 2026-Q4", "must look like 2026-Q4 (a year and its quarter, Q1 to Q4)"),
+    PROGRAMME_ID_PATTERN: (
+        "应由小写字母、数字和连字符组成，如 cq-2022-79",
+        "must look like cq-2022-79 (2 to 63 lower-case letters, digits and hyphens)",
+    ),
+    UNIT_ID_PATTERN: (
+        "应由小写字母、数字、下划线和连字符组成，如 yuzhong",
+        "must look like yuzhong (2 to 64 lower-case letters, digits, _ and -)",
+    ),
+    SHA256_PATTERN: (
+        "应为文件的 SHA-256 值（64 位十六进制字符）",
+        "must be a file's SHA-256: 64 characters 0-9 and a-f, as `sha256sum` prints it",
+    ),
+}
+
 _QUARTERS = "一二三四"
 
 
@@ -104,6 +125,14 @@ def next_step(stage_key: str, lang: Lang = "zh") -> str:
 
 def fact(type_: str, lang: Lang = "zh") -> str:
     return _pick(FACTS, type_, lang)
+
+
+def pattern(regex: str, lang: Lang = "zh") -> str:
+    """What a value of this form looks like, in words (never the expression itself)."""
+    words = PATTERNS.get(regex)
+    if words is None:
+        return "格式不对" if lang == "zh" else "is not written in the expected form"
+    return words[0 if lang == "zh" else 1]
 
 
 def period(text: str, lang: Lang = "zh") -> str:

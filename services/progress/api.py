@@ -21,7 +21,7 @@ from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
 from services.progress import dashboard_queries, readmodel, store
 from services.shared.auth import Principal
-from services.shared.temporal import query_status, run_update
+from services.shared.temporal import query_status, run_update, workflow_exists
 from services.shared.web import principal, require_role, require_unit, token_from
 
 log = structlog.get_logger()
@@ -40,18 +40,48 @@ class Target:
 class Allowed:
     """A dependency: the assignment and its caller, if the caller has one of `roles` and, being a
     department, is the assignment's unit. A dependency runs before the body is validated, so
-    401, 403 and 404 (a malformed id) come before any 422."""
+    401, 403 and 404 come before any 422.
+
+    An id that names no assignment is 404 with the closest ids the caller may see; an existing
+    assignment of another unit is 403 (ids follow from the public task and unit lists, so telling
+    the two apart hides nothing)."""
 
     def __init__(self, *roles: UserRole) -> None:
         self.roles = roles
 
-    async def __call__(self, assignment_id: str, caller: Annotated[Principal, Depends(principal)]) -> Target:
+    async def __call__(
+        self, request: Request, assignment_id: str, caller: Annotated[Principal, Depends(principal)]
+    ) -> Target:
         parsed = parse_assignment_id(assignment_id)
         if parsed is None:
-            raise HTTPException(404, f"no assignment {assignment_id}")
+            raise await not_found(request, assignment_id, caller)
         require_role(caller, *self.roles)
+        if not await assignment_exists(request, assignment_id):
+            raise await not_found(request, assignment_id, caller)
         require_unit(caller, parsed[2])
         return Target(assignment_id, caller)
+
+
+async def assignment_exists(request: Request, assignment_id: str) -> bool:
+    """In the read model, or else (it lags the workflows by moments: an assignment dispatched just
+    now) a workflow Temporal knows. When Temporal cannot say, the command goes on and meets its
+    own answer."""
+    if await request.app.state.status_reader.exists(assignment_id):
+        return True
+    return await workflow_exists(request.app.state.temporal, assignment_id) is not False
+
+
+async def not_found(request: Request, assignment_id: str, caller: Principal) -> HTTPException:
+    own = caller.unit_id if caller.role == UserRole.DEPARTMENT else None
+    near = await request.app.state.status_reader.ids_like(assignment_id, own)
+    log.info("assignment.not_found", assignment_id=assignment_id, sub=caller.sub, suggested=near)
+    words = f"no assignment {assignment_id}"
+    if near:
+        return HTTPException(404, f"{words}; did you mean {' or '.join(near)}?")
+    if parse_assignment_id(assignment_id) is None:
+        words += " (an assignment id is programme.tNN.unit, e.g. cq-2022-79.t14.yuzhong)"
+    where = f"`policyflow inbox` lists unit {own}'s assignments" if own else "`policyflow status` lists assignments"
+    return HTTPException(404, f"{words}; {where}")
 
 
 # Every command becomes (at least) one event, and the stream refuses a message over its max_msg_size:

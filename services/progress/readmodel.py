@@ -6,6 +6,7 @@ Built incrementally by the durable consumer (subscribers.py) and rebuilt from sc
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
@@ -15,12 +16,14 @@ from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.base import OVERDUE_RANK, OverdueLevel, Stage
+from contracts.ids import parse_assignment_id
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS, READ_MODEL_DURABLE
 from services.progress.answers import AnswerCache
 from services.progress.store import READ_MODEL, URGENCY, metadata
 from services.shared import projection
 
 A = READ_MODEL.assignments
+MAX_CANDIDATES = 20_000  # ids compared with a mistyped one (the example programme has about 1,300)
 
 
 @dataclass(frozen=True)
@@ -144,6 +147,24 @@ class StatusReader:
         async with self.engine.connect() as conn:
             q = select(A.c.state).where(A.c.assignment_id == assignment_id)
             return (await conn.execute(q)).scalar_one_or_none()
+
+    async def exists(self, assignment_id: str) -> bool:
+        async with self.engine.connect() as conn:
+            q = select(A.c.assignment_id).where(A.c.assignment_id == assignment_id)
+            return (await conn.execute(q)).first() is not None
+
+    async def ids_like(self, assignment_id: str, unit_id: str | None = None, most: int = 3) -> list[str]:
+        """The ids closest to one that names no assignment, drawn from `unit_id`'s (a department's
+        own) or else from those of the same task or unit; all ids when it names neither."""
+        parsed = parse_assignment_id(assignment_id)
+        q = select(A.c.assignment_id)
+        if unit_id is not None:
+            q = q.where(A.c.unit_id == unit_id)
+        elif parsed is not None:
+            q = q.where(or_(A.c.task_no == parsed[1], A.c.unit_id == parsed[2]))
+        async with self.engine.connect() as conn:
+            ids = [r[0] for r in await conn.execute(q.limit(MAX_CANDIDATES))]
+        return difflib.get_close_matches(assignment_id, ids, n=most, cutoff=0.6)
 
     def close(self) -> None:
         """Forget the answers kept (the engine is the caller's to dispose of)."""

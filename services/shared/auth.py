@@ -100,9 +100,15 @@ def verify_token(token: str, public_key: bytes) -> Principal:
             options={"require": ["exp", "sub", "aud"]},
         )
     except jwt.ExpiredSignatureError as exc:
-        raise AuthError("token expired") from exc
+        raise AuthError("the token has expired") from exc
     except jwt.InvalidAudienceError as exc:
-        raise AuthError("token is for another audience") from exc
+        raise AuthError("the token is for another audience, not policyflow") from exc
+    except jwt.InvalidSignatureError as exc:
+        raise AuthError("invalid token: it was not signed with this installation's key") from exc
+    except jwt.DecodeError as exc:
+        raise AuthError("invalid token: it is not a token policyflow can read (cut short, or mistyped?)") from exc
+    except jwt.MissingRequiredClaimError as exc:
+        raise AuthError(f"invalid token: it does not say its {exc.claim}") from exc
     except jwt.PyJWTError as exc:
         raise AuthError(f"invalid token: {exc}") from exc
     try:

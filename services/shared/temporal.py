@@ -34,7 +34,7 @@ from contracts.ids import workflow_id
 from services.shared.temporal_connect import connect, connect_with
 
 log = structlog.get_logger()
-__all__ = ["connect", "connect_with", "http_error", "query_status", "run_update", "update_id"]
+__all__ = ["connect", "connect_with", "http_error", "query_status", "run_update", "update_id", "workflow_exists"]
 
 
 def update_id(update: str, actor: Actor, idempotency_key: str) -> str:
@@ -141,6 +141,18 @@ async def run_update(
         result = CommandResult.model_validate(result)
     log.info("command.done", assignment_id=assignment_id, update=update, event_ids=result.event_ids)
     return Outcome(result, replayed=False)
+
+
+async def workflow_exists(client: Client, assignment_id: str, timeout: float = 5.0) -> bool | None:
+    """Whether the assignment's workflow was ever started (running or closed); None when Temporal
+    could not say."""
+    try:
+        await asyncio.wait_for(client.get_workflow_handle(workflow_id(assignment_id)).describe(), timeout)
+    except RPCError as exc:
+        return False if exc.status == RPCStatusCode.NOT_FOUND else None
+    except TimeoutError:
+        return None
+    return True
 
 
 async def query_status(client: Client, assignment_id: str, timeout: float = 15.0) -> AssignmentState:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import structlog
 from fastapi import FastAPI, HTTPException, Request
@@ -13,11 +12,17 @@ from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.base import UserRole
+from services.shared import plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
 
 log = structlog.get_logger()
 TOKEN_COOKIE = "pf_token"
 MAX_BODY_BYTES = 1024 * 1024
+# What a 401 tells a person to do: where a token comes from and how the CLI finds it.
+WHAT_TO_DO = (
+    "get one with `policyflow token issue --role ROLE [--unit UNIT] --save` (roles: department with --unit, "
+    "supervisor, verifier, auditor), or export it as POLICYFLOW_TOKEN, and send it as `Authorization: Bearer TOKEN`"
+)
 
 
 def token_from(request: Request) -> str | None:
@@ -35,12 +40,12 @@ async def principal(request: Request) -> Principal:
     """
     token = token_from(request)
     if not token:
-        raise HTTPException(401, "missing bearer token", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(401, f"no token was sent; {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"})
     try:
         return verify_token_cached(token, request.app.state.public_key)
     except AuthError as exc:
         log.warning("auth.rejected", reason=str(exc), path=request.url.path)
-        raise HTTPException(401, str(exc), headers={"WWW-Authenticate": "Bearer"}) from exc
+        raise HTTPException(401, f"{exc}; {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}) from exc
 
 
 def require_role(p: Principal, *roles: UserRole) -> Principal:
@@ -55,10 +60,6 @@ def require_unit(p: Principal, unit_id: str) -> None:
     if p.role == UserRole.DEPARTMENT and p.unit_id != unit_id:
         log.warning("auth.other_unit", sub=p.sub, unit=p.unit_id, target=unit_id)
         raise HTTPException(403, f"unit {p.unit_id} may not act on unit {unit_id}'s assignments")
-
-
-def _field(loc: tuple[Any, ...]) -> str:
-    return ".".join(str(part) for part in loc if part != "body") or "body"
 
 
 class BodyLimit:
@@ -117,10 +118,9 @@ def allow_larger_body(app: FastAPI, path: str, limit: int, message: str) -> None
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
-        errors = [{"field": _field(tuple(e.get("loc", ()))), "message": e.get("msg", "")} for e in exc.errors()]
-        first = errors[0] if errors else {"field": "body", "message": "invalid"}
+        errors = plain_errors.plain(list(exc.errors()))
         log.info("request.invalid", path=request.url.path, errors=errors[:5])
-        return JSONResponse({"detail": f"{first['field']}: {first['message']}", "errors": errors}, status_code=422)
+        return JSONResponse({"detail": plain_errors.summary(errors), "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:

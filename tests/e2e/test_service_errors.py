@@ -220,3 +220,65 @@ async def test_idempotent_retry_reports_once(stack: Stack, world: dict[str, Any]
     reports = [e for e in await stream_events(stack.js, aid) if e.type == "ProgressReported"]
     assert len(reports) == 2
     assert reports[0].event_id == answers[0].json()["event_ids"][0]
+
+
+async def test_401_says_where_a_token_comes_from(stack: Stack, world: dict[str, Any], c: httpx.AsyncClient) -> None:
+    p, yz = stack.progress_url, world["yz"]
+    expired = issue_token(stack.key_dir, UserRole.DEPARTMENT, "yuzhong", ttl=dt.timedelta(seconds=-60))
+    for headers, why in (
+        ({}, "no token was sent"),
+        ({"Authorization": "Bearer not-a-jwt"}, "invalid token: it is not a token policyflow can read"),
+        ({"Authorization": f"Bearer {expired}"}, "the token has expired"),
+    ):
+        detail = (await c.get(f"{p}/v1/assignments/{yz}", headers=headers)).json()["detail"]
+        assert detail.startswith(why), detail
+        assert "policyflow token issue --role ROLE [--unit UNIT] --save" in detail and "POLICYFLOW_TOKEN" in detail
+
+
+async def test_404_names_the_ids_meant_and_403_stays_for_another_units(
+    stack: Stack, world: dict[str, Any], c: httpx.AsyncClient
+) -> None:
+    p, pid, yz = stack.progress_url, world["pid"], world["yz"]
+    own, other = stack.headers("department", "yuzhong"), stack.headers("department", "wanzhou")
+    typo = yz.replace("yuzhong", "yuzhog")  # a unit mistyped: names nobody's assignment
+    refused(await c.post(f"{p}/v1/assignments/{typo}/accept", headers=own), 404, f"did you mean {yz} or")
+    refused(await c.get(f"{p}/v1/assignments/{typo}", headers=stack.headers("supervisor")), 404, f"did you mean {yz}")
+    r = await c.post(f"{p}/v1/assignments/{typo}/accept", headers=other)
+    refused(r, 404, "no assignment")
+    assert "yuzhong" not in r.json()["detail"].replace(typo, "")  # wanzhou is shown only its own ids
+    refused(await c.post(f"{p}/v1/assignments/{pid}-t02-yuzhong/accept", headers=own), 404, f"did you mean {yz}")
+    refused(await c.post(f"{p}/v1/assignments/nonsense/accept", headers=own), 404, "programme.tNN.unit")
+    refused(await c.post(f"{p}/v1/assignments/{yz}/accept", headers=other), 403, "wanzhou")
+
+
+async def test_a_command_right_after_dispatch_is_not_refused(stack: Stack, c: httpx.AsyncClient) -> None:
+    """The read model has not folded the new assignment yet; its workflow exists, so it is not a 404."""
+    body = small_programme(start_year=YEAR)
+    sup = stack.headers("supervisor")
+    r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+    assert r.status_code == 200, r.text
+    r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+    assert r.status_code == 200, r.text
+    aid = assignment_id(body.programme_id, 3, "yuzhong")
+    r = await c.post(
+        f"{stack.progress_url}/v1/assignments/{aid}/accept", headers=stack.headers("department", "yuzhong")
+    )
+    assert r.status_code == 200 and r.json()["stage"] == "planning", r.text
+
+
+async def test_422_in_plain_words(stack: Stack, world: dict[str, Any], c: httpx.AsyncClient) -> None:
+    p, yz = stack.progress_url, world["yz"]
+    unit = stack.headers("department", "yuzhong")
+    for path, body, words in (
+        ("/reports", {**REPORT, "period": "2026-Q5"}, "period must look like 2026-Q4"),
+        ("/reports", {**REPORT, "percent": 150}, "percent must be at most 100"),
+        ("/plans", {**PLAN, "milestones": []}, "milestones must have at least one entry"),
+        ("/plans", {**PLAN, "year": "next"}, "year must be a whole number"),
+        ("/reports", {**REPORT, "unexpected": 1}, "unexpected is not a field this request takes"),
+    ):
+        r = await c.post(f"{p}/v1/assignments/{yz}{path}", json=body, headers=unit)
+        refused(r, 422, words)
+        assert "should" not in r.text and "^" not in r.text, r.text
+        assert r.json()["errors"][0]["message"] in r.json()["detail"]
+    r = await c.get(f"{p}/v1/status", params={"programme_id": "Not An Id"}, headers=stack.headers("supervisor"))
+    refused(r, 422, "query.programme_id must look like cq-2022-79")

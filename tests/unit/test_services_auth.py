@@ -67,6 +67,11 @@ class FakeHandle:
 
         return Update()
 
+    async def describe(self) -> None:
+        """Only AID's workflow was started."""
+        if self.wid != f"assignment-{AID}":
+            raise RPCError(f"workflow not found for ID: {self.wid}", RPCStatusCode.NOT_FOUND, b"")
+
 
 class FakeClient:
     def __init__(self) -> None:
@@ -75,6 +80,16 @@ class FakeClient:
 
     def get_workflow_handle(self, wid: str) -> FakeHandle:
         return FakeHandle(self, wid)
+
+
+class EmptyReadModel:
+    """A read model that has not caught up yet: the workflow is asked."""
+
+    async def exists(self, _assignment_id: str) -> bool:
+        return False
+
+    async def ids_like(self, _assignment_id: str, unit_id: str | None = None) -> list[str]:
+        return [AID] if unit_id in (None, "yuzhong") else []
 
 
 @pytest.fixture
@@ -87,6 +102,7 @@ async def api(tmp_path: Path) -> AsyncIterator[tuple[httpx.AsyncClient, FakeClie
     app.state.public_key = load_public_key(keys)
     app.state.settings = settings
     app.state.temporal = fake
+    app.state.status_reader = EmptyReadModel()
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://progress") as c:
         yield c, fake, keys
 
@@ -126,6 +142,18 @@ async def test_refusals_come_before_the_body_is_judged(api: tuple[httpx.AsyncCli
     assert r.status_code == 404  # a malformed id names no unit: not found, not forbidden
     r = await c.post(f"/v1/assignments/{AID}/plans/1900/review", json={}, headers=auth(keys, "department", "yuzhong"))
     assert r.status_code == 403  # the year in the path is judged with the body, after the sender
+
+
+async def test_an_id_no_workflow_has_is_404_with_the_ids_meant(api: tuple[httpx.AsyncClient, FakeClient, Path]) -> None:
+    c, fake, keys = api
+    typo = "p1.t03.yuzhog"
+    for role, unit in (("department", "yuzhong"), ("supervisor", None)):
+        r = await c.get(f"/v1/assignments/{typo}", headers=auth(keys, role, unit))
+        assert r.status_code == 404 and r.json()["detail"] == f"no assignment {typo}; did you mean {AID}?"
+    # another unit is told no more than that the id names nothing, and is not shown yuzhong's ids
+    r = await c.post(f"/v1/assignments/{typo}/accept", headers=auth(keys, "department", "wanzhou"))
+    assert r.status_code == 404 and AID not in r.text and "policyflow inbox" in r.json()["detail"]
+    assert fake.sent == []
 
 
 async def test_each_command_reaches_its_update_with_the_path_and_body_fields(
