@@ -6,14 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
-import re
-import tempfile
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Annotated, Any
-from urllib.parse import quote, unquote
+from typing import Annotated, Any
+from urllib.parse import quote
 
 import orjson
 import structlog
@@ -21,15 +17,13 @@ from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as InPath
 from fastapi.responses import JSONResponse, StreamingResponse
 from pydantic import BaseModel
-from python_multipart.exceptions import MultipartParseError
-from python_multipart.multipart import MultipartParser, parse_options_header
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import UploadFile
 
 from contracts.base import UserRole
 from contracts.ids import parse_assignment_id
-from services.progress import api, filetypes
+from services.progress import api, filetypes, uploads
 from services.progress.blobs import BlobMissing, BlobStore
 from services.progress.store import evidence_files
 from services.shared.auth import Principal
@@ -38,14 +32,12 @@ from services.shared.web import principal, require_role
 log = structlog.get_logger()
 router = APIRouter(tags=["evidence"])
 
-MIB = 1024 * 1024
-MAX_FILE_BYTES = 20 * MIB
+MIB, MAX_FILE_BYTES = uploads.MIB, uploads.MAX_FILE_BYTES
 # The request around the file: its multipart boundaries and headers (BodyLimit, services/shared/web.py).
 MAX_UPLOAD_BODY = MAX_FILE_BYTES + 256 * 1024
 UPLOAD_PATH = r"/v1/assignments/[^/]+/evidence"
 TOO_LARGE_BODY = f"the upload is larger than {MAX_FILE_BYTES // MIB} MiB, the most one evidence file may be"
 SHA256 = Annotated[str, InPath(pattern=r"^[0-9a-f]{64}$", description="the file's SHA-256, 64 lower-case hex digits")]
-CHUNK = 256 * 1024
 
 
 class EvidenceOut(BaseModel):
@@ -61,139 +53,6 @@ class EvidenceList(BaseModel):
     assignment_id: str
     items: list[EvidenceOut]
     total: int
-
-
-def _too_large(name: str) -> HTTPException:
-    return HTTPException(
-        413, f"{name} is larger than {MAX_FILE_BYTES // MIB} MiB, the most one evidence file may be; "
-        "split it or reduce it (scan at a lower resolution, compress the pictures) and upload it again",
-    )  # fmt: skip
-
-
-@dataclass
-class Spool:
-    """An upload written to a temporary file in the store's scratch directory as it arrives, hashed
-    and counted on the way (never held in memory)."""
-
-    scratch: Path
-    name: str
-    file: IO[bytes] = field(init=False)
-    digest: Any = field(default_factory=hashlib.sha256)
-    size: int = 0
-
-    def __post_init__(self) -> None:
-        self.scratch.mkdir(parents=True, exist_ok=True)
-        self.file = tempfile.NamedTemporaryFile(dir=self.scratch, prefix="upload-", delete=False)  # noqa: SIM115
-
-    @property
-    def path(self) -> Path:
-        return Path(self.file.name)
-
-    def write(self, data: bytes) -> None:
-        self.size += len(data)
-        if self.size > MAX_FILE_BYTES:
-            raise _too_large(self.name)
-        self.digest.update(data)
-        self.file.write(data)
-
-    def discard(self) -> None:
-        self.file.close()
-        self.path.unlink(missing_ok=True)
-
-
-def clean_name(raw: str) -> str:
-    """The file's own name, without a browser's path and without control characters."""
-    name = re.split(r"[\\/]", raw)[-1]
-    name = "".join(c for c in name if c.isprintable()).strip()
-    return name[:300] or "evidence"
-
-
-def _part_filename(header: bytes) -> tuple[str, str | None]:
-    """(field name, file name or None) of a part's Content-Disposition; `filename*` (RFC 5987) wins."""
-    _, params = parse_options_header(header)
-    field_name = params.get(b"name", b"").decode("utf-8", "replace")
-    star = re.search(rb"filename\*\s*=\s*([\w-]+)'[^']*'([^;\s]+)", header)
-    if star:
-        return field_name, unquote(star.group(2).decode("ascii", "replace"), encoding="utf-8", errors="replace")
-    plain = params.get(b"filename")
-    if plain is None:
-        return field_name, None
-    return field_name, plain.decode("utf-8", "replace").replace("%22", '"')
-
-
-class _Form:
-    """Callbacks for python-multipart's streaming parser: the first part named `file` goes to a Spool."""
-
-    def __init__(self, scratch: Path) -> None:
-        self.scratch = scratch
-        self.spool: Spool | None = None
-        self.current: Spool | None = None
-        self.complete = False
-        self._field, self._value, self._headers = b"", b"", dict[bytes, bytes]()
-
-    def callbacks(self) -> Any:
-        def header_field(data: bytes, start: int, end: int) -> None:
-            self._field += data[start:end]
-
-        def header_value(data: bytes, start: int, end: int) -> None:
-            self._value += data[start:end]
-
-        def header_end() -> None:
-            self._headers[self._field.lower()] = self._value
-            self._field, self._value = b"", b""
-
-        def headers_finished() -> None:
-            field_name, filename = _part_filename(self._headers.get(b"content-disposition", b""))
-            self._headers = {}
-            if field_name == "file" and filename is not None and self.spool is None:
-                self.spool = self.current = Spool(self.scratch, clean_name(filename))
-
-        def part_data(data: bytes, start: int, end: int) -> None:
-            if self.current is not None:
-                self.current.write(data[start:end])
-
-        def part_end() -> None:
-            if self.current is not None:
-                self.current.file.close()
-                self.complete = True
-            self.current = None
-
-        return {
-            "on_header_field": header_field,
-            "on_header_value": header_value,
-            "on_header_end": header_end,
-            "on_headers_finished": headers_finished,
-            "on_part_data": part_data,
-            "on_part_end": part_end,
-        }
-
-
-async def receive_file(request: Request, scratch: Path) -> Spool:
-    """The multipart field `file`, streamed to a spool file while it is hashed and counted."""
-    ctype, params = parse_options_header(request.headers.get("content-type", ""))
-    if ctype != b"multipart/form-data" or not params.get(b"boundary"):
-        raise HTTPException(422, "send the file as multipart/form-data, in a field named file")
-    form = _Form(scratch)
-    parser = MultipartParser(params[b"boundary"], callbacks=form.callbacks())
-    try:
-        async for chunk in request.stream():
-            parser.write(chunk)
-        parser.finalize()
-    except MultipartParseError as exc:
-        _discard(form.spool)
-        raise HTTPException(422, "the upload is not a complete multipart form; send the file again") from exc
-    except BaseException:
-        _discard(form.spool)
-        raise
-    if form.spool is None or not form.complete:
-        _discard(form.spool)
-        raise HTTPException(422, "no file was sent: send it in a multipart field named file, with its file name")
-    return form.spool
-
-
-def _discard(spool: Spool | None) -> None:
-    if spool is not None:
-        spool.discard()
 
 
 def _detect(path: Path) -> filetypes.Kind | None:
@@ -217,7 +76,7 @@ async def _recorded(request: Request, assignment_id: str, sha256: str) -> Eviden
     return _out(row) if row is not None else None
 
 
-async def keep(request: Request, who: Principal, assignment_id: str, spool: Spool) -> tuple[EvidenceOut, bool]:
+async def keep(request: Request, who: Principal, assignment_id: str, spool: uploads.Spool) -> tuple[EvidenceOut, bool]:
     """Check a spooled upload's kind, keep its content once and record it for the assignment:
     (the record, whether it is new). The spool is consumed."""
     blobs: BlobStore = request.app.state.blobs
@@ -260,14 +119,7 @@ async def store_upload(
     request: Request, who: Principal, assignment_id: str, upload: UploadFile
 ) -> tuple[EvidenceOut, bool]:
     """A file a form has already parsed (the workbench's report form), kept like an API upload."""
-    spool = Spool(request.app.state.blobs.scratch, clean_name(upload.filename or ""))
-    try:
-        while chunk := await upload.read(CHUNK):
-            spool.write(chunk)
-        spool.file.close()
-    except BaseException:
-        spool.discard()
-        raise
+    spool = await uploads.spool_upload(request.app.state.blobs.scratch, upload)
     return await keep(request, who, assignment_id, spool)
 
 
@@ -298,7 +150,7 @@ async def store_upload(
 async def upload(
     request: Request, target: Annotated[api.Target, Depends(api.Allowed(UserRole.DEPARTMENT))]
 ) -> JSONResponse:
-    spool = await receive_file(request, request.app.state.blobs.scratch)
+    spool = await uploads.receive_file(request, request.app.state.blobs.scratch)
     record, new = await keep(request, target.caller, target.assignment_id, spool)
     return JSONResponse(record.model_dump(mode="json"), status_code=201 if new else 200)
 
@@ -330,11 +182,16 @@ async def reader(request: Request, assignment_id: str, caller: Annotated[Princip
 
 @router.get("/v1/assignments/{assignment_id}/evidence", response_model=EvidenceList, summary="Evidence files")
 async def listing(request: Request, assignment_id: Annotated[str, Depends(reader)]) -> EvidenceList:
+    items = await files_of(request, assignment_id)
+    return EvidenceList(assignment_id=assignment_id, items=items, total=len(items))
+
+
+async def files_of(request: Request, assignment_id: str) -> list[EvidenceOut]:
+    """The files uploaded for an assignment, oldest first."""
     t = evidence_files.c
     async with request.app.state.engine.connect() as conn:
         q = select(evidence_files).where(t.assignment_id == assignment_id).order_by(t.uploaded_at, t.sha256)
-        items = [_out(r) for r in await conn.execute(q)]
-    return EvidenceList(assignment_id=assignment_id, items=items, total=len(items))
+        return [_out(r) for r in await conn.execute(q)]
 
 
 def attachment(name: str) -> str:
@@ -350,6 +207,11 @@ def attachment(name: str) -> str:
     responses={200: {"content": {"application/octet-stream": {}}, "description": "the file's bytes"}},
 )
 async def download(request: Request, assignment_id: Annotated[str, Depends(reader)], sha256: SHA256) -> Any:
+    return await file_response(request, assignment_id, sha256)
+
+
+async def file_response(request: Request, assignment_id: str, sha256: str) -> StreamingResponse:
+    """The file as an attachment, for a caller `may_read` has let through (the API and the workbench)."""
     record = await _recorded(request, assignment_id, sha256)
     if record is None:
         raise HTTPException(404, f"no evidence file {sha256[:12]}… was uploaded for {assignment_id}")
