@@ -32,18 +32,22 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
     """`clock` decides quiet hours and retry times (tests pass their own)."""
     settings = settings or NotifySettings()
 
+    def utc_clock() -> dt.datetime:
+        # SQLite keeps a datetime's wall time without its zone: every time stored or compared is UTC.
+        return clock().astimezone(dt.UTC)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
-        app.state.clock = clock
+        app.state.clock = utc_clock
         app.state.public_key = load_public_key(settings.keys())
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.concurrency), follow_redirects=False)
-        sender = Sender(engine, Channels(settings, http), settings, clock)
+        sender = Sender(engine, Channels(settings, http), settings, utc_clock)
         app.state.sender = sender
-        intake = Intake(engine, settings, clock, on_recorded=sender.wake)
+        intake = Intake(engine, settings, utc_clock, on_recorded=sender.wake)
         app.state.intake = intake
         broker = notifier_broker(settings, intake)
         await broker.connect()

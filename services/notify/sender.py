@@ -92,52 +92,60 @@ class Sender:
             d["occurred_at"] = utc(d["occurred_at"])
         return due, secrets
 
-    async def _attempt(self, row: dict[str, Any], secret: str | None) -> BaseException | None:
+    async def _attempt(self, row: dict[str, Any], secret: str | None) -> tuple[dict[str, Any], BaseException | None]:
         async with self._limit:
             try:
                 await self.channels.send(row, secret)
             except Exception as exc:  # noqa: BLE001 - every failure is recorded on the delivery
-                return exc
-        return None
+                return row, exc
+        return row, None
+
+    def _change(self, row: dict[str, Any], exc: BaseException | None, now: dt.datetime) -> dict[str, Any]:
+        attempts = int(row["attempts"]) + 1
+        change: dict[str, Any] = {
+            "b_id": row["id"], "attempts": attempts, "sent_at": None, "next_attempt_at": row["next_attempt_at"]
+        }  # fmt: skip
+        if exc is None:
+            return change | {"status": "sent", "sent_at": now, "last_error": None}
+        if isinstance(exc, Permanent) or attempts >= self.settings.max_attempts:
+            log.warning("notify.dead_letter", delivery=row["id"], attempts=attempts, error=_error_words(exc))
+            return change | {"status": "dead", "last_error": _error_words(exc)}
+        wait = dt.timedelta(seconds=backoff(self.settings, attempts))
+        log.info("notify.retry_later", delivery=row["id"], attempts=attempts, error=_error_words(exc))
+        return change | {"status": "pending", "last_error": _error_words(exc), "next_attempt_at": now + wait}
+
+    async def _store(self, changes: list[dict[str, Any]]) -> None:
+        stmt = (
+            update(deliveries)
+            .where(and_(deliveries.c.id == bindparam("b_id"), deliveries.c.status == "pending"))
+            .values(
+                status=bindparam("status"),
+                attempts=bindparam("attempts"),
+                sent_at=bindparam("sent_at"),
+                last_error=bindparam("last_error"),
+                next_attempt_at=bindparam("next_attempt_at"),
+            )
+        )
+        async with self.engine.begin() as conn:
+            await conn.execute(stmt, changes)
+        self.sent += sum(1 for c in changes if c["status"] == "sent")
 
     async def send_due(self) -> int:
-        """One round: send what is due now (up to a batch); returns how many were tried."""
+        """One round: send what is due now (up to a batch); returns how many were tried.
+
+        Outcomes are committed as they come, those finished meanwhile together, so that a crash
+        repeats only the sends whose outcome was not yet stored.
+        """
         due, secrets = await self._due(self.clock())
         if not due:
             return 0
-        outcomes = await asyncio.gather(*(self._attempt(d, secrets.get((d["owner"], d["recipient"]))) for d in due))
-        now = self.clock()
-        changes: list[dict[str, Any]] = []
-        for row, exc in zip(due, outcomes, strict=True):
-            attempts = int(row["attempts"]) + 1
-            change: dict[str, Any] = {"b_id": row["id"], "attempts": attempts, "sent_at": None}
-            if exc is None:
-                change |= {
-                    "status": "sent",
-                    "sent_at": now,
-                    "last_error": None,
-                    "next_attempt_at": row["next_attempt_at"],
-                }
-            elif isinstance(exc, Permanent) or attempts >= self.settings.max_attempts:
-                change |= {"status": "dead", "last_error": _error_words(exc), "next_attempt_at": row["next_attempt_at"]}
-                log.warning("notify.dead_letter", delivery=row["id"], attempts=attempts, error=_error_words(exc))
-            else:
-                wait = dt.timedelta(seconds=backoff(self.settings, attempts))
-                change |= {"status": "pending", "last_error": _error_words(exc), "next_attempt_at": now + wait}
-                log.info("notify.retry_later", delivery=row["id"], attempts=attempts, error=_error_words(exc))
-            changes.append(change)
-        async with self.engine.begin() as conn:
-            stmt = (
-                update(deliveries)
-                .where(and_(deliveries.c.id == bindparam("b_id"), deliveries.c.status == "pending"))
-                .values(
-                    status=bindparam("status"),
-                    attempts=bindparam("attempts"),
-                    sent_at=bindparam("sent_at"),
-                    last_error=bindparam("last_error"),
-                    next_attempt_at=bindparam("next_attempt_at"),
-                )
-            )
-            await conn.execute(stmt, changes)
-        self.sent += sum(1 for c in changes if c["status"] == "sent")
+        running = {asyncio.create_task(self._attempt(d, secrets.get((d["owner"], d["recipient"])))) for d in due}
+        try:
+            while running:
+                finished, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                now = self.clock()
+                await self._store([self._change(*t.result(), now) for t in finished])
+        finally:
+            for t in running:
+                t.cancel()
         return len(due)

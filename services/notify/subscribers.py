@@ -20,6 +20,7 @@ from typing import Any
 import structlog
 from faststream import AckPolicy
 from faststream.nats import JStream, NatsBroker, NatsMessage, PullSub
+from nats.errors import NotJSMessageError
 from nats.js.api import AckPolicy as JsAckPolicy
 from nats.js.api import ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
@@ -73,6 +74,14 @@ async def place_consumer(js: Any, settings: NotifySettings) -> str:
     await js.add_consumer(settings.event_stream, config=consumer_config(settings, floor + 1))
     log.info("notify.consumer_repositioned", ack_floor=floor, pending=info.num_ack_pending)
     return "repositioned"
+
+
+def message_seq(raw: Any) -> int:
+    """The stream sequence; 0 for a message that did not come through JetStream (FastStream's test broker)."""
+    try:
+        return stream_seq(raw)
+    except (NotJSMessageError, ValueError, IndexError):
+        return 0
 
 
 class Intake:
@@ -175,7 +184,7 @@ class Intake:
                             "channel": channel, "recipient": address, "level": n.level, "subject": n.subject,
                             "text": n.text, "link": n.link, "status": "pending", "attempts": 0,
                             "not_before": release, "next_attempt_at": release, "last_error": None,
-                            "created_at": now, "sent_at": None, "occurred_at": event.occurred_at,
+                            "created_at": now, "sent_at": None, "occurred_at": event.occurred_at.astimezone(dt.UTC),
                         })  # fmt: skip
             values = list(rows.values())
             for lo in range(0, len(values), 500):
@@ -210,7 +219,7 @@ def notifier_broker(settings: NotifySettings, intake: Intake | None = None) -> N
         if intake is None:
             raise RuntimeError("the notifier's broker was built without an intake")
         try:
-            await intake.record(event, stream_seq(msg.raw_message))
+            await intake.record(event, message_seq(msg.raw_message))
         except Exception:
             log.exception("notify.record_failed", event_id=event.event_id)
             with contextlib.suppress(Exception):

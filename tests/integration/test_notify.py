@@ -22,6 +22,7 @@ from tests.e2e.support import EventFactory, auth, serve
 from tests.support.notify import Mailbox, Receiver, smtp_server, valid_signature, webhook_receiver
 from tests.support.publishing import publish
 from tests.support.waiting import until
+from workflows.calendar import SHANGHAI
 
 PUBLIC = "https://policyflow.example.gov.cn"
 SUPERVISOR = Actor(sub="sup-1", role=UserRole.SUPERVISOR)
@@ -219,3 +220,50 @@ async def test_retries_then_delivered_and_dead_letter_resent_by_hand(
         assert {h.delivery for h in receiver.hits if h.path == "down"} == {letter["delivery_id"]}
         assert await dead() == []
         assert receiver.per_delivery() == {flaky[0].delivery: 1, letter["delivery_id"]: 1}
+
+
+class Clock:
+    """The notifier's clock, set by the test (never today's date)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
+
+
+@pytest.mark.usefixtures("event_stream")
+async def test_quiet_hours_hold_a_red_escalation_until_the_next_working_morning(
+    tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    _, port, receiver = parts
+    keys = tmp_path / "keys"
+    clock = Clock(dt.datetime(2026, 1, 10, 23, 0, tzinfo=SHANGHAI))  # a Saturday, 23:00 Beijing time
+    settings = notify_settings(tmp_path, nats_url, port, quiet_hours="22:00-07:30")
+    saturday, before_tiaoxiu = EventFactory("cq-2022-79", 1, "yuzhong"), EventFactory("cq-2022-79", 2, "yuzhong")
+    async with notifier(settings, clock=clock) as (url, app), httpx.AsyncClient(base_url=url) as http:
+        await subscribe(http, "/v1/units/yuzhong/subscriptions", auth(keys, "department", "yuzhong"),
+                        {"webhooks": [{"url": f"{receiver.url}/unit"}]})  # fmt: skip
+        sup = auth(keys, "supervisor")
+        seq = await publish(nats_url, [saturday.escalated("red")])
+        await until(lambda: health_position(http, seq), "the Saturday escalation recorded")
+        clock.at = dt.datetime(2026, 1, 3, 23, 0, tzinfo=SHANGHAI)  # the Saturday before the 调休 Sunday 2026-01-04
+        seq = await publish(nats_url, [before_tiaoxiu.escalated("red")])
+        await until(lambda: health_position(http, seq), "the second escalation recorded")
+        rows = (await http.get("/v1/units/yuzhong/notifications", headers=sup)).json()["items"]
+        held = {d["assignment_id"]: dt.datetime.fromisoformat(d["held_until"]) for d in rows}
+        assert held == {
+            saturday.assignment_id: dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI),  # Monday
+            before_tiaoxiu.assignment_id: dt.datetime(2026, 1, 4, 7, 30, tzinfo=SHANGHAI),  # the 调休 Sunday
+        }
+        sender = app.state.sender
+        clock.at = dt.datetime(2026, 1, 4, 7, 29, tzinfo=SHANGHAI)
+        assert await sender.send_due() == 0 and receiver.hits == []
+        clock.at = dt.datetime(2026, 1, 4, 7, 30, tzinfo=SHANGHAI)
+        await until(lambda: len(receiver.ok()) == 1, "the 调休 Sunday's one at 07:30")
+        assert json.loads(receiver.ok()[0].body)["assignment_id"] == before_tiaoxiu.assignment_id
+        clock.at = dt.datetime(2026, 1, 12, 7, 29, 59, tzinfo=SHANGHAI)
+        assert await sender.send_due() == 0 and len(receiver.hits) == 1
+        clock.at = dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)
+        await until(lambda: len(receiver.ok()) == 2, "Monday's one at 07:30")
+        assert receiver.per_delivery() == {h.delivery: 1 for h in receiver.ok()}

@@ -1,0 +1,146 @@
+"""The notifier's pure parts: quiet hours on the working calendar, the texts, address checks, and its
+FastStream subscriber under TestNatsBroker (no server)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from faststream.nats import TestNatsBroker
+
+from contracts.events import Deadline, Event, ReminderIssued
+from contracts.subjects import event_subject
+from services.notify.addresses import AddressRefused, check_email, check_webhook_url
+from services.notify.channels import signature, webhook_body
+from services.notify.messages import delivery_id, due_words, notice
+from services.notify.quiet import QuietHours, QuietHoursInvalid
+from services.notify.settings import NotifySettings
+from services.notify.store import SUPERVISORS
+from services.notify.subscribers import notifier_broker
+from tests.e2e.support import EventFactory
+from workflows.calendar import SHANGHAI
+
+QUIET = QuietHours.parse("22:00-07:30")
+
+
+def beijing(year: int, month: int, day: int, hour: int, minute: int) -> dt.datetime:
+    return dt.datetime(year, month, day, hour, minute, tzinfo=SHANGHAI)
+
+
+@pytest.mark.parametrize(
+    ("made", "released"),
+    [
+        (beijing(2026, 1, 7, 23, 0), beijing(2026, 1, 8, 7, 30)),  # Wednesday night -> Thursday morning
+        (beijing(2026, 1, 8, 3, 0), beijing(2026, 1, 8, 7, 30)),  # small hours of a working day
+        (beijing(2026, 1, 9, 23, 0), beijing(2026, 1, 12, 7, 30)),  # Friday night -> Monday
+        (beijing(2026, 1, 10, 23, 0), beijing(2026, 1, 12, 7, 30)),  # Saturday -> Monday
+        (beijing(2026, 1, 10, 12, 0), beijing(2026, 1, 12, 7, 30)),  # a day off is quiet all day
+        (beijing(2026, 1, 3, 23, 0), beijing(2026, 1, 4, 7, 30)),  # Saturday before a 调休 Sunday
+        (beijing(2026, 2, 13, 23, 0), beijing(2026, 2, 14, 7, 30)),  # Friday before the 调休 Saturday 2-14
+        (beijing(2026, 9, 30, 23, 0), beijing(2026, 10, 8, 7, 30)),  # National Day: the first working day after it
+        (beijing(2026, 3, 2, 0, 0), beijing(2026, 3, 2, 7, 30)),  # deadlines fall due at midnight
+    ],
+)
+def test_quiet_hours_hold_until_the_next_working_morning(made: dt.datetime, released: dt.datetime) -> None:
+    assert QUIET is not None
+    assert QUIET.release(made) == released.astimezone(dt.UTC)
+
+
+def test_outside_quiet_hours_a_notice_goes_at_once_and_the_setting_is_checked() -> None:
+    assert QUIET is not None
+    at = beijing(2026, 1, 7, 7, 30)
+    assert QUIET.release(at) == at.astimezone(dt.UTC)
+    assert QUIET.release(beijing(2026, 1, 4, 10, 0)) == beijing(2026, 1, 4, 10, 0).astimezone(dt.UTC)  # 调休 Sunday
+    assert QuietHours.parse("") is None
+    for bad in ("22-7", "25:00-07:00", "08:00-08:00"):
+        with pytest.raises(QuietHoursInvalid):
+            QuietHours.parse(bad)
+
+
+def test_due_words_count_working_days() -> None:
+    # 2026-01-01..03 are holidays, 01-04 (a Sunday) is worked: from 12-31 to 01-05 there are two.
+    assert due_words(dt.date(2026, 1, 5), dt.date(2025, 12, 31)) == "2026年1月5日前（还有2个工作日）"
+    assert due_words(dt.date(2026, 1, 5), dt.date(2026, 1, 5)) == "2026年1月5日前（今天到期）"
+    assert due_words(dt.date(2026, 1, 5), dt.date(2026, 1, 7)) == "2026年1月5日前（已逾期2个工作日）"
+
+
+def test_texts_name_the_task_unit_deadline_and_link() -> None:
+    f = EventFactory("cq-2022-79", 14, "yuzhong")
+    red = notice(f.escalated("red"), "建设高品质绿色建筑", "https://pf.example.gov.cn/")
+    assert red is not None and red.owners == ("yuzhong", SUPERVISORS) and red.level == "red"
+    assert "红色督办" in red.subject and "第14项任务“建设高品质绿色建筑”" in red.text and "yuzhong" in red.text
+    assert "2026年度计划" in red.text and "已逾期25个工作日" in red.text
+    assert red.link == f"https://pf.example.gov.cn/workbench/assignments/{f.assignment_id}"
+    yellow = notice(f.escalated("yellow"), None, "https://pf.example.gov.cn")
+    assert yellow is not None and yellow.owners == ("yuzhong",) and "黄色督办" in yellow.text
+    due = Deadline(key="report:2026-Q2", kind="quarterly_report", due=dt.date(2026, 7, 10), year=2026)
+    reminder = f.next(ReminderIssued(deadline=due))
+    text = notice(reminder, "t", "http://x")
+    assert text is not None and "2026年第二季度进展填报" in text.text and "个工作日" in text.text
+    assert notice(f.reported(10.0), "t", "http://x") is None  # progress reports are not pushed
+
+
+def test_a_delivery_is_signed_over_the_exact_body_and_its_id_is_stable() -> None:
+    assert delivery_id("a#000001", "webhook", "http://h/x") == delivery_id("a#000001", "webhook", "http://h/x")
+    assert delivery_id("a#000001", "webhook", "http://h/x") != delivery_id("a#000001", "email", "http://h/x")
+    row = {
+        "id": "d1", "event_id": "e", "event_type": "SupervisionEscalated", "unit_id": "u", "assignment_id": "a",
+        "level": "red", "subject": "s", "text": "红色督办", "link": None,
+        "occurred_at": dt.datetime(2026, 1, 5, tzinfo=dt.UTC),
+    }  # fmt: skip
+    body = webhook_body(row)
+    assert body == webhook_body(dict(row)) and "红色督办".encode() in body
+    assert signature("k", body) == "sha256=" + __import__("hmac").new(b"k", body, "sha256").hexdigest()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://169.254.169.254/latest",
+        "http://[fe80::1]/x",
+        "http://100.100.100.200/",
+        "http://metadata.google.internal/",
+        "gopher://x/",
+        "http://u:p@example.org/",
+        "http://127.0.0.1/x",
+        "http://10.1.2.3/x",
+    ],
+)
+def test_webhook_urls_refused(url: str) -> None:
+    with pytest.raises(AddressRefused):
+        check_webhook_url(url, allow_private=False)
+
+
+def test_private_urls_only_when_allowed_and_emails_checked() -> None:
+    assert check_webhook_url("http://127.0.0.1:9/x", allow_private=True) == "http://127.0.0.1:9/x"
+    with pytest.raises(AddressRefused):
+        check_webhook_url("http://169.254.169.254/", allow_private=True)
+    assert check_email(" a.b@example.org ") == "a.b@example.org"
+    for bad in ("a@", "@b", "a b@c.d", "a@b@c", "x@y.z\nBcc: e@f.g"):
+        with pytest.raises(AddressRefused):
+            check_email(bad)
+
+
+class Recorder:
+    def __init__(self, fail: bool = False) -> None:
+        self.seen: list[tuple[str, int]] = []
+        self.fail = fail
+
+    async def record(self, event: Event, seq: int) -> None:
+        if self.fail:
+            raise RuntimeError("database down")
+        self.seen.append((event.event_id, seq))
+
+
+@pytest.mark.parametrize("fail", [False, True])
+async def test_the_subscriber_records_then_acks_or_naks(fail: bool) -> None:
+    recorder = Recorder(fail)
+    broker = notifier_broker(NotifySettings(), recorder)  # type: ignore[arg-type]
+    event = EventFactory("cq-2022-79", 2, "wanzhou").escalated("blue")
+    subject = event_subject(event.programme_id, event.unit_id, event.type)
+    handler: Any = broker.subscribers[0]
+    async with TestNatsBroker(broker) as br:
+        await br.publish(event.model_dump(mode="json"), subject, stream="POLICYFLOW_EVENTS")
+        handler.calls[0].handler.mock.assert_called_once()
+    assert recorder.seen == ([] if fail else [(event.event_id, recorder.seen[0][1])])
