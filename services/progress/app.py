@@ -10,7 +10,7 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.progress import api, dashboard, evidence, lead, readmodel, subscribers, workbench
+from services.progress import api, dashboard, evidence, lead, readmodel, subscribers, workbench, workbench_evidence
 from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
@@ -72,6 +72,9 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(evidence.router)
     allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)
+    allow_larger_body(
+        app, workbench_evidence.FORM_PATH, workbench_evidence.MAX_FORM_BODY, workbench_evidence.TOO_LARGE_FORM
+    )
     app.include_router(dashboard.router)
     app.include_router(lead.router)
     app.include_router(workbench.router)

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import quote
 
-import orjson
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi import Path as InPath
@@ -23,7 +22,7 @@ from starlette.datastructures import UploadFile
 
 from contracts.base import UserRole
 from contracts.ids import parse_assignment_id
-from services.progress import api, filetypes, uploads
+from services.progress import api, filetypes, lead, uploads
 from services.progress.blobs import BlobMissing, BlobStore
 from services.progress.store import evidence_files
 from services.shared.auth import Principal
@@ -163,10 +162,7 @@ async def may_read(request: Request, caller: Principal, assignment_id: str) -> N
     require_role(caller, *api.READ_ROLES)
     if caller.role != UserRole.DEPARTMENT or caller.unit_id == parsed[2]:
         return
-    raw = await request.app.state.status_reader.state(assignment_id)
-    lead = orjson.loads(raw).get("lead_assignment_id") if raw else None
-    lead_parsed = parse_assignment_id(lead) if lead else None
-    if lead_parsed is not None and lead_parsed[2] == caller.unit_id:
+    if await lead.is_lead(request.app.state.engine, caller.unit_id, parsed[0], parsed[1]):
         return
     log.warning("auth.other_unit", sub=caller.sub, unit=caller.unit_id, target=parsed[2], what="evidence")
     raise HTTPException(

@@ -31,6 +31,14 @@ def cn_time(value: Any) -> str:
     return "" if value is None else str(value)
 
 
+def file_size(size: int) -> str:
+    if size < 1024:
+        return f"{size} 字节"
+    if size < 1024 * 1024:
+        return f"{size / 1024:.1f} KB"
+    return f"{size / 1024 / 1024:.1f} MB"
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -41,6 +49,7 @@ def _environment() -> Environment:
     )
     env.filters["cn_time"] = cn_time
     env.filters["rate"] = charts.rate_text
+    env.filters["file_size"] = file_size
     env.globals.update(
         STAGES=q.STAGE_LABELS,
         OVERDUE=q.OVERDUE_LABELS,

@@ -338,7 +338,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
     if name not in actions(who, s, await access(request, who, s)):
         message = f"当前（{labels.stage(s.stage.value)}）不能进行“{row.summary}”。请刷新页面查看任务的最新状态。"
         return await assignment_view(request, who, s, 409, errors={"": message}, form="")
-    submitted = await request.form(max_part_size=workbench_evidence.MAX_PART_BYTES)
+    submitted = await request.form(max_files=workbench_evidence.MAX_FILES + 1)
     typed = {k: v for k, v in submitted.multi_items() if isinstance(v, str)}
     files = [v for k, v in submitted.multi_items() if k == "evidence" and isinstance(v, UploadFile) and v.filename]
     read = forms.READERS[name](typed)
