@@ -45,6 +45,20 @@ DEADLINE_KINDS = {
     "review": ("核验结论", "verifier's decision"),
     "rework": ("整改", "rework"),
 }
+PLAN_STATUSES = {
+    "submitted": ("待审核", "awaiting review"),
+    "approved": ("已通过", "approved"),
+    "returned": ("已退回", "returned"),
+}
+VERDICTS = {"pass": ("核验通过", "passed"), "fail": ("核验未通过", "failed")}
+COUNTS = {
+    "reports": ("进展填报", "reports"),
+    "cooperating_reports": ("配合单位进展", "cooperating units' reports"),
+    "plans_returned": ("计划退回", "plans returned"),
+    "verifications_failed": ("核验未通过", "verifications failed"),
+    "reminders": ("催办", "reminders"),
+    "escalations": ("督办升级", "escalations"),
+}
 # What the unit (or the reviewer) is expected to do next, by stage.
 NEXT_STEPS = {
     "assigned": ("签收任务", "accept the assignment"),
@@ -117,6 +131,18 @@ def user_role(key: str, lang: Lang = "zh") -> str:
 
 def level(key: str, lang: Lang = "zh") -> str:
     return _pick(LEVELS, key, lang)
+
+
+def plan_status(key: str, lang: Lang = "zh") -> str:
+    return _pick(PLAN_STATUSES, key, lang)
+
+
+def verdict(key: str, lang: Lang = "zh") -> str:
+    return _pick(VERDICTS, key, lang)
+
+
+def count(key: str, lang: Lang = "zh") -> str:
+    return _pick(COUNTS, key, lang)
 
 
 def next_step(stage_key: str, lang: Lang = "zh") -> str:

@@ -2,8 +2,10 @@
 
 Service URLs and the token come from the environment (POLICYFLOW_ASSIGNMENT_URL,
 POLICYFLOW_PROGRESS_URL, POLICYFLOW_AUDIT_URL, POLICYFLOW_TOKEN), else from the config file
-(~/.config/policyflow/config.toml, or POLICYFLOW_CONFIG), else the local stack's defaults;
-`--token` beats them all. Writes carry an Idempotency-Key, so a retry after a timeout is safe.
+(POLICYFLOW_CONFIG, else $XDG_CONFIG_HOME/policyflow/config.toml, else
+~/.config/policyflow/config.toml), else the local stack's defaults; `--token` beats them all.
+`policyflow token issue --save` keeps a token in the config file (readable by its owner only).
+Writes carry an Idempotency-Key, so a retry after a timeout is safe.
 """
 
 from __future__ import annotations
@@ -38,8 +40,42 @@ class ApiError(Exception):
         self.detail = detail
 
 
+# Said when there is no token at all, before anything is sent.
+NO_TOKEN = (
+    "no token: run `policyflow token issue --role ROLE [--unit UNIT] --save` once (roles: department with "
+    "--unit, supervisor, verifier, auditor), or set POLICYFLOW_TOKEN, or give --token"
+)
+
+
 def config_path() -> Path:
-    return Path(os.environ.get("POLICYFLOW_CONFIG", "~/.config/policyflow/config.toml")).expanduser()
+    if os.environ.get("POLICYFLOW_CONFIG"):
+        return Path(os.environ["POLICYFLOW_CONFIG"]).expanduser()
+    base = os.environ.get("XDG_CONFIG_HOME") or "~/.config"
+    return Path(base).expanduser() / "policyflow" / "config.toml"
+
+
+def _toml_line(key: str, value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{key} = {value}"
+    text = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'{key} = "{text}"'
+
+
+def save_token(token: str, path: Path | None = None) -> Path:
+    """Keep `token` in the config file (its other settings kept), readable by its owner only."""
+    path = path or config_path()
+    settings = {k: v for k, v in read_config_file(path).items() if isinstance(v, str | int | float)}
+    settings["token"] = token
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fd = os.open(path.with_name(path.name + ".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write("".join(_toml_line(k, v) + "\n" for k, v in settings.items()))
+        os.chmod(path.with_name(path.name + ".new"), 0o600)  # an older file's mode does not carry over
+        os.replace(path.with_name(path.name + ".new"), path)
+    except OSError as exc:
+        raise ApiError(0, f"cannot save the token in {path}: {exc.strerror}") from exc
+    return path
 
 
 def read_config_file(path: Path | None = None) -> dict[str, Any]:
@@ -56,6 +92,7 @@ def read_config_file(path: Path | None = None) -> dict[str, Any]:
 class Config:
     urls: dict[str, str]
     token: str | None
+    token_source: str = ""  # where the token came from, to say which one a service refused
 
     @classmethod
     def load(cls, token: str | None = None) -> Config:
@@ -64,7 +101,14 @@ class Config:
             name: (os.environ.get(f"POLICYFLOW_{name.upper()}_URL") or file.get(f"{name}_url") or default).rstrip("/")
             for name, default in DEFAULT_URLS.items()
         }
-        return cls(urls=urls, token=token or os.environ.get("POLICYFLOW_TOKEN") or file.get("token"))
+        for given, source in (
+            (token, "the token given with --token"),
+            (os.environ.get("POLICYFLOW_TOKEN"), "the token in POLICYFLOW_TOKEN"),
+        ):
+            if given:
+                return cls(urls=urls, token=given, token_source=source)
+        saved = file.get("token") or None
+        return cls(urls=urls, token=saved, token_source=f"the token saved in {config_path()}" if saved else "")
 
     def claims(self) -> dict[str, Any]:
         """The token's claims, unverified: only to pick defaults such as the caller's unit."""
@@ -106,6 +150,8 @@ class Client:
         idempotency_key: str | None = None,
     ) -> Any:
         base = self.config.urls[service]
+        if not self.config.token:
+            raise ApiError(0, NO_TOKEN)
         headers = {"Authorization": f"Bearer {self.config.token}"} if self.config.token else {}
         if method != "GET":
             headers["Idempotency-Key"] = idempotency_key or str(uuid.uuid4())
@@ -123,6 +169,8 @@ class Client:
             if resp.status_code in (502, 503, 504) and attempt + 1 < RETRIES:
                 time.sleep(0.5 * (attempt + 1))
                 continue
+            if resp.status_code == 401:
+                raise ApiError(401, f"{_detail(resp)} (refused: {self.config.token_source or 'the token given'})")
             if resp.status_code >= 400:
                 raise ApiError(resp.status_code, _detail(resp))
             return resp.json() if resp.content else None

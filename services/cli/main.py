@@ -2,11 +2,32 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from services.cli import admin, audit, contracts_cmd, docs_cmd, evidence, ops, programme, tokens
+from services.cli import admin, audit, common, contracts_cmd, docs_cmd, evidence, ops, programme, tokens
 
-app = typer.Typer(no_args_is_help=True, help="policyflow: supervised, auditable implementation of a government plan.")
+app = typer.Typer(
+    no_args_is_help=True,
+    help="policyflow: supervised, auditable implementation of a government plan.\n\n"
+    "Words are Chinese unless --lang en (or POLICYFLOW_LANG=en). With --json a command prints its JSON answer, "
+    'and an error as {"error": ..., "status": ...} on stderr; any error exits non-zero.',
+)
+
+
+@app.callback()
+def _options(
+    lang: Annotated[
+        str | None,
+        typer.Option("--lang", envvar="POLICYFLOW_LANG", help="zh (default) or en: the words of tables and answers"),
+    ] = None,
+) -> None:
+    if lang is not None and lang not in ("zh", "en"):
+        raise typer.BadParameter("choose zh or en", param_hint="--lang")
+    common.set_lang(lang)
+
+
 app.add_typer(programme.app, name="programme", help="Parse, check and import programmes from policy text.")
 app.add_typer(tokens.app, name="token", help="Issue dev tokens for the local stack.")
 app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSON Schema.")

@@ -1,7 +1,8 @@
 """Everyday commands over the service APIs: inbox, accept, plan, report, review, verify, status, ...
 
-Each prints a short human answer, or the service's JSON with --json; a refusal is one line on
-stderr (`error: 409 ...`) and exit code 1.
+Each prints a short human answer (Chinese words unless `--lang en`), or the service's JSON with
+--json; a refusal is one line on stderr (`error: 409 ...`; with --json `{"error": ..., "status": 409}`)
+and exit code 1. Options take what people type: full-width punctuation and digits (services/cli/typed.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli import evidence as evidence_cli
+from services.cli import show as show_view
+from services.cli import typed
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import (
     AsJson,
@@ -26,9 +29,9 @@ from services.cli.common import (
     console,
     emit,
     handled,
-    light,
     read_json,
-    stage_text,
+    t,
+    text_or_file,
 )
 
 DISPATCH_POLL_S = 0.5
@@ -62,7 +65,7 @@ def inbox(
             f"/v1/units/{unit}/assignments",
             params={"stage": stage, "limit": limit, "offset": offset},
         )
-    emit(page, as_json, lambda p: assignments_table(p, f"inbox of {unit}"))
+    emit(page, as_json, lambda p: assignments_table(p, t(f"{unit} 的待办任务", f"inbox of {unit}")))
 
 
 @handled
@@ -74,82 +77,64 @@ def accept(assignment: Assignment, token: Token = None, as_json: AsJson = False,
 plan_app = typer.Typer(no_args_is_help=True, help="Annual plans (年度计划).")
 
 
-def _milestone(text: str) -> dict[str, str]:
-    due, sep, title = text.partition(":")
-    if not sep or not title.strip():
-        raise ApiError(0, f"--milestone {text!r}: write it as YYYY-MM-DD:title")
-    return {"due": due.strip(), "title": title.strip()}
-
-
-def _indicator(text: str) -> dict[str, Any]:
-    parts = text.split(":")
-    if len(parts) not in (2, 3):
-        raise ApiError(0, f"--indicator {text!r}: write it as name:target or name:target:unit")
-    try:
-        target = float(parts[1])
-    except ValueError as exc:
-        raise ApiError(0, f"--indicator {text!r}: the target must be a number") from exc
-    return {"name": parts[0], "target": target, "unit": parts[2] if len(parts) == 3 else ""}
-
-
 @plan_app.command("submit")
 @handled
 def plan_submit(
     assignment: Assignment,
-    year: Annotated[int | None, typer.Option(help="plan year")] = None,
-    milestone: Annotated[list[str] | None, typer.Option(help="YYYY-MM-DD:title (repeatable)")] = None,
-    indicator: Annotated[list[str] | None, typer.Option(help="name:target[:unit] (repeatable)")] = None,
+    year: Annotated[str | None, typer.Option(help="plan year", metavar="YEAR")] = None,
+    milestone: Annotated[list[str] | None, typer.Option(help="YYYY-MM-DD:title (repeatable; ： works too)")] = None,
+    indicator: Annotated[
+        list[str] | None, typer.Option(help="name:target[:unit] (repeatable; 惠及居民：3000户)")
+    ] = None,
     file: Annotated[Path | None, typer.Option(help="the whole plan as JSON instead")] = None,
     token: Token = None,
     as_json: AsJson = False,
     key: Key = None,
 ) -> None:
-    """Submit the annual plan: milestones and indicator targets."""
+    """Submit the annual plan: milestones and indicator targets (a milestone already past is warned of)."""
     if file:
         body = read_json(file)
     else:
         if year is None or not milestone:
             raise ApiError(0, "give --year and at least one --milestone, or --file plan.json")
         body = {
-            "year": year,
-            "milestones": [_milestone(m) for m in milestone],
-            "indicators": [_indicator(i) for i in indicator or []],
+            "year": typed.whole(year, "--year"),
+            "milestones": [typed.milestone(m) for m in milestone],
+            "indicators": [typed.indicator(i) for i in indicator or []],
         }
+    today = typed.today()
+    for m in typed.past_milestones(body.get("milestones") or [] if isinstance(body, dict) else [], today):
+        typer.echo(t(f"提醒：节点 {m['due']} {m['title']} 早于今天（{today}），已经过去",
+                     f"warning: milestone {m['due']} {m['title']} is already past (today is {today} in China)"),
+                   err=True)  # fmt: skip
     _command(token, as_json, key, f"/v1/assignments/{assignment}/plans", body)
-
-
-def _value(text: str) -> dict[str, Any]:
-    name, sep, value = text.rpartition("=")
-    try:
-        return {"name": name, "value": float(value)} if sep and name else _bad_value(text)
-    except ValueError:
-        return _bad_value(text)
-
-
-def _bad_value(text: str) -> dict[str, Any]:
-    raise ApiError(0, f"--value {text!r}: write it as name=number")
 
 
 @handled
 def report(
     assignment: Assignment,
     period: Annotated[str, typer.Option(help="quarter, e.g. 2026-Q3")],
-    percent: Annotated[float, typer.Option(min=0, max=100, help="share of the year's work done")],
-    narrative: Annotated[str, typer.Option(help="what was done")],
-    value: Annotated[list[str] | None, typer.Option(help="indicator value name=number (repeatable)")] = None,
+    percent: Annotated[str, typer.Option(help="share of the year's work done, 0 to 100", metavar="PERCENT")],
+    narrative: Annotated[str | None, typer.Option(help="what was done")] = None,
+    narrative_file: Annotated[Path | None, typer.Option(help="what was done, from a text file")] = None,
+    value: Annotated[list[str] | None, typer.Option(help="indicator value name=number (repeatable; ＝ works)")] = None,
     evidence: Annotated[list[Path] | None, typer.Option(help="evidence file, uploaded first (repeatable)")] = None,
     token: Token = None,
     as_json: AsJson = False,
     key: Key = None,
 ) -> None:
     """Report progress (进展填报); evidence files are uploaded first and named by the hashes the service answers."""
-    values = [_value(v) for v in value or []]
+    values = [typed.value(v) for v in value or []]
+    done, _ = typed.number(percent, "--percent", unit_allowed=True)
+    if not 0 <= done <= 100:
+        raise ApiError(0, f"--percent {percent!r}: give a number from 0 to 100")
+    what = text_or_file(narrative, narrative_file, "narrative")
     with Client(Config.load(token)) as c:
         files = [evidence_cli.upload(c, assignment, p) for p in evidence or []]
         body = {
-            "period": period,
-            "percent": percent,
-            "narrative": narrative,
+            "period": typed.period(period),
+            "percent": done,
+            "narrative": what,
             "indicator_values": values,
             "evidence": [{"name": f["name"], "sha256": f["sha256"], "size": f["size"]} for f in files],
         }
@@ -166,15 +151,16 @@ def _current_year(token: str | None, assignment: str) -> int:
 def review(
     assignment: Assignment,
     decision: Annotated[str, typer.Argument(help="approve or return")],
-    comment: Annotated[str, typer.Option(help="reasons (required to return)")] = "",
+    comment: Annotated[str | None, typer.Option(help="reasons (required to return)")] = None,
+    comment_file: Annotated[Path | None, typer.Option(help="the reasons, from a text file")] = None,
     year: Annotated[int | None, typer.Option(help="plan year (default: the assignment's current year)")] = None,
     token: Token = None,
     as_json: AsJson = False,
     key: Key = None,
 ) -> None:
     """Supervisors: approve or return a submitted annual plan."""
+    body = {"decision": decision, "comment": text_or_file(comment, comment_file, "comment", required=False)}
     year = year or _current_year(token, assignment)
-    body = {"decision": decision, "comment": comment}
     _command(token, as_json, key, f"/v1/assignments/{assignment}/plans/{year}/review", body)
 
 
@@ -182,14 +168,18 @@ def review(
 def verify(
     assignment: Assignment,
     decision: Annotated[str, typer.Argument(help="pass or fail")],
-    findings: Annotated[str, typer.Option(help="findings (required to fail)")] = "",
+    findings: Annotated[str | None, typer.Option(help="findings (required to fail)")] = None,
+    findings_file: Annotated[Path | None, typer.Option(help="the findings, from a text file")] = None,
     score: Annotated[float | None, typer.Option(min=0, max=100, help="five-year evaluation score")] = None,
     token: Token = None,
     as_json: AsJson = False,
     key: Key = None,
 ) -> None:
     """Verifiers: pass or fail the year's work (核验)."""
-    body: dict[str, Any] = {"decision": decision, "findings": findings}
+    body: dict[str, Any] = {
+        "decision": decision,
+        "findings": text_or_file(findings, findings_file, "findings", required=False),
+    }
     if score is not None:
         body["score"] = score
     _command(token, as_json, key, f"/v1/assignments/{assignment}/verification", body)
@@ -245,36 +235,15 @@ def status(
     }
     with Client(Config.load(token)) as c:
         page = c.request("progress", "GET", "/v1/status", params=params)
-    emit(page, as_json, lambda p: assignments_table(p, "status"))
-
-
-def _show(d: dict[str, Any]) -> None:
-    console().print(f"[bold]{d['assignment_id']}[/bold]  task {d['task_no']} {d.get('task_title', '')}")
-    console().print(
-        f"unit {d['unit_id']} ({d['role']}), {stage_text(d['stage'])} for {d['year']} "
-        f"(horizon {d['horizon_year']}), {d.get('percent', 0):g}% done, overdue {light(d['overdue_level'])}"
-    )
-    for dl in d.get("deadlines", []):
-        console().print(f"  due {dl['due']}  {dl['kind']} ({dl['key']})")
-    plan = d.get("plan")
-    if plan:
-        console().print(
-            f"plan {plan.get('year')} rev {plan.get('revision')}: {plan.get('status')}"
-            + (f" — {plan['reasons']}" if plan.get("reasons") else "")
-        )
-    last = d.get("last_report")
-    if last:
-        console().print(f"last report {last['period']}: {last['percent']:g}% — {last['narrative'][:80]}")
-    counts = ", ".join(f"{k} {v}" for k, v in d.get("counts", {}).items())
-    console().print(f"[dim]{counts}; workflow {d['workflow_id']}[/dim]")
+    emit(page, as_json, lambda p: assignments_table(p, t("任务进展", "status")))
 
 
 @handled
 def show(assignment: Assignment, token: Token = None, as_json: AsJson = False) -> None:
-    """One assignment in full, live from its workflow."""
+    """One assignment in full, live from its workflow: plan, latest report, verification, summary."""
     with Client(Config.load(token)) as c:
         data = c.request("progress", "GET", f"/v1/assignments/{assignment}")
-    emit(data, as_json, _show)
+    emit(data, as_json, show_view.show)
 
 
 @handled

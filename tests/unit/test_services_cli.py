@@ -63,7 +63,10 @@ def test_inbox_defaults_to_the_tokens_unit_and_shows_lights(
     assert calls[0].url.path == "/v1/units/yuzhong/assignments"
     assert str(calls[0].url).startswith("http://127.0.0.1:8101/")
     assert calls[0].headers["authorization"].startswith("Bearer ")
-    assert "p.t03.yuzhong" in result.output and "red" in result.output
+    assert "p.t03.yuzhong" in result.output and "红色督办" in result.output
+    assert "2026-12-01 2026年度计划" in result.output and "annual_plan:2026" not in result.output
+    english = runner.invoke(app, ["--lang", "en", "inbox"])
+    assert "red escalation" in english.output and "2026-12-01 annual plan 2026" in english.output
 
 
 def test_accept_goes_to_the_progress_service(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
@@ -72,7 +75,7 @@ def test_accept_goes_to_the_progress_service(monkeypatch: pytest.MonkeyPatch, ca
     assert result.exit_code == 0, result.output
     assert str(calls[0].url) == "http://127.0.0.1:8102/v1/assignments/p.t03.yuzhong/accept"
     assert calls[0].method == "POST" and calls[0].headers["idempotency-key"]
-    assert "p.t03.yuzhong: now" in result.output
+    assert "p.t03.yuzhong: 2026年度 现为 编制年度计划" in result.output
 
 
 def test_json_output_is_the_services_answer(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
@@ -84,10 +87,14 @@ def test_json_output_is_the_services_answer(monkeypatch: pytest.MonkeyPatch, cal
     assert "unit_id" not in calls[0].url.params
 
 
-def test_refusal_is_one_line_and_exit_1(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
+def test_refusal_is_one_line_and_exit_1(
+    monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request], tmp_path: Path
+) -> None:
+    plan = tmp_path / "plan.json"  # no milestone, so no warning of one already past
+    plan.write_text('{"year": 2026, "milestones": []}')
     detail = "annual plan for 2026 is not open: stage is assigned for 2026"
     serve(monkeypatch, calls, lambda _: httpx.Response(409, json={"detail": detail}))
-    result = runner.invoke(app, ["plan", "submit", "p.t03.yuzhong", "--year", "2026", "--milestone", "2026-06-30:m"])
+    result = runner.invoke(app, ["plan", "submit", "p.t03.yuzhong", "--year", "2026", "--file", str(plan)])
     assert result.exit_code == 1
     assert result.output.strip() == f"error: 409 {detail}"
 
@@ -148,7 +155,7 @@ def test_report_uploads_evidence_first_and_retries_with_the_same_key(
     body = json.loads(calls[2].content)
     assert body["evidence"] == [{"name": "统计表.csv", "sha256": digest, "size": 8}]
     assert body["indicator_values"] == [{"name": "绿色建筑占比", "value": 68.0}]
-    assert "planning" in result.output
+    assert "编制年度计划" in result.output
 
 
 def test_review_without_year_asks_the_assignment(monkeypatch: pytest.MonkeyPatch, calls: list[httpx.Request]) -> None:
