@@ -23,7 +23,7 @@ from contracts.base import UserRole
 from services.shared.auth import issue_token
 
 PROGRAMME = "cq-2022-79"
-DISTRICT, LEAD = "yuzhong", "jw"
+DISTRICT, LEAD = "yuzhong", "cq-zjw"  # 渝中区; 市住房城乡建委 leads task 14
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
 
 

@@ -227,8 +227,9 @@ def actions(who: Principal, s: AssignmentState, can: str | None) -> list[str]:
 
 
 def open_periods(s: AssignmentState, now: dt.date) -> list[str]:
-    """The quarters of the working year that have begun, the open report deadlines first."""
-    begun = [f"{s.year}-Q{n}" for n in range(1, 5) if dt.date(s.year, 3 * n - 2, 1) <= now]
+    """The quarters of the working year that have begun: the open report deadlines first, then the
+    latest quarter first."""
+    begun = [f"{s.year}-Q{n}" for n in range(4, 0, -1) if dt.date(s.year, 3 * n - 2, 1) <= now]
     due = [d.period for d in sorted(s.deadlines.values(), key=lambda d: d.due) if d.period in begun]
     return list(dict.fromkeys([*due, *begun]))
 
