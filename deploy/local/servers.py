@@ -123,7 +123,7 @@ jetstream {{
 """
 
 
-NATS_USERS = ("worker", "assignment", "progress", "audit", "admin")
+NATS_USERS = ("worker", "assignment", "progress", "audit", "admin", "notify")
 AUTHORIZATION_CONF = Path(__file__).resolve().parents[1] / "nats" / "authorization.conf"
 
 
@@ -137,8 +137,14 @@ def nats_passwords(state_dir: Path) -> dict[str, str]:
         lines = [f"PF_NATS_{user.upper()}_PASSWORD=pf{secrets.token_hex(24)}" for user in NATS_USERS]
         path.write_text("\n".join(lines) + "\n")
         path.chmod(0o600)
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
-    return dict(pairs)
+    pairs = dict(line.split("=", 1) for line in path.read_text().splitlines() if "=" in line)
+    missing = [user for user in NATS_USERS if f"PF_NATS_{user.upper()}_PASSWORD" not in pairs]
+    if missing:  # a state directory from before a user was added (the notifier's)
+        added = {f"PF_NATS_{user.upper()}_PASSWORD": f"pf{secrets.token_hex(24)}" for user in missing}
+        with path.open("a") as f:
+            f.write("".join(f"{k}={v}\n" for k, v in added.items()))
+        pairs |= added
+    return pairs
 
 
 def nats_user_url(port: int, user: str, passwords: dict[str, str]) -> str:

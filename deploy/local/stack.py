@@ -18,6 +18,7 @@ import nats
 
 from deploy.local.servers import (
     Server,
+    free_port,
     nats_passwords,
     nats_server,
     nats_user_url,
@@ -26,7 +27,12 @@ from deploy.local.servers import (
 )
 from services.shared.streams import ensure_event_stream
 
-SERVICES = (("assignment", "ASSIGNMENT_PORT", 8101), ("progress", "PROGRESS_PORT", 8102), ("audit", "AUDIT_PORT", 8103))
+SERVICES = (
+    ("assignment", "ASSIGNMENT_PORT", 8101),
+    ("progress", "PROGRESS_PORT", 8102),
+    ("audit", "AUDIT_PORT", 8103),
+    ("notify", "NOTIFY_PORT", 8104),
+)
 
 
 async def create_event_stream(url: str) -> None:
@@ -49,6 +55,10 @@ class StackConfig:
     nats_url: str | None = None
     temporal_address: str | None = None
     headless: bool = False
+    # The notifier's mail: an external relay when SMTP_HOST is set, else the embedded sink
+    # (services.notify.sink) on smtp_port, which keeps each message under var/mail.
+    smtp_host: str | None = None
+    smtp_port: int = 0  # 0: a free port (tests, benchmarks); `make up` uses SMTP_PORT or 8025
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -62,6 +72,8 @@ class StackConfig:
             ports={name: int(env.get(var, default)) for name, var, default in SERVICES},
             nats_url=env.get("NATS_URL") or None,
             temporal_address=env.get("TEMPORAL_ADDRESS") or None,
+            smtp_host=env.get("SMTP_HOST") or None,
+            smtp_port=int(env.get("SMTP_PORT", 8025)),
         )
 
 
@@ -85,10 +97,17 @@ class Stack:
     def temporal_address(self) -> str:
         return self.config.temporal_address or f"127.0.0.1:{self.config.temporal_port}"
 
+    @property
+    def mail_dir(self) -> Path | None:
+        """Where the embedded SMTP sink keeps the messages (None with an external SMTP_HOST)."""
+        return None if self.config.smtp_host else self.config.var_dir / "mail"
+
     def url(self, service: str) -> str:
         return f"http://{self.config.host}:{self.config.ports[service]}"
 
     def child_env(self) -> dict[str, str]:
+        if self.mail_dir is not None and not self.config.smtp_port:
+            self.config.smtp_port = free_port()
         env = dict(os.environ)
         env.update(
             TEMPORAL_ADDRESS=self.temporal_address,
@@ -99,6 +118,15 @@ class Stack:
             POLICYFLOW_ASSIGNMENT_URL=self.url("assignment"),
             TEMPORAL_UI_URL=f"http://127.0.0.1:{self.config.temporal_ui_port}",
         )
+        # The notifier's links lead to the workbench of this stack unless PUBLIC_BASE_URL says otherwise.
+        env.setdefault("PUBLIC_BASE_URL", self.url("progress"))
+        if self.mail_dir is not None:
+            env.update(
+                SMTP_HOST="127.0.0.1",
+                SMTP_PORT=str(self.config.smtp_port),
+                NOTIFY_MAIL_DIR=str(self.mail_dir),
+                NOTIFY_ALLOW_PRIVATE_URLS=env.get("NOTIFY_ALLOW_PRIVATE_URLS", "1"),
+            )
         for name, var, _ in SERVICES:
             env[var] = str(self.config.ports[name])
         return env
@@ -119,6 +147,10 @@ class Stack:
         logs = self.config.var_dir / "logs"
         worker = Server("worker", [sys.executable, "-m", "workflows.worker"], 0, logs / "worker.log")
         self._spawn(worker, {**env, "NATS_URL": self.nats_url_for("worker")})
+        if self.mail_dir is not None:
+            sink = Server("smtp-sink", [sys.executable, "-m", "services.notify.sink"], self.config.smtp_port,
+                          logs / "smtp-sink.log")  # fmt: skip
+            self._spawn(sink, env)
         for name, _, _ in SERVICES:
             port = self.config.ports[name]
             proc = Server(name, [sys.executable, "-m", f"services.{name}"], port, logs / f"{name}.log")
@@ -126,7 +158,8 @@ class Stack:
         for proc in self.processes:
             if proc.port:
                 wait_for_port(proc.port, proc.proc, proc.name, timeout=90)
-                self.wait_healthy(proc.name)
+                if proc.name in self.config.ports:
+                    self.wait_healthy(proc.name)
 
     def _spawn(self, proc: Server, env: dict[str, str]) -> None:
         import subprocess

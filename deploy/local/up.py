@@ -17,6 +17,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from contracts.base import UserRole
+from deploy.local.lock import AlreadyRunning, StackLock
 from deploy.local.stack import Stack, StackConfig
 from services.shared.auth import issue_token
 
@@ -62,6 +63,9 @@ def where(stack: Stack) -> Table:
         table.add_row("Temporal UI", f"http://127.0.0.1:{stack.config.temporal_ui_port}")
     for name in ("assignment", "progress", "audit"):
         table.add_row(f"{name} service", stack.url(name))
+    table.add_row("notification service (e-mail, webhooks)", stack.url("notify"))
+    if stack.mail_dir is not None:
+        table.add_row("e-mails it would have sent (SMTP sink)", f"{stack.mail_dir}/*.eml")
     table.add_row("dashboard", stack.url("progress") + "/dashboard")
     table.add_row("workbench (units)", stack.url("progress") + "/workbench")
     table.add_row("state and logs", str(stack.config.var_dir))
@@ -69,7 +73,19 @@ def where(stack: Stack) -> Table:
 
 
 def main() -> int:
-    stack = Stack(StackConfig.from_env())
+    config = StackConfig.from_env()
+    try:
+        lock = StackLock.acquire(config.var_dir)
+    except AlreadyRunning as exc:
+        console.print(f"[red]{exc}[/red]")
+        return 1
+    try:
+        return run(Stack(config))
+    finally:
+        lock.release()
+
+
+def run(stack: Stack) -> int:
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())

@@ -29,6 +29,7 @@ from services.assignment.settings import AssignmentSettings
 from services.audit.checkpoints import PUBLIC_KEY_FILE as AUDIT_PUBLIC_KEY_FILE
 from services.audit.checkpoints import SIGNING_KEY_FILE
 from services.audit.settings import AuditSettings
+from services.notify.settings import NotifySettings
 from services.progress.dashboard_sources import DashboardSettings
 from services.progress.settings import ProgressSettings
 from services.shared.auth import PUBLIC_KEY_FILE as JWT_PUBLIC_KEY_FILE
@@ -42,8 +43,14 @@ COMPONENTS: dict[str, list[type[BaseSettings]]] = {
     "progress": [ProgressSettings, DashboardSettings],
     "audit": [AuditSettings],
     "worker": [WorkerSettings],
+    "notify": [NotifySettings],
 }
-PORTS = {"assignment": ("ASSIGNMENT_PORT", 8101), "progress": ("PROGRESS_PORT", 8102), "audit": ("AUDIT_PORT", 8103)}
+PORTS = {
+    "assignment": ("ASSIGNMENT_PORT", 8101),
+    "progress": ("PROGRESS_PORT", 8102),
+    "audit": ("AUDIT_PORT", 8103),
+    "notify": ("NOTIFY_PORT", 8104),
+}
 
 
 def env_names(classes: Iterable[type[BaseSettings]]) -> set[str]:

@@ -11,13 +11,17 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import nats
+import nats.errors
 import pytest
 
 from contracts.base import Actor, UserRole
 from contracts.events import AnnualPlanReturned, Deadline, SupervisionEscalated, VerificationFailed
+from deploy.local.servers import nats_passwords, nats_server, nats_user_url
 from services.notify.app import create_app
 from services.notify.settings import NotifySettings
 from services.shared.db import sqlite_url
+from services.shared.streams import ensure_event_stream
 from tests.e2e.support import EventFactory, auth, serve
 from tests.support.notify import Mailbox, Receiver, smtp_server, valid_signature, webhook_receiver
 from tests.support.publishing import publish
@@ -267,3 +271,31 @@ async def test_quiet_hours_hold_a_red_escalation_until_the_next_working_morning(
         clock.at = dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)
         await until(lambda: len(receiver.ok()) == 2, "Monday's one at 07:30")
         assert receiver.per_delivery() == {h.delivery: 1 for h in receiver.ok()}
+
+
+async def test_the_notifier_works_as_its_own_nats_user(
+    tmp_path: Path, tmp_path_factory: pytest.TempPathFactory, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    """deploy/nats/authorization.conf's `notify` user may read the stream with its durable, and publish nothing."""
+    box, port, _ = parts
+    state = tmp_path_factory.mktemp("nats-notify-auth")
+    server = nats_server(state, auth=True).start()
+    try:
+        passwords = nats_passwords(state)
+        admin = await nats.connect(nats_user_url(server.port, "admin", passwords))
+        await ensure_event_stream(admin.jetstream())
+        user_url = nats_user_url(server.port, "notify", passwords)
+        settings = notify_settings(tmp_path, user_url, port)
+        keys = tmp_path / "keys"
+        async with notifier(settings) as (url, _), httpx.AsyncClient(base_url=url) as http:
+            await subscribe(http, "/v1/units/yuzhong/subscriptions", auth(keys, "department", "yuzhong"),
+                            {"emails": ["yz@example.org"]})  # fmt: skip
+            await publish(admin.jetstream(), [EventFactory("cq-2022-79", 5, "yuzhong").escalated("blue")])
+            await until(lambda: len(box.messages) == 1, "the e-mail, read as the notify user")
+        notify_nc = await nats.connect(user_url)
+        with pytest.raises(nats.errors.Error):
+            await notify_nc.jetstream().publish("pf.events.x.y.SupervisionEscalated", b"{}", timeout=2)
+        await notify_nc.close()
+        await admin.close()
+    finally:
+        server.stop()
