@@ -66,9 +66,6 @@ def where(stack: Stack) -> Table:
     table.add_row("notification service (e-mail, webhooks)", stack.url("notify"))
     if stack.mail_dir is not None:
         table.add_row("e-mails it would have sent (SMTP sink)", f"{stack.mail_dir}/*.eml")
-    table.add_row("notification service (e-mail, webhooks)", stack.url("notify"))
-    if stack.mail_dir is not None:
-        table.add_row("e-mails it would have sent (SMTP sink)", f"{stack.mail_dir}/*.eml")
     table.add_row("dashboard", stack.url("progress") + "/dashboard")
     table.add_row("workbench (units)", stack.url("progress") + "/workbench")
     table.add_row("state and logs", str(stack.config.var_dir))
