@@ -7,7 +7,8 @@ escalated red at once, and whose horizon is this year, so a year's verification 
 Five units accept (the escalation is cleared), one assignment is cancelled, one is driven through
 plan, approval, report and verification to completion, and one stays unaccepted: red.
 Then a supervisor logs in through the form, sees the lights, filters, opens the red assignment's
-timeline (from the audit ledger), and the screenshot goes to docs/dashboard.png.
+timeline (from the audit ledger); the screenshot is kept in the artefacts directory
+(deploy/local/browser.py). The README's picture comes from deploy/local/screenshots.py.
 
 Needs Debian's Chromium at /usr/bin/chromium (no browser is ever downloaded); skips without it, and
 fails without it under CI (.ci/run installs it).
@@ -15,13 +16,10 @@ fails without it under CI (.ci/run installs it).
 
 from __future__ import annotations
 
-import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,17 +28,12 @@ from temporalio.client import Client
 
 from contracts.catalog import DeadlineRules, Schedule
 from contracts.ids import assignment_id
-from deploy.local.browser import CHROMIUM, CHROMIUM_ARGS, why_not
+from deploy.local.browser import CHROMIUM, CHROMIUM_ARGS, artefacts, why_not
 from services.shared.db import sqlite_url
 from tests.e2e.support import Stack, get_json, running_stack, serve, small_programme
 from tests.support.clock import china_today
 from tests.support.requirements import require
 from tests.support.waiting import until
-
-# The committed docs/dashboard.png is refreshed only on request (POLICYFLOW_SCREENSHOT=docs/dashboard.png),
-# so an ordinary test run leaves the work tree clean.
-SCREENSHOT = Path(os.environ.get("POLICYFLOW_SCREENSHOT") or tempfile.gettempdir() + "/policyflow-dashboard.png")
-
 
 pytestmark = pytest.mark.browser
 
@@ -202,8 +195,7 @@ async def test_supervisor_sees_lights_filters_and_a_timeline_in_chromium(service
             assert await dot(ids["red"]).get_attribute("title") == "万州区（负责）· 待签收 · 红色督办"
             await expect(page.locator("#kpi-red b")).to_have_text("1")
             await expect(page.locator("#group-1 h3")).to_contain_text("（一）推动城乡建设一体化发展")
-            SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-            await page.screenshot(path=str(SCREENSHOT), full_page=True)
+            await page.screenshot(path=str(artefacts() / "dashboard-desktop.png"), full_page=True)
 
             # Filter: red only.
             await page.select_option("#filter-overdue", "red")

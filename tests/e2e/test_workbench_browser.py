@@ -6,13 +6,12 @@ returns from the same pages, reads the reason, resubmits a revised plan that is 
 with a PDF uploaded through the page, requests verification, reads the verifier's findings after a
 fail and reports the rework. The task's lead department (市住房城乡建委) reads the district's report,
 opens its evidence and writes the task's summary (汇总). Screenshots at desktop and phone width go
-to the artefacts directory (tests/support/browser.py); POLICYFLOW_SCREENSHOT also keeps the phone
-view of the assignment page (docs/workbench.png).
+to the artefacts directory (deploy/local/browser.py); the README's picture comes from
+deploy/local/screenshots.py.
 """
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -170,8 +169,6 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             await district.reload()
             await expect(district.locator("#findings-text")).to_have_text("佐证材料缺少竣工验收备案表")
             await shoot(district, "assignment-phone")
-            if os.environ.get("POLICYFLOW_SCREENSHOT"):
-                await district.screenshot(path=os.environ["POLICYFLOW_SCREENSHOT"], full_page=True)
 
             # Rework: a new report.
             await district.select_option("#period", f"{year}-Q1")
@@ -200,6 +197,8 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             await lead.goto(f"{base}/workbench/lead/{pid}/1")
             await expect(lead.locator("#lead-summary-text")).to_have_text("渝中区已完成摸底，正在补充验收材料。")
             await shoot(lead, "lead-desktop")
+            await district.set_viewport_size(DESKTOP)
+            await shoot(district, "assignment-desktop")
 
             # Another district may not open this assignment.
             other = await person("department", "wanzhou")
