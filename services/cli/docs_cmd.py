@@ -19,19 +19,21 @@ from services.shared.asyncapi import asyncapi_document
 
 app = typer.Typer(no_args_is_help=True, help="Generated API documents.")
 
-SERVICES = ("assignment", "progress", "audit")
+SERVICES = ("assignment", "progress", "audit", "notify")
 
 
 def openapi_documents() -> dict[str, dict[str, Any]]:
     """service name -> OpenAPI document of its app (the apps are built, not started)."""
     from services.assignment.app import create_app as assignment_app
     from services.audit.app import create_app as audit_app
+    from services.notify.app import create_app as notify_app
     from services.progress.app import create_app as progress_app
 
     return {
         "assignment": assignment_app().openapi(),
         "progress": progress_app().openapi(),
         "audit": audit_app().openapi(),
+        "notify": notify_app().openapi(),
     }
 
 
@@ -48,7 +50,7 @@ def documents() -> dict[str, str]:
 
 @app.command("export")
 def export(directory: Annotated[Path, typer.Argument(help="where to write, e.g. docs")]) -> None:
-    """Write DIR/openapi/{assignment,progress,audit}.json and DIR/asyncapi.json."""
+    """Write DIR/openapi/{assignment,progress,audit,notify}.json and DIR/asyncapi.json."""
     for rel, text in documents().items():
         path = directory / rel
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -29,12 +29,14 @@ def test_the_expected_documents_are_generated(generated: dict[str, str]) -> None
         "asyncapi.json",
         "openapi/assignment.json",
         "openapi/audit.json",
+        "openapi/notify.json",
         "openapi/progress.json",
     ]
 
 
 @pytest.mark.parametrize(
-    "rel", ["openapi/assignment.json", "openapi/progress.json", "openapi/audit.json", "asyncapi.json"]
+    "rel",
+    ["openapi/assignment.json", "openapi/progress.json", "openapi/audit.json", "openapi/notify.json", "asyncapi.json"],
 )
 def test_committed_document_matches_the_code(generated: dict[str, str], rel: str) -> None:
     path = DOCS / rel
@@ -64,6 +66,8 @@ def test_openapi_documents_cover_each_service(generated: dict[str, str]) -> None
     assert {"/v1/programmes", "/v1/programmes/{programme_id}/dispatch", "/v1/units"} <= set(assignment)
     audit = _load(generated, "openapi/audit.json")["paths"]
     assert "/v1/audit/assignments/{assignment_id}/history" in audit
+    notify = _load(generated, "openapi/notify.json")["paths"]
+    assert {"/v1/units/{unit_id}/subscriptions", "/v1/notifications/failed"} <= set(notify)
 
 
 def test_asyncapi_has_a_channel_and_message_per_fact() -> None:
@@ -78,4 +82,6 @@ def test_asyncapi_has_a_channel_and_message_per_fact() -> None:
         assert schema["properties"]["type"]["const"] == type_
         assert schema["properties"]["payload"] == {"$ref": f"#/components/schemas/{type_}"}
     receivers = {name for name, op in doc["operations"].items() if op["action"] == "receive"}
-    assert receivers == {"audit-ledger", "progress-read-models", "assignment-inbox"}
+    assert receivers == {"audit-ledger", "progress-read-models", "assignment-inbox", "notify-deliveries"}
+    notify = doc["channels"]["notify-deliveries"]
+    assert notify["address"] == "pf.events.>" and "notification service" in notify["description"]
