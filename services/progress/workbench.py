@@ -18,10 +18,10 @@ import datetime as dt
 import json
 import uuid
 from typing import Any
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlsplit
 
 import structlog
-from fastapi import APIRouter, Form, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import RedirectResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
@@ -31,19 +31,18 @@ from contracts.base import Role, Stage, UserRole
 from contracts.command_table import BY_NAME
 from contracts.fold import AssignmentState
 from contracts.ids import parse_assignment_id
-from services.progress import api, lead, workbench_evidence
+from services.progress import api, lead, workbench_evidence, workbench_signin
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import workbench_forms as forms
 from services.progress.readmodel import StatusFilter, status_rows
-from services.progress.templating import templates
-from services.shared.auth import AuthError, Principal, verify_token
+from services.progress.workbench_signin import gate, refused, render
+from services.shared.auth import Principal
 from services.shared.temporal import query_status
-from services.shared.web import TOKEN_COOKIE, token_from
 
 log = structlog.get_logger()
 router = APIRouter(include_in_schema=False)
-COOKIE_PATH = "/workbench"
+router.include_router(workbench_signin.router)
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 CLOSED = (Stage.COMPLETED, Stage.CANCELLED)
 DONE = {
@@ -58,74 +57,8 @@ DONE = {
 }
 
 
-def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
-    for key, default in (("user", None), ("notes", []), ("names", {})):
-        context.setdefault(key, default)
-    return templates.TemplateResponse(request, f"workbench/{name}", context, status_code=status)
-
-
 def today() -> dt.date:
     return dt.datetime.now(SHANGHAI).date()
-
-
-def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/workbench") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/workbench"
-
-
-def gate(request: Request) -> Principal | Response:
-    """Who is asking, or the sign-in page to send instead."""
-    token = token_from(request)
-    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-    if not token:
-        return RedirectResponse(f"/workbench/login?{urlencode({'next': target})}", status_code=303)
-    try:
-        return verify_token(token, request.app.state.public_key)
-    except AuthError as exc:
-        resp = render(request, "login.html", 401, error=f"登录已失效，请重新登录（{exc}）", next=_safe_next(target))
-        resp.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
-        return resp
-
-
-def refused(request: Request, who: Principal | None, status: int, title: str, message: str) -> Response:
-    return render(request, "error.html", status, user=who, title=title, message=message)
-
-
-@router.get("/workbench/login")
-async def login_form(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", error=None, next=_safe_next(next))
-
-
-@router.post("/workbench/login")
-async def login(
-    request: Request, token: str = Form(default="", max_length=8000), next: str = Form(default="/workbench")
-) -> Response:
-    target, token = _safe_next(next), token.strip()
-    if not token:
-        return render(request, "login.html", 401, error="请输入访问令牌。", next=target)
-    try:
-        who = verify_token(token, request.app.state.public_key)
-    except AuthError as exc:
-        return render(request, "login.html", 401, error=f"令牌无效：{exc}", next=target)
-    resp = RedirectResponse(target, status_code=303)
-    resp.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=src.dashboard_settings(request).secure_cookie,
-    )
-    log.info("workbench.login", sub=who.sub, role=who.role.value)
-    return resp
-
-
-@router.get("/workbench/logout")
-async def logout() -> Response:
-    resp = RedirectResponse("/workbench/login", status_code=303)
-    resp.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
-    return resp
 
 
 # ---- the queue ---------------------------------------------------------------------------------
