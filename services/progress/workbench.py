@@ -199,7 +199,10 @@ async def assignment_view(
     reports = [i["payload"] for i in items if i.get("type") == "ProgressReported"]
     reports = [r for r in reports if r.get("year") == s.year]
     names = await src.unit_names(request, {s.unit_id, who.unit_id or s.unit_id})
-    done = request.query_params.get("done", "")
+    done = DONE.get(request.query_params.get("done", ""), "")
+    past = [m for m in (s.plan or {}).get("milestones", []) if m["due"] < today().isoformat()]
+    if done and request.query_params.get("done") == "submit_plan" and past:
+        done += f" 注意：节点“{past[0]['title']}”的日期 {past[0]['due']} 已过，如需调整请联系督查人员退回。"
     return render(
         request,
         "assignment.html",
@@ -219,7 +222,7 @@ async def assignment_view(
         typed=typed_by_form,
         errors={form: errors} if errors else {},
         page_error=page_error,
-        done=DONE.get(done, ""),
+        done=done,
         key=uuid.uuid4().hex,
         milestone_rows=forms.MILESTONE_ROWS,
         indicator_rows=forms.INDICATOR_ROWS,
