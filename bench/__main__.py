@@ -22,7 +22,7 @@ from rich.table import Table
 from bench.common import RESULTS_DIR, Context, NotAvailable, Result, console, machine, scratch
 from bench.stack import StackPool, one_line
 
-BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth")
+BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth", "notify")
 
 
 def load(name: str) -> ModuleType:
