@@ -68,7 +68,8 @@ async def assignment_exists(request: Request, assignment_id: str) -> bool:
     own answer."""
     if await request.app.state.status_reader.exists(assignment_id):
         return True
-    return await workflow_exists(request.app.state.temporal, assignment_id) is not False
+    temporal = getattr(request.app.state, "temporal", None)  # None: an app serving its read model alone
+    return temporal is None or await workflow_exists(temporal, assignment_id) is not False
 
 
 async def not_found(request: Request, assignment_id: str, caller: Principal) -> HTTPException:
