@@ -2,7 +2,11 @@
 
 `policyflow admin rebuild-read-models` asks the progress service to drop its read model and
 fold the whole event stream again, and follows the service's NDJSON progress lines with a
-progress bar.
+progress bar (on stderr). Exit codes: 0 rebuilt; 1 refused, unreachable, stopped or not confirmed.
+With `--json` the answer is the service's last line, `{"finished": true, "messages": n,
+"position": p, "assignments": a}`, and an error is one line `{"error": ..., "status": ...}` on
+stderr (status: the service's HTTP status, 0 when it was not reached or the rebuild stopped).
+Without `--yes` the question is asked on stderr when `--json` is given.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli import client
+from services.cli.answers import answer, refuse
 from services.cli.client import ApiError, Config
+from services.cli.common import AsJson
 
 app = typer.Typer(no_args_is_help=True, help="admin commands")
 
@@ -35,8 +41,8 @@ def _detail(resp: httpx.Response) -> str:
     return str(body.get("detail", body)) if isinstance(body, dict) else str(body)[:300]
 
 
-def follow(lines: Any, console: Console) -> dict[str, Any]:
-    """Drive a progress bar from NDJSON lines; return the summary line (or raise ApiError)."""
+def follow(lines: Any, console: Console, quiet: bool = False) -> dict[str, Any]:
+    """Drive a progress bar from NDJSON lines (none when `quiet`); return the summary line (or raise ApiError)."""
     summary: dict[str, Any] = {}
     with Progress(
         TextColumn("[bold]rebuilding read models"),
@@ -46,6 +52,7 @@ def follow(lines: Any, console: Console) -> dict[str, Any]:
         TimeElapsedColumn(),
         console=console,
         transient=False,
+        disable=quiet,
     ) as bar:
         task = bar.add_task("rebuild", total=None)
         for raw in lines:
@@ -70,12 +77,16 @@ def rebuild_read_models(
     token: Token = None,
     url: Url = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="do not ask for confirmation")] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Drop the progress service's read model and rebuild it from the event stream."""
     config = Config.load(token)
     base = (url or config.urls["progress"]).rstrip("/")
-    if not yes:
-        typer.confirm(f"Drop and rebuild the read model of {base}? Status is partial until it ends", abort=True)
+    question = f"Drop and rebuild the read model of {base}? Status is partial until it ends"
+    if not yes and as_json and not typer.confirm(question, err=True):
+        raise refuse("not confirmed: nothing was rebuilt", as_json, 1)
+    if not yes and not as_json:
+        typer.confirm(question, abort=True)
     headers = {"Authorization": f"Bearer {config.token}"} if config.token else {}
     console = Console(stderr=True)
     try:
@@ -85,13 +96,15 @@ def rebuild_read_models(
         ):
             if resp.status_code >= 400:
                 raise ApiError(resp.status_code, _detail(resp))
-            summary = follow(resp.iter_lines(), console)
+            # With --json and no terminal, the bar's last frame would precede the error line a program reads.
+            summary = follow(resp.iter_lines(), console, quiet=as_json and not console.is_terminal)
     except httpx.HTTPError as exc:
-        typer.echo(f"error: cannot reach the progress service at {base}: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise refuse(f"cannot reach the progress service at {base}: {exc}", as_json, 1) from exc
     except ApiError as exc:
-        typer.echo(f"error: {exc}", err=True)
-        raise typer.Exit(1) from exc
+        raise refuse(exc.detail if as_json else str(exc), as_json, 1, exc.status) from exc
+    if as_json:
+        answer(summary)
+        return
     typer.echo(
         f"rebuilt: {summary['messages']} events read, {summary['assignments']} assignments, "
         f"stream position {summary['position']}"

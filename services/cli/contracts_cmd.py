@@ -1,16 +1,23 @@
-"""`policyflow contracts export DIR`: JSON Schema of every event and API body."""
+"""`policyflow contracts export DIR`: JSON Schema of every event and API body.
+
+Exit codes: 0 written; 1 DIR cannot be written. With `--json` the answer is
+`{"directory": ..., "count": n, "written": [paths]}` and an error is one line
+`{"error": ..., "status": 0}` on stderr.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from pydantic import BaseModel
 
 from contracts import api, commands
 from contracts.events import FACT_TYPES, Event
+from services.cli.answers import answer, refuse
+from services.cli.common import AsJson
 
 app = typer.Typer(no_args_is_help=True, help="Contracts for non-Python consumers.")
 
@@ -32,12 +39,20 @@ def schemas() -> dict[str, dict[str, Any]]:
 
 
 @app.command("export")
-def export(directory: Path) -> None:
+def export(
+    directory: Annotated[Path, typer.Argument(help="where to write, e.g. build/schemas")], as_json: AsJson = False
+) -> None:
     """Write one JSON Schema file per model under DIR/events, DIR/api, DIR/commands."""
-    written = 0
+    written: list[str] = []
     for name, schema in schemas().items():
         path = directory / f"{name}.schema.json"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
-        written += 1
-    typer.echo(f"wrote {written} schemas to {directory}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(schema, ensure_ascii=False, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+        except OSError as exc:
+            raise refuse(f"cannot write {exc.filename or path}: {exc.strerror}", as_json, 1) from exc
+        written.append(str(path))
+    if as_json:
+        answer({"directory": str(directory), "count": len(written), "written": written})
+    else:
+        typer.echo(f"wrote {len(written)} schemas to {directory}")

@@ -5,6 +5,11 @@ AsyncAPI by faststream from a NATS broker description with one publisher per fac
 `pf.events.<programme>.<unit>.<Type>` and the durable consumers that read the stream. The output
 is deterministic (sorted where a generator's order is not), so a test can compare it with the
 committed files and fail when they drift.
+
+Exit codes: 0 written / up to date; 1 a document is stale (`check`) or cannot be written or read.
+With `--json`, `export` answers `{"directory": ..., "written": [paths]}` and `check`
+`{"ok": bool, "directory": ..., "stale": [paths]}` (when stale, also the error line on stderr);
+an error is one line `{"error": ..., "status": 0}` on stderr.
 """
 
 from __future__ import annotations
@@ -15,6 +20,8 @@ from typing import Annotated, Any
 
 import typer
 
+from services.cli.answers import answer, error_line, refuse
+from services.cli.common import AsJson
 from services.shared.asyncapi import asyncapi_document
 
 app = typer.Typer(no_args_is_help=True, help="Generated API documents.")
@@ -49,25 +56,46 @@ def documents() -> dict[str, str]:
 
 
 @app.command("export")
-def export(directory: Annotated[Path, typer.Argument(help="where to write, e.g. docs")]) -> None:
+def export(
+    directory: Annotated[Path, typer.Argument(help="where to write, e.g. docs")], as_json: AsJson = False
+) -> None:
     """Write DIR/openapi/{assignment,progress,audit,notify}.json and DIR/asyncapi.json."""
+    written: list[str] = []
     for rel, text in documents().items():
         path = directory / rel
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text, encoding="utf-8")
-        typer.echo(f"wrote {path}")
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+        except OSError as exc:
+            raise refuse(f"cannot write {exc.filename or path}: {exc.strerror}", as_json, 1) from exc
+        written.append(str(path))
+        if not as_json:
+            typer.echo(f"wrote {path}")
+    if as_json:
+        answer({"directory": str(directory), "written": written})
+
+
+def _differs(path: Path, text: str, as_json: bool) -> bool:
+    try:
+        return not path.exists() or path.read_text(encoding="utf-8") != text
+    except (OSError, UnicodeDecodeError) as exc:
+        raise refuse(f"cannot read {path}: {getattr(exc, 'strerror', None) or 'not UTF-8 text'}", as_json, 1) from exc
 
 
 @app.command("check")
-def check(directory: Annotated[Path, typer.Argument(help="where the committed documents are")]) -> None:
+def check(
+    directory: Annotated[Path, typer.Argument(help="where the committed documents are")], as_json: AsJson = False
+) -> None:
     """Exit 1 when a committed document differs from what the code generates."""
-    stale = [
-        rel
-        for rel, text in documents().items()
-        if not (directory / rel).exists() or (directory / rel).read_text(encoding="utf-8") != text
-    ]
-    for rel in stale:
-        typer.echo(f"stale: {directory / rel} (run `make docs`)", err=True)
+    stale = [str(directory / rel) for rel, text in documents().items() if _differs(directory / rel, text, as_json)]
+    if as_json:
+        answer({"ok": not stale, "directory": str(directory), "stale": stale})
+        if stale:
+            error_line(f"{len(stale)} document(s) stale: {', '.join(stale)} (run `make docs`)")
+    else:
+        for path in stale:
+            typer.echo(f"stale: {path} (run `make docs`)", err=True)
     if stale:
         raise typer.Exit(1)
-    typer.echo("docs are up to date")
+    if not as_json:
+        typer.echo("docs are up to date")

@@ -2,6 +2,9 @@
 
 Exit codes: 0 ok; 1 the division / units / schedule files have problems (one per line on
 stderr, as file:line: field: message); 2 the policy text or a file cannot be used at all.
+With `--json`, `parse` prints the same programme JSON and `check` the summary as data
+(warnings also on stderr); an error is one line `{"error": ..., "status": 0}` on stderr (for
+problems in the files, with `"problems": [...]`), with the same exit codes.
 `programme import` posts the checked programme to the assignment service.
 """
 
@@ -25,28 +28,30 @@ from services.assignment.programme_dir import (
 )
 from services.assignment.programme_text import ProgrammeParseError, parse_programme
 from services.assignment.source_files import DivisionError
+from services.cli.answers import answer, refuse
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import AsJson, Token, console, emit, handled, read_json
 
 app = typer.Typer(no_args_is_help=True, help="programme commands")
 
 
-def _fail(message: str, code: int = 2) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
+def _fail(message: str, as_json: bool, code: int = 2, **more: Any) -> NoReturn:
+    raise refuse(message, as_json, code, **more)
 
 
 @app.command()
 def parse(
     path: Annotated[Path, typer.Argument(help="policy text (UTF-8), e.g. examples/cq-2022-79/policy.txt")],
+    as_json: AsJson = False,
 ) -> None:
     """Parse a policy text and print the programme as JSON (goals, groups, tasks, safeguards)."""
     try:
         programme = parse_programme(read_policy_text(path))
     except ProgrammeFileError as exc:
-        _fail(str(exc))
+        _fail(str(exc), as_json)
     except ProgrammeParseError as exc:
-        _fail(f"{path}: {exc.message}")
+        _fail(f"{path}: {exc.message}", as_json)
+    # The output is JSON with or without --json: the flag is accepted so every command takes it.
     typer.echo(json.dumps(programme.model_dump(mode="json"), ensure_ascii=False, indent=2))
 
 
@@ -57,6 +62,7 @@ def check(
     units: Annotated[Path | None, typer.Option(help="unit registry (.yaml), for a bare policy text")] = None,
     schedule: Annotated[Path | None, typer.Option(help="schedule (.yaml), for a bare policy text")] = None,
     programme_id: Annotated[str | None, typer.Option("--id", help="programme id (default: from the name)")] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Validate a programme and its division of work, and print a summary."""
     try:
@@ -65,41 +71,79 @@ def check(
         else:
             loaded = load_programme_file(target, division, units, schedule, programme_id)
     except (ProgrammeFileError, ProgrammeParseError) as exc:
-        _fail(str(exc) if isinstance(exc, ProgrammeFileError) else f"{target}: {exc}")
+        _fail(str(exc) if isinstance(exc, ProgrammeFileError) else f"{target}: {exc}", as_json)
     except DivisionError as exc:
-        for problem in exc.problems:
-            typer.echo(str(problem), err=True)
-        _fail(f"{len(exc.problems)} problem(s); nothing was loaded", code=1)
+        if not as_json:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+        problems = [str(p) for p in exc.problems]
+        _fail(f"{len(problems)} problem(s); nothing was loaded", as_json, code=1, problems=problems)
+    data = summary_data(loaded)
+    if as_json:
+        for warning in data["warnings"]:
+            typer.echo(f"warning: {warning}", err=True)
+        answer(data)
+        return
     for line in summary(loaded):
         typer.echo(line)
 
 
-def summary(loaded: ProgrammeImport) -> list[str]:
-    """A few lines describing a checked programme, ending with any warnings."""
+def summary_data(loaded: ProgrammeImport) -> dict[str, Any]:
+    """What `programme check` says of a checked programme, as data."""
     p, d = loaded.programme, loaded.division
     tasks = p.tasks()
     kinds = Counter(u.kind for u in loaded.units)
     roles = Counter(r.role for r in d.responsibilities)
-    label = " - EXAMPLE division, not an official task list" if d.example else ""
-    lines = [
-        f"programme {loaded.programme_id}: {p.document_no} {p.title}" + (f" ({p.issued_on})" if p.issued_on else ""),
-        f"tasks: {len(tasks)} in {len(p.groups)} groups; goals: {', '.join(str(g.year) for g in p.goals) or 'none'}",
-        f"units: {len(loaded.units)} ({kinds[UnitKind.DEPARTMENT]} departments, "
-        f"{kinds[UnitKind.DISTRICT]} district-level)",
-        f"responsibilities: {len(d.responsibilities)} ({roles[Role.LEAD]} lead, {roles[Role.COOPERATING]} cooperating, "
-        f"{roles[Role.RESPONSIBLE]} responsible){label}",
-        f"schedule: from {loaded.schedule.start_year}; evaluations "
-        f"{', '.join(map(str, loaded.schedule.evaluation_years)) or 'none'}",
-    ]
     covered = {r.task_no for r in d.responsibilities}
     led = {r.task_no for r in d.responsibilities if r.role == Role.LEAD}
+    warnings = []
     if not covered:
-        lines.append("warning: no division of work (give a division file, and the unit registry it refers to)")
+        warnings.append("no division of work (give a division file, and the unit registry it refers to)")
     elif missing := [t.no for t in tasks if t.no not in covered]:
-        lines.append(f"warning: no responsibilities for tasks {', '.join(map(str, missing))}")
+        warnings.append(f"no responsibilities for tasks {', '.join(map(str, missing))}")
     if no_lead := [t.no for t in tasks if t.no in covered and t.no not in led]:
-        lines.append(f"warning: no lead unit for tasks {', '.join(map(str, no_lead))}")
-    return lines
+        warnings.append(f"no lead unit for tasks {', '.join(map(str, no_lead))}")
+    return {
+        "programme_id": loaded.programme_id,
+        "document_no": p.document_no,
+        "title": p.title,
+        "issued_on": p.issued_on.isoformat() if p.issued_on else None,
+        "tasks": len(tasks),
+        "groups": len(p.groups),
+        "goal_years": [g.year for g in p.goals],
+        "units": {
+            "total": len(loaded.units),
+            "departments": kinds[UnitKind.DEPARTMENT],
+            "districts": kinds[UnitKind.DISTRICT],
+        },
+        "responsibilities": {
+            "total": len(d.responsibilities),
+            "lead": roles[Role.LEAD],
+            "cooperating": roles[Role.COOPERATING],
+            "responsible": roles[Role.RESPONSIBLE],
+        },
+        "example_division": d.example,
+        "schedule": {"start_year": loaded.schedule.start_year, "evaluation_years": loaded.schedule.evaluation_years},
+        "warnings": warnings,
+    }
+
+
+def summary(loaded: ProgrammeImport) -> list[str]:
+    """A few lines describing a checked programme, ending with any warnings."""
+    s = summary_data(loaded)
+    units, resp = s["units"], s["responsibilities"]
+    label = " - EXAMPLE division, not an official task list" if s["example_division"] else ""
+    return [
+        f"programme {s['programme_id']}: {s['document_no']} {s['title']}"
+        + (f" ({s['issued_on']})" if s["issued_on"] else ""),
+        f"tasks: {s['tasks']} in {s['groups']} groups; goals: {', '.join(map(str, s['goal_years'])) or 'none'}",
+        f"units: {units['total']} ({units['departments']} departments, {units['districts']} district-level)",
+        f"responsibilities: {resp['total']} ({resp['lead']} lead, {resp['cooperating']} cooperating, "
+        f"{resp['responsible']} responsible){label}",
+        f"schedule: from {s['schedule']['start_year']}; evaluations "
+        f"{', '.join(map(str, s['schedule']['evaluation_years'])) or 'none'}",
+        *(f"warning: {w}" for w in s["warnings"]),
+    ]
 
 
 def _load_programme(path: Path, division: Path | None, programme_id: str | None) -> dict[str, Any]:
