@@ -13,6 +13,7 @@ from contracts.base import UserRole
 from services.audit.ledger import entry_hash
 from services.cli.main import app
 from tests.integration.audit_support import many_events, running, settings_for
+from tests.support.cli_output import json_answer, without_logs
 from tests.support.publishing import publish
 
 pytestmark = pytest.mark.usefixtures("event_stream")  # each test on a fresh event stream
@@ -41,6 +42,20 @@ async def test_export_then_verify_offline(tmp_path: Path, nats_url: str) -> None
             runner.invoke, app, ["audit", "export", str(tmp_path / "x")], env={**env, "POLICYFLOW_TOKEN": "bad"}
         )
         assert denied.exit_code == 2 and "HTTP 401" in denied.output and "Traceback" not in denied.output
+        # --json: the manifest as data on stdout; a refusal as one JSON line on stderr, same exit code.
+        again = tmp_path / "again"
+        result = await asyncio.to_thread(runner.invoke, app, ["audit", "export", str(again), "--json"], env=env)
+        assert result.exit_code == 0, result.output
+        answer = json_answer(result.stdout)
+        assert answer["directory"] == str(again) and answer["evidence"] is None
+        assert answer["manifest"] == json.loads((again / "manifest.json").read_text())
+        assert (answer["manifest"]["entries"], answer["manifest"]["latest_checkpoint"]) == (140, 140)
+        denied = await asyncio.to_thread(
+            runner.invoke, app, ["audit", "export", str(again), "--json"], env={**env, "POLICYFLOW_TOKEN": "bad"}
+        )
+        assert denied.exit_code == 2 and without_logs(denied.stdout) == ""
+        refusal = json_answer(denied.stderr)
+        assert refusal["status"] == 401 and "HTTP 401" in refusal["error"]
 
     # The service is gone: everything below is offline.
     assert sorted(p.name for p in bundle.iterdir()) == [

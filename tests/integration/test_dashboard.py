@@ -26,6 +26,7 @@ from services.cli.main import app as cli
 from services.progress import readmodel
 from services.shared.db import make_engine, sqlite_url
 from tests.e2e.support import EventFactory, Stack, running_stack, small_programme
+from tests.support.cli_output import json_answer, without_logs
 from tests.support.publishing import publish
 from tests.support.waiting import caught_up
 
@@ -332,5 +333,13 @@ async def test_rebuild_endpoint_and_command_give_the_same_rows(stack: Stack, htt
         dept = stack.headers("department", "jw")["Authorization"].removeprefix("Bearer ")
         res = await asyncio.to_thread(CliRunner().invoke, cli, [*args[:-1], dept])
         assert res.exit_code == 1 and "error: 403" in res.output
+
+        # --json: the service's summary line on stdout, no bar (stderr is not a terminal), a refusal as JSON.
+        res = await asyncio.to_thread(CliRunner().invoke, cli, [*args, "--json"])
+        assert res.exit_code == 0, res.output
+        summary = json_answer(res.stdout)
+        assert summary["finished"] is True and summary["assignments"] == len(before) and res.stderr == ""
+        res = await asyncio.to_thread(CliRunner().invoke, cli, [*args[:-1], dept, "--json"])
+        assert res.exit_code == 1 and without_logs(res.stdout) == "" and json_answer(res.stderr)["status"] == 403
     finally:
         await engine.dispose()

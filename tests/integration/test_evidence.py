@@ -201,6 +201,11 @@ async def test_a_report_names_only_uploaded_evidence(stack: Stack, pid: str, tmp
                "POLICYFLOW_TOKEN": audit.token(UserRole.AUDITOR)}  # fmt: skip
         exported = await asyncio.to_thread(invoke, "audit", "export", str(bundle), "--evidence", env=env)
         assert exported.exit_code == 0, exported.output
+        as_json = await asyncio.to_thread(
+            invoke, "audit", "export", str(tmp_path / "b2"), "--evidence", "--json", env=env
+        )
+        assert as_json.exit_code == 0, as_json.output
+        assert json_of(as_json.stdout)["evidence"] == {"exported": 1, "unavailable": []}
     assert "exported 1 evidence files" in exported.output
     assert (bundle / "evidence" / sha(PDF + b"jw")).read_bytes() == PDF + b"jw"
     ok = await asyncio.to_thread(invoke, "audit", "verify", str(bundle), env={})
