@@ -8,7 +8,6 @@ the very same bodies as Temporal updates.
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -36,10 +35,6 @@ class Step:
     body: dict[str, Any]
 
 
-def _evidence(name: str) -> dict[str, Any]:
-    return {"name": name, "sha256": hashlib.sha256(name.encode()).hexdigest(), "size": 123_456}
-
-
 def year_script(year: int, reports: int, evaluation: bool = False) -> list[Step]:
     """Plan, approval, `reports` quarterly reports, verification request, pass."""
     plan = {
@@ -57,8 +52,7 @@ def year_script(year: int, reports: int, evaluation: bool = False) -> list[Step]
             "percent": min(100.0, 25.0 * q),
             "narrative": NARRATIVE,
             "indicator_values": [{"name": n, "value": t * q / 4} for n, _, t in INDICATORS],
-            "evidence": [_evidence(f"{year}-Q{q}-进展报告.pdf"), _evidence(f"{year}-Q{q}-现场照片.zip")],
-        }
+        }  # no evidence: a report names only files uploaded first, and the raw half has no upload to time
         steps.append(Step("report_progress", UserRole.DEPARTMENT, "reports", report))
     verdict: dict[str, Any] = {"decision": "pass", "findings": "年度目标完成"}
     if evaluation:
