@@ -22,7 +22,7 @@ import typer
 
 from services.cli.answers import answer, error_line, refuse
 from services.cli.common import AsJson
-from services.shared.asyncapi import asyncapi_document
+from services.notify.asyncapi import asyncapi_document
 
 app = typer.Typer(no_args_is_help=True, help="Generated API documents.")
 

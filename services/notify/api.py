@@ -7,6 +7,7 @@ unit, have subscriptions of their own (red escalations), and see and re-send dea
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import re
 import secrets
 from typing import Annotated, Any
@@ -248,3 +249,17 @@ async def healthz(request: Request) -> dict[str, Any]:
         await conn.execute(text("SELECT 1"))
         position = (await conn.execute(select(func.max(positions.c.stream_seq)))).scalar()
     return {"status": "ok", "position": int(position or 0), "sent": request.app.state.sender.sent}
+
+
+@functools.cache
+def _asyncapi() -> dict[str, Any]:
+    from services.notify.asyncapi import asyncapi_document  # built on first request, then kept
+
+    return asyncapi_document()
+
+
+@router.get("/asyncapi.json", include_in_schema=False)
+async def asyncapi() -> JSONResponse:
+    """The event stream's AsyncAPI document (as committed under docs/), generated from this
+    service's FastStream broker and the contracts."""
+    return JSONResponse(_asyncapi())

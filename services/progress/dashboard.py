@@ -9,12 +9,11 @@ Pages (supervisor token: the `pf_token` cookie set by the login form, or `Author
 Assignment rows, counts and rates come from the progress service's own read model
 (dashboard_queries); titles, unit names and timelines from the other services or the stream,
 each with a fallback (dashboard_sources). Bad query parameters are ignored with a note on the
-page, never a 500. Also here: `GET /asyncapi.json` (the event stream's document, as in docs/).
+page, never a 500.
 """
 
 from __future__ import annotations
 
-import functools
 import re
 import time
 from typing import Any
@@ -346,16 +345,3 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
         temporal_url=f"{ui}/namespaces/{settings.temporal_namespace}/workflows/{wf}",
         workflow_id=wf,
     )
-
-
-@functools.cache
-def _asyncapi() -> dict[str, Any]:
-    from services.shared.asyncapi import asyncapi_document  # the generator `policyflow docs export` uses
-
-    return asyncapi_document()
-
-
-@router.get("/asyncapi.json", include_in_schema=False)
-async def asyncapi() -> JSONResponse:
-    """The event stream's AsyncAPI document, generated from the contracts (as committed under docs/)."""
-    return JSONResponse(_asyncapi())

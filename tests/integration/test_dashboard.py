@@ -293,12 +293,6 @@ async def test_drill_down_from_the_stream_when_the_audit_service_is_away(
         assert r.status_code == 404 and "未找到任务" in r.text and "<script>" not in r.text
 
 
-async def test_asyncapi_is_served(http: httpx.AsyncClient) -> None:
-    r = await http.get("/asyncapi.json")
-    assert r.status_code == 200 and r.json()["asyncapi"] == "3.0.0"
-    assert "pf.events.{programme}.{unit}.ProgressReported" in r.text
-
-
 @pytest.mark.usefixtures("scenario")
 async def test_rebuild_endpoint_and_command_give_the_same_rows(stack: Stack, http: httpx.AsyncClient) -> None:
     engine = make_engine(sqlite_url(stack.tmp / "progress.sqlite"))

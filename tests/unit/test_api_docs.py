@@ -14,7 +14,7 @@ import pytest
 
 from contracts.events import FACT_TYPES
 from services.cli.docs_cmd import documents
-from services.shared.asyncapi import asyncapi_document
+from services.notify.asyncapi import asyncapi_document
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
 
