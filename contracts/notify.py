@@ -53,3 +53,15 @@ class DeliveryOut(Frozen):
     last_error: str | None
     created_at: dt.datetime
     sent_at: dt.datetime | None
+
+
+class RejectOut(Frozen):
+    """A message of the event stream the notifier could not read: recorded, then not delivered again."""
+
+    reject_id: str
+    stream_seq: int
+    subject: str
+    event_id: str | None
+    reason: str
+    body: str  # the start of the message as text
+    received_at: dt.datetime

@@ -19,9 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.api import Page
 from contracts.base import UserRole
-from contracts.notify import DeliveryOut, DeliveryStatus, SubscriptionsIn, SubscriptionsOut, WebhookOut
+from contracts.notify import DeliveryOut, DeliveryStatus, RejectOut, SubscriptionsIn, SubscriptionsOut, WebhookOut
 from services.notify.addresses import AddressRefused, check_email, check_webhook_url
-from services.notify.store import SUPERVISORS, deliveries, positions, subscriptions, utc
+from services.notify.store import SUPERVISORS, deliveries, positions, rejects, subscriptions, utc
 from services.shared.auth import Principal
 from services.shared.web import principal, require_role, require_unit
 
@@ -220,6 +220,31 @@ async def dead_letters(request: Request, caller: Caller, limit: Limit = 50, offs
     """Deliveries given up after the last retry (or refused outright), for a supervisor to re-send."""
     require_role(caller, UserRole.SUPERVISOR)
     return await _page(request, [deliveries.c.status == "dead"], limit, offset)
+
+
+@router.get("/v1/notifications/rejects", response_model=Page[RejectOut], tags=["deliveries"])
+async def rejected(request: Request, caller: Caller, limit: Limit = 50, offset: Offset = 0) -> Page[RejectOut]:
+    """Messages of the event stream that could not be read (not JSON, not an event, an unknown type):
+    nobody was told of them; each was recorded here and not delivered to the notifier again."""
+    require_role(caller, UserRole.SUPERVISOR)
+    async with engine_of(request).connect() as conn:
+        total = (await conn.execute(select(func.count()).select_from(rejects))).scalar_one()
+        rows = await conn.execute(
+            select(rejects).order_by(rejects.c.stream_seq.desc(), rejects.c.id).limit(limit).offset(offset)
+        )
+        items = [
+            RejectOut(
+                reject_id=r.id,
+                stream_seq=r.stream_seq,
+                subject=r.subject,
+                event_id=r.event_id,
+                reason=r.reason,
+                body=r.body,
+                received_at=utc(r.received_at) or r.received_at,
+            )  # fmt: skip
+            for r in rows
+        ]
+    return Page[RejectOut](items=items, total=int(total))
 
 
 @router.post("/v1/notifications/{delivery_id}/retry", response_model=DeliveryOut, tags=["deliveries"])

@@ -96,10 +96,27 @@ class Position(NotifyModel, table=True):
     updated_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class Reject(NotifyModel, table=True):
+    """A message of the stream that could not be read (not JSON, not an event, an unknown type or a
+    payload that does not match its type): recorded for supervisors, then terminated so that it is
+    not delivered again; the position moves past it in the same transaction."""
+
+    __tablename__ = "notify_rejects"
+
+    id: str = Field(primary_key=True, sa_type=String(40))
+    stream_seq: int = Field(sa_type=BigInteger)
+    subject: str = Field(sa_type=String(300))
+    event_id: str | None = Field(default=None, sa_type=String(200))
+    reason: str = Field(sa_type=Text)
+    body: str = Field(sa_type=Text)  # the start of the message, as text
+    received_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
 subscriptions = table_of(Subscription)
 deliveries = table_of(Delivery)
 known_assignments = table_of(KnownAssignment)
 positions = table_of(Position)
+rejects = table_of(Reject)
 
 
 async def create_tables(engine: AsyncEngine) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import hashlib
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -30,10 +31,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.events import AssignmentCreated, Event
 from contracts.subjects import EVENT_SUBJECTS
 from services.notify.messages import delivery_id, notice
+from services.notify.poison import check_fact, poison_guard
 from services.notify.quiet import QuietHours
 from services.notify.settings import NotifySettings
 from services.notify.store import deliveries as deliveries_table
-from services.notify.store import insert_ignoring_duplicates, known_assignments, move_position, subscriptions
+from services.notify.store import insert_ignoring_duplicates, known_assignments, move_position, rejects, subscriptions
 from services.shared.consumer import stream_seq
 from services.shared.nats_urls import servers
 
@@ -125,6 +127,20 @@ class Intake:
                     if not f.done():
                         f.set_result(None)
 
+    async def reject(self, seq: int, subject: str, body: bytes, reason: str, event_id: str | None) -> None:
+        """Record an unreadable message and move the position past it, in one transaction."""
+        now = self.clock()
+        key = hashlib.sha256(f"{seq}\n{subject}\n".encode() + body).hexdigest()[:32]
+        row = {
+            "id": key, "stream_seq": seq, "subject": subject[:300], "event_id": event_id, "reason": reason,
+            "body": body[:2000].decode("utf-8", errors="replace"), "received_at": now,
+        }  # fmt: skip
+        async with self.engine.begin() as conn:
+            await conn.execute(insert_ignoring_duplicates(conn, rejects, [row]))
+            if seq:
+                await move_position(conn, self.settings.durable, seq, now)
+        self.position = max(self.position, seq)
+
     async def _titles_of(self, conn: Any, ids: set[str]) -> dict[str, str]:
         missing = [i for i in ids if i not in self._titles]
         if missing:
@@ -201,8 +217,13 @@ class Intake:
 def notifier_broker(settings: NotifySettings, intake: Intake | None = None) -> NatsBroker:
     """The FastStream broker with the notifier's subscriber. Without an intake (the documents'
     generator builds it that way) the broker is only described, never started."""
+    guards = [poison_guard(intake.reject, message_seq)] if intake is not None else []
     broker = NatsBroker(
-        servers(settings.nats_url), name="policyflow-notify", max_reconnect_attempts=-1, log_level=logging.DEBUG
+        servers(settings.nats_url),
+        name="policyflow-notify",
+        max_reconnect_attempts=-1,
+        log_level=logging.DEBUG,
+        middlewares=guards,
     )
 
     @broker.subscriber(
@@ -218,6 +239,7 @@ def notifier_broker(settings: NotifySettings, intake: Intake | None = None) -> N
     async def on_event(event: Event, msg: NatsMessage) -> None:
         if intake is None:
             raise RuntimeError("the notifier's broker was built without an intake")
+        check_fact(event)  # raises Unreadable: the guard records and terminates the message
         try:
             await intake.record(event, message_seq(msg.raw_message))
         except Exception:

@@ -125,7 +125,11 @@ def test_private_urls_only_when_allowed_and_emails_checked() -> None:
 class Recorder:
     def __init__(self, fail: bool = False) -> None:
         self.seen: list[tuple[str, int]] = []
+        self.rejected: list[tuple[str, str | None]] = []
         self.fail = fail
+
+    async def reject(self, _seq: int, _subject: str, _body: bytes, reason: str, event_id: str | None) -> None:
+        self.rejected.append((reason, event_id))
 
     async def record(self, event: Event, seq: int) -> None:
         if self.fail:
@@ -144,3 +148,18 @@ async def test_the_subscriber_records_then_acks_or_naks(fail: bool) -> None:
         await br.publish(event.model_dump(mode="json"), subject, stream="POLICYFLOW_EVENTS")
         handler.calls[0].handler.mock.assert_called_once()
     assert recorder.seen == ([] if fail else [(event.event_id, recorder.seen[0][1])])
+
+
+async def test_unreadable_messages_are_handed_to_the_reject_recorder_not_the_intake() -> None:
+    recorder = Recorder()
+    broker = notifier_broker(NotifySettings(), recorder)  # type: ignore[arg-type]
+    good = EventFactory("cq-2022-79", 2, "wanzhou").escalated("blue")
+    unknown = good.model_copy(update={"type": "Nope", "event_id": "n#1"})
+    subject = event_subject(good.programme_id, good.unit_id, good.type)
+    async with TestNatsBroker(broker) as br:
+        for body in (b"{oops", b'{"event_id": "e#1"}', unknown.model_dump(mode="json"), good.model_dump(mode="json")):
+            await br.publish(body, subject, stream="POLICYFLOW_EVENTS")
+    assert recorder.seen == [(good.event_id, 0)]
+    reasons = [r for r, _ in recorder.rejected]
+    assert "not valid JSON" in reasons[0] and "not an event" in reasons[1] and "Nope" in reasons[2]
+    assert [e for _, e in recorder.rejected] == [None, "e#1", "n#1"]
