@@ -280,10 +280,12 @@ async def dispatch_status(request: Request, programme_id: str) -> DispatchStatus
     )
 
 
-@router.get("/v1/units", response_model=Page[UnitOut], tags=["units"], dependencies=[Depends(principal)])
+@router.get("/v1/units", response_model=Page[UnitOut], tags=["units"])
 async def list_units(
     request: Request, kind: UnitKind | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[UnitOut]:
+    """The unit registry (ids, names, kinds), readable without a token: it is public information
+    (the notifier names units from it)."""
     items, total = await store.list_units(request.app.state.engine, kind, limit, offset)
     return Page[UnitOut](items=[UnitOut(unit_id=u.unit_id, name=u.name, kind=u.kind) for u in items], total=total)
 

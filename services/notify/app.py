@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.notify import api
 from services.notify.channels import Channels
+from services.notify.names import UnitNames
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.store import create_tables
@@ -47,7 +48,8 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.concurrency), follow_redirects=False)
         sender = Sender(engine, Channels(settings, http), settings, utc_clock)
         app.state.sender = sender
-        intake = Intake(engine, settings, utc_clock, on_recorded=sender.wake)
+        names = UnitNames(http, settings.assignment_url, ttl=settings.unit_names_ttl)
+        intake = Intake(engine, settings, utc_clock, on_recorded=sender.wake, names=names)
         app.state.intake = intake
         broker = notifier_broker(settings, intake)
         await broker.connect()

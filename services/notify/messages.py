@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from contracts import labels
@@ -79,16 +80,19 @@ def _first_open(fact: Fact) -> Deadline | None:
     return fact.opens[0] if fact.opens else None
 
 
-def notice(event: Event, task_title: str | None, public_base_url: str) -> Notice | None:
-    """The notice for an event, or None when nobody is told of it."""
+def notice(
+    event: Event, task_title: str | None, public_base_url: str, name_of: Callable[[str], str] = str
+) -> Notice | None:
+    """The notice for an event, or None when nobody is told of it. `name_of` gives a unit's name
+    (its id when the registry is out of reach)."""
     if event.type not in NOTIFIED or not event.unit_id:
         return None
     fact = event.fact()
-    unit = event.unit_id
+    unit = name_of(event.unit_id)
     task = f"第{event.task_no}项任务“{task_title}”" if task_title else f"第{event.task_no}项任务"
     today = shanghai_date(event.occurred_at)
     link = workbench_link(public_base_url, event.assignment_id)
-    owners: tuple[str, ...] = (unit,)
+    owners: tuple[str, ...] = (event.unit_id,)
     level: str | None = None
     opened = _first_open(fact)
     when = f"请于{due_words(opened.due, today)}完成{labels.deadline(opened.key)}。" if opened else ""
@@ -111,7 +115,7 @@ def notice(event: Event, task_title: str | None, public_base_url: str) -> Notice
             f"个工作日，现予{words}，请立即办理。"
         )
         if fact.level == OverdueLevel.RED:
-            owners = (unit, SUPERVISORS)
+            owners = (event.unit_id, SUPERVISORS)
     elif isinstance(fact, VerificationFailed):
         subject = f"【核验未通过】{task} {fact.year}年度"
         text = (
@@ -121,7 +125,7 @@ def notice(event: Event, task_title: str | None, public_base_url: str) -> Notice
     elif isinstance(fact, CooperatingReportReceived):
         subject = f"【配合单位进展】{task} {labels.period(fact.period)}"
         text = (
-            f"{unit}：配合单位{fact.from_unit_id}报送了{task}{labels.period(fact.period)}的进展"
+            f"{unit}：配合单位{name_of(fact.from_unit_id)}报送了{task}{labels.period(fact.period)}的进展"
             f"（完成{fact.percent:g}%）：{fact.narrative}。请牵头单位汇总。"
         )
     else:

@@ -24,6 +24,11 @@ class NotifySettings(BaseSettings):
     durable: str = Field(default=NOTIFY_DURABLE, validation_alias=AliasChoices("NOTIFY_DURABLE"))
     # Links in messages: the workbench as people reach it, never the bind address unless it is that.
     public_base_url: str = Field(default="http://127.0.0.1:8102", validation_alias=AliasChoices("PUBLIC_BASE_URL"))
+    # The public unit registry (GET /v1/units) whose names the texts use; the unit id when unreachable.
+    assignment_url: str = Field(
+        default="http://127.0.0.1:8101", validation_alias=AliasChoices("POLICYFLOW_ASSIGNMENT_URL")
+    )
+    unit_names_ttl: float = Field(default=600.0, gt=0, validation_alias=AliasChoices("NOTIFY_UNIT_NAMES_TTL_SECONDS"))
     smtp_host: str = Field(default="127.0.0.1", validation_alias=AliasChoices("SMTP_HOST"))
     smtp_port: int = Field(default=8025, ge=1, le=65535, validation_alias=AliasChoices("SMTP_PORT"))
     smtp_from: str = Field(default="policyflow@localhost", validation_alias=AliasChoices("SMTP_FROM"))

@@ -31,6 +31,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.events import AssignmentCreated, Event
 from contracts.subjects import EVENT_SUBJECTS
 from services.notify.messages import delivery_id, notice
+from services.notify.names import UnitNames
 from services.notify.poison import check_fact, poison_guard
 from services.notify.quiet import QuietHours
 from services.notify.settings import NotifySettings
@@ -96,8 +97,10 @@ class Intake:
         clock: Clock,
         on_recorded: Callable[[], None] = lambda: None,
         linger: float = 0.005,
+        names: UnitNames | None = None,
     ) -> None:
         self.engine, self.settings, self.clock, self.on_recorded = engine, settings, clock, on_recorded
+        self.names = names
         self.quiet = QuietHours.parse(settings.quiet_hours)
         self.linger = linger
         self._waiting: list[tuple[Event, int, asyncio.Future[None]]] = []
@@ -154,9 +157,13 @@ class Intake:
 
     async def commit(self, batch: Sequence[tuple[Event, int]]) -> int:
         """One transaction: task titles, the deliveries, the position. Returns the rows new or not."""
+        ordered = sorted(batch, key=lambda es: es[1])
+        name_of: Callable[[str], str] = str
+        if self.names is not None:
+            await self.names.refresh({e.unit_id for e, _ in ordered if e.unit_id})
+            name_of = self.names.name
         now = self.clock()
         release = self.quiet.release(now) if self.quiet else now
-        ordered = sorted(batch, key=lambda es: es[1])
         rows: dict[str, dict[str, Any]] = {}
         async with self.engine.begin() as conn:
             created = [
@@ -175,9 +182,8 @@ class Intake:
                 await conn.execute(insert_ignoring_duplicates(conn, known_assignments, created))
                 self._titles.update({c["assignment_id"]: c["task_title"] for c in created})
             titles = await self._titles_of(conn, {e.assignment_id for e, _ in ordered if e.assignment_id})
-            notices = [
-                (e, s, notice(e, titles.get(e.assignment_id or ""), self.settings.public_base_url)) for e, s in ordered
-            ]
+            base = self.settings.public_base_url
+            notices = [(e, s, notice(e, titles.get(e.assignment_id or ""), base, name_of)) for e, s in ordered]
             owners = {o for _, _, n in notices if n for o in n.owners}
             subs: dict[str, list[tuple[str, str]]] = {}
             if owners:

@@ -70,13 +70,15 @@ async def test_401_without_or_with_a_bad_token(stack: Stack, world: dict[str, An
         {"Authorization": f"Bearer {expired}"},
         {"Authorization": f"Bearer {foreign}"},
     ):
-        refused(await c.get(f"{a}/v1/units", headers=headers), 401)
+        refused(await c.get(f"{a}/v1/units/yuzhong/assignments", headers=headers), 401)
         refused(await c.get(f"{p}/v1/status", headers=headers), 401)
         refused(await c.get(f"{p}/v1/assignments/{yz}", headers=headers), 401)
         refused(await c.post(f"{p}/v1/assignments/{yz}/reports", json=REPORT, headers=headers), 401)
         refused(await c.post(f"{p}/v1/assignments/{yz}/accept", headers=headers), 401)
-    r = await c.get(f"{a}/v1/units")
+    r = await c.get(f"{a}/v1/units/yuzhong/assignments")
     assert r.headers.get("www-authenticate") == "Bearer"
+    # The unit registry is public (ids and names): no token needed.
+    assert (await c.get(f"{a}/v1/units")).status_code == 200
     refused(await c.get(f"{p}/v1/status", headers={"Authorization": f"Bearer {expired}"}), 401, "expired")
 
 

@@ -17,7 +17,7 @@ import pytest
 
 from contracts.base import Actor, UserRole
 from contracts.events import AnnualPlanReturned, Deadline, SupervisionEscalated, VerificationFailed
-from deploy.local.servers import nats_passwords, nats_server, nats_user_url
+from deploy.local.servers import free_port, nats_passwords, nats_server, nats_user_url
 from services.notify.app import create_app
 from services.notify.settings import NotifySettings
 from services.shared.db import sqlite_url
@@ -48,6 +48,8 @@ def notify_settings(tmp: Path, nats_url: str, smtp_port: int, **extra: Any) -> N
         "retry_max_seconds": 0.2,
         "max_attempts": 4,
         "poll_seconds": 0.05,
+        # Nothing listens there: the texts name units by id (the fallback when the registry is out of reach).
+        "assignment_url": f"http://127.0.0.1:{free_port()}",
     }
     return NotifySettings(**(values | extra))
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import httpx
 import pytest
 from faststream.nats import TestNatsBroker
 
@@ -14,6 +15,7 @@ from contracts.subjects import event_subject
 from services.notify.addresses import AddressRefused, check_email, check_webhook_url
 from services.notify.channels import signature, webhook_body
 from services.notify.messages import delivery_id, due_words, notice
+from services.notify.names import UnitNames
 from services.notify.quiet import QuietHours, QuietHoursInvalid
 from services.notify.settings import NotifySettings
 from services.notify.store import SUPERVISORS
@@ -163,3 +165,43 @@ async def test_unreadable_messages_are_handed_to_the_reject_recorder_not_the_int
     reasons = [r for r, _ in recorder.rejected]
     assert "not valid JSON" in reasons[0] and "not an event" in reasons[1] and "Nope" in reasons[2]
     assert [e for _, e in recorder.rejected] == [None, "e#1", "n#1"]
+
+
+def test_texts_name_units_by_their_registry_names() -> None:
+    names = {"yuzhong": "渝中区", "fgw": "市发展改革委"}.get
+    f = EventFactory("cq-2022-79", 3, "yuzhong")
+    red = notice(f.escalated("red"), "t", "http://x", lambda u: names(u) or u)
+    assert red is not None and red.text.startswith("渝中区：") and "yuzhong：" not in red.text
+    assert red.owners == ("yuzhong", SUPERVISORS)  # subscriptions stay keyed by the unit id
+
+
+async def test_unit_names_are_fetched_page_by_page_cached_and_fall_back_to_the_id() -> None:
+    units = [{"unit_id": f"u{i}", "name": f"单位{i}", "kind": "district"} for i in range(3)]
+    calls: list[str] = []
+    up = True
+
+    def registry(request: httpx.Request) -> httpx.Response:
+        calls.append(str(request.url))
+        if not up:
+            return httpx.Response(503)
+        assert "authorization" not in request.headers  # the registry is public
+        offset, limit = int(request.url.params["offset"]), 2  # the server pages by two here
+        return httpx.Response(200, json={"items": units[offset : offset + limit], "total": len(units)})
+
+    now = [0.0]
+    async with httpx.AsyncClient(transport=httpx.MockTransport(registry)) as http:
+        names = UnitNames(http, "http://assignment/", ttl=600, retry_after=30, monotonic=lambda: now[0])
+        await names.refresh(["u0"])
+        assert [names.name(f"u{i}") for i in range(3)] == ["单位0", "单位1", "单位2"] and len(calls) == 2
+        await names.refresh(["u1"])
+        assert len(calls) == 2  # cached
+        await names.refresh(["new"])  # an id the registry did not have: fetched again, once per 30 s
+        await names.refresh(["new"])
+        assert len(calls) == 2
+        now[0] = 31.0
+        up = False
+        await names.refresh(["new"])
+        assert len(calls) == 3 and names.name("new") == "new" and names.name("u2") == "单位2"
+        now[0] = 700.0
+        await names.refresh()
+        assert names.name("u0") == "单位0" and len(calls) == 4  # the old names stay while it is down
