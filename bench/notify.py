@@ -112,7 +112,7 @@ async def run(ctx: Context) -> Result:
         receiver = spawn_module(["bench.notify", "receiver", str(rport)], env, work / "receiver.log")
         procs.append(receiver)
         notify_env = env | {
-            "NATS_URL": nats_url, "NOTIFY_PORT": str(nport), "NOTIFY_QUIET_HOURS": "",
+            "NATS_URL": nats_url, "NOTIFY_PORT": str(nport), "NOTIFY_QUIET_HOURS": "", "NOTIFY_DIGEST_THRESHOLD": "0",
             "NOTIFY_ALLOW_PRIVATE_URLS": "1", "NOTIFY_CONCURRENCY": str(CONCURRENCY), "LOG_LEVEL": "WARNING",
         }  # fmt: skip
         with ctx.phase("receiver and notifier"):

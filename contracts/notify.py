@@ -9,7 +9,8 @@ from pydantic import Field
 
 from contracts.base import Frozen
 
-DeliveryStatus = Literal["pending", "sent", "dead"]
+# folded: not sent alone, but in the daily digest named by `digest_id`.
+DeliveryStatus = Literal["pending", "sent", "dead", "folded"]
 
 
 class WebhookIn(Frozen):
@@ -53,6 +54,7 @@ class DeliveryOut(Frozen):
     last_error: str | None
     created_at: dt.datetime
     sent_at: dt.datetime | None
+    digest_id: str | None = None
 
 
 class RejectOut(Frozen):

@@ -176,7 +176,7 @@ def _out(row: Any, now: dt.datetime) -> DeliveryOut:
         assignment_id=row.assignment_id, channel=row.channel, recipient=row.recipient, level=row.level,
         subject=row.subject, status=row.status, held_until=held if pending and held and held > now else None,
         attempts=row.attempts, next_attempt_at=utc(row.next_attempt_at) if pending else None,
-        last_error=row.last_error, created_at=utc(row.created_at), sent_at=utc(row.sent_at),
+        last_error=row.last_error, created_at=utc(row.created_at), sent_at=utc(row.sent_at), digest_id=row.digest_id,
     )  # fmt: skip
 
 

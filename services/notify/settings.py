@@ -37,6 +37,9 @@ class NotifySettings(BaseSettings):
     smtp_password: str | None = Field(default=None, validation_alias=AliasChoices("SMTP_PASSWORD"))
     # `HH:MM-HH:MM` Beijing time, the night on working days; non-working days are quiet all day. Empty: off.
     quiet_hours: str = Field(default="22:00-07:30", validation_alias=AliasChoices("NOTIFY_QUIET_HOURS"))
+    # More notices than this to one address on one channel in one Beijing day: the rest go in a digest
+    # the next working morning (red escalations never). 0 turns the digest off.
+    digest_threshold: int = Field(default=5, ge=0, le=1000, validation_alias=AliasChoices("NOTIFY_DIGEST_THRESHOLD"))
     # Loopback and private webhook addresses (tests, the embedded default); link-local and metadata never.
     allow_private_urls: bool = Field(default=False, validation_alias=AliasChoices("NOTIFY_ALLOW_PRIVATE_URLS"))
     max_attempts: int = Field(default=8, ge=1, le=100, validation_alias=AliasChoices("NOTIFY_MAX_ATTEMPTS"))

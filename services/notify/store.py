@@ -48,6 +48,7 @@ class Delivery(NotifyModel, table=True):
         UniqueConstraint("event_id", "channel", "recipient", name="uq_notify_delivery"),
         Index("ix_notify_due", "status", "next_attempt_at"),
         Index("ix_notify_owner", "owner", "created_at"),
+        Index("ix_notify_day", "owner", "channel", "recipient", "day"),
     )
 
     id: str = Field(primary_key=True, sa_type=String(40))
@@ -63,7 +64,7 @@ class Delivery(NotifyModel, table=True):
     subject: str = Field(sa_type=Text)
     text: str = Field(sa_type=Text)
     link: str | None = Field(default=None, sa_type=Text)
-    status: str = Field(sa_type=String(12))  # pending | sent | dead
+    status: str = Field(sa_type=String(12))  # pending | sent | dead | folded (into a daily digest)
     attempts: int = Field(default=0, sa_type=Integer)
     not_before: dt.datetime = Field(sa_type=DateTime(timezone=True))  # quiet hours hold it until then
     next_attempt_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
@@ -71,6 +72,8 @@ class Delivery(NotifyModel, table=True):
     created_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
     sent_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
     occurred_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    day: str | None = Field(default=None, sa_type=String(10))  # Beijing day it may go out (digest counting)
+    digest_id: str | None = Field(default=None, sa_type=String(40))  # the digest a folded notice went into
 
 
 class KnownAssignment(NotifyModel, table=True):

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import AssignmentCreated, Event
 from contracts.subjects import EVENT_SUBJECTS
+from services.notify.digest import MORNING, day_of, fold, write_texts
 from services.notify.messages import delivery_id, notice
 from services.notify.names import UnitNames
 from services.notify.poison import check_fact, poison_guard
@@ -102,6 +103,7 @@ class Intake:
         self.engine, self.settings, self.clock, self.on_recorded = engine, settings, clock, on_recorded
         self.names = names
         self.quiet = QuietHours.parse(settings.quiet_hours)
+        self.morning = self.quiet.end if self.quiet else MORNING
         self.linger = linger
         self._waiting: list[tuple[Event, int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
@@ -164,6 +166,7 @@ class Intake:
             name_of = self.names.name
         now = self.clock()
         release = self.quiet.release(now) if self.quiet else now
+        day = day_of(release)
         rows: dict[str, dict[str, Any]] = {}
         async with self.engine.begin() as conn:
             created = [
@@ -207,10 +210,16 @@ class Intake:
                             "text": n.text, "link": n.link, "status": "pending", "attempts": 0,
                             "not_before": release, "next_attempt_at": release, "last_error": None,
                             "created_at": now, "sent_at": None, "occurred_at": event.occurred_at.astimezone(dt.UTC),
+                            "day": day, "digest_id": None,
                         })  # fmt: skip
             values = list(rows.values())
+            threshold = self.settings.digest_threshold
+            digests = await fold(conn, values, threshold, self.morning, now) if threshold and values else []
+            values += digests
             for lo in range(0, len(values), 500):
                 await conn.execute(insert_ignoring_duplicates(conn, deliveries_table, values[lo : lo + 500]))
+            if digests:
+                await write_texts(conn, [d["id"] for d in digests], threshold, name_of)
             if ordered:
                 await move_position(conn, self.settings.durable, ordered[-1][1], now)
         if ordered:

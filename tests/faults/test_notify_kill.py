@@ -33,6 +33,7 @@ async def test_kill_9_in_a_burst_loses_nothing(tmp_path: Path, nats_url: str) ->
         "POLICYFLOW_VAR": str(tmp_path),
         "POLICYFLOW_KEY_DIR": str(keys),
         "NOTIFY_QUIET_HOURS": "",
+        "NOTIFY_DIGEST_THRESHOLD": "0",  # a thousand to one unit in a day would be folded into a digest
         "NOTIFY_ALLOW_PRIVATE_URLS": "1",
         "NOTIFY_RETRY_BASE_SECONDS": "0.1",
         "NOTIFY_POLL_SECONDS": "0.1",

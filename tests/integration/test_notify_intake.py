@@ -1,8 +1,10 @@
 """The notifier's intake against a real nats-server: messages it cannot read are recorded for
-supervisors and terminated (never delivered again), with the position moved past them."""
+supervisors and terminated (never delivered again), with the position moved past them; a busy day
+folds into one digest."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -13,10 +15,11 @@ import pytest
 
 from contracts.subjects import EVENT_STREAM, NOTIFY_DURABLE
 from tests.e2e.support import EventFactory, auth
-from tests.integration.test_notify import health_position, notifier, notify_settings, subscribe
-from tests.support.notify import Mailbox, Receiver, smtp_server, webhook_receiver
+from tests.integration.test_notify import Clock, health_position, notifier, notify_settings, subscribe
+from tests.support.notify import Mailbox, Receiver, smtp_server, valid_signature, webhook_receiver
 from tests.support.publishing import publish
 from tests.support.waiting import until
+from workflows.calendar import SHANGHAI
 
 
 @pytest.fixture
@@ -77,3 +80,43 @@ async def test_unreadable_messages_are_recorded_and_terminated(
         assert receiver.per_delivery() == {receiver.ok()[0].delivery: 1}
     finally:
         await nc.close()
+
+
+@pytest.mark.usefixtures("event_stream")
+async def test_a_busy_day_folds_into_one_digest_sent_the_next_working_morning(
+    tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    _, port, receiver = parts
+    keys = tmp_path / "keys"
+    clock = Clock(dt.datetime(2026, 1, 9, 15, 0, tzinfo=SHANGHAI))  # a Friday afternoon
+    settings = notify_settings(tmp_path, nats_url, port, digest_threshold=2)
+    events = [EventFactory("cq-2022-79", i, "yuzhong").escalated("yellow") for i in range(1, 5)]
+    async with notifier(settings, clock=clock) as (url, app), httpx.AsyncClient(base_url=url) as http:
+        hook = f"{receiver.url}/unit"
+        secret = (await subscribe(http, "/v1/units/yuzhong/subscriptions", auth(keys, "department", "yuzhong"),
+                                  {"webhooks": [{"url": hook}]}))[hook]  # fmt: skip
+        last = await publish(nats_url, events)
+        await until(lambda: health_position(http, last), "the four escalations recorded")
+        await until(lambda: len(receiver.ok()) == 2, "the first two sent singly")
+        page = (await http.get("/v1/units/yuzhong/notifications", headers=auth(keys, "supervisor"))).json()
+        by_status = sorted((d["event_type"], d["status"]) for d in page["items"])
+        assert (
+            by_status
+            == [("DailyDigest", "pending")]
+            + [("SupervisionEscalated", "folded")] * 2
+            + [("SupervisionEscalated", "sent")] * 2
+        )
+        digest = next(d for d in page["items"] if d["event_type"] == "DailyDigest")
+        assert dt.datetime.fromisoformat(digest["held_until"]) == dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)
+        clock.at = dt.datetime(2026, 1, 12, 7, 29, tzinfo=SHANGHAI)
+        assert await app.state.sender.send_due() == 0
+        clock.at = dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)  # Monday morning
+        await until(lambda: len(receiver.ok()) == 3, "the digest on Monday morning")
+        hit = receiver.ok()[2]
+        assert hit.delivery == digest["delivery_id"] and valid_signature(secret, hit)
+        body = json.loads(hit.body)
+        assert body["type"] == "DailyDigest" and "第3项任务" in body["text"] and "第4项任务" in body["text"]
+        again = await publish(nats_url, events, msg_id_suffix="-again")  # redelivered: no second digest
+        await until(lambda: health_position(http, again), "the repeated events recorded")
+        assert await app.state.sender.send_due() == 0
+        assert receiver.per_delivery() == {h.delivery: 1 for h in receiver.ok()} and len(receiver.ok()) == 3
