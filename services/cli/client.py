@@ -116,8 +116,12 @@ class Config:
             return {}
         try:
             return dict(jwt.decode(self.token, options={"verify_signature": False}))
-        except jwt.PyJWTError:
-            return {}
+        except jwt.PyJWTError as exc:
+            raise ApiError(
+                0,
+                f"{self.token_source or 'the token'} is not a token ({exc}): issue one with "
+                "`policyflow token issue --role ROLE [--unit UNIT] --save`, or set POLICYFLOW_TOKEN to one",
+            ) from exc
 
 
 def _detail(resp: httpx.Response) -> str:

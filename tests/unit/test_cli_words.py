@@ -105,6 +105,15 @@ def test_no_token_says_what_to_do_before_calling(monkeypatch: pytest.MonkeyPatch
     assert error["status"] == 0 and error["error"].startswith("no token: run `policyflow token issue")
 
 
+def test_a_malformed_token_says_so_before_calling(monkeypatch: pytest.MonkeyPatch) -> None:
+    seen = serve(monkeypatch, ACCEPTED)
+    monkeypatch.setenv("POLICYFLOW_TOKEN", "garbage")
+    r = runner.invoke(app, ["inbox"])
+    assert r.exit_code == 1 and seen == []
+    assert r.stderr.startswith("error: the token in POLICYFLOW_TOKEN is not a token (")
+    assert "`policyflow token issue --role ROLE [--unit UNIT] --save`" in r.stderr
+
+
 def test_a_refused_token_names_where_it_came_from(monkeypatch: pytest.MonkeyPatch, env: Path) -> None:
     login(monkeypatch, env)
     serve(monkeypatch, httpx.Response(401, json={"detail": "the token has expired; get one with ..."}))
