@@ -233,7 +233,11 @@ async def assignment_view(
 async def _page_state(request: Request, who: Principal, assignment_id: str) -> AssignmentState | Response:
     s = await current_state(request, assignment_id)
     if s is None:
+        own = who.unit_id if who.role == UserRole.DEPARTMENT else None
+        near = await request.app.state.status_reader.ids_like(assignment_id, own)
         message = f"没有编号为 {assignment_id} 的任务。请从工作台列表进入，或检查编号是否抄错。"
+        if near:
+            message += f"您要找的是不是：{'、'.join(near)}？"
         return refused(request, who, 404, "未找到任务", message)
     if await access(request, who, s) is None:
         message = (

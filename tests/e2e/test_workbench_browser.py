@@ -200,6 +200,11 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             await district.set_viewport_size(DESKTOP)
             await shoot(district, "assignment-desktop")
 
+            # A mistyped id: not found, with the ids meant.
+            response = await district.goto(f"{base}/workbench/assignments/{aid[:-2]}gn")
+            assert response is not None and response.status == 404
+            await expect(district.locator("#error-message")).to_contain_text(f"您要找的是不是：{aid}")
+
             # Another district may not open this assignment.
             other = await person("department", "wanzhou")
             response = await other.goto(f"{base}/workbench/assignments/{aid}")
