@@ -273,7 +273,12 @@ async def healthz(request: Request) -> dict[str, Any]:
     async with engine_of(request).connect() as conn:
         await conn.execute(text("SELECT 1"))
         position = (await conn.execute(select(func.max(positions.c.stream_seq)))).scalar()
-    return {"status": "ok", "position": int(position or 0), "sent": request.app.state.sender.sent}
+    return {
+        "status": "ok",
+        "position": int(position or 0),
+        "sent": request.app.state.sender.sent,
+        "active": request.app.state.lease.held,  # this process holds the lease: it consumes and sends
+    }
 
 
 @functools.cache

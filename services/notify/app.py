@@ -9,9 +9,11 @@ from contextlib import asynccontextmanager
 import httpx
 import structlog
 from fastapi import FastAPI
+from faststream.nats import NatsBroker
 
 from services.notify import api
 from services.notify.channels import Channels
+from services.notify.lease import Lease
 from services.notify.names import UnitNames
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
@@ -51,17 +53,30 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         names = UnitNames(http, settings.assignment_url, ttl=settings.unit_names_ttl)
         intake = Intake(engine, settings, utc_clock, on_recorded=sender.wake, names=names)
         app.state.intake = intake
-        broker = notifier_broker(settings, intake)
-        await broker.connect()
-        placed = await place_consumer(broker.config.connection_state.stream, settings)
-        await broker.start()
-        sender.start()
-        log.info("notify.started", host=settings.host, port=settings.port, consumer=placed)
+        brokers: list[NatsBroker] = []
+
+        async def activate() -> None:
+            broker = notifier_broker(settings, intake)
+            brokers.append(broker)
+            await broker.connect()
+            placed = await place_consumer(broker.config.connection_state.stream, settings)
+            await broker.start()
+            sender.start()
+            log.info("notify.active", consumer=placed)
+
+        async def deactivate() -> None:
+            while brokers:
+                await brokers.pop().stop()
+            await sender.stop()
+
+        lease = Lease(engine, settings.durable, activate, deactivate, settings.lease_retry_seconds)
+        app.state.lease = lease
+        await lease.start()
+        log.info("notify.started", host=settings.host, port=settings.port, active=lease.held)
         try:
             yield
         finally:
-            await broker.stop()
-            await sender.stop()
+            await lease.stop()
             await http.aclose()
             await engine.dispose()
             log.info("notify.stopped")

@@ -50,6 +50,8 @@ class NotifySettings(BaseSettings):
     concurrency: int = Field(default=64, ge=1, le=1000, validation_alias=AliasChoices("NOTIFY_CONCURRENCY"))
     batch_size: int = Field(default=128, ge=1, le=5000, validation_alias=AliasChoices("NOTIFY_BATCH"))
     poll_seconds: float = Field(default=1.0, gt=0, validation_alias=AliasChoices("NOTIFY_POLL_SECONDS"))
+    # A notifier not holding the lease (another one consumes and sends) tries to take it this often.
+    lease_retry_seconds: float = Field(default=1.0, gt=0, validation_alias=AliasChoices("NOTIFY_LEASE_RETRY_SECONDS"))
     ack_wait: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("NOTIFY_ACK_WAIT_SECONDS"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("NOTIFY_LOG_LEVEL", "LOG_LEVEL"))
     # The embedded SMTP sink of `make up` (services.notify.sink) keeps each message under this directory.
