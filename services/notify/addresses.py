@@ -1,7 +1,13 @@
 """Which addresses a notice may go to: e-mail syntax, and webhook URLs that cannot be turned
 against the servers policyflow runs beside (link-local and cloud metadata addresses never;
 loopback and private networks only when NOTIFY_ALLOW_PRIVATE_URLS is set). Webhook hosts are
-checked when a subscription is saved and again, resolved, each time a notice is sent."""
+checked when a subscription is saved and again, resolved, each time a notice is sent.
+
+Not covered: DNS rebinding. The check at send time resolves the name, then httpx resolves it again
+to connect; a name whose answer changes in between (a short TTL) could reach an address the check
+refused. httpx's public API does not report the peer address before the request is sent, so closing
+this gap would mean a custom transport connecting to the checked address; until then an operator
+who must exclude it sends webhooks through an egress proxy that applies the same rules."""
 
 from __future__ import annotations
 

@@ -249,7 +249,9 @@ async def rejected(request: Request, caller: Caller, limit: Limit = 50, offset: 
 
 @router.post("/v1/notifications/{delivery_id}/retry", response_model=DeliveryOut, tags=["deliveries"])
 async def retry(request: Request, caller: Caller, delivery_id: str) -> DeliveryOut:
-    """Send a dead-lettered delivery once more, now (quiet hours do not hold a re-send by hand)."""
+    """Send a dead-lettered delivery once more, now (quiet hours do not hold a re-send by hand). It
+    starts the retry schedule afresh: should this send fail too, it is tried again with backoff
+    before it is dead-lettered once more (its last error stays shown meanwhile)."""
     require_role(caller, UserRole.SUPERVISOR)
     now = request.app.state.clock()
     async with engine_of(request).begin() as conn:
@@ -261,7 +263,9 @@ async def retry(request: Request, caller: Caller, delivery_id: str) -> DeliveryO
                 409, f"该通知的状态是 {row.status}，只有发送失败的通知可以重发 (only dead letters are re-sent)"
             )
         await conn.execute(
-            update(deliveries).where(deliveries.c.id == delivery_id).values(status="pending", next_attempt_at=now)
+            update(deliveries)
+            .where(deliveries.c.id == delivery_id)
+            .values(status="pending", next_attempt_at=now, attempts=0)
         )
         row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).one()
     request.app.state.sender.wake()

@@ -228,10 +228,11 @@ async def test_retries_then_delivered_and_dead_letter_resent_by_hand(
         assert len([h for h in receiver.hits if h.path == "down"]) == 4
         assert (await http.post(f"/v1/notifications/{sent['delivery_id']}/retry", headers=sup)).status_code == 409
         assert (await http.post("/v1/notifications/nope/retry", headers=sup)).status_code == 404
-        receiver.fail["down"] = 0
+        receiver.fail["down"] = 2  # the re-send fails twice more: back on the retry schedule, not dead at once
         r = await http.post(f"/v1/notifications/{letter['delivery_id']}/retry", headers=sup)
         assert r.status_code == 200 and r.json()["status"] == "pending"
         await until(lambda: receiver.ok("down"), "the re-sent dead letter")
+        assert [h.status for h in receiver.hits if h.path == "down"] == [500] * 6 + [200]
         assert {h.delivery for h in receiver.hits if h.path == "down"} == {letter["delivery_id"]}
         assert await dead() == []
         assert receiver.per_delivery() == {flaky[0].delivery: 1, letter["delivery_id"]: 1}
