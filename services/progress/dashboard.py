@@ -15,11 +15,9 @@ page, never a 500.
 from __future__ import annotations
 
 import re
-import time
 from typing import Any
 from urllib.parse import urlencode
 
-import jwt
 import structlog
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -29,6 +27,7 @@ from contracts.ids import parse_assignment_id, workflow_id
 from services.progress import admin, charts
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
+from services.progress import session_cookie as cookie
 from services.progress.templating import OVERDUE_CHOICES, templates
 from services.shared.auth import AuthError, Principal, verify_token
 from services.shared.web import TOKEN_COOKIE, token_from
@@ -53,10 +52,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
 
 
 def _safe_next(value: str | None) -> str:
-    """Only back into the dashboard: never an open redirect."""
-    if value and value.startswith("/dashboard") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/dashboard"
+    return cookie.safe_next(value, "/dashboard")
 
 
 def _refused(request: Request, status: int, detail: str, message: str) -> Response:
@@ -110,36 +106,14 @@ async def login(
     if who.role != UserRole.SUPERVISOR:
         message = f"仪表盘仅供督查人员使用；该令牌的角色是 {who.role.value}。"
         return render(request, "error.html", 403, title="无权访问", message=message)
-    resp = RedirectResponse(target, status_code=303)
-    exp = _expiry(token)
-    max_age = max(int(exp - time.time()), 0) if exp else None
-    resp.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        max_age=max_age,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=src.dashboard_settings(request).secure_cookie,
-    )
+    resp = cookie.signed_in(token, target, COOKIE_PATH, src.dashboard_settings(request).secure_cookie)
     log.info("dashboard.login", sub=who.sub)
     return resp
 
 
-def _expiry(token: str) -> float | None:
-    """The token's exp (its signature was verified already): the cookie lives as long as the token."""
-    try:
-        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
-    except jwt.PyJWTError:
-        return None
-    return float(exp) if isinstance(exp, int | float) else None
-
-
 @router.get("/dashboard/logout", include_in_schema=False)
 async def logout() -> Response:
-    resp = RedirectResponse("/dashboard/login", status_code=303)
-    resp.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
-    return resp
+    return cookie.signed_out("/dashboard/login", COOKIE_PATH)
 
 
 # ---- pages -------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.progress import dashboard_sources as src
+from services.progress import session_cookie as cookie
 from services.progress.templating import templates
 from services.shared.auth import AuthError, Principal, verify_token
 from services.shared.web import TOKEN_COOKIE, token_from
@@ -30,9 +31,7 @@ def render(request: Request, name: str, status: int = 200, **context: Any) -> Re
 
 
 def _safe_next(value: str | None) -> str:
-    if value and value.startswith("/workbench") and not value.startswith("//") and "\\" not in value:
-        return value
-    return "/workbench"
+    return cookie.safe_next(value, COOKIE_PATH)
 
 
 def gate(request: Request) -> Principal | Response:
@@ -69,21 +68,11 @@ async def login(
         who = verify_token(token, request.app.state.public_key)
     except AuthError as exc:
         return render(request, "login.html", 401, error=f"令牌无效：{exc}", next=target)
-    resp = RedirectResponse(target, status_code=303)
-    resp.set_cookie(
-        TOKEN_COOKIE,
-        token,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="strict",
-        secure=src.dashboard_settings(request).secure_cookie,
-    )
+    resp = cookie.signed_in(token, target, COOKIE_PATH, src.dashboard_settings(request).secure_cookie)
     log.info("workbench.login", sub=who.sub, role=who.role.value)
     return resp
 
 
 @router.get("/workbench/logout")
 async def logout() -> Response:
-    resp = RedirectResponse("/workbench/login", status_code=303)
-    resp.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
-    return resp
+    return cookie.signed_out("/workbench/login", COOKIE_PATH)
