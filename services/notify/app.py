@@ -13,7 +13,6 @@ from faststream.nats import NatsBroker
 
 from services.notify import api
 from services.notify.channels import Channels
-from services.notify.lease import Lease
 from services.notify.names import UnitNames
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
@@ -21,6 +20,7 @@ from services.notify.store import create_tables
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
+from services.shared.lease import Lease, lock_file
 from services.shared.web import install_error_handlers, install_liveness
 
 log = structlog.get_logger()
@@ -69,7 +69,8 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
                 await brokers.pop().stop()
             await sender.stop()
 
-        lease = Lease(engine, settings.durable, activate, deactivate, settings.lease_retry_seconds)
+        lock = lock_file(settings.db_url(), f"{settings.durable}.notify")
+        lease = Lease(engine, settings.durable, activate, deactivate, lock, "notify", settings.lease_retry_seconds)
         app.state.lease = lease
         await lease.start()
         log.info("notify.started", host=settings.host, port=settings.port, active=lease.held)

@@ -20,9 +20,10 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from contracts.base import UserRole
-from services.progress import readmodel, subscribers
+from services.progress import readmodel
 from services.progress.store import READ_MODEL
 from services.shared.auth import Principal
+from services.shared.lease import lock_file, try_exclusive_lock
 from services.shared.web import principal, require_role
 
 log = structlog.get_logger()
@@ -37,8 +38,8 @@ def supervisor(p: Principal = Depends(principal)) -> Principal:
 def _claim(request: Request) -> IO[bytes] | None:
     """The rebuild's flock beside the read-model lease: one rebuild at a time, in this process or
     any other worker process (PROGRESS_WORKERS > 1). None if a rebuild holds it."""
-    lease = subscribers.lease_path(request.app.state.settings)
-    return subscribers.try_exclusive_lock(lease.with_suffix(".rebuild.lock"))
+    settings = request.app.state.settings
+    return try_exclusive_lock(lock_file(settings.db_url(), f"{settings.read_model_durable}.rebuild"))
 
 
 async def _count(engine: Any) -> int:

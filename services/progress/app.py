@@ -44,9 +44,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
-        consumer = subscribers.ConsumerLease(
-            subscribers.lease_path(settings), subscribers.consumer(nc.jetstream(), engine, settings)
-        )
+        consumer = subscribers.lease(engine, subscribers.consumer(nc.jetstream(), engine, settings), settings)
         await consumer.start()
         app.state.read_model_consumer = consumer
         app.state.http = httpx.AsyncClient(timeout=10.0)

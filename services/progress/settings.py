@@ -49,7 +49,7 @@ class ProgressSettings(TemporalConnectionSettings):
     update_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("UPDATE_TIMEOUT_SECONDS"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
     # HTTP worker processes on one socket (uvicorn's supervisor restarts any that dies). All
-    # serve requests; one at a time runs the read model's consumer (subscribers.ConsumerLease).
+    # serve requests; one at a time runs the read model's consumer (subscribers.lease).
     workers: int = Field(default=1, ge=1, le=32, validation_alias=AliasChoices("PROGRESS_WORKERS"))
 
     def db_url(self) -> str:

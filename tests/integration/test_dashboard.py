@@ -6,7 +6,6 @@ endpoint and command. Synthetic events go through a real JetStream into the prog
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import json
 import re
 import uuid
@@ -25,6 +24,7 @@ from contracts.subjects import READ_MODEL_DURABLE
 from services.cli.main import app as cli
 from services.progress import readmodel
 from services.shared.db import make_engine, sqlite_url
+from services.shared.lease import lock_file, try_exclusive_lock
 from tests.e2e.support import EventFactory, Stack, running_stack, small_programme
 from tests.support.cli_output import json_answer, without_logs
 from tests.support.publishing import publish
@@ -302,9 +302,9 @@ async def test_rebuild_endpoint_and_command_give_the_same_rows(stack: Stack, htt
         assert r.status_code == 403
         assert (await http.post("/v1/admin/rebuild-read-models")).status_code == 401
         # Another worker process (PROGRESS_WORKERS > 1) rebuilding holds this flock: refused, 409.
-        held = open(stack.tmp / f"progress.sqlite.{READ_MODEL_DURABLE}.consumer.rebuild.lock", "ab")  # noqa: SIM115
+        held = try_exclusive_lock(lock_file(sqlite_url(stack.tmp / "progress.sqlite"), f"{READ_MODEL_DURABLE}.rebuild"))
+        assert held is not None
         try:
-            fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"))
             assert r.status_code == 409 and "already running" in r.text
         finally:
