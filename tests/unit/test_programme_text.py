@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from contracts.base import Role
 from contracts.catalog import Programme
-from services.assignment.programme_text import ProgrammeParseError, parse_programme
+from services.assignment.programme_text import ProgrammeParseError, parse_document, parse_programme
 from services.cli.programme import app
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -354,8 +354,11 @@ def test_level_one_heading_carrying_its_body() -> None:
 
 
 def test_a_bare_number_is_not_a_task() -> None:
-    p = parse_programme("二、主要任务\n1.\n2. 甲。内容。\n")
-    assert [(t.no, t.title) for t in p.tasks()] == [(2, "甲")]
+    d = parse_document("二、主要任务\n1.\n2. 甲。内容。\n")
+    # the running number is the id; the document's own number is kept as the label
+    assert [(t.no, t.title) for t in d.programme.tasks()] == [(1, "甲")]
+    assert [s.label for s in d.sources] == ["2"]
+    assert d.skipped == ["line 2: a bare number '1.' with no text"]
     with pytest.raises(ProgrammeParseError):
         parse_programme("二、主要任务\n1.\n")
 
