@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from contracts.catalog import Goal, NamedResponsibility, Programme, Task, TaskGroup
 from services.assignment.division_notes import EXPLICIT, FIRST_LEADS_RE, FIRST_LEADS_STATED, NoteReading, read_note
+from services.assignment.division_table import join_table
 from services.assignment.policy_lines import (
     ADDRESSEE_RE,
     ANNEX_HEADING_RE,
@@ -273,18 +274,65 @@ def parse_document(text: str) -> ParsedDocument:
         groups=task_groups,
         safeguards=_safeguards(sections[last_task + 1 :]),
     )
-    skipped = list(found.skipped)
+    kept = {n for n, _ in content_lines(text)}  # no page furniture; tabs kept: they are table cells
+    raw = enumerate(text.replace("\ufeff", "").splitlines(), 1)
+    annex_lines = [(n, line.rstrip()) for n, line in raw if annex and n >= annex[0].line and n in kept]
+    if annex_lines:
+        programme, sources, annex_skipped = _with_annex_table(programme, sources, annex_lines, first_leads)
+    skipped = list(found.skipped) + (annex_skipped if annex_lines else [])
     skipped += [
         f"line {s.line}: a note part that names no unit in a known form: {p}" for s in sources for p in s.not_understood
     ]
     return ParsedDocument(
         programme=programme,
         sources=sources,
-        annex=[(n, line) for n, line in content_lines(text) if annex and n >= annex[0].line],
+        annex=annex_lines,
         annex_line=annex[0].line if annex else None,
         first_leads_line=rule_line,
         skipped=skipped,
     )
+
+
+def _with_annex_table(
+    programme: Programme, sources: list[TaskSource], lines: list[tuple[int, str]], first_leads: bool
+) -> tuple[Programme, list[TaskSource], list[str]]:
+    """The annexed division table joined to the work items: it gives the units of every item
+    whose clause names none; where a clause's note names units too, the note is kept."""
+    tasks = programme.tasks()
+    table = join_table(lines, [(t.no, src.label, t.title) for t, src in zip(tasks, sources, strict=True)], first_leads)
+    skipped = list(table.unjoined)
+    if table.header_line is None:
+        return programme, sources, [f"line {lines[0][0]}: an annex with no division table (no 牵头单位 column)"]
+    new_sources = []
+    for src in sources:
+        row = table.rows_by_task.get(src.no)
+        task = next(t for t in tasks if t.no == src.no)
+        if row is not None and task.responsibilities:
+            skipped.append(
+                f"line {row.line}: table row {row.no} repeats task {src.label}, which names its units itself"
+            )
+        elif row is not None:
+            src = replace(
+                src,
+                note_lines=(row.line,),
+                rule=EXPLICIT if row.lead else src.rule,
+                open_ended=tuple(table.open_ended.get(src.no, [])),
+            )
+        new_sources.append(src)
+    groups = [
+        g.model_copy(
+            update={
+                "tasks": [
+                    t
+                    if t.responsibilities or t.no not in table.by_task
+                    else t.model_copy(update={"responsibilities": table.by_task[t.no]})
+                    for t in g.tasks
+                ]
+            }
+        )
+        for g in programme.groups
+    ]
+    return programme.model_copy(update={"groups": groups}), new_sources, skipped
 
 
 def parse_programme(text: str) -> Programme:

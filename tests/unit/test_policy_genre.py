@@ -264,3 +264,68 @@ def test_body_stops_at_an_annex_heading_not_at_a_mention() -> None:
     assert [t.title for t in doc.programme.tasks()] == ["甲", "乙"]
     assert doc.annex_line == 8 and doc.annex[1] == (9, "重点任务分工表")
     assert doc.programme.issued_on == dt.date(2023, 3, 1)
+
+
+# -- an annexed division table ----------------------------------------------------------------
+
+ANNEXED = """\
+某市人民政府办公室关于印发某某行动方案的通知
+某府办发〔2024〕7号
+各区县人民政府，市政府各部门：
+　　现将《某某行动方案》印发给你们，请认真贯彻落实。
+某市人民政府办公室
+2024年4月2日
+某某行动方案
+一、重点任务
+（一）扩大有效投资
+1.加快重大项目建设。推进项目开工（具体分工见附件）。
+2.激发民间投资活力。向民间资本推介项目。
+（二）提振消费
+1.开展促消费活动。发放消费券。
+2.发展夜间经济。打造夜间消费街区。（市商务局牵头，各区县政府负责）
+二、保障措施
+加强组织领导。
+附件：某某行动方案重点任务分工表
+
+附件
+
+某某行动方案重点任务分工表
+
+序号\t重点任务\t牵头单位\t配合单位\t完成时限
+（一）1\t加快重大项目建设\t市发展改革委\t市财政局、市规划自然资源局\t2024年底
+（一）2\t激发民间投资活力\t市发展改革委\t市工商联等\t持续推进
+\t\t\t市金融监管局\t
+（二）1\t开展促消费活动\t市商务局\t市财政局\t2024年6月
+9\t未列入正文的事项\t市统计局\t\t
+— 12 —
+"""
+
+
+def test_annexed_division_table_is_joined_to_the_clauses() -> None:
+    doc = parse_document(ANNEXED)
+    p = doc.programme
+    assert p.title == "某某行动方案" and p.issued_on == dt.date(2024, 4, 2)
+    assert [(doc.source(t.no).label, t.title) for t in p.tasks()] == [
+        ("（一）1", "加快重大项目建设"),
+        ("（一）2", "激发民间投资活力"),
+        ("（二）1", "开展促消费活动"),
+        ("（二）2", "发展夜间经济"),
+    ]
+    roles = [[(r.unit, r.role.value) for r in t.responsibilities] for t in p.tasks()]
+    assert roles == [
+        [("市发展改革委", "lead"), ("市财政局", "cooperating"), ("市规划自然资源局", "cooperating")],
+        [("市发展改革委", "lead"), ("市工商联", "cooperating"), ("市金融监管局", "cooperating")],  # a wrapped row
+        [("市商务局", "lead"), ("市财政局", "cooperating")],
+        [("市商务局", "lead"), ("各区县政府", "responsible")],  # from the clause's own note
+    ]
+    assert [s.note_lines for s in doc.sources] == [(24,), (25,), (27,), ()]
+    assert doc.sources[1].open_ended == ("市工商联",)
+    assert doc.skipped == ["line 28: table row 9 未列入正文的事项: no work item in the text has that number or title"]
+    # numbered lines inside the annex are not tasks, and the attachment list is not the annex
+    assert doc.annex_line == 19
+
+
+def test_annex_without_a_division_table_is_reported() -> None:
+    doc = parse_document("二、重点任务\n1.甲。内容。\n附件\n某某项目清单\n1.项目一\n2.项目二\n")
+    assert [t.title for t in doc.programme.tasks()] == ["甲"]
+    assert doc.skipped == ["line 3: an annex with no division table (no 牵头单位 column)"]
