@@ -26,8 +26,9 @@ from services.assignment.programme_dir import (
     load_programme_file,
     read_policy_text,
 )
-from services.assignment.programme_text import ProgrammeParseError, parse_programme
+from services.assignment.programme_text import ProgrammeParseError, parse_document
 from services.assignment.source_files import DivisionError
+from services.cli import propose
 from services.cli.answers import answer, refuse
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import AsJson, Token, console, emit, handled, read_json
@@ -46,13 +47,27 @@ def parse(
 ) -> None:
     """Parse a policy text and print the programme as JSON (goals, groups, tasks, safeguards)."""
     try:
-        programme = parse_programme(read_policy_text(path))
+        doc = parse_document(read_policy_text(path))
     except ProgrammeFileError as exc:
         _fail(str(exc), as_json)
     except ProgrammeParseError as exc:
         _fail(f"{path}: {exc.message}", as_json)
+    # A partial parse says what it skipped, on stderr: stdout stays the programme alone.
+    for skipped in doc.skipped:
+        typer.echo(f"skipped: {skipped}", err=True)
     # The output is JSON with or without --json: the flag is accepted so every command takes it.
-    typer.echo(json.dumps(programme.model_dump(mode="json"), ensure_ascii=False, indent=2))
+    typer.echo(json.dumps(doc.programme.model_dump(mode="json"), ensure_ascii=False, indent=2))
+
+
+@app.command("propose-division")
+def propose_division(
+    directory: Annotated[Path, typer.Argument(help="a programme directory with policy.txt and units.yaml")],
+    output: Annotated[Path | None, typer.Option(help="file to write (default: DIR/division.proposed.yaml)")] = None,
+    horizon_year: Annotated[int | None, typer.Option(help="horizon year (default: the text's last goal year)")] = None,
+    as_json: AsJson = False,
+) -> None:
+    """Propose a division of work from the text's own notes and annexed table, for review."""
+    propose.propose_division(directory, output, horizon_year, as_json)
 
 
 @app.command()
