@@ -44,15 +44,18 @@ class NoteReading:
     not_understood: list[str] = field(default_factory=list)
 
 
+_OPEN, _CLOSE = "（(〔", "）)〕"
+
+
 def top_level_spans(text: str) -> list[tuple[int, int]]:
-    """(start, end) of every outermost parenthesis, full or half width, nested ones inside."""
+    """(start, end) of every outermost parenthesis (（）, (), 〔〕), nested ones inside."""
     spans, depth, start = [], 0, 0
     for i, ch in enumerate(text):
-        if ch in "（(":
+        if ch in _OPEN:
             if depth == 0:
                 start = i
             depth += 1
-        elif ch in "）)" and depth:
+        elif ch in _CLOSE and depth:
             depth -= 1
             if depth == 0:
                 spans.append((start, i + 1))
@@ -99,15 +102,18 @@ def _reads_as_note(inner: str) -> bool:
 
 
 def _segments(note: str) -> list[str]:
-    """The note cut at ，；,; outside parentheses."""
+    """The note cut at ，；,; outside parentheses; a sentence end (。) is kept as a segment of its
+    own, since a label (责任单位：) does not reach past it."""
     out: list[str] = []
     current: list[str] = []
     depth = 0
     for ch in note:
-        depth += ch in "（("
-        depth -= ch in "）)" and depth > 0
-        if depth == 0 and ch in "，；,;":
+        depth += ch in _OPEN
+        depth -= ch in _CLOSE and depth > 0
+        if depth == 0 and ch in "，；,;。":
             out.append("".join(current).strip())
+            if ch == "。":
+                out.append("。")
             current = []
         else:
             current.append(ch)
@@ -121,8 +127,8 @@ def _names(text: str) -> list[str]:
     current: list[str] = []
     depth = 0
     for ch in text:
-        depth += ch in "（("
-        depth -= ch in "）)" and depth > 0
+        depth += ch in _OPEN
+        depth -= ch in _CLOSE and depth > 0
         if depth == 0 and ch == "、":
             pieces.append("".join(current).strip())
             current = []
@@ -160,6 +166,9 @@ def read_note(note: str, first_leads: bool) -> NoteReading:
         if FIRST_LEADS_RE.search(segment):
             reading.states_rule = True
             reading.carry = reading.carry or "下同" in note
+            continue
+        if segment == "。":  # a new sentence: the label before it no longer holds
+            label_role, labelled = None, False
             continue
         if segment == "下同":
             continue

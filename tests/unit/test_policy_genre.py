@@ -18,8 +18,10 @@ from services.assignment.programme_text import ParsedDocument, ProgrammeParseErr
 DATA = Path(__file__).parent / "data" / "policies"
 UNSEEN = Path(__file__).parent / "data" / "policies-unseen"
 SEEN = ["gz-talent-cluster", "lishui-2023-work-report", "xuchang-2020-20", "beijing-2016-26"]
-# Kept unseen until the parser was finished; both read right on the first run (facts written first).
-UNSEEN_NAMES = ["lishan-2023-2", "shanxi-2017-55"]
+# Kept unseen until the parser was finished, facts written first. lishan and shanxi read right on
+# the first run; sichuan's structure did, but its 〔责任单位:…〕 notes were missed until 〔〕 was
+# read as a note's bracket (the only change made after seeing it).
+UNSEEN_NAMES = ["lishan-2023-2", "shanxi-2017-55", "sichuan-2022-circulation"]
 FULL_WIDTH = str.maketrans("0123456789", "０１２３４５６７８９")
 ASCII = str.maketrans("０１２３４５６７８９", "0123456789")
 
