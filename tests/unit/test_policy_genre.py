@@ -332,3 +332,15 @@ def test_annex_without_a_division_table_is_reported() -> None:
     doc = parse_document("二、重点任务\n1.甲。内容。\n附件\n某某项目清单\n1.项目一\n2.项目二\n")
     assert [t.title for t in doc.programme.tasks()] == ["甲"]
     assert doc.skipped == ["line 3: an annex with no division table (no 牵头单位 column)"]
+
+
+def test_group_labels_restarting_in_each_section_get_the_section_in_the_label() -> None:
+    text = (
+        "二、深化改革\n（一）甲组\n1. 任务甲。\n2. 任务乙。\n"
+        "三、扩大开放\n（一）乙组\n1. 任务丙。\n四、保障措施\n加强领导。\n"
+    )
+    doc = parse_document(text)
+    p = doc.programme
+    assert [(g.no, g.title) for g in p.groups] == [(1, "甲组"), (2, "乙组")]
+    assert [(t.no, doc.source(t.no).label) for t in p.tasks()] == [(1, "二（一）1"), (2, "二（一）2"), (3, "三（一）1")]
+    assert p.safeguards == ["加强领导。"]
