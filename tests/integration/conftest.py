@@ -34,6 +34,7 @@ from contracts.events import Event, IndicatorTarget, IndicatorValue, Milestone
 from contracts.ids import assignment_id, workflow_id
 from contracts.subjects import EVENT_STREAM
 from deploy.local.servers import find_binary
+from tests.support.notify import Mailbox, Receiver, smtp_server, webhook_receiver
 from workflows.activities import EventPublisher
 from workflows.calendar import SHANGHAI, shanghai_date, start_of_day
 from workflows.models import AssignmentInput, AssignmentStatus
@@ -265,3 +266,11 @@ async def dev_kit(temporal_client: Client, jetstream: JetStreamContext, task_que
     """A worker on the real Temporal dev server (session-wide: use unique unit ids)."""
     async with build_worker(temporal_client, jetstream, task_queue):
         yield Kit(temporal_client, jetstream, task_queue)
+
+
+@pytest.fixture
+async def parts() -> AsyncIterator[tuple[Mailbox, int, Receiver]]:
+    """The notifier tests' real SMTP server and webhook receiver."""
+    with smtp_server() as (box, port):
+        async with webhook_receiver() as receiver:
+            yield box, port, receiver

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,55 +15,26 @@ import pytest
 
 from contracts.base import Actor, UserRole
 from contracts.events import AnnualPlanReturned, Deadline, SupervisionEscalated, VerificationFailed
-from deploy.local.servers import free_port, nats_passwords, nats_server, nats_user_url
-from services.notify.app import create_app
-from services.notify.settings import NotifySettings
-from services.shared.db import sqlite_url
+from deploy.local.servers import nats_passwords, nats_server, nats_user_url
 from services.shared.streams import ensure_event_stream
-from tests.e2e.support import EventFactory, auth, serve
-from tests.support.notify import Mailbox, Receiver, smtp_server, valid_signature, webhook_receiver
+from tests.e2e.support import EventFactory, auth
+from tests.support.notify import (
+    PUBLIC,
+    Clock,
+    Mailbox,
+    Receiver,
+    health_position,
+    notifier,
+    notify_settings,
+    subscribe,
+    valid_signature,
+)
 from tests.support.publishing import publish
 from tests.support.waiting import until
 from workflows.calendar import SHANGHAI
 
-PUBLIC = "https://policyflow.example.gov.cn"
 SUPERVISOR = Actor(sub="sup-1", role=UserRole.SUPERVISOR)
 VERIFIER = Actor(sub="ver-1", role=UserRole.VERIFIER)
-
-
-def notify_settings(tmp: Path, nats_url: str, smtp_port: int, **extra: Any) -> NotifySettings:
-    values: dict[str, Any] = {
-        "nats_url": nats_url,
-        "database_url": sqlite_url(tmp / "notify.sqlite"),
-        "var_dir": tmp,
-        "key_dir": tmp / "keys",
-        "public_base_url": PUBLIC,
-        "smtp_host": "127.0.0.1",
-        "smtp_port": smtp_port,
-        "quiet_hours": "",
-        "allow_private_urls": True,
-        "retry_base_seconds": 0.05,
-        "retry_max_seconds": 0.2,
-        "max_attempts": 4,
-        "poll_seconds": 0.05,
-        # Nothing listens there: the texts name units by id (the fallback when the registry is out of reach).
-        "assignment_url": f"http://127.0.0.1:{free_port()}",
-    }
-    return NotifySettings(**(values | extra))
-
-
-@asynccontextmanager
-async def notifier(settings: NotifySettings, **kwargs: Any) -> AsyncIterator[tuple[str, Any]]:
-    app = create_app(settings, **kwargs)
-    async with serve(app) as url:
-        yield url, app
-
-
-@pytest.fixture
-async def parts() -> AsyncIterator[tuple[Mailbox, int, Receiver]]:
-    with smtp_server() as (box, port):
-        async with webhook_receiver() as receiver:
-            yield box, port, receiver
 
 
 @pytest.mark.usefixtures("event_stream")
@@ -108,14 +77,6 @@ async def test_subscriptions_refuse_bad_addresses_and_show_a_secret_once(
         assert (await http.get(path, headers=auth(tmp_path / "keys", "auditor"))).status_code == 403
         assert (await http.get(path, headers=auth(tmp_path / "keys", "supervisor"))).status_code == 200
         assert (await http.get("/v1/notifications/failed", headers=unit)).status_code == 403
-
-
-async def subscribe(
-    http: httpx.AsyncClient, path: str, headers: dict[str, str], body: dict[str, Any]
-) -> dict[str, str]:
-    r = await http.put(path, json=body, headers=headers)
-    assert r.status_code == 200, r.text
-    return {w["url"]: w["secret"] for w in r.json()["webhooks"]}
 
 
 @pytest.mark.usefixtures("event_stream")
@@ -190,11 +151,6 @@ def email_subject(msg: Any) -> str:
     return str(make_header(decode_header(msg["Subject"])))
 
 
-async def health_position(http: httpx.AsyncClient, seq: int) -> bool:
-    r = await http.get("/healthz")
-    return r.status_code == 200 and int(r.json()["position"]) >= seq
-
-
 @pytest.mark.usefixtures("event_stream")
 async def test_retries_then_delivered_and_dead_letter_resent_by_hand(
     tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
@@ -236,16 +192,6 @@ async def test_retries_then_delivered_and_dead_letter_resent_by_hand(
         assert {h.delivery for h in receiver.hits if h.path == "down"} == {letter["delivery_id"]}
         assert await dead() == []
         assert receiver.per_delivery() == {flaky[0].delivery: 1, letter["delivery_id"]: 1}
-
-
-class Clock:
-    """The notifier's clock, set by the test (never today's date)."""
-
-    def __init__(self, at: dt.datetime) -> None:
-        self.at = at
-
-    def __call__(self) -> dt.datetime:
-        return self.at
 
 
 @pytest.mark.usefixtures("event_stream")

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -15,18 +14,19 @@ import pytest
 
 from contracts.subjects import EVENT_STREAM, NOTIFY_DURABLE
 from tests.e2e.support import EventFactory, auth
-from tests.integration.test_notify import Clock, health_position, notifier, notify_settings, subscribe
-from tests.support.notify import Mailbox, Receiver, smtp_server, valid_signature, webhook_receiver
+from tests.support.notify import (
+    Clock,
+    Mailbox,
+    Receiver,
+    health_position,
+    notifier,
+    notify_settings,
+    subscribe,
+    valid_signature,
+)
 from tests.support.publishing import publish
 from tests.support.waiting import until
 from workflows.calendar import SHANGHAI
-
-
-@pytest.fixture
-async def parts() -> AsyncIterator[tuple[Mailbox, int, Receiver]]:
-    with smtp_server() as (box, port):
-        async with webhook_receiver() as receiver:
-            yield box, port, receiver
 
 
 @pytest.mark.usefixtures("event_stream")

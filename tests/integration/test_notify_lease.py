@@ -11,8 +11,7 @@ import pytest
 
 from tests.databases import TestDatabase, database  # noqa: F401 - the fixture
 from tests.e2e.support import EventFactory, auth
-from tests.integration.test_notify import notifier, notify_settings, subscribe
-from tests.support.notify import webhook_receiver
+from tests.support.notify import notifier, notify_settings, subscribe, webhook_receiver
 from tests.support.publishing import publish
 from tests.support.waiting import until
 

@@ -14,9 +14,8 @@ from services.assignment.settings import AssignmentSettings
 from services.shared.db import sqlite_url
 from tests.e2e.support import auth, serve, small_programme
 from tests.integration.conftest import Kit, make_spec
-from tests.integration.test_notify import notifier, notify_settings, subscribe
 from tests.integration.test_workflow_deadlines import add
-from tests.support.notify import smtp_server, valid_signature, webhook_receiver
+from tests.support.notify import notifier, notify_settings, smtp_server, subscribe, valid_signature, webhook_receiver
 from tests.support.waiting import until
 
 

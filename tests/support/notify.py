@@ -1,7 +1,9 @@
-"""A real SMTP server (aiosmtpd) and a real webhook receiver for the notifier's tests."""
+"""A real SMTP server (aiosmtpd), a real webhook receiver, and the notifier under uvicorn, for the
+notifier's tests."""
 
 from __future__ import annotations
 
+import datetime as dt
 import email
 import hashlib
 import hmac
@@ -10,12 +12,17 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from email.message import Message
+from pathlib import Path
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
 from fastapi import FastAPI, Request, Response
 
 from deploy.local.servers import free_port
+from services.notify.app import create_app
+from services.notify.settings import NotifySettings
+from services.shared.db import sqlite_url
 from tests.e2e.support import serve
 
 
@@ -98,3 +105,57 @@ async def webhook_receiver() -> AsyncIterator[Receiver]:
     async with serve(app) as url:
         receiver.url = url
         yield receiver
+
+
+PUBLIC = "https://policyflow.example.gov.cn"
+
+
+def notify_settings(tmp: Path, nats_url: str, smtp_port: int, **extra: Any) -> NotifySettings:
+    values: dict[str, Any] = {
+        "nats_url": nats_url,
+        "database_url": sqlite_url(tmp / "notify.sqlite"),
+        "var_dir": tmp,
+        "key_dir": tmp / "keys",
+        "public_base_url": PUBLIC,
+        "smtp_host": "127.0.0.1",
+        "smtp_port": smtp_port,
+        "quiet_hours": "",
+        "allow_private_urls": True,
+        "retry_base_seconds": 0.05,
+        "retry_max_seconds": 0.2,
+        "max_attempts": 4,
+        "poll_seconds": 0.05,
+        # Nothing listens there: the texts name units by id (the fallback when the registry is out of reach).
+        "assignment_url": f"http://127.0.0.1:{free_port()}",
+    }
+    return NotifySettings(**(values | extra))
+
+
+@asynccontextmanager
+async def notifier(settings: NotifySettings, **kwargs: Any) -> AsyncIterator[tuple[str, Any]]:
+    app = create_app(settings, **kwargs)
+    async with serve(app) as url:
+        yield url, app
+
+
+async def subscribe(
+    http: httpx.AsyncClient, path: str, headers: dict[str, str], body: dict[str, Any]
+) -> dict[str, str]:
+    r = await http.put(path, json=body, headers=headers)
+    assert r.status_code == 200, r.text
+    return {w["url"]: w["secret"] for w in r.json()["webhooks"]}
+
+
+async def health_position(http: httpx.AsyncClient, seq: int) -> bool:
+    r = await http.get("/healthz")
+    return r.status_code == 200 and int(r.json()["position"]) >= seq
+
+
+class Clock:
+    """The notifier's clock, set by the test (never today's date)."""
+
+    def __init__(self, at: dt.datetime) -> None:
+        self.at = at
+
+    def __call__(self) -> dt.datetime:
+        return self.at
