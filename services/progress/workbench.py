@@ -184,12 +184,12 @@ async def assignment_view(
     request: Request,
     who: Principal,
     s: AssignmentState,
+    can: str,
     status: int = 200,
     typed: dict[str, str] | None = None,
     errors: dict[str, str] | None = None,
     form: str = "",
 ) -> Response:
-    can = await access(request, who, s)
     shown = actions(who, s, can)
     page_error = ""
     if errors and form not in shown:  # the form is gone (the assignment moved on): say why at the top
@@ -230,7 +230,8 @@ async def assignment_view(
     )
 
 
-async def _page_state(request: Request, who: Principal, assignment_id: str) -> AssignmentState | Response:
+async def _page_state(request: Request, who: Principal, assignment_id: str) -> tuple[AssignmentState, str] | Response:
+    """The assignment and what the caller may do with it, or the page saying why not."""
     s = await current_state(request, assignment_id)
     if s is None:
         own = who.unit_id if who.role == UserRole.DEPARTMENT else None
@@ -239,12 +240,13 @@ async def _page_state(request: Request, who: Principal, assignment_id: str) -> A
         if near:
             message += f"您要找的是不是：{'、'.join(near)}？"
         return refused(request, who, 404, "未找到任务", message)
-    if await access(request, who, s) is None:
+    can = await access(request, who, s)
+    if can is None:
         message = (
             f"任务 {assignment_id} 属于 {s.unit_id}；本单位（{who.unit_id}）不是它的责任单位，也不是该任务的牵头单位。"
         )
         return refused(request, who, 403, "无权查看", message)
-    return s
+    return s, can
 
 
 @router.get("/workbench/assignments/{assignment_id}")
@@ -252,8 +254,8 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     who = gate(request)
     if isinstance(who, Response):
         return who
-    s = await _page_state(request, who, assignment_id)
-    return s if isinstance(s, Response) else await assignment_view(request, who, s)
+    page = await _page_state(request, who, assignment_id)
+    return page if isinstance(page, Response) else await assignment_view(request, who, *page)
 
 
 def same_origin(request: Request) -> bool:
@@ -273,12 +275,13 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
     row = BY_NAME.get(name)
     if row is None or not same_origin(request):
         return refused(request, who, 404 if row is None else 403, "无法提交", "这个表单不属于本工作台。")
-    s = await _page_state(request, who, assignment_id)
-    if isinstance(s, Response):
-        return s
-    if name not in actions(who, s, await access(request, who, s)):
+    page = await _page_state(request, who, assignment_id)
+    if isinstance(page, Response):
+        return page
+    s, can = page
+    if name not in actions(who, s, can):
         message = f"当前（{labels.stage(s.stage.value)}）不能进行“{row.summary}”。请刷新页面查看任务的最新状态。"
-        return await assignment_view(request, who, s, 409, errors={"": message}, form="")
+        return await assignment_view(request, who, s, can, 409, errors={"": message}, form="")
     submitted = await request.form(max_files=workbench_evidence.MAX_FILES + 1)
     typed = {k: v for k, v in submitted.multi_items() if isinstance(v, str)}
     files = [v for k, v in submitted.multi_items() if k == "evidence" and isinstance(v, UploadFile) and v.filename]
@@ -297,7 +300,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
         except ValidationError as exc:
             read.errors.update(forms.model_errors(exc))
     if read.errors:
-        return await assignment_view(request, who, s, 422, typed=typed, errors=read.errors, form=name)
+        return await assignment_view(request, who, s, can, 422, typed=typed, errors=read.errors, form=name)
     try:
         await api.CommandEndpoint(row)(
             request, api.Target(assignment_id, who), typed.get("key") or None, body if row.body else None, **path
@@ -306,7 +309,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
         reason = forms.refusal_words(str(exc.detail))
         fresh = await current_state(request, assignment_id) or s
         errors = {forms.refusal_field(str(exc.detail), name): reason}
-        return await assignment_view(request, who, fresh, exc.status_code, typed=typed, errors=errors, form=name)
+        return await assignment_view(request, who, fresh, can, exc.status_code, typed=typed, errors=errors, form=name)
     log.info("workbench.command", assignment_id=assignment_id, update=name, sub=who.sub)
     return RedirectResponse(f"/workbench/assignments/{assignment_id}?done={name}#done", status_code=303)
 
@@ -316,8 +319,8 @@ async def evidence_file(request: Request, assignment_id: str, sha256: str) -> Re
     who = gate(request)
     if isinstance(who, Response):
         return who
-    s = await _page_state(request, who, assignment_id)
-    return s if isinstance(s, Response) else await workbench_evidence.download(request, who, assignment_id, sha256)
+    # The evidence rule (evidence.may_read) decides who may open it; no live state is needed for that.
+    return await workbench_evidence.download(request, who, assignment_id, sha256)
 
 
 # ---- the lead unit's task ----------------------------------------------------------------------
