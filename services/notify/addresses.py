@@ -42,13 +42,13 @@ def _refusal(ip: ipaddress.IPv4Address | ipaddress.IPv6Address, allow_private: b
     if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
         ip = ip.ipv4_mapped
     if ip in METADATA_ADDRESSES:
-        return "a cloud metadata address"
+        return "云主机元数据地址 (a cloud metadata address)"
     if ip.is_link_local:
-        return "a link-local address"
+        return "链路本地地址 (a link-local address)"
     if ip.is_multicast or ip.is_unspecified or ip.is_reserved:
-        return "not an address one can send to"
+        return "无法投递的地址 (not an address one can send to)"
     if not allow_private and (ip.is_loopback or ip.is_private):
-        return "a loopback or private address (allowed only with NOTIFY_ALLOW_PRIVATE_URLS=1)"
+        return "本机或内网地址，仅在 NOTIFY_ALLOW_PRIVATE_URLS=1 时允许 (a loopback or private address)"
     return None
 
 
@@ -66,7 +66,7 @@ def check_webhook_url(url: str, allow_private: bool) -> str:
         raise AddressRefused("webhook 地址中不能包含用户名或密码 (no credentials in the URL)")
     host = parts.hostname.lower().rstrip(".")
     if host in METADATA_HOSTS:
-        raise _refused(url, "a cloud metadata address")
+        raise _refused(url, "云主机元数据地址 (a cloud metadata address)")
     try:
         ip = ipaddress.ip_address(host)
     except ValueError:

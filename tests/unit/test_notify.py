@@ -4,6 +4,7 @@ FastStream subscriber under TestNatsBroker (no server)."""
 from __future__ import annotations
 
 import datetime as dt
+import re
 from typing import Any
 
 import httpx
@@ -110,8 +111,12 @@ def test_a_delivery_is_signed_over_the_exact_body_and_its_id_is_stable() -> None
     ],
 )
 def test_webhook_urls_refused(url: str) -> None:
-    with pytest.raises(AddressRefused):
+    with pytest.raises(AddressRefused) as refused:
         check_webhook_url(url, allow_private=False)
+    # The reason is in Chinese; English words appear only inside parentheses.
+    outside = re.sub(r"\([^)]*\)|“[^”]*”|\S+://\S*", "", str(refused.value))
+    assert re.search(r"[\u4e00-\u9fff]", outside)
+    assert not re.search(r"[A-Za-z]+ [A-Za-z]+", outside), outside
 
 
 def test_private_urls_only_when_allowed_and_emails_checked() -> None:
