@@ -37,22 +37,24 @@ def engine_of(request: Request) -> AsyncEngine:
 
 
 class Invalid(Exception):
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(message)
-        self.field, self.message = field, message
+    """One or more fields refused; every one is named so that a form can be fixed in one go."""
+
+    def __init__(self, *problems: tuple[str, str]) -> None:
+        super().__init__(problems[0][1])
+        self.problems = problems
 
 
 def install_invalid_handler(app: FastAPI) -> None:
     @app.exception_handler(Invalid)
     async def _invalid(_request: Request, exc: Invalid) -> JSONResponse:
-        return invalid(exc.field, exc.message)
+        return invalid(*exc.problems)
 
 
-def invalid(field: str, message: str) -> JSONResponse:
+def invalid(*problems: tuple[str, str]) -> JSONResponse:
     """The same 422 shape as request validation errors (services.shared.web)."""
-    return JSONResponse(
-        {"detail": f"{field}: {message}", "errors": [{"field": field, "message": message}]}, status_code=422
-    )
+    detail = "; ".join(f"{field}: {message}" for field, message in problems)
+    errors = [{"field": field, "message": message} for field, message in problems]
+    return JSONResponse({"detail": detail, "errors": errors}, status_code=422)
 
 
 def _mask(secret: str) -> str:
@@ -62,16 +64,19 @@ def _mask(secret: str) -> str:
 def _checked(body: SubscriptionsIn, allow_private: bool) -> tuple[list[str], list[str]]:
     emails: list[str] = []
     urls: list[str] = []
+    problems: list[tuple[str, str]] = []
     for i, address in enumerate(body.emails):
         try:
             emails.append(check_email(address))
         except AddressRefused as exc:
-            raise Invalid(f"emails.{i}", str(exc)) from None
+            problems.append((f"emails.{i}", str(exc)))
     for i, hook in enumerate(body.webhooks):
         try:
             urls.append(check_webhook_url(hook.url, allow_private))
         except AddressRefused as exc:
-            raise Invalid(f"webhooks.{i}.url", str(exc)) from None
+            problems.append((f"webhooks.{i}.url", str(exc)))
+    if problems:
+        raise Invalid(*problems)
     return list(dict.fromkeys(emails)), list(dict.fromkeys(urls))
 
 
@@ -137,7 +142,7 @@ async def _replace(request: Request, owner: str, body: SubscriptionsIn) -> Subsc
 def _unit_owner(caller: Principal, unit_id: str) -> str:
     require_role(caller, UserRole.DEPARTMENT, UserRole.SUPERVISOR)
     if not UNIT_ID.match(unit_id):
-        raise Invalid("unit_id", "单位编号只能由字母、数字、点、下划线和连字符组成 (not a unit id)")
+        raise Invalid(("unit_id", "单位编号只能由字母、数字、点、下划线和连字符组成 (not a unit id)"))
     require_unit(caller, unit_id)
     return unit_id
 

@@ -61,6 +61,11 @@ async def test_subscriptions_refuse_bad_addresses_and_show_a_secret_once(
             assert r.status_code == 422, (body, r.text)
             assert r.json()["errors"][0]["field"] == field
             assert "pattern" not in r.text and "Traceback" not in r.text
+        # Every bad field at once, so that the person fixes the form in one go.
+        both = {"emails": ["a@b.cn", "x"], "webhooks": [{"url": "ftp://example.org/x"}]}
+        r = await http.put(path, json=both, headers=unit)
+        assert r.status_code == 422
+        assert [e["field"] for e in r.json()["errors"]] == ["emails.1", "webhooks.0.url"]
         hook = f"{receiver.url}/ok"
         r = await http.put(path, json={"emails": ["yz@example.org"], "webhooks": [{"url": hook}]}, headers=unit)
         assert r.status_code == 200, r.text
