@@ -79,7 +79,7 @@ def gate(request: Request) -> Principal | Response:
     except AuthError as exc:
         return _refused(request, 401, str(exc), f"登录已失效，请重新输入令牌（{exc}）")
     if who.role != UserRole.SUPERVISOR:
-        detail = f"role {who.role.value} may not view the dashboard (needs supervisor)"
+        detail = f"只有督查人员可以查看督查看板 (role {who.role.value} may not view the dashboard; needs supervisor)"
         return _refused(request, 403, detail, f"仪表盘仅供督查人员使用；当前令牌的角色是 {who.role.value}。")
     return who
 

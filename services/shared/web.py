@@ -11,6 +11,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from contracts import labels
 from contracts.base import UserRole
 from services.shared import plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
@@ -40,18 +41,26 @@ async def principal(request: Request) -> Principal:
     """
     token = token_from(request)
     if not token:
-        raise HTTPException(401, f"no token was sent; {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, f"未提供令牌，请先取得令牌 (no token was sent); {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}
+        )
     try:
         return verify_token_cached(token, request.app.state.public_key)
     except AuthError as exc:
         log.warning("auth.rejected", reason=str(exc), path=request.url.path)
-        raise HTTPException(401, f"{exc}; {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}) from exc
+        raise HTTPException(401, f"令牌无效 ({exc}); {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}) from exc
 
 
 def require_role(p: Principal, *roles: UserRole) -> Principal:
     if p.role not in roles:
         log.warning("auth.forbidden", sub=p.sub, role=p.role, needed=[r.value for r in roles])
-        raise HTTPException(403, f"role {p.role.value} may not do this (needs {' or '.join(r.value for r in roles)})")
+        needs = " or ".join(r.value for r in roles)
+        needs_zh = "或".join(labels.user_role(r.value) for r in roles)
+        raise HTTPException(
+            403,
+            f"{labels.user_role(p.role.value)}身份无权进行此操作，需要{needs_zh}身份 "
+            f"(role {p.role.value} may not do this; needs {needs})",
+        )
     return p
 
 
@@ -59,7 +68,11 @@ def require_unit(p: Principal, unit_id: str) -> None:
     """Departments touch only their own unit's assignments; other roles see all."""
     if p.role == UserRole.DEPARTMENT and p.unit_id != unit_id:
         log.warning("auth.other_unit", sub=p.sub, unit=p.unit_id, target=unit_id)
-        raise HTTPException(403, f"unit {p.unit_id} may not act on unit {unit_id}'s assignments")
+        raise HTTPException(
+            403,
+            f"单位 {p.unit_id} 不能办理单位 {unit_id} 的任务 "
+            f"(unit {p.unit_id} may not act on unit {unit_id}'s assignments)",
+        )
 
 
 class BodyLimit:

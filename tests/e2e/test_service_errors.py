@@ -228,9 +228,9 @@ async def test_401_says_where_a_token_comes_from(stack: Stack, world: dict[str, 
     p, yz = stack.progress_url, world["yz"]
     expired = issue_token(stack.key_dir, UserRole.DEPARTMENT, "yuzhong", ttl=dt.timedelta(seconds=-60))
     for headers, why in (
-        ({}, "no token was sent"),
-        ({"Authorization": "Bearer not-a-jwt"}, "invalid token: it is not a token policyflow can read"),
-        ({"Authorization": f"Bearer {expired}"}, "the token has expired"),
+        ({}, "未提供令牌，请先取得令牌 (no token was sent)"),
+        ({"Authorization": "Bearer not-a-jwt"}, "令牌无效 (invalid token: it is not a token policyflow can read"),
+        ({"Authorization": f"Bearer {expired}"}, "令牌无效 (the token has expired"),
     ):
         detail = (await c.get(f"{p}/v1/assignments/{yz}", headers=headers)).json()["detail"]
         assert detail.startswith(why), detail
