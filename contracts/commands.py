@@ -6,6 +6,8 @@ wrong role or with invalid content, before it touches history.
 
 from __future__ import annotations
 
+import hashlib
+import json
 from typing import Literal
 
 from pydantic import Field
@@ -114,3 +116,20 @@ class CommandResult(Frozen):
     event_ids: list[str] = []
     stage: str
     year: int
+    # request_digest of the command that got this result ("" from before it was kept): a key sent
+    # again with a different request is refused, not answered with this result
+    request: str = ""
+
+
+KEY_REUSED = "IdempotencyKeyReused"  # the ApplicationError type of that refusal
+KEY_REUSED_WORDS = (
+    "该 Idempotency-Key 已用于另一个不同的请求，本次请求未办理；新的请求请使用新的键 "
+    "(key used with a different request: this one was not carried out; send a new request with a new key)"
+)
+
+
+def request_digest(update: str, command: Command) -> str:
+    """What a command asks, whoever sends it, apart from its key: equal for a retry of the same request."""
+    asked = {"update": update, "command": command.model_dump(mode="json", exclude={"command_id"})}
+    text = json.dumps(asked, sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False)
+    return hashlib.sha256(text.encode()).hexdigest()

@@ -36,6 +36,8 @@ with workflow.unsafe.imports_passed_through():
     from contracts.base import SYSTEM_ACTOR, Actor, Stage, UserRole
     from contracts.command_table import COMMANDS, CommandRow
     from contracts.commands import (
+        KEY_REUSED,
+        KEY_REUSED_WORDS,
         QUERY_STATUS,
         SIGNAL_COOPERATING_REPORT,
         WORKFLOW_NAME,
@@ -43,6 +45,7 @@ with workflow.unsafe.imports_passed_through():
         CommandResult,
         CooperatingReport,
         ReportProgress,
+        request_digest,
     )
     from contracts.events import (
         CooperatingReportReceived,
@@ -308,7 +311,7 @@ class AssignmentWorkflow:
 
     def _check(self, row: CommandRow, cmd: Command) -> None:
         """Validator body: a refusal raised here leaves no trace in history."""
-        if cmd.command_id is not None and cmd.command_id in self._results:
+        if self._earlier(row, cmd) is not None:
             return  # a retry: the handler answers with the earlier result
         today = self._today()
         state = self._state or decisions.about_to_be_created(self._spec, today)
@@ -321,9 +324,9 @@ class AssignmentWorkflow:
         today = self._today()
         await self._ensure_calendar(today)
         # From here to the emit nothing awaits, so no other handler interleaves.
-        if cmd.command_id is not None and cmd.command_id in self._results:
-            result = self._results[cmd.command_id]
-            target = self._seq - 1
+        earlier = self._earlier(row, cmd)
+        if earlier is not None:
+            result, target = earlier, self._seq - 1
         else:
             reason = validation.reason(self._current(), self._spec, row, cmd, today)
             if reason:
@@ -331,11 +334,19 @@ class AssignmentWorkflow:
             s = self._current()
             events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
             s = self._current()
-            result = CommandResult(event_ids=[e.event_id for e in events], stage=s.stage.value, year=s.year)
+            ids, asked = [e.event_id for e in events], request_digest(row.name, cmd)
+            result = CommandResult(event_ids=ids, stage=s.stage.value, year=s.year, request=asked)
             self._remember(cmd.command_id, result)
             target = events[-1].seq
         await workflow.wait_condition(lambda: self._published_seq >= target)
         return result
+
+    def _earlier(self, row: CommandRow, cmd: Command) -> CommandResult | None:
+        """The result this command's key already got; a different request under it is refused."""
+        earlier = self._results.get(cmd.command_id) if cmd.command_id is not None else None
+        if earlier is not None and earlier.request and earlier.request != request_digest(row.name, cmd):
+            raise ApplicationError(KEY_REUSED_WORDS, type=KEY_REUSED, non_retryable=True)
+        return earlier
 
     def _remember(self, command_id: str | None, result: CommandResult) -> None:
         if command_id is None:

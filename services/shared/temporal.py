@@ -28,7 +28,7 @@ from temporalio.exceptions import ApplicationError, FailureError
 from temporalio.service import RPCError, RPCStatusCode
 
 from contracts.base import Actor
-from contracts.commands import QUERY_STATUS, CommandResult
+from contracts.commands import KEY_REUSED, KEY_REUSED_WORDS, QUERY_STATUS, Command, CommandResult, request_digest
 from contracts.fold import AssignmentState
 from contracts.ids import workflow_id
 from services.shared.temporal_connect import connect, connect_with
@@ -54,7 +54,7 @@ def http_error(exc: BaseException, assignment_id: str) -> HTTPException:
     if isinstance(exc, WorkflowUpdateFailedError):
         cause = exc.cause
         if isinstance(cause, ApplicationError):
-            return HTTPException(409, cause.message or str(cause))
+            return HTTPException(422 if cause.type == KEY_REUSED else 409, cause.message or str(cause))
         if isinstance(cause, FailureError):
             return HTTPException(409, cause.message or str(cause))
         return HTTPException(409, str(cause))
@@ -124,10 +124,12 @@ async def run_update(
     """Send one command as a workflow update; errors become HTTPExceptions."""
     handle = client.get_workflow_handle(workflow_id(assignment_id))
     uid = update_id(update, actor, idempotency_key) if idempotency_key and actor else None
+    asked = request_digest(update, command) if isinstance(command, Command) else ""
     try:
         if uid is not None:
             earlier = await _earlier(handle, uid, timeout)
             if earlier is not None:
+                _same_request(earlier, asked, assignment_id, update)
                 log.info("command.replayed", assignment_id=assignment_id, update=update, update_id=uid)
                 return Outcome(earlier, replayed=True)
         result = await asyncio.wait_for(_execute(handle, update, command, uid), timeout)
@@ -139,8 +141,16 @@ async def run_update(
         raise err from exc
     if not isinstance(result, CommandResult):
         result = CommandResult.model_validate(result)
+    _same_request(result, asked, assignment_id, update)  # attached to an update of the same key still running
     log.info("command.done", assignment_id=assignment_id, update=update, event_ids=result.event_ids)
     return Outcome(result, replayed=False)
+
+
+def _same_request(result: CommandResult, asked: str, assignment_id: str, update: str) -> None:
+    """Refuse a key sent again with a different request (its result names what it was given)."""
+    if result.request and asked and result.request != asked:
+        log.info("command.key_reused", assignment_id=assignment_id, update=update, status=422)
+        raise HTTPException(422, KEY_REUSED_WORDS)
 
 
 async def workflow_exists(client: Client, assignment_id: str, timeout: float = 5.0) -> bool | None:

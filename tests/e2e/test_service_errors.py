@@ -224,6 +224,34 @@ async def test_idempotent_retry_reports_once(stack: Stack, world: dict[str, Any]
     assert reports[0].event_id == answers[0].json()["event_ids"][0]
 
 
+async def test_a_key_sent_again_with_a_different_request_is_refused(
+    stack: Stack, world: dict[str, Any], c: httpx.AsyncClient
+) -> None:
+    """A reused Idempotency-Key with another body, or on another command, is 422, not the first answer."""
+    pid, p = world["pid"], stack.progress_url
+    aid = assignment_id(pid, 1, "yuzhong")
+    unit, sup = stack.headers("department", "yuzhong"), stack.headers("supervisor")
+    assert (await c.post(f"{p}/v1/assignments/{aid}/accept", headers=unit)).status_code == 200
+    assert (await c.post(f"{p}/v1/assignments/{aid}/plans", json=PLAN, headers=unit)).status_code == 200
+    review = {"decision": "approve", "comment": "ok"}
+    assert (await c.post(f"{p}/v1/assignments/{aid}/plans/{YEAR}/review", json=review, headers=sup)).status_code == 200
+    keyed = {**unit, "Idempotency-Key": str(uuid.uuid4())}
+    url = f"{p}/v1/assignments/{aid}/reports"
+    first = await c.post(url, json=REPORT, headers=keyed)
+    assert first.status_code == 200 and first.json()["replayed"] is False, first.text
+    other_body = {**REPORT, "percent": 60, "narrative": "a different report"}
+    refused(await c.post(url, json=other_body, headers=keyed), 422, "key used with a different request")
+    # the same key on another command: a different update id, so the workflow itself refuses it
+    refused(await c.post(f"{p}/v1/assignments/{aid}/verification-requests", json={}, headers=keyed), 422, "键")
+    again = await c.post(url, json=REPORT, headers=keyed)  # the first request again is still a retry
+    assert again.status_code == 200 and again.json() == {**first.json(), "replayed": True}
+    events = await stream_events(stack.js, aid)
+    assert [e.event_id for e in events if e.type == "ProgressReported"] == first.json()["event_ids"]
+    assert "VerificationRequested" not in {e.type for e in events}
+    status = await c.get(f"{p}/v1/assignments/{aid}", headers=unit)
+    assert status.json()["percent"] == REPORT["percent"] and status.json()["counts"]["reports"] == 1
+
+
 async def test_401_says_where_a_token_comes_from(stack: Stack, world: dict[str, Any], c: httpx.AsyncClient) -> None:
     p, yz = stack.progress_url, world["yz"]
     expired = issue_token(stack.key_dir, UserRole.DEPARTMENT, "yuzhong", ttl=dt.timedelta(seconds=-60))
