@@ -45,12 +45,14 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
     return False
 
 
-def wait_for_port(port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 60.0) -> None:
+def wait_for_port(
+    port: int, proc: subprocess.Popen[bytes] | None, what: str, timeout: float = 60.0, host: str = "127.0.0.1"
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:
             raise RuntimeError(f"{what} exited with code {proc.returncode} before listening on {port}")
-        if port_open(port):
+        if port_open(port, host):
             return
         time.sleep(0.05)
     raise RuntimeError(f"{what} did not listen on port {port} within {timeout:.0f}s")
@@ -63,6 +65,7 @@ class Server:
     port: int
     log_path: Path
     env: dict[str, str] | None = None
+    host: str = "127.0.0.1"  # where it listens (another address in a test's network namespace)
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     def start(self, timeout: float = 60.0) -> Server:
@@ -76,7 +79,7 @@ class Server:
             env=self.env,
             start_new_session=True,
         )
-        wait_for_port(self.port, self.proc, self.name, timeout)
+        wait_for_port(self.port, self.proc, self.name, timeout, self.host)
         return self
 
     @property
@@ -228,7 +231,7 @@ def env_with(**values: str) -> dict[str, str]:
 
 CLUSTER_NODE_TEMPLATE = """\
 server_name: {name}
-listen: 127.0.0.1:{port}
+listen: {host}:{port}
 jetstream {{
   store_dir: "{store_dir}"
   sync_interval: always
@@ -236,7 +239,7 @@ jetstream {{
 }}
 cluster {{
   name: policyflow
-  listen: 127.0.0.1:{route_port}
+  listen: {route_host}:{route_port}
   routes: [{routes}]
 }}
 """
@@ -253,7 +256,13 @@ def nats_cluster(state_dir: Path, size: int = 3) -> list[Server]:
         conf = node_dir / "nats.conf"
         conf.write_text(
             CLUSTER_NODE_TEMPLATE.format(
-                name=f"n{i}", port=port, route_port=route, store_dir=node_dir / "js", routes=routes
+                name=f"n{i}",
+                host="127.0.0.1",
+                port=port,
+                route_host="127.0.0.1",
+                route_port=route,
+                store_dir=node_dir / "js",
+                routes=routes,
             )
         )
         nodes.append(Server(f"nats-n{i}", [find_binary("nats-server"), "-c", str(conf)], port, node_dir / "nats.log"))
