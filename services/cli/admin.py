@@ -12,6 +12,7 @@ Without `--yes` the question is asked on stderr when `--json` is given.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import httpx
@@ -21,6 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from services.cli import client
 from services.cli.answers import answer, refuse
+from services.cli.backup_parts import BackupError
 from services.cli.client import ApiError, Config
 from services.cli.common import AsJson
 
@@ -109,3 +111,57 @@ def rebuild_read_models(
         f"rebuilt: {summary['messages']} events read, {summary['assignments']} assignments, "
         f"stream position {summary['position']}"
     )
+
+
+VarDir = Annotated[
+    Path | None, typer.Option("--var", help="the stack's state directory (default: env POLICYFLOW_VAR, then var)")
+]
+
+
+@app.command("backup")
+def backup(
+    target: Annotated[Path, typer.Argument(help="a new or empty directory for the backup")],
+    var: VarDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Back up the whole state while the stack runs: databases, Temporal, the event stream, evidence, keys."""
+    from services.cli import backup as backups
+
+    try:
+        manifest = backups.make_backup(backups.Place.from_env(var), target.resolve(), quiet=as_json)
+    except BackupError as exc:
+        raise refuse(f"backup failed: {exc}", as_json, 1) from exc
+    if as_json:
+        answer({k: manifest[k] for k in ("created_at", "parts", "notes")} | {"files": len(manifest["files"])})
+        return
+    stream = manifest["parts"]["stream"]
+    typer.echo(
+        f"backed up to {target}: {len(manifest['files'])} files, event stream to seq {stream['last_seq']}; "
+        f"the keys are under {target / 'secret'}: keep them apart"
+    )
+    for note in manifest["notes"]:
+        typer.echo(f"note: {note}")
+
+
+@app.command("restore")
+def restore(
+    source: Annotated[Path, typer.Argument(help="a directory made by `policyflow admin backup`")],
+    var: VarDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Bring a backup back onto an empty var directory (or the configured, empty servers), after checking every hash."""
+    from services.cli import backup as backups
+
+    try:
+        result = backups.restore_backup(source.resolve(), backups.Place.from_env(var), quiet=as_json)
+    except BackupError as exc:
+        raise refuse(f"restore refused: {exc}", as_json, 1) from exc
+    if as_json:
+        answer(result)
+        return
+    typer.echo(
+        f"restored into {result['restored']}: event stream to seq {result['stream'].get('last_seq')}. "
+        "Start it with `make up`: every reader catches up from its own position; then run `policyflow audit verify`"
+    )
+    for note in result["notes"]:
+        typer.echo(f"note: {note}")

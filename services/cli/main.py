@@ -33,7 +33,7 @@ app.add_typer(tokens.app, name="token", help="Issue dev tokens for the local sta
 app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSON Schema.")
 app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
 app.add_typer(evidence.app, name="evidence", help="Evidence files (佐证材料): upload, list, download.")
-app.add_typer(admin.app, name="admin", help="Operators: rebuild read models.")
+app.add_typer(admin.app, name="admin", help="Operators: rebuild read models, back up and restore.")
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)
 
