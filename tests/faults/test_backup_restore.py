@@ -21,9 +21,11 @@ from typing import Any
 import httpx
 import pytest
 
+from tests.databases import fresh_pg_database, postgres_unavailable
 from tests.faults.harness import FaultStack, rounds, say, table
 from tests.faults.scenario import Driver, programme
 from tests.support.clock import china_today
+from tests.support.requirements import require
 from tests.support.waiting import until
 
 pytestmark = pytest.mark.timeout(900 * rounds())
@@ -31,13 +33,17 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPARED = ("stage", "year", "overdue_level", "percent")
 
 
-def cli(stack: FaultStack | None, *args: str, var: Path | None = None) -> subprocess.CompletedProcess[str]:
+def cli(
+    stack: FaultStack | None, *args: str, var: Path | None = None, database_url: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """`policyflow admin ...` as an operator runs it beside the stack: the same environment as `make up`."""
     env = {k: v for k, v in os.environ.items() if k not in ("NATS_URL", "TEMPORAL_ADDRESS", "DATABASE_URL")}
     if stack is not None:
         env.update(POLICYFLOW_VAR=str(stack.var_dir), NATS_PORT=str(stack.stack.config.nats_port))
     if var is not None:
         env["POLICYFLOW_VAR"] = str(var)
+    if database_url is not None:
+        env["DATABASE_URL"] = database_url
     argv = [sys.executable, "-m", "services.cli.main", "admin", *args]
     return subprocess.run(argv, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False)
 
@@ -48,7 +54,7 @@ async def rebuild(stack: FaultStack, http: httpx.AsyncClient) -> dict[str, Any]:
     assert r.status_code == 200, r.text
     lines = [json.loads(line) for line in r.text.splitlines() if line.strip()]
     assert lines and lines[-1].get("finished"), lines[-3:]
-    return lines[-1]
+    return dict(lines[-1])
 
 
 async def keep_reporting(driver: Driver, aid: str, index: int, year: int, stop: asyncio.Event) -> None:
@@ -78,8 +84,42 @@ async def test_backup_under_load_restores_into_a_stack_that_goes_on(
     fault_stack: FaultStack, http: httpx.AsyncClient, tmp_path: Path
 ) -> None:
     n = rounds()
+    await round_trip(fault_stack, http, tmp_path, 2 if n == 1 else 3, 4 * n, "backup and restore (SQLite)")
+
+
+@pytest.mark.postgres
+async def test_backup_of_a_stack_on_postgresql_restores_into_an_empty_database(
+    http: httpx.AsyncClient, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    require(await postgres_unavailable())
+    async with fresh_pg_database("pf_backup") as source_url, fresh_pg_database("pf_restore") as target_url:
+        monkeypatch.setenv("DATABASE_URL", source_url)  # read by the services as FaultStack starts them
+        source = FaultStack(tmp_path / "source-var")
+        try:
+            await source.start()
+            await round_trip(
+                source, http, tmp_path, 1, 3 * rounds(), "backup and restore (PostgreSQL)", source_url, target_url,
+                monkeypatch=monkeypatch,
+            )  # fmt: skip
+        finally:
+            await source.stop()
+
+
+async def round_trip(
+    source: FaultStack,
+    http: httpx.AsyncClient,
+    tmp_path: Path,
+    tasks: int,
+    units: int,
+    title: str,
+    database_url: str | None = None,
+    restored_url: str | None = None,
+    monkeypatch: pytest.MonkeyPatch | None = None,
+) -> None:
+    """Back `source` up under load, refuse a damaged copy, restore, start a stack on it and check it."""
+    fault_stack = source
     year = china_today().year
-    body = programme(tasks=2 if n == 1 else 3, units=4 * n, start_year=year, horizon=year + 1, tag="backup")
+    body = programme(tasks=tasks, units=units, start_year=year, horizon=year + 1, tag="backup")
     pid = body.programme_id
     driver = Driver(fault_stack, http)
     aids = await driver.import_and_dispatch(body)
@@ -98,7 +138,7 @@ async def test_backup_under_load_restores_into_a_stack_that_goes_on(
         await until(flowing, "commands flowing before the backup", 180)
         seq_before = await fault_stack.stream_last_seq()
         t0 = time.monotonic()
-        done = await asyncio.to_thread(cli, fault_stack, "backup", str(backup_dir), "--json")
+        done = await asyncio.to_thread(cli, fault_stack, "backup", str(backup_dir), "--json", database_url=database_url)
         backup_s = time.monotonic() - t0
         seq_after = await fault_stack.stream_last_seq()
         running = not load.done()
@@ -114,6 +154,8 @@ async def test_backup_under_load_restores_into_a_stack_that_goes_on(
     stream = summary["parts"]["stream"]
     assert stream["first_seq"] == 1 and stream["messages"] == saved_seq, "the pause cost the stream messages"
     manifest = json.loads((backup_dir / "manifest.json").read_text())
+    kinds = {manifest["parts"][f"database:{name}"]["kind"] for name in ("audit", "progress", "assignment")}
+    assert kinds == {"postgresql" if database_url else "sqlite"}, manifest["parts"]
     secret = [f for f in manifest["files"] if f["secret"]]
     assert secret and all(f["path"].startswith("secret/") for f in secret)
     assert all((backup_dir / f["path"]).stat().st_mode & 0o077 == 0 for f in secret)
@@ -122,21 +164,30 @@ async def test_backup_under_load_restores_into_a_stack_that_goes_on(
     # ---- a damaged backup is refused before anything is written ------------------------------------------
     tampered = tmp_path / "tampered"
     shutil.copytree(backup_dir, tampered)
-    flip_byte(tampered / "databases" / "audit.sqlite", 5000)
-    refused = await asyncio.to_thread(cli, None, "restore", str(tampered), var=tmp_path / "refused-var")
+    damaged = next(f["path"] for f in manifest["files"] if f["part"] == "databases")
+    flip_byte(tampered / damaged, 5000)
+    refused = await asyncio.to_thread(
+        cli, None, "restore", str(tampered), var=tmp_path / "refused-var", database_url=restored_url
+    )
     assert refused.returncode == 1
-    assert "databases/audit.sqlite" in refused.stderr and "SHA-256" in refused.stderr, refused.stderr
+    assert damaged in refused.stderr and "SHA-256" in refused.stderr, refused.stderr
     assert not (tmp_path / "refused-var").exists()
-    not_empty = await asyncio.to_thread(cli, None, "restore", str(backup_dir), var=fault_stack.var_dir)
+    not_empty = await asyncio.to_thread(
+        cli, None, "restore", str(backup_dir), var=fault_stack.var_dir, database_url=restored_url
+    )
     assert not_empty.returncode == 1 and "not empty" in not_empty.stderr, not_empty.stderr
 
     # ---- restore onto a fresh directory and start a second stack there ---------------------------------
     restored_var = tmp_path / "restored"
     t1 = time.monotonic()
-    done = await asyncio.to_thread(cli, None, "restore", str(backup_dir), "--json", var=restored_var)
+    done = await asyncio.to_thread(
+        cli, None, "restore", str(backup_dir), "--json", var=restored_var, database_url=restored_url
+    )
     restore_s = time.monotonic() - t1
     assert done.returncode == 0, done.stderr
     assert int(json.loads(done.stdout)["stream"]["last_seq"]) == saved_seq
+    if monkeypatch is not None and restored_url is not None:
+        monkeypatch.setenv("DATABASE_URL", restored_url)
     restored = FaultStack(restored_var)
     try:
         t2 = time.monotonic()
@@ -146,7 +197,7 @@ async def test_backup_under_load_restores_into_a_stack_that_goes_on(
     finally:
         await restored.stop()
     table(
-        "backup and restore",
+        title,
         [
             ("assignments (one only accepted before the backup)", len(aids)),
             ("progress reports taken while the load ran", reports),
