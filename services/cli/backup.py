@@ -227,6 +227,7 @@ async def _backup_stream_and_temporal(place: Place, target: Path, manifest: Mani
         meta = target / "stream" / f"{EVENT_STREAM}.json"
         data.parent.mkdir(parents=True, exist_ok=True)
         t0 = time.monotonic()
+        paused_at = dt.datetime.now(dt.UTC).isoformat()
         config = await parts.pause_publishing(nc, EVENT_STREAM)
         try:
             with steps.step(f"event stream {EVENT_STREAM}") as advance:
@@ -242,7 +243,7 @@ async def _backup_stream_and_temporal(place: Place, target: Path, manifest: Mani
     state = saved["state"]
     manifest.parts["stream"] = {"name": EVENT_STREAM, "first_seq": state.get("first_seq"),
                                 "last_seq": state.get("last_seq"), "messages": state.get("messages"),
-                                "publishing_paused_s": paused_s}  # fmt: skip
+                                "paused_at": paused_at, "publishing_paused_s": paused_s}  # fmt: skip
 
 
 def _backup_evidence(place: Place, target: Path, manifest: Manifest, steps: Steps) -> None:
