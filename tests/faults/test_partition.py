@@ -60,14 +60,21 @@ class Acks:
 
     ids: Counter[str] = field(default_factory=Counter)
     failed: int = 0
-    during_cut: int = 0  # acks received while its node was cut off
+    during_cut: int = 0  # acks received over it while its node was the one cut off
+
+
+@dataclass
+class Cut:
+    node: Server | None = None  # the node cut off from the others now, if any
 
 
 class TwoSidedJetStream:
     """The worker's JetStream: each publish over the next of two connections, noting its acks."""
 
-    def __init__(self, sides: dict[str, JetStreamContext], acks: dict[str, Acks], cut: asyncio.Event) -> None:
-        self._sides, self.acks, self._cut = list(sides.items()), acks, cut
+    def __init__(
+        self, sides: dict[str, JetStreamContext], nodes: dict[str, Server], acks: dict[str, Acks], cut: Cut
+    ) -> None:
+        self._sides, self.nodes, self.acks, self._cut = list(sides.items()), nodes, acks, cut
         self._turn = 0
 
     async def publish(self, subject: str, payload: bytes, **kw: Any) -> Any:
@@ -79,7 +86,7 @@ class TwoSidedJetStream:
             self.acks[side].failed += 1
             raise
         self.acks[side].ids[kw["headers"]["Nats-Msg-Id"]] += 1
-        self.acks[side].during_cut += self._cut.is_set()
+        self.acks[side].during_cut += self._cut.node is self.nodes[side]
         return ack
 
 
@@ -99,7 +106,7 @@ async def connected(urls: list[str], name: str) -> NatsClient:
 
 
 @pytest.fixture
-async def clients(cluster: PartitionableCluster) -> AsyncIterator[dict[str, NatsClient]]:
+async def clients(cluster: PartitionableCluster) -> AsyncIterator[dict[str, Any]]:
     every = await connected(cluster.urls(), "policyflow-test")
     js = every.jetstream()
 
@@ -110,13 +117,13 @@ async def clients(cluster: PartitionableCluster) -> AsyncIterator[dict[str, Nats
     await until(made, "the stream on three current nodes", 90)
     leader = await the_leader(cluster, js)
     majority = next(n for n in cluster.nodes if n is not leader)
-    out = {
+    conns = {
         "every": every,
         "cut_side": await connected(cluster.urls([leader]), "policyflow-worker-a"),
         "majority": await connected(cluster.urls([majority]), "policyflow-worker-b"),
     }
-    yield out
-    for nc in out.values():
+    yield {**conns, "nodes": {"cut_side": leader, "majority": majority}}
+    for nc in conns.values():
         await nc.close()
 
 
@@ -140,12 +147,12 @@ async def replicas_current(js: JetStreamContext) -> bool:
 
 
 async def test_the_leader_cut_off_while_commands_flow_loses_nothing_and_doubles_nothing(
-    cluster: PartitionableCluster, clients: dict[str, NatsClient], temporal_client: Client, tmp_path: Path
+    cluster: PartitionableCluster, clients: dict[str, Any], temporal_client: Client, tmp_path: Path
 ) -> None:
     every = clients["every"].jetstream()
-    cut = asyncio.Event()
+    cut = Cut()
     acks = {side: Acks() for side in ("cut_side", "majority")}
-    two_sided = TwoSidedJetStream({side: clients[side].jetstream() for side in acks}, acks, cut)
+    two_sided = TwoSidedJetStream({side: clients[side].jetstream() for side in acks}, clients["nodes"], acks, cut)
     publisher = EventPublisher(two_sided, ack_timeout=2.0)  # type: ignore[arg-type]
     tq = f"tq-partition-{uuid.uuid4().hex[:8]}"
     audit_settings = settings_for(tmp_path / "audit", ",".join(cluster.urls()), checkpoint_every=0, batch_size=50)
@@ -177,11 +184,14 @@ async def test_the_leader_cut_off_while_commands_flow_loses_nothing_and_doubles_
     assert set(acked) <= expected  # every acknowledged event is in the stream and the ledger, once
     for n, f in enumerate(figures, start=1):
         print(f"partition round {n}: {f}")
+    said = "; ".join(
+        f"over the connection to the first round's {'leader' if side == 'cut_side' else 'follower'}: "
+        f"{sum(a.ids.values())} acks ({a.during_cut} while its node was cut off), {a.failed} refused"
+        for side, a in acks.items()
+    )
     print(
-        f"partition, {ROUNDS} round(s), {ASSIGNMENTS} assignments: {len(expected)} events, each once in stream and "
-        f"ledger; acks to the cut-off side {sum(acks['cut_side'].ids.values())} "
-        f"({acks['cut_side'].during_cut} while cut), refused {acks['cut_side'].failed}; "
-        f"acks to the majority side {sum(acks['majority'].ids.values())}, refused {acks['majority'].failed}"
+        f"partition, {ROUNDS} round(s), {ASSIGNMENTS} assignments: {len(expected)} events, "
+        f"each once in stream and ledger; {said}"
     )
 
 
@@ -192,7 +202,7 @@ async def partition_round(
     specs: list[Any],
     years: list[int],
     round_no: int,
-    cut: asyncio.Event,
+    cut: Cut,
 ) -> dict[str, Any]:
     """Reports from every assignment; the leader cut off after the first third, healed once
     commands completed during the cut."""
@@ -212,13 +222,13 @@ async def partition_round(
         await until(lambda: len(done) >= len(handles) // 2, "commands flowing before the cut", 60)
         cluster.cut(leader)
         t_cut, before = time.monotonic(), len(done)
-        cut.set()
+        cut.node = leader
         successor = await the_leader(cluster, observer.jetstream(), not_=leader)  # as the majority sees it
         t_elected = time.monotonic()
         # Heal once commands have gone on completing during the cut (or all are done).
         await until(lambda: len(done) >= min(total, before + len(handles) // 2), "commands completing while cut", 120)
         during = len(done) - before
-        cut.clear()
+        cut.node = None
         cluster.heal()
         t_heal = time.monotonic()
         await asyncio.wait_for(flow, 180)
