@@ -26,7 +26,7 @@ from contracts.events import Deadline, ProgrammeImported
 from services.assignment import dispatch as dispatching
 from services.assignment import store
 from services.shared.auth import Principal
-from services.shared.web import principal, require_role, require_unit
+from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -88,6 +88,7 @@ async def _record(request: Request, stored: store.StoredProgramme, caller: Princ
 @router.post("/v1/programmes", response_model=ProgrammeOut, tags=["programmes"])
 async def import_programme(request: Request, caller: Caller, body: ProgrammeImport) -> ProgrammeOut:
     require_role(caller, UserRole.SUPERVISOR)
+    refuse_hidden_in_names(body.model_dump(mode="json", include={"programme", "units"}))
     check_references(body)
     engine = request.app.state.engine
     sha = store.content_sha256(body)

@@ -18,11 +18,12 @@ from typing import Annotated, Any, ParamSpec, TypeVar
 
 import typer
 from rich.console import Console
-from rich.markup import escape
+from rich.markup import escape as rich_escape
 from rich.table import Table
 
 from contracts import labels
 from contracts.labels import Lang
+from contracts.text import shown as spelled_out
 from services.cli.client import ApiError
 
 P = ParamSpec("P")
@@ -38,6 +39,12 @@ Assignment = Annotated[str, typer.Argument(help="assignment id, e.g. cq-2022-79.
 LIGHTS = {"none": "green", "blue": "blue", "yellow": "yellow", "red": "red"}
 DONE_STAGES = {"completed": "✓", "cancelled": "✗"}
 _LANG: list[Lang] = []  # set by `policyflow --lang`; else POLICYFLOW_LANG; else Chinese
+
+
+def escape(value: str) -> str:
+    """Text from people, safe in rich markup and with bidi overrides and control characters
+    spelled out (contracts/text.py), so a name cannot pose as another in a table."""
+    return rich_escape(spelled_out(value))
 
 
 def set_lang(value: str | None) -> None:

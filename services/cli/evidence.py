@@ -18,7 +18,7 @@ import typer
 from rich.table import Table
 
 from services.cli.client import RETRIES, ApiError, Client, Config
-from services.cli.common import AsJson, Assignment, Token, console, emit, handled
+from services.cli.common import AsJson, Assignment, Token, console, emit, escape, handled
 
 app = typer.Typer(no_args_is_help=True, help="Evidence files (佐证材料) of an assignment.")
 CHUNK = 1 << 20
@@ -101,7 +101,9 @@ def _table(data: dict[str, Any]) -> None:
     for col in ("name", "bytes", "type", "sha256", "uploaded by", "at"):
         table.add_column(col, overflow="fold")
     for i in data["items"]:
-        table.add_row(i["name"], str(i["size"]), i["media_type"], i["sha256"], i["uploaded_by"], i["uploaded_at"][:19])
+        table.add_row(
+            escape(i["name"]), str(i["size"]), i["media_type"], i["sha256"], i["uploaded_by"], i["uploaded_at"][:19]
+        )
     console().print(table)
 
 

@@ -7,10 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from rich.markup import escape
-
 from contracts import labels
-from services.cli.common import console, deadline_text, lang, light, stage_text, t
+from services.cli.common import console, deadline_text, escape, lang, light, stage_text, t
 
 
 def _size(n: int) -> str:

@@ -22,7 +22,7 @@ from contracts.subjects import event_stream_config
 from services.progress import dashboard_queries, readmodel, store
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update, workflow_exists
-from services.shared.web import principal, require_role, require_unit, token_from
+from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit, token_from
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -142,6 +142,7 @@ class CommandEndpoint:
                 f"{row.what} would be recorded as an event of about {size} bytes; an event holds at most "
                 f"{MAX_COMMAND_BYTES}: shorten the narrative, the names or the lists",
             )
+        refuse_hidden_in_names(fields)
         check = COMMAND_CHECKS.get(row.name)
         if check is not None:
             await check(request, target.assignment_id, command)

@@ -11,6 +11,7 @@ from collections.abc import Mapping, Sequence
 
 from markupsafe import Markup, escape
 
+from contracts import text
 from services.progress.dashboard_queries import LIGHT_LABELS, UnitStats
 
 SEGMENTS: tuple[tuple[str, str], ...] = (
@@ -65,7 +66,7 @@ def unit_bars(stats: Sequence[UnitStats], names: Mapping[str, str], title: str =
         parts.append(f'<text x="{LABEL_W}" y="{TOP + 14}" class="empty">暂无数据</text>')
     for i, u in enumerate(stats):
         y = TOP + i * ROW_H
-        name = names.get(u.unit_id, u.unit_id)
+        name = text.shown(names.get(u.unit_id, u.unit_id))
         parts.append(
             f'<g class="bar" data-unit="{escape(u.unit_id)}">'
             f'<text x="{LABEL_W - 6}" y="{y + BAR_H - 2}" text-anchor="end" class="label">{escape(name)}</text>'

@@ -9,7 +9,7 @@ from typing import Any
 from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, StrictUndefined
 
-from contracts import labels
+from contracts import labels, text
 from services.progress import charts
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
@@ -39,6 +39,12 @@ def file_size(size: int) -> str:
     return f"{size / 1024 / 1024:.1f} MB"
 
 
+def _shown(value: Any) -> Any:
+    """Every value a page prints: a bidi override or control character in text from people is
+    spelled out (contracts/text.py), so a name cannot pose as another; markup we built is left."""
+    return text.shown(value) if type(value) is str else value
+
+
 def _environment() -> Environment:
     env = Environment(
         loader=FileSystemLoader(Path(__file__).parent / "templates"),
@@ -46,6 +52,7 @@ def _environment() -> Environment:
         undefined=StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
+        finalize=_shown,
     )
     env.filters["cn_time"] = cn_time
     env.filters["rate"] = charts.rate_text

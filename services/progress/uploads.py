@@ -17,6 +17,8 @@ from python_multipart.exceptions import MultipartParseError
 from python_multipart.multipart import MultipartParser, parse_options_header
 from starlette.datastructures import UploadFile
 
+from contracts import text
+
 MIB = 1024 * 1024
 MAX_FILE_BYTES = 20 * MIB
 CHUNK = 256 * 1024
@@ -61,9 +63,13 @@ class Spool:
 
 
 def clean_name(raw: str) -> str:
-    """The file's own name, without a browser's path and without control characters."""
-    name = re.split(r"[\\/]", raw)[-1]
-    name = "".join(c for c in name if c.isprintable()).strip()
+    """The file's own name, without a browser's path; one with a bidi override or a control
+    character in it (报告, U+202E, 0fdp.exe shows as 报告exe.pdf0) is refused."""
+    name = re.split(r"[\\/]", raw)[-1].strip()
+    found = text.hidden_in(name)
+    if found:
+        raise HTTPException(422, f"file name {text.refusal(found)}")
+    name = "".join(c for c in name if c.isprintable())  # zero-width and other format characters
     return name[:300] or "evidence"
 
 

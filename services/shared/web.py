@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import structlog
 from fastapi import FastAPI, HTTPException, Request
@@ -11,7 +12,7 @@ from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts import labels
+from contracts import labels, text
 from contracts.base import UserRole
 from services.shared import plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
@@ -120,6 +121,15 @@ class BodyLimit:
             return message
 
         await self.app(scope, counted, send)
+
+
+def refuse_hidden_in_names(value: Any) -> None:
+    """422 for a name, title or file name holding a bidi override or a control character
+    (contracts/text.py): shown to others, it would read as something it is not."""
+    for path, found in text.hidden_in_names(value):
+        field = plain_errors.field_of(path)
+        log.info("request.invalid", field=field, hidden=[text.code(ch) for ch in found])
+        raise HTTPException(422, f"{field} {text.refusal(found)}")
 
 
 def allow_larger_body(app: FastAPI, path: str, limit: int, message: str) -> None:

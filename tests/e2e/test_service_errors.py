@@ -252,6 +252,29 @@ async def test_a_key_sent_again_with_a_different_request_is_refused(
     assert status.json()["percent"] == REPORT["percent"] and status.json()["counts"]["reports"] == 1
 
 
+async def test_names_with_bidi_overrides_or_control_characters_are_refused(
+    stack: Stack, world: dict[str, Any], c: httpx.AsyncClient
+) -> None:
+    p, wz = stack.progress_url, world["wz"]
+    unit = stack.headers("department", "wanzhou")
+    before = len(await stream_events(stack.js, wz))
+    plan = {**PLAN, "milestones": [{"title": "完成\u0007验收", "due": f"{YEAR}-12-01"}]}
+    refused(await c.post(f"{p}/v1/assignments/{wz}/plans", json=plan, headers=unit), 422, "milestones.0.title 含有")
+    named = {**REPORT, "indicator_values": [{"name": "\u2067产值\u2069", "value": 1}]}
+    r = await c.post(f"{p}/v1/assignments/{wz}/reports", json=named, headers=unit)
+    refused(r, 422, "U+2067、U+2069")
+    files = {"file": ("报告\u202e0fdp.exe", b"%PDF-1.7\n%%EOF\n")}
+    r = await c.post(f"{p}/v1/assignments/{wz}/evidence", files=files, headers=unit)
+    refused(r, 422, "file name 含有不可见的控制字符 U+202E")
+    assert len(await stream_events(stack.js, wz)) == before  # nothing recorded
+    listed = await c.get(f"{p}/v1/assignments/{wz}/evidence", headers=unit)
+    assert all("\u202e" not in e["name"] for e in listed.json()["items"])
+    body = small_programme(start_year=YEAR).model_dump(mode="json")
+    body["units"][0]["name"] = "渝中\u202e区"
+    sup = stack.headers("supervisor")
+    refused(await c.post(f"{stack.assignment_url}/v1/programmes", json=body, headers=sup), 422, "units.0.name 含有")
+
+
 async def test_401_says_where_a_token_comes_from(stack: Stack, world: dict[str, Any], c: httpx.AsyncClient) -> None:
     p, yz = stack.progress_url, world["yz"]
     expired = issue_token(stack.key_dir, UserRole.DEPARTMENT, "yuzhong", ttl=dt.timedelta(seconds=-60))

@@ -6,7 +6,8 @@ input): forged and stale tokens, another unit's assignments, a department approv
 an auditor writing, oversized bodies and lists, absurd numbers (percent 250, year 1900, NaN,
 Infinity, 1e309), broken unicode. Each must be answered 4xx with a clear message, never 5xx,
 must store nothing (ledger, stream and workflow state unchanged) and must be logged by the
-service that refused it. Unicode that is odd but valid (RTL overrides, zero-width, NUL, astral
+service that refused it. In names and file names bidi overrides and control characters are
+refused (422); in a narrative, odd but valid unicode (RTL overrides, zero-width, NUL, astral
 plane) is accepted only if it is stored exactly and the chain still verifies.
 
 tests/e2e/test_service_errors.py covers the ordinary 401/403/404/409/422 answers in-process; this
@@ -348,6 +349,27 @@ def attacks(w: World) -> Iterator[Attack]:
         ("percent -1", report, {**REPORT, "percent": -1}, dept, "percent"),
         ("plan for 1900", f"/v1/assignments/{own}/plans", {**PLAN, "year": 1900}, dept, "year"),
         ("period 1900-Q1", report, {**REPORT, "period": "1900-Q1"}, dept, "period"),
+        (
+            "an evidence file named with an RTL override",
+            report,
+            {**REPORT, "evidence": [{"name": "报告\u202e0fdp.exe", "sha256": SHA, "size": 1}]},
+            dept,
+            "evidence.0.name 含有不可见的控制字符 U+202E",
+        ),
+        (
+            "a milestone titled with a control character",
+            f"/v1/assignments/{own}/plans",
+            {**PLAN, "milestones": [{"title": "完成\u0007验收", "due": f"{YEAR}-12-01"}]},
+            dept,
+            "U+0007",
+        ),
+        (
+            "an indicator named with a bidi isolate",
+            report,
+            {**REPORT, "indicator_values": [{"name": "\u2067产值\u2069", "value": 1}]},
+            dept,
+            "U+2067",
+        ),
         ("period 2026-Q5", report, {**REPORT, "period": f"{YEAR}-Q5"}, dept, "period"),
         (
             "101 evidence files",
@@ -654,7 +676,7 @@ async def test_odd_unicode_is_stored_exactly_or_refused(world: World, http: http
     assert up.status_code in (200, 201), up.text
     uploaded = {"sha256": up.json()["sha256"], "size": up.json()["size"]}
     for i, (name, text) in enumerate(ODD_BUT_VALID.items()):
-        evidence = [{"name": f"报告\u202e{i}fdp.exe", **uploaded}]
+        evidence = [{"name": f"报告{i}.pdf", **uploaded}]  # a name with a bidi override is refused (the 422s)
         body = {"period": QUARTER, "percent": 50 + i, "narrative": text, "evidence": evidence}
         mark = s.log_mark("progress")
         r = await http.post(

@@ -61,6 +61,7 @@ class Acks:
     ids: Counter[str] = field(default_factory=Counter)
     failed: int = 0
     during_cut: int = 0  # acks received over it while its node was the one cut off
+    during_cut_duplicates: int = 0  # of which "duplicate" (the id already stored)
 
 
 @dataclass
@@ -86,7 +87,9 @@ class TwoSidedJetStream:
             self.acks[side].failed += 1
             raise
         self.acks[side].ids[kw["headers"]["Nats-Msg-Id"]] += 1
-        self.acks[side].during_cut += self._cut.node is self.nodes[side]
+        if self._cut.node is self.nodes[side]:
+            self.acks[side].during_cut += 1
+            self.acks[side].during_cut_duplicates += bool(ack.duplicate)
         return ack
 
 
@@ -186,7 +189,8 @@ async def test_the_leader_cut_off_while_commands_flow_loses_nothing_and_doubles_
         print(f"partition round {n}: {f}")
     said = "; ".join(
         f"over the connection to the first round's {'leader' if side == 'cut_side' else 'follower'}: "
-        f"{sum(a.ids.values())} acks ({a.during_cut} while its node was cut off), {a.failed} refused"
+        f"{sum(a.ids.values())} acks ({a.during_cut} while its node was cut off, {a.during_cut_duplicates} "
+        f"of them duplicates), {a.failed} refused"
         for side, a in acks.items()
     )
     print(
