@@ -25,6 +25,7 @@ from contracts.events import (
     SupervisionEscalated,
     VerificationFailed,
 )
+from contracts.text import shown
 from services.notify.store import SUPERVISORS
 from workflows.calendar import shanghai_date, working_days_between
 
@@ -134,4 +135,7 @@ def notice(
         text = f"{unit}：{task}已撤销。理由：{fact.reason}。"
     if link:
         text += f"\n办理链接：{link}"
+    # Names and free text from people, spelled out where they hide something (contracts/text.py);
+    # a subject is one line.
+    subject, text = shown(subject, keep=frozenset()), shown(text)
     return Notice(owners=owners, subject=subject, text=text, link=link, level=level)

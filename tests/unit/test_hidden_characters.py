@@ -10,11 +10,13 @@ from rich.console import Console
 
 from contracts.text import hidden_in, hidden_in_names, shown
 from services.cli import common
+from services.notify.messages import notice
 from services.progress import charts
 from services.progress.dashboard_queries import UnitStats
 from services.progress.templating import templates
 from services.progress.uploads import clean_name
 from services.shared.web import refuse_hidden_in_names
+from tests.e2e.support import EventFactory
 
 DISGUISED = "报告\u202e0fdp.exe"  # shows as 报告exe.pdf0
 
@@ -87,3 +89,11 @@ def test_cli_tables_spell_them_out(monkeypatch: pytest.MonkeyPatch) -> None:
     }
     common.assignments_table(page, "inbox")
     assert "任务[U+202E]甲" in out.getvalue() and "\u202e" not in out.getvalue()
+
+
+def test_notices_spell_them_out() -> None:
+    f = EventFactory("cq-2022-79", 14, "yuzhong")
+    told = notice(f.escalated("red"), "绿色\u202e建筑\n", "https://pf.example.gov.cn/", lambda _: "渝中\u0007区")
+    assert told is not None
+    assert "绿色[U+202E]建筑[U+000A]" in told.subject and "\n" not in told.subject
+    assert told.text.startswith("渝中[U+0007]区：") and "绿色[U+202E]建筑\n" in told.text
