@@ -21,6 +21,7 @@ from contracts.commands import (
 )
 from contracts.events import Deadline
 from contracts.ids import PROGRAMME_ID_PATTERN
+from contracts.indicators import ProgrammeOutcomes
 
 T = TypeVar("T")
 
@@ -42,6 +43,7 @@ class ProgrammeImport(Frozen):
     units: list[Unit]  # the registry the division refers to
     division: Division
     schedule: Schedule
+    outcomes: ProgrammeOutcomes = ProgrammeOutcomes()  # indicators.yaml (none: no indicators, example scoring)
 
 
 class ProgrammeOut(Frozen):

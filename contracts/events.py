@@ -15,6 +15,7 @@ from pydantic import Field
 
 from contracts.base import Actor, Frozen, OverdueLevel, Role
 from contracts.ids import SHA256_PATTERN
+from contracts.indicators import INDICATOR_ID_PATTERN, ProgrammeOutcomes
 
 DeadlineKind = Literal["acceptance", "annual_plan", "quarterly_report", "verification", "review", "rework"]
 
@@ -35,12 +36,16 @@ class Milestone(Frozen):
 
 
 class IndicatorTarget(Frozen):
+    """A plan's target; `id` names a declared indicator of the programme (None: a free-text one)."""
+
+    id: str | None = Field(default=None, pattern=INDICATOR_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     unit: str = Field(default="", max_length=50)
     target: float
 
 
 class IndicatorValue(Frozen):
+    id: str | None = Field(default=None, pattern=INDICATOR_ID_PATTERN)
     name: str = Field(min_length=1, max_length=200)
     value: float
 
@@ -67,6 +72,7 @@ class ProgrammeImported(Fact):
     task_count: int
     responsibility_count: int
     content_sha256: str
+    outcomes: ProgrammeOutcomes | None = None  # indicators.yaml: indicators and scoring rule
 
 
 class AssignmentCreated(Fact):

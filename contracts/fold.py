@@ -37,6 +37,7 @@ from contracts.events import (
     VerificationRequested,
     YearStarted,
 )
+from contracts.records import OutcomeRecord, note
 
 
 class LastReport(BaseModel):
@@ -80,6 +81,7 @@ class AssignmentState(BaseModel):
     years_verified: list[int] = []
     evaluations: dict[int, float] = {}
     cancel_reason: str | None = None
+    record: OutcomeRecord = OutcomeRecord()  # dated, for indicators and scores as of any date
     last_seq: int = -1
     updated_at: dt.datetime | None = None
 
@@ -123,6 +125,7 @@ def advance(state: AssignmentState | None, event: Event, fact: Fact | None = Non
         return state
     if fact is None:
         fact = event.fact()
+    note(state.record, fact, event.occurred_at, state.deadlines)
     _apply_fact(state, fact, event.occurred_at)
     for key in fact.closes:
         state.deadlines.pop(key, None)
@@ -150,7 +153,7 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
                 "revision": f.revision,
                 "status": "submitted",
                 "milestones": [m.model_dump(mode="json") for m in f.milestones],
-                "indicators": [i.model_dump(mode="json") for i in f.indicators],
+                "indicators": [i.model_dump(mode="json", exclude_none=True) for i in f.indicators],
             }
         case AnnualPlanApproved():
             s.stage = Stage.IMPLEMENTING
@@ -164,7 +167,7 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
             s.reports, s.percent = s.reports + 1, f.percent
             s.last_report = LastReport(
                 year=f.year, period=f.period, percent=f.percent, narrative=f.narrative, reported_at=at,
-                indicator_values=[v.model_dump(mode="json") for v in f.indicator_values],
+                indicator_values=[v.model_dump(mode="json", exclude_none=True) for v in f.indicator_values],
                 evidence=[e.model_dump(mode="json") for e in f.evidence],
             )  # fmt: skip
         case CooperatingReportReceived():

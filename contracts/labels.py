@@ -11,6 +11,7 @@ from typing import Literal
 
 from contracts.commands import PERIOD_PATTERN
 from contracts.ids import PROGRAMME_ID_PATTERN, SHA256_PATTERN, UNIT_ID_PATTERN
+from contracts.indicators import INDICATOR_ID_PATTERN
 
 Lang = Literal["zh", "en"]
 
@@ -106,6 +107,10 @@ PATTERNS = {
     SHA256_PATTERN: (
         "应为文件的 SHA-256 值（64 位十六进制字符）",
         "must be a file's SHA-256: 64 characters 0-9 and a-f, as `sha256sum` prints it",
+    ),
+    INDICATOR_ID_PATTERN: (
+        "应为指标编号：小写字母开头，由小写字母、数字和下划线组成，如 green_building_share",
+        "must be an indicator id like green_building_share (1 to 63 lower-case letters, digits and _)",
     ),
 }
 

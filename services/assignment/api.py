@@ -23,6 +23,7 @@ from contracts.api import (
 from contracts.base import Stage, UserRole
 from contracts.catalog import UnitKind
 from contracts.events import Deadline, ProgrammeImported
+from contracts.indicators import ProgrammeOutcomes
 from services.assignment import dispatch as dispatching
 from services.assignment import store
 from services.shared.auth import Principal
@@ -55,6 +56,12 @@ def check_references(body: ProgrammeImport) -> None:
         if (r.task_no, r.unit_id) in seen:
             raise HTTPException(422, f"{where}: unit {r.unit_id} appears twice for task {r.task_no}")
         seen.add((r.task_no, r.unit_id))
+    for i, ind in enumerate(body.outcomes.indicators):
+        unknown = sorted(set(ind.tasks) - tasks)
+        if unknown:
+            raise HTTPException(
+                422, f"outcomes.indicators.{i}.tasks: 指标 {ind.id} 所列任务 {unknown} 不在本方案中 (not in the programme)"
+            )
 
 
 def programme_out(stored: store.StoredProgramme, imported: bool) -> ProgrammeOut:
@@ -101,6 +108,7 @@ async def import_programme(request: Request, caller: Caller, body: ProgrammeImpo
             task_count=len(body.programme.tasks()),
             responsibility_count=len(body.division.responsibilities),
             content_sha256=sha,
+            outcomes=body.outcomes if body.outcomes != ProgrammeOutcomes() else None,
         )
         stored = await store.insert_programme(engine, body, sha, fact.model_dump_json(), caller.sub)
         imported = stored is not None

@@ -6,6 +6,7 @@ A programme directory (see examples/cq-2022-79/) holds:
     units.yaml      the unit registry
     division.yaml   the division of work (or division.csv)
     schedule.yaml   start year, evaluation years, deadline rules (optional: defaults)
+    indicators.yaml the programme's indicators and scoring rule (optional: none, example scoring)
 
 `load_programme_file` takes a bare policy text plus whichever of the other files the caller
 has; without a division file it uses the division the document states in its own clause
@@ -21,13 +22,16 @@ from pathlib import Path
 from contracts.api import ProgrammeImport
 from contracts.catalog import Division, Programme, Schedule, Unit
 from contracts.ids import PROGRAMME_ID_PATTERN
+from contracts.indicators import ProgrammeOutcomes
 from services.assignment.division import division_from_notes, load_division, load_schedule, load_units
 from services.assignment.programme_text import parse_programme
+from services.assignment.source_files import Problem, load_yaml, raise_if, validate
 
 POLICY_FILE = "policy.txt"
 UNITS_FILE = "units.yaml"
 DIVISION_FILES = ("division.yaml", "division.yml", "division.csv")
 SCHEDULE_FILE = "schedule.yaml"
+INDICATORS_FILE = "indicators.yaml"
 
 
 class ProgrammeFileError(ValueError):
@@ -108,7 +112,7 @@ def load_programme_dir(
         if division is None:
             raise ProgrammeFileError(f"{directory}: no {' / '.join(DIVISION_FILES)} (the division of work)")
     schedule = directory / SCHEDULE_FILE
-    return _load(
+    body = _load(
         directory / POLICY_FILE,
         division,
         units,
@@ -116,6 +120,20 @@ def load_programme_dir(
         programme_id,
         id_from=directory.resolve().name,
     )
+    indicators = directory / INDICATORS_FILE
+    if not indicators.is_file():
+        return body
+    return body.model_copy(update={"outcomes": load_outcomes(indicators)})
+
+
+def load_outcomes(path: Path) -> ProgrammeOutcomes:
+    """indicators.yaml, its problems reported with their lines like the division's."""
+    root = load_yaml(path)
+    problems: list[Problem] = []
+    outcomes = validate(ProgrammeOutcomes, root, str(path), problems)
+    raise_if(problems)
+    assert outcomes is not None
+    return outcomes
 
 
 def _load(

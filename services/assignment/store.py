@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 
 from contracts.api import ProgrammeImport
 from contracts.catalog import Unit, UnitKind
+from contracts.indicators import ProgrammeOutcomes
 from contracts.ids import assignment_id
 from services.shared import migrate
 from services.shared.projection_tables import projection_tables, table_of
@@ -77,7 +78,10 @@ async def create_tables(engine: AsyncEngine) -> None:
 
 
 def content_sha256(body: ProgrammeImport) -> str:
-    canonical = json.dumps(body.model_dump(mode="json"), sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    content = body.model_dump(mode="json")
+    if body.outcomes == ProgrammeOutcomes():  # no indicators.yaml: the hash programmes had before it existed
+        del content["outcomes"]
+    canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 

@@ -1,0 +1,114 @@
+"""An assignment's dated record, kept by the fold beside its state, for indicators and scores.
+
+The state says where an assignment is now; the record says what happened when: deadlines opened
+and met, plans' indicator targets, reported indicator values, verification decisions and
+escalations, each with the time of its event. The figures as of a date read only what is dated
+on or before it, so the live read model's record and an as-of replay's give the same numbers.
+Only the deadlines that are scored are kept (acceptance, annual plans, quarterly reports).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Literal
+
+from pydantic import BaseModel
+
+from contracts.base import OverdueLevel
+from contracts.events import (
+    AnnualPlanSubmitted,
+    AssignmentAccepted,
+    AssignmentCancelled,
+    AssignmentCompleted,
+    AssignmentCreated,
+    Deadline,
+    Fact,
+    ProgressReported,
+    SupervisionEscalated,
+    VerificationFailed,
+    VerificationPassed,
+)
+
+SCORED_KINDS = ("acceptance", "annual_plan", "quarterly_report")
+
+
+class DeadlineMark(BaseModel):
+    """A scored deadline opened, met, or dropped (closed by completion or cancellation: neither
+    met nor missed) by the event at `at`."""
+
+    key: str
+    kind: str
+    year: int
+    due: dt.date
+    at: dt.datetime
+    mark: Literal["opened", "met", "dropped"] = "opened"
+
+
+class Dated(BaseModel):
+    at: dt.datetime
+    year: int
+
+
+class TargetsSet(Dated):
+    targets: dict[str, float]  # indicator id -> target (a plan's declared indicators only)
+
+
+class ValuesReported(Dated):
+    period: str
+    values: dict[str, float]  # indicator id -> value
+
+
+class Decision(Dated):
+    passed: bool
+
+
+class Escalation(Dated):
+    key: str
+    level: OverdueLevel
+
+
+class OutcomeRecord(BaseModel):
+    created_at: dt.datetime | None = None
+    accepted_at: dt.datetime | None = None
+    cancelled_at: dt.datetime | None = None
+    deadlines: list[DeadlineMark] = []
+    targets: list[TargetsSet] = []
+    values: list[ValuesReported] = []
+    decisions: list[Decision] = []
+    escalations: list[Escalation] = []
+
+
+def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str, Deadline]) -> None:
+    """Add what `fact` (of an event at `at`) means for the record; `open_now` are the deadlines
+    open before it, which its `closes` names."""
+    how: Literal["met", "dropped"] = "dropped" if isinstance(fact, AssignmentCompleted | AssignmentCancelled) else "met"
+    for key in fact.closes:
+        d = open_now.get(key)
+        if d is not None and d.kind in SCORED_KINDS:
+            record.deadlines.append(DeadlineMark(key=key, kind=d.kind, year=d.year, due=d.due, at=at, mark=how))
+    for d in fact.opens:
+        if d.kind in SCORED_KINDS:
+            record.deadlines.append(DeadlineMark(key=d.key, kind=d.kind, year=d.year, due=d.due, at=at))
+    match fact:
+        case AssignmentCreated():
+            record.created_at = at
+        case AssignmentAccepted():
+            record.accepted_at = at
+        case AssignmentCancelled():
+            record.cancelled_at = at
+        case AnnualPlanSubmitted():
+            targets = {i.id: i.target for i in fact.indicators if i.id is not None}
+            record.targets.append(TargetsSet(at=at, year=fact.year, targets=targets))
+        case ProgressReported():
+            values = {v.id: v.value for v in fact.indicator_values if v.id is not None}
+            if values:
+                record.values.append(ValuesReported(at=at, year=fact.year, period=fact.period, values=values))
+        case VerificationPassed():
+            record.decisions.append(Decision(at=at, year=fact.year, passed=True))
+        case VerificationFailed():
+            record.decisions.append(Decision(at=at, year=fact.year, passed=False))
+        case SupervisionEscalated():
+            d = fact.deadline
+            record.escalations.append(Escalation(at=at, year=d.year, key=d.key, level=fact.level))
+        case _:
+            pass
