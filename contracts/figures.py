@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 
 from pydantic import BaseModel
 
-from contracts.fold import AssignmentState
 from contracts.indicators import AGGREGATION_WORDS, IndicatorSpec, ProgrammeOutcomes
+from contracts.records import Recorded
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8), "Asia/Shanghai")  # the calendar's zone (workflows/calendar.py)
 
@@ -59,7 +59,7 @@ class IndicatorsAnswer(BaseModel):
     indicators: list[IndicatorFigures]
 
 
-def live(state: AssignmentState, as_of: dt.datetime) -> bool:
+def live(state: Recorded, as_of: dt.datetime) -> bool:
     """The assignment existed at `as_of` and had not been cancelled by then."""
     r = state.record
     created = r.created_at is None or r.created_at <= as_of
@@ -80,18 +80,20 @@ def progress_toward(value: float | None, goal: float, higher_is_better: bool) ->
     return None if value == 0 else round(100 * goal / value, 2)
 
 
-def _unit_figure(spec: IndicatorSpec, unit_id: str, states: Sequence[AssignmentState], year: int, as_of: dt.datetime) -> UnitFigure:
+def _unit_figure(
+    spec: IndicatorSpec, unit_id: str, states: Sequence[Recorded], year: int, as_of: dt.datetime
+) -> UnitFigure:
     fig = UnitFigure(unit_id=unit_id)
     target_at: dt.datetime | None = None
     for s in states:
         for v in s.record.values:
-            if v.year == year and v.at <= as_of and spec.id in v.values:
-                if fig.reported_at is None or v.at >= fig.reported_at:
-                    fig.value, fig.period, fig.reported_at = v.values[spec.id], v.period, v.at
+            newer = fig.reported_at is None or v.at >= fig.reported_at
+            if v.year == year and v.at <= as_of and spec.id in v.values and newer:
+                fig.value, fig.period, fig.reported_at = v.values[spec.id], v.period, v.at
         for t in s.record.targets:
-            if t.year == year and t.at <= as_of and spec.id in t.targets:
-                if target_at is None or t.at >= target_at:
-                    fig.target, target_at = t.targets[spec.id], t.at
+            newer = target_at is None or t.at >= target_at
+            if t.year == year and t.at <= as_of and spec.id in t.targets and newer:
+                fig.target, target_at = t.targets[spec.id], t.at
     fig.met = meets(fig.value, fig.target, spec.higher_is_better)
     return fig
 
@@ -116,12 +118,12 @@ def city_value(spec: IndicatorSpec, units: Sequence[UnitFigure]) -> float | None
 
 
 def indicator_figures(
-    spec: IndicatorSpec, states: Iterable[AssignmentState], as_of: dt.datetime, unit_id: str | None = None
+    spec: IndicatorSpec, states: Iterable[Recorded], as_of: dt.datetime, unit_id: str | None = None
 ) -> IndicatorFigures:
     """One indicator's figures per year; `unit_id` (a department's scope) limits the units listed,
     not the city-wide value."""
     tasks, roles = set(spec.tasks), set(spec.roles)
-    by_unit: dict[str, list[AssignmentState]] = {}
+    by_unit: dict[str, list[Recorded]] = {}
     for s in states:
         if s.task_no in tasks and (not roles or s.role in roles) and live(s, as_of):
             by_unit.setdefault(s.unit_id, []).append(s)
@@ -163,7 +165,7 @@ def indicator_figures(
 def indicators_answer(
     programme_id: str,
     outcomes: ProgrammeOutcomes,
-    states: Sequence[AssignmentState],
+    states: Sequence[Recorded],
     as_of: dt.datetime,
     unit_id: str | None = None,
     indicator_id: str | None = None,

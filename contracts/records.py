@@ -14,7 +14,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
-from contracts.base import OverdueLevel
+from contracts.base import OverdueLevel, Role
 from contracts.events import (
     AnnualPlanSubmitted,
     AssignmentAccepted,
@@ -112,3 +112,14 @@ def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str,
             record.escalations.append(Escalation(at=at, year=d.year, key=d.key, level=fact.level))
         case _:
             pass
+
+
+class Recorded(BaseModel):
+    """What figures and scores read of an assignment's folded state (extra fields ignored): the
+    read model's state JSON parsed this far only costs a fraction of the whole AssignmentState."""
+
+    assignment_id: str
+    task_no: int
+    unit_id: str
+    role: Role = Role.RESPONSIBLE
+    record: OutcomeRecord = OutcomeRecord()

@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from pydantic import BaseModel
 
 from contracts.figures import SHANGHAI, live
-from contracts.fold import AssignmentState
 from contracts.indicators import IndicatorSpec, ScoringRule
-from contracts.records import DeadlineMark
+from contracts.records import DeadlineMark, Recorded
 
 COMPONENT_LABELS: dict[str, str] = {
     "acceptance": "按期签收",
@@ -96,7 +95,7 @@ def deadline_outcomes(marks: Sequence[DeadlineMark], as_of: dt.datetime) -> dict
     return out
 
 
-def _deadlines(states: Sequence[AssignmentState], kind: str, year: int, as_of: dt.datetime) -> Tally:
+def _deadlines(states: Sequence[Recorded], kind: str, year: int, as_of: dt.datetime) -> Tally:
     t = Tally()
     for s in states:
         for m, outcome in deadline_outcomes(s.record.deadlines, as_of).values():
@@ -129,7 +128,7 @@ def _component(key: str, weight: float, fraction: float | None, counted: int, de
 def unit_components(
     rule: ScoringRule,
     specs: dict[str, IndicatorSpec],
-    states: Sequence[AssignmentState],
+    states: Sequence[Recorded],
     year: int,
     as_of: dt.datetime,
 ) -> tuple[bool, list[Component]]:
@@ -149,7 +148,9 @@ def unit_components(
     escalations = [e for s in states for e in s.record.escalations if e.year == year and e.at <= as_of]
     penalty = sum(getattr(rule.penalties, e.level.value, 0.0) for e in escalations)
     by_colour = {c: sum(1 for e in escalations if e.level.value == c) for c in ("blue", "yellow", "red")}
-    words = f"蓝 {by_colour['blue']}，黄 {by_colour['yellow']}，红 {by_colour['red']}（按 {len(states)} 项任务平均扣分）"
+    words = (
+        f"蓝 {by_colour['blue']}，黄 {by_colour['yellow']}，红 {by_colour['red']}（按 {len(states)} 项任务平均扣分）"
+    )
     frac = None if not started else max(0.0, 1.0 - penalty / max(1, len(states)))
     out.append(_component("escalations", w.escalations, frac, len(escalations), words, started))
     met = total = 0
@@ -175,14 +176,14 @@ def scores_answer(
     programme_id: str,
     rule: ScoringRule,
     specs: Sequence[IndicatorSpec],
-    states: Sequence[AssignmentState],
+    states: Sequence[Recorded],
     year: int,
     as_of: dt.datetime,
     unit_id: str | None = None,
 ) -> ScoresAnswer:
     """Every unit's score for `year`, ranked (highest first, then by unit id); `unit_id` (a
     department's scope) keeps its row only, with its rank among all units."""
-    by_unit: dict[str, list[AssignmentState]] = {}
+    by_unit: dict[str, list[Recorded]] = {}
     for s in states:
         if live(s, as_of):
             by_unit.setdefault(s.unit_id, []).append(s)
@@ -191,7 +192,9 @@ def scores_answer(
     for unit, group in by_unit.items():
         started, comps = unit_components(rule, by_id, group, year, as_of)
         total = round(sum(c.points for c in comps), 2)
-        rows.append(UnitScore(unit_id=unit, rank=0, total=total, started=started, assignments=len(group), components=comps))
+        rows.append(
+            UnitScore(unit_id=unit, rank=0, total=total, started=started, assignments=len(group), components=comps)
+        )
     rows.sort(key=lambda r: (-r.total, r.unit_id))
     ranked = [r.model_copy(update={"rank": i}) for i, r in enumerate(rows, 1)]
     return ScoresAnswer(

@@ -60,7 +60,8 @@ def check_references(body: ProgrammeImport) -> None:
         unknown = sorted(set(ind.tasks) - tasks)
         if unknown:
             raise HTTPException(
-                422, f"outcomes.indicators.{i}.tasks: 指标 {ind.id} 所列任务 {unknown} 不在本方案中 (not in the programme)"
+                422,
+                f"outcomes.indicators.{i}.tasks: 指标 {ind.id} 所列任务 {unknown} 不在本方案中 (not in the programme)",
             )
 
 

@@ -13,8 +13,8 @@ from sqlmodel import Field, SQLModel
 
 from contracts.api import ProgrammeImport
 from contracts.catalog import Unit, UnitKind
-from contracts.indicators import ProgrammeOutcomes
 from contracts.ids import assignment_id
+from contracts.indicators import ProgrammeOutcomes
 from services.shared import migrate
 from services.shared.projection_tables import projection_tables, table_of
 

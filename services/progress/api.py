@@ -19,7 +19,7 @@ from contracts.command_table import COMMANDS, CommandRow
 from contracts.fold import AssignmentState
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
-from services.progress import dashboard_queries, readmodel, store
+from services.progress import dashboard_queries, exports, readmodel, store
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update, workflow_exists
 from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit, token_from
@@ -287,6 +287,7 @@ async def status(
     overdue: OverdueFilter | None = None,
     limit: int = Query(default=50, ge=1, le=500),
     offset: int = Query(default=0, ge=0, le=2**63 - 1),  # a database integer
+    format: exports.Format | None = Query(default=None, description="xlsx or csv: every matching row, not a page"),
 ) -> Response:
     unit_id = readable_unit(caller, unit_id)
     tasks = await _group_tasks(request, group, programme_id) if group is not None else None
@@ -298,6 +299,10 @@ async def status(
         overdue=overdue,
         tasks_by_programme=tasks,
     )
+    kind = exports.wanted(request, format)
+    if kind is not None:
+        items = await exports.status_items(request.app.state.engine, f)
+        return exports.respond(kind, "status", exports.status_sheet(items, await exports.names(request)))
     # The page is written as JSON straight from the summary columns (StatusReader.page_json): the
     # document response_model describes, without 50 models built and then validated again.
     # Kept until the read model changes (answers.py); `Cache-Control: no-cache` asks for a new one.
@@ -311,7 +316,8 @@ async def status_summary(
     by: Literal["unit", "task", "group", "year", "role"] = "unit",
     programme_id: str | None = Query(default=None, max_length=64, pattern=PROGRAMME_ID_PATTERN),
     unit_id: str | None = Query(default=None, max_length=64),
-) -> dict[str, Any]:
+    format: exports.Format | None = None,
+) -> Any:
     """Counts by stage and escalation level, and the on-time rate, per unit / task / group / year / role."""
     unit_id = readable_unit(caller, unit_id)
     engine = request.app.state.engine
@@ -331,6 +337,9 @@ async def status_summary(
         }
         for r in rows
     ]
+    kind = exports.wanted(request, format)
+    if kind is not None:
+        return exports.respond(kind, f"summary-{by}", exports.summary_sheet(by, items, await exports.names(request)))
     return {"by": by, "items": items, "total": len(items)}
 
 

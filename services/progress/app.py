@@ -10,7 +10,17 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.progress import api, dashboard, evidence, lead, readmodel, subscribers, workbench, workbench_evidence
+from services.progress import (
+    api,
+    dashboard,
+    evidence,
+    lead,
+    outcomes,  # after evidence: its report check runs first
+    readmodel,
+    subscribers,
+    workbench,
+    workbench_evidence,
+)
 from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
@@ -69,6 +79,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     install_liveness(app)
     app.include_router(api.router)
     app.include_router(evidence.router)
+    app.include_router(outcomes.router)
     allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)
     allow_larger_body(
         app, workbench_evidence.FORM_PATH, workbench_evidence.MAX_FORM_BODY, workbench_evidence.TOO_LARGE_FORM

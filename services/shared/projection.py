@@ -19,11 +19,12 @@ from typing import Any
 import structlog
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
-from sqlalchemy import MetaData, select, update
+from sqlalchemy import MetaData, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.events import Event, Fact, ProgrammeImported
 from contracts.fold import AssignmentState, advance, event_and_fact
+from contracts.indicators import ProgrammeOutcomes
 from services.shared.consumer import Message, in_order
 from services.shared.projection_tables import ProjectionTables, row_of
 
@@ -133,6 +134,14 @@ async def _record_programme(
         await conn.execute(update(p).where(p.c.programme_id == event.programme_id).values(values))
     else:
         await conn.execute(p.insert().values(programme_id=event.programme_id, **values))
+    o = tables.outcomes
+    if o is not None:
+        declared = {
+            "outcomes": (fact.outcomes or ProgrammeOutcomes()).model_dump_json(),
+            "declared_at": event.occurred_at,
+        }
+        await conn.execute(delete(o).where(o.c.programme_id == event.programme_id))
+        await conn.execute(o.insert().values(programme_id=event.programme_id, **declared))
 
 
 async def _move(conn: AsyncConnection, tables: ProjectionTables, consumer: str, start: int, last: int) -> None:

@@ -56,6 +56,15 @@ class ProgrammeRow(SQLModel):
     imported_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class ProgrammeOutcomesRow(SQLModel):
+    """A programme's indicators and scoring rule (contracts.indicators.ProgrammeOutcomes as JSON),
+    from its ProgrammeImported event; kept only by projections that compute figures."""
+
+    programme_id: str = Field(primary_key=True, sa_type=String(64))
+    outcomes: str = Field(sa_type=Text)
+    declared_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
 class TrackingRow(SQLModel):
     """A consumer's stream position, moved in the transaction that applies its batch."""
 
@@ -86,9 +95,11 @@ class ProjectionTables:
     assignments: Table
     programmes: Table
     tracking: Table
+    outcomes: Table | None = None
 
     def all(self) -> list[Table]:
-        return [self.assignments, self.programmes, self.tracking]
+        tables = [self.assignments, self.programmes, self.tracking]
+        return tables if self.outcomes is None else [*tables, self.outcomes]
 
     # Statements built once: building one per batch (and its cache key) cost more than running it.
     @cached_property
@@ -118,8 +129,9 @@ class ProjectionTables:
         return update(a).where(a.c.assignment_id == bindparam("b_id")).values(cols)
 
 
-def projection_tables(base: type[SQLModel], prefix: str) -> ProjectionTables:
-    """The projection's three tables on the registry of `base` (a service's SQLModel base class)."""
+def projection_tables(base: type[SQLModel], prefix: str, outcomes: bool = False) -> ProjectionTables:
+    """The projection's three tables on the registry of `base` (a service's SQLModel base class),
+    and with `outcomes` a fourth: the programmes' indicators and scoring rules."""
     return ProjectionTables(
         assignments=_table_model(
             base,
@@ -132,6 +144,7 @@ def projection_tables(base: type[SQLModel], prefix: str) -> ProjectionTables:
         ),
         programmes=_table_model(base, ProgrammeRow, f"{prefix}_programmes"),
         tracking=_table_model(base, TrackingRow, f"{prefix}_tracking"),
+        outcomes=_table_model(base, ProgrammeOutcomesRow, f"{prefix}_programme_outcomes") if outcomes else None,
     )
 
 

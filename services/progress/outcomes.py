@@ -1,0 +1,192 @@
+"""Programme indicators (指标) and 考核 scores from the read model, as of any date.
+
+One query per view: the programme's declared outcomes and its assignments' dated records
+(contracts.records), read in one statement, then the pure computations of contracts.figures and
+contracts.scores, which the auditors' replay of the ledger feeds the same way.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from pydantic import BaseModel, TypeAdapter
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from contracts.figures import SHANGHAI, IndicatorsAnswer, indicators_answer
+from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id
+from contracts.indicators import INDICATOR_ID_PATTERN, ProgrammeOutcomes
+from contracts.records import Recorded
+from contracts.scores import ScoresAnswer, scores_answer
+from services.progress import exports
+from services.progress.api import COMMAND_CHECKS, CommandCheck, answered, readable_unit, wants_fresh
+from services.progress.store import READ_MODEL
+from services.shared.auth import Principal
+from services.shared.web import principal
+
+router = APIRouter()
+A, P = READ_MODEL.assignments, READ_MODEL.programmes
+assert READ_MODEL.outcomes is not None
+OUT = READ_MODEL.outcomes
+_RECORDS = TypeAdapter(list[Recorded])
+
+ProgrammeId = Annotated[str, Path(max_length=64, pattern=PROGRAMME_ID_PATTERN)]
+AsOf = Annotated[
+    str | None,
+    Query(
+        max_length=40,
+        description="a date (2027-03-31: the end of that day, Asia/Shanghai) or an ISO 8601 time (without a zone: "
+        "UTC); default now",
+    ),
+]
+
+
+def as_of_time(text: str | None) -> dt.datetime | None:
+    """The moment `as_of` names, or None for now; 422 in plain words for anything else."""
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        if len(text) == 10:
+            day = dt.date.fromisoformat(text)
+            return dt.datetime.combine(day, dt.time(23, 59, 59, 999999), tzinfo=SHANGHAI)
+        moment = dt.datetime.fromisoformat(text)
+    except ValueError:
+        raise HTTPException(
+            422, f"as_of {text!r}: 日期应写作 2027-03-31 或 2027-03-31T12:00:00+08:00 (a date or an ISO 8601 time)"
+        ) from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+async def programme_outcomes(engine: AsyncEngine, programme_id: str) -> tuple[ProgrammeOutcomes, list[Recorded]]:
+    """The programme's declared outcomes and its assignments' records; 404 naming the known programmes."""
+    async with engine.connect() as conn:
+        declared = (await conn.execute(select(OUT.c.outcomes).where(OUT.c.programme_id == programme_id))).scalar()
+        if declared is None:
+            known = sorted(r[0] for r in await conn.execute(select(P.c.programme_id)))
+            raise HTTPException(
+                404,
+                f"没有方案 {programme_id} 的指标 (no programme {programme_id} in the read model"
+                + (f"; known: {', '.join(known)})" if known else ")"),
+            )
+        rows = await conn.execute(select(A.c.state).where(A.c.programme_id == programme_id).order_by(A.c.assignment_id))
+        states = _RECORDS.validate_json("[" + ",".join(r[0] for r in rows) + "]")
+    return ProgrammeOutcomes.model_validate_json(declared), states
+
+
+def resolved(as_of: dt.datetime | None, states: list[Recorded]) -> dt.datetime:
+    """`as_of`, or now: the clock's time, or the latest record's when that is later (a test's
+    time-skipped workflows), so that nothing recorded is left out of "now"."""
+    if as_of is not None:
+        return as_of
+    now = dt.datetime.now(dt.UTC)
+    latest = max((m.at for s in states for m in s.record.deadlines), default=now)
+    return max(now, latest)
+
+
+async def indicators_of(
+    engine: AsyncEngine, programme_id: str, as_of: dt.datetime | None, unit_id: str | None, indicator_id: str | None
+) -> IndicatorsAnswer:
+    outcomes, states = await programme_outcomes(engine, programme_id)
+    if indicator_id is not None and indicator_id not in {i.id for i in outcomes.indicators}:
+        raise HTTPException(404, unknown_indicator(indicator_id, outcomes))
+    return indicators_answer(programme_id, outcomes, states, resolved(as_of, states), unit_id, indicator_id)
+
+
+async def scores_of(
+    engine: AsyncEngine, programme_id: str, year: int, as_of: dt.datetime | None, unit_id: str | None
+) -> ScoresAnswer:
+    outcomes, states = await programme_outcomes(engine, programme_id)
+    when = resolved(as_of, states)
+    return scores_answer(programme_id, outcomes.scoring, outcomes.indicators, states, year, when, unit_id)
+
+
+def unknown_indicator(indicator_id: str, outcomes: ProgrammeOutcomes) -> str:
+    known = ", ".join(f"{i.id}（{i.name}）" for i in outcomes.indicators) or "本方案未声明指标 (none declared)"
+    return f"未知指标 {indicator_id} (unknown indicator); 本方案的指标 (known): {known}"
+
+
+@router.get("/v1/programmes/{programme_id}/indicators", response_model=IndicatorsAnswer, tags=["outcomes"])
+async def indicators(
+    request: Request,
+    programme_id: ProgrammeId,
+    caller: Principal = Depends(principal),
+    as_of: AsOf = None,
+    unit_id: str | None = Query(default=None, max_length=64),
+    indicator_id: str | None = Query(default=None, max_length=63, pattern=INDICATOR_ID_PATTERN),
+    format: exports.Format | None = None,
+) -> Response:
+    """Per indicator and year: the city-wide value (by the indicator's aggregation), each unit's value
+    and its own target, and progress toward the goal, as of `as_of`. A department sees its own unit's
+    row (the city-wide value stays city-wide)."""
+    unit_id = readable_unit(caller, unit_id)
+    moment = as_of_time(as_of)
+    kind = exports.wanted(request, format)
+    engine = request.app.state.engine
+    if kind is not None:
+        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id)
+        names = await exports.names(request)
+        sheet = exports.indicators_sheet(answer, names, city_rows=unit_id is None)
+        return exports.respond(kind, f"indicators-{programme_id}", sheet)
+
+    async def compute() -> bytes:
+        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id)
+        return answer.model_dump_json().encode()
+
+    key = ("indicators", programme_id, moment, unit_id, indicator_id)
+    if moment is None:  # "now" moves with the clock, not only with the read model
+        return Response(await compute(), media_type="application/json")
+    return answered(await request.app.state.status_reader.answer(key, compute, wants_fresh(request)))
+
+
+@router.get("/v1/programmes/{programme_id}/scores", response_model=ScoresAnswer, tags=["outcomes"])
+async def scores(
+    request: Request,
+    programme_id: ProgrammeId,
+    year: Annotated[int, Query(ge=2000, le=2100)],
+    caller: Principal = Depends(principal),
+    as_of: AsOf = None,
+    unit_id: str | None = Query(default=None, max_length=64),
+    format: exports.Format | None = None,
+) -> Response:
+    """Each unit's 考核 score for the year by the programme's scoring rule, every component shown
+    with what it counted; ranked. A department sees its own row, with its rank among all units."""
+    unit_id = readable_unit(caller, unit_id)
+    moment = as_of_time(as_of)
+    answer = await scores_of(request.app.state.engine, programme_id, year, moment, unit_id)
+    kind = exports.wanted(request, format)
+    if kind is not None:
+        names = await exports.names(request)
+        return exports.respond(kind, f"scores-{programme_id}-{year}", exports.scores_sheet(answer, names))
+    return Response(answer.model_dump_json(), media_type="application/json")
+
+
+async def check_indicator_ids(request: Request, assignment_id: str, command: BaseModel) -> None:
+    """A plan's targets and a report's values may name only the programme's declared indicators."""
+    named = [i.id for i in getattr(command, "indicators", []) or getattr(command, "indicator_values", []) if i.id]
+    if not named:
+        return
+    parsed = parse_assignment_id(assignment_id)
+    assert parsed is not None  # Allowed checked it
+    async with request.app.state.engine.connect() as conn:
+        declared = (await conn.execute(select(OUT.c.outcomes).where(OUT.c.programme_id == parsed[0]))).scalar()
+    outcomes = ProgrammeOutcomes.model_validate_json(declared) if declared else ProgrammeOutcomes()
+    known = {i.id for i in outcomes.indicators}
+    unknown = [i for i in named if i not in known]
+    if unknown:
+        raise HTTPException(422, unknown_indicator(", ".join(unknown), outcomes))
+
+
+def _then(first: CommandCheck | None, second: CommandCheck) -> CommandCheck:
+    async def both(request: Request, assignment_id: str, command: BaseModel) -> None:
+        if first is not None:
+            await first(request, assignment_id, command)
+        await second(request, assignment_id, command)
+
+    return both
+
+
+for _name in ("submit_plan", "report_progress"):
+    COMMAND_CHECKS[_name] = _then(COMMAND_CHECKS.get(_name), check_indicator_ids)
