@@ -111,9 +111,9 @@ def _deadlines(states: Sequence[Recorded], kind: str, year: int, as_of: dt.datet
 
 
 def _component(key: str, weight: float, fraction: float | None, counted: int, detail: str, started: bool) -> Component:
-    if fraction is None:  # nothing in it this year
+    if fraction is None:  # nothing in it this year, or the unit has not started
         fraction = 1.0 if started else 0.0
-        detail = "本年无应办事项" + ("" if started else "；尚未签收任何任务，不得分")
+        detail = (detail if counted else "本年无应办事项") + ("" if started else "；尚未签收任何任务，不得分")
     return Component(
         key=key,
         label=COMPONENT_LABELS[key],

@@ -1,0 +1,117 @@
+"""Indicator figures and 考核 scores of the scripted year (tests/support/outcome_year.py), worked out
+by hand: the pure computations over the fold's dated records, as of two dates."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+
+from contracts.figures import SHANGHAI, IndicatorsAnswer, indicators_answer
+from contracts.fold import AssignmentState, advance
+from contracts.records import Recorded
+from contracts.scores import ScoresAnswer, scores_answer
+from tests.support import outcome_year as year
+
+pytestmark = pytest.mark.unit
+
+MAY_END = dt.datetime(2027, 5, 31, 23, 59, 59, tzinfo=SHANGHAI)
+YEAR_END = dt.datetime(2027, 12, 31, 23, 59, 59, tzinfo=SHANGHAI)
+
+
+def folded(upto: dt.datetime | None = None) -> list[Recorded]:
+    by_id: dict[str, AssignmentState] = {}
+    for e in year.events():
+        if e.assignment_id is not None and (upto is None or e.occurred_at <= upto):
+            by_id[e.assignment_id] = advance(by_id.get(e.assignment_id), e)
+    return [Recorded.model_validate(s.model_dump()) for _, s in sorted(by_id.items())]
+
+
+def figures(as_of: dt.datetime, states: list[Recorded] | None = None) -> IndicatorsAnswer:
+    return indicators_answer(year.PROGRAMME, year.OUTCOMES, folded() if states is None else states, as_of)
+
+
+def scores(as_of: dt.datetime, states: list[Recorded] | None = None) -> ScoresAnswer:
+    states = folded() if states is None else states
+    return scores_answer(year.PROGRAMME, year.OUTCOMES.scoring, year.OUTCOMES.indicators, states, 2027, as_of)
+
+
+def city(answer: IndicatorsAnswer) -> dict[str, tuple[float | None, bool | None, float | None]]:
+    return {i.id: (i.years[0].value, i.years[0].met, i.years[0].progress) for i in answer.indicators}
+
+
+def test_city_wide_values_by_each_aggregation_at_year_end() -> None:
+    answer = figures(YEAR_END)
+    assert city(answer) == {
+        year.GREEN: (91.5, True, 91.5),  # mean of alpha 95 and beta 88; gamma never reported
+        year.WATER: (66.6667, True, 66.67),  # alpha and beta at 1, of three districts
+        year.RETROFIT: (115.0, True, 23.0),  # 70 + 45, goal 500
+        year.FOREST: (55.8, False, 97.89),  # alpha's Q2 report is the latest
+    }
+    green = answer.indicators[0].years[0]
+    assert (green.units_reporting, green.units_total) == (2, 3)
+    units = {u.unit_id: (u.value, u.target, u.met, u.period) for u in green.units}
+    assert units == {"alpha": (95, 92, True, "2027-Q2"), "beta": (88, 90, False, "2027-Q2"),
+                     "gamma": (None, None, None, None)}  # fmt: skip
+
+
+def test_figures_as_of_a_date_read_only_what_was_recorded_by_then() -> None:
+    assert city(figures(MAY_END)) == {
+        year.GREEN: (89.0, False, 89.0),
+        year.WATER: (33.3333, False, 33.33),
+        year.RETROFIT: (50.0, False, 10.0),
+        year.FOREST: (55.2, False, 96.84),  # beta's Q1 (04-14) is later than alpha's (04-10)
+    }
+    # The live fold read as of a date gives what the fold of the events up to that date gives.
+    assert figures(MAY_END) == figures(MAY_END, folded(MAY_END))
+    assert scores(MAY_END) == scores(MAY_END, folded(MAY_END))
+
+
+def points(answer: ScoresAnswer) -> dict[str, tuple[int, float, dict[str, float]]]:
+    return {u.unit_id: (u.rank, u.total, {c.key: c.points for c in u.components}) for u in answer.units}
+
+
+def test_scores_at_year_end_each_component_shown() -> None:
+    answer = scores(YEAR_END)
+    assert points(answer) == {
+        "alpha": (1, 84.37, {"acceptance": 15, "plans": 15, "reports": 15.62, "verification": 20,
+                             "escalations": 8.75, "indicators": 10}),
+        "beta": (2, 65.83, {"acceptance": 7.5, "plans": 20, "reports": 25, "verification": 0,
+                            "escalations": 10, "indicators": 3.33}),
+        "gamma": (3, 0, {"acceptance": 0, "plans": 0, "reports": 0, "verification": 0,
+                         "escalations": 0, "indicators": 0}),
+    }  # fmt: skip
+    alpha = {c.key: c for c in answer.units[0].components}
+    assert alpha["reports"].detail == "按期 2，逾期办理 1，未办 1" and alpha["reports"].counted == 4
+    gamma = {c.key: c for c in answer.units[2].components}
+    assert gamma["acceptance"].detail == "按期 0，逾期办理 0，未办 2"
+    assert "尚未签收" in gamma["escalations"].detail and "红 2" in gamma["escalations"].detail
+    assert answer.max_total == 100
+
+
+def test_a_unit_that_accepted_nothing_scores_lowest_on_timeliness() -> None:
+    def timeliness(as_of: dt.datetime) -> dict[str, float]:
+        return {u.unit_id: sum(c.points for c in u.components if c.key in ("acceptance", "plans", "reports"))
+                for u in scores(as_of).units}  # fmt: skip
+
+    for as_of in (MAY_END, YEAR_END):
+        t = timeliness(as_of)
+        assert t["gamma"] == 0 < min(t["alpha"], t["beta"])
+    # Before any acceptance is due, not having accepted still earns nothing (beta accepts on 01-20).
+    assert timeliness(dt.datetime(2027, 1, 10, tzinfo=SHANGHAI)) == {"alpha": 60, "beta": 0, "gamma": 0}
+
+
+def test_scores_as_of_may() -> None:
+    alpha = points(scores(MAY_END))["alpha"]
+    # Q2 not yet due; the verification and the yellow escalation come later; 2 of 3 targets met by Q1
+    assert alpha == (1, 91.67, {"acceptance": 15, "plans": 15, "reports": 25, "verification": 20,
+                                "escalations": 10, "indicators": 6.67})  # fmt: skip
+
+
+def test_a_department_sees_its_own_row_with_its_rank_among_all() -> None:
+    states = folded()
+    only = scores_answer(year.PROGRAMME, year.OUTCOMES.scoring, [], states, 2027, YEAR_END, unit_id="beta")
+    assert [(u.unit_id, u.rank) for u in only.units] == [("beta", 2)]
+    mine = indicators_answer(year.PROGRAMME, year.OUTCOMES, states, YEAR_END, unit_id="beta")
+    assert {u.unit_id for i in mine.indicators for y in i.years for u in y.units} == {"beta"}
+    assert city(mine) == city(figures(YEAR_END))  # the city-wide value stays city-wide
