@@ -78,7 +78,8 @@ def _started(unit: str, accepted: str) -> list[tuple[dt.datetime, ev.Fact, Actor
     return [
         (at("2027-01-04", 1), ev.AssignmentCreated(task_title="t", role=Role.RESPONSIBLE, start_year=2027,
                                                    horizon_year=2030, opens=[ACCEPTANCE]), SYSTEM_ACTOR),
-        (at(accepted or "2027-01-05"), ev.AssignmentAccepted(year=2027, closes=[ACCEPTANCE.key], opens=[PLAN]), _dept(unit)),
+        (at(accepted or "2027-01-05"), ev.AssignmentAccepted(year=2027, closes=[ACCEPTANCE.key], opens=[PLAN]),
+         _dept(unit)),
     ]  # fmt: skip
 
 
