@@ -77,6 +77,13 @@ class OutcomeRecord(BaseModel):
     decisions: list[Decision] = []
     escalations: list[Escalation] = []
 
+    def latest(self) -> dt.datetime | None:
+        """The time of the last event recorded here."""
+        times = [t for t in (self.created_at, self.accepted_at, self.cancelled_at) if t is not None]
+        for items in (self.deadlines, self.targets, self.values, self.decisions, self.escalations):
+            times += [item.at for item in items]
+        return max(times, default=None)
+
 
 def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str, Deadline]) -> None:
     """Add what `fact` (of an event at `at`) means for the record; `open_now` are the deadlines

@@ -82,7 +82,7 @@ def resolved(as_of: dt.datetime | None, states: list[Recorded]) -> dt.datetime:
     if as_of is not None:
         return as_of
     now = dt.datetime.now(dt.UTC)
-    latest = max((m.at for s in states for m in s.record.deadlines), default=now)
+    latest = max((t for s in states if (t := s.record.latest()) is not None), default=now)
     return max(now, latest)
 
 
