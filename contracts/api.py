@@ -11,8 +11,12 @@ from contracts.base import Frozen, OverdueLevel, Role, Stage
 from contracts.catalog import Division, Programme, Schedule, Unit, UnitKind
 from contracts.commands import (
     CancelAssignment,
+    CloseAssignment,
     Command,
+    DecideExtension,
+    RemindAssignment,
     ReportProgress,
+    RequestExtension,
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
@@ -115,6 +119,8 @@ class AssignmentDetail(AssignmentSummary):
     last_report: dict[str, Any] | None = None
     last_verification: dict[str, Any] | None = None  # the year's latest verdict: findings, rework_due
     summary: dict[str, Any] | None = None  # a lead's consolidated annual summary (汇总)
+    extensions: list[dict[str, Any]] = []  # extension requests (延期申请), oldest first
+    closure: dict[str, Any] | None = None  # an early closure (销号): year, reason, at
     counts: dict[str, int] = {}
     workflow_id: str
 
@@ -134,6 +140,10 @@ VerificationRequestBody = body_of(RequestVerification, "VerificationRequestBody"
 VerificationBody = body_of(VerifyYear, "VerificationBody")
 CancelBody = body_of(CancelAssignment, "CancelBody")
 SummaryBody = body_of(SubmitTaskSummary, "SummaryBody")
+ExtensionBody = body_of(RequestExtension, "ExtensionBody")
+ExtensionDecisionBody = body_of(DecideExtension, "ExtensionDecisionBody", "n")
+ReminderBody = body_of(RemindAssignment, "ReminderBody")
+ClosureBody = body_of(CloseAssignment, "ClosureBody")
 
 
 class CommandAccepted(Frozen):
@@ -142,6 +152,7 @@ class CommandAccepted(Frozen):
     year: int
     event_ids: list[str]
     replayed: bool = False  # True when an Idempotency-Key matched an earlier submission
+    n: int | None = None  # an extension request's number, for its decision's URL
 
 
 class LeadTask(Frozen):

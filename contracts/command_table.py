@@ -15,7 +15,11 @@ from dataclasses import dataclass
 
 from contracts.api import (
     CancelBody,
+    ClosureBody,
+    ExtensionBody,
+    ExtensionDecisionBody,
     PlanBody,
+    ReminderBody,
     ReportBody,
     ReviewBody,
     SummaryBody,
@@ -26,8 +30,12 @@ from contracts.base import Frozen, UserRole
 from contracts.commands import (
     AcceptAssignment,
     CancelAssignment,
+    CloseAssignment,
     Command,
+    DecideExtension,
+    RemindAssignment,
     ReportProgress,
+    RequestExtension,
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
@@ -87,6 +95,15 @@ COMMANDS: tuple[CommandRow, ...] = (
     CommandRow("submit_summary", SubmitTaskSummary, SummaryBody, "/summaries", (D,), "a task summary (汇总)",
                "汇总 the lead unit's consolidated annual summary of its task"),
     CommandRow("cancel", CancelAssignment, CancelBody, "/cancel", (S,), "cancelling", "撤销 cancel"),
+    # Changes during the year (issue 21): a unit asks, a supervisor decides, chases or closes.
+    CommandRow("request_extension", RequestExtension, ExtensionBody, "/extensions", (D,),
+               "an extension request", "延期申请 ask to move one open deadline"),
+    CommandRow("decide_extension", DecideExtension, ExtensionDecisionBody, "/extensions/{n}/decision", (S,),
+               "deciding an extension request", "延期审批 approve or refuse an extension request"),
+    CommandRow("remind", RemindAssignment, ReminderBody, "/reminders", (S,), "a reminder (催办)",
+               "催办 chase the unit with a message"),
+    CommandRow("close", CloseAssignment, ClosureBody, "/closure", (S,), "closing the assignment (销号)",
+               "办结销号 close the task for this unit before its horizon"),
 )  # fmt: skip
 
 BY_NAME: dict[str, CommandRow] = {row.name: row for row in COMMANDS}

@@ -6,6 +6,7 @@ wrong role or with invalid content, before it touches history.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 from typing import Literal
@@ -84,6 +85,40 @@ class CancelAssignment(Command):
     reason: str = Field(min_length=1, max_length=5000)
 
 
+# ---- changes during the year (issue 21): extensions, manual reminders, early closure -------------
+
+Reason = Field(min_length=1, max_length=5000)
+
+
+class RequestExtension(Command):
+    """A unit asks to move one of its open deadlines (延期申请) to a later date in the same year."""
+
+    deadline_key: str = Field(min_length=1, max_length=100)
+    new_due: dt.date
+    reason: str = Reason
+
+
+class DecideExtension(Command):
+    """A supervisor approves (with the requested date, or `new_due`) or refuses request `n`."""
+
+    n: int = Field(ge=1, le=100000)
+    decision: Literal["approve", "refuse"]
+    new_due: dt.date | None = None
+    reason: str = Text
+
+
+class RemindAssignment(Command):
+    """A supervisor chases the unit by hand (催办) with a message."""
+
+    message: str = Field(min_length=1, max_length=2000)
+
+
+class CloseAssignment(Command):
+    """A supervisor closes the task for the unit before its horizon (办结销号)."""
+
+    reason: str = Reason
+
+
 class CooperatingReport(Frozen):
     """Signal to the lead's workflow: a cooperating unit reported."""
 
@@ -114,6 +149,7 @@ class CommandResult(Frozen):
 
     accepted: bool = True
     event_ids: list[str] = []
+    n: int | None = None  # the number of the extension request the command made
     stage: str
     year: int
     # request_digest of the command that got this result ("" from before it was kept): a key sent

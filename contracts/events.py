@@ -206,30 +206,85 @@ class TaskSummarySubmitted(Fact):
     text: str
 
 
-FACT_TYPES: dict[str, type[Fact]] = {
-    cls.TYPE: cls
-    for cls in (
-        ProgrammeImported,
-        AssignmentCreated,
-        AssignmentAccepted,
-        AnnualPlanSubmitted,
-        AnnualPlanApproved,
-        AnnualPlanReturned,
-        ProgressReported,
-        CooperatingReportReceived,
-        ReminderIssued,
-        SupervisionEscalated,
-        EscalationCleared,
-        VerificationRequested,
-        VerificationPassed,
-        VerificationFailed,
-        EvaluationRecorded,
-        YearStarted,
-        AssignmentCompleted,
-        AssignmentCancelled,
-        TaskSummarySubmitted,
-    )
-}
+# ---- changes during the year (issue 21): extensions, manual reminders, early closure -------------
+
+
+class ExtensionRequested(Fact):
+    """A unit asked to move one of its open deadlines (延期申请); `n` numbers the assignment's requests."""
+
+    TYPE = "ExtensionRequested"
+    n: int
+    deadline_key: str
+    due: dt.date  # the date in force when the request was made
+    new_due: dt.date
+    reason: str
+
+
+class ExtensionApproved(Fact):
+    """A supervisor moved the deadline: `opens` carries it at `new_due` (its reminders start over)."""
+
+    TYPE = "ExtensionApproved"
+    n: int
+    deadline_key: str
+    old_due: dt.date
+    new_due: dt.date
+    reason: str = ""
+
+
+class ExtensionRefused(Fact):
+    TYPE = "ExtensionRefused"
+    n: int
+    deadline_key: str
+    reason: str
+
+
+class ManualReminderIssued(Fact):
+    """A supervisor chased the unit by hand (催办), with a message; `deadline` is the nearest open one."""
+
+    TYPE = "ManualReminderIssued"
+    message: str
+    deadline: Deadline | None = None
+
+
+class AssignmentClosed(Fact):
+    """A supervisor closed the task for this unit before its horizon (办结销号), with the reason."""
+
+    TYPE = "AssignmentClosed"
+    year: int
+    reason: str
+
+
+CHANGE_FACTS: tuple[type[Fact], ...] = (
+    ExtensionRequested,
+    ExtensionApproved,
+    ExtensionRefused,
+    ManualReminderIssued,
+    AssignmentClosed,
+)
+
+
+_BASE_FACTS: tuple[type[Fact], ...] = (
+    ProgrammeImported,
+    AssignmentCreated,
+    AssignmentAccepted,
+    AnnualPlanSubmitted,
+    AnnualPlanApproved,
+    AnnualPlanReturned,
+    ProgressReported,
+    CooperatingReportReceived,
+    ReminderIssued,
+    SupervisionEscalated,
+    EscalationCleared,
+    VerificationRequested,
+    VerificationPassed,
+    VerificationFailed,
+    EvaluationRecorded,
+    YearStarted,
+    AssignmentCompleted,
+    AssignmentCancelled,
+    TaskSummarySubmitted,
+)
+FACT_TYPES: dict[str, type[Fact]] = {cls.TYPE: cls for cls in (*_BASE_FACTS, *CHANGE_FACTS)}
 
 # (type, from_version) -> pure function payload -> payload of from_version + 1.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -20,6 +20,7 @@ from contracts.events import (
     AnnualPlanSubmitted,
     AssignmentAccepted,
     AssignmentCancelled,
+    AssignmentClosed,
     AssignmentCompleted,
     AssignmentCreated,
     CooperatingReportReceived,
@@ -27,7 +28,11 @@ from contracts.events import (
     EscalationCleared,
     EvaluationRecorded,
     Event,
+    ExtensionApproved,
+    ExtensionRefused,
+    ExtensionRequested,
     Fact,
+    ManualReminderIssued,
     ProgressReported,
     ReminderIssued,
     SupervisionEscalated,
@@ -48,6 +53,24 @@ class LastReport(BaseModel):
     reported_at: dt.datetime
     indicator_values: list[dict[str, Any]] = []
     evidence: list[dict[str, Any]] = []
+
+
+ExtensionStatus = Literal["open", "approved", "refused", "lapsed"]
+
+
+class ExtensionRecord(BaseModel):
+    """One extension request (延期申请) and what became of it; `lapsed`: its deadline was met or closed first."""
+
+    n: int
+    deadline_key: str
+    due: dt.date
+    new_due: dt.date
+    reason: str
+    requested_at: dt.datetime
+    status: ExtensionStatus = "open"
+    approved_due: dt.date | None = None
+    decision_reason: str = ""
+    decided_at: dt.datetime | None = None
 
 
 class AssignmentState(BaseModel):
@@ -82,11 +105,17 @@ class AssignmentState(BaseModel):
     evaluations: dict[int, float] = {}
     cancel_reason: str | None = None
     record: OutcomeRecord = OutcomeRecord()  # dated, for indicators and scores as of any date
+    extensions: list[ExtensionRecord] = []
+    manual_reminders: int = 0
+    closure: dict[str, Any] | None = None  # an early closure (销号): year, reason, at
     last_seq: int = -1
     updated_at: dt.datetime | None = None
 
     def next_deadline(self) -> Deadline | None:
         return min(self.deadlines.values(), key=lambda d: (d.due, d.key), default=None)
+
+    def open_extension(self, deadline_key: str) -> ExtensionRecord | None:
+        return next((x for x in self.extensions if x.deadline_key == deadline_key and x.status == "open"), None)
 
 
 def initial_state(event: Event) -> AssignmentState:
@@ -129,6 +158,7 @@ def advance(state: AssignmentState | None, event: Event, fact: Fact | None = Non
     _apply_fact(state, fact, event.occurred_at)
     for key in fact.closes:
         state.deadlines.pop(key, None)
+        _lapse_extension(state, key)
     for d in fact.opens:
         state.deadlines[d.key] = d
     state.overdue_level = _level(state.escalations)
@@ -196,8 +226,45 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
             s.stage, s.deadlines, s.escalations = Stage.COMPLETED, {}, {}
         case AssignmentCancelled():
             s.stage, s.cancel_reason, s.deadlines, s.escalations = Stage.CANCELLED, f.reason, {}, {}
+        case ExtensionRequested() | ExtensionApproved() | ExtensionRefused() | ManualReminderIssued():
+            _apply_change(s, f, at)
+        case AssignmentClosed():
+            s.stage, s.deadlines, s.escalations = Stage.COMPLETED, {}, {}
+            s.closure = {"year": f.year, "reason": f.reason, "at": at.isoformat()}
         case _:
             pass
+
+
+def _apply_change(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
+    """Extensions and manual reminders (issue 21)."""
+    match f:
+        case ExtensionRequested():
+            record = ExtensionRecord(
+                n=f.n, deadline_key=f.deadline_key, due=f.due, new_due=f.new_due, reason=f.reason, requested_at=at
+            )
+            s.extensions = [*s.extensions, record]
+        case ExtensionApproved() | ExtensionRefused():
+            approved = isinstance(f, ExtensionApproved)
+            s.extensions = [
+                x.model_copy(update={
+                    "status": "approved" if approved else "refused",
+                    "approved_due": f.new_due if isinstance(f, ExtensionApproved) else None,
+                    "decision_reason": f.reason,
+                    "decided_at": at,
+                }) if x.n == f.n else x
+                for x in s.extensions
+            ]  # fmt: skip
+        case ManualReminderIssued():
+            s.manual_reminders += 1
+
+
+def _lapse_extension(s: AssignmentState, key: str) -> None:
+    """A deadline met or closed while a request to move it was open: the request has nothing left to move."""
+    if any(x.deadline_key == key and x.status == "open" for x in s.extensions):
+        s.extensions = [
+            x.model_copy(update={"status": "lapsed"}) if x.deadline_key == key and x.status == "open" else x
+            for x in s.extensions
+        ]
 
 
 def _typed_event(fact_type: type[Fact]) -> type[Event]:

@@ -59,6 +59,7 @@ COUNTS = {
     "verifications_failed": ("核验未通过", "verifications failed"),
     "reminders": ("催办", "reminders"),
     "escalations": ("督办升级", "escalations"),
+    "manual_reminders": ("督查催办", "reminders from supervisors"),
 }
 # What the unit (or the reviewer) is expected to do next, by stage.
 NEXT_STEPS = {
@@ -90,6 +91,17 @@ FACTS = {
     "AssignmentCompleted": ("任务办结", "completed"),
     "AssignmentCancelled": ("任务撤销", "cancelled"),
     "TaskSummarySubmitted": ("牵头单位年度汇总", "lead's annual summary"),
+    "ExtensionRequested": ("延期申请", "extension requested"),
+    "ExtensionApproved": ("延期批准", "extension approved"),
+    "ExtensionRefused": ("延期不予批准", "extension refused"),
+    "ManualReminderIssued": ("督查催办", "reminder from a supervisor"),
+    "AssignmentClosed": ("办结销号", "closed early"),
+}
+EXTENSION_STATUSES = {
+    "open": ("待审批", "awaiting decision"),
+    "approved": ("已批准", "approved"),
+    "refused": ("不予批准", "refused"),
+    "lapsed": ("已失效", "lapsed"),
 }
 
 # Every `pattern=` in contracts/, as the form people should write, with an example (a test checks
@@ -144,6 +156,10 @@ def plan_status(key: str, lang: Lang = "zh") -> str:
 
 def verdict(key: str, lang: Lang = "zh") -> str:
     return _pick(VERDICTS, key, lang)
+
+
+def extension_status(key: str, lang: Lang = "zh") -> str:
+    return _pick(EXTENSION_STATUSES, key, lang)
 
 
 def count(key: str, lang: Lang = "zh") -> str:

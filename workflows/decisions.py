@@ -15,8 +15,12 @@ from contracts.commands import (
     AcceptAssignment,
     AssignmentSpec,
     CancelAssignment,
+    CloseAssignment,
     Command,
+    DecideExtension,
+    RemindAssignment,
     ReportProgress,
+    RequestExtension,
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
@@ -29,11 +33,17 @@ from contracts.events import (
     AnnualPlanSubmitted,
     AssignmentAccepted,
     AssignmentCancelled,
+    AssignmentClosed,
     AssignmentCompleted,
     AssignmentCreated,
     Deadline,
+    EscalationCleared,
     EvaluationRecorded,
+    ExtensionApproved,
+    ExtensionRefused,
+    ExtensionRequested,
     Fact,
+    ManualReminderIssued,
     ProgressReported,
     ReminderIssued,
     SupervisionEscalated,
@@ -176,4 +186,35 @@ def decide(s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Comm
             return [TaskSummarySubmitted(year=y, revision=revision, text=cmd.text)]
         case CancelAssignment():
             return [AssignmentCancelled(reason=cmd.reason, closes=sorted(s.deadlines))]
+        case RequestExtension() | DecideExtension() | RemindAssignment() | CloseAssignment():
+            return decide_change(s, cmd)
+    raise TypeError(f"unknown command {type(cmd).__name__}")
+
+
+def decide_change(s: AssignmentState, cmd: Command) -> list[Fact]:
+    """Extensions, manual reminders and early closure (issue 21)."""
+    match cmd:
+        case RequestExtension():
+            d = s.deadlines[cmd.deadline_key]
+            n = len(s.extensions) + 1
+            return [ExtensionRequested(n=n, deadline_key=d.key, due=d.due, new_due=cmd.new_due, reason=cmd.reason)]
+        case DecideExtension(decision="refuse"):
+            record = next(x for x in s.extensions if x.n == cmd.n)
+            return [ExtensionRefused(n=cmd.n, deadline_key=record.deadline_key, reason=cmd.reason)]
+        case DecideExtension():
+            record = next(x for x in s.extensions if x.n == cmd.n)
+            d = s.deadlines[record.deadline_key]
+            moved = d.model_copy(update={"due": cmd.new_due or record.new_due})
+            facts: list[Fact] = [
+                ExtensionApproved(
+                    n=cmd.n, deadline_key=d.key, old_due=d.due, new_due=moved.due, reason=cmd.reason, opens=[moved]
+                )
+            ]
+            if d.key in s.escalations:  # the new date is later: the lateness the escalation named is gone
+                facts.append(EscalationCleared(deadline_key=d.key))
+            return facts
+        case RemindAssignment():
+            return [ManualReminderIssued(message=cmd.message, deadline=s.next_deadline())]
+        case CloseAssignment():
+            return [AssignmentClosed(year=s.year, reason=cmd.reason, closes=sorted(s.deadlines))]
     raise TypeError(f"unknown command {type(cmd).__name__}")

@@ -17,14 +17,19 @@ from contracts.commands import (
     AcceptAssignment,
     AssignmentSpec,
     CancelAssignment,
+    CloseAssignment,
     Command,
+    DecideExtension,
+    RemindAssignment,
     ReportProgress,
+    RequestExtension,
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
     SubmitTaskSummary,
     VerifyYear,
 )
+from contracts.events import Deadline
 from contracts.fold import AssignmentState
 from workflows.deadlines import parse_period, quarter_start
 
@@ -46,6 +51,8 @@ def sender_reason(spec: AssignmentSpec, actor: Actor, row: CommandRow) -> str | 
 def closed_reason(s: AssignmentState) -> str | None:
     if s.stage == Stage.CANCELLED:
         return f"assignment {s.assignment_id} is cancelled ({s.cancel_reason}): it takes no further commands"
+    if s.closure is not None:
+        return f"assignment {s.assignment_id} was closed (销号): {s.closure['reason']}; it takes no further commands"
     if s.stage == Stage.COMPLETED:
         return f"assignment {s.assignment_id} is completed (horizon {s.horizon_year}): it takes no further commands"
     return None
@@ -142,6 +149,69 @@ def cancel(_s: AssignmentState, _spec: AssignmentSpec, cmd: CancelAssignment, _t
     return None
 
 
+# ---- changes during the year (issue 21) ------------------------------------------------------------
+
+
+def new_date_reason(d: Deadline, new_due: dt.date, today: dt.date) -> str | None:
+    """Whether `d` may move to `new_due`: later than now in force, not past, within its programme year."""
+    if new_due <= d.due:
+        return f"the new date {new_due.isoformat()} is not later than {d.key}'s due date {d.due.isoformat()}"
+    if new_due < today:
+        return f"the new date {new_due.isoformat()} has already passed (today is {today.isoformat()})"
+    if new_due.year != d.year:
+        return f"the new date {new_due.isoformat()} is outside the programme year {d.year} of {d.key}"
+    return None
+
+
+def request_extension(s: AssignmentState, _spec: AssignmentSpec, cmd: RequestExtension, today: dt.date) -> str | None:
+    if s.stage == Stage.VERIFYING:
+        return f"verification for {s.year} has been requested: the year's deadlines can no longer be extended"
+    d = s.deadlines.get(cmd.deadline_key)
+    if d is None:
+        known = ", ".join(sorted(k for k, x in s.deadlines.items() if x.kind != "review")) or "none"
+        return f"deadline {cmd.deadline_key} is not open (open deadlines: {known})"
+    if d.kind == "review":
+        return f"{d.key} is the verifier's deadline, not the unit's: it cannot be extended on request"
+    if d.year in s.years_verified:
+        return f"{d.year} is verified: its deadlines can no longer be extended"
+    pending = s.open_extension(d.key)
+    if pending is not None:
+        return f"extension request {pending.n} for {d.key} is still open: wait for the supervisor's decision"
+    if not cmd.reason.strip():
+        return "an extension request needs a reason"
+    return new_date_reason(d, cmd.new_due, today)
+
+
+def decide_extension(s: AssignmentState, _spec: AssignmentSpec, cmd: DecideExtension, today: dt.date) -> str | None:
+    record = next((x for x in s.extensions if x.n == cmd.n), None)
+    if record is None:
+        return f"there is no extension request {cmd.n} (requests: {len(s.extensions)})"
+    if record.status != "open":
+        return f"extension request {cmd.n} is already {record.status}"
+    if cmd.decision == "refuse":
+        if not cmd.reason.strip():
+            return "refusing an extension needs the reason, so the unit knows why"
+        if cmd.new_due is not None:
+            return "a refusal moves no date: leave new_due out"
+        return None
+    d = s.deadlines.get(record.deadline_key)
+    if d is None:  # the fold lapses a request whose deadline closed; kept for safety
+        return f"deadline {record.deadline_key} is no longer open"
+    return new_date_reason(d, cmd.new_due or record.new_due, today)
+
+
+def remind(_s: AssignmentState, _spec: AssignmentSpec, cmd: RemindAssignment, _today: dt.date) -> str | None:
+    if not cmd.message.strip():
+        return "a reminder needs a message"
+    return None
+
+
+def close(_s: AssignmentState, _spec: AssignmentSpec, cmd: CloseAssignment, _today: dt.date) -> str | None:
+    if not cmd.reason.strip():
+        return "closing an assignment (销号) needs a reason"
+    return None
+
+
 # The command's own rule; who may send it is the command table's.
 CHECKS: dict[type[Command], Check] = {
     AcceptAssignment: accept,
@@ -152,6 +222,10 @@ CHECKS: dict[type[Command], Check] = {
     VerifyYear: verify,
     SubmitTaskSummary: submit_summary,
     CancelAssignment: cancel,
+    RequestExtension: request_extension,
+    DecideExtension: decide_extension,
+    RemindAssignment: remind,
+    CloseAssignment: close,
 }
 
 

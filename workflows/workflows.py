@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         CooperatingReportReceived,
         EscalationCleared,
         Event,
+        ExtensionRequested,
         Fact,
         ReminderIssued,
         SupervisionEscalated,
@@ -335,7 +336,8 @@ class AssignmentWorkflow:
             events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
             s = self._current()
             ids, asked = [e.event_id for e in events], request_digest(row.name, cmd)
-            result = CommandResult(event_ids=ids, stage=s.stage.value, year=s.year, request=asked)
+            n = next((e.payload["n"] for e in events if e.type == ExtensionRequested.TYPE), None)
+            result = CommandResult(event_ids=ids, stage=s.stage.value, year=s.year, request=asked, n=n)
             self._remember(cmd.command_id, result)
             target = events[-1].seq
         await workflow.wait_condition(lambda: self._published_seq >= target)

@@ -30,6 +30,13 @@ TEMPLATES = {
     "AssignmentCancelled": "任务撤销：{reason_short} / assignment cancelled",
     "TaskSummarySubmitted": "牵头单位提交 {year} 年度汇总（第 {revision} 版）/ "
     "lead's summary for {year}, revision {revision}",
+    "ExtensionRequested": "申请延期（第 {n} 号）：{deadline_key} 由 {due} 延至 {new_due}，理由：{reason_short} / "
+    "extension {n} requested: {deadline_key} from {due} to {new_due}",
+    "ExtensionApproved": "批准延期（第 {n} 号）：{deadline_key} 由 {old_due} 改为 {new_due} / "
+    "extension {n} approved: {deadline_key} now due {new_due}",
+    "ExtensionRefused": "不予延期（第 {n} 号）：{reason_short} / extension {n} refused",
+    "ManualReminderIssued": "督查催办：{message_short} / reminder from a supervisor",
+    "AssignmentClosed": "办结销号：{reason_short} / closed early ({year})",
 }
 
 
@@ -59,5 +66,6 @@ def summary(event_type: str, payload: dict[str, Any]) -> str:
         evidence_n=len(payload.get("evidence") or []),
         reasons_short=_clip(payload.get("reasons")),
         reason_short=_clip(payload.get("reason")),
+        message_short=_clip(payload.get("message")),
     )
     return template.format_map(fields)

@@ -16,11 +16,15 @@ from contracts.base import OverdueLevel
 from contracts.events import (
     AnnualPlanReturned,
     AssignmentCancelled,
+    AssignmentClosed,
     AssignmentCreated,
     CooperatingReportReceived,
     Deadline,
     Event,
+    ExtensionApproved,
+    ExtensionRefused,
     Fact,
+    ManualReminderIssued,
     ReminderIssued,
     SupervisionEscalated,
     VerificationFailed,
@@ -39,6 +43,10 @@ NOTIFIED = frozenset(
         VerificationFailed.TYPE,
         CooperatingReportReceived.TYPE,
         AssignmentCancelled.TYPE,
+        ManualReminderIssued.TYPE,
+        ExtensionApproved.TYPE,
+        ExtensionRefused.TYPE,
+        AssignmentClosed.TYPE,
     }
 )
 
@@ -129,6 +137,8 @@ def notice(
             f"{unit}：配合单位{name_of(fact.from_unit_id)}报送了{task}{labels.period(fact.period)}的进展"
             f"（完成{fact.percent:g}%）：{fact.narrative}。请牵头单位汇总。"
         )
+    elif isinstance(fact, ManualReminderIssued | ExtensionApproved | ExtensionRefused | AssignmentClosed):
+        subject, text = change_words(fact, unit, task, today)
     else:
         assert isinstance(fact, AssignmentCancelled)
         subject = f"【任务撤销】{task}"
@@ -139,3 +149,30 @@ def notice(
     # a subject is one line.
     subject, text = shown(subject, keep=frozenset()), shown(text)
     return Notice(owners=owners, subject=subject, text=text, link=link, level=level)
+
+
+def change_words(
+    fact: ManualReminderIssued | ExtensionApproved | ExtensionRefused | AssignmentClosed,
+    unit: str,
+    task: str,
+    today: dt.date,
+) -> tuple[str, str]:
+    """Subject and text of a change a person made during the year (issue 21)."""
+    if isinstance(fact, ManualReminderIssued):
+        d = fact.deadline
+        when = f"{labels.deadline(d.key)}应于{due_words(d.due, today)}完成。" if d else ""
+        return f"【督查催办】{task}", f"{unit}：督查人员就{task}催办：{fact.message}。{when}"
+    if isinstance(fact, ExtensionApproved):
+        what = labels.deadline(fact.deadline_key)
+        said = f"意见：{fact.reason}。" if fact.reason else ""
+        return (
+            f"【延期批准】{task} {what}",
+            f"{unit}：{task}的{what}延期申请（第{fact.n}号）已批准，期限改为{due_words(fact.new_due, today)}。{said}",
+        )
+    if isinstance(fact, ExtensionRefused):
+        what = labels.deadline(fact.deadline_key)
+        return (
+            f"【延期不予批准】{task} {what}",
+            f"{unit}：{task}的{what}延期申请（第{fact.n}号）不予批准。理由：{fact.reason}。请按原期限办理。",
+        )
+    return f"【办结销号】{task}", f"{unit}：{task}已办结销号。理由：{fact.reason}。"

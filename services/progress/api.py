@@ -163,6 +163,7 @@ class CommandEndpoint:
             year=r.year,
             event_ids=r.event_ids,
             replayed=outcome.replayed,
+            n=r.n,
         )
 
 
@@ -200,6 +201,8 @@ def detail(state: AssignmentState) -> AssignmentDetail:
         last_report=state.last_report.model_dump(mode="json") if state.last_report else None,
         last_verification=state.last_verification,
         summary=state.summary,
+        extensions=[x.model_dump(mode="json") for x in state.extensions],
+        closure=state.closure,
         counts={
             "reports": state.reports,
             "cooperating_reports": state.cooperating_reports,
@@ -207,6 +210,7 @@ def detail(state: AssignmentState) -> AssignmentDetail:
             "verifications_failed": state.verifications_failed,
             "reminders": state.reminders,
             "escalations": state.escalations_total,
+            "manual_reminders": state.manual_reminders,
         },
         workflow_id=workflow_id(state.assignment_id),
     )

@@ -51,7 +51,52 @@ def every_fact() -> list[ev.Fact]:
         ev.TaskSummarySubmitted(year=2030, revision=1, text="汇总"),
         ev.ProgrammeImported(document_no="渝府办发〔2022〕79号", title="t", task_count=30, responsibility_count=1,
                              content_sha256="cd" * 32),
+        *change_facts(),
     ]  # fmt: skip
+
+
+def change_facts() -> list[ev.Fact]:
+    """Issue 21's facts: an extension asked, approved, another refused, a reminder, an early closure."""
+    moved = deadline("report:2026-Q1", dt.date(2026, 5, 8))
+    return [
+        ev.ExtensionRequested(n=1, deadline_key="report:2026-Q1", due=dt.date(2026, 4, 15),
+                              new_due=dt.date(2026, 5, 8), reason="数据未出"),
+        ev.ExtensionApproved(n=1, deadline_key="report:2026-Q1", old_due=dt.date(2026, 4, 15),
+                             new_due=dt.date(2026, 5, 8), opens=[moved]),
+        ev.ExtensionRequested(n=2, deadline_key="report:2026-Q1", due=dt.date(2026, 5, 8),
+                              new_due=dt.date(2026, 6, 8), reason="再延"),
+        ev.ExtensionRefused(n=2, deadline_key="report:2026-Q1", reason="不予延期"),
+        ev.ExtensionRequested(n=3, deadline_key="report:2026-Q1", due=dt.date(2026, 5, 8),
+                              new_due=dt.date(2026, 6, 1), reason="三延"),
+        ev.ManualReminderIssued(message="请尽快报送", deadline=moved),
+        ev.AssignmentClosed(year=2026, reason="任务已提前完成", closes=["report:2026-Q1"]),
+    ]  # fmt: skip
+
+
+def test_extensions_move_a_deadline_and_lapse_when_it_closes() -> None:
+    facts = [ev.AssignmentCreated(task_title="t", role=Role.LEAD, start_year=2026, horizon_year=2030,
+                                  opens=[deadline("report:2026-Q1", dt.date(2026, 4, 15))]),
+             *change_facts()]  # fmt: skip
+    s = [state for state in _running(facts)]
+    assert s[1].open_extension("report:2026-Q1") is not None and s[1].extensions[0].status == "open"
+    assert s[2].deadlines["report:2026-Q1"].due == dt.date(2026, 5, 8)
+    assert (s[2].extensions[0].status, s[2].extensions[0].approved_due) == ("approved", dt.date(2026, 5, 8))
+    assert (s[4].extensions[1].status, s[4].extensions[1].decision_reason) == ("refused", "不予延期")
+    assert s[4].deadlines["report:2026-Q1"].due == dt.date(2026, 5, 8)  # a refusal moves nothing
+    assert s[6].manual_reminders == 1
+    closed = s[7]
+    assert (closed.stage, closed.deadlines, closed.closure and closed.closure["reason"]) == (
+        Stage.COMPLETED, {}, "任务已提前完成")  # fmt: skip
+    assert [x.status for x in closed.extensions] == ["approved", "refused", "lapsed"]
+
+
+def _running(facts: list[ev.Fact]) -> list[AssignmentState]:
+    out: list[AssignmentState] = []
+    state: AssignmentState | None = None
+    for i, f in enumerate(facts):
+        state = apply(state, event(f, i))
+        out.append(state)
+    return out
 
 
 def event(fact: ev.Fact, seq: int) -> ev.Event:

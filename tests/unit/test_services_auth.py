@@ -31,6 +31,10 @@ BODIES: dict[str, Any] = {
     "verification": {"decision": "pass"},
     "summaries": {"year": 2026, "text": "汇总"},
     "cancel": {"reason": "r"},
+    "extensions": {"deadline_key": "report:2026-Q1", "new_due": "2026-05-08", "reason": "r"},
+    "extensions/1/decision": {"decision": "approve"},
+    "reminders": {"message": "m"},
+    "closure": {"reason": "r"},
 }
 # path -> who gets through (everyone else: 403). "own" is the yuzhong department.
 ALLOWED = {
@@ -42,6 +46,10 @@ ALLOWED = {
     "verification": {"verifier", "supervisor"},
     "summaries": {"own"},
     "cancel": {"supervisor"},
+    "extensions": {"own"},
+    "extensions/1/decision": {"supervisor"},
+    "reminders": {"supervisor"},
+    "closure": {"supervisor"},
 }
 
 
@@ -161,7 +169,7 @@ async def test_each_command_reaches_its_update_with_the_path_and_body_fields(
 ) -> None:
     c, fake, keys = api
     for (path, body), row in zip(BODIES.items(), COMMANDS, strict=True):
-        assert f"/{path}" == row.path.replace("{year}", "2026")
+        assert f"/{path}" == row.path.replace("{year}", "2026").replace("{n}", "1")
         role, unit = CALLERS[sorted(ALLOWED[path])[0]]
         headers = {**auth(keys, role, unit), "Idempotency-Key": f"k-{row.name}"}
         assert (await c.post(f"/v1/assignments/{AID}/{path}", json=body, headers=headers)).status_code == 200
