@@ -171,3 +171,34 @@ class LeadTask(Frozen):
 
 class LeadTaskDetail(LeadTask):
     items: list[AssignmentDetail]  # the lead's own assignment first, then the others by unit
+
+
+# ---- 催办 to many assignments at once (issue 21) --------------------------------------------------
+
+BulkState = Literal["preview", "running", "done", "failed"]
+
+
+class BulkReminderBody(Frozen):
+    """POST /v1/reminders: one message to every open assignment matching the filter, at most `limit`."""
+
+    message: str = Field(min_length=1, max_length=2000)
+    programme_id: str | None = Field(default=None, pattern=PROGRAMME_ID_PATTERN)
+    unit_id: str | None = Field(default=None, max_length=64)
+    task_no: int | None = Field(default=None, ge=1, le=999)
+    stage: Stage | None = None
+    overdue: Literal["none", "blue", "yellow", "red", "any"] | None = None
+    limit: int = Field(default=500, ge=1, le=200_000)
+    dry_run: bool = False  # true: only count what would be reminded
+
+
+class BulkReminderStatus(Frozen):
+    """The preview (dry run), or a sending's progress: `GET /v1/reminders/{job_id}`."""
+
+    job_id: str | None = None
+    state: BulkState
+    matched: int  # open assignments matching the filter
+    limit: int
+    sent: int = 0
+    failed: int = 0
+    first_failure: str | None = None
+    message: str

@@ -12,6 +12,7 @@ from fastapi import FastAPI
 
 from services.progress import (
     api,
+    bulk_reminders,
     dashboard,
     evidence,
     lead,
@@ -58,6 +59,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         await consumer.start()
         app.state.read_model_consumer = consumer
         app.state.http = httpx.AsyncClient(timeout=10.0)
+        app.state.reminder_jobs = {}
         log.info("progress.started", host=settings.host, port=settings.port)
         try:
             yield
@@ -78,6 +80,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_liveness(app)
     app.include_router(api.router)
+    app.include_router(bulk_reminders.router)
     app.include_router(evidence.router)
     app.include_router(outcomes.router)
     allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)

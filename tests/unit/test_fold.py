@@ -77,7 +77,7 @@ def test_extensions_move_a_deadline_and_lapse_when_it_closes() -> None:
     facts = [ev.AssignmentCreated(task_title="t", role=Role.LEAD, start_year=2026, horizon_year=2030,
                                   opens=[deadline("report:2026-Q1", dt.date(2026, 4, 15))]),
              *change_facts()]  # fmt: skip
-    s = [state for state in _running(facts)]
+    s = _running(facts)
     assert s[1].open_extension("report:2026-Q1") is not None and s[1].extensions[0].status == "open"
     assert s[2].deadlines["report:2026-Q1"].due == dt.date(2026, 5, 8)
     assert (s[2].extensions[0].status, s[2].extensions[0].approved_due) == ("approved", dt.date(2026, 5, 8))

@@ -11,7 +11,17 @@ import httpx
 import pytest
 from faststream.nats import TestNatsBroker
 
-from contracts.events import Deadline, Event, ReminderIssued
+from contracts.base import Actor, UserRole
+from contracts.events import (
+    AssignmentClosed,
+    Deadline,
+    Event,
+    ExtensionApproved,
+    ExtensionRefused,
+    ExtensionRequested,
+    ManualReminderIssued,
+    ReminderIssued,
+)
 from contracts.subjects import event_subject
 from services.notify.addresses import AddressRefused, check_email, check_webhook_url
 from services.notify.channels import signature, webhook_body
@@ -82,6 +92,24 @@ def test_texts_name_the_task_unit_deadline_and_link() -> None:
     text = notice(reminder, "t", "http://x")
     assert text is not None and "2026年第二季度进展填报" in text.text and "个工作日" in text.text
     assert notice(f.reported(10.0), "t", "http://x") is None  # progress reports are not pushed
+
+
+def test_a_supervisors_reminder_extension_decisions_and_closure_reach_the_unit() -> None:
+    f = EventFactory("cq-2022-79", 14, "yuzhong")
+    sup = Actor(sub="sup-1", role=UserRole.SUPERVISOR)
+    due = Deadline(key="report:2026-Q2", kind="quarterly_report", due=dt.date(2026, 7, 10), year=2026)
+    reminded = notice(f.next(ManualReminderIssued(message="请本周内报送", deadline=due), sup), "t", "http://x")
+    assert reminded is not None and reminded.subject.startswith("【督查催办】")
+    assert "请本周内报送" in reminded.text and "2026年第二季度进展填报" in reminded.text
+    moved = ExtensionApproved(n=2, deadline_key=due.key, old_due=due.due, new_due=dt.date(2026, 8, 3))
+    approved = notice(f.next(moved, sup), "t", "http://x")
+    assert approved is not None and "第2号）已批准" in approved.text and "2026年8月3日前" in approved.text
+    refused = notice(f.next(ExtensionRefused(n=3, deadline_key=due.key, reason="理由不充分"), sup), "t", "http://x")
+    assert refused is not None and "不予批准" in refused.subject and "理由不充分" in refused.text
+    closed = notice(f.next(AssignmentClosed(year=2026, reason="已提前完成"), sup), "t", "http://x")
+    assert closed is not None and "办结销号" in closed.subject and "已提前完成" in closed.text
+    asked = ExtensionRequested(n=1, deadline_key=due.key, due=due.due, new_due=dt.date(2026, 8, 1), reason="r")
+    assert notice(f.next(asked), "t", "http://x") is None  # the unit asked it itself
 
 
 def test_a_delivery_is_signed_over_the_exact_body_and_its_id_is_stable() -> None:
