@@ -254,12 +254,28 @@ class AssignmentClosed(Fact):
     reason: str
 
 
+class MovedDeadline(Frozen):
+    key: str
+    old_due: dt.date
+    new_due: dt.date
+
+
+class DeadlinesRecomputed(Fact):
+    """A working calendar published for `year` moved these open deadlines (`opens` has them at their new dates)."""
+
+    TYPE = "DeadlinesRecomputed"
+    year: int
+    source: str  # the notice the calendar comes from, which says why the dates moved
+    moved: list[MovedDeadline]
+
+
 CHANGE_FACTS: tuple[type[Fact], ...] = (
     ExtensionRequested,
     ExtensionApproved,
     ExtensionRefused,
     ManualReminderIssued,
     AssignmentClosed,
+    DeadlinesRecomputed,
 )
 
 

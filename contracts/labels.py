@@ -96,6 +96,7 @@ FACTS = {
     "ExtensionRefused": ("延期不予批准", "extension refused"),
     "ManualReminderIssued": ("督查催办", "reminder from a supervisor"),
     "AssignmentClosed": ("办结销号", "closed early"),
+    "DeadlinesRecomputed": ("按放假安排调整期限", "deadlines moved by a published calendar"),
 }
 EXTENSION_STATUSES = {
     "open": ("待审批", "awaiting decision"),

@@ -37,8 +37,10 @@ from contracts.events import (
     AssignmentCompleted,
     AssignmentCreated,
     Deadline,
+    DeadlinesRecomputed,
     EscalationCleared,
     EvaluationRecorded,
+    Event,
     ExtensionApproved,
     ExtensionRefused,
     ExtensionRequested,
@@ -56,6 +58,18 @@ from contracts.events import (
 from contracts.fold import AssignmentState
 from workflows import deadlines as rules
 from workflows.calendar import WorkingCalendar
+
+
+def track_notices(notices: dict[str, str], fact: Fact) -> None:
+    """Which notice each deadline has had: a closed or (re)opened deadline starts with none."""
+    if isinstance(fact, DeadlinesRecomputed):
+        return  # the same obligation on a corrected calendar: what was issued for it stands
+    for key in [*fact.closes, *(d.key for d in fact.opens)]:
+        notices.pop(key, None)
+    if isinstance(fact, SupervisionEscalated):
+        notices[fact.deadline.key] = fact.level.value
+    elif isinstance(fact, ReminderIssued):
+        notices[fact.deadline.key] = "reminder"
 
 
 def first_year(spec: AssignmentSpec, today: dt.date) -> int:
@@ -218,3 +232,8 @@ def decide_change(s: AssignmentState, cmd: Command) -> list[Fact]:
         case CloseAssignment():
             return [AssignmentClosed(year=s.year, reason=cmd.reason, closes=sorted(s.deadlines))]
     raise TypeError(f"unknown command {type(cmd).__name__}")
+
+
+def request_number(events: list[Event]) -> int | None:
+    """The number of the extension request among `events`, for the command's answer."""
+    return next((e.payload["n"] for e in events if e.type == ExtensionRequested.TYPE), None)

@@ -14,6 +14,7 @@ from contracts.base import SYSTEM_ACTOR, Actor
 from contracts.commands import AssignmentSpec, CommandResult, CooperatingReport
 from contracts.events import ProgrammeImported
 from contracts.fold import AssignmentState
+from contracts.working_calendar import PublishedCalendar
 
 MAX_REMEMBERED_COMMANDS = 256
 
@@ -28,6 +29,7 @@ class Carried(BaseModel):
     # command_id -> the result it got, most recent last, at most MAX_REMEMBERED_COMMANDS
     results: dict[str, CommandResult] = {}
     pending_cooperating: list[CooperatingReport] = []
+    published_calendars: list[PublishedCalendar] = []  # working calendars published to this assignment
 
 
 class AssignmentInput(BaseModel):

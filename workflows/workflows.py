@@ -16,8 +16,8 @@ How it works, in one place:
   and continues-as-new when the assignment moves to a new year. A signal that arrives while
   that last task runs fails it; its redo takes the signal first, and since nothing of the
   failed task was recorded, nothing of it was published.
-* The working calendar is loaded by a local activity (recorded in history), never imported
-  as data, so a `holidays` upgrade cannot change a replay.
+* The working calendar is loaded by a local activity (recorded in history), never imported as
+  data, so a `holidays` upgrade cannot change a replay; a year published by signal replaces it.
 """
 
 from __future__ import annotations
@@ -51,38 +51,27 @@ with workflow.unsafe.imports_passed_through():
         CooperatingReportReceived,
         EscalationCleared,
         Event,
-        ExtensionRequested,
         Fact,
-        ReminderIssued,
-        SupervisionEscalated,
         make_event,
     )
     from contracts.fold import AssignmentState, apply
     from contracts.ids import workflow_id
+    from contracts.working_calendar import SIGNAL_CALENDAR_PUBLISHED
     from workflows import deadlines as rules
     from workflows import decisions, search_attributes, validation
     from workflows.activities import CalendarRequest, load_working_calendar
     from workflows.calendar import WorkingCalendar, YearCalendar, shanghai_date, start_of_day
     from workflows.models import MAX_REMEMBERED_COMMANDS, AssignmentInput, AssignmentStatus, Carried
+    from workflows.published_calendars import PublishedCalendars
     from workflows.publishing import PUBLISH_BATCH, PUBLISH_PAUSE, publish
+    from workflows.recompute import deadlines_recomputed
 
 COMMAND_REJECTED = "CommandRejected"
-
 FINAL = (Stage.COMPLETED, Stage.CANCELLED)
 
 
 def rejected(reason: str) -> ApplicationError:
     return ApplicationError(reason, type=COMMAND_REJECTED, non_retryable=True)
-
-
-def track_notices(notices: dict[str, str], fact: Fact) -> None:
-    """Which notice each deadline has had: a closed or (re)opened deadline starts with none."""
-    for key in [*fact.closes, *(d.key for d in fact.opens)]:
-        notices.pop(key, None)
-    if isinstance(fact, SupervisionEscalated):
-        notices[fact.deadline.key] = fact.level.value
-    elif isinstance(fact, ReminderIssued):
-        notices[fact.deadline.key] = "reminder"
 
 
 @workflow.defn(name=WORKFLOW_NAME)
@@ -102,6 +91,8 @@ class AssignmentWorkflow:
         self._outbox: list[Event] = []
         self._calendar_years: dict[int, YearCalendar] = {}
         self._calendar = WorkingCalendar()
+        self._published = PublishedCalendars(carried.published_calendars if carried else [])
+        workflow.set_signal_handler(SIGNAL_CALENDAR_PUBLISHED, self._published.receive)
         self._run_year = self._state.year if self._state else 0
         self._wake: dt.datetime | None = None
         for row in COMMANDS:
@@ -118,6 +109,7 @@ class AssignmentWorkflow:
             self._create(today)
         while True:
             self._drain_cooperating()
+            self._apply_published_calendars()
             self._issue_notices(today)
             self._verify_at_year_end(today)
             await self._flush()
@@ -144,7 +136,7 @@ class AssignmentWorkflow:
     async def _sleep_until_next_wake(self, today: dt.date) -> None:
         self._wake = self._next_wake(today)
         timeout = None if self._wake is None else max(self._wake - workflow.now(), dt.timedelta(0))
-        await self._wait(lambda: bool(self._outbox or self._cooperating), timeout)
+        await self._wait(lambda: bool(self._outbox or self._cooperating or self._published.pending), timeout)
 
     async def _wait(self, condition: Callable[[], bool], timeout: dt.timedelta | None) -> None:
         with contextlib.suppress(TimeoutError):
@@ -158,6 +150,7 @@ class AssignmentWorkflow:
             notices={k: v for k, v in self._notices.items() if k in state.deadlines},
             results=self._results,
             pending_cooperating=self._cooperating,
+            published_calendars=self._published.carried(),
         )
         workflow.logger.info("continue-as-new into %s", state.year)
         workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
@@ -218,7 +211,15 @@ class AssignmentWorkflow:
             load_working_calendar, CalendarRequest(years=missing), start_to_close_timeout=dt.timedelta(seconds=30)
         )
         self._calendar_years.update({y.year: y for y in loaded.years})
+        self._calendar_years.update(self._published.years())  # a published year wins over the package
         self._calendar = WorkingCalendar(self._calendar_years.values())
+
+    def _apply_published_calendars(self) -> None:
+        """A calendar published by signal: used at once; the open deadlines it changes move (an event)."""
+        for published in self._published.take():
+            old, self._calendar = self._calendar, self._published.install(published, self._calendar_years)
+            fact = deadlines_recomputed(self._current(), old, self._calendar, self._rules, published)
+            self._emit([fact] if fact and self._current().stage not in FINAL else [], SYSTEM_ACTOR)
 
     # ---- events ------------------------------------------------------------------------------
 
@@ -251,7 +252,7 @@ class AssignmentWorkflow:
         self._seq += 1
         self._state = apply(self._state, event)
         self._outbox.append(event)
-        track_notices(self._notices, fact)
+        decisions.track_notices(self._notices, fact)
         return event
 
     async def _flush(self) -> None:
@@ -283,12 +284,8 @@ class AssignmentWorkflow:
     def _command_handlers(
         self, row: CommandRow
     ) -> tuple[Callable[[dict[str, Any]], Awaitable[CommandResult]], Callable[[dict[str, Any]], None]]:
-        """The update handler and validator of one command-table row.
-
-        They take the command as plain JSON and read it with the row's model here, so that one
-        handler serves every row and a malformed command is refused in words, not by the
-        payload converter.
-        """
+        """The update handler and validator of one row. They take plain JSON and read it with the row's
+        model here, so one handler serves every row and a malformed command is refused in words."""
 
         def parsed(body: dict[str, Any]) -> Command:
             try:
@@ -336,7 +333,7 @@ class AssignmentWorkflow:
             events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
             s = self._current()
             ids, asked = [e.event_id for e in events], request_digest(row.name, cmd)
-            n = next((e.payload["n"] for e in events if e.type == ExtensionRequested.TYPE), None)
+            n = decisions.request_number(events)
             result = CommandResult(event_ids=ids, stage=s.stage.value, year=s.year, request=asked, n=n)
             self._remember(cmd.command_id, result)
             target = events[-1].seq

@@ -37,6 +37,8 @@ TEMPLATES = {
     "ExtensionRefused": "不予延期（第 {n} 号）：{reason_short} / extension {n} refused",
     "ManualReminderIssued": "督查催办：{message_short} / reminder from a supervisor",
     "AssignmentClosed": "办结销号：{reason_short} / closed early ({year})",
+    "DeadlinesRecomputed": "依 {source} 公布的 {year} 年放假安排重新计算期限：{moved_words} / "
+    "deadlines moved by the {year} working calendar",
 }
 
 
@@ -67,5 +69,10 @@ def summary(event_type: str, payload: dict[str, Any]) -> str:
         reasons_short=_clip(payload.get("reasons")),
         reason_short=_clip(payload.get("reason")),
         message_short=_clip(payload.get("message")),
+        moved_words="；".join(
+            f"{m.get('key')} {m.get('old_due')} → {m.get('new_due')}"
+            for m in payload.get("moved") or []
+            if isinstance(m, dict)
+        ),
     )
     return template.format_map(fields)

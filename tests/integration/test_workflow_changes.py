@@ -27,6 +27,8 @@ from contracts.commands import (
     ReviewAnnualPlan,
 )
 from contracts.events import Event
+from contracts.working_calendar import SIGNAL_CALENDAR_PUBLISHED, PublishedCalendar
+from services.audit import timeline
 from tests.integration.conftest import (
     SUPERVISOR,
     VERIFIER,
@@ -35,12 +37,15 @@ from tests.integration.conftest import (
     day_of,
     department,
     independent_add_working_days,
+    is_cn_working_day,
     make_spec,
     of_type,
     plan,
     send,
     status,
 )
+from tests.support.waiting import until
+from workflows.calendar import china_year
 from workflows.deadlines import quarter_end
 from workflows.workflows import COMMAND_REJECTED
 
@@ -210,3 +215,46 @@ async def test_a_manual_reminder_and_an_early_closure_are_events(kit: Kit) -> No
     assert await rejected(h, late) == (
         f"assignment {aid} was closed (销号): 任务已由市政府调整; it takes no further commands"
     )
+
+
+async def test_a_calendar_published_for_next_year_moves_a_deadline_in_a_running_workflow(kit: Kit) -> None:
+    """A Sunday made a working day before the Q1 report's due date brings that date one working day closer."""
+    unit = "nanchuan"
+    h, year, key, due = await implementing_next_year(kit, unit)
+    aid = h.id.removeprefix("assignment-")
+    sunday = next(d for d in (dt.date(year, 4, 1) + dt.timedelta(days=i) for i in range(7)) if d.weekday() == 6)
+    assert sunday < due
+    package = china_year(year)
+    published = PublishedCalendar(
+        year=year,
+        holidays=package.days_off,
+        workdays=[*package.make_up_workdays, sunday],
+        source=f"国办发明电〔{year - 1}〕7号",
+    )
+    before = await status(h)
+    await h.signal(SIGNAL_CALENDAR_PUBLISHED, published)
+
+    def works(day: dt.date) -> bool:
+        return day == sunday or is_cn_working_day(day)
+
+    expected, left = quarter_end(year, 1), 10
+    while left:
+        expected += dt.timedelta(days=1)
+        left -= works(expected)
+    assert expected < due
+
+    async def moved() -> list[Event]:
+        return of_type(await kit.events(aid), "DeadlinesRecomputed")
+
+    [event] = await until(moved, "the deadlines recomputed")
+    assert event.payload["source"] == published.source and event.payload["year"] == year
+    assert {(m["key"], m["old_due"], m["new_due"]) for m in event.payload["moved"]} >= {
+        (key, due.isoformat(), expected.isoformat())
+    }
+    s = await status(h)
+    assert s.deadlines[key].due == expected
+    # Deadlines before the Sunday, or counted from fixed dates it does not touch, stay.
+    assert s.deadlines[f"verification:{year}"].due == before.deadlines[f"verification:{year}"].due
+    assert "DeadlinesRecomputed" in timeline.TEMPLATES
+    line = timeline.summary(event.type, event.payload)
+    assert published.source in line and expected.isoformat() in line

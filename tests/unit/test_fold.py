@@ -52,6 +52,9 @@ def every_fact() -> list[ev.Fact]:
         ev.ProgrammeImported(document_no="渝府办发〔2022〕79号", title="t", task_count=30, responsibility_count=1,
                              content_sha256="cd" * 32),
         *change_facts(),
+        ev.DeadlinesRecomputed(year=2027, source="国办发明电〔2026〕7号", opens=[deadline("acceptance")],
+                               moved=[ev.MovedDeadline(key="acceptance", old_due=dt.date(2026, 2, 3),
+                                                       new_due=dt.date(2026, 2, 3))]),
     ]  # fmt: skip
 
 
