@@ -71,10 +71,17 @@ def public_checkpoint(cp: dict[str, Any]) -> dict[str, Any]:
 
 
 @router.get("/healthz", include_in_schema=False)
-async def healthz(a: Audit = Depends(audit)) -> dict[str, Any]:
+@router.get("/readyz", include_in_schema=False)
+async def healthz(a: Audit = Depends(audit)) -> Any:
+    """Readiness: 503 with the reason while the ledger takes no events (its disk is full)."""
     async with a.engine.connect() as conn:
         size = await ledger_size(conn)
-    return {"status": "ok", "consumer": a.consumer.state, "ledger_size": size}
+    body = {"status": "ok", "consumer": a.consumer.state, "ledger_size": size}
+    trouble = a.consumer.runner.trouble if a.consumer.runner is not None else None
+    if trouble:
+        reason = f"台账暂停写入：磁盘已满，腾出空间后自动恢复（ledger paused: {trouble}）"
+        return JSONResponse({**body, "status": "unavailable", "reason": reason}, status_code=503)
+    return body
 
 
 @router.get("/v1/audit/events")

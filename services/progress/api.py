@@ -385,9 +385,19 @@ async def _fetch_groups(request: Request, programme_id: str) -> None:
 
 
 @router.get("/healthz", tags=["health"])
-async def healthz(request: Request) -> dict[str, Any]:
-    return {
+@router.get("/readyz", tags=["health"])
+async def healthz(request: Request, response: Response) -> dict[str, Any]:
+    """Readiness: 503 with the reason while the read model takes no events (its disk is full)."""
+    body: dict[str, Any] = {
         "status": "ok",
         "service": "progress",
         "read_model_position": await readmodel.position(request.app.state.engine),
     }
+    trouble = request.app.state.read_model_runner.trouble
+    if trouble:
+        response.status_code = 503
+        body |= {
+            "status": "unavailable",
+            "reason": f"进展视图暂停更新：磁盘已满，腾出空间后自动恢复（read model paused: {trouble}）",
+        }
+    return body

@@ -55,7 +55,9 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
-        consumer = subscribers.lease(engine, subscribers.consumer(nc.jetstream(), engine, settings), settings)
+        runner = subscribers.consumer(nc.jetstream(), engine, settings)
+        app.state.read_model_runner = runner
+        consumer = subscribers.lease(engine, runner, settings)
         await consumer.start()
         app.state.read_model_consumer = consumer
         app.state.http = httpx.AsyncClient(timeout=10.0)

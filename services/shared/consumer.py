@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Iterable
 from typing import Any, NamedTuple, Protocol
 
@@ -24,6 +25,7 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from nats.js.errors import NotFoundError
 
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
+from services.shared.disk import disk_full
 
 log = structlog.get_logger("consumer")
 
@@ -152,6 +154,10 @@ class Runner:
         self._sub: Any = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        # Why the view takes no work now (its disk is full), shown by the service's health; None when well.
+        self.trouble: str | None = None
+        self._trouble_since = 0.0
+        self._position = 0  # the view's position after the last batch applied
 
     async def start(self) -> None:
         await self._bind()
@@ -160,6 +166,7 @@ class Runner:
 
     async def _bind(self) -> None:
         position = await self.view.load()
+        self._position = position
         config = consumer_config(self.view.durable, self.subject, position, self.batch_size, self.ack_wait)
         done = await place_consumer(self.js, self.stream, config, position)
         if self._sub is not None:
@@ -234,12 +241,22 @@ class Runner:
             out = await self.view.apply(batch, self.first_available)
             if out.deferred and await self._first_available_moved():
                 out = await self.view.apply(batch, self.first_available)
-        except Exception:  # nothing was kept: the batch comes again
-            self.log.exception("consumer.batch_failed", size=len(batch))
+        except Exception as exc:  # nothing was kept: the batch comes again
+            full = disk_full(exc)
+            if full is None:
+                self.log.exception("consumer.batch_failed", size=len(batch))
+            elif self.trouble is None:  # one line when it starts, none while it lasts
+                self._trouble_since = time.monotonic()
+                self.log.error("consumer.disk_full", reason=full, size=len(batch), action="paused until space returns")
+            self.trouble = f"disk full: {full}" if full else None
             for m in msgs:
                 with contextlib.suppress(Exception):
-                    await m.nak(delay=1.0)
+                    await m.nak(delay=2.0 if full else 1.0)
             return None
+        if self.trouble is not None and out.position > self._position:  # a batch written, not only put off
+            self.log.warning("consumer.resumed", after_s=round(time.monotonic() - self._trouble_since, 1))
+            self.trouble = None
+        self._position = max(self._position, out.position)
         deferred = set(out.deferred)
         try:
             for seq, m in by_seq.items():

@@ -16,6 +16,7 @@ from contracts import labels, text
 from contracts.base import UserRole
 from services.shared import plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
+from services.shared.disk import disk_full
 
 log = structlog.get_logger()
 TOKEN_COOKIE = "pf_token"
@@ -146,7 +147,11 @@ def install_error_handlers(app: FastAPI) -> None:
         return JSONResponse({"detail": plain_errors.summary(errors), "errors": errors}, status_code=422)
 
     @app.exception_handler(Exception)
-    async def _unexpected(request: Request, _exc: Exception) -> JSONResponse:
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        if full := disk_full(exc):
+            log.error("request.disk_full", path=request.url.path, reason=full)
+            detail = f"磁盘已满，暂时无法保存，请稍后重试（disk full: {full}; nothing was saved, try again later）"
+            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
         log.exception("request.failed", path=request.url.path)
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
