@@ -22,7 +22,10 @@ def event_subject(programme_id: str, unit_id: str | None, event_type: str) -> st
     return f"{EVENT_SUBJECT_PREFIX}.{_token(programme_id)}.{_token(unit_id)}.{event_type}"
 
 
-def event_stream_config(replicas: int = 1) -> dict[str, object]:
+STREAM_MAX_BYTES = 8 * 1024**3
+
+
+def event_stream_config(replicas: int = 1, max_bytes: int = STREAM_MAX_BYTES) -> dict[str, object]:
     """Keyword arguments for `js.add_stream`: durable, no deletes or purges, bounded messages."""
     return {
         "name": EVENT_STREAM,
@@ -33,7 +36,7 @@ def event_stream_config(replicas: int = 1) -> dict[str, object]:
         "deny_delete": True,
         "deny_purge": True,
         "max_msg_size": 256 * 1024,
-        "max_bytes": 8 * 1024**3,
+        "max_bytes": max_bytes,
     }
 
 

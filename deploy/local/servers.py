@@ -120,10 +120,21 @@ max_payload: 1MB
 jetstream {{
   store_dir: "{store_dir}"
   sync_interval: always
-  max_file_store: 64GB
+  max_file_store: {max_file_store}
 }}
 {extra}
 """
+MAX_FILE_STORE = 64 * 1024**3
+
+
+def file_store_limit(store_dir: Path, floor: int) -> int:
+    """JetStream's `max_file_store`: what the store holds plus 90% of the filesystem's free space
+    (at most 64 GiB), so that it refuses publishes before the disk is full (on a full disk
+    JetStream disables itself); never below `floor`, the stream's own `max_bytes`, which
+    JetStream reserves when the stream is created."""
+    probe = next(p for p in (store_dir, *store_dir.parents) if p.exists())
+    held = sum(f.stat().st_size for f in store_dir.rglob("*") if f.is_file()) if store_dir.exists() else 0
+    return max(floor, min(MAX_FILE_STORE, held + int(shutil.disk_usage(probe).free * 0.9)))
 
 
 NATS_USERS = ("worker", "assignment", "progress", "audit", "admin", "notify")
@@ -154,7 +165,13 @@ def nats_user_url(port: int, user: str, passwords: dict[str, str]) -> str:
     return f"nats://{user}:{passwords[f'PF_NATS_{user.upper()}_PASSWORD']}@127.0.0.1:{port}"
 
 
-def nats_server(state_dir: Path, port: int | None = None, extra_config: str = "", auth: bool = False) -> Server:
+def nats_server(
+    state_dir: Path,
+    port: int | None = None,
+    extra_config: str = "",
+    auth: bool = False,
+    max_file_store: int = MAX_FILE_STORE,
+) -> Server:
     """nats-server with JetStream on a file store, fsync on every write (sync_interval: always).
 
     With `auth`, the users and subject permissions of deploy/nats/authorization.conf apply,
@@ -172,7 +189,11 @@ def nats_server(state_dir: Path, port: int | None = None, extra_config: str = ""
     conf = state_dir / "nats.conf"
     conf.write_text(
         NATS_CONFIG_TEMPLATE.format(
-            port=port, monitor_port=monitor, store_dir=state_dir / "jetstream", extra=extra_config
+            port=port,
+            monitor_port=monitor,
+            store_dir=state_dir / "jetstream",
+            extra=extra_config,
+            max_file_store=max_file_store,
         )
     )
     argv = [find_binary("nats-server"), "-c", str(conf)]

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -15,9 +16,13 @@ from pathlib import Path
 
 import httpx
 import nats
+import nats.js.errors
+import structlog
 
+from contracts.subjects import STREAM_MAX_BYTES
 from deploy.local.servers import (
     Server,
+    file_store_limit,
     free_port,
     nats_passwords,
     nats_server,
@@ -27,6 +32,13 @@ from deploy.local.servers import (
 )
 from services.shared.streams import ensure_event_stream
 
+JETSTREAM_DISABLED = {10039, 10076}  # "jetstream not enabled for account", "jetstream not enabled"
+# nats-server's log lines when its store fails: a write error sticks to the stream until a restart.
+STORE_FAILED = ("critical write error", "JetStream out of resources", "Disabling JetStream")
+NATS_RESTART_FREE_BYTES = 4 * 1024**2
+
+log = structlog.get_logger("stack")
+
 SERVICES = (
     ("assignment", "ASSIGNMENT_PORT", 8101),
     ("progress", "PROGRESS_PORT", 8102),
@@ -35,11 +47,25 @@ SERVICES = (
 )
 
 
-async def create_event_stream(url: str) -> None:
+async def create_event_stream(url: str, max_bytes: int = STREAM_MAX_BYTES) -> None:
     """Create the event stream before any reader starts, so readers need no right to create it."""
     nc = await nats.connect(url)
     try:
-        await ensure_event_stream(nc.jetstream())
+        await ensure_event_stream(nc.jetstream(), max_bytes=max_bytes)
+    finally:
+        await nc.close()
+
+
+async def jetstream_enabled(url: str) -> bool:
+    """Whether the server's JetStream answers (it disables itself when its store cannot be written)."""
+    nc = await nats.connect(url, connect_timeout=3, max_reconnect_attempts=0, allow_reconnect=False)
+    try:
+        await nc.jetstream().account_info()
+        return True
+    except (nats.js.errors.ServiceUnavailableError, nats.errors.NoRespondersError):
+        return False
+    except nats.js.errors.APIError as exc:
+        return exc.err_code not in JETSTREAM_DISABLED
     finally:
         await nc.close()
 
@@ -59,6 +85,8 @@ class StackConfig:
     # (services.notify.sink) on smtp_port, which keeps each message under var/mail.
     smtp_host: str | None = None
     smtp_port: int = 0  # 0: a free port (tests, benchmarks); `make up` uses SMTP_PORT or 8025
+    # The event stream's size limit; JetStream's max_file_store follows the disk's free space, not below it.
+    stream_max_bytes: int = STREAM_MAX_BYTES
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -74,6 +102,7 @@ class StackConfig:
             temporal_address=env.get("TEMPORAL_ADDRESS") or None,
             smtp_host=env.get("SMTP_HOST") or None,
             smtp_port=int(env.get("SMTP_PORT", 8025)),
+            stream_max_bytes=int(env.get("NATS_STREAM_MAX_BYTES", STREAM_MAX_BYTES)),
         )
 
 
@@ -82,6 +111,9 @@ class Stack:
     config: StackConfig
     servers: list[Server] = field(default_factory=list)
     processes: list[Server] = field(default_factory=list)
+    nats_restarts: int = 0
+    _next_nats_restart: float = 0.0
+    _nats_log_mark: int = 0  # where nats-server's log stood when it last started
 
     @property
     def nats_url(self) -> str:
@@ -134,8 +166,11 @@ class Stack:
     def start_servers(self) -> None:
         c = self.config
         if not c.nats_url:
-            self.servers.append(nats_server(c.var_dir / "nats", port=c.nats_port, auth=True).start())
-        asyncio.run(create_event_stream(self.nats_url_for("admin")))
+            limit = file_store_limit(c.var_dir / "nats" / "jetstream", floor=c.stream_max_bytes)
+            server = nats_server(c.var_dir / "nats", port=c.nats_port, auth=True, max_file_store=limit)
+            self._nats_log_mark = server.log_path.stat().st_size if server.log_path.exists() else 0
+            self.servers.append(server.start())
+        asyncio.run(create_event_stream(self.nats_url_for("admin"), c.stream_max_bytes))
         if not c.temporal_address:
             server = temporal_dev_server(
                 c.var_dir / "temporal", port=c.temporal_port, ui_port=c.temporal_ui_port, headless=c.headless
@@ -184,6 +219,48 @@ class Stack:
                 last = str(exc)
             time.sleep(0.2)
         raise RuntimeError(f"{service} not healthy after {timeout:.0f}s: {last}")
+
+    def restart_nats_if_store_failed(self) -> bool:
+        """Start the embedded nats-server again when its store failed, once the disk has room.
+
+        On a full disk JetStream refuses each publish (the workflows' publish activities retry, so
+        nothing is lost), but a stream that hit a write error keeps refusing after space returns,
+        and JetStream may disable itself: both last until the server restarts. Returns whether it
+        was restarted."""
+        server = next((s for s in self.servers if s.name == "nats-server"), None)
+        if server is None or time.monotonic() < self._next_nats_restart:
+            return False
+        exited = server.proc is None or server.proc.poll() is not None
+        why = "nats-server exited" if exited else self._nats_store_failure(server)
+        if why is None:
+            return False
+        store = self.config.var_dir / "nats" / "jetstream"
+        if shutil.disk_usage(store if store.exists() else self.config.var_dir).free < NATS_RESTART_FREE_BYTES:
+            return False  # still full: a restart would fail the same way
+        self._next_nats_restart = time.monotonic() + 5.0
+        self.nats_restarts += 1
+        log.error("nats.restarting", reason=why, restarts=self.nats_restarts)
+        self._nats_log_mark = server.log_path.stat().st_size if server.log_path.exists() else 0
+        try:
+            server.restart()
+        except RuntimeError as exc:
+            log.error("nats.restart_failed", error=str(exc))
+        return True
+
+    def _nats_store_failure(self, server: Server) -> str | None:
+        """What the server's log says of its store since it started, or JetStream not answering."""
+        if server.log_path.exists():
+            with server.log_path.open("rb") as f:
+                f.seek(self._nats_log_mark)
+                said = f.read().decode(errors="replace")
+            for line in said.splitlines():
+                if any(mark in line for mark in STORE_FAILED):
+                    return line.split("] ", 2)[-1][:300]
+        try:
+            enabled = asyncio.run(jetstream_enabled(self.nats_url_for("admin")))
+        except (OSError, TimeoutError, nats.errors.Error):
+            return None  # not answering now (starting, or busy): asked again next time
+        return None if enabled else "JetStream disabled"
 
     def stop(self) -> None:
         """Signal every process at once, then wait; servers go last so clients can finish."""

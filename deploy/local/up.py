@@ -98,7 +98,14 @@ def run(stack: Stack) -> int:
         console.print(where(stack))
         console.print("token for a supervisor: [bold]policyflow token issue --role supervisor[/bold]")
         console.print("Ctrl-C stops everything.")
+        checked = time.monotonic()
         while not stop.wait(1.0):
+            if time.monotonic() - checked >= 5.0:
+                checked = time.monotonic()
+                if stack.restart_nats_if_store_failed():
+                    console.print(
+                        "[yellow]nats-server restarted: its store had failed (see var/nats/nats.log)[/yellow]"
+                    )
             for proc in stack.processes:
                 if proc.proc and proc.proc.poll() is not None:
                     console.print(f"[red]{proc.name} exited ({proc.proc.returncode}); see {proc.log_path}[/red]")

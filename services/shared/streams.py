@@ -12,12 +12,14 @@ from nats.js import JetStreamContext
 from nats.js.api import StreamConfig, StreamInfo
 from nats.js.errors import NotFoundError, ServerError, ServiceUnavailableError
 
-from contracts.subjects import event_stream_config
+from contracts.subjects import STREAM_MAX_BYTES, event_stream_config
 
 log = structlog.get_logger("streams")
 
 
-async def ensure_event_stream(js: JetStreamContext, replicas: int = 1, wait: float = 30.0) -> None:
+async def ensure_event_stream(
+    js: JetStreamContext, replicas: int = 1, wait: float = 30.0, max_bytes: int = STREAM_MAX_BYTES
+) -> None:
     """Create the event stream with `replicas` copies (NATS_REPLICAS) if it does not exist.
 
     An existing stream keeps its configuration, except that a replica count below `replicas`
@@ -26,7 +28,7 @@ async def ensure_event_stream(js: JetStreamContext, replicas: int = 1, wait: flo
     the server may still be removing its files ("error creating store"): retried for up to
     `wait` seconds.
     """
-    config = event_stream_config(replicas)
+    config = event_stream_config(replicas, max_bytes)
     name = str(config["name"])
     deadline = asyncio.get_running_loop().time() + wait
     while True:

@@ -3,6 +3,11 @@ commands are still taken and their events kept in the stream; the ledger and the
 say why on /readyz (503) and in one log line, and pick up by themselves when space returns,
 with nothing lost.
 
+A full disk under the NATS store (a tmpfs): JetStream refuses each publish (the workflows' publish
+activities retry); the stream's write error sticks until nats-server restarts, which the launcher
+(`Stack.restart_nats_if_store_failed`, run by `make up` every 5 s) does once there is room again;
+then every accepted command's event is in the stream and the ledger.
+
 Short form (part of `make test`): 1 task x 3 units, the disks full for one round of commands.
 `FAULTS_ROUNDS=N`: 2 tasks x 4 units, N rounds of filling and freeing.
 """
@@ -126,3 +131,79 @@ async def one_step(driver: Driver, aid: str, round_no: int, year: int) -> Comman
     quarter = (china_today().month - 1) // 3 + 1
     report = {"period": f"{year}-Q{quarter}", "percent": min(100, 10 * round_no), "narrative": f"第{round_no}次"}
     return await driver.send(aid, "report_progress", "progress", f"{p}/reports", "department", unit, report)
+
+
+@pytest.fixture
+async def small_nats_disk_stack(tmp_path: Path) -> AsyncIterator[FaultStack]:
+    """A stack whose JetStream store is a 24 MiB tmpfs (the stream limited to 4 MiB to fit it)."""
+    require_mount()
+    var = tmp_path / "var"
+    with small_disk(var / "nats" / "jetstream", 24):
+        stack = FaultStack(var)
+        stack.stack.config.stream_max_bytes = 4 * 1024**2
+        try:
+            await stack.start()
+            yield stack
+        finally:
+            await stack.stop()
+
+
+async def test_full_disk_under_nats_refuses_publishes_and_the_launcher_restarts_it_when_space_returns(
+    small_nats_disk_stack: FaultStack, http: httpx.AsyncClient
+) -> None:
+    stack = small_nats_disk_stack
+    store = stack.var_dir / "nats" / "jetstream"
+    conf = (stack.var_dir / "nats" / "nats.conf").read_text()
+    limit = int(conf.split("max_file_store:")[1].split()[0])
+    assert 4 * 1024**2 <= limit < 24 * 1024**2, f"max_file_store {limit} is not below the store's free space"
+    year = china_today().year
+    body = programme(tasks=1, units=3 * rounds(), start_year=year, horizon=year + 1, tag="natsdisk")
+    pid = body.programme_id
+    driver = Driver(stack, http)
+    aids = await driver.import_and_dispatch(body)
+    before = await stack.quiesce(http, pid)
+    watching = asyncio.Event()
+
+    async def launcher() -> None:  # what `make up` does every 5 s
+        while not watching.is_set():
+            await asyncio.to_thread(stack.stack.restart_nats_if_store_failed)
+            await asyncio.sleep(1.0)
+
+    watcher = asyncio.create_task(launcher())
+    try:
+        fill(store)
+        t0 = time.monotonic()
+        commands = [asyncio.create_task(one_step(driver, aid, 0, year)) for aid in aids]
+
+        nats_log = stack.var_dir / "nats" / "nats.log"
+
+        async def refused() -> bool:
+            return "no space left on device" in nats_log.read_text(errors="replace")
+
+        await until(refused, "JetStream refusing a publish on the full disk", 120, interval=0.5)
+        down_s = time.monotonic() - t0
+        free(store)
+        t1 = time.monotonic()
+        sent = await asyncio.gather(*commands)
+        assert all(c.ok for c in sent), [(c.name, c.final, c.detail) for c in sent if not c.ok]
+        after = await stack.quiesce(http, pid, timeout=240)
+        back_s = time.monotonic() - t1
+    finally:
+        watching.set()
+        await watcher
+    assert stack.stack.nats_restarts >= 1, "the stream's write error was cleared without a restart?"
+    accepted = [e.assignment_id for _, e in await stack.stream_events(pid) if e.type == "AssignmentAccepted"]
+    assert sorted(accepted) == sorted(aids), f"accepted but not in the stream once: {accepted}"
+    assert after["ledger_rows"] == after["stream_distinct"] == after["stream_messages"]
+    verify = await stack.verify(http)
+    assert verify["ok"] is True, verify
+    table(
+        "full disk under the NATS store",
+        [
+            ("max_file_store (bytes) on a 24 MiB store", limit),
+            ("disk filled -> first publish refused (s)", round(down_s, 1)),
+            ("nats-server restarts", stack.stack.nats_restarts),
+            ("space back -> every command's event in stream and ledger (s)", round(back_s, 1)),
+            ("events: before / after", f"{before['stream_distinct']} / {after['stream_distinct']}"),
+        ],
+    )
