@@ -192,7 +192,7 @@ async def test_full_disk_under_nats_refuses_publishes_and_the_launcher_restarts_
         watching.set()
         await watcher
     assert stack.stack.nats_restarts >= 1, "the stream's write error was cleared without a restart?"
-    accepted = [e.assignment_id for _, e in await stack.stream_events(pid) if e.type == "AssignmentAccepted"]
+    accepted = [str(e.assignment_id) for _, e in await stack.stream_events(pid) if e.type == "AssignmentAccepted"]
     assert sorted(accepted) == sorted(aids), f"accepted but not in the stream once: {accepted}"
     assert after["ledger_rows"] == after["stream_distinct"] == after["stream_messages"]
     verify = await stack.verify(http)
