@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from services.cli import admin, audit, common, contracts_cmd, docs_cmd, evidence, ops, programme, tokens
+from services.cli import admin, audit, common, contracts_cmd, docs_cmd, evidence, export_cmd, ops, programme, tokens
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -34,6 +34,9 @@ app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSO
 app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
 app.add_typer(evidence.app, name="evidence", help="Evidence files (佐证材料): upload, list, download.")
 app.add_typer(admin.app, name="admin", help="Operators: rebuild read models, back up and restore.")
+app.add_typer(
+    export_cmd.app, name="export", help="Views as .xlsx or .csv files: status, summaries, indicators, scores."
+)
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)
 

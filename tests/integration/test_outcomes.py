@@ -4,24 +4,28 @@ audit service's as-of replay of its ledger; the exports hold the JSON answers' r
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 import json
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import openpyxl
 import pytest
 from temporalio.client import Client
+from typer.testing import CliRunner, Result
 
 from contracts.figures import indicators_answer
 from contracts.indicators import ProgrammeOutcomes
 from contracts.records import Recorded
 from contracts.scores import scores_answer
+from services.cli.main import app
 from services.progress.outcomes import as_of_time
-from tests.e2e.support import Stack, running_stack
+from tests.e2e.support import Stack, running_stack, token
 from tests.integration.audit_support import Service, running, settings_for
 from tests.support import outcome_year as year
 from tests.support.publishing import publish
@@ -195,3 +199,30 @@ async def test_summary_indicator_and_score_exports_hold_the_json_rows(stacks: tu
     assert "按期签收（得分）" in headers and "督办扣分（说明）" in headers
     headers, text_rows = csv_rows((await get_file(stack, f"/v1/programmes/{P}/scores", "csv", year=2027)).content)
     assert [row[1] for row in text_rows] == ["alpha", "beta", "gamma"]
+
+
+async def cli(stack: Stack, role: str, unit: str | None, *args: str) -> Result:
+    env = {
+        "POLICYFLOW_ASSIGNMENT_URL": stack.assignment_url,
+        "POLICYFLOW_PROGRESS_URL": stack.progress_url,
+        "POLICYFLOW_TOKEN": token(stack.key_dir, role, unit),
+        "POLICYFLOW_CONFIG": str(stack.tmp / "no-config.toml"),
+    }
+    return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+
+
+async def test_cli_export_writes_the_services_file(stacks: tuple[Stack, Service], tmp_path: Path) -> None:
+    stack, _ = stacks
+    out = tmp_path / "scores.xlsx"
+    r = await cli(stack, "supervisor", None, "export", "scores", P, "--year", "2027", "-o", str(out), "--json")
+    assert r.exit_code == 0, r.output
+    assert json.loads(r.stdout)["path"] == str(out)
+    _, rows, _ = xlsx_rows(out.read_bytes())
+    assert [row[1] for row in rows] == ["alpha", "beta", "gamma"]
+    out = tmp_path / "status.csv"
+    r = await cli(stack, "department", "gamma", "export", "status", "--programme", P, "--format", "csv", "-o", str(out))
+    assert r.exit_code == 0, r.output
+    _, text_rows = csv_rows(out.read_bytes())
+    assert len(text_rows) == 2 and {row[4] for row in text_rows} == {"gamma"}
+    r = await cli(stack, "supervisor", None, "export", "indicators", "nope-1", "-o", str(tmp_path / "x.xlsx"))
+    assert r.exit_code == 1 and "404" in r.output and not (tmp_path / "x.xlsx").exists()
