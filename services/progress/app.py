@@ -14,9 +14,10 @@ from services.progress import (
     api,
     bulk_reminders,
     dashboard,
+    dashboard_indicators,
     evidence,
     lead,
-    outcomes,  # after evidence: its report check runs first
+    outcomes,
     readmodel,
     subscribers,
     workbench,
@@ -84,12 +85,14 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     app.include_router(api.router)
     app.include_router(bulk_reminders.router)
     app.include_router(evidence.router)
+    outcomes.register_checks()
     app.include_router(outcomes.router)
     allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)
     allow_larger_body(
         app, workbench_evidence.FORM_PATH, workbench_evidence.MAX_FORM_BODY, workbench_evidence.TOO_LARGE_FORM
     )
     app.include_router(dashboard.router)
+    app.include_router(dashboard_indicators.router)
     app.include_router(lead.router)
     app.include_router(workbench.router)
     return app

@@ -24,7 +24,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from contracts.base import Stage, UserRole
 from contracts.ids import parse_assignment_id, workflow_id
-from services.progress import admin, charts
+from services.progress import admin, charts, outcomes
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import session_cookie as cookie
@@ -240,7 +240,15 @@ async def overview(request: Request) -> Response:
         group=group,
         listed=listed,
         filtered=filtered,
+        status_export=_status_export(f, group),
     )
+
+
+def _status_export(f: q.Filters, group: int | None) -> str:
+    """The API's status as a file, with the page's filters: every matching row."""
+    wanted = {"programme_id": f.programme_id, "group": group, "unit_id": f.unit_id, "stage": f.stage,
+              "overdue": f.overdue}  # fmt: skip
+    return "/v1/status?" + urlencode({k: v for k, v in wanted.items() if v})
 
 
 @router.get("/dashboard/units", include_in_schema=False)
@@ -250,18 +258,22 @@ async def units_page(request: Request) -> Response:
         return who
     ctx = await _frame(request, who)
     prog, notes = ctx["programme"], ctx["notes"]
-    sort = q.parse_sort(request.query_params.get("sort"))
+    engine = request.app.state.engine
+    scores = await outcomes.ranking_scores(engine, prog.programme_id, _year(request, notes)) if prog else None
+    sort = q.parse_sort(request.query_params.get("sort"), "score" if scores else "on_time")
     if sort is None:
         notes.append(f"已忽略无效的排序方式：{request.query_params.get('sort')}")
-        sort = q.parse_sort(None)
+        sort = q.parse_sort(None, "score" if scores else "on_time")
     assert sort is not None
     key, descending = sort
     group, tasks = _group_tasks(ctx["catalogue"], request.query_params.get("group"), notes)
     stats: list[q.UnitStats] = []
+    by_unit = {u.unit_id: u for u in scores.units} if scores else {}
     if prog:
-        stats = q.sort_units(
-            await q.unit_stats(request.app.state.engine, q.Filters(prog.programme_id, tasks=tasks)), key, descending
-        )
+        stats = await q.unit_stats(engine, q.Filters(prog.programme_id, tasks=tasks))
+        for u in stats:
+            u.score = by_unit[u.unit_id].total if u.unit_id in by_unit else None
+        stats = q.sort_units(stats, key, descending)
     labels = {u: v["name"] for u, v in ctx["names"].items()}
     chart = charts.unit_bars(stats, labels)
     flipped = descending == (key in q.ASCENDING)
@@ -278,7 +290,23 @@ async def units_page(request: Request) -> Response:
         sort_links=links,
         sort_param=("-" if flipped else "") + key,
         group=group,
+        scores=scores,
+        score_of=by_unit,
+        exports={
+            "scores": f"/v1/programmes/{prog.programme_id}/scores?year={scores.year}" if prog and scores else None,
+            "summary": "/v1/status/summary?" + urlencode({"by": "unit", "programme_id": prog.programme_id})
+            if prog
+            else None,
+        },
     )
+
+
+def _year(request: Request, notes: list[str]) -> int | None:
+    raw = request.query_params.get("year")
+    if raw and not (raw.isdigit() and 2000 <= int(raw) <= 2100):
+        notes.append(f"已忽略无效的年度：{raw}")
+        return None
+    return int(raw) if raw else None
 
 
 @router.get("/dashboard/assignments/{assignment_id}", include_in_schema=False)

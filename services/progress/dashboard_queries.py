@@ -117,6 +117,7 @@ class UnitStats:
     blue: int = 0
     yellow: int = 0
     red: int = 0
+    score: float | None = None  # the 考核 score of the year shown (contracts.scores), when there is one
 
     @property
     def active(self) -> int:
@@ -255,6 +256,7 @@ async def unit_stats(engine: AsyncEngine, f: Filters) -> list[UnitStats]:
 
 
 SORTS = {
+    "score": ("考核得分", lambda u: (u.score if u.score is not None else -1.0, u.active)),
     "on_time": ("按期率", lambda u: (u.on_time_rate if u.on_time_rate is not None else -1.0, u.active)),
     "overdue": ("逾期数", lambda u: (u.overdue, u.red, u.yellow)),
     "red": ("红色督办", lambda u: (u.red, u.yellow, u.blue)),
@@ -266,10 +268,10 @@ SORTS = {
 ASCENDING = {"unit"}
 
 
-def parse_sort(value: str | None) -> tuple[str, bool] | None:
+def parse_sort(value: str | None, default: str = "on_time") -> tuple[str, bool] | None:
     """`on_time` or `-on_time` -> (key, descending); None if not a known key."""
     if not value:
-        return "on_time", True
+        return default, default not in ASCENDING
     key, flip = (value[1:], True) if value.startswith("-") else (value, False)
     if key not in SORTS:
         return None

@@ -12,7 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.figures import SHANGHAI, IndicatorsAnswer, indicators_answer
@@ -188,5 +188,31 @@ def _then(first: CommandCheck | None, second: CommandCheck) -> CommandCheck:
     return both
 
 
-for _name in ("submit_plan", "report_progress"):
-    COMMAND_CHECKS[_name] = _then(COMMAND_CHECKS.get(_name), check_indicator_ids)
+def register_checks() -> None:
+    """Add the indicator check to the plan's and the report's (after any check already there, e.g.
+    the evidence one); called once the app's modules are imported, so the order of imports does not matter."""
+    for name in ("submit_plan", "report_progress"):
+        current = COMMAND_CHECKS.get(name)
+        if getattr(current, "checks_indicators", False):
+            continue
+        both = _then(current, check_indicator_ids)
+        both.checks_indicators = True  # type: ignore[attr-defined]
+        COMMAND_CHECKS[name] = both
+
+
+async def latest_year(engine: AsyncEngine, programme_id: str) -> int | None:
+    """The latest programme year any of its assignments is in: the year a ranking shows by default."""
+    async with engine.connect() as conn:
+        year = (await conn.execute(select(func.max(A.c.year)).where(A.c.programme_id == programme_id))).scalar()
+    return None if year is None else int(year)
+
+
+async def ranking_scores(engine: AsyncEngine, programme_id: str, year: int | None) -> ScoresAnswer | None:
+    """The scores the dashboard's ranking shows: for `year`, else the latest; None without any."""
+    year = year or await latest_year(engine, programme_id)
+    if year is None:
+        return None
+    try:
+        return await scores_of(engine, programme_id, year, None, None)
+    except HTTPException:  # a programme whose import the read model has not seen: no rule to score by
+        return None

@@ -226,3 +226,22 @@ async def test_cli_export_writes_the_services_file(stacks: tuple[Stack, Service]
     assert len(text_rows) == 2 and {row[4] for row in text_rows} == {"gamma"}
     r = await cli(stack, "supervisor", None, "export", "indicators", "nope-1", "-o", str(tmp_path / "x.xlsx"))
     assert r.exit_code == 1 and "404" in r.output and not (tmp_path / "x.xlsx").exists()
+
+
+async def test_a_plan_or_report_naming_an_unknown_indicator_is_refused_naming_the_known(
+    stacks: tuple[Stack, Service],
+) -> None:
+    stack, _ = stacks
+    aid = f"{P}.t14.alpha"
+    plan = {"year": 2027, "milestones": [{"title": "m", "due": "2027-06-30"}],
+            "indicators": [{"id": "green_shares", "name": "绿色建筑", "target": 90}]}  # fmt: skip
+    values = [{"id": "retrofit", "name": "改造", "value": 1}, {"id": "nope", "name": "x", "value": 1}]
+    report = {"period": "2027-Q3", "percent": 60, "narrative": "进展", "indicator_values": values}
+    async with httpx.AsyncClient(timeout=30) as c:
+        dept = stack.headers("department", "alpha")
+        r = await c.post(f"{stack.progress_url}/v1/assignments/{aid}/plans", headers=dept, json=plan)
+        assert r.status_code == 422, r.text
+        detail = r.json()["detail"]
+        assert "未知指标 green_shares" in detail and all(i.id in detail for i in year.OUTCOMES.indicators)
+        r = await c.post(f"{stack.progress_url}/v1/assignments/{aid}/reports", headers=dept, json=report)
+        assert r.status_code == 422 and "未知指标 nope" in r.json()["detail"], r.text
