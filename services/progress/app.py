@@ -14,7 +14,7 @@ from services.progress import (
     api,
     bulk_reminders,
     dashboard,
-    dashboard_indicators,
+    dashboard_outcomes,
     evidence,
     lead,
     outcomes,
@@ -92,7 +92,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         app, workbench_evidence.FORM_PATH, workbench_evidence.MAX_FORM_BODY, workbench_evidence.TOO_LARGE_FORM
     )
     app.include_router(dashboard.router)
-    app.include_router(dashboard_indicators.router)
+    app.include_router(dashboard_outcomes.router)
     app.include_router(lead.router)
     app.include_router(workbench.router)
     return app

@@ -23,7 +23,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from contracts.base import Stage, UserRole
-from contracts.ids import parse_assignment_id, workflow_id
+from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from services.progress import admin, charts, outcomes
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
@@ -38,6 +38,7 @@ router.include_router(admin.router)
 
 COOKIE_PATH = "/dashboard"
 UNIT_RE = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
+PROGRAMME_RE = re.compile(PROGRAMME_ID_PATTERN)
 # ---- who is asking ---------------------------------------------------------------------------
 
 
@@ -248,7 +249,7 @@ def _status_export(f: q.Filters, group: int | None) -> str:
     """The API's status as a file, with the page's filters: every matching row."""
     wanted = {"programme_id": f.programme_id, "group": group, "unit_id": f.unit_id, "stage": f.stage,
               "overdue": f.overdue}  # fmt: skip
-    return "/v1/status?" + urlencode({k: v for k, v in wanted.items() if v})
+    return "/dashboard/export/status?" + urlencode({k: v for k, v in wanted.items() if v})
 
 
 @router.get("/dashboard/units", include_in_schema=False)
@@ -293,10 +294,10 @@ async def units_page(request: Request) -> Response:
         scores=scores,
         score_of=by_unit,
         exports={
-            "scores": f"/v1/programmes/{prog.programme_id}/scores?year={scores.year}" if prog and scores else None,
-            "summary": "/v1/status/summary?" + urlencode({"by": "unit", "programme_id": prog.programme_id})
-            if prog
+            "scores": f"/dashboard/export/scores?programme_id={prog.programme_id}&year={scores.year}"
+            if prog and scores
             else None,
+            "summary": f"/dashboard/export/summary?programme_id={prog.programme_id}" if prog else None,
         },
     )
 
