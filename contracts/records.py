@@ -19,9 +19,11 @@ from contracts.events import (
     AnnualPlanSubmitted,
     AssignmentAccepted,
     AssignmentCancelled,
+    AssignmentClosed,
     AssignmentCompleted,
     AssignmentCreated,
     Deadline,
+    ExtensionApproved,
     Fact,
     ProgressReported,
     SupervisionEscalated,
@@ -33,15 +35,16 @@ SCORED_KINDS = ("acceptance", "annual_plan", "quarterly_report")
 
 
 class DeadlineMark(BaseModel):
-    """A scored deadline opened, met, or dropped (closed by completion or cancellation: neither
-    met nor missed) by the event at `at`."""
+    """A scored deadline opened, moved by an approved extension (`extended`: its due in force is the
+    new one), met, or dropped (closed by completion, early closure or cancellation: neither met nor
+    missed) by the event at `at`."""
 
     key: str
     kind: str
     year: int
     due: dt.date
     at: dt.datetime
-    mark: Literal["opened", "met", "dropped"] = "opened"
+    mark: Literal["opened", "extended", "met", "dropped"] = "opened"
 
 
 class Dated(BaseModel):
@@ -88,14 +91,16 @@ class OutcomeRecord(BaseModel):
 def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str, Deadline]) -> None:
     """Add what `fact` (of an event at `at`) means for the record; `open_now` are the deadlines
     open before it, which its `closes` names."""
-    how: Literal["met", "dropped"] = "dropped" if isinstance(fact, AssignmentCompleted | AssignmentCancelled) else "met"
+    ending = isinstance(fact, AssignmentCompleted | AssignmentCancelled | AssignmentClosed)
+    how: Literal["met", "dropped"] = "dropped" if ending else "met"
+    opened: Literal["opened", "extended"] = "extended" if isinstance(fact, ExtensionApproved) else "opened"
     for key in fact.closes:
         d = open_now.get(key)
         if d is not None and d.kind in SCORED_KINDS:
             record.deadlines.append(DeadlineMark(key=key, kind=d.kind, year=d.year, due=d.due, at=at, mark=how))
     for d in fact.opens:
         if d.kind in SCORED_KINDS:
-            record.deadlines.append(DeadlineMark(key=d.key, kind=d.kind, year=d.year, due=d.due, at=at))
+            record.deadlines.append(DeadlineMark(key=d.key, kind=d.kind, year=d.year, due=d.due, at=at, mark=opened))
     match fact:
         case AssignmentCreated():
             record.created_at = at

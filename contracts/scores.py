@@ -68,16 +68,19 @@ class Tally:
 
 def deadline_outcomes(marks: Sequence[DeadlineMark], as_of: dt.datetime) -> dict[str, tuple[DeadlineMark, str]]:
     """Each scored deadline as of `as_of`: its first mark (the original due date) and
-    on_time / late / missed / pending / dropped. A plan returned and resubmitted keeps its first due."""
+    on_time / late / missed / pending / dropped. A plan returned and resubmitted keeps its first due;
+    an approved extension moves it."""
     first: dict[str, DeadlineMark] = {}
     met: dict[str, dt.datetime | None] = {}
     dropped: set[str] = set()
     for m in marks:
         if m.at > as_of:
             continue
-        if m.mark == "opened":
+        if m.mark == "opened":  # a returned plan reopens its deadline: the first due stands
             first.setdefault(m.key, m)
             met[m.key] = None
+        elif m.mark == "extended":  # an approved extension: the new due is the one in force
+            first[m.key] = m
         elif m.mark == "met":
             met[m.key] = m.at
         else:

@@ -115,3 +115,30 @@ def test_a_department_sees_its_own_row_with_its_rank_among_all() -> None:
     mine = indicators_answer(year.PROGRAMME, year.OUTCOMES, states, YEAR_END, unit_id="beta")
     assert {u.unit_id for i in mine.indicators for y in i.years for u in y.units} == {"beta"}
     assert city(mine) == city(figures(YEAR_END))  # the city-wide value stays city-wide
+
+
+def test_an_approved_extension_moves_the_due_date_and_early_closure_drops_what_was_open() -> None:
+    from contracts import events as ev
+    from contracts.records import OutcomeRecord, note
+    from contracts.scores import deadline_outcomes
+
+    record = OutcomeRecord()
+    moved = year.PLAN.model_copy(update={"due": dt.date(2027, 2, 28)})
+    facts: list[tuple[str, ev.Fact]] = [
+        ("2027-01-04", ev.AssignmentCreated(task_title="t", role="responsible", start_year=2027, horizon_year=2030,
+                                            opens=[year.ACCEPTANCE])),
+        ("2027-01-05", ev.AssignmentAccepted(year=2027, closes=[year.ACCEPTANCE.key], opens=[year.PLAN])),
+        ("2027-02-05", ev.ExtensionApproved(n=1, deadline_key=year.PLAN.key, old_due=year.PLAN.due,
+                                            new_due=moved.due, opens=[moved])),
+        ("2027-02-20", year._plan([])),  # after the first due, before the extended one
+        ("2027-02-21", ev.AnnualPlanApproved(year=2027, revision=1, opens=[year.Q1])),
+        ("2027-03-01", ev.AssignmentClosed(year=2027, reason="提前办结", closes=[year.Q1.key])),
+    ]  # fmt: skip
+    open_now: dict[str, ev.Deadline] = {}
+    for day, fact in facts:
+        note(record, fact, year.at(day), open_now)
+        for key in fact.closes:
+            open_now.pop(key, None)
+        open_now.update({d.key: d for d in fact.opens})
+    outcomes = {k: v[1] for k, v in deadline_outcomes(record.deadlines, YEAR_END).items()}
+    assert outcomes == {"acceptance": "on_time", year.PLAN.key: "on_time", year.Q1.key: "dropped"}
