@@ -23,6 +23,7 @@ from contracts.events import (
     AssignmentCompleted,
     AssignmentCreated,
     Deadline,
+    DeadlinesRecomputed,
     ExtensionApproved,
     Fact,
     ProgressReported,
@@ -35,9 +36,9 @@ SCORED_KINDS = ("acceptance", "annual_plan", "quarterly_report")
 
 
 class DeadlineMark(BaseModel):
-    """A scored deadline opened, moved by an approved extension (`extended`: its due in force is the
-    new one), met, or dropped (closed by completion, early closure or cancellation: neither met nor
-    missed) by the event at `at`."""
+    """A scored deadline opened, moved (`extended`: by an approved extension or a published working
+    calendar, the new due being the one in force), met, or dropped (closed by completion, early
+    closure or cancellation: neither met nor missed) by the event at `at`."""
 
     key: str
     kind: str
@@ -93,7 +94,8 @@ def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str,
     open before it, which its `closes` names."""
     ending = isinstance(fact, AssignmentCompleted | AssignmentCancelled | AssignmentClosed)
     how: Literal["met", "dropped"] = "dropped" if ending else "met"
-    opened: Literal["opened", "extended"] = "extended" if isinstance(fact, ExtensionApproved) else "opened"
+    moved = isinstance(fact, ExtensionApproved | DeadlinesRecomputed)  # the due in force moves
+    opened: Literal["opened", "extended"] = "extended" if moved else "opened"
     for key in fact.closes:
         d = open_now.get(key)
         if d is not None and d.kind in SCORED_KINDS:
