@@ -84,7 +84,8 @@ def plan_submit(
     year: Annotated[str | None, typer.Option(help="plan year", metavar="YEAR")] = None,
     milestone: Annotated[list[str] | None, typer.Option(help="YYYY-MM-DD:title (repeatable; ： works too)")] = None,
     indicator: Annotated[
-        list[str] | None, typer.Option(help="name:target[:unit] (repeatable; 惠及居民：3000户)")
+        list[str] | None,
+        typer.Option(help="name:target[:unit] (repeatable; 惠及居民：3000户); an indicator id as name names it"),
     ] = None,
     file: Annotated[Path | None, typer.Option(help="the whole plan as JSON instead")] = None,
     token: Token = None,
@@ -117,7 +118,10 @@ def report(
     percent: Annotated[str, typer.Option(help="share of the year's work done, 0 to 100", metavar="PERCENT")],
     narrative: Annotated[str | None, typer.Option(help="what was done")] = None,
     narrative_file: Annotated[Path | None, typer.Option(help="what was done, from a text file")] = None,
-    value: Annotated[list[str] | None, typer.Option(help="indicator value name=number (repeatable; ＝ works)")] = None,
+    value: Annotated[
+        list[str] | None,
+        typer.Option(help="indicator value name=number (repeatable; ＝ works; an indicator id as name names it)"),
+    ] = None,
     evidence: Annotated[list[Path] | None, typer.Option(help="evidence file, uploaded first (repeatable)")] = None,
     token: Token = None,
     as_json: AsJson = False,

@@ -11,6 +11,7 @@ import unicodedata
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from contracts.indicators import INDICATOR_ID_PATTERN
 from services.cli.client import ApiError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
@@ -82,7 +83,8 @@ def milestone(text: str) -> dict[str, str]:
 
 
 def indicator(text: str) -> dict[str, Any]:
-    """`name:target[:unit]`; the unit may be glued to the target (`惠及居民：3000户`)."""
+    """`name:target[:unit]`; the unit may be glued to the target (`惠及居民：3000户`); a name that is an
+    indicator id (`green_building_share:92:%`) names the programme's declared indicator."""
     parts = _split(text, 3)
     if len(parts) < 2 or not parts[0]:
         raise ApiError(0, f"--indicator {text!r}: write it as name:target or name:target:unit")
@@ -90,7 +92,7 @@ def indicator(text: str) -> dict[str, Any]:
     unit = parts[2] if len(parts) == 3 else glued
     if len(parts) == 3 and glued:
         raise ApiError(0, f"--indicator {text!r}: the target {parts[1]!r} is not a number")
-    return {"name": parts[0], "target": target, "unit": unit}
+    return {**_declared(parts[0]), "target": target, "unit": unit}
 
 
 def value(text: str) -> dict[str, Any]:
@@ -99,7 +101,13 @@ def value(text: str) -> dict[str, Any]:
     if not sep or not name.strip():
         raise ApiError(0, f"--value {text!r}: write it as name=number")
     amount, _ = number(raw, f"--value {text!r}: write it as name=number", unit_allowed=True)
-    return {"name": name.strip(), "value": amount}
+    return {**_declared(name.strip()), "value": amount}
+
+
+def _declared(name: str) -> dict[str, str]:
+    """A name written as a programme's indicator id (`green_building_share`) names that indicator;
+    any other name is a free-text one."""
+    return {"id": name, "name": name} if re.fullmatch(INDICATOR_ID_PATTERN, name) else {"name": name}
 
 
 def today() -> dt.date:

@@ -258,3 +258,12 @@ def test_errors_with_json_are_json(monkeypatch: pytest.MonkeyPatch, env: Path) -
         "error": "--milestone 'soon:评估': 'soon' is not a date; write it like 2026-06-30",
         "status": 0,
     }
+
+
+def test_an_indicator_id_names_the_programmes_declared_indicator() -> None:
+    assert typed.indicator("green_building_share：92：%") == {
+        "id": "green_building_share", "name": "green_building_share", "target": 92, "unit": "%"}  # fmt: skip
+    assert typed.value("water_saving_county=1") == {"id": "water_saving_county", "name": "water_saving_county",
+                                                    "value": 1}  # fmt: skip
+    assert typed.indicator("绿色建筑占比：70%") == {"name": "绿色建筑占比", "target": 70, "unit": "%"}
+    assert "id" not in typed.value("Green share=70")
