@@ -59,6 +59,29 @@ class IndicatorsAnswer(BaseModel):
     indicators: list[IndicatorFigures]
 
 
+def as_of_moment(text: str) -> dt.datetime:
+    """`2027-03-31` (the end of that day in Shanghai) or an ISO 8601 time (without a zone: UTC);
+    ValueError for anything else."""
+    text = text.strip()
+    if len(text) == 10:
+        return dt.datetime.combine(dt.date.fromisoformat(text), dt.time(23, 59, 59, 999999), tzinfo=SHANGHAI)
+    moment = dt.datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+AS_OF_WORDS = "日期应写作 2027-03-31 或 2027-03-31T12:00:00+08:00 (a date or an ISO 8601 time)"
+
+
+def resolved(as_of: dt.datetime | None, states: Sequence[Recorded]) -> dt.datetime:
+    """`as_of`, or now: the clock's time, or the latest record's when that is later (a test's
+    time-skipped workflows), so that nothing recorded is left out of "now"."""
+    if as_of is not None:
+        return as_of
+    now = dt.datetime.now(dt.UTC)
+    latest = max((t for s in states if (t := s.record.latest()) is not None), default=now)
+    return max(now, latest)
+
+
 def live(state: Recorded, as_of: dt.datetime) -> bool:
     """The assignment existed at `as_of` and had not been cancelled by then."""
     r = state.record

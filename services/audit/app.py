@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from services.audit import outcomes
 from services.audit.api import Audit, router
 from services.audit.checkpoints import Checkpointer, Signer
 from services.audit.ingest import Ingestor
@@ -46,4 +47,5 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
     install_error_handlers(app)
     install_liveness(app)
     app.include_router(router)
+    app.include_router(outcomes.router)
     return app

@@ -86,7 +86,7 @@ async def history(engine: AsyncEngine, assignment_id: str) -> list[Any]:
 
 
 async def replay(
-    engine: AsyncEngine, as_of: dt.datetime, unit_id: str | None, task_no: int | None
+    engine: AsyncEngine, as_of: dt.datetime, unit_id: str | None, task_no: int | None, programme_id: str | None = None
 ) -> AsyncIterator[AssignmentState]:
     """Each assignment's state as of `as_of`: the one fold over its events up to that time.
 
@@ -98,6 +98,8 @@ async def replay(
     )
     if unit_id is not None:
         query = query.where(ledger.c.unit_id == unit_id)
+    if programme_id is not None:
+        query = query.where(ledger.c.programme_id == programme_id)
     state: AssignmentState | None = None
     keys = (ledger.c.assignment_id, ledger.c.seq)
     async for assignment_id, _, canonical in stream_rows(engine, query, keys, ("", -1), PAGE):

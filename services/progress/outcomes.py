@@ -15,7 +15,7 @@ from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.figures import SHANGHAI, IndicatorsAnswer, indicators_answer
+from contracts.figures import AS_OF_WORDS, IndicatorsAnswer, as_of_moment, indicators_answer, resolved
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id
 from contracts.indicators import INDICATOR_ID_PATTERN, ProgrammeOutcomes
 from contracts.records import Recorded
@@ -47,17 +47,10 @@ def as_of_time(text: str | None) -> dt.datetime | None:
     """The moment `as_of` names, or None for now; 422 in plain words for anything else."""
     if text is None or not text.strip():
         return None
-    text = text.strip()
     try:
-        if len(text) == 10:
-            day = dt.date.fromisoformat(text)
-            return dt.datetime.combine(day, dt.time(23, 59, 59, 999999), tzinfo=SHANGHAI)
-        moment = dt.datetime.fromisoformat(text)
+        return as_of_moment(text)
     except ValueError:
-        raise HTTPException(
-            422, f"as_of {text!r}: 日期应写作 2027-03-31 或 2027-03-31T12:00:00+08:00 (a date or an ISO 8601 time)"
-        ) from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+        raise HTTPException(422, f"as_of {text.strip()!r}: {AS_OF_WORDS}") from None
 
 
 async def programme_outcomes(engine: AsyncEngine, programme_id: str) -> tuple[ProgrammeOutcomes, list[Recorded]]:
@@ -74,16 +67,6 @@ async def programme_outcomes(engine: AsyncEngine, programme_id: str) -> tuple[Pr
         rows = await conn.execute(select(A.c.state).where(A.c.programme_id == programme_id).order_by(A.c.assignment_id))
         states = _RECORDS.validate_json("[" + ",".join(r[0] for r in rows) + "]")
     return ProgrammeOutcomes.model_validate_json(declared), states
-
-
-def resolved(as_of: dt.datetime | None, states: list[Recorded]) -> dt.datetime:
-    """`as_of`, or now: the clock's time, or the latest record's when that is later (a test's
-    time-skipped workflows), so that nothing recorded is left out of "now"."""
-    if as_of is not None:
-        return as_of
-    now = dt.datetime.now(dt.UTC)
-    latest = max((t for s in states if (t := s.record.latest()) is not None), default=now)
-    return max(now, latest)
 
 
 async def indicators_of(

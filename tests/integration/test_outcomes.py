@@ -86,6 +86,15 @@ async def test_read_model_and_ledger_replay_give_the_same_numbers(stacks: tuple[
     stack, audit = stacks
     live_figures = await get(stack, f"/v1/programmes/{P}/indicators", as_of=as_of)
     live_scores = await get(stack, f"/v1/programmes/{P}/scores", year=2027, as_of=as_of)
+    # The auditors' routes: the same computations over the ledger's replay.
+    r = await audit.client.get(f"/v1/audit/programmes/{P}/indicators", params={"as_of": as_of}, headers=audit.auth())
+    assert r.status_code == 200, r.text
+    assert r.json() == live_figures
+    params: dict[str, Any] = {"as_of": as_of, "year": 2027}
+    r = await audit.client.get(f"/v1/audit/programmes/{P}/scores", params=params, headers=audit.auth())
+    assert r.status_code == 200, r.text
+    assert r.json() == live_scores
+    # And by hand from the replayed states, as an auditor with the ledger alone would.
     outcomes, states = await replayed(audit, as_of)
     moment = as_of_time(as_of)
     assert moment is not None
@@ -93,6 +102,19 @@ async def test_read_model_and_ledger_replay_give_the_same_numbers(stacks: tuple[
     assert live_figures == json.loads(from_ledger.model_dump_json())
     ranked = scores_answer(P, outcomes.scoring, outcomes.indicators, states, 2027, moment)
     assert live_scores == json.loads(ranked.model_dump_json())
+
+
+async def test_the_ledgers_figures_before_the_import_and_for_an_unknown_programme(
+    stacks: tuple[Stack, Service],
+) -> None:
+    _, audit = stacks
+    auth = audit.auth()
+    r = await audit.client.get(f"/v1/audit/programmes/{P}/indicators", params={"as_of": "2026-12-31"}, headers=auth)
+    assert r.status_code == 404 and P in r.json()["detail"]
+    r = await audit.client.get(f"/v1/audit/programmes/{P}/scores", params={"year": 2027, "as_of": "soon"}, headers=auth)
+    assert r.status_code == 422 and "2027-03-31" in r.text
+    r = await audit.client.get(f"/v1/audit/programmes/{P}/scores", params={"year": 2027}, headers=auth)
+    assert [u["total"] for u in r.json()["units"]] == [84.37, 65.83, 0]
 
 
 async def test_exact_figures_and_scores_from_the_read_model(stacks: tuple[Stack, Service]) -> None:
