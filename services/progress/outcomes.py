@@ -8,7 +8,7 @@ contracts.scores, which the auditors' replay of the ledger feeds the same way.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
@@ -153,9 +153,7 @@ async def check_indicator_ids(request: Request, assignment_id: str, command: Bas
         return
     parsed = parse_assignment_id(assignment_id)
     assert parsed is not None  # Allowed checked it
-    async with request.app.state.engine.connect() as conn:
-        declared = (await conn.execute(select(OUT.c.outcomes).where(OUT.c.programme_id == parsed[0]))).scalar()
-    outcomes = ProgrammeOutcomes.model_validate_json(declared) if declared else ProgrammeOutcomes()
+    outcomes = await declared_outcomes(request.app.state.engine, parsed[0])
     known = {i.id for i in outcomes.indicators}
     unknown = [i for i in named if i not in known]
     if unknown:
@@ -199,3 +197,24 @@ async def ranking_scores(engine: AsyncEngine, programme_id: str, year: int | Non
         return await scores_of(engine, programme_id, year, None, None)
     except HTTPException:  # a programme whose import the read model has not seen: no rule to score by
         return None
+
+
+async def declared_outcomes(engine: AsyncEngine, programme_id: str) -> ProgrammeOutcomes:
+    async with engine.connect() as conn:
+        declared = (await conn.execute(select(OUT.c.outcomes).where(OUT.c.programme_id == programme_id))).scalar()
+    return ProgrammeOutcomes.model_validate_json(declared) if declared else ProgrammeOutcomes()
+
+
+async def with_indicator_ids(
+    engine: AsyncEngine, programme_id: str, plan: dict[str, Any] | None, fields: dict[str, Any]
+) -> dict[str, Any]:
+    """A workbench form's targets and values, each named by a declared indicator's id or name (or, for
+    a value, by a target of the assignment's plan that has an id), with that id added."""
+    declared = (await declared_outcomes(engine, programme_id)).indicators
+    ids = {i.id: i.id for i in declared} | {i.name: i.id for i in declared}
+    ids |= {t["name"]: t["id"] for t in (plan or {}).get("indicators", []) if t.get("id")}
+    out = dict(fields)
+    for key in ("indicators", "indicator_values"):
+        if key in out:
+            out[key] = [{**item, "id": ids[item["name"]]} if item["name"] in ids else item for item in out[key]]
+    return out

@@ -31,7 +31,7 @@ from contracts.base import Role, Stage, UserRole
 from contracts.command_table import BY_NAME
 from contracts.fold import AssignmentState
 from contracts.ids import parse_assignment_id
-from services.progress import api, lead, workbench_evidence, workbench_signin
+from services.progress import api, lead, outcomes, workbench_evidence, workbench_signin
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import workbench_forms as forms
@@ -286,7 +286,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
     typed = {k: v for k, v in submitted.multi_items() if isinstance(v, str)}
     files = [v for k, v in submitted.multi_items() if k == "evidence" and isinstance(v, UploadFile) and v.filename]
     read = forms.READERS[name](typed)
-    fields = {**read.fields}
+    fields = await outcomes.with_indicator_ids(request.app.state.engine, s.programme_id, s.plan, read.fields)
     if not read.errors and files:
         stored, problem = await workbench_evidence.store_all(request, who, assignment_id, files)
         if problem:

@@ -1,6 +1,7 @@
 """Indicators through the whole stack: a programme imported with its indicators (the programme
 workflow publishes them in ProgrammeImported), a district's plan naming one by id with its own
-target, its report's value, and the figures and score from the read model; an unknown id refused."""
+target, its reports' values (over the API, then the workbench form), and the figures and score from
+the read model; an unknown id refused."""
 
 from __future__ import annotations
 
@@ -79,7 +80,18 @@ async def test_a_plans_target_and_a_reports_value_reach_the_figures(stack: Stack
         assert got is not None
         mine = {u["unit_id"]: u for u in got["units"]}["yuzhong"]
         assert (got["value"], got["units_total"], mine["value"], mine["target"], mine["met"]) == (72, 1, 72, 75, False)
+        # The workbench's report form names the value by the plan's target's name: the id goes with it.
+        form = {"period": f"{plan_year}-Q2", "percent": "60", "narrative": "进展", "value:绿色建筑占比": "76"}
+        r = await c.post(f"{p}/workbench/assignments/{aid}/report_progress", data=form, headers=yz)
+        assert r.status_code == 303, r.text
+
+        async def met() -> bool:
+            figures = await get_json(c, f"{p}/v1/programmes/{pid}/indicators", sup)
+            [unit] = [y for y in figures["indicators"][0]["years"] if y["year"] == plan_year][0]["units"]
+            return bool(unit["value"] == 76 and unit["met"] is True and unit["period"] == f"{plan_year}-Q2")
+
+        await until(met, timeout=30)
         scores = await get_json(c, f"{p}/v1/programmes/{pid}/scores", yz, year=plan_year)
         [own] = scores["units"]  # a department sees its own row
         indicators = {x["key"]: x for x in own["components"]}["indicators"]
-        assert own["unit_id"] == "yuzhong" and own["started"] and indicators["detail"] == "达标 0 / 目标 1"
+        assert own["unit_id"] == "yuzhong" and own["started"] and indicators["detail"] == "达标 1 / 目标 1"
