@@ -28,16 +28,22 @@ from contracts.api import (
 )
 from contracts.base import Frozen, UserRole
 from contracts.commands import (
+    UPDATE_REASSIGN,
+    UPDATE_REMOVE,
+    UPDATE_REVISE,
     AcceptAssignment,
     CancelAssignment,
     CloseAssignment,
     Command,
     DecideExtension,
+    ReassignAssignment,
     RemindAssignment,
+    RemoveAssignment,
     ReportProgress,
     RequestExtension,
     RequestVerification,
     ReviewAnnualPlan,
+    ReviseAssignment,
     SubmitAnnualPlan,
     SubmitTaskSummary,
     VerifyYear,
@@ -106,5 +112,18 @@ COMMANDS: tuple[CommandRow, ...] = (
                "办结销号 close the task for this unit before its horizon"),
 )  # fmt: skip
 
-BY_NAME: dict[str, CommandRow] = {row.name: row for row in COMMANDS}
-BY_COMMAND: dict[type[Command], CommandRow] = {row.command: row for row in COMMANDS}
+# Changes to the division of work. The assignment service keeps the division and sends these (its own
+# routes: /v1/assignments/{id}/reassign, /v1/programmes/{id}/revisions, /v1/programmes/{id}/units), so
+# the progress service does not route them; the workflow handles them like every other row.
+DIVISION_COMMANDS: tuple[CommandRow, ...] = (
+    CommandRow(UPDATE_REASSIGN, ReassignAssignment, None, "/reassign", (S,), "reassigning (转办)",
+               "转办 move the assignment to another unit"),
+    CommandRow(UPDATE_REMOVE, RemoveAssignment, None, "", (S,), "removing the assignment",
+               "a revised division no longer has it"),
+    CommandRow(UPDATE_REVISE, ReviseAssignment, None, "", (S,), "revising the assignment",
+               "role, horizon or lead changed"),
+)  # fmt: skip
+
+WORKFLOW_COMMANDS: tuple[CommandRow, ...] = (*COMMANDS, *DIVISION_COMMANDS)
+BY_NAME: dict[str, CommandRow] = {row.name: row for row in WORKFLOW_COMMANDS}
+BY_COMMAND: dict[type[Command], CommandRow] = {row.command: row for row in WORKFLOW_COMMANDS}

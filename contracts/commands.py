@@ -15,6 +15,7 @@ from pydantic import Field
 
 from contracts.base import Actor, Frozen, Role
 from contracts.catalog import Schedule
+from contracts.division_facts import Handover
 from contracts.events import Evidence, IndicatorTarget, IndicatorValue, Milestone
 
 WORKFLOW_NAME = "AssignmentWorkflow"
@@ -142,6 +143,44 @@ class AssignmentSpec(Frozen):
     horizon_year: int
     lead_assignment_id: str | None = None
     schedule: Schedule
+    handover: Handover | None = None  # a reassignment: where this assignment starts (not at acceptance)
+    revision: int | None = None  # added by this revision of the division
+
+
+# ---- changes to the division (sent by the assignment service, which keeps the division) ---------
+
+UPDATE_REASSIGN = "reassign"
+UPDATE_REMOVE = "remove"
+UPDATE_REVISE = "revise"
+Reason = Field(min_length=1, max_length=2000)
+
+
+class ReassignAssignment(Command):
+    """转办: close this assignment; it continues as `to_assignment_id` (a new id) with `to_unit`."""
+
+    to_unit: str = Field(min_length=1, max_length=64)
+    to_assignment_id: str = Field(min_length=1, max_length=200)
+    reason: str = Reason
+    carry_acceptance: bool = True
+    carry_plan: bool = True
+
+
+class RemoveAssignment(Command):
+    """A revised division dropped this responsibility."""
+
+    revision: int = Field(ge=1)
+    reason: str = Reason
+
+
+class ReviseAssignment(Command):
+    """The responsibility changed: role, horizon or lead (the fields named in `changed`)."""
+
+    reason: str = Reason
+    revision: int | None = Field(default=None, ge=1)
+    changed: list[Literal["role", "horizon_year", "lead_assignment_id"]] = Field(min_length=1)
+    role: Role | None = None
+    horizon_year: int | None = Field(default=None, ge=2000, le=2100)
+    lead_assignment_id: str | None = Field(default=None, max_length=200)
 
 
 class CommandResult(Frozen):

@@ -9,25 +9,17 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 from pydantic import Field
 
 from contracts.base import Actor, Frozen, OverdueLevel, Role
+from contracts.division_facts import DIVISION_FACTS, Handover
+from contracts.fact_base import Deadline as Deadline
+from contracts.fact_base import DeadlineKind as DeadlineKind
+from contracts.fact_base import Fact as Fact
 from contracts.ids import SHA256_PATTERN
 from contracts.indicators import INDICATOR_ID_PATTERN, ProgrammeOutcomes
-
-DeadlineKind = Literal["acceptance", "annual_plan", "quarterly_report", "verification", "review", "rework"]
-
-
-class Deadline(Frozen):
-    """An open deadline. `key` is unique within an assignment, e.g. `annual_plan:2027`."""
-
-    key: str
-    kind: DeadlineKind
-    due: dt.date
-    year: int
-    period: str | None = None
 
 
 class Milestone(Frozen):
@@ -56,15 +48,6 @@ class Evidence(Frozen):
     size: int = Field(ge=0, le=10 * 1024**3)
 
 
-class Fact(Frozen):
-    """Base of every fact. Subclasses set `TYPE` and `SCHEMA_VERSION`."""
-
-    TYPE: ClassVar[str]
-    SCHEMA_VERSION: ClassVar[int] = 1
-    opens: list[Deadline] = []
-    closes: list[str] = []
-
-
 class ProgrammeImported(Fact):
     TYPE = "ProgrammeImported"
     document_no: str
@@ -83,6 +66,8 @@ class AssignmentCreated(Fact):
     horizon_year: int
     lead_assignment_id: str | None = None
     evaluation_years: list[int] = []
+    handover: Handover | None = None  # a reassignment (转办): the assignment this one continues
+    revision: int | None = None  # added by this revision of the programme's division
 
 
 class AssignmentAccepted(Fact):
@@ -300,7 +285,7 @@ _BASE_FACTS: tuple[type[Fact], ...] = (
     AssignmentCancelled,
     TaskSummarySubmitted,
 )
-FACT_TYPES: dict[str, type[Fact]] = {cls.TYPE: cls for cls in (*_BASE_FACTS, *CHANGE_FACTS)}
+FACT_TYPES: dict[str, type[Fact]] = {cls.TYPE: cls for cls in (*_BASE_FACTS, *CHANGE_FACTS, *DIVISION_FACTS)}
 
 # (type, from_version) -> pure function payload -> payload of from_version + 1.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

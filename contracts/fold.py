@@ -13,6 +13,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import BaseModel, Field, TypeAdapter, create_model
 
 from contracts.base import OVERDUE_RANK, OverdueLevel, Role, Stage
+from contracts.division_facts import AssignmentReassigned, AssignmentRemoved, AssignmentRevised, Handover
 from contracts.events import (
     FACT_TYPES,
     AnnualPlanApproved,
@@ -108,6 +109,9 @@ class AssignmentState(BaseModel):
     extensions: list[ExtensionRecord] = []
     manual_reminders: int = 0
     closure: dict[str, Any] | None = None  # an early closure (销号): year, reason, at
+    reassigned_from: Handover | None = None  # 转办: the assignment this one continues
+    reassigned_to: Handover | None = None  # 转办: the assignment that continues this one
+    revision: int | None = None  # the division revision that last added or changed it
     last_seq: int = -1
     updated_at: dt.datetime | None = None
 
@@ -172,6 +176,8 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
         case AssignmentCreated():
             s.role, s.task_title, s.year, s.horizon_year = f.role, f.task_title, f.start_year, f.horizon_year
             s.lead_assignment_id, s.stage = f.lead_assignment_id, Stage.ASSIGNED
+            if f.handover is not None or f.revision is not None:
+                _created_by_change(s, f)
         case AssignmentAccepted():
             s.stage, s.year = Stage.PLANNING, f.year
         case YearStarted():
@@ -231,6 +237,14 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
         case AssignmentClosed():
             s.stage, s.deadlines, s.escalations = Stage.COMPLETED, {}, {}
             s.closure = {"year": f.year, "reason": f.reason, "at": at.isoformat()}
+        case AssignmentReassigned():
+            s.stage, s.cancel_reason, s.deadlines, s.escalations = Stage.CANCELLED, _handed(f.handover), {}, {}
+            s.reassigned_to = f.handover
+        case AssignmentRemoved():
+            s.stage, s.cancel_reason, s.deadlines, s.escalations = Stage.CANCELLED, f.reason, {}, {}
+            s.revision = f.revision
+        case AssignmentRevised():
+            _revised(s, f)
         case _:
             pass
 
@@ -265,6 +279,33 @@ def _lapse_extension(s: AssignmentState, key: str) -> None:
             x.model_copy(update={"status": "lapsed"}) if x.deadline_key == key and x.status == "open" else x
             for x in s.extensions
         ]
+
+
+def _created_by_change(s: AssignmentState, f: AssignmentCreated) -> None:
+    """A reassigned assignment starts where the old one stood, as the supervisor chose."""
+    s.revision, s.reassigned_from = f.revision, f.handover
+    h = f.handover
+    if h is None:
+        return
+    if h.plan is not None and h.plan.get("year") == f.start_year:
+        s.stage, s.plan, s.plan_revision = Stage.IMPLEMENTING, dict(h.plan), int(h.plan.get("revision", 1))
+    elif h.accepted:
+        s.stage = Stage.PLANNING
+
+
+def _handed(h: Handover) -> str:
+    return f"转办至 {h.to_unit_id}（{h.to_assignment_id}）：{h.reason}"
+
+
+def _revised(s: AssignmentState, f: AssignmentRevised) -> None:
+    if "role" in f.changed and f.role is not None:
+        s.role = f.role
+    if "horizon_year" in f.changed and f.horizon_year is not None:
+        s.horizon_year = f.horizon_year
+    if "lead_assignment_id" in f.changed:
+        s.lead_assignment_id = f.lead_assignment_id
+    if f.revision is not None:
+        s.revision = f.revision
 
 
 def _typed_event(fact_type: type[Fact]) -> type[Event]:

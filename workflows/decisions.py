@@ -56,6 +56,7 @@ from contracts.events import (
     YearStarted,
 )
 from contracts.fold import AssignmentState
+from workflows import changes
 from workflows import deadlines as rules
 from workflows.calendar import WorkingCalendar
 
@@ -99,8 +100,20 @@ def created(spec: AssignmentSpec, cal: WorkingCalendar, today: dt.date) -> Assig
         horizon_year=spec.horizon_year,
         lead_assignment_id=spec.lead_assignment_id,
         evaluation_years=spec.schedule.evaluation_years,
-        opens=[rules.acceptance(cal, spec.schedule.rules, today, year)],
+        handover=spec.handover,
+        revision=spec.revision,
+        opens=first_deadlines(spec, cal, today, year),
     )
+
+
+def first_deadlines(spec: AssignmentSpec, cal: WorkingCalendar, today: dt.date, year: int) -> list[Deadline]:
+    """Acceptance; or, for a reassignment carrying the old unit's acceptance (and plan), what comes after."""
+    r, h = spec.schedule.rules, spec.handover
+    if h is not None and h.plan is not None and h.plan.get("year") == year:
+        return [*rules.quarterly_reports(cal, r, year, today), rules.verification_request(cal, r, year)]
+    if h is not None and h.accepted:
+        return [rules.first_annual_plan(cal, r, today, year)]
+    return [rules.acceptance(cal, r, today, year)]
 
 
 def notice(cal: WorkingCalendar, r: DeadlineRules, d: Deadline, sent: str | None, today: dt.date) -> Fact | None:
@@ -145,8 +158,12 @@ def _open(s: AssignmentState, *keys: str) -> list[str]:
     return [k for k in keys if k in s.deadlines]
 
 
-def decide(s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Command, today: dt.date) -> list[Fact]:
+def decide(
+    s: AssignmentState, cal: WorkingCalendar, r: DeadlineRules, cmd: Command, today: dt.date, spec: AssignmentSpec
+) -> list[Fact]:
     """The facts a validated command produces, in order."""
+    if type(cmd) in changes.CHECKS:
+        return changes.decide(s, spec, cmd)
     y = s.year
     match cmd:
         case AcceptAssignment():

@@ -31,6 +31,7 @@ from contracts.commands import (
 )
 from contracts.events import Deadline
 from contracts.fold import AssignmentState
+from workflows import changes
 from workflows.deadlines import parse_period, quarter_start
 
 Check = Callable[[AssignmentState, AssignmentSpec, Any, dt.date], str | None]
@@ -226,6 +227,7 @@ CHECKS: dict[type[Command], Check] = {
     DecideExtension: decide_extension,
     RemindAssignment: remind,
     CloseAssignment: close,
+    **changes.CHECKS,
 }
 
 

@@ -4,7 +4,7 @@ How it works, in one place:
 
 * State is the fold (`contracts.fold.apply`) of the events this workflow emitted, so the
   status query, the read models and the audit replay agree by construction.
-* Commands are updates, one per row of `contracts.command_table.COMMANDS`. The validator
+* Commands are updates, one per row of `contracts.command_table.WORKFLOW_COMMANDS`. The validator
   refuses a wrong one with a reason and without a trace in history; the handler re-checks
   (state may have moved since) and decides the facts (`workflows.decisions`).
 * Every fact becomes an event (deterministic id: assignment id + seq), is folded into the
@@ -34,7 +34,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
     from contracts.base import SYSTEM_ACTOR, Actor, Stage, UserRole
-    from contracts.command_table import COMMANDS, CommandRow
+    from contracts.command_table import WORKFLOW_COMMANDS, CommandRow
     from contracts.commands import (
         KEY_REUSED,
         KEY_REUSED_WORDS,
@@ -95,7 +95,7 @@ class AssignmentWorkflow:
         workflow.set_signal_handler(SIGNAL_CALENDAR_PUBLISHED, self._published.receive)
         self._run_year = self._state.year if self._state else 0
         self._wake: dt.datetime | None = None
-        for row in COMMANDS:
+        for row in WORKFLOW_COMMANDS:
             handler, validator = self._command_handlers(row)
             workflow.set_update_handler(row.name, handler, validator=validator)
 
@@ -330,7 +330,7 @@ class AssignmentWorkflow:
             if reason:
                 raise rejected(reason)  # only when another command changed the state meanwhile
             s = self._current()
-            events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today), cmd.actor)
+            events = self._emit(decisions.decide(s, self._calendar, self._rules, cmd, today, self._spec), cmd.actor)
             s = self._current()
             ids, asked = [e.event_id for e in events], request_digest(row.name, cmd)
             n = decisions.request_number(events)
@@ -358,7 +358,8 @@ class AssignmentWorkflow:
 
     async def _tell_lead(self, cmd: ReportProgress, result: CommandResult) -> None:
         """A cooperating unit's report goes to the lead's assignment too, so the lead can consolidate."""
-        lead = self._spec.lead_assignment_id
+        # The state's lead, not the spec's: a revision or a reassignment may have changed it since.
+        lead = self._state.lead_assignment_id if self._state is not None else None
         if lead is None or not result.event_ids or self._state is None:
             return
         report = CooperatingReport(

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
+from contracts import division_facts as dv
 from contracts import events as ev
 from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Role, Stage, UserRole
 from contracts.fold import AssignmentState, LastReport, advance, apply, event_and_fact, fold
@@ -55,6 +56,25 @@ def every_fact() -> list[ev.Fact]:
         ev.DeadlinesRecomputed(year=2027, source="国办发明电〔2026〕7号", opens=[deadline("acceptance")],
                                moved=[ev.MovedDeadline(key="acceptance", old_due=dt.date(2026, 2, 3),
                                                        new_due=dt.date(2026, 2, 3))]),
+        *division_facts(),
+    ]  # fmt: skip
+
+
+def division_facts() -> list[ev.Fact]:
+    """The changes to the division (tests/unit/test_fold_changes.py says what each does)."""
+    line = dv.DivisionLine(assignment_id=AID, task_no=14, unit_id="yuzhong", role=Role.LEAD, horizon_year=2030)
+    handover = dv.Handover(
+        from_assignment_id=AID,
+        from_unit_id="yuzhong",
+        to_assignment_id="p.t14.jiangbei",
+        to_unit_id="jiangbei",
+        reason="职能调整",
+    )
+    return [
+        dv.AssignmentRevised(reason="revision 1", revision=1, changed=["role"], role=Role.COOPERATING),
+        dv.AssignmentReassigned(handover=handover),
+        dv.AssignmentRemoved(revision=2, reason="removed in revision 2"),
+        dv.ProgrammeRevised(revision=2, reason="清单修订", content_sha256="ef" * 32, removed=[line]),
     ]  # fmt: skip
 
 
