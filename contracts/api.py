@@ -23,6 +23,7 @@ from contracts.commands import (
     SubmitTaskSummary,
     VerifyYear,
 )
+from contracts.division_facts import DivisionChange, DivisionLine, Handover
 from contracts.events import Deadline
 from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.indicators import ProgrammeOutcomes
@@ -123,6 +124,10 @@ class AssignmentDetail(AssignmentSummary):
     closure: dict[str, Any] | None = None  # an early closure (销号): year, reason, at
     counts: dict[str, int] = {}
     workflow_id: str
+    closed_reason: str | None = None  # cancelled, reassigned (转办) or removed by a revision: why
+    reassigned_from: Handover | None = None  # 转办: the assignment this one continues, and why
+    reassigned_to: Handover | None = None  # 转办: the assignment that continues this one
+    revision: int | None = None  # the division's revision that last added or changed it
 
 
 def body_of(command: type[Command], name: str, *path_fields: str) -> type[Frozen]:
@@ -201,4 +206,67 @@ class BulkReminderStatus(Frozen):
     sent: int = 0
     failed: int = 0
     first_failure: str | None = None
+    message: str
+
+
+# ---- changes to the division: reassignment (转办), an added unit, a revised division ----------------
+
+
+class ReassignBody(Frozen):
+    """POST /v1/assignments/{id}/reassign on the assignment service (supervisors)."""
+
+    to_unit: str = Field(min_length=1, max_length=64, description="the unit that takes the assignment over")
+    reason: str = Field(min_length=1, max_length=2000)
+    carry_acceptance: bool = Field(default=True, description="the new unit starts accepted if the old one was")
+    carry_plan: bool = Field(default=True, description="and with this year's approved plan, if there is one")
+
+
+class ReassignResult(Frozen):
+    assignment_id: str  # the old one, now closed
+    reassigned_to: str  # the new assignment (a new id)
+    to_unit: str
+    starts: Literal["assigned", "accepted", "implementing"]  # where the new one starts
+    event_ids: list[str]  # the old assignment's closing events
+    leads_updated: list[str] = []  # cooperating assignments told of their new lead
+
+
+class RevisionRequest(Frozen):
+    """POST /v1/programmes/{id}/revisions: the revised programme; a dry run first, then the apply."""
+
+    programme: ProgrammeImport
+    dry_run: bool = True
+    version: str | None = Field(default=None, max_length=64, description="the dry run's version (to apply)")
+    force: bool = Field(default=False, description="remove assignments that have progress reports")
+    reason: str = Field(default="", max_length=2000)
+
+
+class AddUnitBody(Frozen):
+    """POST /v1/programmes/{id}/tasks/{task_no}/units: a unit joins a task (a one-line revision)."""
+
+    unit_id: str = Field(min_length=1, max_length=64)
+    role: Role = Role.COOPERATING
+    horizon_year: int | None = Field(default=None, ge=2000, le=2100, description="default: the task's lead's")
+    reason: str = Field(min_length=1, max_length=2000)
+
+
+class ReportsHeld(Frozen):
+    assignment_id: str
+    unit_id: str
+    reports: int
+
+
+RevisionState = Literal["dry_run", "unchanged", "running", "done", "failed"]
+
+
+class RevisionAnswer(Frozen):
+    programme_id: str
+    revision: int  # the number it would get (dry run) or got
+    version: str
+    state: RevisionState
+    added: list[DivisionLine] = []
+    removed: list[DivisionLine] = []
+    changed: list[DivisionChange] = []
+    removed_with_reports: list[ReportsHeld] = []
+    followed: int | None = None  # workflows started or updated so far
+    failed: int | None = None
     message: str

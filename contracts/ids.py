@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import re
 
-_ASSIGNMENT_RE = re.compile(r"^(?P<programme>[a-z0-9][a-z0-9-]*)\.t(?P<task>\d{2,3})\.(?P<unit>[a-z0-9][a-z0-9_-]*)$")
+# A unit that takes a task again (a reassignment back, or removed and added again) gets a new
+# generation: `….t05.yuzhong.g2`. Access never reads the unit from an id (it reads the record).
+_ASSIGNMENT_RE = re.compile(
+    r"^(?P<programme>[a-z0-9][a-z0-9-]*)\.t(?P<task>\d{2,3})\.(?P<unit>[a-z0-9][a-z0-9_-]*)(?:\.g[1-9]\d*)?$"
+)
 PROGRAMME_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 UNIT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
 SHA256_PATTERN = r"^[0-9a-f]{64}$"  # a file's content digest, which names it

@@ -97,6 +97,10 @@ FACTS = {
     "ManualReminderIssued": ("督查催办", "reminder from a supervisor"),
     "AssignmentClosed": ("办结销号", "closed early"),
     "DeadlinesRecomputed": ("按放假安排调整期限", "deadlines moved by a published calendar"),
+    "AssignmentReassigned": ("转办", "reassigned"),
+    "AssignmentRemoved": ("清单修订移除", "removed by a revision"),
+    "AssignmentRevised": ("分工调整", "responsibility revised"),
+    "ProgrammeRevised": ("任务清单修订", "division revised"),
 }
 EXTENSION_STATUSES = {
     "open": ("待审批", "awaiting decision"),

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from contracts.base import SYSTEM_ACTOR, Actor
 from contracts.commands import AssignmentSpec, CommandResult, CooperatingReport
+from contracts.division_facts import ProgrammeRevised
 from contracts.events import ProgrammeImported
 from contracts.fold import AssignmentState
 from contracts.working_calendar import PublishedCalendar
@@ -60,6 +61,8 @@ class ProgrammeInput(BaseModel):
     programme_id: str
     imported: ProgrammeImported
     actor: Actor
+    # A revision of the division: the workflow records this fact instead, as the programme's event `revision`.
+    revised: ProgrammeRevised | None = None
 
 
 class ProgrammeRecorded(BaseModel):

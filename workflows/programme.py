@@ -1,4 +1,5 @@
-"""ProgrammeWorkflow: the one owner of a programme's own facts (ProgrammeImported today).
+"""ProgrammeWorkflow: the one owner of a programme's own facts: ProgrammeImported (seq 0) and each
+ProgrammeRevised (seq = the revision's number, one workflow run per revision).
 
 Programme-level facts carry the stream key `programme:<id>` and its own sequence, which the
 ledger checks like an assignment's. Making them in a workflow gives them what assignment
@@ -21,8 +22,10 @@ with workflow.unsafe.imports_passed_through():
 class ProgrammeWorkflow:
     @workflow.run
     async def run(self, input: ProgrammeInput) -> ProgrammeRecorded:
+        fact = input.revised or input.imported
+        seq = input.revised.revision if input.revised is not None else 0
         event = make_event(
-            input.imported, seq=0, occurred_at=workflow.now(), programme_id=input.programme_id, actor=input.actor
+            fact, seq=seq, occurred_at=workflow.now(), programme_id=input.programme_id, actor=input.actor
         )
         await publish([event])
         return ProgrammeRecorded(event_ids=[event.event_id])

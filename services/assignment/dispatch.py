@@ -23,6 +23,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from contracts.base import Actor, Role
 from contracts.catalog import Schedule
 from contracts.commands import PROGRAMME_WORKFLOW_NAME, WORKFLOW_NAME, AssignmentSpec
+from contracts.division_facts import Handover, ProgrammeRevised
 from contracts.events import ProgrammeImported
 from contracts.ids import programme_workflow_id, workflow_id
 from workflows.models import AssignmentInput, ProgrammeInput, ProgrammeRecorded
@@ -43,6 +44,23 @@ async def record_import(
             PROGRAMME_WORKFLOW_NAME,
             ProgrammeInput(programme_id=programme_id, imported=imported, actor=actor),
             id=programme_workflow_id(programme_id),
+            task_queue=task_queue,
+            id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
+            id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
+            result_type=ProgrammeRecorded,
+        )
+
+
+async def record_revision(
+    client: Client, task_queue: str, programme_id: str, imported: ProgrammeImported, revised: ProgrammeRevised,
+    actor: Actor,
+) -> None:  # fmt: skip
+    """Record and publish a revision's ProgrammeRevised, once (one programme workflow run per revision)."""
+    with contextlib.suppress(WorkflowAlreadyStartedError):
+        await client.start_workflow(
+            PROGRAMME_WORKFLOW_NAME,
+            ProgrammeInput(programme_id=programme_id, imported=imported, actor=actor, revised=revised),
+            id=f"{programme_workflow_id(programme_id)}.r{revised.revision}",
             task_queue=task_queue,
             id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
             id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING,
@@ -73,6 +91,8 @@ def specs(rows: Sequence[dict[str, Any]], schedule: Schedule) -> list[Assignment
             horizon_year=r["horizon_year"],
             lead_assignment_id=r["lead_assignment_id"],
             schedule=schedule,
+            handover=Handover.model_validate_json(r["handover"]) if r.get("handover") else None,
+            revision=r.get("revision"),
         )
         for r in rows
     ]

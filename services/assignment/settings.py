@@ -37,6 +37,8 @@ class AssignmentSettings(TemporalConnectionSettings):
     dispatch_concurrency: int = Field(default=64, ge=1, le=1000, validation_alias=AliasChoices("DISPATCH_CONCURRENCY"))
     # Whether workflows keep the Policyflow* search attributes (the server must have them registered).
     search_attributes: bool = Field(default=True, validation_alias=AliasChoices("SEARCH_ATTRIBUTES"))
+    # A revision whose workflows to follow are more than this answers 202 at once (its progress: GET .../revisions/N).
+    revision_wait_limit: int = Field(default=200, ge=0, validation_alias=AliasChoices("REVISION_WAIT_LIMIT"))
     update_timeout: float = Field(default=30.0, gt=0, validation_alias=AliasChoices("UPDATE_TIMEOUT_SECONDS"))
     log_level: str = Field(default="INFO", validation_alias=AliasChoices("LOG_LEVEL"))
 

@@ -38,6 +38,7 @@ class Programme(AssignmentModel, table=True):
     event: str = Field(sa_type=Text)
     event_published: bool = False
     dispatched_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    revision: int = 0  # the division's revision: 0 as imported, then one more per revision applied
 
 
 class UnitRow(AssignmentModel, table=True):
@@ -62,12 +63,33 @@ class Responsibility(AssignmentModel, table=True):
     start_year: int
     horizon_year: int
     lead_assignment_id: str | None = Field(default=None, sa_type=String(200))
+    # A closed responsibility (reassigned or removed) keeps its row, so that its id is never used again.
+    closed_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+    closed_reason: str | None = Field(default=None, sa_type=Text)
+    successor_id: str | None = Field(default=None, sa_type=String(200))
+    handover: str | None = Field(default=None, sa_type=Text)  # a reassignment's Handover (JSON): where it starts
+    revision: int | None = None  # the revision that added it
+
+
+class Revision(AssignmentModel, table=True):
+    """A revision of a programme's division, as applied: the difference, and when its workflows followed."""
+
+    __tablename__ = "revisions"
+
+    programme_id: str = Field(primary_key=True, sa_type=String(64))
+    revision: int = Field(primary_key=True)
+    version: str = Field(sa_type=String(64))  # the dry run's version this revision was applied with
+    diff: str = Field(sa_type=Text)  # JSON: the ProgrammeRevised fact and the cooperating units' new leads
+    applied_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    applied_by: str = Field(sa_type=String(200))
+    completed_at: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
 
 
 metadata = AssignmentModel.metadata
 programmes = table_of(Programme)
 units = table_of(UnitRow)
 responsibilities = table_of(Responsibility)
+revisions = table_of(Revision)
 # The inbox's stage, deadlines and overdue level, folded from the event stream.
 INBOX = projection_tables(AssignmentModel, "inbox")
 
@@ -192,10 +214,11 @@ async def mark_dispatched(engine: AsyncEngine, programme_id: str) -> None:
 
 
 async def programme_responsibilities(engine: AsyncEngine, programme_id: str) -> list[dict[str, Any]]:
+    """The programme's responsibilities in force (closed ones, reassigned or removed, left out)."""
     async with engine.connect() as conn:
         rows = await conn.execute(
             select(responsibilities)
-            .where(responsibilities.c.programme_id == programme_id)
+            .where(responsibilities.c.programme_id == programme_id, responsibilities.c.closed_at.is_(None))
             .order_by(responsibilities.c.task_no, responsibilities.c.unit_id)
         )
         return [dict(r._mapping) for r in rows]

@@ -39,6 +39,14 @@ TEMPLATES = {
     "AssignmentClosed": "办结销号：{reason_short} / closed early ({year})",
     "DeadlinesRecomputed": "依 {source} 公布的 {year} 年放假安排重新计算期限：{moved_words} / "
     "deadlines moved by the {year} working calendar",
+    "AssignmentCreated/handover": "由 {from_unit_id}（{from_assignment_id}）转办而来：{reason_short} / "
+    "reassigned from {from_unit_id}",
+    "AssignmentReassigned": "转办至 {to_unit_id}（{to_assignment_id}）：{reason_short} / "
+    "reassigned to {to_unit_id} as {to_assignment_id}",
+    "AssignmentRemoved": "清单第 {revision} 次修订移除本任务 / removed in revision {revision}",
+    "AssignmentRevised": "分工调整（{changed_words}）：{reason_short} / revised: {changed_words}",
+    "ProgrammeRevised": "任务清单第 {revision} 次修订：新增 {added_n}，移除 {removed_n}，调整 {changed_n} / "
+    "division revision {revision}: {added_n} added, {removed_n} removed, {changed_n} changed",
 }
 
 
@@ -52,7 +60,26 @@ def _clip(text: Any, width: int = 60) -> str:
     return flat if len(flat) <= width else flat[: width - 1] + "…"
 
 
+def _division_fields(payload: dict[str, Any]) -> dict[str, Any]:
+    """A reassignment's handover and a revision's counts, for their lines."""
+    raw = payload.get("handover")
+    handover: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    names = ("to_unit_id", "to_assignment_id", "from_unit_id", "from_assignment_id")
+    fields: dict[str, Any] = {k: handover[k] for k in names if k in handover}
+    if "reason" in handover:
+        fields["reason_short"] = _clip(handover["reason"])
+    changed = payload.get("changed")
+    if isinstance(changed, list):
+        fields["changed_n"] = len(changed)
+        fields["changed_words"] = ", ".join(str(c) for c in changed)
+    fields["added_n"] = len(payload.get("added") or [])
+    fields["removed_n"] = len(payload.get("removed") or [])
+    return fields
+
+
 def summary(event_type: str, payload: dict[str, Any]) -> str:
+    if event_type == "AssignmentCreated" and isinstance(payload.get("handover"), dict):
+        event_type = "AssignmentCreated/handover"  # a reassignment's new assignment says where it came from
     template = TEMPLATES.get(event_type)
     if template is None:
         return event_type
@@ -75,4 +102,5 @@ def summary(event_type: str, payload: dict[str, Any]) -> str:
             if isinstance(m, dict)
         ),
     )
+    fields.update(_division_fields(payload))
     return template.format_map(fields)

@@ -52,14 +52,36 @@ class Allowed:
     async def __call__(
         self, request: Request, assignment_id: str, caller: Annotated[Principal, Depends(principal)]
     ) -> Target:
-        parsed = parse_assignment_id(assignment_id)
-        if parsed is None:
+        if parse_assignment_id(assignment_id) is None:  # the id's shape only; its unit is read from the record
             raise await not_found(request, assignment_id, caller)
         require_role(caller, *self.roles)
-        if not await assignment_exists(request, assignment_id):
+        if caller.role != UserRole.DEPARTMENT:
+            if not await assignment_exists(request, assignment_id):
+                raise await not_found(request, assignment_id, caller)
+            return Target(assignment_id, caller)
+        found = await assignment_record(request, assignment_id)
+        if found is None:
             raise await not_found(request, assignment_id, caller)
-        require_unit(caller, parsed[2])
+        require_unit(caller, found[2])
         return Target(assignment_id, caller)
+
+
+async def assignment_record(request: Request, assignment_id: str) -> tuple[str, int, str] | None:
+    """Programme, task and unit of an assignment, from the read model or else (an assignment
+    dispatched just now) from its workflow: never parsed from the id, which a reassignment or a
+    new generation (`….g2`) does not keep in step with the unit."""
+    reader: readmodel.StatusReader = request.app.state.status_reader
+    found = await reader.record(assignment_id)
+    temporal = getattr(request.app.state, "temporal", None)
+    if found is not None or temporal is None:
+        return found
+    try:
+        s = await query_status(temporal, assignment_id)
+    except HTTPException as exc:
+        if exc.status_code == 404:
+            return None
+        raise
+    return s.programme_id, s.task_no, s.unit_id
 
 
 async def assignment_exists(request: Request, assignment_id: str) -> bool:
@@ -213,6 +235,10 @@ def detail(state: AssignmentState) -> AssignmentDetail:
             "manual_reminders": state.manual_reminders,
         },
         workflow_id=workflow_id(state.assignment_id),
+        closed_reason=state.cancel_reason,
+        reassigned_from=state.reassigned_from,
+        reassigned_to=state.reassigned_to,
+        revision=state.revision,
     )
 
 

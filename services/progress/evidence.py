@@ -156,11 +156,15 @@ async def upload(
 
 async def may_read(request: Request, caller: Principal, assignment_id: str) -> None:
     """The unit, its task's lead unit, supervisors, verifiers and auditors; anyone else 403."""
-    parsed = parse_assignment_id(assignment_id)
-    if parsed is None:
+    if parse_assignment_id(assignment_id) is None:
         raise HTTPException(404, f"no assignment {assignment_id}")
     require_role(caller, *api.READ_ROLES)
-    if caller.role != UserRole.DEPARTMENT or caller.unit_id == parsed[2]:
+    if caller.role != UserRole.DEPARTMENT:
+        return
+    parsed = await api.assignment_record(request, assignment_id)
+    if parsed is None:
+        raise HTTPException(404, f"no assignment {assignment_id}")
+    if caller.unit_id == parsed[2]:
         return
     if await lead.is_lead(request.app.state.engine, caller.unit_id, parsed[0], parsed[1]):
         return

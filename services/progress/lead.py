@@ -14,9 +14,9 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.api import LeadTask, LeadTaskDetail
-from contracts.base import Role, UserRole
+from contracts.base import Role, Stage, UserRole
 from contracts.fold import AssignmentState
-from contracts.ids import PROGRAMME_ID_PATTERN, assignment_id
+from contracts.ids import PROGRAMME_ID_PATTERN
 from services.progress.api import READ_ROLES, detail
 from services.progress.store import READ_MODEL
 from services.shared.auth import Principal
@@ -52,9 +52,16 @@ async def is_lead(engine: AsyncEngine, unit_id: str | None, programme_id: str, t
     assignment of the task, its cooperating departments' and its districts'."""
     if unit_id is None:
         return False
-    q = select(A.c.role).where(A.c.assignment_id == assignment_id(programme_id, task_no, unit_id))
+    # By the record's unit and role, not the id: a reassigned lead's assignment has another id.
+    q = select(A.c.assignment_id).where(
+        A.c.programme_id == programme_id,
+        A.c.task_no == task_no,
+        A.c.unit_id == unit_id,
+        A.c.role == Role.LEAD.value,
+        A.c.stage != Stage.CANCELLED.value,
+    )
     async with engine.connect() as conn:
-        return (await conn.execute(q)).scalar_one_or_none() == Role.LEAD.value
+        return (await conn.execute(q.limit(1))).first() is not None
 
 
 def lead_units(states: list[AssignmentState]) -> list[str]:

@@ -148,6 +148,13 @@ class StatusReader:
             q = select(A.c.state).where(A.c.assignment_id == assignment_id)
             return (await conn.execute(q)).scalar_one_or_none()
 
+    async def record(self, assignment_id: str) -> tuple[str, int, str] | None:
+        """The assignment's programme, task and unit as its events say (never read from the id)."""
+        async with self.engine.connect() as conn:
+            q = select(A.c.programme_id, A.c.task_no, A.c.unit_id).where(A.c.assignment_id == assignment_id)
+            row = (await conn.execute(q)).first()
+        return (row[0], row[1], row[2]) if row else None
+
     async def exists(self, assignment_id: str) -> bool:
         async with self.engine.connect() as conn:
             q = select(A.c.assignment_id).where(A.c.assignment_id == assignment_id)
