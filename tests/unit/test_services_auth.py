@@ -15,6 +15,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from contracts.base import Actor, UserRole
 from contracts.command_table import COMMANDS, CommandRow
 from contracts.commands import CommandResult
+from contracts.fold import AssignmentState
 from services.progress.app import create_app
 from services.progress.settings import ProgressSettings
 from services.shared.auth import load_public_key
@@ -75,6 +76,11 @@ class FakeHandle:
 
         return Update()
 
+    async def query(self, _name: str, **_: Any) -> AssignmentState:
+        """The workflow's own record: the unit comes from it, not from the id."""
+        await self.describe()
+        return AssignmentState(assignment_id=AID, programme_id="p1", task_no=3, unit_id="yuzhong")
+
     async def describe(self) -> None:
         """Only AID's workflow was started."""
         if self.wid != f"assignment-{AID}":
@@ -95,6 +101,9 @@ class EmptyReadModel:
 
     async def exists(self, _assignment_id: str) -> bool:
         return False
+
+    async def record(self, _assignment_id: str) -> None:
+        return None
 
     async def ids_like(self, _assignment_id: str, unit_id: str | None = None) -> list[str]:
         return [AID] if unit_id in (None, "yuzhong") else []
