@@ -4,6 +4,7 @@ by hand: the pure computations over the fold's dated records, as of two dates.""
 from __future__ import annotations
 
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
@@ -142,3 +143,36 @@ def test_an_approved_extension_moves_the_due_date_and_early_closure_drops_what_w
         open_now.update({d.key: d for d in fact.opens})
     outcomes = {k: v[1] for k, v in deadline_outcomes(record.deadlines, YEAR_END).items()}
     assert outcomes == {"acceptance": "on_time", year.PLAN.key: "on_time", year.Q1.key: "dropped"}
+
+
+def test_the_example_programme_ships_a_labelled_example_set_of_indicators() -> None:
+
+    from services.assignment.programme_dir import load_programme_dir
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "cq-2022-79"
+    body = load_programme_dir(example)
+    out = body.outcomes
+    assert out.example and "EXAMPLE" in out.note and out.scoring.example
+    assert {i.id: i.aggregation for i in out.indicators} == {
+        "green_building_share": "mean", "water_saving_county": "share_at_or_above", "retrofit_area": "sum",
+        "forest_coverage": "latest"}  # fmt: skip
+    tasks = {t.no for t in body.programme.tasks()}
+    assert all(set(i.tasks) <= tasks and i.goal_year in (2025, 2035) for i in out.indicators)
+    assert out.scoring.weights.total() == 100
+
+
+def test_a_bad_indicators_file_names_the_line_and_the_field(tmp_path: Path) -> None:
+    from services.assignment.programme_dir import load_outcomes
+    from services.assignment.source_files import DivisionError
+
+    path = tmp_path / "indicators.yaml"
+    path.write_text(
+        "indicators:\n  - id: share\n    name: 占比\n    tasks: [1]\n    aggregation: share_at_or_above\n"
+        "    goal_year: 2025\n    goal: 100\n  - id: Bad-Id\n    name: x\n    tasks: [1]\n    aggregation: sum\n"
+        "    goal_year: 2025\n    goal: 1\n",
+        encoding="utf-8",
+    )
+    with pytest.raises(DivisionError) as caught:
+        load_outcomes(path)
+    text = str(caught.value)
+    assert "share_at_or_above needs a threshold" in text and "indicators.1.id" in text and ":8:" in text
