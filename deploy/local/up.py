@@ -34,9 +34,12 @@ def import_example(stack: Stack) -> None:
     base = stack.url("assignment")
     with httpx.Client(base_url=base, headers=headers, timeout=600) as client:
         r = client.post("/v1/programmes", content=body.model_dump_json())
-        r.raise_for_status()
-        state = "imported" if r.json().get("imported") else "already imported"
-        console.print(f"programme {body.programme_id}: {state}")
+        if r.status_code == 409:  # its division was revised since: the revision stands
+            console.print(f"programme {body.programme_id}: revised since its import; kept as revised")
+        else:
+            r.raise_for_status()
+            state = "imported" if r.json().get("imported") else "already imported"
+            console.print(f"programme {body.programme_id}: {state}")
         path = f"/v1/programmes/{body.programme_id}/dispatch"
         r = client.post(path, params={"wait": "false"})
         r.raise_for_status()

@@ -118,8 +118,9 @@ async def import_programme(request: Request, caller: Caller, body: ProgrammeImpo
     if stored.content_sha256 != sha:
         raise HTTPException(
             409,
-            f"programme {body.programme_id} was already imported with different content; "
-            "an imported programme never changes: import the new version under a new programme_id",
+            f"programme {body.programme_id} was already imported with different content; a changed division "
+            f"is a revision: POST /v1/programmes/{body.programme_id}/revisions (dry run, then apply), which "
+            "`policyflow programme import DIR` does, or import the new version under a new programme_id",
         )
     if not stored.event_published:
         try:

@@ -15,9 +15,9 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from services.cli import division_cmd, typed
 from services.cli import evidence as evidence_cli
 from services.cli import show as show_view
-from services.cli import typed
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import (
     AsJson,
@@ -286,6 +286,7 @@ def register(app: typer.Typer) -> None:
         ("status", status),
         ("show", show),
         ("dispatch", dispatch),
+        ("reassign", division_cmd.reassign),
     ):
         app.command(name)(fn)
     app.add_typer(plan_app, name="plan")

@@ -5,7 +5,8 @@ stderr, as file:line: field: message); 2 the policy text or a file cannot be use
 With `--json`, `parse` prints the same programme JSON and `check` the summary as data
 (warnings also on stderr); an error is one line `{"error": ..., "status": 0}` on stderr (for
 problems in the files, with `"problems": [...]`), with the same exit codes.
-`programme import` posts the checked programme to the assignment service.
+`programme import` posts the checked programme to the assignment service; for a programme already
+imported it shows the revised division's difference, applied with `--apply`.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from services.assignment.programme_dir import (
 )
 from services.assignment.programme_text import ProgrammeParseError, parse_document
 from services.assignment.source_files import DivisionError
-from services.cli import propose
+from services.cli import division_cmd, propose
 from services.cli.answers import answer, refuse
 from services.cli.client import ApiError, Client, Config
 from services.cli.common import AsJson, Token, console, emit, handled, read_json
@@ -186,12 +187,27 @@ def import_programme(
     path: Annotated[Path, typer.Argument(help="programme directory, policy text, or ProgrammeImport JSON")],
     division: Annotated[Path | None, typer.Option(help="division file (.yaml or .csv) to use instead")] = None,
     programme_id: Annotated[str | None, typer.Option("--id", help="programme id (default: from the name)")] = None,
+    apply: Annotated[bool, typer.Option("--apply", help="apply a revised division (shown first without it)")] = False,
+    force: Annotated[bool, typer.Option("--force", help="with --apply: remove assignments that have reports")] = False,
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Supervisors: import a programme and its division (importing the same again changes nothing)."""
+    """Supervisors: import a programme and its division (importing the same again changes nothing).
+
+    A programme already imported with a changed division (or tasks) is a revision: the difference
+    is shown (added, removed, changed assignments) and applied only with --apply."""
     body = _load_programme(path, division, programme_id)
     with Client(Config.load(token), timeout=120) as c:
+        try:
+            c.request("assignment", "GET", f"/v1/programmes/{body['programme_id']}")
+            known = True
+        except ApiError as exc:
+            if exc.status != 404:
+                raise
+            known = False
+        if known:
+            division_cmd.revise(c, body, apply, force, as_json)
+            return
         data = c.request("assignment", "POST", "/v1/programmes", json=body)
 
     def human(d: dict[str, Any]) -> None:
@@ -203,3 +219,6 @@ def import_programme(
         )
 
     emit(data, as_json, human)
+
+
+app.command("add-unit")(division_cmd.add_unit)

@@ -8,19 +8,23 @@ task 1, 渝中区 (yuzhong) delivers tasks 1, 2, 3 and 万州区 (wanzhou) task 
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from temporalio.client import Client
+from typer.testing import CliRunner, Result
 
 from contracts.api import ProgrammeImport
 from contracts.base import Role
 from contracts.catalog import Responsibility, Task
 from contracts.ids import assignment_id
-from tests.e2e.support import Stack, running_stack, small_programme, stream_events
+from services.cli.main import app
+from tests.e2e.support import Stack, running_stack, small_programme, stream_events, token
 from tests.integration.audit_support import running, settings_for
 from tests.support.clock import china_today, current_period
 from tests.support.waiting import until
@@ -258,3 +262,48 @@ async def test_a_revised_division_dry_run_then_apply(stack: Stack, nats_url: str
                 1,
                 "removed in revision 2",
             )
+
+
+async def test_the_cli_shows_a_revision_and_applies_it_only_when_asked(stack: Stack, tmp_path: Path) -> None:
+    year = china_today().year
+    body = small_programme(start_year=year, horizon=year + 1)
+    pid = body.programme_id
+    env = {
+        "POLICYFLOW_ASSIGNMENT_URL": stack.assignment_url,
+        "POLICYFLOW_PROGRESS_URL": stack.progress_url,
+        "POLICYFLOW_TOKEN": token(stack.key_dir, "supervisor"),
+        "POLICYFLOW_CONFIG": str(tmp_path / "no-config.toml"),
+        "COLUMNS": "200",
+    }
+
+    async def cli(*args: str) -> Result:
+        return await asyncio.to_thread(CliRunner().invoke, app, list(args), env=env)
+
+    first, second = tmp_path / "programme.json", tmp_path / "revised.json"
+    first.write_text(body.model_dump_json(), encoding="utf-8")
+    lines = [r for r in body.division.responsibilities if (r.task_no, r.unit_id) != (2, "wanzhou")]
+    revised_body = body.model_copy(update={"division": body.division.model_copy(update={"responsibilities": lines})})
+    second.write_text(revised_body.model_dump_json(), encoding="utf-8")
+    async with httpx.AsyncClient(timeout=60) as c:
+        assert (await cli("programme", "import", str(first))).exit_code == 0
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/dispatch", headers=stack.headers("supervisor"))
+        assert r.status_code == 200, r.text
+
+        shown = await cli("programme", "import", str(second))
+        assert shown.exit_code == 0, shown.output
+        assert "- removed" in shown.output and f"{pid}.t02.wanzhou" in shown.output
+        assert "nothing applied; run again with --apply" in shown.output
+        r = await c.get(f"{stack.progress_url}/v1/assignments/{pid}.t02.wanzhou", headers=stack.headers("supervisor"))
+        assert r.json()["stage"] == "assigned"
+
+        applied = await cli("programme", "import", str(second), "--apply")
+        assert applied.exit_code == 0 and "revision 1 applied" in applied.output, applied.output
+        r = await c.get(f"{stack.progress_url}/v1/assignments/{pid}.t02.wanzhou", headers=stack.headers("supervisor"))
+        assert (r.json()["stage"], r.json()["closed_reason"]) == ("cancelled", "removed in revision 1")
+        again = await cli("programme", "import", str(second))
+        assert "already is this one: nothing to change" in again.output
+
+        moved = await cli("reassign", f"{pid}.t03.yuzhong", "--to", "wanzhou", "--reason", "属地调整")
+        assert moved.exit_code == 0 and f"{pid}.t03.yuzhong → {pid}.t03.wanzhou (wanzhou)" in moved.output
+        refused = await cli("reassign", f"{pid}.t03.yuzhong", "--to", "fgw", "--reason", "再次")
+        assert refused.exit_code == 1 and "is closed (转办至 wanzhou：属地调整)" in refused.output

@@ -217,8 +217,11 @@ def test_programme_import_posts_a_json_file(
         "example_division": True,
         "imported": False,
     }
-    serve(monkeypatch, calls, lambda _: out)
+    # Asked first whether it is known (a known programme is a revision: shown, applied with --apply).
+    unknown = httpx.Response(404, json={"detail": "no programme cli-prog"})
+    serve(monkeypatch, calls, lambda r: unknown if r.method == "GET" else out)
     result = runner.invoke(app, ["programme", "import", str(path)])
     assert result.exit_code == 0, result.output
     assert "already imported" in result.output and "EXAMPLE" in result.output
-    assert json.loads(calls[0].content)["programme_id"] == "cli-prog"
+    assert [(c.method, c.url.path) for c in calls] == [("GET", "/v1/programmes/cli-prog"), ("POST", "/v1/programmes")]
+    assert json.loads(calls[1].content)["programme_id"] == "cli-prog"
