@@ -20,7 +20,7 @@ from fastapi.responses import StreamingResponse
 from sqlalchemy import func, select
 
 from contracts.base import UserRole
-from services.progress import readmodel
+from services.progress import readmodel, readmodel_check
 from services.progress.store import READ_MODEL
 from services.shared.auth import Principal
 from services.shared.lease import lock_file, try_exclusive_lock
@@ -96,3 +96,17 @@ async def rebuild_read_models(request: Request, caller: Principal = Depends(supe
             yield _line(item)
 
     return StreamingResponse(body(), media_type=NDJSON)
+
+
+@router.get("/v1/admin/check-read-models")
+async def check_read_models(request: Request, caller: Principal = Depends(supervisor)) -> dict[str, Any]:
+    """Fold the stream afresh into a scratch database and compare every row with the live read model."""
+    app = request.app
+    settings = app.state.settings
+    verdict = await readmodel_check.check(
+        app.state.engine, app.state.nats.jetstream(), settings.event_stream, settings.read_model_durable
+    )
+    if not verdict["ok"]:
+        log.error("readmodel.check_failed", by=caller.sub, differences=verdict["differences_total"],
+                  first=verdict["differences"][:3])  # fmt: skip
+    return verdict

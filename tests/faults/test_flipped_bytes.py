@@ -1,0 +1,119 @@
+"""A flipped byte on disk, found and reported, never served as if nothing happened: one in a ledger
+row (audit verify names the entry) and one in a read-model row (the check that folds the stream
+afresh names the row and column; a rebuild repairs it).
+
+Each service is stopped, its WAL checkpointed into the database file, the byte flipped in the file
+(every copy of the row's bytes, stale pages included), and the service started again.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.faults.harness import FaultStack, table
+from tests.faults.scenario import Driver, programme
+from tests.support.clock import china_today
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture
+async def own_stack(tmp_path: Path) -> AsyncIterator[FaultStack]:
+    stack = FaultStack(tmp_path / "var")
+    try:
+        await stack.start()
+        yield stack
+    finally:
+        await stack.stop()
+
+
+def flip_stored(database: Path, sql: str, params: tuple[Any, ...]) -> bytes:
+    """Flip one byte in the middle of the value `sql` selects, in the database file itself."""
+    with sqlite3.connect(database) as db:
+        db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        value = db.execute(sql, params).fetchone()[0]
+    stored = value if isinstance(value, bytes) else str(value).encode()
+    data = bytearray(database.read_bytes())
+    at, found = 0, 0
+    while (at := data.find(stored, at)) >= 0:
+        data[at + len(stored) // 2] ^= 0x01
+        at, found = at + len(stored), found + 1
+    assert found, "the row's bytes are not in the database file"
+    database.write_bytes(bytes(data))
+    return stored
+
+
+async def restart(stack: FaultStack, name: str, change: Any) -> None:
+    stack.procs[name].stop()
+    change()
+    stack.procs[name].spawn()
+    await stack.ready(name)
+
+
+async def test_a_flipped_byte_in_the_ledger_and_in_the_read_model_is_reported(
+    own_stack: FaultStack, http: httpx.AsyncClient
+) -> None:
+    stack = own_stack
+    year = china_today().year
+    body = programme(tasks=1, units=3, start_year=year, horizon=year + 1, tag="flip")
+    pid = body.programme_id
+    driver = Driver(stack, http)
+    aids = await driver.import_and_dispatch(body)
+    for aid in aids:
+        await driver.must(
+            aid, "accept", "progress", f"/v1/assignments/{aid}/accept", "department", aid.rsplit(".", 1)[1]
+        )
+    await stack.quiesce(http, pid)
+    assert (await stack.verify(http))["ok"] is True
+
+    # ---- the ledger ----------------------------------------------------------------------------------
+    ledger_db = stack.var_dir / "audit.sqlite"
+    with sqlite3.connect(ledger_db) as db:
+        ledger_table = next(
+            name
+            for (name,) in db.execute("select name from sqlite_master where type='table'")
+            if "canonical" in [c[1] for c in db.execute(f"pragma table_info({name})")]
+        )
+        count = db.execute(f"select count(*) from {ledger_table}").fetchone()[0]
+    target = count // 2 + 1
+    sql = f"select canonical from {ledger_table} where ledger_seq = ?"
+    await restart(stack, "audit", lambda: flip_stored(ledger_db, sql, (target,)))
+    verdict = await stack.verify(http)
+    assert verdict["ok"] is False, verdict
+    assert str(target) in str(verdict), f"verify does not name ledger entry {target}: {verdict}"
+
+    # ---- the read model ----------------------------------------------------------------------------
+    url = f"{stack.url('progress')}/v1/admin/check-read-models"
+    healthy = (await http.get(url, headers=stack.headers("supervisor"), timeout=120)).json()
+    assert healthy["ok"] is True and healthy["caught_up"] is True, healthy
+    models_db = stack.var_dir / "progress.sqlite"
+    victim = aids[1]
+    sql = "select state from rm_assignments where assignment_id = ?"
+    await restart(stack, "progress", lambda: flip_stored(models_db, sql, (victim,)))
+    r = await http.get(url, headers=stack.headers("supervisor"), timeout=120)
+    assert r.status_code == 200, r.text
+    found = r.json()
+    assert found["ok"] is False, found
+    assert {(d["key"][0], d["column"]) for d in found["differences"]} >= {(victim, "state")}, found
+    rebuilt = await http.post(
+        f"{stack.url('progress')}/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"), timeout=300
+    )
+    assert rebuilt.status_code == 200
+    repaired = (await http.get(url, headers=stack.headers("supervisor"), timeout=120)).json()
+    assert repaired["ok"] is True, repaired
+    said = str({k: verdict.get(k) for k in verdict if k != "ok"})[:150]
+    first = found["differences"][0]["column"]
+    table(
+        "flipped bytes",
+        [
+            (f"ledger entry {target} of {count}: verify says", said),
+            ("read model row: check reports", f"{found['differences_total']} difference(s), first {first}"),
+            ("after a rebuild: check ok", repaired["ok"]),
+        ],
+    )
