@@ -15,6 +15,7 @@ from typing import Literal
 from pydantic import BaseModel
 
 from contracts.base import OverdueLevel, Role
+from contracts.division_facts import AssignmentReassigned, AssignmentRemoved
 from contracts.events import (
     AnnualPlanSubmitted,
     AssignmentAccepted,
@@ -33,6 +34,7 @@ from contracts.events import (
 )
 
 SCORED_KINDS = ("acceptance", "annual_plan", "quarterly_report")
+LEFT = (AssignmentCancelled, AssignmentReassigned, AssignmentRemoved)  # the unit's assignment ends without completion
 
 
 class DeadlineMark(BaseModel):
@@ -92,7 +94,7 @@ class OutcomeRecord(BaseModel):
 def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str, Deadline]) -> None:
     """Add what `fact` (of an event at `at`) means for the record; `open_now` are the deadlines
     open before it, which its `closes` names."""
-    ending = isinstance(fact, AssignmentCompleted | AssignmentCancelled | AssignmentClosed)
+    ending = isinstance(fact, (AssignmentCompleted, AssignmentClosed, *LEFT))
     how: Literal["met", "dropped"] = "dropped" if ending else "met"
     moved = isinstance(fact, ExtensionApproved | DeadlinesRecomputed)  # the due in force moves
     opened: Literal["opened", "extended"] = "extended" if moved else "opened"
@@ -106,10 +108,16 @@ def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str,
     match fact:
         case AssignmentCreated():
             record.created_at = at
+            carried = fact.handover
+            if carried is not None and (carried.accepted or carried.plan is not None):  # 转办: starts where it stood
+                record.accepted_at = at
+            if carried is not None and carried.plan is not None:
+                targets = {i["id"]: i["target"] for i in carried.plan.get("indicators", []) if i.get("id")}
+                record.targets.append(TargetsSet(at=at, year=int(carried.plan.get("year", 0)), targets=targets))
         case AssignmentAccepted():
             record.accepted_at = at
-        case AssignmentCancelled():
-            record.cancelled_at = at
+        case AssignmentCancelled() | AssignmentReassigned() | AssignmentRemoved():
+            record.cancelled_at = at  # no longer the unit's: left out of figures and scores from then on
         case AnnualPlanSubmitted():
             targets = {i.id: i.target for i in fact.indicators if i.id is not None}
             record.targets.append(TargetsSet(at=at, year=fact.year, targets=targets))

@@ -176,3 +176,33 @@ def test_a_bad_indicators_file_names_the_line_and_the_field(tmp_path: Path) -> N
         load_outcomes(path)
     text = str(caught.value)
     assert "share_at_or_above needs a threshold" in text and "indicators.1.id" in text and ":8:" in text
+
+
+def test_a_reassigned_assignment_leaves_the_old_unit_and_starts_accepted_with_the_new() -> None:
+    from contracts import events as ev
+    from contracts.division_facts import AssignmentReassigned, Handover
+    from contracts.ids import assignment_id
+
+    old, new = assignment_id(year.PROGRAMME, 14, "gamma"), assignment_id(year.PROGRAMME, 14, "delta")
+    plan = {"year": 2027, "revision": 1, "status": "approved", "milestones": [],
+            "indicators": [{"id": year.GREEN, "name": "绿色建筑占比", "target": 80}]}  # fmt: skip
+    handover = Handover(from_assignment_id=old, from_unit_id="gamma", to_assignment_id=new, to_unit_id="delta",
+                        reason="职责调整", accepted=True, plan=plan)  # fmt: skip
+    moved = ev.make_event(AssignmentReassigned(handover=handover), seq=2, occurred_at=year.at("2027-03-01"),
+                          programme_id=year.PROGRAMME, actor=year.SUPERVISOR, assignment_id=old, task_no=14,
+                          unit_id="gamma")  # fmt: skip
+    created = ev.AssignmentCreated(task_title="t", role="responsible", start_year=2027, horizon_year=2030,
+                                   handover=handover)  # fmt: skip
+    started = ev.make_event(created, seq=0, occurred_at=year.at("2027-03-01"), programme_id=year.PROGRAMME,
+                            actor=year.SUPERVISOR, assignment_id=new, task_no=14, unit_id="delta")  # fmt: skip
+    states = {s.assignment_id: s for s in folded()}
+    by_id: dict[str, AssignmentState] = {}
+    for e in [e for e in year.events() if e.assignment_id == old] + [moved, started]:
+        assert e.assignment_id is not None
+        by_id[e.assignment_id] = advance(by_id.get(e.assignment_id), e)
+    states |= {k: Recorded.model_validate(v.model_dump()) for k, v in by_id.items()}
+    answer = scores(YEAR_END, sorted(states.values(), key=lambda s: s.assignment_id))
+    gamma_tasks = {u.unit_id: u.assignments for u in answer.units}
+    assert gamma_tasks["gamma"] == 1 and gamma_tasks["delta"] == 1  # t14 left gamma for delta
+    delta = next(u for u in answer.units if u.unit_id == "delta")
+    assert delta.started and {c.key: c.detail for c in delta.components}["indicators"] == "达标 0 / 目标 1"
