@@ -138,7 +138,7 @@ class _Row:
     unit_field: str  # the column / key the unit came from, for messages
 
 
-class _Checker:
+class DivisionChecker:
     """Turns raw rows into Responsibility lines, collecting every problem on the way."""
 
     def __init__(self, file: str, units: list[Unit], programme: Programme) -> None:
@@ -242,7 +242,7 @@ def _division_yaml(path: Path, units: list[Unit], programme: Programme) -> Divis
     if not isinstance(root.value, dict):
         raise DivisionError([Problem(file, root.line, "division", "expected a mapping with tasks:")])
     top: dict[str, Located] = root.value
-    check = _Checker(file, units, programme)
+    check = DivisionChecker(file, units, programme)
     for key in top.keys() - TOP_KEYS:
         check.problem(top[key].line, key, f"unknown field (expected one of {', '.join(sorted(TOP_KEYS))})")
     doc = top.get("document_no")
@@ -292,7 +292,7 @@ def _division_yaml(path: Path, units: list[Unit], programme: Programme) -> Divis
     return check.division(bool(example and example.value), str(note.value) if note and note.value else "")
 
 
-def _entries(section: Located | None, check: _Checker, name: str) -> Iterator[Located]:
+def _entries(section: Located | None, check: DivisionChecker, name: str) -> Iterator[Located]:
     """The mapping items of a top-level list, reporting anything else."""
     if section is None or section.value is None:
         return
@@ -316,7 +316,7 @@ CSV_COLUMNS = {
 
 def _division_csv(path: Path, units: list[Unit], programme: Programme) -> Division:
     file = str(path)
-    check = _Checker(file, units, programme)
+    check = DivisionChecker(file, units, programme)
     reader = csv.reader(io.StringIO(read_text(path, legacy_encoding=True)))
     header = next(reader, None)
     if header is None:
@@ -341,29 +341,6 @@ def _division_csv(path: Path, units: list[Unit], programme: Programme) -> Divisi
         )
         check.row(row, ("task_no", "role", "horizon_year"))
     return check.division(example=False, note="")
-
-
-def division_from_notes(programme: Programme, units: list[Unit], horizon_year: int, source: str) -> Division:
-    """The division the document states itself, in its clauses' notes, resolved to unit ids.
-    Every name the registry does not know is reported once, with the tasks naming it."""
-    check = _Checker(source, units, programme)
-    unknown: dict[str, list[int]] = {}
-    for task in programme.tasks():
-        for named in task.responsibilities:
-            found = check.registry.resolve(named.unit)
-            if isinstance(found, str):
-                unknown.setdefault(named.unit, []).append(task.no)
-                continue
-            for unit_id in found:
-                check.add(task.no, unit_id, named.role, horizon_year, 0, f"task {task.no}")
-    if unknown and not units:
-        names = "、".join(unknown)
-        check.problem(None, "units", f"no unit registry (units file) given for the units the text names ({names})")
-    for name, tasks in unknown.items() if units else ():
-        check.problem(None, "unit", f"unknown unit '{name}' (named in tasks {', '.join(map(str, tasks))})")
-    raise_if(check.problems)
-    ordered = sorted(check.out, key=lambda r: (r.task_no, ROLE_RANK[r.role]))
-    return Division(example=False, note=f"as stated in the notes of {source}", responsibilities=ordered)
 
 
 # -- the schedule ----------------------------------------------------------------------------

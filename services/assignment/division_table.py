@@ -1,10 +1,12 @@
 """An annexed division table (任务分工表 / 工作任务清单 / 重点任务分解表) read as the division of work.
 
 Copied out of a PDF or a word processor, a table arrives one row a line, its cells separated
-by tabs, `|` or runs of spaces; a long cell may wrap onto a line of its own (a line with an
-empty number cell continues the row above). The header row names the columns: 序号, the task,
-its content, 牵头单位, 配合单位 / 责任单位, a time limit. Rows are joined to the body's work
-items by the document's own label (`3`, `（二）3`), failing that by the task's title. Pure.
+by tabs (pasted from Word), `|` / `｜` or box-drawing bars (`│` `┃` `║`) or runs of spaces; rule
+lines drawn between rows (`├──┼──┤`, `+---+`, `|---|`) are not rows. A long cell may wrap onto
+a line of its own (a line with an empty number cell continues the row above). The header row
+names the columns: 序号, the task, its content, 牵头单位, 配合单位 / 责任单位, a time limit.
+Rows are joined to the body's work items by the document's own label (`3`, `（二）3`), failing
+that by the task's title. Pure.
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from contracts.catalog import NamedResponsibility
 from services.assignment.division_notes import read_note
 from services.assignment.policy_lines import fold
 
-_CELL_SPLIT_RE = re.compile(r"\t|\s*[|｜]\s*|[ \u3000]{2,}")
+_CELL_SPLIT_RE = re.compile(r"\t|\s*[|｜│┃║¦]\s*|[ \u3000]{2,}")
+_RULE_LINE_RE = re.compile(r"^[\s\-—–─━═┄┅┈┉╌╍+|｜│┃║¦:：┌┐└┘├┤┬┴┼┏┓┗┛┣┫┳┻╋╔╗╚╝╠╣╦╩╬]*$")
 _COLUMNS = {
     "no": ("序号", "编号"),
     "lead": ("牵头单位", "牵头部门", "牵头"),
@@ -49,7 +52,7 @@ class AnnexDivision:
 
 def _cells(line: str) -> list[str]:
     # Leading tabs are empty cells (a wrapped row), so only spaces and bars are trimmed.
-    return [c.strip() for c in _CELL_SPLIT_RE.split(line.strip(" \u3000\r\n").strip("|｜"))]
+    return [c.strip() for c in _CELL_SPLIT_RE.split(line.strip(" \u3000\r\n").strip("|｜│┃║¦"))]
 
 
 def _column_of(cell: str) -> str | None:
@@ -70,6 +73,8 @@ def read_table(lines: list[tuple[int, str]]) -> tuple[int | None, list[TableRow]
     header_line = None
     rows: list[TableRow] = []
     for no, line in lines:
+        if _RULE_LINE_RE.match(line):
+            continue
         cells = _cells(line)
         if header_line is None:
             found = {_column_of(c): i for i, c in enumerate(cells)}

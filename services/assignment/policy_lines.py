@@ -9,8 +9,11 @@ punctuation. Pure.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
+
+import opencc
 
 _CN = "〇零一二三四五六七八九十"
 _CN_DIGIT = {c: i for i, c in enumerate("〇一二三四五六七八九")} | {"零": 0}
@@ -42,6 +45,24 @@ _SENTENCE_PUNCT = set("；：！？;:!?")
 # A title line: short, unpunctuated, ending with the genre's word (…的实施意见, …工作要点(2023年)).
 _TITLE_END_RE = re.compile(r"(意见|方案|通知|要点|计划|措施|办法|分解|清单|规划)([(（][^()（）]{1,12}[)）])?$")
 _CLOSED_RE = re.compile(r"[。；！？：!?;:][”’」』]*$|[。！？][（(][^（）()]*[)）]$|^[（(][^（）()]*[)）]$")
+
+
+@functools.cache
+def _to_simplified() -> opencc.OpenCC:
+    return opencc.OpenCC("hk2s")  # traditional, Hong Kong variants included (衞 -> 卫)
+
+
+def simplified(text: str) -> tuple[str, bool]:
+    """A copy in traditional characters (牽頭單位：…；配合單位：…, a Hong Kong or Taiwan copy) as
+    simplified characters, and whether it was one. A simplified text is returned as it is: it is
+    converted only when at least 1% of its CJK characters are traditional forms. Line breaks are
+    kept, so line numbers stay those of the original."""
+    converted = _to_simplified().convert(text)
+    changed = sum(a != b for a, b in zip(text, converted, strict=False))
+    cjk = sum("\u4e00" <= ch <= "\u9fff" for ch in text)
+    if converted.count("\n") != text.count("\n") or changed < max(3, cjk // 100):
+        return text, False
+    return converted, True
 
 
 class Block(str):

@@ -4,13 +4,14 @@ A programme directory (see examples/cq-2022-79/) holds:
 
     policy.txt      the policy document as plain UTF-8 text
     units.yaml      the unit registry
-    division.yaml   the division of work (or division.csv)
+    division.yaml   the division of work (or division.csv; optional: see below)
     schedule.yaml   start year, evaluation years, deadline rules (optional: defaults)
     indicators.yaml the programme's indicators and scoring rule (optional: none, example scoring)
 
 `load_programme_file` takes a bare policy text plus whichever of the other files the caller
-has; without a division file it uses the division the document states in its own clause
-notes, resolved against the unit registry.
+has. Without a division file, both use the division the document states in its own notes or
+annexed table, its names matched to the unit registry as `programme propose-division` matches
+them (exact, known short form, a set of districts; anything else is a problem to fix).
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from contracts.api import ProgrammeImport
 from contracts.catalog import Division, Programme, Schedule, Unit
 from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.indicators import ProgrammeOutcomes
-from services.assignment.division import division_from_notes, load_division, load_schedule, load_units
-from services.assignment.programme_text import parse_programme
+from services.assignment.division import load_division, load_schedule, load_units
+from services.assignment.notes_division import division_from_notes
+from services.assignment.programme_text import parse_document
 from services.assignment.source_files import Problem, load_yaml, raise_if, validate
 
 POLICY_FILE = "policy.txt"
@@ -85,19 +87,24 @@ def load_programme_file(
     units: str | Path | None = None,
     schedule: str | Path | None = None,
     programme_id: str | None = None,
+    report: list[str] | None = None,
 ) -> ProgrammeImport:
     """A ProgrammeImport from a policy text and optional units / division / schedule files.
     The programme id defaults to one made from the file name (from the directory's name for a
-    programme directory's policy.txt).
+    programme directory's policy.txt). `report`, when given, receives what a person should know
+    of the reading: the parts of the text skipped, names read by a known short form.
 
     Raises ProgrammeFileError, ProgrammeParseError or DivisionError."""
     path = Path(path)
     id_from = path.resolve().parent.name if path.name == POLICY_FILE else path.stem
-    return _load(path, division, units, schedule, programme_id, id_from=id_from)
+    return _load(path, division, units, schedule, programme_id, id_from=id_from, report=report)
 
 
 def load_programme_dir(
-    directory: str | Path, programme_id: str | None = None, division: str | Path | None = None
+    directory: str | Path,
+    programme_id: str | None = None,
+    division: str | Path | None = None,
+    report: list[str] | None = None,
 ) -> ProgrammeImport:
     """A ProgrammeImport from a programme directory; `division` overrides the directory's own.
     The programme id defaults to one made from the directory name."""
@@ -108,9 +115,8 @@ def load_programme_dir(
     if not units.is_file():
         raise ProgrammeFileError(f"{units}: no such file (the unit registry)")
     if division is None:
+        # With no division file, the division is the one the text's own notes state.
         division = next((directory / n for n in DIVISION_FILES if (directory / n).is_file()), None)
-        if division is None:
-            raise ProgrammeFileError(f"{directory}: no {' / '.join(DIVISION_FILES)} (the division of work)")
     schedule = directory / SCHEDULE_FILE
     body = _load(
         directory / POLICY_FILE,
@@ -119,6 +125,7 @@ def load_programme_dir(
         schedule if schedule.is_file() else None,
         programme_id,
         id_from=directory.resolve().name,
+        report=report,
     )
     indicators = directory / INDICATORS_FILE
     if not indicators.is_file():
@@ -143,15 +150,20 @@ def _load(
     schedule: str | Path | None,
     programme_id: str | None,
     id_from: str,
+    report: list[str] | None = None,
 ) -> ProgrammeImport:
-    programme = parse_programme(read_policy_text(path))
+    doc = parse_document(read_policy_text(path))
+    programme = doc.programme
+    if report is not None:
+        report += doc.notices + [f"skipped: {s}" for s in doc.skipped]
     registry: list[Unit] = load_units(units) if units else []
     timing = load_schedule(schedule) if schedule else default_schedule(programme)
     if division:
         work = load_division(division, registry, programme)
     elif any(t.responsibilities for t in programme.tasks()):
         horizon = max((g.year for g in programme.goals), default=timing.start_year + 4)
-        work = division_from_notes(programme, registry, horizon, source=str(path))
+        where = {s.no: (s.label, s.note_lines[0] if s.note_lines else s.line) for s in doc.sources}
+        work = division_from_notes(programme, registry, horizon, source=str(path), notes=report, where=where)
     else:
         note = "no division of work: the text names none and no division file was given"
         work = Division(note=note, responsibilities=[])

@@ -220,7 +220,11 @@ _CN_NUMERALS = ["", *"一二三四五六七八九十", *(f"十{c}" for c in "一
 
 def _paragraph_groups(sections: list[Section]) -> list[Group]:
     """Documents with no 1. level: each （一） paragraph of a task section is a work item."""
-    candidates = [s for s in sections if not any(w in s.title for w in SAFEGUARD_WORDS + PREAMBLE_WORDS)]
+    # A section whose paragraphs name responsible units is work whatever its title
+    # (五、强化协调配合，加强资金保障 in 国办发〔2018〕121号).
+    candidates = [
+        s for s in sections if not any(w in s.title for w in SAFEGUARD_WORDS + PREAMBLE_WORDS) or _has_notes(s)
+    ]
     candidates = candidates or sections
     groups: list[Group] = []
     for section in candidates:

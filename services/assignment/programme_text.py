@@ -33,6 +33,7 @@ from services.assignment.policy_lines import (
     cn_number,
     content_lines,
     fold,
+    simplified,
     strip_stop,
 )
 from services.assignment.programme_layout import (
@@ -55,6 +56,7 @@ class ProgrammeParseError(ValueError):
         self.message = message
 
 
+TRADITIONAL_NOTICE = "the text is in traditional characters: it was read as simplified (titles and names are given so)"
 _CJK = r"\u3400-\u9fff\u3000-\u303f\uff00-\uffef"
 
 
@@ -81,6 +83,7 @@ class ParsedDocument:
     annex_line: int | None = None
     first_leads_line: int | None = None  # where the text states that the first-named unit leads
     skipped: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # how the text was read, e.g. as simplified
 
     def source(self, task_no: int) -> TaskSource:
         return next(s for s in self.sources if s.no == task_no)
@@ -222,6 +225,7 @@ def _hint(all_blocks: list[Block]) -> str:
 
 def parse_document(text: str) -> ParsedDocument:
     """Parse an implementation document. Raises ProgrammeParseError when there are no tasks."""
+    text, traditional = simplified(text)
     all_blocks = blocks(text)
     if not all_blocks:
         raise ProgrammeParseError("the text is empty")
@@ -290,6 +294,7 @@ def parse_document(text: str) -> ParsedDocument:
         annex_line=annex[0].line if annex else None,
         first_leads_line=rule_line,
         skipped=skipped,
+        notices=[TRADITIONAL_NOTICE] if traditional else [],
     )
 
 

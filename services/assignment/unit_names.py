@@ -82,6 +82,9 @@ class UnitNames:
         self.districts = tuple(u.unit_id for u in units if u.kind == UnitKind.DISTRICT)
         self.names = {u.name: u.unit_id for u in units} | {a: u.unit_id for u in units for a in u.aliases}
 
+    def name_of(self, unit_id: str) -> str:
+        return next((u.name for u in self.units if u.unit_id == unit_id), unit_id)
+
     def match(self, name: str) -> NameMatch:
         if name in self.exact:
             return NameMatch(name, (self.exact[name],), EXACT)

@@ -54,6 +54,8 @@ def parse(
     except ProgrammeParseError as exc:
         _fail(f"{path}: {exc.message}", as_json)
     # A partial parse says what it skipped, on stderr: stdout stays the programme alone.
+    for notice in doc.notices:
+        typer.echo(f"note: {notice}", err=True)
     for skipped in doc.skipped:
         typer.echo(f"skipped: {skipped}", err=True)
     # The output is JSON with or without --json: the flag is accepted so every command takes it.
@@ -80,28 +82,36 @@ def check(
     programme_id: Annotated[str | None, typer.Option("--id", help="programme id (default: from the name)")] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Validate a programme and its division of work, and print a summary."""
+    """Validate a programme and its division of work (a division file, or else the text's own
+    notes and annexed table), and print a summary with what the reading skipped."""
+    report: list[str] = []
     try:
         if target.is_dir():
-            loaded = load_programme_dir(target, programme_id=programme_id, division=division)
+            loaded = load_programme_dir(target, programme_id=programme_id, division=division, report=report)
         else:
-            loaded = load_programme_file(target, division, units, schedule, programme_id)
+            loaded = load_programme_file(target, division, units, schedule, programme_id, report=report)
     except (ProgrammeFileError, ProgrammeParseError) as exc:
         _fail(str(exc) if isinstance(exc, ProgrammeFileError) else f"{target}: {exc}", as_json)
     except DivisionError as exc:
+        for line in report if not as_json else ():
+            typer.echo(_reported(line), err=True)
         if not as_json:
             for problem in exc.problems:
                 typer.echo(str(problem), err=True)
         problems = [str(p) for p in exc.problems]
-        _fail(f"{len(problems)} problem(s); nothing was loaded", as_json, code=1, problems=problems)
-    data = summary_data(loaded)
+        _fail(f"{len(problems)} problem(s); nothing was loaded", as_json, code=1, problems=problems, report=report)
+    data = summary_data(loaded) | {"report": report}
     if as_json:
         for warning in data["warnings"]:
             typer.echo(f"warning: {warning}", err=True)
         answer(data)
         return
-    for line in summary(loaded):
+    for line in summary(loaded) + [_reported(r) for r in report]:
         typer.echo(line)
+
+
+def _reported(line: str) -> str:
+    return line if line.startswith("skipped: ") else f"note: {line}"
 
 
 def summary_data(loaded: ProgrammeImport) -> dict[str, Any]:

@@ -12,11 +12,11 @@ from typer.testing import CliRunner
 from contracts.base import Role
 from contracts.catalog import DeadlineRules, Programme, Unit, UnitKind
 from services.assignment.division import (
-    division_from_notes,
     load_division,
     load_schedule,
     load_units,
 )
+from services.assignment.notes_division import division_from_notes
 from services.assignment.programme_dir import (
     ProgrammeFileError,
     load_programme_dir,

@@ -17,7 +17,16 @@ from services.assignment.programme_text import ParsedDocument, ProgrammeParseErr
 
 DATA = Path(__file__).parent / "data" / "policies"
 UNSEEN = Path(__file__).parent / "data" / "policies-unseen"
-SEEN = ["gz-talent-cluster", "lishui-2023-work-report", "xuchang-2020-20", "beijing-2016-26"]
+SEEN = [
+    "gz-talent-cluster",
+    "lishui-2023-work-report",
+    "xuchang-2020-20",
+    "beijing-2016-26",
+    "guofa-2018-42-farm-machinery",
+    "guobanfa-2018-121-sports-events",
+    "guobanfa-2019-3-kindergartens",
+    "xianyang-2022-fangguanfu-traditional",
+]
 # Kept unseen until the parser was finished, facts written first. lishan and shanxi read right on
 # the first run; sichuan's structure did, but its 〔责任单位:…〕 notes were missed until 〔〕 was
 # read as a note's bracket (the only change made after seeing it).
