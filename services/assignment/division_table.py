@@ -50,9 +50,17 @@ class AnnexDivision:
     unjoined: list[str] = field(default_factory=list)
 
 
-def _cells(line: str) -> list[str]:
-    # Leading tabs are empty cells (a wrapped row), so only spaces and bars are trimmed.
-    return [c.strip() for c in _CELL_SPLIT_RE.split(line.strip(" \u3000\r\n").strip("|｜│┃║¦"))]
+_BARS = "|｜│┃║¦"
+
+
+def _cells(line: str, bordered: bool) -> list[str]:
+    # Leading tabs are empty cells (a wrapped row), so only spaces are trimmed; so are the outer
+    # bars of a table drawn with borders (│ a │ b │), but not the bar after an empty first cell.
+    line = line.strip(" \u3000\r\n")
+    if bordered:
+        line = line[1:] if line[:1] in _BARS else line
+        line = line[:-1] if line[-1:] in _BARS else line
+    return [c.strip() for c in _CELL_SPLIT_RE.split(line)]
 
 
 def _column_of(cell: str) -> str | None:
@@ -72,10 +80,13 @@ def read_table(lines: list[tuple[int, str]]) -> tuple[int | None, list[TableRow]
     header: dict[str, int] = {}
     header_line = None
     rows: list[TableRow] = []
+    bordered = False
     for no, line in lines:
         if _RULE_LINE_RE.match(line):
             continue
-        cells = _cells(line)
+        if header_line is None:
+            bordered = line.strip(" \u3000")[:1] in _BARS
+        cells = _cells(line, bordered)
         if header_line is None:
             found = {_column_of(c): i for i, c in enumerate(cells)}
             found.pop(None, None)

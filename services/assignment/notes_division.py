@@ -8,6 +8,8 @@ first note, with the closest registry name as a suggestion.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from contracts.catalog import Division, Programme, Unit
 from services.assignment.division import ROLE_RANK, DivisionChecker
 from services.assignment.source_files import raise_if
@@ -20,12 +22,12 @@ def division_from_notes(
     horizon_year: int,
     source: str,
     notes: list[str] | None = None,
-    where: dict[int, tuple[str, int]] | None = None,
+    where: Callable[[str, int], tuple[str, int]] | None = None,
 ) -> Division:
     """The division the document's notes state, names matched as propose-division matches them
     (unit_names.py: exact, known short form, district set); a name matched by none is reported
     once with its tasks and the closest registry name. `notes` receives the short-form reads;
-    `where` gives each task's label and the line of its note, for the problems to point at."""
+    `where` gives a name's task label and line in the text, for the problems to point at."""
     check = DivisionChecker(source, units, programme)
     names = UnitNames(units)
     unknown: dict[str, list[int]] = {}
@@ -48,11 +50,10 @@ def division_from_notes(
     if unknown and not units:
         listed = "、".join(unknown)
         check.problem(None, "units", f"no unit registry (units file) given for the units the text names ({listed})")
-    where = where or {}
     for name, tasks in unknown.items() if units else ():
         hint = f"; closest registry name: '{suggestion[name]}'" if suggestion[name] else ""
-        named_in = ", ".join(f"{t} [{where[t][0]}]" if t in where else str(t) for t in tasks)
-        line = where[tasks[0]][1] if tasks[0] in where else None
+        named_in = ", ".join(f"{t} [{where(name, t)[0]}]" if where else str(t) for t in tasks)
+        line = where(name, tasks[0])[1] if where else None
         check.problem(line, "unit", f"unknown unit '{name}' (named in tasks {named_in}{hint})")
     raise_if(check.problems)
     ordered = sorted(check.out, key=lambda r: (r.task_no, ROLE_RANK[r.role]))

@@ -162,7 +162,10 @@ def _load(
         work = load_division(division, registry, programme)
     elif any(t.responsibilities for t in programme.tasks()):
         horizon = max((g.year for g in programme.goals), default=timing.start_year + 4)
-        where = {s.no: (s.label, s.note_lines[0] if s.note_lines else s.line) for s in doc.sources}
+
+        def where(name: str, task_no: int) -> tuple[str, int]:
+            return doc.source(task_no).label, doc.line_of(name, task_no)
+
         work = division_from_notes(programme, registry, horizon, source=str(path), notes=report, where=where)
     else:
         note = "no division of work: the text names none and no division file was given"

@@ -259,7 +259,8 @@ def layout(sections: list[Section], header: list[Block], title: str) -> Layout:
         # No 一、二、 headings at all: a bare list of groups and clauses.
         task_sections = [Section(1, title, header, header[0].line if header else 0)]
     groups, skipped = _groups(task_sections)
-    if not groups:
+    paragraphs = not groups
+    if paragraphs:
         groups = _paragraph_groups(task_sections or sections)
         task_sections = [g.section for g in groups]
     n = 0
@@ -272,8 +273,12 @@ def layout(sections: list[Section], header: list[Block], title: str) -> Layout:
         if id(s) in chosen:
             continue
         for it in items(s.blocks):
+            marker = GROUP_RE.match(fold(it.head))
             if it.clause_no is not None:
                 skipped.append(
                     f"line {it.line}: clause {it.clause_no} under {s.label}、{s.title} is not read as a task"
                 )
+            elif paragraphs and marker:
+                what = f"paragraph （{marker.group(1)}）"
+                skipped.append(f"line {it.line}: {what} under {s.label}、{s.title} is not read as a task")
     return Layout(groups, task_sections, skipped)

@@ -84,9 +84,23 @@ class ParsedDocument:
     first_leads_line: int | None = None  # where the text states that the first-named unit leads
     skipped: list[str] = field(default_factory=list)
     notices: list[str] = field(default_factory=list)  # how the text was read, e.g. as simplified
+    lines: list[str] = field(default_factory=list)  # the text as read, one entry a line
 
     def source(self, task_no: int) -> TaskSource:
         return next(s for s in self.sources if s.no == task_no)
+
+    def line_of(self, name: str, task_no: int) -> int:
+        """The line where a task's note (or annex row) names `name`: the first line holding it
+        from the note's line on, before the next task begins; the note's line if none does."""
+        src = self.source(task_no)
+        starts = list(src.note_lines) or [src.line]
+        later = [s.line for s in self.sources if s.line > src.line]
+        for start in starts:
+            end = min([n for n in later if n > start], default=start + 6)
+            for n in range(start, min(end, len(self.lines) + 1)):
+                if name in self.lines[n - 1]:
+                    return n
+        return starts[0]
 
 
 def _split_closing(all_blocks: list[Block]) -> tuple[list[Block], list[Block], dt.date | None]:
@@ -295,6 +309,7 @@ def parse_document(text: str) -> ParsedDocument:
         first_leads_line=rule_line,
         skipped=skipped,
         notices=[TRADITIONAL_NOTICE] if traditional else [],
+        lines=text.replace("\ufeff", "").splitlines(),
     )
 
 

@@ -33,6 +33,7 @@ class Proposal:
     convention: list[int] = field(default_factory=list)  # tasks whose lead the convention proposed
     no_units: list[int] = field(default_factory=list)  # tasks whose text names no unit
     skipped: list[str] = field(default_factory=list)
+    notices: list[str] = field(default_factory=list)  # how the text was read (traditional characters)
 
     def summary(self) -> dict[str, object]:
         return {
@@ -43,6 +44,7 @@ class Proposal:
             "lead_by_convention": self.convention,
             "tasks_without_units": self.no_units,
             "skipped": self.skipped,
+            "notices": self.notices,
         }
 
 
@@ -65,13 +67,14 @@ def _with_convention(named: list[NamedResponsibility]) -> tuple[list[NamedRespon
 def propose(doc: ParsedDocument, units: list[Unit], source: str, horizon_year: int) -> Proposal:
     p = doc.programme
     registry = UnitNames(units)
-    proposal = Proposal(text="", tasks=len(p.tasks()), skipped=list(doc.skipped))
+    proposal = Proposal(text="", tasks=len(p.tasks()), skipped=list(doc.skipped), notices=list(doc.notices))
     out = [
         f"# Division of work PROPOSED from {source} by `policyflow programme propose-division`.",
         "# Review every entry against the text before use: each says where it came from, and how",
         "# each name was matched to the unit registry. Names that match no unit are listed at the",
         "# end and are not in the rows. `programme check --division THIS_FILE` checks the file.",
     ]
+    out += [f"# Note: {notice}." for notice in doc.notices]
     if doc.first_leads_line:
         out.append(f"# The text states that the first-named unit leads ({source}:{doc.first_leads_line}).")
     out += [
@@ -117,9 +120,9 @@ def _entry(
         lines.append(f"    # lead: {CONVENTION}")
     elif src.rule:
         lines.append(f"    # roles: {src.rule}")
-    note_line = src.note_lines[0] if src.note_lines else src.line
     for name in src.open_ended:
-        proposal.open_ended.append({"name": name, "task": task_no, "label": src.label, "line": note_line})
+        line = doc.line_of(f"{name}等", task_no)
+        proposal.open_ended.append({"name": name, "task": task_no, "label": src.label, "line": line})
         lines.append(f"    # open-ended list: {name}等 - the text may mean more units than it names")
     seen: set[str] = set()
     districts = set(registry.districts)
@@ -135,7 +138,7 @@ def _entry(
                         "role": _KEYS[role],
                         "task": task_no,
                         "label": src.label,
-                        "line": note_line,
+                        "line": doc.line_of(r.unit, task_no),
                         "suggestion": m.suggestion,
                     }
                 )

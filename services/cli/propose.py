@@ -63,6 +63,7 @@ def _human(d: dict[str, Any]) -> list[str]:
     ]
     if d.get("warning"):
         lines.append(f"warning: {d['warning']}")
+    lines += [f"note: {n}" for n in d["notices"]]
     for u in d["unmatched"]:
         hint = f" (closest registry name: {u['suggestion']})" if u["suggestion"] else ""
         lines.append(f"unmatched: line {u['line']}, task {u['task']} [{u['label']}], {u['role']}: {u['name']}{hint}")

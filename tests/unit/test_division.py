@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 import re
+import shutil
 from collections import Counter
 from pathlib import Path
 
@@ -341,3 +343,50 @@ def test_cli_check_unparsable_text_exit_2(tmp_path: Path) -> None:
     result = runner.invoke(app, ["check", str(path)])
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+POLICIES = Path(__file__).parent / "data" / "policies"
+FARM_UNITS = """\
+units:
+  - {unit_id: miit, name: 工业和信息化部, kind: department}
+  - {unit_id: moa, name: 农业农村部, kind: department}
+  - {unit_id: ndrc, name: 国家发展和改革委员会, kind: department, aliases: [发展和改革委员会]}
+  - {unit_id: pbc, name: 中国人民银行, kind: department}
+"""
+
+
+def test_cli_check_directory_without_a_division_uses_the_texts_notes_with_the_same_matching(tmp_path: Path) -> None:
+    shutil.copy(POLICIES / "guofa-2018-42-farm-machinery.txt", tmp_path / "policy.txt")
+    (tmp_path / "units.yaml").write_text(FARM_UNITS, encoding="utf-8")
+    result = runner.invoke(app, ["check", str(tmp_path)])
+    assert result.exit_code == 1
+    errors = result.stderr.strip().splitlines()
+    assert "skipped: line 7: paragraph （一） under 一、总体要求 is not read as a task" in errors
+    assert "note: '发展改革委' read as 国家发展和改革委员会 (ndrc), a known short form" in errors
+    policy = tmp_path / "policy.txt"
+    assert (
+        f"{policy}:20: unit: unknown unit '人民银行' (named in tasks 7 [（九）], 10 [（十二）]; "
+        "closest registry name: '中国人民银行')"
+    ) in errors
+    assert errors[-1].startswith("error: ") and "Traceback" not in result.output
+    assert "(?" not in result.output and "\\d" not in result.output  # no pattern shown to a user
+
+
+def test_cli_check_reports_what_the_reading_skipped_and_a_traditional_copy(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["check", str(POLICIES / "guobanfa-2019-3-kindergartens.txt")])
+    assert result.exit_code == 0, result.output
+    assert "tasks: 6 in 2 groups" in result.stdout
+    assert "skipped: line 17: clause 1 under 四、组织实施 is not read as a task" in result.stdout
+    assert "warning: no division of work" in result.stdout
+    shutil.copy(POLICIES / "xianyang-2022-fangguanfu-traditional.txt", tmp_path / "policy.txt")
+    (tmp_path / "units.yaml").write_text(
+        "units:\n  - {unit_id: bgs, name: 市政府办公室, kind: department}\n"
+        "  - {unit_id: sgb, name: 市行政审批制度改革工作领导小组办公室, kind: department}\n"
+        "  - {unit_id: d1, name: 秦都区, kind: district}\n",
+        encoding="utf-8",
+    )
+    result = runner.invoke(app, ["check", str(tmp_path), "--json"])
+    assert result.exit_code == 1  # 市级各有关部门及各县市区政府 is one name the registry does not know
+    error = json.loads(result.stderr.strip().splitlines()[-1])
+    assert error["report"][0].startswith("the text is in traditional characters")
+    assert any("'市级各有关部门及各县市区政府'" in p for p in error["problems"])

@@ -9,11 +9,17 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import opencc
 import pytest
 import yaml
 
 from contracts.base import Role
-from services.assignment.programme_text import ParsedDocument, ProgrammeParseError, parse_document
+from services.assignment.programme_text import (
+    TRADITIONAL_NOTICE,
+    ParsedDocument,
+    ProgrammeParseError,
+    parse_document,
+)
 
 DATA = Path(__file__).parent / "data" / "policies"
 UNSEEN = Path(__file__).parent / "data" / "policies-unseen"
@@ -112,7 +118,12 @@ def _blank_line_in_paragraphs(text: str) -> str:
     return "\n".join(out) + "\n"
 
 
-PERTURBATIONS = [_crlf, _bom, _full_width_digits, _page_numbers, _blank_line_in_paragraphs]
+def _traditional(text: str) -> str:
+    # A Hong Kong-style copy: 牵头单位 -> 牽頭單位, 负责 -> 負責, 卫生 -> 衞生.
+    return str(opencc.OpenCC("s2hk").convert(text))
+
+
+PERTURBATIONS = [_crlf, _bom, _full_width_digits, _page_numbers, _blank_line_in_paragraphs, _traditional]
 
 
 @pytest.mark.parametrize("perturb", PERTURBATIONS, ids=lambda f: f.__name__.strip("_"))
@@ -121,6 +132,8 @@ def test_perturbed_copy_reads_the_same(path: Path, perturb: Any) -> None:
     text = perturb(path.with_suffix(".txt").read_text(encoding="utf-8"))
     doc = parse_document(text)
     f = facts(path.with_suffix(".facts.yaml"))
+    if perturb is _traditional:
+        assert doc.notices == [TRADITIONAL_NOTICE]
     if perturb is not _page_numbers and perturb is not _blank_line_in_paragraphs:
         check_against_facts(doc, f, fold_digits=perturb is _full_width_digits)
         return
@@ -145,6 +158,29 @@ def test_line_numbers_point_at_the_clause_and_its_note(name: str) -> None:
 def test_clause_in_the_goals_section_is_reported_as_skipped() -> None:
     doc = parse_document((DATA / "gz-talent-cluster.txt").read_text(encoding="utf-8"))
     assert doc.skipped == ["line 5: clause 1 under 一、总体目标 is not read as a task"]
+
+
+def test_clauses_of_the_safeguards_section_are_reported_as_skipped() -> None:
+    doc = parse_document((DATA / "guobanfa-2019-3-kindergartens.txt").read_text(encoding="utf-8"))
+    assert doc.skipped == [f"line {n}: clause {n - 16} under 四、组织实施 is not read as a task" for n in (17, 18, 19)]
+
+
+def test_several_notes_in_one_paragraph_are_all_read_and_all_taken_out_of_its_text() -> None:
+    doc = parse_document((DATA / "guobanfa-2018-121-sports-events.txt").read_text(encoding="utf-8"))
+    task = doc.programme.tasks()[6]
+    assert doc.source(task.no).label == "（十）"
+    assert task.text.startswith("鼓励创新创业。大力推进商事制度改革，营造良好的体育竞赛表演产业准入环境。加强体育产业")
+    assert "负责" not in task.text and len(task.responsibilities) == 6
+    assert "各地区、各有关部门要充分认识" in doc.programme.tasks()[-1].text  # the closing paragraph
+
+
+def test_traditional_copy_says_it_was_read_as_simplified() -> None:
+    text = (DATA / "xianyang-2022-fangguanfu-traditional.txt").read_text(encoding="utf-8")
+    doc = parse_document(text)
+    assert doc.notices == [TRADITIONAL_NOTICE]
+    assert "牽頭" in text and doc.programme.tasks()[0].responsibilities[0].unit == "市政府办公室"
+    simplified_text = parse_document((DATA / "lishui-2023-work-report.txt").read_text(encoding="utf-8"))
+    assert simplified_text.notices == []
 
 
 def test_digits_led_title_is_told_apart_by_the_next_expected_number() -> None:
@@ -335,6 +371,30 @@ def test_annexed_division_table_is_joined_to_the_clauses() -> None:
     assert doc.skipped == ["line 28: table row 9 未列入正文的事项: no work item in the text has that number or title"]
     # numbered lines inside the annex are not tasks, and the attachment list is not the annex
     assert doc.annex_line == 19
+
+
+def _boxed(table: str) -> str:
+    """The same table drawn with box-drawing characters, as pasted from a word processor."""
+    rule = "├────┼──────────┼──────┼──────┼────┤"
+    out = []
+    for row in table.splitlines():
+        out += [rule, "│" + "│".join(f" {cell} " if cell else "    " for cell in row.split("\t")) + "│"]
+    return "\n".join(["┌────┬──────────┬──────┬──────┬────┐", *out[1:], "└────┴──────────┴──────┴──────┴────┘"])
+
+
+@pytest.mark.parametrize(
+    "draw",
+    [_boxed, lambda t: t.replace("\t", " ┃ "), lambda t: t.replace("\t", "｜")],
+    ids=["box-drawn", "heavy-bars", "full-width-bars"],
+)
+def test_annexed_table_drawn_with_bars_or_boxes_reads_the_same(draw: Any) -> None:
+    head, _, table = ANNEXED.partition("序号")
+    table, _, tail = ("序号" + table).partition("— 12 —")
+    plain = parse_document(ANNEXED).programme
+    doc = parse_document(head + draw(table.strip("\n")) + "\n" + tail)
+    roles = [[(r.unit, r.role.value) for r in t.responsibilities] for t in doc.programme.tasks()]
+    assert roles == [[(r.unit, r.role.value) for r in t.responsibilities] for t in plain.tasks()]
+    assert [s for s in doc.skipped if "table row 9" in s]  # the row that joins no clause, still reported
 
 
 def test_annex_without_a_division_table_is_reported() -> None:

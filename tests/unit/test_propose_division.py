@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from contracts.base import Role
 from contracts.catalog import Unit, UnitKind
 from services.assignment.division import load_division, load_units
+from services.assignment.policy_lines import simplified
 from services.assignment.programme_text import parse_document
 from services.assignment.propose_division import CONVENTION, propose
 from services.assignment.unit_names import ALL_DISTRICTS, EXACT, SHORT_FORM, UnitNames
@@ -140,3 +141,41 @@ def test_cli_propose_division_errors_are_one_line(tmp_path: Path) -> None:
     assert len(lines) == 1 and lines[0].startswith("error: ") and "no tasks found" in lines[0]
     missing = runner.invoke(app, ["propose-division", str(tmp_path / "nope")])
     assert missing.exit_code == 2 and "not a directory" in missing.stderr
+
+
+READABLE = sorted(
+    p for p in [*DATA.glob("*.txt"), *(DATA.parent / "policies-unseen").glob("*.txt")] if "cover" not in p.name
+)
+
+
+@pytest.mark.parametrize("path", READABLE, ids=lambda p: p.stem)
+def test_nothing_is_guessed_silently_on_any_real_document(path: Path) -> None:
+    """With an empty registry every name the text gives is listed as unmatched, at a line of the
+    text that holds it; every 等 is flagged at a line holding the name and 等; every task either
+    has rows or is listed as naming no unit."""
+    text = path.read_text(encoding="utf-8")
+    doc = parse_document(text)
+    lines = simplified(text)[0].splitlines()
+    proposal = propose(doc, [], "policy.txt", 2030)
+    named = sorted((t.no, r.unit) for t in doc.programme.tasks() for r in t.responsibilities)
+    assert sorted((int(str(u["task"])), str(u["name"])) for u in proposal.unmatched) == named
+    for u in proposal.unmatched:
+        assert str(u["name"]) in lines[int(str(u["line"])) - 1], u
+    for o in proposal.open_ended:
+        assert f"{o['name']}等" in lines[int(str(o["line"])) - 1], o
+    without = {t.no for t in doc.programme.tasks() if not t.responsibilities}
+    assert set(proposal.no_units) == without and proposal.rows == 0
+    assert proposal.skipped == doc.skipped and proposal.notices == doc.notices
+
+
+def test_traditional_copy_is_matched_to_a_simplified_registry(tmp_path: Path) -> None:
+    shutil.copy(DATA / "xianyang-2022-fangguanfu-traditional.txt", tmp_path / "policy.txt")
+    (tmp_path / "units.yaml").write_text(
+        "units:\n  - {unit_id: xy-bgs, name: 市政府办公室, kind: department}\n", encoding="utf-8"
+    )
+    result = runner.invoke(app, ["propose-division", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "note: the text is in traditional characters" in result.stdout
+    assert "unmatched: line 3, task 1 [1], lead: 市行政审批制度改革工作领导小组办公室" in result.stdout
+    task1 = yaml.safe_load((tmp_path / "division.proposed.yaml").read_text(encoding="utf-8"))["tasks"][0]
+    assert task1 == {"task": 1, "lead": ["xy-bgs"]}
