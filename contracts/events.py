@@ -254,6 +254,18 @@ class DeadlinesRecomputed(Fact):
     moved: list[MovedDeadline]
 
 
+class WorkingCalendarPublished(Fact):
+    """A year's official working calendar, published by an operator; `revision` > 1 replaces the one before."""
+
+    TYPE = "WorkingCalendarPublished"
+    year: int
+    revision: int
+    holidays: list[dt.date]
+    workdays: list[dt.date]
+    source: str
+    replaces: str | None = None  # the source of the publication it replaces
+
+
 CHANGE_FACTS: tuple[type[Fact], ...] = (
     ExtensionRequested,
     ExtensionApproved,
@@ -261,6 +273,7 @@ CHANGE_FACTS: tuple[type[Fact], ...] = (
     ManualReminderIssued,
     AssignmentClosed,
     DeadlinesRecomputed,
+    WorkingCalendarPublished,
 )
 
 

@@ -101,6 +101,7 @@ FACTS = {
     "AssignmentRemoved": ("清单修订移除", "removed by a revision"),
     "AssignmentRevised": ("分工调整", "responsibility revised"),
     "ProgrammeRevised": ("任务清单修订", "division revised"),
+    "WorkingCalendarPublished": ("公布放假安排", "working calendar published"),
 }
 EXTENSION_STATUSES = {
     "open": ("待审批", "awaiting decision"),

@@ -5,12 +5,25 @@ API takes the body, the workflows receive it by signal."""
 from __future__ import annotations
 
 import datetime as dt
+from typing import Literal
 
 from pydantic import Field, model_validator
 
-from contracts.base import Frozen
+from contracts.base import Actor, Frozen
 
-SIGNAL_CALENDAR_PUBLISHED = "calendar_published"
+SIGNAL_CALENDAR_PUBLISHED = "calendar_published"  # to each running assignment
+CALENDAR_WORKFLOW_NAME = "WorkingCalendarWorkflow"  # one per year: records each publication, tells the assignments
+SIGNAL_PUBLISH_CALENDAR = "publish"
+QUERY_CALENDAR = "calendar"
+
+
+def calendar_workflow_id(year: int) -> str:
+    return f"calendar-{year}"
+
+
+def calendar_stream(year: int) -> str:
+    """The programme id its events carry: their stream key is `programme:calendar-YEAR`."""
+    return f"calendar-{year}"
 
 
 class PublishedCalendar(Frozen):
@@ -36,3 +49,23 @@ class PublishedCalendar(Frozen):
             if day in self.holidays:
                 raise ValueError(f"workdays[{i}]: {day.isoformat()} is also listed as a holiday")
         return self
+
+
+class CalendarPublication(Frozen):
+    """The signal to a year's calendar workflow: publish this (again)."""
+
+    calendar: PublishedCalendar
+    actor: Actor
+
+
+class CalendarStatus(Frozen):
+    """GET /v1/calendars/{year}: the calendar in force for the year and how far its publication got."""
+
+    year: int
+    published: bool  # False: the `holidays` package's calendar is used, provisionally
+    revision: int = 0  # how many times the year was published
+    calendar: PublishedCalendar | None = None
+    state: Literal["none", "queued", "signalling", "done"] = "none"
+    signalled: int = 0  # running assignments told of the latest publication so far
+    failed: int = 0
+    message: str = ""

@@ -28,6 +28,8 @@ from services.shared.nats_urls import servers
 from services.shared.streams import ensure_event_stream
 from services.shared.temporal_connect import connect_with
 from workflows.activities import EventPublisher, load_working_calendar
+from workflows.calendar_fanout import CalendarFanOut
+from workflows.calendar_workflow import WorkingCalendarWorkflow
 from workflows.programme import ProgrammeWorkflow
 from workflows.settings import WorkerSettings
 from workflows.workflows import AssignmentWorkflow
@@ -49,8 +51,8 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AssignmentWorkflow, ProgrammeWorkflow],
-        activities=[publisher.publish_events, load_working_calendar],
+        workflows=[AssignmentWorkflow, ProgrammeWorkflow, WorkingCalendarWorkflow],
+        activities=[publisher.publish_events, load_working_calendar, CalendarFanOut(client).signal_assignments],
         graceful_shutdown_timeout=graceful_shutdown,
         **options,
     )

@@ -47,6 +47,8 @@ TEMPLATES = {
     "AssignmentRevised": "分工调整（{changed_words}）：{reason_short} / revised: {changed_words}",
     "ProgrammeRevised": "任务清单第 {revision} 次修订：新增 {added_n}，移除 {removed_n}，调整 {changed_n} / "
     "division revision {revision}: {added_n} added, {removed_n} removed, {changed_n} changed",
+    "WorkingCalendarPublished": "公布 {year} 年放假安排（{source}，第 {revision} 版）/ "
+    "working calendar {year} published, revision {revision}",
 }
 
 

@@ -6,7 +6,19 @@ from typing import Annotated
 
 import typer
 
-from services.cli import admin, audit, common, contracts_cmd, docs_cmd, evidence, export_cmd, ops, programme, tokens
+from services.cli import (
+    admin,
+    audit,
+    calendar,
+    common,
+    contracts_cmd,
+    docs_cmd,
+    evidence,
+    export_cmd,
+    ops,
+    programme,
+    tokens,
+)
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -37,6 +49,7 @@ app.add_typer(admin.app, name="admin", help="Operators: rebuild read models, bac
 app.add_typer(
     export_cmd.app, name="export", help="Views as .xlsx or .csv files: status, summaries, indicators, scores."
 )
+app.add_typer(calendar.app, name="calendar", help="The working calendar (放假安排): publish a year, show it.")
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)
 

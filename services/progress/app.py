@@ -13,6 +13,7 @@ from fastapi import FastAPI
 from services.progress import (
     api,
     bulk_reminders,
+    calendars,
     dashboard,
     dashboard_outcomes,
     evidence,
@@ -84,6 +85,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     install_liveness(app)
     app.include_router(api.router)
     app.include_router(bulk_reminders.router)
+    app.include_router(calendars.router)
     app.include_router(evidence.router)
     outcomes.register_checks()
     app.include_router(outcomes.router)

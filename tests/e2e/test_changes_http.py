@@ -3,6 +3,7 @@ decided by a supervisor, and a bulk 催办 with its preview, its limit and its p
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
 from typing import Any
@@ -15,6 +16,7 @@ from contracts.ids import assignment_id
 from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
 from tests.support.clock import china_today
 from tests.support.waiting import until
+from workflows.calendar import china_year
 
 
 @pytest.fixture(scope="module")
@@ -129,3 +131,67 @@ async def test_bulk_reminders_preview_limit_and_progress(stack: Stack, programme
     second = sorted(e.unit_id or "" for e in reminded if e.payload["message"] == "请抓紧办理")
     assert second == ["fgw", "jw", "yuzhong"]
     assert all(e.actor.role == "supervisor" for e in reminded)
+
+
+async def test_a_published_calendar_moves_a_running_assignments_deadline(stack: Stack, programme: str) -> None:
+    """A weekend day before an acceptance deadline made a working day: the deadline comes a day closer."""
+    aid = assignment_id(programme, 1, "fgw")
+    sup = stack.headers("supervisor")
+    today = china_today()
+    async with httpx.AsyncClient(timeout=30) as c:
+        detail = await get_json(c, f"{stack.progress_url}/v1/assignments/{aid}", sup)
+        due = dt.date.fromisoformat(next(d["due"] for d in detail["deadlines"] if d["key"] == "acceptance"))
+        days = (today + dt.timedelta(days=i) for i in range(1, (due - today).days))
+        extra = next(d for d in days if d.weekday() >= 5 and d not in china_year(d.year).make_up_workdays)
+        package = china_year(extra.year)
+        calendar = {
+            "year": extra.year,
+            "holidays": [d.isoformat() for d in package.days_off],
+            "workdays": [d.isoformat() for d in [*package.make_up_workdays, extra]],
+            "source": "国办发明电〔测试〕1号",
+        }
+        url = f"{stack.progress_url}/v1/calendars/{extra.year}"
+        r = await c.get(url, headers=sup)
+        assert r.status_code == 200 and r.json()["published"] is False and "暂定" in r.json()["message"]
+        r = await c.put(url, json=calendar, headers=stack.headers("department", "fgw"))
+        assert r.status_code == 403
+        r = await c.put(url, json={**calendar, "workdays": [f"{extra.year}-13-01"]}, headers=sup)
+        assert r.status_code == 422 and "workdays" in r.text
+        r = await c.put(url, json=calendar, headers=sup)
+        assert r.status_code == 202, r.text
+        assert r.headers["location"] == f"/v1/calendars/{extra.year}"
+
+        async def in_force() -> dict[str, Any] | None:
+            status: dict[str, Any] = await get_json(c, url, sup)
+            return status if status["state"] == "done" else None
+
+        status = await until(in_force, "the calendar is in force", timeout=120)
+        assert (status["published"], status["revision"], status["calendar"]["source"]) == (
+            True, 1, "国办发明电〔测试〕1号")  # fmt: skip
+        assert status["signalled"] >= 7
+
+        def works(day: dt.date) -> bool:
+            return (
+                day == extra
+                or (day.year == extra.year and day in package.make_up_workdays)
+                or (day.weekday() < 5 and day not in china_year(day.year).days_off)
+            )
+
+        expected, left = today, 10
+        while left:
+            expected += dt.timedelta(days=1)
+            left -= works(expected)
+        assert expected < due
+
+        async def moved() -> dict[str, Any] | None:
+            d = await get_json(c, f"{stack.progress_url}/v1/assignments/{aid}", sup)
+            acceptance = next(x for x in d["deadlines"] if x["key"] == "acceptance")
+            return d if acceptance["due"] == expected.isoformat() else None
+
+        await until(moved, "the acceptance deadline moved")
+
+    events = await stream_events(stack.js)
+    [published] = [e for e in events if e.type == "WorkingCalendarPublished"]
+    assert (published.payload["revision"], published.actor.role) == (1, "supervisor")
+    recomputed = [e for e in events if e.type == "DeadlinesRecomputed" and e.assignment_id == aid]
+    assert recomputed and recomputed[0].payload["source"] == "国办发明电〔测试〕1号"

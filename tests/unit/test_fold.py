@@ -56,6 +56,8 @@ def every_fact() -> list[ev.Fact]:
         ev.DeadlinesRecomputed(year=2027, source="国办发明电〔2026〕7号", opens=[deadline("acceptance")],
                                moved=[ev.MovedDeadline(key="acceptance", old_due=dt.date(2026, 2, 3),
                                                        new_due=dt.date(2026, 2, 3))]),
+        ev.WorkingCalendarPublished(year=2027, revision=1, holidays=[dt.date(2027, 1, 1)], workdays=[],
+                                    source="国办发明电〔2026〕7号"),
         *division_facts(),
     ]  # fmt: skip
 

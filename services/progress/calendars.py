@@ -1,0 +1,102 @@
+"""The working calendar as published data (放假安排): publish a year, read what is in force.
+
+`PUT /v1/calendars/{year}` hands the calendar to that year's WorkingCalendarWorkflow (started if
+need be), which records it as an event and signals every running assignment; the answer is 202
+and `GET` on the same path reports how far that got. Supervisors publish (the admin role when
+the identity issue brings it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+import structlog
+from fastapi import APIRouter, Depends, HTTPException, Path, Request
+from fastapi.responses import JSONResponse
+from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
+
+from contracts.base import UserRole
+from contracts.working_calendar import (
+    CALENDAR_WORKFLOW_NAME,
+    QUERY_CALENDAR,
+    SIGNAL_PUBLISH_CALENDAR,
+    CalendarPublication,
+    CalendarStatus,
+    PublishedCalendar,
+    calendar_workflow_id,
+)
+from services.shared.auth import Principal
+from services.shared.web import principal, require_role
+from workflows.calendar_workflow import CalendarInput
+
+log = structlog.get_logger()
+router = APIRouter()
+Year = Annotated[int, Path(ge=2000, le=2100)]
+PROVISIONAL = (
+    "未公布：使用 holidays 软件包中的放假安排（暂定） / not published: the holidays package's calendar is used, "
+    "provisionally"
+)
+
+
+async def calendar_status(temporal: Client, year: int, timeout: float = 10.0) -> CalendarStatus:
+    """What is in force for `year`: the published calendar and its publication's progress, or none."""
+    handle = temporal.get_workflow_handle(calendar_workflow_id(year))
+    try:
+        status = await asyncio.wait_for(handle.query(QUERY_CALENDAR, result_type=CalendarStatus), timeout)
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            return CalendarStatus(year=year, published=False, message=PROVISIONAL)
+        raise HTTPException(503, f"the calendar of {year} cannot be read now: {err.message}") from err
+    except TimeoutError as err:
+        raise HTTPException(503, f"the calendar of {year} cannot be read now: no answer in time") from err
+    words = {
+        "queued": "等待处理 / queued",
+        "signalling": f"正在通知运行中的任务，已通知 {status.signalled} 个 / telling the running assignments",
+        "done": f"已生效，已通知 {status.signalled} 个运行中的任务 / in force",
+    }
+    found = status if isinstance(status, CalendarStatus) else CalendarStatus.model_validate(status)
+    return found.model_copy(update={"message": words.get(found.state, PROVISIONAL)})
+
+
+@router.put(
+    "/v1/calendars/{year}",
+    status_code=202,
+    response_model=CalendarStatus,
+    tags=["calendar"],
+    summary="放假安排 publish a year's working calendar",
+)
+async def publish_calendar(
+    request: Request, year: Year, body: PublishedCalendar, caller: Annotated[Principal, Depends(principal)]
+) -> JSONResponse:
+    """Record the year's holidays and make-up working days (again: it replaces the one before, audited);
+    every running assignment recomputes its open deadlines at once. 202: `GET` follows the progress."""
+    require_role(caller, UserRole.SUPERVISOR)
+    if body.year != year:
+        raise HTTPException(422, f"the body is the calendar of {body.year}, the path says {year}")
+    temporal: Client = request.app.state.temporal
+    publication = CalendarPublication(calendar=body, actor=caller.actor())
+    try:
+        await temporal.start_workflow(
+            CALENDAR_WORKFLOW_NAME,
+            CalendarInput(year=year),
+            id=calendar_workflow_id(year),
+            task_queue=request.app.state.settings.task_queue,
+            start_signal=SIGNAL_PUBLISH_CALENDAR,
+            start_signal_args=[publication],
+        )
+    except RPCError as err:
+        raise HTTPException(503, f"the calendar could not be handed to the workflow service: {err.message}") from err
+    log.info("calendar.published", year=year, source=body.source, sub=caller.sub)
+    status = CalendarStatus(year=year, published=True, calendar=body, state="queued", message="等待处理 / queued")
+    return JSONResponse(status.model_dump(mode="json"), 202, headers={"Location": f"/v1/calendars/{year}"})
+
+
+@router.get("/v1/calendars/{year}", response_model=CalendarStatus, tags=["calendar"])
+async def show_calendar(
+    request: Request, year: Year, caller: Annotated[Principal, Depends(principal)]
+) -> CalendarStatus:
+    """The year's published calendar and its publication's progress, or that none is published."""
+    require_role(caller, UserRole.SUPERVISOR, UserRole.DEPARTMENT, UserRole.VERIFIER, UserRole.AUDITOR)
+    return await calendar_status(request.app.state.temporal, year)
