@@ -20,7 +20,7 @@ ROLE_WORDS_RE = re.compile("牵头|配合|参与|负责|协办|责任单位|责�
 FIRST_LEADS_RE = re.compile(r"(排在?第一位|排名第一|列第一位|排在首位|排序第一)[的者]?(的?责任)?(部门|单位)?为牵头")
 _LABEL_RE = re.compile(r"^(牵头|责任|配合|协办|主办|参与)(单位|部门)\s*[:：]\s*")
 _VERB_RE = re.compile(r"(?:按职责分工|按职责|依职责|分别|共同)?(牵头负责|牵头|配合|参与|协助|负责)(?:落实|实施)?$")
-_OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县)?(?:有关|相关|其他)?(?:部门|单位)?$")
+_OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县)?(?:有关|相关|其他)?(?:部门|单位)?(?:和单位|和部门)?$")
 _LABEL_ROLE = {"牵头": Role.LEAD, "配合": Role.COOPERATING, "协办": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE = {"牵头负责": Role.LEAD, "牵头": Role.LEAD, "配合": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE["协助"] = Role.COOPERATING
@@ -135,6 +135,8 @@ def _names(text: str) -> list[str]:
         else:
             current.append(ch)
     pieces.append("".join(current).strip())
+    # 商务部等和各有关省级人民政府: an open-ended list, then a set of units of its own
+    pieces = [part for piece in pieces for part in re.split(r"(?<=等)(?:和|及|以及)(?=各)", piece)]
     names: list[str] = []
     for piece in pieces:
         if names and piece in _NAME_TAILS and names[-1].startswith("各"):
@@ -162,13 +164,18 @@ def read_note(note: str, first_leads: bool) -> NoteReading:
     plain: list[tuple[str, Role | None]] = []  # names in order; None: 负责 / 责任单位, role by rule
     label_role: Role | None = None
     labelled = False
-    for segment in _segments(note):
+    # A list cut by a comma before its verb (X、Y，各省级人民政府按职责分工负责): the names wait
+    # for the verb of their sentence; left without one, they are not understood.
+    pending: list[str] = []
+    for segment in [*_segments(note), "。"]:
         if FIRST_LEADS_RE.search(segment):
             reading.states_rule = True
             reading.carry = reading.carry or "下同" in note
             continue
         if segment == "。":  # a new sentence: the label before it no longer holds
             label_role, labelled = None, False
+            reading.not_understood += pending
+            pending = []
             continue
         if segment == "下同":
             continue
@@ -178,9 +185,10 @@ def read_note(note: str, first_leads: bool) -> NoteReading:
         role: Role | None = label_role
         if v := _VERB_RE.search(segment):
             role = _VERB_ROLE.get(v.group(1))
-            segment = segment[: v.start()]
+            segment = "、".join([*pending, segment[: v.start()]])
+            pending = []
         elif not labelled:
-            reading.not_understood.append(segment)
+            pending.append(segment)
             continue
         for name in _names(segment):
             clean = _OPEN_TAIL_RE.sub("", name).strip()

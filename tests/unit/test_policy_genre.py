@@ -31,6 +31,7 @@ SEEN = [
     "guofa-2018-42-farm-machinery",
     "guobanfa-2018-121-sports-events",
     "guobanfa-2019-3-kindergartens",
+    "guofa-2018-39-employment",
     "xianyang-2022-fangguanfu-traditional",
 ]
 # Kept unseen until the parser was finished, facts written first. lishan and shanxi read right on
@@ -241,6 +242,16 @@ def roles_of(text: str) -> list[list[tuple[str, str]]]:
         ("（市商务局、市财政局等负责）", [("市商务局", "responsible"), ("市财政局", "responsible")]),
         ("（市商务局、市财政局牵头负责）", [("市商务局", "lead"), ("市财政局", "lead")]),
         ("（市商务局牵头，各区县政府按职责分工负责）", [("市商务局", "lead"), ("各区县政府", "responsible")]),
+        (  # 国办发〔2018〕129号: 等 closes one list, 和 adds a set of units of its own
+            "（商务部、发展改革委、农业农村部等和各有关省级人民政府负责）",
+            [("商务部", "responsible"), ("发展改革委", "responsible"), ("农业农村部", "responsible")]
+            + [("各有关省级人民政府", "responsible")],
+        ),
+        (  # 国发〔2018〕39号: a list cut by a comma before its verb
+            "（人力资源社会保障部、财政部、税务总局，各省级人民政府按职责分工负责）",
+            [("人力资源社会保障部", "responsible"), ("财政部", "responsible"), ("税务总局", "responsible")]
+            + [("各省级人民政府", "responsible")],
+        ),
         (
             "（牵头单位：市委组织部，配合单位：各项目牵头单位，各区、县级市）",
             [("市委组织部", "lead"), ("各项目牵头单位", "cooperating"), ("各区、县级市", "cooperating")],
