@@ -38,7 +38,7 @@ import nats
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
-from contracts.subjects import EVENT_STREAM
+from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
 from services.cli import backup_parts as parts
 from services.cli.backup_parts import BackupError
 
@@ -223,6 +223,12 @@ async def _backup_stream_and_temporal(place: Place, target: Path, manifest: Mani
     try:
         if await parts.resume_publishing(nc, EVENT_STREAM):
             manifest.notes.append("a pause left by an earlier, interrupted backup was lifted first")
+        with steps.step("checking the event stream"):
+            if bad := await parts.unreadable_messages(nc, EVENT_STREAM, EVENT_SUBJECTS):
+                raise BackupError(
+                    f"stream {EVENT_STREAM}: message(s) {', '.join(map(str, bad[:10]))} cannot be read "
+                    "(nats-server skips a message whose checksum fails): its store is damaged"
+                )
         data = target / "stream" / f"{EVENT_STREAM}.tar.s2"
         meta = target / "stream" / f"{EVENT_STREAM}.json"
         data.parent.mkdir(parents=True, exist_ok=True)

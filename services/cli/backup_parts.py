@@ -202,6 +202,32 @@ def saved_config(config: StreamConfig) -> dict[str, Any]:
     return {k: v for k, v in data.items() if v is not None}
 
 
+async def unreadable_messages(nc: NatsClient, stream: str, subject: str) -> list[int]:
+    """Sequences the stream state counts but the server will not deliver: nats-server skips a
+    message whose checksum fails (a flipped byte in a block file) without reporting it."""
+    js = nc.jetstream()
+    state = (await js.stream_info(stream)).state
+    first, last = int(state.first_seq or 0), int(state.last_seq or 0)
+    if not state.messages:
+        return []
+    deleted = set(state.deleted or [])
+    seen: set[int] = set()
+    sub = await js.subscribe(subject, ordered_consumer=True, headers_only=True)
+    try:
+        while True:
+            try:
+                msg = await sub.next_msg(timeout=2.0)
+            except TimeoutError:
+                break
+            seq = int(msg.metadata.sequence.stream)
+            seen.add(seq)
+            if seq >= last:
+                break
+    finally:
+        await sub.unsubscribe()
+    return [seq for seq in range(first, last + 1) if seq not in seen and seq not in deleted]
+
+
 async def snapshot_stream(
     nc: NatsClient, stream: str, config: StreamConfig, data: Path, meta: Path, advance: Advance
 ) -> dict[str, Any]:

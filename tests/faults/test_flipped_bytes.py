@@ -3,12 +3,18 @@ row (audit verify names the entry) and one in a read-model row (the check that f
 afresh names the row and column; a rebuild repairs it).
 
 Each service is stopped, its WAL checkpointed into the database file, the byte flipped in the file
-(every copy of the row's bytes, stale pages included), and the service started again.
+(every copy of the row's bytes, stale pages included), and the service started again. Then a byte
+of one message in a NATS block file: nats-server skips that message without reporting it, and
+`policyflow admin backup` refuses, naming its sequence.
 """
 
 from __future__ import annotations
 
+import asyncio
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +53,22 @@ def flip_stored(database: Path, sql: str, params: tuple[Any, ...]) -> bytes:
     assert found, "the row's bytes are not in the database file"
     database.write_bytes(bytes(data))
     return stored
+
+
+async def flip_in_block(stack: FaultStack, assignment_id: str) -> int:
+    """Stop nats-server, flip a byte of the assignment's AssignmentAccepted message in its block
+    file, start it again; returns the message's stream sequence."""
+    events = await stack.stream_events(assignment_id.split(".")[0])
+    seq, event = next((q, e) for q, e in events if e.assignment_id == assignment_id and e.type == "AssignmentAccepted")
+    await asyncio.to_thread(stack.nats_server.stop)
+    block = next((stack.var_dir / "nats" / "jetstream").rglob("POLICYFLOW_EVENTS/msgs/*.blk"))
+    data = bytearray(block.read_bytes())
+    at = data.find(f'"event_id":"{event.event_id}"'.encode())
+    assert at >= 0, "the message is not in the block file"
+    data[at + 14] ^= 0x01
+    block.write_bytes(bytes(data))
+    await asyncio.to_thread(stack.nats_server.start, 90.0)
+    return seq
 
 
 async def restart(stack: FaultStack, name: str, change: Any) -> None:
@@ -107,6 +129,16 @@ async def test_a_flipped_byte_in_the_ledger_and_in_the_read_model_is_reported(
     assert rebuilt.status_code == 200
     repaired = (await http.get(url, headers=stack.headers("supervisor"), timeout=120)).json()
     assert repaired["ok"] is True, repaired
+    # ---- a NATS block file: the server skips the message without a word; the backup's check names it ----
+    bad_seq = await flip_in_block(stack, aids[2])
+    env = {**os.environ, "POLICYFLOW_VAR": str(stack.var_dir), "NATS_PORT": str(stack.stack.config.nats_port)}
+    for name in ("NATS_URL", "TEMPORAL_ADDRESS", "DATABASE_URL"):
+        env.pop(name, None)
+    argv = [sys.executable, "-m", "services.cli.main", "admin", "backup", str(stack.var_dir.parent / "backup")]
+    done = await asyncio.to_thread(subprocess.run, argv, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stdout
+    assert f"message(s) {bad_seq} cannot be read" in done.stderr, done.stderr
+
     said = str({k: verdict.get(k) for k in verdict if k != "ok"})[:150]
     first = found["differences"][0]["column"]
     table(
@@ -115,5 +147,6 @@ async def test_a_flipped_byte_in_the_ledger_and_in_the_read_model_is_reported(
             (f"ledger entry {target} of {count}: verify says", said),
             ("read model row: check reports", f"{found['differences_total']} difference(s), first {first}"),
             ("after a rebuild: check ok", repaired["ok"]),
+            (f"NATS message {bad_seq}: admin backup says", done.stderr.strip()[:150]),
         ],
     )
