@@ -9,11 +9,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.responses import JSONResponse, StreamingResponse
+from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -23,10 +23,11 @@ from contracts.fold import fold
 from services.audit import proofs, queries
 from services.audit.checkpoints import Checkpointer
 from services.audit.ledger import checkpoint_note
-from services.audit.store import gaps, latest_checkpoint, ledger, ledger_size, rejects
+from services.audit.store import cosignatures_of, gaps, latest_checkpoint, ledger, ledger_size, rejects
 from services.audit.subscribers import LedgerConsumer
 from services.audit.timeline import summary
 from services.shared.auth import Principal
+from services.shared.signed_note import Verifier
 from services.shared.web import principal, require_role
 
 NDJSON = "application/x-ndjson"
@@ -40,6 +41,7 @@ class Audit:
     engine: AsyncEngine
     checkpointer: Checkpointer
     consumer: LedgerConsumer
+    witnesses: list[tuple[str, Verifier]] = field(default_factory=list)
 
 
 def audit(request: Request) -> Audit:
@@ -65,9 +67,15 @@ def wants_ndjson(request: Request) -> bool:
     return NDJSON in request.headers.get("accept", "")
 
 
-def public_checkpoint(cp: dict[str, Any]) -> dict[str, Any]:
-    note = checkpoint_note(int(cp["size"]), cp["root"], cp["head"], cp["created_at"])
-    return {**cp, "public_key_pem": cp["public_key"], "signed_note": note.decode()}
+def public_checkpoint(cp: dict[str, Any], cosigned: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """A checkpoint as served: its row, its C2SP note (`note`, signed by the log), the witnesses'
+    cosignatures, and `signed_note`: the note with every cosignature line appended."""
+    cosigned = cosigned or []
+    if cp.get("note") is None:  # made before signed notes: the legacy text its signature covers
+        legacy = checkpoint_note(int(cp["size"]), cp["root"], cp["head"], cp["created_at"]).decode()
+        return {**cp, "public_key_pem": cp["public_key"], "signed_note": legacy, "cosignatures": []}
+    full = str(cp["note"]) + "".join(c["line"] + "\n" for c in cosigned)
+    return {**cp, "public_key_pem": cp["public_key"], "signed_note": full, "cosignatures": cosigned}
 
 
 @router.get("/healthz", include_in_schema=False)
@@ -174,18 +182,32 @@ async def make_checkpoint(_: Principal = Depends(supervisor), a: Audit = Depends
 
 
 @router.get("/v1/audit/checkpoints/latest")
-async def latest(_: Principal = Depends(reader), a: Audit = Depends(audit)) -> Any:
+async def latest(request: Request, _: Principal = Depends(reader), a: Audit = Depends(audit)) -> Any:
+    """The latest checkpoint: JSON, or with `Accept: text/plain` the C2SP signed note (cosignatures included)."""
     async with a.engine.connect() as conn:
         cp = await latest_checkpoint(conn)
+        cosigned = await cosignatures_of(conn, int(cp["size"])) if cp is not None else []
     if cp is None:
         raise HTTPException(404, "no checkpoint yet")
-    return public_checkpoint(cp)
+    public = public_checkpoint(cp, cosigned)
+    if "text/plain" in request.headers.get("accept", ""):
+        return PlainTextResponse(public["signed_note"], media_type="text/plain; charset=utf-8")
+    return public
 
 
 @router.get("/v1/audit/checkpoints")
 async def all_checkpoints(_: Principal = Depends(reader), a: Audit = Depends(audit)) -> Any:
-    items = [public_checkpoint(cp) for cp in await queries.checkpoint_list(a.engine)]
-    return {"items": items, "total": len(items), "public_key_pem": a.checkpointer.signer.public_pem}
+    cps, cosigned = await queries.checkpoint_list(a.engine)
+    items = [public_checkpoint(cp, cosigned.get(int(cp["size"]))) for cp in cps]
+    signer = a.checkpointer.signer
+    return {
+        "items": items,
+        "total": len(items),
+        "public_key_pem": signer.public_pem,
+        "origin": signer.origin,
+        "verifier_key": signer.vkey,
+        "witness_keys": [w.text for _, w in a.witnesses],
+    }
 
 
 async def _checkpoint(a: Audit, size: int | None, field: str) -> dict[str, Any]:

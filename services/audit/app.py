@@ -16,8 +16,10 @@ from services.audit.ingest import Ingestor
 from services.audit.settings import AuditSettings
 from services.audit.store import create_tables
 from services.audit.subscribers import LedgerConsumer
+from services.audit.witnesses import WitnessClient
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
+from services.shared.signed_note import parse_vkey
 from services.shared.web import install_error_handlers, install_liveness
 
 
@@ -28,14 +30,21 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         engine = make_engine(s.database_url)
         await create_tables(engine)
         app.state.public_key = load_public_key(s.keys)
-        checkpointer = Checkpointer(engine, Signer(s.keys), s.checkpoint_every)
+        signer = Signer(s.keys, s.origin)
+        checkpointer = Checkpointer(engine, signer, s.checkpoint_every, s.checkpoint_interval)
+        keys = [parse_vkey(k) for k in s.witness_keys.split(",") if k.strip()]
+        witnesses = WitnessClient(engine, list(zip(s.witnesses, keys, strict=True)))
+        checkpointer.on_made = witnesses.checkpoint_made
         consumer = LedgerConsumer(Ingestor(engine, s.durable), checkpointer, s.nats_url, s.stream, s.batch_size)
         consumer.start()
-        app.state.audit = Audit(engine=engine, checkpointer=checkpointer, consumer=consumer)
+        witnesses.start()
+        app.state.audit = Audit(engine, checkpointer, consumer, witnesses.witnesses)
         try:
             yield
         finally:
             await consumer.stop()
+            await checkpointer.stop()
+            await witnesses.stop()
             await engine.dispose()
 
     app = FastAPI(

@@ -1,4 +1,9 @@
-"""Signed checkpoints: the ledger size and the Merkle root over its entries, signed with Ed25519.
+"""Signed checkpoints: the ledger size and the Merkle root over its entries, as a C2SP signed note.
+
+Each checkpoint is a c2sp.org/tlog-checkpoint body (origin, size, base64 root) in a
+c2sp.org/signed-note with the log's Ed25519 note signature (services/shared/signed_note.py).
+A checkpoint is made every `every` entries and, with `interval`, at most `interval` seconds
+after the ledger grew past the latest one, so a growing ledger is covered within seconds.
 
 The root is computed incrementally: the checkpointer keeps the tree's frontier (one hash per
 set bit of the size) and feeds it only the entries added since the last checkpoint, read in
@@ -11,6 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +27,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.audit.ledger import Frontier, checkpoint_note
+from services.audit.ledger import Frontier
 from services.audit.proofs import frontier_at
+from services.audit.settings import DEFAULT_ORIGIN
 from services.audit.store import NODE_LEVEL, checkpoints, latest_checkpoint, ledger, merkle_nodes, now_text
+from services.shared.signed_note import checkpoint_body, parse_signature_line, raw_public, sign_note, split_note, vkey
 
 log = structlog.get_logger("audit.checkpoints")
 SIGNING_KEY_FILE = "audit-checkpoint-key.pem"
@@ -33,7 +42,8 @@ READ_CHUNK = 5000
 class Signer:
     """The checkpoint key pair, generated into the key directory on first start (never committed)."""
 
-    def __init__(self, key_dir: Path) -> None:
+    def __init__(self, key_dir: Path, origin: str = DEFAULT_ORIGIN) -> None:
+        self.origin = origin
         key_dir.mkdir(parents=True, exist_ok=True)
         private = key_dir / SIGNING_KEY_FILE
         if not private.exists():
@@ -54,19 +64,27 @@ class Signer:
         public = key_dir / PUBLIC_KEY_FILE
         if not public.exists() or public.read_text() != self.public_pem:  # a mounted key dir may be read-only
             public.write_text(self.public_pem)
+        self.vkey = vkey(origin, raw_public(key))  # name+keyid+base64, for docs and third-party verifiers
 
-    def sign(self, note: bytes) -> str:
-        return base64.b64encode(self._key.sign(note)).decode()
+    def sign(self, size: int, root: bytes) -> tuple[str, str]:
+        """(signed note, base64 of key id || signature) of the checkpoint of `size` entries."""
+        note = sign_note(checkpoint_body(self.origin, size, root), self.origin, self._key)
+        _, lines = split_note(note)
+        _, kid, signature = parse_signature_line(lines[0])
+        return note, base64.b64encode(kid + signature).decode()
 
 
 class Checkpointer:
     """Makes checkpoints, one at a time (ingest and the API may both ask)."""
 
-    def __init__(self, engine: AsyncEngine, signer: Signer, every: int) -> None:
+    def __init__(self, engine: AsyncEngine, signer: Signer, every: int, interval: float = 0.0) -> None:
         self.engine = engine
         self.signer = signer
         self.every = every
+        self.interval = interval
+        self.on_made: Callable[[dict[str, Any]], Awaitable[None]] | None = None  # e.g. ask the witnesses
         self._lock = asyncio.Lock()
+        self._timer: asyncio.Task[None] | None = None
         self._frontier: Frontier | None = None  # at the last checkpoint's size
         self._head = ""
 
@@ -77,6 +95,26 @@ class Checkpointer:
                 self._frontier = await frontier_at(conn, int(last["size"]) if last else 0)
                 self._head = str(last["head"]) if last else ""
         return self._frontier
+
+    def grew(self, size: int) -> None:
+        """The ledger has `size` entries: make sure a checkpoint covers them within `interval` seconds."""
+        signed = self._frontier.size if self._frontier is not None else -1
+        if self.interval <= 0 or size <= signed or (self._timer is not None and not self._timer.done()):
+            return
+        self._timer = asyncio.create_task(self._after_interval(), name="audit-checkpoint-timer")
+
+    async def _after_interval(self) -> None:
+        await asyncio.sleep(self.interval)
+        try:
+            await self.checkpoint()
+        except Exception:
+            log.exception("checkpoint.timer_failed")
+
+    async def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._timer
 
     async def maybe(self, size: int) -> dict[str, Any] | None:
         """After ingest: a checkpoint at every `every` entries since the last one, up to `size`.
@@ -132,21 +170,23 @@ class Checkpointer:
                 break
         if work.size == frontier.size:
             return None
-        created_at = now_text()
-        root = work.root().hex()
-        signature = self.signer.sign(checkpoint_note(work.size, root, head, created_at))
+        root = work.root()
+        note, signature = self.signer.sign(work.size, root)
         row: dict[str, Any] = {
             "size": work.size,
-            "root": root,
+            "root": root.hex(),
             "head": head,
-            "created_at": created_at,
+            "created_at": now_text(),
             "signature": signature,
             "public_key": self.signer.public_pem,
+            "note": note,
         }
         async with self.engine.begin() as conn:
             if nodes:
                 await conn.execute(merkle_nodes.insert(), nodes)
             await conn.execute(checkpoints.insert(), [row])
         self._frontier, self._head = work, head
-        log.info("checkpoint.signed", size=work.size, root=root, nodes=len(nodes))
+        log.info("checkpoint.signed", size=work.size, root=row["root"], nodes=len(nodes))
+        if self.on_made is not None:
+            await self.on_made(row)
         return row

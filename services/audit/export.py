@@ -3,7 +3,10 @@
 A bundle is a directory:
 - ``ledger.jsonl``: one ledger entry per line, in ledger order, as served by
   ``GET /v1/audit/events`` with ``Accept: application/x-ndjson`` (``canonical`` verbatim);
-- ``checkpoints.json``: ``{"items": [signed checkpoints...]}``;
+- ``checkpoints.json``: ``{"items": [signed checkpoints...], "origin", "verifier_key",
+  "witness_keys"}``: each checkpoint with its C2SP signed note and the witnesses' cosignatures,
+  the log's verifier key and the witnesses' (an auditor compares them with keys obtained out
+  of band, or passes them to ``verify``);
 - ``audit-checkpoint-public.pem``: the Ed25519 key the checkpoints are signed with
   (an auditor should compare it with one obtained out of band, or pass ``--public-key``);
 - ``manifest.json``: where and when it was exported, and how many entries;
@@ -24,7 +27,8 @@ from typing import Any
 
 import orjson
 
-from services.audit.verify import ChainVerifier, Failure, StoredEntry
+from services.audit.verify import ChainVerifier, Failure, StoredEntry, log_verifier
+from services.shared.signed_note import COSIGNATURE_V1, NoteError, Verifier, cosignature_time, parse_vkey, split_note
 
 LEDGER_FILE = "ledger.jsonl"
 CHECKPOINTS_FILE = "checkpoints.json"
@@ -47,6 +51,8 @@ class BundleResult:
     line: int | None = None  # 1-based line of ledger.jsonl where the ledger stops being trustworthy
     ledger_seq: int | None = None
     reason: str = ""
+    witnessed: int = 0  # size of the newest checkpoint with the witness cosignatures asked for
+    witnesses: tuple[str, ...] = ()  # the witnesses whose valid cosignatures it carries
 
     @property
     def unsigned_tail(self) -> int:
@@ -54,7 +60,8 @@ class BundleResult:
         return max(0, self.count - self.latest_checkpoint)
 
 
-def load_checkpoints(directory: Path, public_key: Path | None = None) -> tuple[list[dict[str, Any]], bytes]:
+def load_checkpoints(directory: Path, public_key: Path | None = None) -> tuple[list[dict[str, Any]], bytes, list[str]]:
+    """The checkpoints, the log's key (PEM or verifier key) and the witnesses' verifier keys in the bundle."""
     key_path = public_key or directory / PUBLIC_KEY_FILE
     try:
         key = key_path.read_bytes()
@@ -66,9 +73,10 @@ def load_checkpoints(directory: Path, public_key: Path | None = None) -> tuple[l
     items = data.get("items") if isinstance(data, dict) else None
     if not isinstance(items, list) or not all(isinstance(c, dict) for c in items):
         raise BundleError(f"{directory / CHECKPOINTS_FILE} has no list of checkpoints under 'items'")
-    if b"BEGIN PUBLIC KEY" not in key:
-        raise BundleError(f"{key_path} is not a PEM public key")
-    return items, key
+    if log_verifier(key) is None and b"BEGIN PUBLIC KEY" not in key:
+        raise BundleError(f"{key_path} is neither a PEM public key nor a verifier key (name+keyid+base64)")
+    witness_keys = data.get("witness_keys") or []
+    return items, key, [k for k in witness_keys if isinstance(k, str)]
 
 
 def read_lines(path: Path, progress: Callable[[int], None] | None = None) -> Iterator[tuple[int, bytes]]:
@@ -88,6 +96,7 @@ class Bundle:
     ledger: Path
     checkpoints: list[dict[str, Any]]
     public_key: bytes
+    witness_keys: list[str]
 
 
 def open_bundle(directory: Path, public_key: Path | None = None) -> Bundle:
@@ -97,20 +106,64 @@ def open_bundle(directory: Path, public_key: Path | None = None) -> Bundle:
     ledger_path = directory / LEDGER_FILE
     if not ledger_path.is_file():
         raise BundleError(f"{directory} is not an audit export: {LEDGER_FILE} is missing")
-    checkpoints, key = load_checkpoints(directory, public_key)
-    return Bundle(ledger_path, checkpoints, key)
+    checkpoints, key, witness_keys = load_checkpoints(directory, public_key)
+    return Bundle(ledger_path, checkpoints, key, witness_keys)
 
 
-def verify_bundle(bundle: Bundle, progress: Callable[[int], None] | None = None, strict: bool = False) -> BundleResult:
-    """Check every checkpoint's signature, then the chain and each checkpoint's Merkle root."""
+def parse_witness_keys(keys: list[str]) -> list[Verifier]:
+    out = []
+    for text in keys:
+        try:
+            verifier = parse_vkey(text)
+        except NoteError as exc:
+            raise BundleError(f"witness key {text!r}: {exc}") from exc
+        if verifier.key_type != COSIGNATURE_V1:
+            raise BundleError(f"witness key {text!r} is not a cosignature/v1 key (type 0x04)")
+        out.append(verifier)
+    return out
+
+
+def witnessed(checkpoints: list[dict[str, Any]], keys: list[Verifier], needed: int) -> tuple[int, tuple[str, ...]]:
+    """(size, witness names) of the newest checkpoint with valid cosignatures by `needed` distinct
+    witnesses among `keys` ((0, ()) when none). Only checkpoints whose own signature was checked
+    are passed here, so each body is the log's."""
+    for cp in sorted(checkpoints, key=lambda c: -int(c.get("size", 0))):
+        if cp.get("note") is None:
+            continue
+        try:
+            body, _ = split_note(str(cp["note"]))
+        except NoteError:
+            continue
+        names = set()
+        for cosigned in cp.get("cosignatures") or []:
+            line = str(cosigned.get("line", "")) if isinstance(cosigned, dict) else ""
+            names |= {k.name for k in keys if cosignature_time(body, line, k) is not None}
+        if len(names) >= needed:
+            return int(cp["size"]), tuple(sorted(names))
+    return 0, ()
+
+
+def verify_bundle(
+    bundle: Bundle,
+    progress: Callable[[int], None] | None = None,
+    strict: bool = False,
+    witnesses: int = 0,
+    witness_keys: list[Verifier] | None = None,
+) -> BundleResult:
+    """Check every checkpoint's signature, then the chain and each checkpoint's Merkle root, and
+    with `witnesses` > 0 that a checkpoint carries that many valid witness cosignatures."""
     latest = max((int(c.get("size", 0)) for c in bundle.checkpoints), default=0)
     verifier = ChainVerifier(bundle.checkpoints, bundle.public_key, strict=strict)
+    keys = parse_witness_keys(bundle.witness_keys) if witness_keys is None else witness_keys
+    seen = witnessed(bundle.checkpoints, keys, max(witnesses, 1)) if verifier.failure is None else (0, ())
 
     def result(line: int | None = None, failure: Failure | None = None) -> BundleResult:
         v = verifier
         head = v.head if v.count else None
         if failure is None:
-            return BundleResult(True, v.count, head, v.checkpoints_checked, latest)
+            return BundleResult(
+                True, v.count, head, v.checkpoints_checked, latest, witnessed=seen[0], witnesses=seen[1]
+            )
         return BundleResult(
             False, v.count, head, v.checkpoints_checked, latest, line, failure.ledger_seq, failure.reason
         )
@@ -161,8 +214,9 @@ def export_bundle(
             if progress is not None:
                 progress(count, expected)
     partial.replace(directory / LEDGER_FILE)  # a broken download never looks like a complete ledger
+    keys = {name: body.get(name) for name in ("origin", "verifier_key", "witness_keys")}
     (directory / CHECKPOINTS_FILE).write_text(
-        json.dumps({"items": body["items"]}, ensure_ascii=False, indent=1), encoding="utf-8"
+        json.dumps({"items": body["items"], **keys}, ensure_ascii=False, indent=1), encoding="utf-8"
     )
     (directory / PUBLIC_KEY_FILE).write_text(body["public_key_pem"], encoding="ascii")
     manifest = {

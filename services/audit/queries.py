@@ -16,7 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.fold import AssignmentState, advance, event_and_fact
 from services.audit.ledger import utc_text
-from services.audit.store import checkpoints, ledger, stream_rows
+from services.audit.store import checkpoints, cosignatures_of, ledger, stream_rows
 from services.audit.verify import ChainVerifier, StoredEntry
 
 META = (
@@ -114,15 +114,19 @@ async def replay(
         yield state
 
 
-async def checkpoint_list(engine: AsyncEngine) -> list[dict[str, Any]]:
+async def checkpoint_list(engine: AsyncEngine) -> tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]:
+    """Every checkpoint in size order, and the witnesses' cosignatures by checkpoint size."""
     async with engine.connect() as conn:
         rows = (await conn.execute(select(checkpoints).order_by(checkpoints.c.size))).mappings().all()
-    return [dict(r) for r in rows]
+        cosigned: dict[int, list[dict[str, Any]]] = {}
+        for c in await cosignatures_of(conn):
+            cosigned.setdefault(int(c["size"]), []).append(c)
+    return [dict(r) for r in rows], cosigned
 
 
 async def verify(engine: AsyncEngine, public_key_pem: str, strict: bool = False) -> dict[str, Any]:
     """Check every checkpoint's signature, then the whole chain against them (verify.ChainVerifier)."""
-    cps = await checkpoint_list(engine)
+    cps, _ = await checkpoint_list(engine)
     verifier = ChainVerifier(cps, strict=strict)  # each checkpoint with the key it was signed with
     columns = [ledger.c[name] for name in StoredEntry._fields]
     if verifier.failure is None:

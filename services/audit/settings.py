@@ -10,6 +10,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM
 from services.shared.db import sqlite_url
 
+DEFAULT_ORIGIN = "policyflow.local/audit"
+
 
 class AuditSettings(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
@@ -24,6 +26,15 @@ class AuditSettings(BaseSettings):
     checkpoint_every: int = Field(
         1000, ge=0, validation_alias=AliasChoices("AUDIT_CHECKPOINT_EVERY", "CHECKPOINT_EVERY")
     )  # 0: only on demand
+    # A checkpoint at most this many seconds after the ledger grew, whatever its size (0: off).
+    checkpoint_interval: float = Field(
+        10.0, ge=0, validation_alias=AliasChoices("AUDIT_CHECKPOINT_INTERVAL", "CHECKPOINT_INTERVAL")
+    )
+    # The log's name in its C2SP checkpoints (origin line) and signature lines.
+    origin: str = Field(DEFAULT_ORIGIN, min_length=1, validation_alias=AliasChoices("AUDIT_ORIGIN"))
+    # Witnesses asked to cosign each new checkpoint: URLs and their verifier keys, comma-separated, in one order.
+    witness_urls: str = Field("", validation_alias=AliasChoices("WITNESS_URLS"))
+    witness_keys: str = Field("", validation_alias=AliasChoices("WITNESS_KEYS"))
     batch_size: int = Field(500, ge=1, le=5000, validation_alias=AliasChoices("AUDIT_BATCH_SIZE"))
     stream: str = Field(EVENT_STREAM, validation_alias=AliasChoices("AUDIT_STREAM"))
     durable: str = Field(AUDIT_DURABLE, validation_alias=AliasChoices("AUDIT_DURABLE"))
@@ -39,7 +50,13 @@ class AuditSettings(BaseSettings):
             self.database_url = sqlite_url(self.var_dir / "audit.sqlite")
         if self.key_dir is None:
             self.key_dir = self.var_dir / "keys"
+        if len(self.witnesses) != len([k for k in self.witness_keys.split(",") if k.strip()]):
+            raise ValueError("WITNESS_URLS and WITNESS_KEYS must name as many witnesses, in the same order")
         return self
+
+    @property
+    def witnesses(self) -> list[str]:
+        return [u.strip() for u in self.witness_urls.split(",") if u.strip()]
 
     @property
     def keys(self) -> Path:

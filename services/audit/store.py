@@ -65,6 +65,21 @@ class Checkpoint(AuditModel, table=True):
     created_at: str = Field(sa_type=String(32))
     signature: str = Field(sa_type=String(200))  # base64 Ed25519 over the signed note
     public_key: str = Field(sa_type=Text)  # PEM, so old checkpoints stay checkable after a key change
+    # The C2SP signed note (tlog-checkpoint body + the log's note signature); None only for
+    # checkpoints made before notes, whose signature covers ledger.checkpoint_note instead.
+    note: str | None = Field(default=None, sa_type=Text)
+
+
+class Cosignature(AuditModel, table=True):
+    """A witness's C2SP cosignature (tlog-cosignature, cosignature/v1) of one checkpoint."""
+
+    __tablename__ = "cosignatures"
+
+    size: int = Field(primary_key=True, sa_type=BigInteger, sa_column_kwargs=NO_AUTOINCREMENT)
+    witness: str = Field(primary_key=True, sa_type=String(200))  # the witness's key name
+    witness_key: str = Field(sa_type=Text)  # its verifier key, name+keyid+base64
+    timestamp: int = Field(sa_type=BigInteger)  # when it cosigned, POSIX seconds
+    line: str = Field(sa_type=Text)  # the signature line, appended to the checkpoint's note
 
 
 class MerkleNode(AuditModel, table=True):
@@ -105,6 +120,7 @@ metadata = AuditModel.metadata
 ledger = table_of(LedgerEntry)
 tracking = table_of(Tracking)
 checkpoints = table_of(Checkpoint)
+cosignatures = table_of(Cosignature)
 merkle_nodes = table_of(MerkleNode)
 gaps = table_of(Gap)
 rejects = table_of(Reject)
@@ -176,6 +192,14 @@ async def latest_checkpoint(conn: AsyncConnection, size: int | None = None) -> d
     query = query.where(checkpoints.c.size == size) if size is not None else query.order_by(checkpoints.c.size.desc())
     row = (await conn.execute(query.limit(1))).mappings().first()
     return dict(row) if row else None
+
+
+async def cosignatures_of(conn: AsyncConnection, size: int | None = None) -> list[dict[str, Any]]:
+    """The witnesses' cosignatures of the checkpoint of `size` (of every checkpoint when None)."""
+    query = select(cosignatures).order_by(cosignatures.c.size, cosignatures.c.witness)
+    if size is not None:
+        query = query.where(cosignatures.c.size == size)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def stream_rows(

@@ -43,7 +43,9 @@ class LedgerConsumer:
         ingestor.fence = self.writer.fence
 
     async def load(self) -> int:
-        return await self.ingestor.load()
+        position = await self.ingestor.load()
+        self.checkpointer.grew(self.ingestor.size)  # entries left unsigned by a stop are signed soon
+        return position
 
     async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
         out = await self.ingestor.apply(batch, first_available)
@@ -52,6 +54,7 @@ class LedgerConsumer:
                 await self.checkpointer.maybe(self.ingestor.size)
             except Exception:  # a checkpoint can wait for a later batch; ingest goes on
                 log.exception("ingest.checkpoint_failed")
+            self.checkpointer.grew(self.ingestor.size)
         return out
 
     def start(self) -> None:

@@ -26,6 +26,16 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from services.audit.ledger import GENESIS, Frontier, checkpoint_note, entry_hash, is_canonical, utc_text
+from services.shared.signed_note import (
+    ED25519,
+    NoteError,
+    Verifier,
+    note_signed_by,
+    parse_checkpoint,
+    parse_vkey,
+    split_note,
+    vkey,
+)
 
 # Envelope fields that the ledger also keeps as columns (for queries): they must agree with
 # the hashed text, or a query could be steered by an edited column the hash does not cover.
@@ -61,8 +71,52 @@ class CheckpointRef:
     head: str
 
 
-def checkpoint_signature_ok(cp: Mapping[str, Any], public_key_pem: str | bytes) -> bool:
-    """Does the Ed25519 signature cover this checkpoint's note (see ledger.checkpoint_note)?"""
+def log_verifier(key: str | bytes, origin: str | None = None) -> Verifier | None:
+    """The log's key as a note verifier: a verifier key (name+keyid+base64), or a PEM public key
+    named `origin` (None when the note names the log). None when the text is neither."""
+    text = key.decode("utf-8", "replace") if isinstance(key, bytes) else key
+    if "BEGIN PUBLIC KEY" not in text:
+        try:
+            return parse_vkey(text)
+        except NoteError:
+            return None
+    try:
+        public = serialization.load_pem_public_key(text.encode())
+    except ValueError:
+        return None
+    if not isinstance(public, Ed25519PublicKey):
+        return None
+    return Verifier(origin or "", b"", ED25519, public.public_bytes_raw())
+
+
+def checkpoint_signature_ok(cp: Mapping[str, Any], public_key: str | bytes) -> bool:
+    """Is the checkpoint's C2SP note signed by the log's key, and does its body say the row's size and root?
+
+    `public_key` is a PEM public key (the origin is then the note's) or a verifier key (which
+    also fixes the origin). A checkpoint made before notes (no `note`) is checked against the
+    legacy five-line text (ledger.checkpoint_note) with the PEM key.
+    """
+    try:
+        note = cp.get("note")
+        if note is None:
+            return _legacy_signature_ok(cp, public_key)
+        body, _ = split_note(str(note))
+        claimed = parse_checkpoint(body)
+        verifier = log_verifier(public_key, claimed.origin)
+        if verifier is None or verifier.name != claimed.origin:
+            return False
+        if not verifier.key_id:
+            verifier = parse_vkey(vkey(claimed.origin, verifier.public_key))
+        return (
+            note_signed_by(str(note), verifier) == body
+            and claimed.size == int(cp["size"])
+            and claimed.root.hex() == str(cp["root"])
+        )
+    except (NoteError, ValueError, KeyError, TypeError):
+        return False
+
+
+def _legacy_signature_ok(cp: Mapping[str, Any], public_key_pem: str | bytes) -> bool:
     try:
         key = serialization.load_pem_public_key(
             public_key_pem.encode() if isinstance(public_key_pem, str) else public_key_pem

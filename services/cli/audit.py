@@ -6,7 +6,7 @@ named by line and ledger_seq); 2 it cannot be checked (missing files, unreadable
 
 With `--json`, `export` answers `{"directory", "manifest", "evidence"}` and `verify`
 `{"ok", "strict", "entries", "head", "checkpoints", "latest_checkpoint", "unsigned_tail",
-"first_bad", "evidence"}` on stdout (a tampered bundle: `"ok": false`, and the TAMPERED line
+"witnessed", "witnesses", "first_bad", "evidence"}` on stdout (a tampered bundle: `"ok": false`, and the TAMPERED line
 as `{"error": ..., "status": 0}` on stderr); an error is that JSON line on stderr (`status`: the
 service's HTTP status when it refused, else 0), with the same exit codes. Progress bars and
 warnings are on stderr.
@@ -30,11 +30,12 @@ from services.audit.export import (
     export_bundle,
     export_evidence,
     open_bundle,
+    parse_witness_keys,
     verify_bundle,
     verify_evidence,
 )
 from services.cli.answers import answer, error_line, refuse
-from services.cli.common import AsJson
+from services.cli.common import AsJson, t
 
 app = typer.Typer(no_args_is_help=True, help="audit commands")
 DEFAULT_URL = "http://127.0.0.1:8103"
@@ -132,15 +133,26 @@ def verify(
     strict: Annotated[
         bool, typer.Option(help="also re-canonicalise every event (RFC 8785) and compare it with the stored bytes")
     ] = False,
+    witnesses: Annotated[
+        int, typer.Option(min=0, help="require a checkpoint cosigned by this many witnesses (C2SP tlog-cosignature)")
+    ] = 0,
+    witness_key: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="a witness's verifier key name+keyid+base64 from out of band (repeat; default: the bundle's)"
+        ),
+    ] = None,
     as_json: AsJson = False,
 ) -> None:
-    """Check an export offline: the hash chain, each checkpoint's Merkle root and signature, and the
-    evidence files (when exported with them) against the hashes the reports name."""
+    """Check an export offline: the hash chain, each checkpoint's Merkle root and C2SP note signature,
+    the witnesses' cosignatures (--witnesses N), and the evidence files (when exported with them)
+    against the hashes the reports name."""
     try:
         bundle = open_bundle(directory, public_key)  # before the bar: an unusable input is one clean line
+        keys = parse_witness_keys(witness_key) if witness_key else None
         with _progress(DownloadColumn(), TimeRemainingColumn(), as_json=as_json) as bar:
             task = bar.add_task("verifying", total=bundle.ledger.stat().st_size)
-            result = verify_bundle(bundle, lambda n: bar.advance(task, n), strict=strict)
+            result = verify_bundle(bundle, lambda n: bar.advance(task, n), strict, witnesses, keys)
     except BundleError as exc:
         _fail(str(exc), as_json)
     files = verify_evidence(directory) if result.ok else None  # a broken ledger names no files to trust
@@ -157,6 +169,17 @@ def verify(
             typer.echo(f"TAMPERED: {line}", err=True)
     if tampered:
         raise typer.Exit(1)
+    if witnesses and not result.witnessed:
+        message = t(
+            f"未见证：没有一个检查点带有 {witnesses} 个见证人的有效联署（C2SP tlog-cosignature）",
+            f"NOT WITNESSED: no checkpoint carries valid cosignatures by {witnesses} witnesses (C2SP tlog-cosignature)",
+        )
+        if as_json:
+            answer({**verdict(result, files, strict), "ok": False})
+            error_line(message)
+        else:
+            typer.echo(message, err=True)
+        raise typer.Exit(1)
     if not as_json:
         tail = f"; {result.unsigned_tail} newer entries are chained but not yet signed" if result.unsigned_tail else ""
         if files is not None:
@@ -165,6 +188,15 @@ def verify(
             f"OK{' (strict)' if strict else ''}: {result.count} entries, head {result.head}, "
             f"{result.checkpoints_checked} signed checkpoints match (latest covers {result.latest_checkpoint}){tail}"
         )
+        if result.witnessed:
+            names = ", ".join(result.witnesses)
+            typer.echo(
+                t(
+                    f"见证：前 {result.witnessed} 条记录的检查点有 {len(result.witnesses)} 个见证人联署（{names}）",
+                    f"WITNESSED: the checkpoint of the first {result.witnessed} entries is cosigned by "
+                    f"{len(result.witnesses)} witnesses ({names})",
+                )
+            )
 
 
 def _where(result: BundleResult) -> str:
@@ -195,6 +227,8 @@ def verdict(result: BundleResult, files: EvidenceResult | None, strict: bool) ->
         "checkpoints": result.checkpoints_checked,
         "latest_checkpoint": result.latest_checkpoint,
         "unsigned_tail": result.unsigned_tail,
+        "witnessed": result.witnessed,
+        "witnesses": list(result.witnesses),
         "first_bad": first_bad,
         "evidence": evidence,
     }

@@ -90,7 +90,12 @@ async def publish_raw(nats_url: str, subject: str, data: bytes) -> None:
 
 def settings_for(tmp: Path, nats_url: str, **overrides: object) -> AuditSettings:
     # The database is named explicitly, so a DATABASE_URL in the environment never leaks in.
-    values: dict[str, object] = {"database_url": sqlite_url(tmp / "audit.sqlite"), **overrides}
+    # No checkpoints on a timer unless a test asks: most count the checkpoints they make.
+    values: dict[str, object] = {
+        "database_url": sqlite_url(tmp / "audit.sqlite"),
+        "checkpoint_interval": 0,
+        **overrides,
+    }
     return AuditSettings(var_dir=tmp, nats_url=nats_url, port=free_port(), **values)  # type: ignore[arg-type]
 
 
@@ -153,6 +158,10 @@ def spawn(settings: AuditSettings, log: Path) -> subprocess.Popen[bytes]:
         AUDIT_HOST="127.0.0.1",
         AUDIT_DATABASE_URL=settings.database_url,
         AUDIT_CHECKPOINT_EVERY=str(settings.checkpoint_every),
+        AUDIT_CHECKPOINT_INTERVAL=str(settings.checkpoint_interval),
+        AUDIT_ORIGIN=settings.origin,
+        WITNESS_URLS=settings.witness_urls,
+        WITNESS_KEYS=settings.witness_keys,
         AUDIT_BATCH_SIZE=str(settings.batch_size),
     )
     env.pop("DATABASE_URL", None)

@@ -55,7 +55,7 @@ async def test_checkpoints_and_proofs_verify_and_forgeries_fail(tmp_path: Path, 
         latest = (await c.get("/v1/audit/checkpoints/latest", headers=auth)).json()
         assert latest["size"] == 560 and latest["root"] == new["root"]
         assert checkpoint_signature_ok(latest, latest["public_key_pem"])
-        assert latest["signed_note"].startswith("policyflow-audit-checkpoint/v1\nsize 560\n")
+        assert latest["signed_note"].startswith("policyflow.local/audit\n560\n")
         lines = (await c.get("/v1/audit/events", headers={**auth, "Accept": "application/x-ndjson"})).text
         hashes = [bytes.fromhex(json.loads(line)["hash"]) for line in lines.splitlines()]
         assert merkle_root(hashes[:280]).hex() == old["root"] and merkle_root(hashes).hex() == new["root"]

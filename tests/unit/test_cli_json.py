@@ -185,6 +185,8 @@ def test_audit_verify_json_says_what_the_lines_say(tmp_path: Path) -> None:
         "checkpoints": 1,
         "latest_checkpoint": 4,
         "unsigned_tail": 1,
+        "witnessed": 0,
+        "witnesses": [],
         "first_bad": None,
         "evidence": None,
     }
