@@ -1,4 +1,5 @@
-"""`python -m bench [--quick] [--keep] [NAME ...]`: run benchmarks, write bench/results/NAME.json, print a table.
+"""`python -m bench [--quick] [--keep] [--db postgres] [NAME ...]`: run benchmarks, write
+bench/results/NAME.json (NAME.postgres.json with the services on PostgreSQL), print a table.
 
 `--quick` uses small sizes and few rounds so the whole set finishes in under three minutes;
 without it the sizes of issue 7 (1,000,000 ledger events, 130,000 assignments) take much longer.
@@ -20,9 +21,11 @@ from rich.console import Console
 from rich.table import Table
 
 from bench.common import RESULTS_DIR, Context, NotAvailable, Result, console, machine, scratch
+from bench.pg import BACKENDS
 from bench.stack import StackPool, one_line
 
 BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth", "notify")
+ON_REQUEST = ("soak",)  # run only when named: 30 minutes with processes killed (bench/soak.py)
 
 
 def load(name: str) -> ModuleType:
@@ -40,7 +43,7 @@ async def run_one(
     console.rule(f"[bold]{name}[/] ({'quick' if quick else 'full'})")
     with scratch(name, keep) as work_dir:
         try:
-            result: Result = await module.run(Context(quick, work_dir, pool, keep, options, smoke))
+            result: Result = await module.run(Context(quick, work_dir, pool, keep, options, smoke, db=pool.db))
         except NotAvailable as exc:
             console.log(f"[yellow]{exc}[/]")
             blank.raw_rate = exc.raw_rate
@@ -53,14 +56,17 @@ async def run_one(
             result = blank
     result.extra.setdefault("seconds", round(time.monotonic() - started, 1))
     result.extra.setdefault("machine", machine())
-    path = result.write(results_dir)
+    result.extra.setdefault("db", pool.db)
+    path = result.write(results_dir, suffix="" if pool.db == "sqlite" else f".{pool.db}")
     console.log(f"wrote {path} in {result.extra['seconds']}s")
     return result
 
 
-async def run_all(names: list[str], quick: bool, keep: bool, options: dict[str, str]) -> list[Result]:
+async def run_all(
+    names: list[str], quick: bool, keep: bool, options: dict[str, str], db: str = "sqlite"
+) -> list[Result]:
     with scratch("run", keep) as root:
-        pool = StackPool(root, shared=quick)
+        pool = StackPool(root, shared=quick, db=db)
         try:
             return [await run_one(name, quick, keep, pool, options) for name in names]
         finally:
@@ -109,16 +115,19 @@ def main() -> int:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="small sizes, few rounds (< 3 minutes in all)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch directories (servers' state, logs)")
+    parser.add_argument("--db", choices=BACKENDS, default="sqlite",
+                        help="the services' databases: SQLite files (default) or a fresh PostgreSQL database "
+                        "per stack on POLICYFLOW_BENCH_POSTGRES (bench/pg.py)")  # fmt: skip
     parser.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE",
                         help="benchmark option, e.g. scales=1,10,100 for growth")  # fmt: skip
     parser.add_argument("names", nargs="*", metavar="NAME", help=f"benchmarks to run (default all): {BENCHMARKS}")
     args = parser.parse_args()
-    unknown = [n for n in args.names if n not in BENCHMARKS]
+    unknown = [n for n in args.names if n not in BENCHMARKS + ON_REQUEST]
     if unknown:
-        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS)}")
+        parser.error(f"unknown benchmark(s) {unknown}; choose from {', '.join(BENCHMARKS + ON_REQUEST)}")
     started = time.monotonic()
     options = dict(o.split("=", 1) for o in args.opt)
-    results = asyncio.run(run_all(args.names or list(BENCHMARKS), args.quick, args.keep, options))
+    results = asyncio.run(run_all(args.names or list(BENCHMARKS), args.quick, args.keep, options, args.db))
     out = Console(highlight=False, width=160)
     out.print(table(results))
     out.print(f"total {time.monotonic() - started:.0f}s; results in bench/results/")

@@ -85,9 +85,9 @@ class Result:
             "extra": self.extra,
         }
 
-    def write(self, directory: Path = RESULTS_DIR) -> Path:
+    def write(self, directory: Path = RESULTS_DIR, suffix: str = "") -> Path:
         directory.mkdir(parents=True, exist_ok=True)
-        path = directory / f"{self.name}.json"
+        path = directory / f"{self.name}{suffix}.json"
         path.write_text(json.dumps(self.to_json(), indent=2, ensure_ascii=False) + "\n")
         return path
 
@@ -109,6 +109,7 @@ class Context:
     keep: bool = False
     options: dict[str, str] = field(default_factory=dict)  # --opt key=value
     smoke: bool = False  # the smoke test: a fifth of the quick sizes, just to run every code path
+    db: str = "sqlite"  # the services' databases: "sqlite" files or a fresh "postgres" database
 
     @asynccontextmanager
     async def stack(self) -> AsyncIterator[BenchStack]:

@@ -24,6 +24,7 @@ from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from bench import pg
 from bench.common import (
     Child,
     console,
@@ -101,10 +102,14 @@ LEDGER_WAIT = 6 * 3600.0  # how long wait_ledger waits by default
 class BenchStack:
     """nats-server + Temporal dev server, and policyflow processes started on demand."""
 
-    def __init__(self, var_dir: Path, temporal: bool = True) -> None:
-        """Without `temporal`, only nats-server starts (for benchmarks that need no workflows)."""
+    def __init__(self, var_dir: Path, temporal: bool = True, db: str = "sqlite") -> None:
+        """Without `temporal`, only nats-server starts (for benchmarks that need no workflows).
+        `db`: where the services keep their tables, SQLite files under `var_dir` or a fresh
+        PostgreSQL database (bench/pg.py), created with the servers and dropped on close."""
         self.var_dir = var_dir
         self.with_temporal = temporal
+        self.db = db
+        self.pg_url: str | None = None
         self.stack = Stack(self._config())
         self.children: dict[str, Child] = {}
         self.unavailable: dict[str, str] = {}  # process -> why it cannot run here
@@ -131,6 +136,8 @@ class BenchStack:
     async def start_servers(self, attempts: int = 3) -> None:
         """Start the servers; on a port taken meanwhile by someone else, again on fresh ports."""
         ensure_keys(self.key_dir)
+        if self.db == "postgres" and self.pg_url is None:
+            self.pg_url = await pg.create_database()
         for attempt in range(attempts):
             try:
                 await asyncio.to_thread(self.stack.start_servers)
@@ -143,6 +150,10 @@ class BenchStack:
                     raise RuntimeError(f"{exc}; nats log: {' | '.join(tail)}") from exc
                 console.log(f"  servers did not start ({one_line(exc)}); again on fresh ports")
                 self.stack = Stack(self._config())
+
+    def database_url(self, service: str) -> str:
+        """The service's database: its SQLite file (as the service picks it) or the stack's PostgreSQL."""
+        return self.pg_url or f"sqlite:///{self.var_dir / f'{service}.sqlite'}"
 
     @property
     def key_dir(self) -> Path:
@@ -182,6 +193,7 @@ class BenchStack:
             **self.stack.child_env(),
             "NATS_URL": self.stack.nats_url_for(name),
             "POLICYFLOW_ASSIGNMENT_URL": self.url("assignment"),
+            **({"DATABASE_URL": self.pg_url} if self.pg_url else {}),
             **env,
         }
         child = python_child(name, module, [], self.var_dir / "logs", **env)
@@ -318,6 +330,9 @@ class BenchStack:
         for name in list(reversed(self.children)):
             self.stop_process(name)
         await asyncio.to_thread(self.stack.stop)
+        if self.pg_url is not None:
+            await pg.drop_database(self.pg_url)
+            self.pg_url = None
 
 
 class StackPool:
@@ -327,15 +342,16 @@ class StackPool:
     for every benchmark, which is what keeps `--quick` under three minutes on two cores.
     """
 
-    def __init__(self, root: Path, shared: bool) -> None:
+    def __init__(self, root: Path, shared: bool, db: str = "sqlite") -> None:
         self.root = root
         self.shared = shared
+        self.db = db
         self._shared: BenchStack | None = None
 
     async def acquire(self, work_dir: Path) -> BenchStack:
         if self.shared and self._shared is not None:
             return self._shared
-        stack = BenchStack((self.root if self.shared else work_dir) / "stack")
+        stack = BenchStack((self.root if self.shared else work_dir) / "stack", db=self.db)
         await stack.start_servers()
         await stack.temporal()
         if self.shared:
