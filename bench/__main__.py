@@ -24,7 +24,16 @@ from bench.common import RESULTS_DIR, Context, NotAvailable, Result, console, ma
 from bench.pg import BACKENDS
 from bench.stack import StackPool, one_line
 
-BENCHMARKS = ("dispatch", "lifecycle", "audit_ingest", "replay_verify", "status_api", "growth", "notify")
+BENCHMARKS = (
+    "dispatch",
+    "lifecycle",
+    "audit_ingest",
+    "replay_verify",
+    "status_api",
+    "growth",
+    "notify",
+    "readmodel_lag",
+)
 ON_REQUEST = ("soak",)  # run only when named: 30 minutes with processes killed (bench/soak.py)
 
 

@@ -1,4 +1,7 @@
-"""`python -m bench.profiles ingest|verify|replay [N]`: cProfile of a policyflow hot path, in process.
+"""`python -m bench.profiles ingest|verify|replay [N] [postgres]`: cProfile of a policyflow hot path, in process.
+
+With `postgres` as the last word, `ingest` writes its ledger into a fresh PostgreSQL database
+(bench/pg.py), dropped afterwards.
 
 py-spy and pyinstrument are not installed here, so this runs the audit service's own code under
 cProfile on generated lifecycle events and prints the functions with the most own time and the
@@ -35,13 +38,27 @@ def messages(count: int) -> list[tuple[int, str, bytes]]:
     ]
 
 
-async def ingest(db: Path, count: int, profiler: cProfile.Profile) -> float:
+async def ingest(db: Path, count: int, profiler: cProfile.Profile, postgres: bool = False) -> float:
+    if postgres:
+        from bench import pg
+
+        url = await pg.create_database()
+        try:
+            return await _ingest(url, count, profiler)
+        finally:
+            await pg.drop_database(url)
+    from services.shared.db import sqlite_url
+
+    return await _ingest(sqlite_url(db), count, profiler)
+
+
+async def _ingest(url: str, count: int, profiler: cProfile.Profile) -> float:
     from services.audit.ingest import Ingestor
     from services.audit.store import create_tables
     from services.shared.consumer import Message
-    from services.shared.db import make_engine, sqlite_url
+    from services.shared.db import make_engine
 
-    engine = make_engine(sqlite_url(db))
+    engine = make_engine(url)
     await create_tables(engine)
     ingestor = Ingestor(engine, "profile")
     await ingestor.load()
@@ -140,10 +157,15 @@ PATHS = {"ingest": ingest, "verify": verify, "replay": replay, "status": status}
 def main(argv: list[str]) -> None:
     if not argv or argv[0] not in PATHS:
         raise SystemExit(__doc__)
+    postgres = argv[-1] == "postgres"
+    argv = argv[:-1] if postgres else argv
     count = int(argv[1]) if len(argv) > 1 else 20_000
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="pf-profile-") as tmp:
-        rate = asyncio.run(PATHS[argv[0]](Path(tmp) / "ledger.sqlite", count, profiler))
+        if postgres and argv[0] != "ingest":
+            raise SystemExit("postgres: only the ingest path")
+        path = PATHS[argv[0]](Path(tmp) / "ledger.sqlite", count, profiler, **({"postgres": True} if postgres else {}))
+        rate = asyncio.run(path)
         service = Path(tmp) / "progress.prof"  # written by a service run under cProfile
         source: cProfile.Profile | str = str(service) if service.exists() else profiler
         unit = "requests/s" if source != profiler else "events/s"

@@ -4,9 +4,12 @@ its own so its peak resident memory (VmHWM) belongs to that pass alone. Prints o
 
 Modes
     stream NATS_URL COUNT   raw: an ordered JetStream replay of the event stream (callback consumer)
-    rows DB                 raw: read every ledger row (sequence, text, hash) with the stdlib sqlite3
+    rows DB                 raw: read every ledger row (sequence, text, hash) with the stdlib sqlite3,
+                            or with asyncpg (a cursor, 2,000 rows a fetch) when DB is a PostgreSQL URL
     verify DB KEY_DIR       policyflow: the audit service's chain + checkpoint verification
     replay DB               policyflow: the audit service's replay, folding every assignment's events
+
+DB is a SQLite file or a postgresql:// URL.
 """
 
 from __future__ import annotations
@@ -61,6 +64,8 @@ async def stream(url: str, count: str) -> dict[str, Any]:
 
 
 async def rows(db: str) -> dict[str, Any]:
+    if "://" in db:
+        return await pg_rows(db)
     started = time.perf_counter()
     count = size = 0
     with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
@@ -71,10 +76,26 @@ async def rows(db: str) -> dict[str, Any]:
     return {"count": count, "seconds": time.perf_counter() - started, "bytes": size}
 
 
+async def pg_rows(url: str) -> dict[str, Any]:
+    from bench import pg
+
+    conn = await pg.connect(url)
+    started = time.perf_counter()
+    count = size = 0
+    async with conn.transaction():
+        cur = await conn.cursor("SELECT ledger_seq, canonical, hash FROM ledger ORDER BY ledger_seq")
+        while batch := await cur.fetch(2000):
+            count += len(batch)
+            size += sum(len(r[1]) for r in batch)
+    seconds = time.perf_counter() - started
+    await conn.close()
+    return {"count": count, "seconds": seconds, "bytes": size}
+
+
 def _engine(db: str) -> Any:
     from services.shared.db import make_engine, sqlite_url
 
-    return make_engine(sqlite_url(Path(db)))
+    return make_engine(db if "://" in db else sqlite_url(Path(db)))
 
 
 async def verify(db: str, key_dir: str) -> dict[str, Any]:

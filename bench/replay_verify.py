@@ -11,6 +11,10 @@ sqlite3 is reported beside it.
 The stream for this benchmark lives on a nats-server with the default sync interval: only
 reads are measured here, and filling 1,000,000 messages with an fsync each would take long.
 
+With `--db postgres` the two ledgers are two fresh PostgreSQL databases (written without waiting
+for each commit's flush, for building only; the passes read through the service's own engine)
+and the raw read of the rows is asyncpg's.
+
 Options (`--opt key=value`): `events=N` (the larger ledger; the smaller is N/10) and `rounds=R`,
 for iterating at sizes between the quick and the full ones.
 """
@@ -28,6 +32,7 @@ import nats
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
+from bench import pg
 from bench.common import (
     Context,
     NotAvailable,
@@ -50,8 +55,13 @@ CHUNK = 1000
 PF_MODULES = ("services.audit.ingest", "services.audit.checkpoints", "services.audit.queries")
 
 
-def fast_engine(db: Path) -> AsyncEngine:
+def fast_engine(db: Path | str) -> AsyncEngine:
     """For building the ledgers only: no fsync (the passes read through the service's own engine)."""
+    if isinstance(db, str):
+        from services.shared.db import async_url
+
+        settings = {"synchronous_commit": "off"}
+        return create_async_engine(async_url(db), connect_args={"server_settings": settings})
     engine = create_async_engine(f"sqlite+aiosqlite:///{db}")
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -67,7 +77,7 @@ def fast_engine(db: Path) -> AsyncEngine:
 class LedgerWriter:
     """A ledger written as the audit service writes it: Ingestor batches, a checkpoint every 1000."""
 
-    def __init__(self, db: Path, key_dir: Path) -> None:
+    def __init__(self, db: Path | str, key_dir: Path) -> None:
         from services.audit.checkpoints import Checkpointer, Signer
         from services.audit.ingest import Ingestor
 
@@ -157,6 +167,7 @@ async def run(ctx: Context) -> Result:
     result.extra.update(events=total, small_events=small)
     server = nats_default_sync(ctx.work_dir / "nats").start()
     url = f"nats://127.0.0.1:{server.port}"
+    databases: list[str] = []
     try:
         missing = missing_modules(*PF_MODULES)
         if missing:
@@ -164,7 +175,14 @@ async def run(ctx: Context) -> Result:
             raw = [await child("stream", url, str(total)) for _ in range(rounds)]
             raise NotAvailable(f"not available: {', '.join(missing)} not landed", median([r["rate"] for r in raw]))
         key_dir = ctx.work_dir / "keys"
-        db_small, db_large = ctx.work_dir / "ledger-small.sqlite", ctx.work_dir / "ledger-large.sqlite"
+        db_small: Path | str = ctx.work_dir / "ledger-small.sqlite"
+        db_large: Path | str = ctx.work_dir / "ledger-large.sqlite"
+        if ctx.db == "postgres":
+            result.extra["postgres"] = await pg.server_settings()
+            db_small = await pg.create_database()
+            databases.append(db_small)
+            db_large = await pg.create_database()
+            databases.append(db_large)
         writers = [
             (await LedgerWriter(db_small, key_dir).open(), small),
             (await LedgerWriter(db_large, key_dir).open(), total),
@@ -210,11 +228,20 @@ async def run(ctx: Context) -> Result:
                 "raw_stream": passes["stream"][-1]["hwm_mib"],
                 "raw_sqlite_rows": rows["hwm_mib"],
             },
-            ledger_bytes={
+        )
+        if ctx.db == "postgres":
+            result.extra["raw_postgres_rows_rate"] = result.extra.pop("raw_sqlite_rows_rate")
+            result.extra["ratio_vs_postgres_rows"] = result.extra.pop("ratio_vs_sqlite_rows")
+            result.extra["peak_memory_mib"]["raw_postgres_rows"] = result.extra["peak_memory_mib"].pop(
+                "raw_sqlite_rows"
+            )
+        else:
+            result.extra["ledger_bytes"] = {
                 str(small): sum(p.stat().st_size for p in ctx.work_dir.glob("ledger-small.sqlite*")),
                 str(total): sum(p.stat().st_size for p in ctx.work_dir.glob("ledger-large.sqlite*")),
-            },
-        )
+            }
         return result
     finally:
         server.stop()
+        for database in databases:
+            await pg.drop_database(database)
