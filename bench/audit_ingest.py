@@ -160,8 +160,8 @@ async def pg_relation_bytes(url: str, table: str) -> int:
 
 
 async def run(ctx: Context) -> Result:
-    block = ctx.size(6_000, 100_000)
-    rounds = ctx.size(2, 4)
+    block = int(ctx.options.get("events", ctx.size(6_000, 100_000)))
+    rounds = int(ctx.options.get("rounds", ctx.size(2, 4)))
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     durability = "sqlite FULL" if ctx.db == "sqlite" else "postgres (server settings in extra.postgres)"
     result.extra.update(events_per_round=block, batch=BATCH, durability=f"nats sync_interval=always, {durability}")

@@ -24,6 +24,7 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
+from bench.audit_ingest import pg_relation_bytes
 from bench.common import RESULTS_DIR, Context, NotAvailable, Result, proc_memory, unique
 from bench.dispatch import raw_start, wait_raw_done
 from bench.driver import PfClient, year_script
@@ -196,7 +197,9 @@ async def one_size(ctx: Context, stack: BenchStack, pf: PfClient, label: str, bo
         "live_complete": complete,
         "ms_per_assignment": round(1000 * dispatch_s / max(1, dispatched), 2),
         "ledger_entries_added": await stack.ledger_size() - ledger_before,
-        "ledger_bytes": disk_bytes(stack.var_dir, "audit.sqlite*"),
+        "ledger_bytes": disk_bytes(stack.var_dir, "audit.sqlite*")
+        if stack.pg_url is None
+        else await pg_relation_bytes(stack.pg_url, "ledger"),
         "temporal_db_bytes": disk_bytes(stack.var_dir / "temporal", "temporal.sqlite*"),
         "history_events": {"min": min(histories), "max": max(histories), "sampled": len(histories)},
         "memory_mib": memory(stack),

@@ -23,6 +23,7 @@ import nats
 import uvicorn
 from fastapi import FastAPI, Request, Response
 
+from bench import pg
 from bench.common import Context, Result, interleaved, median, spread
 from contracts.base import SYSTEM_ACTOR, UserRole
 from contracts.events import Deadline, SupervisionEscalated, make_event
@@ -103,6 +104,9 @@ async def run(ctx: Context) -> Result:
     ensure_keys(work / "keys")
     server = nats_server(work / "nats").start()
     procs = []
+    database = await pg.create_database() if ctx.db == "postgres" else None
+    if database is not None:
+        env["NOTIFY_DATABASE_URL"] = database
     try:
         nats_url = f"nats://127.0.0.1:{server.port}"
         nc = await nats.connect(nats_url)
@@ -150,12 +154,15 @@ async def run(ctx: Context) -> Result:
         for p in procs:
             p.wait(20)
         server.stop()
+        if database is not None:
+            await pg.drop_database(database)
     result.raw_rate, result.policyflow_rate = median(raw_rates), median(pf_rates)
     result.extra.update(
         deliveries_per_round=count, rounds=rounds, concurrency=CONCURRENCY,
         raw_spread=spread(raw_rates), policyflow_spread=spread(pf_rates),
         last_arrival_s=round(median(last_arrivals), 2),
-        durability="nats sync_interval=always; the notifier's SQLite at synchronous=FULL",
+        durability="nats sync_interval=always; the notifier's "
+        + ("SQLite at synchronous=FULL" if database is None else "PostgreSQL (synchronous_commit on)"),
     )  # fmt: skip
     return result
 

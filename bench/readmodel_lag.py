@@ -101,8 +101,8 @@ def lag_summary(values: list[float]) -> dict[str, float]:
 
 
 async def run(ctx: Context) -> Result:
-    block = ctx.size(4_000, 40_000)
-    rounds = ctx.size(2, 3)
+    block = int(ctx.options.get("events", ctx.size(4_000, 40_000)))
+    rounds = int(ctx.options.get("rounds", ctx.size(2, 3)))
     singles = ctx.size(50, 300)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(events_per_round=block, batch=BATCH, lag_events=singles, db=ctx.db)
