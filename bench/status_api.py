@@ -73,9 +73,23 @@ async def ensure_assignments(stack: BenchStack, pf: PfClient, wanted: int) -> li
         await pf.import_programme(body.model_dump(mode="json"))
         await pf.dispatch(body.programme_id)
         await stack.settle()
+        await read_model_holds(stack, pf, page["total"] + len(body.division.responsibilities))
         ids = [assignment_id(body.programme_id, x.task_no, x.unit_id) for x in body.division.responsibilities]
         return ids[:500]
     return [item["assignment_id"] for item in page["items"]]
+
+
+async def read_model_holds(stack: BenchStack, pf: PfClient, wanted: int, timeout: float = 300.0) -> None:
+    """Wait until the read model has `wanted` assignments: on a busy machine the stream can be
+    quiet for a second (settled) while the worker has not published every dispatch yet."""
+    deadline = time.monotonic() + timeout
+    while True:
+        r = await pf.http.get(f"{stack.url('progress')}/v1/status", params={"limit": 1},
+                              headers={**pf.headers(UserRole.SUPERVISOR), "Cache-Control": "no-cache"})  # fmt: skip
+        r.raise_for_status()
+        if r.json()["total"] >= wanted or time.monotonic() > deadline:
+            return
+        await asyncio.sleep(0.5)
 
 
 def status_urls(base: str, ids: list[str]) -> list[str]:
