@@ -28,6 +28,7 @@ import random
 import signal
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,6 +80,7 @@ class Soak:
     kills: list[dict[str, Any]] = field(default_factory=list)
     memory: list[dict[str, Any]] = field(default_factory=list)
     parts: int = 0
+    retry_causes: Counter[str] = field(default_factory=Counter)  # why requests were sent again
 
     def now(self) -> float:
         return time.monotonic() - self.started
@@ -100,9 +102,11 @@ class Soak:
                 r = await self.pf.http.request(method, f"{self.stack.url(service)}{path}", json=body, headers=headers)
                 if r.status_code not in TRANSIENT or time.monotonic() > deadline:
                     return r, attempts
-            except httpx.TransportError:
+                self.retry_causes[f"{r.status_code} {service}"] += 1
+            except httpx.TransportError as exc:
                 if time.monotonic() > deadline:
                     raise
+                self.retry_causes[f"{type(exc).__name__} {service}"] += 1
             await asyncio.sleep(0.5)
 
     async def until_changed(self, aid: str, unit: str, before: dict[str, Any] | None) -> float | None:
@@ -267,7 +271,8 @@ async def run(ctx: Context) -> Result:
         result.extra.update(
             commands=len(soak.samples), reads=len(soak.reads), refused=len(soak.refused),
             refused_examples=soak.refused[:5], retried=sum(1 for s in soak.samples if s.attempts > 1),
-            programme_parts=soak.parts, acknowledged_events=len(soak.events), ledger=check,
+            programme_parts=soak.parts, retry_causes=dict(soak.retry_causes),
+            acknowledged_events=len(soak.events), ledger=check,
             lost=check["missing"], command_p50_ms=round(percentile(cmd, 50), 1),
             command_p99_ms=round(percentile(cmd, 99), 1), lag_p50_ms=round(percentile(lag, 50), 1),
             lag_p99_ms=round(percentile(lag, 99), 1), lag_not_seen=sum(1 for s in soak.samples if s.lag_ms is None),
