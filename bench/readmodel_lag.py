@@ -50,6 +50,8 @@ async def raw_fold(
                 msgs = await sub.fetch(BATCH, timeout=10 if stop is None else 0.05)
             except TimeoutError:
                 continue
+            if not msgs:
+                continue
             batch = {}
             for m in msgs:
                 aid = json.loads(m.data).get("assignment_id")
