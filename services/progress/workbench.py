@@ -54,6 +54,8 @@ DONE = {
     "verify": "核验结论已提交。",
     "submit_summary": "年度汇总已提交，督查人员可以看到。",
     "cancel": "任务已撤销。",
+    "request_extension": "延期申请已提交，等待督查人员审批。",
+    "decide_extension": "延期审批意见已提交。",
 }
 
 
@@ -151,7 +153,11 @@ def actions(who: Principal, s: AssignmentState, can: str | None) -> list[str]:
         names = list(by_stage.get(s.stage, []))
         if s.role == Role.LEAD and s.stage != Stage.ASSIGNED:
             names.append("submit_summary")
+        if s.stage != Stage.VERIFYING and any(d.kind != "review" for d in s.deadlines.values()):
+            names.append("request_extension")
         return names
+    if who.role == UserRole.SUPERVISOR and any(x.status == "open" for x in s.extensions):
+        return ["decide_extension", *(["review_plan"] if s.stage == Stage.PLAN_SUBMITTED else [])]
     if who.role == UserRole.SUPERVISOR and s.stage == Stage.PLAN_SUBMITTED:
         return ["review_plan"]
     if who.role in (UserRole.SUPERVISOR, UserRole.VERIFIER) and s.stage == Stage.VERIFYING:
@@ -292,7 +298,9 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
         if problem:
             read.errors["evidence"] = problem
         fields["evidence"] = stored
-    path = dict.fromkeys(row.path_fields, s.year)
+    path = {f: s.year if f == "year" else forms.plain(typed.get(f, "")) for f in row.path_fields}
+    if any(not str(v).isdigit() for v in path.values()):
+        read.errors[""] = "表单缺少申请编号，请刷新页面后重试。"
     if not read.errors and row.body is not None:
         body_fields = {k: v for k, v in fields.items() if k in row.body.model_fields}
         try:

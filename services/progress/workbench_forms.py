@@ -158,6 +158,35 @@ def cancel(form: Form) -> Read:
     return Read(fields={"reason": reason}, errors={} if reason else {"reason": "撤销任务须写明原因"})
 
 
+def extension(form: Form) -> Read:
+    """A unit's extension request (延期申请)."""
+    out = Read(fields={"deadline_key": form.get("deadline_key", ""), "reason": form.get("reason", "").strip()})
+    new_due = _date(form.get("new_due", ""))
+    if new_due is None:
+        out.errors["new_due"] = "请填写申请延至的日期，如 2027-06-30"
+    else:
+        out.fields["new_due"] = new_due
+    if not out.fields["reason"]:
+        out.errors["reason"] = "延期申请须写明理由"
+    return out
+
+
+def extension_decision(form: Form) -> Read:
+    """A supervisor's decision on an extension request; `n` travels in the path."""
+    decision = form.get("decision", "")
+    out = Read(fields={"decision": decision, "reason": form.get("reason", "").strip()})
+    if plain(form.get("new_due", "")):
+        new_due = _date(form.get("new_due", ""))
+        if new_due is None:
+            out.errors["new_due"] = "日期格式不对，如 2027-06-30"
+        out.fields["new_due"] = new_due
+    if decision not in ("approve", "refuse"):
+        out.errors["decision"] = "请选择“批准”或“不予批准”"
+    elif decision == "refuse" and not out.fields["reason"]:
+        out.errors["reason"] = "不予批准须写明理由"
+    return out
+
+
 Reader = Callable[[Form], Read]
 READERS: dict[str, Reader] = {
     "accept": lambda _form: Read(),
@@ -168,6 +197,8 @@ READERS: dict[str, Reader] = {
     "verify": verify,
     "submit_summary": summary,
     "cancel": cancel,
+    "request_extension": extension,
+    "decide_extension": extension_decision,
 }
 
 # A body field that the model refused, as the form field its reason goes beside.
@@ -221,6 +252,12 @@ _REFUSAL_WORDS = (
     ("accept the assignment before", "请先签收任务"),
     ("already accepted", "任务已签收"),
     ("is cancelled", "任务已撤销"),
+    ("is still open: wait", "该期限已有待审批的延期申请"),
+    ("is outside the programme year", "新的日期须在该期限所属年度内"),
+    ("is not later than", "新的日期须晚于原期限"),
+    ("has already passed", "新的日期已过"),
+    ("can no longer be extended", "当前不能申请延期"),
+    ("is already", "该延期申请已处理"),
     ("is completed", "任务已办结"),
     ("must come from unit", "无权进行此操作"),
     ("not uploaded", "佐证材料未上传"),

@@ -195,3 +195,33 @@ async def test_a_published_calendar_moves_a_running_assignments_deadline(stack: 
     assert (published.payload["revision"], published.actor.role) == (1, "supervisor")
     recomputed = [e for e in events if e.type == "DeadlinesRecomputed" and e.assignment_id == aid]
     assert recomputed and recomputed[0].payload["source"] == "国办发明电〔测试〕1号"
+
+
+async def test_the_workbench_forms_ask_for_and_decide_an_extension(stack: Stack, programme: str) -> None:
+    aid = assignment_id(programme, 3, "jw")
+    unit, sup = stack.headers("department", "jw"), stack.headers("supervisor")
+    page = f"{stack.progress_url}/workbench/assignments/{aid}"
+    year = china_today().year + 1
+    async with httpx.AsyncClient(timeout=30) as c:
+        r = await c.get(page, headers=unit)
+        assert r.status_code == 200 and 'id="do-request_extension"' in r.text and "acceptance" in r.text
+        form = {"deadline_key": "acceptance", "new_due": f"{year}-13-01", "reason": ""}
+        r = await c.post(f"{page}/request_extension", data=form, headers=unit)
+        assert r.status_code == 422 and "请填写申请延至的日期" in r.text and "延期申请须写明理由" in r.text
+        form = {"deadline_key": "acceptance", "new_due": f"{year + 1}-01-05", "reason": "人员调整"}
+        r = await c.post(f"{page}/request_extension", data=form, headers=unit)
+        assert r.status_code == 409 and "新的日期须在该期限所属年度内" in r.text
+        form["new_due"] = f"{year}年3月2日"
+        r = await c.post(f"{page}/request_extension", data=form, headers=unit)
+        assert r.status_code == 303 and r.headers["location"].endswith("?done=request_extension#done")
+
+        r = await c.get(page, headers=sup)
+        assert r.status_code == 200 and 'id="do-decide_extension-1"' in r.text and "人员调整" in r.text
+        r = await c.post(f"{page}/decide_extension", data={"n": "1", "decision": "refuse", "reason": ""}, headers=sup)
+        assert r.status_code == 422 and "不予批准须写明理由" in r.text
+        decision = {"n": "1", "decision": "approve", "new_due": f"{year}-02-26", "reason": ""}
+        r = await c.post(f"{page}/decide_extension", data=decision, headers=sup)
+        assert r.status_code == 303, r.text
+        detail = await get_json(c, f"{stack.progress_url}/v1/assignments/{aid}", unit)
+        assert next(d["due"] for d in detail["deadlines"] if d["key"] == "acceptance") == f"{year}-02-26"
+        assert detail["extensions"][0]["status"] == "approved"
