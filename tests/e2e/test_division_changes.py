@@ -144,6 +144,12 @@ async def test_a_reassignment_keeps_the_old_history_and_continues_on_the_new_uni
         assert (await api.detail(assignment_id(pid, 1, "fgw")))["lead_assignment_id"] == lead_new
         assert (await api.detail(lead_new))["stage"] == "assigned"  # jw had not accepted: nothing to carry
 
+        async def linked_on_the_dashboard() -> bool:  # the page reads the read model, moments behind
+            page = await c.get(f"{stack.progress_url}/dashboard/assignments/{old}", headers=api.sup)
+            return f'<a href="/dashboard/assignments/{new}">{new}</a>（职能调整）' in page.text
+
+        await until(linked_on_the_dashboard, "the dashboard's link to the new assignment", timeout=30)
+
         history = await stream_events(stack.js, old)
         types = [e.type for e in history]
         assert types[-1] == "AssignmentReassigned" and "ProgressReported" in types
