@@ -1,7 +1,7 @@
 """`python -m bench.profiles ingest|verify|replay [N] [postgres]`: cProfile of a policyflow hot path, in process.
 
 With `postgres` as the last word, `ingest` writes its ledger into a fresh PostgreSQL database
-(bench/pg.py), dropped afterwards.
+(bench/pg.py), dropped afterwards, and `status` runs the services on one.
 
 py-spy and pyinstrument are not installed here, so this runs the audit service's own code under
 cProfile on generated lifecycle events and prints the functions with the most own time and the
@@ -122,7 +122,7 @@ def _chunks(items: list[tuple[int, str, bytes]], size: int) -> list[list[tuple[i
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def status(db: Path, count: int, profiler: cProfile.Profile) -> float:  # noqa: ARG001 - the service profiles itself
+async def status(db: Path, count: int, profiler: cProfile.Profile, postgres: bool = False) -> float:  # noqa: ARG001
     """The progress service under cProfile while 50 clients read /v1/status (stats from its own file)."""
     import httpx
 
@@ -131,7 +131,7 @@ async def status(db: Path, count: int, profiler: cProfile.Profile) -> float:  # 
     from bench.status_api import ensure_assignments, loadgen, status_urls
     from contracts.base import UserRole
 
-    stack = BenchStack(db.parent / "stack")
+    stack = BenchStack(db.parent / "stack", db="postgres" if postgres else "sqlite")
     await stack.start_servers()
     try:
         reason = await stack.policyflow(*ALL_PROCESSES)
@@ -162,8 +162,8 @@ def main(argv: list[str]) -> None:
     count = int(argv[1]) if len(argv) > 1 else 20_000
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="pf-profile-") as tmp:
-        if postgres and argv[0] != "ingest":
-            raise SystemExit("postgres: only the ingest path")
+        if postgres and argv[0] not in ("ingest", "status"):
+            raise SystemExit("postgres: only the ingest and status paths")
         path = PATHS[argv[0]](Path(tmp) / "ledger.sqlite", count, profiler, **({"postgres": True} if postgres else {}))
         rate = asyncio.run(path)
         service = Path(tmp) / "progress.prof"  # written by a service run under cProfile
