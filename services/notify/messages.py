@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from contracts import labels
 from contracts.base import OverdueLevel
+from contracts.division_facts import AssignmentReassigned, AssignmentRemoved, AssignmentRevised
 from contracts.events import (
     AnnualPlanReturned,
     AssignmentCancelled,
@@ -47,6 +48,9 @@ NOTIFIED = frozenset(
         ExtensionApproved.TYPE,
         ExtensionRefused.TYPE,
         AssignmentClosed.TYPE,
+        AssignmentReassigned.TYPE,
+        AssignmentRemoved.TYPE,
+        AssignmentRevised.TYPE,
     }
 )
 
@@ -106,8 +110,7 @@ def notice(
     opened = _first_open(fact)
     when = f"请于{due_words(opened.due, today)}完成{labels.deadline(opened.key)}。" if opened else ""
     if isinstance(fact, AssignmentCreated):
-        subject = f"【新任务】{task}"
-        text = f"{unit}：您单位承担{task}（{labels.role(fact.role.value)}）。{when}"
+        subject, text = created_words(fact, unit, task, when, name_of)
     elif isinstance(fact, AnnualPlanReturned):
         subject = f"【计划退回】{task} {fact.year}年度计划"
         text = f"{unit}：{task}的{fact.year}年度计划（第{fact.revision}版）被退回。退回理由：{fact.reasons}。{when}"
@@ -139,6 +142,8 @@ def notice(
         )
     elif isinstance(fact, ManualReminderIssued | ExtensionApproved | ExtensionRefused | AssignmentClosed):
         subject, text = change_words(fact, unit, task, today)
+    elif isinstance(fact, AssignmentReassigned | AssignmentRemoved | AssignmentRevised):
+        subject, text = division_words(fact, unit, task, name_of)
     else:
         assert isinstance(fact, AssignmentCancelled)
         subject = f"【任务撤销】{task}"
@@ -176,3 +181,48 @@ def change_words(
             f"{unit}：{task}的{what}延期申请（第{fact.n}号）不予批准。理由：{fact.reason}。请按原期限办理。",
         )
     return f"【办结销号】{task}", f"{unit}：{task}已办结销号。理由：{fact.reason}。"
+
+
+def division_words(
+    fact: AssignmentReassigned | AssignmentRemoved | AssignmentRevised,
+    unit: str,
+    task: str,
+    name_of: Callable[[str], str],
+) -> tuple[str, str]:
+    """Subject and text for the unit that held the assignment when the division of work changed."""
+    if isinstance(fact, AssignmentReassigned):
+        to = name_of(fact.handover.to_unit_id)
+        return (
+            f"【转办】{task}",
+            f"{unit}：{task}已转办给{to}，您单位不再承担。转办理由：{fact.handover.reason}。此前的办理记录保留。",
+        )
+    if isinstance(fact, AssignmentRemoved):
+        return (
+            f"【任务调整】{task}",
+            f"{unit}：任务分工第{fact.revision}次修订后，您单位不再承担{task}。理由：{fact.reason}。此前的办理记录保留。",
+        )
+    what = []
+    if fact.role is not None:
+        what.append(f"职责调整为{labels.role(fact.role.value)}")
+    if fact.horizon_year is not None:
+        what.append(f"期限调整至{fact.horizon_year}年")
+    if "lead_assignment_id" in fact.changed:
+        what.append("牵头单位有调整")
+    which = f"第{fact.revision}次修订：" if fact.revision else ""
+    return f"【任务调整】{task}", f"{unit}：{task}{which}{'，'.join(what)}。理由：{fact.reason}。"
+
+
+def created_words(
+    fact: AssignmentCreated, unit: str, task: str, when: str, name_of: Callable[[str], str]
+) -> tuple[str, str]:
+    """A new assignment: plain, handed over from another unit (转办), or added by a revision."""
+    role = labels.role(fact.role.value)
+    if fact.handover:
+        came_from = name_of(fact.handover.from_unit_id)
+        return (
+            f"【转办】{task}",
+            f"{unit}：{task}（{role}）由{came_from}转办给您单位。转办理由：{fact.handover.reason}。{when}",
+        )
+    if fact.revision:
+        return f"【新增任务】{task}", f"{unit}：任务分工第{fact.revision}次修订，您单位新增承担{task}（{role}）。{when}"
+    return f"【新任务】{task}", f"{unit}：您单位承担{task}（{role}）。{when}"

@@ -11,7 +11,8 @@ import httpx
 import pytest
 from faststream.nats import TestNatsBroker
 
-from contracts.base import Actor, UserRole
+from contracts.base import Actor, Role, UserRole
+from contracts.division_facts import AssignmentReassigned, AssignmentRemoved, AssignmentRevised, Handover
 from contracts.events import (
     AssignmentClosed,
     Deadline,
@@ -110,6 +111,32 @@ def test_a_supervisors_reminder_extension_decisions_and_closure_reach_the_unit()
     assert closed is not None and "办结销号" in closed.subject and "已提前完成" in closed.text
     asked = ExtensionRequested(n=1, deadline_key=due.key, due=due.due, new_due=dt.date(2026, 8, 1), reason="r")
     assert notice(f.next(asked), "t", "http://x") is None  # the unit asked it itself
+
+
+def test_a_reassignment_a_removal_and_a_revised_role_reach_the_units_that_held_them() -> None:
+    old, new = EventFactory("cq-2022-79", 14, "yuzhong"), EventFactory("cq-2022-79", 14, "jiangbei")
+    sup = Actor(sub="sup-1", role=UserRole.SUPERVISOR)
+    names = {"yuzhong": "渝中区", "jiangbei": "江北区"}.__getitem__
+    handover = Handover(
+        from_assignment_id=old.assignment_id,
+        from_unit_id="yuzhong",
+        to_assignment_id=new.assignment_id,
+        to_unit_id="jiangbei",
+        reason="职能调整",
+    )
+    left = notice(old.next(AssignmentReassigned(handover=handover), sup), "t", "http://x", names)
+    assert left is not None and left.owners == ("yuzhong",) and left.subject.startswith("【转办】")
+    assert "已转办给江北区" in left.text and "职能调整" in left.text
+    created = new.created()
+    arrived = created.model_copy(update={"payload": {**created.payload, "handover": handover.model_dump(mode="json")}})
+    taken = notice(arrived, "t", "http://x", names)
+    assert taken is not None and taken.owners == ("jiangbei",) and taken.subject.startswith("【转办】")
+    assert "由渝中区转办给您单位" in taken.text and "职能调整" in taken.text
+    removed = notice(old.next(AssignmentRemoved(revision=2, reason="清单调整"), sup), "t", "http://x", names)
+    assert removed is not None and "第2次修订后，您单位不再承担" in removed.text and "清单调整" in removed.text
+    revised = AssignmentRevised(reason="分工调整", revision=3, changed=["role"], role=Role.LEAD)
+    changed = notice(old.next(revised, sup), "t", "http://x", names)
+    assert changed is not None and "第3次修订：职责调整为" in changed.text and "分工调整" in changed.text
 
 
 def test_a_delivery_is_signed_over_the_exact_body_and_its_id_is_stable() -> None:
