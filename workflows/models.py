@@ -30,7 +30,8 @@ class Carried(BaseModel):
     # command_id -> the result it got, most recent last, at most MAX_REMEMBERED_COMMANDS
     results: dict[str, CommandResult] = {}
     pending_cooperating: list[CooperatingReport] = []
-    published_calendars: list[PublishedCalendar] = []  # working calendars published to this assignment
+    published_calendars: list[PublishedCalendar] = []  # working calendars published to this assignment, applied
+    pending_calendars: list[PublishedCalendar] = []  # received by signal, their deadlines not yet moved
 
 
 class AssignmentInput(BaseModel):
@@ -39,6 +40,8 @@ class AssignmentInput(BaseModel):
     spec: AssignmentSpec
     created_by: Actor = SYSTEM_ACTOR
     carried: Carried | None = None
+    # The working calendars published when it was started: its first deadlines are computed on them.
+    published_calendars: list[PublishedCalendar] = []
     # Upsert the Policyflow* search attributes (registered on the dev server by deploy/local);
     # off where the server does not know them (the time-skipping test server).
     search_attributes: bool = True

@@ -17,7 +17,7 @@ How it works, in one place:
   that last task runs fails it; its redo takes the signal first, and since nothing of the
   failed task was recorded, nothing of it was published.
 * The working calendar is loaded by a local activity (recorded in history), never imported as
-  data, so a `holidays` upgrade cannot change a replay; a year published by signal replaces it.
+  data, so a `holidays` upgrade cannot change a replay; published years replace it (published_calendars).
 """
 
 from __future__ import annotations
@@ -91,7 +91,7 @@ class AssignmentWorkflow:
         self._outbox: list[Event] = []
         self._calendar_years: dict[int, YearCalendar] = {}
         self._calendar = WorkingCalendar()
-        self._published = PublishedCalendars(carried.published_calendars if carried else [])
+        self._published = PublishedCalendars.of(input)
         workflow.set_signal_handler(SIGNAL_CALENDAR_PUBLISHED, self._published.receive)
         self._run_year = self._state.year if self._state else 0
         self._wake: dt.datetime | None = None
@@ -150,10 +150,10 @@ class AssignmentWorkflow:
             notices={k: v for k, v in self._notices.items() if k in state.deadlines},
             results=self._results,
             pending_cooperating=self._cooperating,
-            published_calendars=self._published.carried(),
+            **self._published.carried(),
         )
         workflow.logger.info("continue-as-new into %s", state.year)
-        workflow.continue_as_new(self._input.model_copy(update={"carried": carried}))
+        workflow.continue_as_new(self._input.model_copy(update={"carried": carried, "published_calendars": []}))
 
     async def _settle(self) -> None:
         """Publish everything and let every running handler finish (before continue-as-new or the end)."""

@@ -19,6 +19,7 @@ import structlog
 from temporalio.client import Client
 from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.service import RPCError
 
 from contracts.base import Actor, Role
 from contracts.catalog import Schedule
@@ -26,6 +27,8 @@ from contracts.commands import PROGRAMME_WORKFLOW_NAME, WORKFLOW_NAME, Assignmen
 from contracts.division_facts import Handover, ProgrammeRevised
 from contracts.events import ProgrammeImported
 from contracts.ids import programme_workflow_id, workflow_id
+from contracts.working_calendar import SIGNAL_CALENDAR_PUBLISHED, PublishedCalendar
+from services.shared import calendars
 from workflows.models import AssignmentInput, ProgrammeInput, ProgrammeRecorded
 
 log = structlog.get_logger()
@@ -98,6 +101,13 @@ def specs(rows: Sequence[dict[str, Any]], schedule: Schedule) -> list[Assignment
     ]
 
 
+def calendar_years(items: Sequence[AssignmentSpec]) -> set[int]:
+    """The years whose working calendar the assignments' deadlines may touch."""
+    today = dt.datetime.now(dt.UTC).year
+    first = min([today, *(s.schedule.start_year for s in items)]) - 1
+    return set(range(first, max([today, *(s.horizon_year for s in items)]) + 2))
+
+
 async def dispatch(
     client: Client,
     task_queue: str,
@@ -107,21 +117,41 @@ async def dispatch(
     search_attributes: bool = True,
     out: DispatchOutcome | None = None,
 ) -> DispatchOutcome:
-    """Start every item not yet started; `out` (if given) is updated as each start returns."""
+    """Start every item not yet started; `out` (if given) is updated as each start returns.
+
+    Each starts on the working calendars published by then (in its input). A calendar published
+    while the starts run may miss the ones started after its fan-out listed the running workflows:
+    read again after the starts, a changed year is signalled to what this dispatch started.
+    """
     out = out if out is not None else DispatchOutcome()
     gate = asyncio.Semaphore(concurrency)
+    years = calendar_years(items)
+    try:
+        published = await calendars.published_calendars(client, years)
+    except (RPCError, TimeoutError) as exc:
+        why = f"the published working calendars could not be read: {getattr(exc, 'message', '') or 'no answer'}"
+        out.failed.extend((s.assignment_id, why) for s in items)
+        log.warning("dispatch.calendars_unread", reason=why)
+        return out
+    started: list[str] = []
 
     async def start(spec: AssignmentSpec) -> None:
         async with gate:
             try:
                 await client.start_workflow(
                     WORKFLOW_NAME,
-                    AssignmentInput(spec=spec, created_by=created_by, search_attributes=search_attributes),
+                    AssignmentInput(
+                        spec=spec,
+                        created_by=created_by,
+                        search_attributes=search_attributes,
+                        published_calendars=published,
+                    ),  # fmt: skip
                     id=workflow_id(spec.assignment_id),
                     task_queue=task_queue,
                     id_reuse_policy=WorkflowIDReusePolicy.REJECT_DUPLICATE,
                 )
                 out.started += 1
+                started.append(spec.assignment_id)
             except WorkflowAlreadyStartedError:
                 out.skipped += 1
             except Exception as exc:  # noqa: BLE001 - counted and reported; a repeat dispatch retries it
@@ -130,8 +160,33 @@ async def dispatch(
     # Leads first, so a cooperating unit's lead assignment exists by the time it reports.
     ordered = sorted(items, key=lambda s: (s.role != Role.LEAD, s.task_no, s.unit_id))
     await asyncio.gather(*(start(s) for s in ordered))
+    if started:
+        await _tell_later_calendars(client, started, years, published, gate)
     log.info("dispatch.done", started=out.started, skipped=out.skipped, failed=len(out.failed))
     return out
+
+
+async def _tell_later_calendars(
+    client: Client, started: list[str], years: set[int], before: list[PublishedCalendar], gate: asyncio.Semaphore
+) -> None:
+    """Signal the assignments just started with each calendar published since `before` was read."""
+    try:
+        now = await calendars.published_calendars(client, years)
+    except (RPCError, TimeoutError) as exc:  # the calendar's own fan-out still lists them
+        log.warning("dispatch.calendars_unread_after", reason=str(exc))
+        return
+    changed = [c for c in now if c not in before]
+    for calendar in changed:
+
+        async def tell(assignment_id: str, calendar: PublishedCalendar = calendar) -> None:
+            async with gate:
+                with contextlib.suppress(RPCError):  # finished meanwhile: nothing left to move
+                    await client.get_workflow_handle(workflow_id(assignment_id)).signal(
+                        SIGNAL_CALENDAR_PUBLISHED, calendar
+                    )
+
+        await asyncio.gather(*(tell(a) for a in started))
+        log.info("dispatch.calendar_told", year=calendar.year, source=calendar.source, assignments=len(started))
 
 
 @dataclass

@@ -8,25 +8,24 @@ the identity issue brings it).
 
 from __future__ import annotations
 
-import asyncio
 from typing import Annotated
 
 import structlog
 from fastapi import APIRouter, Depends, HTTPException, Path, Request
 from fastapi.responses import JSONResponse
 from temporalio.client import Client
-from temporalio.service import RPCError, RPCStatusCode
+from temporalio.service import RPCError
 
 from contracts.base import UserRole
 from contracts.working_calendar import (
     CALENDAR_WORKFLOW_NAME,
-    QUERY_CALENDAR,
     SIGNAL_PUBLISH_CALENDAR,
     CalendarPublication,
     CalendarStatus,
     PublishedCalendar,
     calendar_workflow_id,
 )
+from services.shared import calendars
 from services.shared.auth import Principal
 from services.shared.web import principal, require_role
 from workflows.calendar_workflow import CalendarInput
@@ -42,21 +41,19 @@ PROVISIONAL = (
 
 async def calendar_status(temporal: Client, year: int, timeout: float = 10.0) -> CalendarStatus:
     """What is in force for `year`: the published calendar and its publication's progress, or none."""
-    handle = temporal.get_workflow_handle(calendar_workflow_id(year))
     try:
-        status = await asyncio.wait_for(handle.query(QUERY_CALENDAR, result_type=CalendarStatus), timeout)
+        found = await calendars.calendar_state(temporal, year, timeout)
     except RPCError as err:
-        if err.status == RPCStatusCode.NOT_FOUND:
-            return CalendarStatus(year=year, published=False, message=PROVISIONAL)
         raise HTTPException(503, f"the calendar of {year} cannot be read now: {err.message}") from err
     except TimeoutError as err:
         raise HTTPException(503, f"the calendar of {year} cannot be read now: no answer in time") from err
+    if found is None:
+        return CalendarStatus(year=year, published=False, message=PROVISIONAL)
     words = {
         "queued": "等待处理 / queued",
-        "signalling": f"正在通知运行中的任务，已通知 {status.signalled} 个 / telling the running assignments",
-        "done": f"已生效，已通知 {status.signalled} 个运行中的任务 / in force",
+        "signalling": f"正在通知运行中的任务，已通知 {found.signalled} 个 / telling the running assignments",
+        "done": f"已生效，已通知 {found.signalled} 个运行中的任务 / in force",
     }
-    found = status if isinstance(status, CalendarStatus) else CalendarStatus.model_validate(status)
     return found.model_copy(update={"message": words.get(found.state, PROVISIONAL)})
 
 

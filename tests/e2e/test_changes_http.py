@@ -3,6 +3,7 @@ decided by a supervisor, and a bulk 催办 with its preview, its limit and its p
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -11,8 +12,10 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
+from temporalio.service import RPCError
 
 from contracts.ids import assignment_id
+from contracts.working_calendar import calendar_workflow_id
 from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
 from tests.support.clock import china_today
 from tests.support.waiting import until
@@ -133,7 +136,20 @@ async def test_bulk_reminders_preview_limit_and_progress(stack: Stack, programme
     assert all(e.actor.role == "supervisor" for e in reminded)
 
 
-async def test_a_published_calendar_moves_a_running_assignments_deadline(stack: Stack, programme: str) -> None:
+@pytest.fixture
+async def published_years(stack: Stack) -> AsyncIterator[list[int]]:
+    """The years a test publishes: their calendar workflows end with the test, so that the tests after it
+    on the shared Temporal server start their assignments on the `holidays` package's calendar."""
+    years: list[int] = []
+    yield years
+    for year in years:
+        with contextlib.suppress(RPCError):
+            await stack.temporal.get_workflow_handle(calendar_workflow_id(year)).terminate("test over")
+
+
+async def test_a_published_calendar_moves_a_running_assignments_deadline(
+    stack: Stack, programme: str, published_years: list[int]
+) -> None:
     """A weekend day before an acceptance deadline made a working day: the deadline comes a day closer."""
     aid = assignment_id(programme, 1, "fgw")
     sup = stack.headers("supervisor")
@@ -159,6 +175,7 @@ async def test_a_published_calendar_moves_a_running_assignments_deadline(stack: 
         assert r.status_code == 422 and "workdays" in r.text
         r = await c.put(url, json=calendar, headers=sup)
         assert r.status_code == 202, r.text
+        published_years.append(extra.year)
         assert r.headers["location"] == f"/v1/calendars/{extra.year}"
 
         async def in_force() -> dict[str, Any] | None:
