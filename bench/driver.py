@@ -88,7 +88,7 @@ class PfClient:
         return dict(r.json())
 
     async def import_programme(self, body: dict[str, Any]) -> dict[str, Any]:
-        return await self.call("POST", "assignment", "/v1/programmes", UserRole.SUPERVISOR, body=body)
+        return await self.call("POST", "assignment", "/v1/programmes", UserRole.ADMIN, body=body)
 
     async def dispatch(self, programme_id: str, retries: int = 0) -> tuple[float, dict[str, Any]]:
         """Time one dispatch; with `retries`, do what a 503 "dispatch again" asks, as a user would.
@@ -101,7 +101,7 @@ class PfClient:
         retried: list[str] = []
         while True:
             try:
-                out = await self.call("POST", "assignment", path, UserRole.SUPERVISOR)
+                out = await self.call("POST", "assignment", path, UserRole.ADMIN)
                 break
             except RuntimeError as exc:
                 if len(retried) >= retries or " 503 " not in str(exc) or "dispatch again" not in str(exc):

@@ -13,7 +13,7 @@ turn, and now and then reads the supervisors' status page. After every acknowled
 reads the assignment from the read model (`?source=read_model`, `Cache-Control: no-cache`) until
 the command's effect is there: that wait is the read-after-write lag. A command that meets a
 killed process is sent again with the same `Idempotency-Key` until it is answered, as a client
-should; its time counts from the first attempt. A supervisor dispatches a new programme part
+should; its time counts from the first attempt. An admin dispatches a new programme part
 whenever fewer assignments are waiting than officials.
 
 At the end the stack is given time to settle and every event id of every acknowledged command is
@@ -174,12 +174,12 @@ class Soak:
 
     async def dispatch_part(self) -> None:
         body = programme(unique("soak").removeprefix("soak-"), limit=PART, min_horizon=START_YEAR + 2)
-        r, _ = await self.send("POST", "assignment", "/v1/programmes", UserRole.SUPERVISOR,
+        r, _ = await self.send("POST", "assignment", "/v1/programmes", UserRole.ADMIN,
                                body=body.model_dump(mode="json"))  # fmt: skip
         r.raise_for_status()
         while True:  # a dispatch cut short by a kill says "dispatch again" (503): do so
             r, _ = await self.send("POST", "assignment", f"/v1/programmes/{body.programme_id}/dispatch",
-                                   UserRole.SUPERVISOR)  # fmt: skip
+                                   UserRole.ADMIN)  # fmt: skip
             if r.status_code < 300:
                 break
             if r.status_code not in TRANSIENT and r.status_code != 409:

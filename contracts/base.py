@@ -32,6 +32,7 @@ class UserRole(StrEnum):
     SUPERVISOR = "supervisor"
     VERIFIER = "verifier"
     AUDITOR = "auditor"
+    ADMIN = "admin"  # operators: users, programme import and revision, calendar publication
     SYSTEM = "system"
 
 

@@ -49,7 +49,7 @@ from contracts.commands import (
     VerifyYear,
 )
 
-D, S, V = UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER
+D, S, V, A = UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.ADMIN
 
 
 @dataclass(frozen=True)
@@ -118,9 +118,10 @@ COMMANDS: tuple[CommandRow, ...] = (
 DIVISION_COMMANDS: tuple[CommandRow, ...] = (
     CommandRow(UPDATE_REASSIGN, ReassignAssignment, None, "/reassign", (S,), "reassigning (转办)",
                "转办 move the assignment to another unit"),
-    CommandRow(UPDATE_REMOVE, RemoveAssignment, None, "", (S,), "removing the assignment",
+    CommandRow(UPDATE_REMOVE, RemoveAssignment, None, "", (A,), "removing the assignment",
                "a revised division no longer has it"),
-    CommandRow(UPDATE_REVISE, ReviseAssignment, None, "", (S,), "revising the assignment",
+    # Sent by a revision (an admin's) and to a reassigned lead's cooperating units (a supervisor's).
+    CommandRow(UPDATE_REVISE, ReviseAssignment, None, "", (S, A), "revising the assignment",
                "role, horizon or lead changed"),
 )  # fmt: skip
 

@@ -30,6 +30,7 @@ USER_ROLES = {
     "supervisor": ("督查人员", "supervisor"),
     "verifier": ("核验人员", "verifier"),
     "auditor": ("审计人员", "auditor"),
+    "admin": ("系统管理员", "admin"),
     "system": ("系统", "system"),
 }
 LEVELS = {

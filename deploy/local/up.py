@@ -29,7 +29,7 @@ def import_example(stack: Stack) -> None:
     from services.assignment.programme_dir import load_programme_dir
 
     body = load_programme_dir(EXAMPLE)
-    token = issue_token(stack.config.var_dir / "keys", UserRole.SUPERVISOR, sub="make-up")
+    token = issue_token(stack.config.var_dir / "keys", UserRole.ADMIN, sub="make-up")
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     base = stack.url("assignment")
     with httpx.Client(base_url=base, headers=headers, timeout=600) as client:

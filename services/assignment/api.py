@@ -95,7 +95,8 @@ async def _record(request: Request, stored: store.StoredProgramme, caller: Princ
 
 @router.post("/v1/programmes", response_model=ProgrammeOut, tags=["programmes"])
 async def import_programme(request: Request, caller: Caller, body: ProgrammeImport) -> ProgrammeOut:
-    require_role(caller, UserRole.SUPERVISOR)
+    """Admins (operators): a programme, its units and its division of work."""
+    require_role(caller, UserRole.ADMIN)
     refuse_hidden_in_names(body.model_dump(mode="json", include={"programme", "units"}))
     check_references(body)
     engine = request.app.state.engine
@@ -158,8 +159,9 @@ def dispatch_message(out: dispatching.DispatchOutcome) -> str:
 
 
 async def start_dispatch(request: Request, caller: Principal, programme_id: str) -> dispatching.DispatchJob:
-    """Start this programme's dispatch in the background, or join the one already running."""
-    require_role(caller, UserRole.SUPERVISOR)
+    """Start this programme's dispatch in the background, or join the one already running (admins: it
+    belongs to the import)."""
+    require_role(caller, UserRole.ADMIN)
     app = request.app
     jobs: dispatching.DispatchJobs = app.state.dispatch_jobs
     running = jobs.get(programme_id)

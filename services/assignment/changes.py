@@ -186,7 +186,7 @@ async def _revise(
     return await revision_jobs.status(app, body.programme_id, n)
 
 
-REVISION_DOC = """Supervisors (admins, once accounts have that role). `dry_run: true` (the default) answers the
+REVISION_DOC = """Admins. `dry_run: true` (the default) answers the
 difference between the division in force and the one sent: added, removed and changed (role, horizon)
 assignments, the removed ones that hold progress reports, and a `version`. The same request with
 `dry_run: false` and that `version` applies it: the revision's number and its difference become the
@@ -203,7 +203,7 @@ async def revise(
     request: Request, caller: Caller, programme_id: str, req: RevisionRequest,
     wait: Annotated[bool, Query(description="false: answer 202 once applied; the workflows follow")] = True,
 ) -> RevisionAnswer | JSONResponse:  # fmt: skip
-    require_role(caller, UserRole.SUPERVISOR)
+    require_role(caller, UserRole.ADMIN)
     if req.programme.programme_id != programme_id:
         raise HTTPException(422, f"programme.programme_id: {req.programme.programme_id} is not {programme_id}")
     return await _revise(request, caller, req, wait)
@@ -219,9 +219,9 @@ async def revision_status(request: Request, programme_id: str, n: int) -> Revisi
 @router.post("/v1/programmes/{programme_id}/tasks/{task_no}/units", response_model=RevisionAnswer,
              tags=["changes"], summary="增加配合单位 add a unit to a task")  # fmt: skip
 async def add_unit(request: Request, caller: Caller, programme_id: str, task_no: int, body: AddUnitBody) -> Any:
-    """Supervisors: a unit joins a task (by default as a cooperating unit, until the lead's horizon).
+    """Admins: a unit joins a task (by default as a cooperating unit, until the lead's horizon).
     It is a revision of one added line, applied at once: its own number and ProgrammeRevised event."""
-    require_role(caller, UserRole.SUPERVISOR)
+    require_role(caller, UserRole.ADMIN)
     engine = request.app.state.engine
     stored = await store.get_programme(engine, programme_id)
     if stored is None:

@@ -101,7 +101,7 @@ def publish(
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Publish (or replace) YEAR's holidays and make-up working days; running assignments follow at once."""
+    """Admins: publish (or replace) YEAR's holidays and make-up working days; running assignments follow at once."""
     calendar = read_calendar(file)
     if calendar.year != year:
         raise ApiError(0, f"{file}: year: the file is the calendar of {calendar.year}, not {year}")

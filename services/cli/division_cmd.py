@@ -1,4 +1,4 @@
-"""Changes to a running division from the command line (supervisors): a revised division shown
+"""Changes to a running division from the command line (admins; reassignment: supervisors): a revised division shown
 before it is applied (`programme import DIR` of a programme already imported, then `--apply`),
 reassignment (`reassign`, 转办) and a unit added to a task (`programme add-unit`)."""
 
@@ -98,7 +98,7 @@ def add_unit(
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Supervisors: a unit joins a task (a revision of one line, applied at once)."""
+    """Admins: a unit joins a task (a revision of one line, applied at once)."""
     body = {"unit_id": unit, "role": role, "horizon_year": horizon_year, "reason": reason}
     with Client(Config.load(token), timeout=120) as c:
         data = c.request("assignment", "POST", f"/v1/programmes/{programme_id}/tasks/{task}/units", json=body)

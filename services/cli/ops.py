@@ -254,7 +254,7 @@ def show(assignment: Assignment, token: Token = None, as_json: AsJson = False) -
 def dispatch(
     programme_id: Annotated[str, typer.Argument(help="programme id")], token: Token = None, as_json: AsJson = False
 ) -> None:
-    """Supervisors: start one assignment per responsibility, showing progress (repeating it starts nothing new)."""
+    """Admins: start one assignment per responsibility, showing progress (repeating it starts nothing new)."""
     path = f"/v1/programmes/{programme_id}/dispatch"
     with Client(Config.load(token)) as c:
         status = c.request("assignment", "POST", path, params={"wait": "false"})

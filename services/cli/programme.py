@@ -202,7 +202,7 @@ def import_programme(
     token: Token = None,
     as_json: AsJson = False,
 ) -> None:
-    """Supervisors: import a programme and its division (importing the same again changes nothing).
+    """Admins: import a programme and its division (importing the same again changes nothing).
 
     A programme already imported with a changed division (or tasks) is a revision: the difference
     is shown (added, removed, changed assignments) and applied only with --apply."""

@@ -41,8 +41,17 @@ def _refuse(message: str, as_json: bool) -> typer.Exit:
 
 @app.command("issue")
 def issue(
-    role: str = typer.Option(..., "--role", help="department, supervisor, verifier or auditor"),
+    role: str = typer.Option(..., "--role", help="department, supervisor, verifier, auditor or admin"),
     unit: str | None = typer.Option(None, "--unit", help="unit id; required for department"),
+    supervises: list[str] = typer.Option(
+        [],
+        "--supervises",
+        help="supervisor or verifier: the area, repeatable: unit:UNIT (a district's 督查室) or task:PROGRAMME/N "
+        "(a lead department's task); none: city-wide",
+    ),
+    programmes: list[str] = typer.Option(
+        [], "--programme", help="limit the token to this programme, repeatable; none: every programme"
+    ),
     sub: str | None = typer.Option(None, "--sub", help="subject (person) named in the token"),
     hours: float = typer.Option(12.0, "--hours", min=0.01, max=24 * 366, help="validity"),
     key_dir: Path = typer.Option(
@@ -59,7 +68,15 @@ def issue(
         raise _refuse(f"unknown role {role!r}; choose one of {', '.join(roles)}", as_json)
     directory = key_dir or default_key_dir()
     try:
-        token = issue_token(directory, UserRole(role), unit_id=unit, sub=sub, ttl=dt.timedelta(hours=hours))
+        token = issue_token(
+            directory,
+            UserRole(role),
+            unit_id=unit,
+            sub=sub,
+            ttl=dt.timedelta(hours=hours),
+            supervises=tuple(supervises),
+            programmes=tuple(programmes),
+        )
         saved = save_token(token) if save else None
     except AuthError as exc:
         raise _refuse(str(exc), as_json) from exc
@@ -67,12 +84,19 @@ def issue(
         raise _refuse(exc.detail, as_json) from exc
     expires = dt.datetime.fromtimestamp(jwt.decode(token, options={"verify_signature": False})["exp"], dt.UTC)
     if as_json:
-        answer = {"token": token, "role": role, "unit_id": unit, "expires_at": expires.isoformat()}
+        answer = {
+            "token": token,
+            "role": role,
+            "unit_id": unit,
+            "supervises": supervises,
+            "programmes": programmes,
+            "expires_at": expires.isoformat(),
+        }
         typer.echo(json.dumps({**answer, "saved_to": str(saved) if saved else None}, ensure_ascii=False))
     elif saved is None:
         typer.echo(token)
     if saved is not None and not as_json:
-        who = f"{role} {unit}" if unit else role
+        who = " ".join([role, *([unit] if unit else []), *supervises, *programmes])
         until = expires.astimezone(dt.timezone(dt.timedelta(hours=8))).strftime("%Y-%m-%d %H:%M")
         said = t(f"已保存 {who} 的令牌到 {saved}，有效至 {until}（北京时间）", f"saved the token for {who} in {saved}")
         typer.echo(said if lang() == "zh" else f"{said}, valid until {until} (Beijing time)", err=True)

@@ -26,7 +26,7 @@ from contracts.working_calendar import (
     calendar_workflow_id,
 )
 from services.shared import calendars
-from services.shared.auth import Principal
+from services.shared.auth import HUMAN_ROLES, Principal
 from services.shared.web import principal, require_role
 from workflows.calendar_workflow import CalendarInput
 
@@ -68,8 +68,8 @@ async def publish_calendar(
     request: Request, year: Year, body: PublishedCalendar, caller: Annotated[Principal, Depends(principal)]
 ) -> JSONResponse:
     """Record the year's holidays and make-up working days (again: it replaces the one before, audited);
-    every running assignment recomputes its open deadlines at once. 202: `GET` follows the progress."""
-    require_role(caller, UserRole.SUPERVISOR)
+    every running assignment recomputes its open deadlines at once. 202: `GET` follows the progress. Admins."""
+    require_role(caller, UserRole.ADMIN)
     if body.year != year:
         raise HTTPException(422, f"the body is the calendar of {body.year}, the path says {year}")
     temporal: Client = request.app.state.temporal
@@ -95,5 +95,5 @@ async def show_calendar(
     request: Request, year: Year, caller: Annotated[Principal, Depends(principal)]
 ) -> CalendarStatus:
     """The year's published calendar and its publication's progress, or that none is published."""
-    require_role(caller, UserRole.SUPERVISOR, UserRole.DEPARTMENT, UserRole.VERIFIER, UserRole.AUDITOR)
+    require_role(caller, *HUMAN_ROLES)
     return await calendar_status(request.app.state.temporal, year)

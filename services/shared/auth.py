@@ -1,4 +1,4 @@
-"""Bearer JWTs naming the unit and role, signed with Ed25519 (EdDSA).
+"""Bearer JWTs naming the unit, the role and the supervised area, signed with Ed25519 (EdDSA).
 
 The signing key is generated into the key directory (under `var/`) on first use and never
 committed; services only need the public key. Only EdDSA is accepted, so `alg=none` and
@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import fcntl
 import os
+import re
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -20,27 +21,81 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.base import Actor, UserRole
+from contracts.ids import PROGRAMME_ID_PATTERN, UNIT_ID_PATTERN
 
 AUDIENCE = "policyflow"
 ISSUER = "policyflow-local"
 PRIVATE_KEY_FILE = "jwt-signing-key.pem"
 PUBLIC_KEY_FILE = "jwt-public-key.pem"
 KEY_LOCK_FILE = ".jwt-key.lock"
-HUMAN_ROLES = (UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR)
+HUMAN_ROLES = (UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR, UserRole.ADMIN)
+# Roles whose work can be limited to an area (`supervises`): without one they are city-wide.
+SCOPED_ROLES = (UserRole.SUPERVISOR, UserRole.VERIFIER)
+_UNIT_SCOPE = re.compile(r"unit:(" + UNIT_ID_PATTERN.strip("^$") + ")")
+_TASK_SCOPE = re.compile(r"task:(" + PROGRAMME_ID_PATTERN.strip("^$") + r")/([1-9]\d{0,2})")
+_PROGRAMME = re.compile(PROGRAMME_ID_PATTERN)
+SCOPE_FORMS = "unit:UNIT_ID or task:PROGRAMME_ID/TASK_NO (e.g. unit:yuzhong, task:cq-2022-79/14)"
 
 
 class AuthError(Exception):
     """A token that cannot be trusted; the message says why, without secrets."""
 
 
+def parse_scope(value: str) -> tuple[str, str] | tuple[str, str, int]:
+    """`unit:yuzhong` -> ("unit", "yuzhong"); `task:cq-2022-79/14` -> ("task", "cq-2022-79", 14)."""
+    if m := _UNIT_SCOPE.fullmatch(value):
+        return "unit", m[1]
+    if m := _TASK_SCOPE.fullmatch(value):
+        return "task", m[1], int(m[2])
+    raise AuthError(f"supervised area {value!r} is not {SCOPE_FORMS}")
+
+
+def check_area(role: UserRole, supervises: tuple[str, ...], programmes: tuple[str, ...]) -> None:
+    """The same rules for a token being issued and one being read: an area only for supervisors and
+    verifiers, each in one of the two forms; programme ids as the catalogue writes them."""
+    if supervises and role not in SCOPED_ROLES:
+        raise AuthError(
+            f"only supervisors and verifiers have a supervised area, not role {role.value} "
+            "(a lead department that reviews its tasks gets a supervisor token with --supervises task:P/N)"
+        )
+    for value in supervises:
+        parse_scope(value)
+    for pid in programmes:
+        if not _PROGRAMME.fullmatch(pid):
+            raise AuthError(f"programme {pid!r} is not a programme id (e.g. cq-2022-79)")
+
+
 @dataclass(frozen=True)
 class Principal:
+    """Who is calling. `supervises` limits a supervisor or verifier to units (`unit:UNIT`, a district's
+    督查室) and/or tasks (`task:PROGRAMME/N`, a lead department's); empty means city-wide.
+    `programmes` limits anyone to those programmes; empty means all. What they may do with an
+    assignment is decided in one place, services/shared/access.py."""
+
     sub: str
     role: UserRole
     unit_id: str | None
+    supervises: tuple[str, ...] = ()
+    programmes: tuple[str, ...] = ()
 
     def actor(self) -> Actor:
         return Actor(sub=self.sub, role=self.role, unit_id=self.unit_id)
+
+    @property
+    def city_wide(self) -> bool:
+        """A supervisor or verifier without an area: every unit and task (within `programmes`)."""
+        return self.role in SCOPED_ROLES and not self.supervises
+
+    @property
+    def supervised_units(self) -> frozenset[str]:
+        return frozenset(s[1] for s in map(parse_scope, self.supervises) if s[0] == "unit")
+
+    @property
+    def supervised_tasks(self) -> frozenset[tuple[str, int]]:
+        return frozenset((s[1], s[2]) for s in map(parse_scope, self.supervises) if len(s) == 3)
+
+    def in_programme(self, programme_id: str) -> bool:
+        return not self.programmes or programme_id in self.programmes
 
 
 def ensure_keys(key_dir: Path) -> tuple[Path, Path]:
@@ -99,15 +154,20 @@ def issue_token(
     sub: str | None = None,
     ttl: dt.timedelta = dt.timedelta(hours=12),
     now: dt.datetime | None = None,
+    supervises: tuple[str, ...] = (),
+    programmes: tuple[str, ...] = (),
 ) -> str:
     if role == UserRole.DEPARTMENT and not unit_id:
         raise AuthError("a department token needs a unit (--unit UNIT_ID)")
+    check_area(role, supervises, programmes)
     private, _ = ensure_keys(key_dir)
     now = now or dt.datetime.now(dt.UTC)
     claims = {
         "sub": sub or (f"{role.value}:{unit_id}" if unit_id else role.value),
         "role": role.value,
         "unit_id": unit_id,
+        "supervises": list(supervises),
+        "programmes": list(programmes),
         "aud": AUDIENCE,
         "iss": ISSUER,
         "iat": int(now.timestamp()),
@@ -146,7 +206,19 @@ def verify_token(token: str, public_key: bytes) -> Principal:
     unit_id = claims.get("unit_id")
     if role == UserRole.DEPARTMENT and not unit_id:
         raise AuthError("department token without a unit")
-    return Principal(sub=str(claims["sub"]), role=role, unit_id=unit_id)
+    supervises, programmes = _strings(claims, "supervises"), _strings(claims, "programmes")
+    check_area(role, supervises, programmes)
+    return Principal(sub=str(claims["sub"]), role=role, unit_id=unit_id, supervises=supervises, programmes=programmes)
+
+
+def _strings(claims: dict[str, object], name: str) -> tuple[str, ...]:
+    """A list-of-strings claim (absent: empty); anything else is refused, never read as empty."""
+    value = claims.get(name)
+    if value is None:
+        return ()
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise AuthError(f"invalid token: its {name} is not a list of names")
+    return tuple(dict.fromkeys(value))
 
 
 class VerifiedTokens:

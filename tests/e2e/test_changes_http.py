@@ -37,9 +37,13 @@ async def programme(stack: Stack) -> str:
     body = small_programme(start_year=china_today().year + 1)
     sup = stack.headers("supervisor")
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(
+            f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=stack.headers("admin")
+        )
         assert r.status_code == 200, r.text
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+        r = await c.post(
+            f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=stack.headers("admin")
+        )
         assert r.status_code == 200 and r.json()["started"] == 7, r.text
 
         async def all_rows() -> bool:
@@ -171,9 +175,9 @@ async def test_a_published_calendar_moves_a_running_assignments_deadline(
         assert r.status_code == 200 and r.json()["published"] is False and "暂定" in r.json()["message"]
         r = await c.put(url, json=calendar, headers=stack.headers("department", "fgw"))
         assert r.status_code == 403
-        r = await c.put(url, json={**calendar, "workdays": [f"{extra.year}-13-01"]}, headers=sup)
+        r = await c.put(url, json={**calendar, "workdays": [f"{extra.year}-13-01"]}, headers=stack.headers("admin"))
         assert r.status_code == 422 and "workdays" in r.text
-        r = await c.put(url, json=calendar, headers=sup)
+        r = await c.put(url, json=calendar, headers=stack.headers("admin"))
         assert r.status_code == 202, r.text
         published_years.append(extra.year)
         assert r.headers["location"] == f"/v1/calendars/{extra.year}"

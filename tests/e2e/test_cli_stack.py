@@ -1,4 +1,4 @@
-"""The `policyflow` command against the real stack: a supervisor imports and dispatches, a district works."""
+"""The `policyflow` command against the real stack: an admin imports and dispatches, a district works."""
 
 from __future__ import annotations
 
@@ -60,9 +60,9 @@ async def test_cli_walks_through_a_year(stack: Stack, tmp_path: Path) -> None:
     pid = body.programme_id
     path = tmp_path / "programme.json"
     path.write_text(body.model_dump_json())
-    r = await run(stack, "supervisor", None, "programme", "import", str(path))
+    r = await run(stack, "admin", None, "programme", "import", str(path))
     assert r.exit_code == 0 and f"imported {pid}" in r.output, r.output
-    r = await run(stack, "supervisor", None, "dispatch", pid)
+    r = await run(stack, "admin", None, "dispatch", pid)
     assert r.exit_code == 0 and "started 7 assignments" in r.output, r.output
 
     aid = assignment_id(pid, 2, "wanzhou")
@@ -122,7 +122,7 @@ async def test_the_readmes_commands_work_as_written(stack: Stack, tmp_path: Path
     path = tmp_path / "programme.json"
     path.write_text(body.model_dump_json())
     for args in (["programme", "import", str(path)], ["dispatch", body.programme_id]):
-        assert (await run(stack, "supervisor", None, *args)).exit_code == 0
+        assert (await run(stack, "admin", None, *args)).exit_code == 0
     aid = assignment_id(body.programme_id, 3, "yuzhong")
     script = readme_journey()
     assert "policyflow token issue --role department --unit yuzhong --save" in script

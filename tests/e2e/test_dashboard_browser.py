@@ -101,8 +101,8 @@ async def drive(services: Services) -> dict[str, str]:
             assert r.status_code == 200, f"{url}: {r.status_code} {r.text}"
             return dict(r.json())
 
-        await ok(f"{a}/v1/programmes", sup, body.model_dump(mode="json"))
-        assert (await ok(f"{a}/v1/programmes/{pid}/dispatch", sup))["started"] == 7
+        await ok(f"{a}/v1/programmes", stack.headers("admin"), body.model_dump(mode="json"))
+        assert (await ok(f"{a}/v1/programmes/{pid}/dispatch", stack.headers("admin")))["started"] == 7
 
         async def all_red() -> bool:
             page = await get_json(c, f"{p}/v1/status", sup, programme_id=pid, overdue="red")

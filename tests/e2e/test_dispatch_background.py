@@ -30,17 +30,17 @@ async def test_background_dispatch_reports_progress_and_is_joined(stack: Stack) 
     a = stack.assignment_url
     sup = stack.headers("supervisor")
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=stack.headers("admin"))
         assert r.status_code == 200, r.text
         before = await get_json(c, f"{a}/v1/programmes/{pid}/dispatch", stack.headers("auditor"))
         assert (before["state"], before["total"], before["started"]) == ("not_started", 7, None)
 
-        r = await c.post(f"{a}/v1/programmes/{pid}/dispatch", params={"wait": "false"}, headers=sup)
+        r = await c.post(f"{a}/v1/programmes/{pid}/dispatch", params={"wait": "false"}, headers=stack.headers("admin"))
         assert r.status_code == 202, r.text
         assert r.headers["location"] == f"/v1/programmes/{pid}/dispatch"
         assert r.json()["state"] in {"running", "done"} and r.json()["total"] == 7
         # A second request while it runs joins it (or, once done, starts nothing new).
-        joined = await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=sup)
+        joined = await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=stack.headers("admin"))
         assert joined.status_code == 200, joined.text
         assert joined.json()["started"] + joined.json()["skipped"] == 7
 

@@ -52,11 +52,11 @@ async def stack(
 async def programme(stack: Stack) -> dict[str, Any]:
     body = small_programme(start_year=china_today().year)
     async with httpx.AsyncClient(timeout=30) as c:
-        sup = stack.headers("supervisor")
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        admin = stack.headers("admin")
+        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)
         assert r.status_code == 200, r.text
         assert r.json()["imported"] is True
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=admin)
         assert r.status_code == 200, r.text
         assert r.json()["started"] == 7 and r.json()["skipped"] == 0
     return {"id": body.programme_id, "body": body}
@@ -151,12 +151,12 @@ async def _detail_in_year(c: httpx.AsyncClient, url: str, headers: dict[str, str
 
 
 async def test_repeating_import_and_dispatch_changes_nothing(stack: Stack, programme: dict[str, Any]) -> None:
-    sup = stack.headers("supervisor")
+    admin = stack.headers("admin")
     async with httpx.AsyncClient(timeout=30) as c:
         body = programme["body"].model_dump(mode="json")
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body, headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body, headers=admin)
         assert r.status_code == 200 and r.json()["imported"] is False
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{programme['id']}/dispatch", headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{programme['id']}/dispatch", headers=admin)
         assert r.status_code == 200, r.text
         assert (r.json()["started"], r.json()["skipped"], r.json()["total"]) == (0, 7, 7)
         assert "already" in r.json()["message"]

@@ -45,15 +45,16 @@ class Api:
     def __init__(self, stack: Stack, c: httpx.AsyncClient) -> None:
         self.stack, self.c = stack, c
         self.sup = stack.headers("supervisor")
+        self.admin = stack.headers("admin")
 
     def unit(self, unit_id: str) -> dict[str, str]:
         return self.stack.headers("department", unit_id)
 
     async def start(self, body: ProgrammeImport) -> None:
         a = self.stack.assignment_url
-        r = await self.c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=self.sup)
+        r = await self.c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=self.admin)
         assert r.status_code == 200, r.text
-        r = await self.c.post(f"{a}/v1/programmes/{body.programme_id}/dispatch", headers=self.sup)
+        r = await self.c.post(f"{a}/v1/programmes/{body.programme_id}/dispatch", headers=self.admin)
         assert r.status_code == 200, r.text
 
     async def cmd(self, aid: str, path: str, headers: dict[str, str], body: Any = None) -> httpx.Response:
@@ -83,7 +84,7 @@ class Api:
 
     async def revise(self, body: ProgrammeImport, **more: Any) -> httpx.Response:
         url = f"{self.stack.assignment_url}/v1/programmes/{body.programme_id}/revisions"
-        return await self.c.post(url, json={"programme": body.model_dump(mode="json"), **more}, headers=self.sup)
+        return await self.c.post(url, json={"programme": body.model_dump(mode="json"), **more}, headers=self.admin)
 
 
 async def test_a_reassignment_keeps_the_old_history_and_continues_on_the_new_unit(stack: Stack) -> None:
@@ -205,11 +206,11 @@ async def test_a_revised_division_dry_run_then_apply(stack: Stack, nats_url: str
 
         # A unit added to a task on its own is a revision too, which makes the first dry run stale.
         r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/tasks/3/units",
-                         json={"unit_id": "fgw", "reason": "增加配合单位"}, headers=api.sup)  # fmt: skip
+                         json={"unit_id": "fgw", "reason": "增加配合单位"}, headers=api.admin)  # fmt: skip
         assert r.status_code == 200 and (r.json()["state"], r.json()["revision"]) == ("done", 1), r.text
         assert (await api.detail(f"{pid}.t03.fgw"))["lead_assignment_id"] == f"{pid}.t03.jw"
         r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/tasks/3/units",
-                         json={"unit_id": "fgw", "reason": "again"}, headers=api.sup)  # fmt: skip
+                         json={"unit_id": "fgw", "reason": "again"}, headers=api.admin)  # fmt: skip
         assert r.status_code == 409 and r.json()["detail"] == "unit fgw already has task 3"
         r = await api.revise(new_body, dry_run=False, version=first["version"], force=True)
         assert r.status_code == 409 and r.json()["detail"].startswith("the division changed since that dry run")
@@ -292,7 +293,7 @@ async def test_the_cli_shows_a_revision_and_applies_it_only_when_asked(stack: St
     second.write_text(revised_body.model_dump_json(), encoding="utf-8")
     async with httpx.AsyncClient(timeout=60) as c:
         assert (await cli("programme", "import", str(first))).exit_code == 0
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/dispatch", headers=stack.headers("supervisor"))
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/dispatch", headers=stack.headers("admin"))
         assert r.status_code == 200, r.text
 
         shown = await cli("programme", "import", str(second))

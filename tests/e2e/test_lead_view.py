@@ -41,9 +41,11 @@ async def test_a_lead_sees_its_tasks_and_writes_the_summary_others_may_not(stack
     )
     lead_aid = assignment_id(pid, 1, "jw")
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(
+            f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=stack.headers("admin")
+        )
         assert r.status_code == 200, r.text
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/dispatch", headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{pid}/dispatch", headers=stack.headers("admin"))
         assert r.status_code == 200, r.text
 
         async def tasks(headers: dict[str, str], **params: Any) -> Any:

@@ -48,8 +48,8 @@ async def test_a_plans_target_and_a_reports_value_reach_the_figures(stack: Stack
             assert r.status_code == status, f"{url}: {r.status_code} {r.text}"
             return r.json()
 
-        await post(f"{a}/v1/programmes", sup, body.model_dump(mode="json"))
-        await post(f"{a}/v1/programmes/{pid}/dispatch", sup)
+        await post(f"{a}/v1/programmes", stack.headers("admin"), body.model_dump(mode="json"))
+        await post(f"{a}/v1/programmes/{pid}/dispatch", stack.headers("admin"))
 
         async def listed() -> bool:
             r = await c.get(f"{p}/v1/programmes/{pid}/indicators", headers=sup)

@@ -37,11 +37,11 @@ async def stack(
 @pytest.fixture(scope="module")
 async def world(stack: Stack) -> dict[str, Any]:
     body = small_programme(start_year=YEAR)
-    sup = stack.headers("supervisor")
+    admin = stack.headers("admin")
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)
         assert r.status_code == 200, r.text
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=admin)
         assert r.status_code == 200, r.text
     pid = body.programme_id
     return {"pid": pid, "body": body, "yz": assignment_id(pid, 2, "yuzhong"), "wz": assignment_id(pid, 2, "wanzhou")}
@@ -136,7 +136,7 @@ async def test_404_unknown_ids(stack: Stack, world: dict[str, Any], c: httpx.Asy
         refused(await c.post(f"{p}/v1/assignments/{bad}/cancel", json={"reason": "x"}, headers=sup), 404)
     refused(await c.post(f"{p}/v1/assignments/{ghost}/accept", headers=own), 404)
     refused(await c.get(f"{a}/v1/programmes/no-such-programme", headers=sup), 404)
-    refused(await c.post(f"{a}/v1/programmes/no-such-programme/dispatch", headers=sup), 404)
+    refused(await c.post(f"{a}/v1/programmes/no-such-programme/dispatch", headers=stack.headers("admin")), 404)
     refused(await c.get(f"{a}/v1/units/atlantis/assignments", headers=sup), 404)
 
 
@@ -159,7 +159,11 @@ async def test_409_wrong_stage_or_content(stack: Stack, world: dict[str, Any], c
     # a programme id never changes content
     body = world["body"]
     changed = body.model_copy(update={"schedule": body.schedule.model_copy(update={"start_year": 2030})})
-    refused(await c.post(f"{a}/v1/programmes", json=changed.model_dump(mode="json"), headers=sup), 409, "different")
+    refused(
+        await c.post(f"{a}/v1/programmes", json=changed.model_dump(mode="json"), headers=stack.headers("admin")),
+        409,
+        "different",
+    )
     # cancelled assignments take nothing more
     cancel = await c.post(f"{p}/v1/assignments/{wz}/cancel", json={"reason": "merged into task 1"}, headers=sup)
     assert cancel.status_code == 200 and cancel.json()["stage"] == "cancelled"
@@ -194,13 +198,17 @@ async def test_422_malformed_bodies_name_the_field(stack: Stack, world: dict[str
     bad = world["body"].model_dump(mode="json")
     bad["programme_id"] = f"x-{uuid.uuid4().hex[:8]}"
     bad["division"]["responsibilities"][0]["unit_id"] = "atlantis"
-    refused(await c.post(f"{a}/v1/programmes", json=bad, headers=sup), 422, "atlantis")
+    refused(await c.post(f"{a}/v1/programmes", json=bad, headers=stack.headers("admin")), 422, "atlantis")
     early = world["body"].model_dump(mode="json")
     early["programme_id"] = f"x-{uuid.uuid4().hex[:8]}"
     early["division"]["responsibilities"][1]["horizon_year"] = early["schedule"]["start_year"] - 1
-    refused(await c.post(f"{a}/v1/programmes", json=early, headers=sup), 422, "responsibilities.1.horizon_year")
+    refused(
+        await c.post(f"{a}/v1/programmes", json=early, headers=stack.headers("admin")),
+        422,
+        "responsibilities.1.horizon_year",
+    )
     bad["programme_id"] = "Not An Id"
-    refused(await c.post(f"{a}/v1/programmes", json=bad, headers=sup), 422, "programme_id")
+    refused(await c.post(f"{a}/v1/programmes", json=bad, headers=stack.headers("admin")), 422, "programme_id")
     refused(await c.post(f"{p}/v1/assignments/{yz}/reports", content=b"x" * (1024 * 1024 + 1), headers=unit), 413)
 
 
@@ -271,8 +279,12 @@ async def test_names_with_bidi_overrides_or_control_characters_are_refused(
     assert all("\u202e" not in e["name"] for e in listed.json()["items"])
     body = small_programme(start_year=YEAR).model_dump(mode="json")
     body["units"][0]["name"] = "渝中\u202e区"
-    sup = stack.headers("supervisor")
-    refused(await c.post(f"{stack.assignment_url}/v1/programmes", json=body, headers=sup), 422, "units.0.name 含有")
+    admin = stack.headers("admin")
+    refused(
+        await c.post(f"{stack.assignment_url}/v1/programmes", json=body, headers=admin),
+        422,
+        "units.0.name 含有",
+    )
 
 
 async def test_401_says_where_a_token_comes_from(stack: Stack, world: dict[str, Any], c: httpx.AsyncClient) -> None:
@@ -307,10 +319,10 @@ async def test_404_names_the_ids_meant_and_403_stays_for_another_units(
 async def test_a_command_right_after_dispatch_is_not_refused(stack: Stack, c: httpx.AsyncClient) -> None:
     """The read model has not folded the new assignment yet; its workflow exists, so it is not a 404."""
     body = small_programme(start_year=YEAR)
-    sup = stack.headers("supervisor")
-    r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+    admin = stack.headers("admin")
+    r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)
     assert r.status_code == 200, r.text
-    r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+    r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=admin)
     assert r.status_code == 200, r.text
     aid = assignment_id(body.programme_id, 3, "yuzhong")
     r = await c.post(

@@ -48,11 +48,11 @@ async def stack(
 async def dispatched(stack: Stack) -> str:
     year = china_today().year
     body = small_programme(start_year=year, horizon=year + 1)
-    sup = stack.headers("supervisor")
+    admin = stack.headers("admin")
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)
         assert r.status_code == 200, r.text
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=admin)
         assert r.status_code == 200 and r.json()["started"] == 7, r.text
         lead = assignment_id(body.programme_id, 1, "jw")
         jw = stack.headers("department", "jw")

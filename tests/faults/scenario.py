@@ -139,7 +139,7 @@ class Driver:
     # ---- set-up -----------------------------------------------------------------------------------
 
     async def import_and_dispatch(self, body: ProgrammeImport) -> list[str]:
-        sup = self.headers("supervisor")
+        sup = self.headers("admin")  # programme import and dispatch are the operators'
         a = self.stack.url("assignment")
         for path, payload in (
             (f"{a}/v1/programmes", body.model_dump(mode="json")),

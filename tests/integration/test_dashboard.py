@@ -84,7 +84,7 @@ async def scenario(stack: Stack) -> dict[str, str]:
         r = await c.post(
             f"{stack.assignment_url}/v1/programmes",
             json=body.model_dump(mode="json"),
-            headers=stack.headers("supervisor"),
+            headers=stack.headers("admin"),
         )
         assert r.status_code == 200, r.text
     events: list[Event] = []

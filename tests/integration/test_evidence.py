@@ -55,10 +55,10 @@ async def stack(
 async def pid(stack: Stack) -> str:
     body = small_programme(start_year=china_today().year)
     async with httpx.AsyncClient(timeout=30) as c:
-        sup = stack.headers("supervisor")
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        admin = stack.headers("admin")
+        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)
         assert r.status_code == 200, r.text
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=admin)
         assert r.status_code == 200 and r.json()["started"] == 7, r.text
     return body.programme_id
 

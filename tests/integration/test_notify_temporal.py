@@ -34,7 +34,7 @@ async def test_a_red_escalation_from_the_workflow_arrives_once_by_email_and_webh
         async with webhook_receiver() as receiver, serve(assignment_app(a_settings)) as a_url:
             async with httpx.AsyncClient() as http:
                 body = small_programme().model_dump(mode="json")
-                r = await http.post(f"{a_url}/v1/programmes", json=body, headers=sup)
+                r = await http.post(f"{a_url}/v1/programmes", json=body, headers=auth(keys, "admin"))
                 assert r.status_code == 200, r.text
             settings = notify_settings(tmp_path, nats_url, smtp_port, assignment_url=a_url, digest_threshold=0)
             async with notifier(settings) as (url, _), httpx.AsyncClient(base_url=url) as http:

@@ -40,15 +40,15 @@ async def test_import_dispatch_inbox_accept(stack: Stack, database: TestDatabase
     sup, district = stack.headers("supervisor"), stack.headers("department", "yuzhong")
     a = stack.assignment_url
     async with httpx.AsyncClient(timeout=30) as c:
-        r = await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=stack.headers("admin"))
         assert r.status_code == 200 and r.json()["imported"] is True, r.text
-        r = await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=sup)
+        r = await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=stack.headers("admin"))
         assert r.status_code == 200 and (r.json()["started"], r.json()["skipped"]) == (7, 0), r.text
 
         # The same import and dispatch again change nothing.
-        r = await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=stack.headers("admin"))
         assert r.status_code == 200 and r.json()["imported"] is False
-        r = await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=sup)
+        r = await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=stack.headers("admin"))
         assert (r.json()["started"], r.json()["skipped"]) == (0, 7)
 
         async def inbox_with_deadlines() -> dict[str, Any] | None:

@@ -36,11 +36,15 @@ async def test_example_programme_imports_and_dispatches_every_responsibility(sta
     assert n > 1000
     sup = stack.headers("supervisor")
     async with httpx.AsyncClient(timeout=120) as c:
-        r = await c.post(f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)
+        r = await c.post(
+            f"{stack.assignment_url}/v1/programmes", json=body.model_dump(mode="json"), headers=stack.headers("admin")
+        )
         assert r.status_code == 200, r.text
         assert (r.json()["task_count"], r.json()["responsibility_count"]) == (30, n)
         started = time.monotonic()
-        r = await c.post(f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=sup)
+        r = await c.post(
+            f"{stack.assignment_url}/v1/programmes/{body.programme_id}/dispatch", headers=stack.headers("admin")
+        )
         took = time.monotonic() - started
         assert r.status_code == 200, r.text
         assert (r.json()["started"], r.json()["skipped"]) == (n, 0)
