@@ -278,7 +278,7 @@ async def test_the_cli_shows_a_revision_and_applies_it_only_when_asked(stack: St
     env = {
         "POLICYFLOW_ASSIGNMENT_URL": stack.assignment_url,
         "POLICYFLOW_PROGRESS_URL": stack.progress_url,
-        "POLICYFLOW_TOKEN": token(stack.key_dir, "supervisor"),
+        "POLICYFLOW_TOKEN": token(stack.key_dir, "admin"),
         "POLICYFLOW_CONFIG": str(tmp_path / "no-config.toml"),
         "COLUMNS": "200",
     }
@@ -310,6 +310,7 @@ async def test_the_cli_shows_a_revision_and_applies_it_only_when_asked(stack: St
         again = await cli("programme", "import", str(second))
         assert "already is this one: nothing to change" in again.output
 
+        env["POLICYFLOW_TOKEN"] = token(stack.key_dir, "supervisor")  # reassignment is a supervisor's
         moved = await cli("reassign", f"{pid}.t03.yuzhong", "--to", "wanzhou", "--reason", "属地调整")
         assert moved.exit_code == 0 and f"{pid}.t03.yuzhong → {pid}.t03.wanzhou (wanzhou)" in moved.output
         refused = await cli("reassign", f"{pid}.t03.yuzhong", "--to", "fgw", "--reason", "再次")
