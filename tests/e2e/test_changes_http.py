@@ -213,7 +213,7 @@ async def test_a_published_calendar_moves_a_running_assignments_deadline(
 
     events = await stream_events(stack.js)
     [published] = [e for e in events if e.type == "WorkingCalendarPublished"]
-    assert (published.payload["revision"], published.actor.role) == (1, "supervisor")
+    assert (published.payload["revision"], published.actor.role) == (1, "admin")
     recomputed = [e for e in events if e.type == "DeadlinesRecomputed" and e.assignment_id == aid]
     assert recomputed and recomputed[0].payload["source"] == "国办发明电〔测试〕1号"
 
