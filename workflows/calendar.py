@@ -110,13 +110,9 @@ def china_calendar(years: Iterable[int]) -> WorkingCalendar:
     return WorkingCalendar(china_year(y) for y in sorted(set(years)))
 
 
-@lru_cache(maxsize=1)
-def _default() -> _DefaultCalendar:
-    return _DefaultCalendar()
-
-
-class _DefaultCalendar(WorkingCalendar):
-    """A calendar that loads each year from `holidays` the first time it is touched."""
+class ChinaCalendar(WorkingCalendar):
+    """Outside workflows: the years given (published ones), and any other year from the `holidays`
+    package the first time it is touched."""
 
     def is_working_day(self, day: dt.date) -> bool:
         if day.year not in self._years:
@@ -125,6 +121,11 @@ class _DefaultCalendar(WorkingCalendar):
             self._off.update(y.days_off)
             self._on.update(y.make_up_workdays)
         return super().is_working_day(day)
+
+
+@lru_cache(maxsize=1)
+def _default() -> ChinaCalendar:
+    return ChinaCalendar()
 
 
 def is_working_day(day: dt.date) -> bool:

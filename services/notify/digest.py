@@ -21,7 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.messages import delivery_id
 from services.notify.store import SUPERVISORS, deliveries
-from workflows.calendar import SHANGHAI, add_working_days, shanghai_date
+from workflows.calendar import SHANGHAI, WorkingCalendar, shanghai_date
 
 DIGEST_TYPE = "DailyDigest"
 MORNING = dt.time(7, 30)
@@ -32,9 +32,9 @@ def day_of(release: dt.datetime) -> str:
     return shanghai_date(release).isoformat()
 
 
-def digest_time(day: str, morning: dt.time) -> dt.datetime:
-    """The next working morning after `day`, in UTC."""
-    after = add_working_days(dt.date.fromisoformat(day) + dt.timedelta(days=1), 0)
+def digest_time(day: str, morning: dt.time, calendar: WorkingCalendar) -> dt.datetime:
+    """The next working morning after `day` on `calendar`, in UTC."""
+    after = calendar.add_working_days(dt.date.fromisoformat(day) + dt.timedelta(days=1), 0)
     return dt.datetime.combine(after, morning, tzinfo=SHANGHAI).astimezone(dt.UTC)
 
 
@@ -43,7 +43,12 @@ def _key(row: dict[str, Any]) -> Key:
 
 
 async def fold(
-    conn: AsyncConnection, rows: list[dict[str, Any]], threshold: int, morning: dt.time, now: dt.datetime
+    conn: AsyncConnection,
+    rows: list[dict[str, Any]],
+    threshold: int,
+    morning: dt.time,
+    now: dt.datetime,
+    calendar: WorkingCalendar,
 ) -> list[dict[str, Any]]:
     """Mark the rows beyond the day's threshold as folded (in place) and return the digest rows
     they need. `rows` are new candidates in stream order; those already stored are not counted again."""
@@ -77,7 +82,7 @@ async def fold(
         event_id = f"digest:{owner}:{day}"
         did = delivery_id(event_id, channel, recipient)
         row["status"], row["digest_id"] = "folded", did
-        at = digest_time(day, morning)
+        at = digest_time(day, morning, calendar)
         digests.setdefault(did, {
             "id": did, "event_id": event_id, "stream_seq": row["stream_seq"], "event_type": DIGEST_TYPE,
             "owner": owner, "unit_id": row["unit_id"], "assignment_id": None, "channel": channel,

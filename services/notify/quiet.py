@@ -2,8 +2,9 @@
 
 The window (`NOTIFY_QUIET_HOURS`, e.g. `22:00-07:30`) is Beijing time on working days; a day that
 is not a working day is quiet all day. Working days come from the same calendar as the deadlines
-(public holidays off, 调休 weekend days on), so a Saturday waits for Monday and a 调休 Sunday is a
-working day.
+(public holidays off, 调休 weekend days on): the years published with `policyflow calendar publish`
+(services.notify.calendars), other years from the `holidays` package. So a Saturday waits for
+Monday and a 调休 Sunday is a working day.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
-from workflows.calendar import SHANGHAI, add_working_days, is_working_day
+from workflows.calendar import SHANGHAI, WorkingCalendar
 
 _WINDOW = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
 
@@ -48,14 +49,14 @@ class QuietHours:
             return t >= self.start or t < self.end
         return self.start <= t < self.end
 
-    def release(self, moment: dt.datetime) -> dt.datetime:
+    def release(self, moment: dt.datetime, calendar: WorkingCalendar) -> dt.datetime:
         """When a notice made at `moment` may go out: `moment` itself outside quiet hours, else the
-        end of the window on the next working day that has not passed it (an aware UTC datetime)."""
+        end of the window on the next working day of `calendar` that has not passed it (aware, UTC)."""
         local = moment.astimezone(SHANGHAI)
         day, t = local.date(), local.time()
-        if is_working_day(day) and not self._quiet_on_working_day(t):
+        if calendar.is_working_day(day) and not self._quiet_on_working_day(t):
             return moment.astimezone(dt.UTC)
         # A working day's night before the end of the window belongs to that morning; a later time to the next.
         first = day if t < self.end else day + dt.timedelta(days=1)
-        morning = add_working_days(first, 0)
+        morning = calendar.add_working_days(first, 0)
         return dt.datetime.combine(morning, self.end, tzinfo=SHANGHAI).astimezone(dt.UTC)

@@ -115,11 +115,27 @@ class Reject(NotifyModel, table=True):
     received_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class PublishedYear(NotifyModel, table=True):
+    """A year's working calendar as published (WorkingCalendarPublished, its latest revision): quiet hours
+    and digests count working days on it; a year without one is read from the `holidays` package."""
+
+    __tablename__ = "notify_calendars"
+
+    year: int = Field(primary_key=True, sa_type=Integer, sa_column_kwargs={"autoincrement": False})
+    revision: int = Field(sa_type=Integer)
+    days_off: str = Field(sa_type=Text)  # JSON list of ISO dates
+    workdays: str = Field(sa_type=Text)  # JSON list of ISO dates: weekend days worked (调休)
+    source: str = Field(sa_type=String(200))
+    event_id: str = Field(sa_type=String(200))
+    published_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
 subscriptions = table_of(Subscription)
 deliveries = table_of(Delivery)
 known_assignments = table_of(KnownAssignment)
 positions = table_of(Position)
 rejects = table_of(Reject)
+published_years = table_of(PublishedYear)
 
 
 async def create_tables(engine: AsyncEngine) -> None:

@@ -30,6 +30,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.events import AssignmentCreated, Event
 from contracts.subjects import EVENT_SUBJECTS
+from services.notify import calendars
 from services.notify.digest import MORNING, day_of, fold, write_texts
 from services.notify.messages import delivery_id, notice
 from services.notify.names import UnitNames
@@ -40,6 +41,7 @@ from services.notify.store import deliveries as deliveries_table
 from services.notify.store import insert_ignoring_duplicates, known_assignments, move_position, rejects, subscriptions
 from services.shared.consumer import stream_seq
 from services.shared.nats_urls import servers
+from workflows.calendar import ChinaCalendar
 
 log = structlog.get_logger("notify.intake")
 Clock = Callable[[], dt.datetime]
@@ -105,6 +107,7 @@ class Intake:
         self.quiet = QuietHours.parse(settings.quiet_hours)
         self.morning = self.quiet.end if self.quiet else MORNING
         self.linger = linger
+        self.calendar: ChinaCalendar | None = None  # read from the database by the first commit
         self._waiting: list[tuple[Event, int, asyncio.Future[None]]] = []
         self._flusher: asyncio.Task[None] | None = None
         self._titles: dict[str, str] = {}
@@ -165,10 +168,13 @@ class Intake:
             await self.names.refresh({e.unit_id for e, _ in ordered if e.unit_id})
             name_of = self.names.name
         now = self.clock()
-        release = self.quiet.release(now) if self.quiet else now
-        day = day_of(release)
         rows: dict[str, dict[str, Any]] = {}
         async with self.engine.begin() as conn:
+            calendar = self.calendar
+            if await calendars.record(conn, [e for e, _ in ordered]) or calendar is None:
+                calendar = await calendars.load(conn)
+            release = self.quiet.release(now, calendar) if self.quiet else now
+            day = day_of(release)
             created = [
                 {
                     "assignment_id": e.assignment_id,
@@ -214,7 +220,7 @@ class Intake:
                         })  # fmt: skip
             values = list(rows.values())
             threshold = self.settings.digest_threshold
-            digests = await fold(conn, values, threshold, self.morning, now) if threshold and values else []
+            digests = await fold(conn, values, threshold, self.morning, now, calendar) if threshold and values else []
             values += digests
             for lo in range(0, len(values), 500):
                 await conn.execute(insert_ignoring_duplicates(conn, deliveries_table, values[lo : lo + 500]))
@@ -222,6 +228,7 @@ class Intake:
                 await write_texts(conn, [d["id"] for d in digests], threshold, name_of)
             if ordered:
                 await move_position(conn, self.settings.durable, ordered[-1][1], now)
+        self.calendar = calendar  # committed: what the next batch counts on
         if ordered:
             self.position = max(self.position, ordered[-1][1])
         if rows:

@@ -14,7 +14,15 @@ import nats.errors
 import pytest
 
 from contracts.base import Actor, UserRole
-from contracts.events import AnnualPlanReturned, Deadline, SupervisionEscalated, VerificationFailed
+from contracts.events import (
+    AnnualPlanReturned,
+    Deadline,
+    SupervisionEscalated,
+    VerificationFailed,
+    WorkingCalendarPublished,
+    make_event,
+)
+from contracts.working_calendar import calendar_stream
 from deploy.local.servers import nats_passwords, nats_server, nats_user_url
 from services.shared.streams import ensure_event_stream
 from tests.e2e.support import EventFactory, auth
@@ -31,7 +39,7 @@ from tests.support.notify import (
 )
 from tests.support.publishing import publish
 from tests.support.waiting import until
-from workflows.calendar import SHANGHAI
+from workflows.calendar import SHANGHAI, china_year
 
 SUPERVISOR = Actor(sub="sup-1", role=UserRole.SUPERVISOR)
 VERIFIER = Actor(sub="ver-1", role=UserRole.VERIFIER)
@@ -233,6 +241,48 @@ async def test_quiet_hours_hold_a_red_escalation_until_the_next_working_morning(
         assert await sender.send_due() == 0 and len(receiver.hits) == 1
         clock.at = dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)
         await until(lambda: len(receiver.ok()) == 2, "Monday's one at 07:30")
+        assert receiver.per_delivery() == {h.delivery: 1 for h in receiver.ok()}
+
+
+@pytest.mark.usefixtures("event_stream")
+async def test_quiet_hours_on_a_published_holiday_hold_until_the_published_working_morning(
+    tmp_path: Path, nats_url: str, parts: tuple[Mailbox, int, Receiver]
+) -> None:
+    """A Friday published as a holiday and the Sunday after it as a working day (调休): an escalation
+    made on the Thursday night, and one on the Friday itself, go out at 07:30 on that Sunday."""
+    _, port, receiver = parts
+    keys = tmp_path / "keys"
+    year = 2030
+    package = china_year(year)
+    friday = next(d for d in (dt.date(year, 3, 1) + dt.timedelta(days=i) for i in range(31))
+                  if d.weekday() == 4 and d not in package.days_off)  # fmt: skip
+    sunday = friday + dt.timedelta(days=2)
+    fact = WorkingCalendarPublished(
+        year=year, revision=1, holidays=[*package.days_off, friday], workdays=[*package.make_up_workdays, sunday],
+        source=f"国办发明电〔{year - 1}〕8号",
+    )  # fmt: skip
+    calendar = make_event(fact, seq=0, occurred_at=dt.datetime(year - 1, 11, 1, tzinfo=dt.UTC),
+                          programme_id=calendar_stream(year), actor=SUPERVISOR)  # fmt: skip
+    clock = Clock(dt.datetime.combine(friday - dt.timedelta(days=1), dt.time(23, 0), tzinfo=SHANGHAI))
+    settings = notify_settings(tmp_path, nats_url, port, quiet_hours="22:00-07:30")
+    night, holiday = EventFactory("cq-2022-79", 1, "yuzhong"), EventFactory("cq-2022-79", 2, "yuzhong")
+    async with notifier(settings, clock=clock) as (url, app), httpx.AsyncClient(base_url=url) as http:
+        await subscribe(http, "/v1/units/yuzhong/subscriptions", auth(keys, "department", "yuzhong"),
+                        {"webhooks": [{"url": f"{receiver.url}/unit"}]})  # fmt: skip
+        seq = await publish(nats_url, [calendar, night.escalated("red", year)])
+        await until(lambda: health_position(http, seq), "the calendar and the Thursday night's escalation recorded")
+        clock.at = dt.datetime.combine(friday, dt.time(10, 0), tzinfo=SHANGHAI)
+        seq = await publish(nats_url, [holiday.escalated("red", year)])
+        await until(lambda: health_position(http, seq), "the holiday's escalation recorded")
+        rows = (await http.get("/v1/units/yuzhong/notifications", headers=auth(keys, "supervisor"))).json()["items"]
+        morning = dt.datetime.combine(sunday, dt.time(7, 30), tzinfo=SHANGHAI)
+        held = {d["assignment_id"]: dt.datetime.fromisoformat(d["held_until"]) for d in rows}
+        assert held == {night.assignment_id: morning, holiday.assignment_id: morning}
+        sender = app.state.sender
+        clock.at = morning - dt.timedelta(seconds=1)
+        assert await sender.send_due() == 0 and receiver.hits == []
+        clock.at = morning
+        await until(lambda: len(receiver.ok()) == 2, "both at 07:30 on the published working Sunday")
         assert receiver.per_delivery() == {h.delivery: 1 for h in receiver.ok()}
 
 

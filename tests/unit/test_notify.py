@@ -33,9 +33,10 @@ from services.notify.settings import NotifySettings
 from services.notify.store import SUPERVISORS
 from services.notify.subscribers import notifier_broker
 from tests.e2e.support import EventFactory
-from workflows.calendar import SHANGHAI
+from workflows.calendar import SHANGHAI, ChinaCalendar
 
 QUIET = QuietHours.parse("22:00-07:30")
+PACKAGE = ChinaCalendar()  # no year published: the `holidays` package's calendar
 
 
 def beijing(year: int, month: int, day: int, hour: int, minute: int) -> dt.datetime:
@@ -58,14 +59,15 @@ def beijing(year: int, month: int, day: int, hour: int, minute: int) -> dt.datet
 )
 def test_quiet_hours_hold_until_the_next_working_morning(made: dt.datetime, released: dt.datetime) -> None:
     assert QUIET is not None
-    assert QUIET.release(made) == released.astimezone(dt.UTC)
+    assert QUIET.release(made, PACKAGE) == released.astimezone(dt.UTC)
 
 
 def test_outside_quiet_hours_a_notice_goes_at_once_and_the_setting_is_checked() -> None:
     assert QUIET is not None
     at = beijing(2026, 1, 7, 7, 30)
-    assert QUIET.release(at) == at.astimezone(dt.UTC)
-    assert QUIET.release(beijing(2026, 1, 4, 10, 0)) == beijing(2026, 1, 4, 10, 0).astimezone(dt.UTC)  # 调休 Sunday
+    assert QUIET.release(at, PACKAGE) == at.astimezone(dt.UTC)
+    tiaoxiu_sunday = beijing(2026, 1, 4, 10, 0)
+    assert QUIET.release(tiaoxiu_sunday, PACKAGE) == tiaoxiu_sunday.astimezone(dt.UTC)
     assert QuietHours.parse("") is None
     for bad in ("22-7", "25:00-07:00", "08:00-08:00"):
         with pytest.raises(QuietHoursInvalid):

@@ -14,7 +14,7 @@ from services.notify.store import create_tables, deliveries, subscriptions
 from services.notify.subscribers import Intake
 from services.shared.db import make_engine, sqlite_url
 from tests.e2e.support import EventFactory
-from workflows.calendar import SHANGHAI
+from workflows.calendar import SHANGHAI, ChinaCalendar
 
 
 class Clock:
@@ -69,7 +69,8 @@ async def test_notices_beyond_the_threshold_fold_into_one_digest_the_next_workin
 
 def test_the_digest_goes_at_the_next_working_morning() -> None:
     at = dt.time(7, 30)
-    assert digest_time("2026-01-07", at) == dt.datetime(2026, 1, 8, 7, 30, tzinfo=SHANGHAI)  # Wed -> Thu
-    assert digest_time("2026-01-09", at) == dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)  # Fri -> Mon
-    assert digest_time("2026-01-03", at) == dt.datetime(2026, 1, 4, 7, 30, tzinfo=SHANGHAI)  # a 调休 Sunday
-    assert digest_time("2026-09-30", at) == dt.datetime(2026, 10, 8, 7, 30, tzinfo=SHANGHAI)  # National Day
+    package = ChinaCalendar()  # no year published: the `holidays` package's calendar
+    assert digest_time("2026-01-07", at, package) == dt.datetime(2026, 1, 8, 7, 30, tzinfo=SHANGHAI)  # Wed -> Thu
+    assert digest_time("2026-01-09", at, package) == dt.datetime(2026, 1, 12, 7, 30, tzinfo=SHANGHAI)  # Fri -> Mon
+    assert digest_time("2026-01-03", at, package) == dt.datetime(2026, 1, 4, 7, 30, tzinfo=SHANGHAI)  # a 调休 Sunday
+    assert digest_time("2026-09-30", at, package) == dt.datetime(2026, 10, 8, 7, 30, tzinfo=SHANGHAI)  # National Day
