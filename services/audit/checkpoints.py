@@ -22,8 +22,6 @@ from pathlib import Path
 from typing import Any
 
 import structlog
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -31,6 +29,7 @@ from services.audit.ledger import Frontier
 from services.audit.proofs import frontier_at
 from services.audit.settings import DEFAULT_ORIGIN
 from services.audit.store import NODE_LEVEL, checkpoints, latest_checkpoint, ledger, merkle_nodes, now_text
+from services.shared.keys import ensure_key_pair, load_private_key, public_pem
 from services.shared.signed_note import checkpoint_body, parse_signature_line, raw_public, sign_note, split_note, vkey
 
 log = structlog.get_logger("audit.checkpoints")
@@ -40,31 +39,17 @@ READ_CHUNK = 5000
 
 
 class Signer:
-    """The checkpoint key pair, generated into the key directory on first start (never committed)."""
+    """The checkpoint key pair, generated into the key directory on first start, under a lock
+    (services/shared/keys.py; never committed)."""
 
     def __init__(self, key_dir: Path, origin: str = DEFAULT_ORIGIN) -> None:
         self.origin = origin
-        key_dir.mkdir(parents=True, exist_ok=True)
-        private = key_dir / SIGNING_KEY_FILE
-        if not private.exists():
-            pem = Ed25519PrivateKey.generate().private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-            )
-            private.touch(mode=0o600)  # created owner-only before the secret is written into it
-            private.write_bytes(pem)
-        key = serialization.load_pem_private_key(private.read_bytes(), password=None)
-        if not isinstance(key, Ed25519PrivateKey):
-            raise ValueError(f"{private} is not an Ed25519 private key")
-        self._key = key
-        self.public_pem = (
-            key.public_key()
-            .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
-            .decode()
-        )
-        public = key_dir / PUBLIC_KEY_FILE
+        private, public = ensure_key_pair(key_dir, SIGNING_KEY_FILE, PUBLIC_KEY_FILE)
+        self._key = load_private_key(private)
+        self.public_pem = public_pem(self._key)
         if not public.exists() or public.read_text() != self.public_pem:  # a mounted key dir may be read-only
             public.write_text(self.public_pem)
-        self.vkey = vkey(origin, raw_public(key))  # name+keyid+base64, for docs and third-party verifiers
+        self.vkey = vkey(origin, raw_public(self._key))  # name+keyid+base64, for docs and third-party verifiers
 
     def sign(self, size: int, root: bytes) -> tuple[str, str]:
         """(signed note, base64 of key id || signature) of the checkpoint of `size` entries."""

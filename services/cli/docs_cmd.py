@@ -26,7 +26,7 @@ from services.notify.asyncapi import asyncapi_document
 
 app = typer.Typer(no_args_is_help=True, help="Generated API documents.")
 
-SERVICES = ("assignment", "progress", "audit", "notify")
+SERVICES = ("assignment", "progress", "audit", "notify", "witness")
 
 
 def openapi_documents() -> dict[str, dict[str, Any]]:
@@ -35,12 +35,14 @@ def openapi_documents() -> dict[str, dict[str, Any]]:
     from services.audit.app import create_app as audit_app
     from services.notify.app import create_app as notify_app
     from services.progress.app import create_app as progress_app
+    from services.witness.app import create_app as witness_app
 
     return {
         "assignment": assignment_app().openapi(),
         "progress": progress_app().openapi(),
         "audit": audit_app().openapi(),
         "notify": notify_app().openapi(),
+        "witness": witness_app().openapi(),
     }
 
 
@@ -59,7 +61,7 @@ def documents() -> dict[str, str]:
 def export(
     directory: Annotated[Path, typer.Argument(help="where to write, e.g. docs")], as_json: AsJson = False
 ) -> None:
-    """Write DIR/openapi/{assignment,progress,audit,notify}.json and DIR/asyncapi.json."""
+    """Write DIR/openapi/{assignment,progress,audit,notify,witness}.json and DIR/asyncapi.json."""
     written: list[str] = []
     for rel, text in documents().items():
         path = directory / rel

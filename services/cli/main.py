@@ -18,6 +18,7 @@ from services.cli import (
     ops,
     programme,
     tokens,
+    witness_cmd,
 )
 
 app = typer.Typer(
@@ -50,6 +51,9 @@ app.add_typer(
     export_cmd.app, name="export", help="Views as .xlsx or .csv files: status, summaries, indicators, scores."
 )
 app.add_typer(calendar.app, name="calendar", help="The working calendar (放假安排): publish a year, show it.")
+app.add_typer(
+    witness_cmd.app, name="witness", help="A witness that cosigns the audit log's checkpoints (C2SP tlog-witness)."
+)
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)
 

@@ -8,8 +8,6 @@ HMAC-confusion tokens fail verification.
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
-import os
 import re
 import time
 from collections import OrderedDict
@@ -17,17 +15,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jwt
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from contracts.base import Actor, UserRole
 from contracts.ids import PROGRAMME_ID_PATTERN, UNIT_ID_PATTERN
+from services.shared.keys import ensure_key_pair
 
 AUDIENCE = "policyflow"
 ISSUER = "policyflow-local"
 PRIVATE_KEY_FILE = "jwt-signing-key.pem"
 PUBLIC_KEY_FILE = "jwt-public-key.pem"
-KEY_LOCK_FILE = ".jwt-key.lock"
 HUMAN_ROLES = (UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR, UserRole.ADMIN)
 # Roles whose work can be limited to an area (`supervises`): without one they are city-wide.
 SCOPED_ROLES = (UserRole.SUPERVISOR, UserRole.VERIFIER)
@@ -99,43 +95,8 @@ class Principal:
 
 
 def ensure_keys(key_dir: Path) -> tuple[Path, Path]:
-    """Create the local signing key pair on first start (private key readable by owner only).
-
-    Services starting at once on a fresh `var/` would each make a key and overwrite the others'
-    (tokens signed by one failing on another), so the pair is made under an exclusive lock on a
-    file next to it, each half written whole under a temporary name and then renamed into place;
-    the public half first, so whoever sees the private key finds its public half too.
-    """
-    key_dir.mkdir(parents=True, exist_ok=True)
-    private, public = key_dir / PRIVATE_KEY_FILE, key_dir / PUBLIC_KEY_FILE
-    if private.exists():
-        return private, public
-    with (key_dir / KEY_LOCK_FILE).open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
-        if private.exists():  # made by another process while this one waited
-            return private, public
-        key = Ed25519PrivateKey.generate()
-        _write_whole(
-            public,
-            key.public_key().public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo),
-            0o644,
-        )
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-        )
-        _write_whole(private, pem, 0o600)
-    return private, public
-
-
-def _write_whole(path: Path, data: bytes, mode: int) -> None:
-    """Write `data` to `path` so that a reader sees either no file or all of it."""
-    part = path.with_name(f".{path.name}.{os.getpid()}.part")
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
-    with os.fdopen(fd, "wb") as f:
-        f.write(data)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(part, path)
+    """Create the local JWT signing key pair on first start, under a lock (services/shared/keys.py)."""
+    return ensure_key_pair(key_dir, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE)
 
 
 def load_public_key(key_dir: Path) -> bytes:

@@ -1,7 +1,7 @@
 """Schema migrations: one alembic script directory per service, run at start under a lock.
 
 Each service keeps its scripts in `services/<service>/migrations/` and its revision in its own
-version table, `alembic_version_<service>`, so the three services can share one PostgreSQL
+version table, `alembic_version_<service>`, so the services can share one PostgreSQL
 database (their table names do not collide) or each have their own. Every service runs
 `upgrade head` when it starts (`upgrade`), on PostgreSQL and on SQLite alike:
 
@@ -43,7 +43,7 @@ from services.shared.db import async_url, make_engine
 
 log = structlog.get_logger("migrate")
 
-SERVICES = ("assignment", "progress", "audit", "notify")
+SERVICES = ("assignment", "progress", "audit", "notify", "witness")
 INITIAL_REVISION = "0001"
 # A table the initial revision creates: present without a version table means a database
 # from before migrations (create_all), to be adopted by stamping INITIAL_REVISION.
@@ -52,6 +52,7 @@ ADOPT_MARKER = {
     "progress": "task_groups",
     "audit": "ledger",
     "notify": "notify_deliveries",
+    "witness": "witnessed_logs",
 }
 SERVICES_DIR = Path(__file__).resolve().parents[1]
 

@@ -16,7 +16,7 @@ from services.shared import migrate
 from services.shared.db import make_engine
 from tests.databases import TestDatabase
 
-SERVICES = ["assignment", "progress", "audit", "notify"]
+SERVICES = ["assignment", "progress", "audit", "notify", "witness"]
 
 
 def store(service: str) -> ModuleType:

@@ -31,12 +31,20 @@ def test_the_expected_documents_are_generated(generated: dict[str, str]) -> None
         "openapi/audit.json",
         "openapi/notify.json",
         "openapi/progress.json",
+        "openapi/witness.json",
     ]
 
 
 @pytest.mark.parametrize(
     "rel",
-    ["openapi/assignment.json", "openapi/progress.json", "openapi/audit.json", "openapi/notify.json", "asyncapi.json"],
+    [
+        "openapi/assignment.json",
+        "openapi/progress.json",
+        "openapi/audit.json",
+        "openapi/notify.json",
+        "openapi/witness.json",
+        "asyncapi.json",
+    ],
 )
 def test_committed_document_matches_the_code(generated: dict[str, str], rel: str) -> None:
     path = DOCS / rel

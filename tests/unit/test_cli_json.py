@@ -111,7 +111,7 @@ def test_docs_export_and_check_json(tmp_path: Path) -> None:
     written = json.loads(result.stdout)["written"]
     assert sorted(written) == sorted(
         str(docs / rel) for rel in ("asyncapi.json", *(f"openapi/{s}.json" for s in ("assignment", "progress",
-                                                                                     "audit", "notify")))
+                                                                                     "audit", "notify", "witness")))
     )  # fmt: skip
 
     fresh = runner.invoke(app, ["docs", "check", str(docs), "--json"])
