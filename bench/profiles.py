@@ -1,6 +1,6 @@
-"""`python -m bench.profiles ingest|verify|replay [N] [postgres]`: cProfile of a policyflow hot path, in process.
+"""`python -m bench.profiles ingest|verify|replay|status|fold [N] [postgres]`: cProfile of a hot path.
 
-With `postgres` as the last word, `ingest` writes its ledger into a fresh PostgreSQL database
+With `postgres` as the last word, `ingest` (and `fold`) writes into a fresh PostgreSQL database
 (bench/pg.py), dropped afterwards, and `status` runs the services on one.
 
 py-spy and pyinstrument are not installed here, so this runs the audit service's own code under
@@ -11,6 +11,8 @@ follow: time spent there shows up as the event loop waiting.)
     ingest   Ingestor.apply in batches of 500 (the service's batch) into a durable ledger
     verify   queries.verify over a ledger of N entries
     replay   queries.replay (the fold of every assignment) over a ledger of N entries
+    fold     the progress read model folding N events (readmodel.apply_messages, batches of 256,
+             the service's READ_MODEL_BATCH) into a fresh database
     status   the progress service (a process of its own, run under cProfile) while 50 clients
              read /v1/status; the rate is requests/s (not events)
 """
@@ -118,6 +120,35 @@ async def replay(db: Path, count: int, profiler: cProfile.Profile) -> float:
     return count / seconds
 
 
+async def fold(db: Path, count: int, profiler: cProfile.Profile, postgres: bool = False) -> float:
+    from services.progress import readmodel
+    from services.progress.store import create_tables
+    from services.shared import projection
+    from services.shared.db import make_engine, sqlite_url
+
+    url = sqlite_url(db)
+    if postgres:
+        from bench import pg
+
+        url = await pg.create_database()
+    engine = make_engine(url)
+    try:
+        await create_tables(engine)
+        batches = _chunks(messages(count), 256)
+        kept = projection.KeptStates()  # as the service's consumer keeps them
+        started = time.perf_counter()
+        profiler.enable()
+        for batch in batches:
+            await readmodel.apply_messages(engine, [(seq, data) for seq, _, data in batch], kept=kept)
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+        if postgres:
+            await pg.drop_database(url)
+    return count / seconds
+
+
 def _chunks(items: list[tuple[int, str, bytes]], size: int) -> list[list[tuple[int, str, bytes]]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
@@ -151,7 +182,7 @@ async def status(db: Path, count: int, profiler: cProfile.Profile, postgres: boo
         await stack.close()
 
 
-PATHS = {"ingest": ingest, "verify": verify, "replay": replay, "status": status}
+PATHS = {"ingest": ingest, "verify": verify, "replay": replay, "status": status, "fold": fold}
 
 
 def main(argv: list[str]) -> None:
@@ -162,8 +193,8 @@ def main(argv: list[str]) -> None:
     count = int(argv[1]) if len(argv) > 1 else 20_000
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="pf-profile-") as tmp:
-        if postgres and argv[0] not in ("ingest", "status"):
-            raise SystemExit("postgres: only the ingest and status paths")
+        if postgres and argv[0] not in ("ingest", "status", "fold"):
+            raise SystemExit("postgres: only the ingest, status and fold paths")
         path = PATHS[argv[0]](Path(tmp) / "ledger.sqlite", count, profiler, **({"postgres": True} if postgres else {}))
         rate = asyncio.run(path)
         service = Path(tmp) / "progress.prof"  # written by a service run under cProfile

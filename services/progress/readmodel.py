@@ -191,9 +191,12 @@ async def position(engine: AsyncEngine, consumer: str = READ_MODEL_DURABLE) -> i
 
 
 async def apply_messages(
-    engine: AsyncEngine, messages: Sequence[tuple[int, bytes]], consumer: str = READ_MODEL_DURABLE
+    engine: AsyncEngine,
+    messages: Sequence[tuple[int, bytes]],
+    consumer: str = READ_MODEL_DURABLE,
+    kept: projection.KeptStates | None = None,
 ) -> projection.BatchOutcome:
-    return await projection.apply_batch(engine, READ_MODEL, consumer, messages)
+    return await projection.apply_batch(engine, READ_MODEL, consumer, messages, kept=kept)
 
 
 async def snapshot(engine: AsyncEngine) -> list[dict[str, Any]]:
@@ -217,8 +220,9 @@ async def rebuild(
     rebuild already applied and holds back what it has not reached yet.
     """
     await projection.reset(engine, metadata, READ_MODEL)
+    kept = projection.KeptStates()
 
     async def on_batch(items: list[tuple[int, bytes]], first: int) -> None:
-        await projection.apply_batch(engine, READ_MODEL, consumer, items, first_available=first)
+        await projection.apply_batch(engine, READ_MODEL, consumer, items, first_available=first, kept=kept)
 
     return await projection.replay(js, stream, EVENT_SUBJECTS, on_batch, batch=batch, progress=progress)

@@ -9,6 +9,7 @@ from pydantic_settings import SettingsConfigDict
 
 from contracts.subjects import EVENT_STREAM, READ_MODEL_DURABLE, TASK_QUEUE
 from services.shared.db import sqlite_url
+from services.shared.projection import STATES_KEPT
 from services.shared.temporal_connect import TemporalConnectionSettings
 
 
@@ -36,6 +37,11 @@ class ProgressSettings(TemporalConnectionSettings):
     # How long a short batch of events waits for more before it is applied (one transaction for a burst).
     read_model_linger_ms: float = Field(
         default=50.0, ge=0, le=5000, validation_alias=AliasChoices("READ_MODEL_LINGER_MS")
+    )
+    # Assignment states the read model's fold keeps in memory between batches instead of reading
+    # them back (services.shared.projection.KeptStates; about 25 KB each); 0: read every one back.
+    read_model_states_kept: int = Field(
+        default=STATES_KEPT, ge=0, le=1_000_000, validation_alias=AliasChoices("READ_MODEL_STATES_KEPT")
     )
     # Status pages and read-model details kept until the read model changes (answers.py); 0: off.
     answer_cache_mib: float = Field(default=16.0, ge=0, le=4096, validation_alias=AliasChoices("ANSWER_CACHE_MIB"))

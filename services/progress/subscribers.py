@@ -20,7 +20,7 @@ log = structlog.get_logger()
 def consumer(js: Any, engine: AsyncEngine, settings: ProgressSettings) -> Runner:
     return Runner(
         js,
-        Projection(engine, READ_MODEL, settings.read_model_durable),
+        Projection(engine, READ_MODEL, settings.read_model_durable, settings.read_model_states_kept),
         stream=settings.event_stream,
         batch_size=settings.read_model_batch,
         linger=settings.read_model_linger_ms / 1000,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -59,40 +60,101 @@ async def position(conn: AsyncConnection, tables: ProjectionTables, consumer: st
     return int(row[0]) if row else 0
 
 
+STATES_KEPT = 2000  # about 25 KB each in memory; the example programme has about 1,300 assignments
+
+
+class KeptStates:
+    """The assignment states a projection's committed batches left, as of its stored position.
+
+    The fold reads an assignment's state back from its row (and validates its JSON) only when it
+    is not kept here: reading every state back was half of each batch's CPU. The states are those
+    of the rows at `position`, so they hold only while the stored position is still `position`:
+    any other writer (a rebuild, another process that held the lease meanwhile) moves it, and a
+    batch that finds another position starts from the rows again. At most `most` states are kept,
+    the least recently folded dropped first.
+    """
+
+    def __init__(self, most: int = STATES_KEPT) -> None:
+        self.most = most
+        self.position: int | None = None
+        self._states: OrderedDict[str, AssignmentState] = OrderedDict()
+
+    def at(self, position: int) -> dict[str, AssignmentState]:
+        """The states kept, if they are those of the rows at `position`; otherwise none (all forgotten)."""
+        if position != self.position:
+            self.clear()
+        return dict(self._states)
+
+    def keep(self, position: int, states: dict[str, AssignmentState]) -> None:
+        """After a commit that moved the position to `position` and left these states."""
+        self.position = position
+        for aid, state in states.items():
+            self._states[aid] = state
+            self._states.move_to_end(aid)
+        while len(self._states) > self.most:
+            self._states.popitem(last=False)
+
+    def clear(self) -> None:
+        self._states.clear()
+        self.position = None
+
+    def __len__(self) -> int:
+        return len(self._states)
+
+
 async def apply_batch(
     engine: AsyncEngine,
     tables: ProjectionTables,
     consumer: str,
     messages: Sequence[tuple[int, bytes]],
     first_available: int = 1,
+    kept: KeptStates | None = None,
 ) -> BatchOutcome:
     """Apply (stream_seq, data) messages in one transaction that also moves the consumer position.
 
     `first_available` is the stream's first sequence: a gap below it is retention, not loss.
+    `kept`: the states the caller's earlier batches left (the single writer's own), used instead
+    of reading their rows back while the stored position is theirs, and updated after the commit.
     """
     data = dict(messages)
-    async with engine.begin() as conn:
-        start = await position(conn, tables, consumer)
-        seqs, duplicates, deferred = in_order(data, start, first_available)
-        out = BatchOutcome(duplicates=duplicates, deferred=deferred, position=seqs[-1] if seqs else start)
-        ready = [(seq, parse_event(data[seq])) for seq in seqs]
-        if ready:
-            await _fold_into(conn, tables, ready)
-            await _move(conn, tables, consumer, start, out.position)
-        for seq, parsed in ready:
-            (out.applied if parsed is not None else out.skipped).append(seq)
+    try:
+        async with engine.begin() as conn:
+            start = await position(conn, tables, consumer)
+            seqs, duplicates, deferred = in_order(data, start, first_available)
+            out = BatchOutcome(duplicates=duplicates, deferred=deferred, position=seqs[-1] if seqs else start)
+            ready = [(seq, parse_event(data[seq])) for seq in seqs]
+            changed: dict[str, AssignmentState] = {}
+            if ready:
+                known = kept.at(start) if kept is not None else {}
+                changed = await _fold_into(conn, tables, ready, known)
+                await _move(conn, tables, consumer, start, out.position)
+            for seq, parsed in ready:
+                (out.applied if parsed is not None else out.skipped).append(seq)
+    except BaseException:
+        if kept is not None:  # states were advanced in place for a batch that was rolled back
+            kept.clear()
+        raise
+    if kept is not None and ready:
+        kept.keep(out.position, changed)
     return out
 
 
 async def _fold_into(
-    conn: AsyncConnection, tables: ProjectionTables, ready: list[tuple[int, tuple[Event, Fact] | None]]
-) -> None:
+    conn: AsyncConnection,
+    tables: ProjectionTables,
+    ready: list[tuple[int, tuple[Event, Fact] | None]],
+    known: dict[str, AssignmentState],
+) -> dict[str, AssignmentState]:
+    """Fold the events into their assignments' rows; returns the states of the rows changed.
+
+    `known`: states of rows as they stand, advanced in place (the batch owns them)."""
     events = [parsed for _, parsed in ready if parsed is not None]
-    ids = sorted({e.assignment_id for e, _ in events if e.assignment_id})
+    ids = {e.assignment_id for e, _ in events if e.assignment_id}
     a = tables.assignments
-    states: dict[str, AssignmentState] = {}
-    if ids:
-        for chunk in _chunks(ids, 500):
+    states = {i: known[i] for i in ids if i in known}
+    missing = sorted(ids - states.keys())
+    if missing:
+        for chunk in _chunks(missing, 500):
             rows = await conn.execute(tables.states_query, {"b_ids": chunk})
             for aid, raw in rows:
                 states[aid] = AssignmentState.model_validate_json(raw)
@@ -115,6 +177,7 @@ async def _fold_into(
         await conn.execute(a.insert(), inserts)
     if updates:
         await conn.execute(tables.state_update, updates)
+    return {i: states[i] for i in changed}
 
 
 async def _record_programme(
@@ -254,6 +317,11 @@ class Projection:
     engine: AsyncEngine
     tables: ProjectionTables
     durable: str
+    states_kept: int = STATES_KEPT
+    kept: KeptStates = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.kept = KeptStates(self.states_kept)
 
     async def load(self) -> int:
         async with self.engine.connect() as conn:
@@ -261,4 +329,4 @@ class Projection:
 
     async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
         items = [(m.stream_seq, m.data) for m in batch]
-        return await apply_batch(self.engine, self.tables, self.durable, items, first_available)
+        return await apply_batch(self.engine, self.tables, self.durable, items, first_available, self.kept)

@@ -7,6 +7,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.base import Stage
@@ -81,6 +83,79 @@ async def test_incremental_in_small_batches_equals_one_big_batch(engine: AsyncEn
     await readmodel.apply_messages(other, msgs)
     assert await readmodel.snapshot(engine) == await readmodel.snapshot(other)
     await other.dispose()
+
+
+def rich_stream() -> list[tuple[int, bytes]]:
+    """Whole yearly lifecycles (plans, reports, verifications, a new year) and escalations, interleaved."""
+    from bench.events import events as lifecycles
+
+    return numbered([*lifecycles("p2", 240), *lifecycle_events("p1", n_units=9)])
+
+
+async def test_states_kept_between_batches_give_the_rows_read_back_would(engine: AsyncEngine, tmp_path: Path) -> None:
+    msgs = rich_stream()
+    kept = projection.KeptStates(most=5)  # fewer than the 21 assignments: some are read back
+    for i in range(0, len(msgs), 7):
+        await readmodel.apply_messages(engine, msgs[i : i + 7], kept=kept)
+    assert len(kept) == 5 and kept.position == len(msgs)
+    other = make_engine(sqlite_url(tmp_path / "other.sqlite"))
+    await create_tables(other)
+    for i in range(0, len(msgs), 7):
+        await readmodel.apply_messages(other, msgs[i : i + 7])  # every state read back from its row
+    assert await readmodel.snapshot(engine) == await readmodel.snapshot(other)
+    await other.dispose()
+
+
+async def test_a_kept_state_is_used_instead_of_its_row(engine: AsyncEngine) -> None:
+    f = EventFactory("p1", 1, "yuzhong")
+    kept = projection.KeptStates()
+    await readmodel.apply_messages(engine, numbered([f.created()]), kept=kept)
+    a = READ_MODEL.assignments
+    async with engine.begin() as conn:  # the row's state changed behind the fold's back
+        await conn.execute(a.update().values(state=AssignmentState(**{**_ids(f), "task_title": "x"}).model_dump_json()))
+    await readmodel.apply_messages(engine, numbered([f.accepted()], start=2), kept=kept)
+    [row] = await readmodel.snapshot(engine)
+    assert AssignmentState.model_validate_json(row["state"]).task_title != "x"
+
+
+async def test_kept_states_are_dropped_when_another_writer_moved_the_position(engine: AsyncEngine) -> None:
+    f = EventFactory("p1", 1, "yuzhong")
+    created, accepted, reported = f.created(), f.accepted(), f.reported(40.0)
+    kept = projection.KeptStates()
+    await readmodel.apply_messages(engine, numbered([created]), kept=kept)
+    await readmodel.apply_messages(engine, numbered([accepted], start=2))  # e.g. a rebuild, or another process
+    await readmodel.apply_messages(engine, numbered([reported], start=3), kept=kept)
+    [row] = await readmodel.snapshot(engine)
+    assert AssignmentState.model_validate_json(row["state"]) == fold([created, accepted, reported])
+    assert kept.position == 3
+
+
+async def test_a_rolled_back_batch_forgets_the_kept_states(engine: AsyncEngine) -> None:
+    f = EventFactory("p1", 1, "yuzhong")
+    created, accepted, reported = f.created(), f.accepted(), f.reported(40.0)
+    kept = projection.KeptStates()
+    await readmodel.apply_messages(engine, numbered([created]), kept=kept)
+    fail = "CREATE TRIGGER no_move BEFORE UPDATE ON rm_tracking BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    async with engine.begin() as conn:  # the position's move fails after the states were advanced
+        await conn.execute(text(fail))
+    with pytest.raises(IntegrityError):
+        await readmodel.apply_messages(engine, numbered([accepted, reported], start=2), kept=kept)
+    assert len(kept) == 0 and kept.position is None
+    async with engine.begin() as conn:
+        await conn.execute(text("DROP TRIGGER no_move"))
+    await readmodel.apply_messages(engine, numbered([accepted], start=2), kept=kept)  # redelivered in part
+    [row] = await readmodel.snapshot(engine)
+    assert AssignmentState.model_validate_json(row["state"]) == fold([created, accepted])
+
+
+def _ids(f: EventFactory) -> dict[str, object]:
+    e = f.created()
+    return {
+        "assignment_id": e.assignment_id,
+        "programme_id": e.programme_id,
+        "task_no": e.task_no,
+        "unit_id": e.unit_id,
+    }
 
 
 async def test_unreadable_message_is_skipped_not_blocking(engine: AsyncEngine) -> None:
