@@ -13,6 +13,7 @@ from services.assignment import api, changes, subscribers
 from services.assignment.dispatch import DispatchJobs
 from services.assignment.settings import AssignmentSettings
 from services.assignment.store import create_tables
+from services.shared import oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
@@ -30,6 +31,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.public_key = load_public_key(settings.keys())
+        oidc.install(app.state)
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine

@@ -17,6 +17,7 @@ from services.audit.settings import AuditSettings
 from services.audit.store import create_tables
 from services.audit.subscribers import LedgerConsumer
 from services.audit.witnesses import WitnessClient
+from services.shared import oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.signed_note import parse_vkey
@@ -30,6 +31,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         engine = make_engine(s.database_url)
         await create_tables(engine)
         app.state.public_key = load_public_key(s.keys)
+        oidc.install(app.state)
         signer = Signer(s.keys, s.origin)
         checkpointer = Checkpointer(engine, signer, s.checkpoint_every, s.checkpoint_interval)
         keys = [parse_vkey(k) for k in s.witness_keys.split(",") if k.strip()]

@@ -61,11 +61,16 @@ def _toml_line(key: str, value: Any) -> str:
     return f'{key} = "{text}"'
 
 
-def save_token(token: str, path: Path | None = None) -> Path:
-    """Keep `token` in the config file (its other settings kept), readable by its owner only."""
+def save_token(token: str, path: Path | None = None, extra: dict[str, Any] | None = None) -> Path:
+    """Keep `token` in the config file (its other settings kept), readable by its owner only.
+    `extra` (a provider's refresh token) is kept beside it; a key whose value is None is removed."""
     path = path or config_path()
     settings = {k: v for k, v in read_config_file(path).items() if isinstance(v, str | int | float)}
     settings["token"] = token
+    for key, value in (extra or {}).items():
+        settings.pop(key, None)
+        if value is not None:
+            settings[key] = value
     try:
         path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         fd = os.open(path.with_name(path.name + ".new"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -108,6 +113,8 @@ class Config:
             if given:
                 return cls(urls=urls, token=given, token_source=source)
         saved = file.get("token") or None
+        if saved and file.get("refresh_token") and _expired(saved):
+            saved = _refresh(file)
         return cls(urls=urls, token=saved, token_source=f"the token saved in {config_path()}" if saved else "")
 
     def claims(self) -> dict[str, Any]:
@@ -122,6 +129,27 @@ class Config:
                 f"{self.token_source or 'the token'} is not a token ({exc}): issue one with "
                 "`policyflow token issue --role ROLE [--unit UNIT] --save`, or set POLICYFLOW_TOKEN to one",
             ) from exc
+
+
+def _expired(token: str) -> bool:
+    try:
+        exp = jwt.decode(token, options={"verify_signature": False}).get("exp")
+    except jwt.PyJWTError:
+        return False
+    return isinstance(exp, int | float) and exp < time.time() + 30
+
+
+def _refresh(file: dict[str, Any]) -> str:
+    """The saved provider token has expired: a new one with the saved refresh token, kept in the file."""
+    from services.cli.oidc_login import refreshed
+
+    with httpx.Client(timeout=30.0, transport=TRANSPORT) as http:
+        try:
+            answer = refreshed(http, file)
+        except ApiError as exc:
+            raise ApiError(exc.status, f"the saved sign-in has ended ({exc.detail}); run `policyflow login`") from exc
+    save_token(str(answer["token"]), extra={"refresh_token": answer.get("refresh_token")})
+    return str(answer["token"])
 
 
 def _detail(resp: httpx.Response) -> str:

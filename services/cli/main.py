@@ -15,9 +15,11 @@ from services.cli import (
     docs_cmd,
     evidence,
     export_cmd,
+    login,
     ops,
     programme,
     tokens,
+    users,
     witness_cmd,
 )
 
@@ -43,6 +45,10 @@ def _options(
 
 app.add_typer(programme.app, name="programme", help="Parse, check and import programmes from policy text.")
 app.add_typer(tokens.app, name="token", help="Issue dev tokens for the local stack.")
+app.add_typer(users.app, name="users", help="Accounts for signing in with a password (on the progress host).")
+app.command("login", help="Sign in (password, or the single sign-on provider in the browser); keep the token.")(
+    login.login
+)
 app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSON Schema.")
 app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
 app.add_typer(evidence.app, name="evidence", help="Evidence files (佐证材料): upload, list, download.")

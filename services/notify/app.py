@@ -18,6 +18,7 @@ from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.store import create_tables
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
+from services.shared import oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.lease import Lease, lock_file
@@ -44,6 +45,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         app.state.settings = settings
         app.state.clock = utc_clock
         app.state.public_key = load_public_key(settings.keys())
+        oidc.install(app.state)
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine

@@ -20,9 +20,10 @@ from contracts.fold import AssignmentState
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
 from services.progress import dashboard_queries, exports, readmodel, store
+from services.progress.session_cookie import forward_token
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update, workflow_exists
-from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit, token_from
+from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -390,7 +391,7 @@ async def _group_tasks(request: Request, group: int, programme_id: str | None) -
 
 async def _fetch_groups(request: Request, programme_id: str) -> None:
     settings, http = request.app.state.settings, request.app.state.http
-    token = token_from(request)
+    token = forward_token(request)
     url = f"{settings.assignment_url.rstrip('/')}/v1/programmes/{programme_id}"
     try:
         resp = await http.get(url, headers={"Authorization": f"Bearer {token}"} if token else {})

@@ -20,6 +20,7 @@ from services.progress import (
     lead,
     outcomes,
     readmodel,
+    signin,
     subscribers,
     workbench,
     workbench_evidence,
@@ -27,6 +28,7 @@ from services.progress import (
 from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
 from services.progress.store import create_tables
+from services.shared import oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
@@ -43,6 +45,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.settings = settings
         app.state.public_key = load_public_key(settings.keys())
+        oidc.install(app.state)
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
@@ -96,5 +99,6 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     app.include_router(dashboard.router)
     app.include_router(dashboard_outcomes.router)
     app.include_router(lead.router)
+    app.include_router(signin.router)
     app.include_router(workbench.router)
     return app

@@ -1,10 +1,10 @@
 """The supervisors' web dashboard: server-rendered HTML (Jinja2, autoescaped), no build step.
 
-Pages (supervisor token: the `pf_token` cookie set by the login form, or `Authorization: Bearer`):
+Pages (a supervisor's session cookie, or `Authorization: Bearer`):
   /dashboard                         programme overview: groups, tasks, one traffic light per assignment
   /dashboard/units                   per-unit ranking (sortable) with an inline SVG bar chart
   /dashboard/assignments/{id}        drill-down: timeline, plan, latest report, Temporal UI link
-  /dashboard/login, /dashboard/logout
+  /dashboard/login                   sign-in (services/progress/signin.py), shared with the workbench
 
 Assignment rows, counts and rates come from the progress service's own read model
 (dashboard_queries); titles, unit names and timelines from the other services or the stream,
@@ -19,7 +19,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import structlog
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from contracts.base import Stage, UserRole
@@ -29,8 +29,7 @@ from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import session_cookie as cookie
 from services.progress.templating import OVERDUE_CHOICES, templates
-from services.shared.auth import AuthError, Principal, verify_token
-from services.shared.web import TOKEN_COOKIE, token_from
+from services.shared.auth import AuthError, Principal
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -49,72 +48,35 @@ def wants_html(request: Request) -> bool:
 def render(request: Request, name: str, status: int = 200, **context: Any) -> Response:
     for key, default in (("user", None), ("page", ""), ("notes", []), ("programme", None)):
         context.setdefault(key, default)
+    context.setdefault("csrf", getattr(request.state, "csrf", ""))
     return templates.TemplateResponse(request, name, context, status_code=status)
-
-
-def _safe_next(value: str | None) -> str:
-    return cookie.safe_next(value, "/dashboard")
 
 
 def _refused(request: Request, status: int, detail: str, message: str) -> Response:
     if not wants_html(request):
         headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
         return JSONResponse({"detail": detail}, status_code=status, headers=headers)
-    if status == 401:
-        resp = render(request, "login.html", 401, error=message, next=_safe_next(request.url.path))
-        resp.delete_cookie(TOKEN_COOKIE, path=COOKIE_PATH)
-        return resp
     return render(request, "error.html", status, title="无权访问", message=message)
 
 
-def gate(request: Request) -> Principal | Response:
-    """The supervisor behind the request, or the answer to send instead (login page, 401, 403)."""
-    token = token_from(request)
-    if not token:
-        if wants_html(request):
-            target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
-            return RedirectResponse(f"/dashboard/login?{urlencode({'next': target})}", status_code=303)
-        return _refused(request, 401, "missing bearer token", "")
+async def gate(request: Request) -> Principal | Response:
+    """The supervisor behind the request, or the answer to send instead (sign-in page, 401, 403)."""
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    login = f"{COOKIE_PATH}/login?{urlencode({'next': cookie.safe_next(target, COOKIE_PATH)})}"
     try:
-        who = verify_token(token, request.app.state.public_key)
+        who = await cookie.identify(request)
     except AuthError as exc:
-        return _refused(request, 401, str(exc), f"登录已失效，请重新输入令牌（{exc}）")
+        if wants_html(request):
+            return cookie.signed_out(f"{login}&expired=1")
+        return _refused(request, 401, str(exc), "")
+    if who is None:
+        if wants_html(request):
+            return RedirectResponse(login, status_code=303)
+        return _refused(request, 401, "missing bearer token", "")
     if who.role != UserRole.SUPERVISOR:
         detail = f"只有督查人员可以查看督查看板 (role {who.role.value} may not view the dashboard; needs supervisor)"
-        return _refused(request, 403, detail, f"仪表盘仅供督查人员使用；当前令牌的角色是 {who.role.value}。")
+        return _refused(request, 403, detail, f"仪表盘仅供督查人员使用；您的角色是 {who.role.value}。")
     return who
-
-
-@router.get("/dashboard/login", include_in_schema=False)
-async def login_form(request: Request, next: str | None = None) -> Response:
-    return render(request, "login.html", error=None, next=_safe_next(next))
-
-
-@router.post("/dashboard/login", include_in_schema=False)
-async def login(
-    request: Request,
-    token: str = Form(default="", max_length=8000),
-    next: str = Form(default="/dashboard"),
-) -> Response:
-    target = _safe_next(next)
-    token = token.strip()
-    if not token:
-        return render(request, "login.html", 401, error="请输入令牌。", next=target)
-    try:
-        who = verify_token(token, request.app.state.public_key)
-    except AuthError as exc:
-        return render(request, "login.html", 401, error=f"令牌无效：{exc}", next=target)
-    if who.role != UserRole.SUPERVISOR:
-        message = f"仪表盘仅供督查人员使用；该令牌的角色是 {who.role.value}。"
-        return render(request, "error.html", 403, title="无权访问", message=message)
-    resp = cookie.signed_in(token, target, COOKIE_PATH, src.dashboard_settings(request).secure_cookie)
-    log.info("dashboard.login", sub=who.sub)
-    return resp
-
-
-@router.get("/dashboard/logout", include_in_schema=False)
-async def logout() -> Response:
-    return cookie.signed_out("/dashboard/login", COOKIE_PATH)
 
 
 # ---- pages -------------------------------------------------------------------------------------
@@ -192,7 +154,7 @@ async def _frame(request: Request, who: Principal) -> dict[str, Any]:
 
 @router.get("/dashboard", include_in_schema=False)
 async def overview(request: Request) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     ctx = await _frame(request, who)
@@ -254,7 +216,7 @@ def _status_export(f: q.Filters, group: int | None) -> str:
 
 @router.get("/dashboard/units", include_in_schema=False)
 async def units_page(request: Request) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     ctx = await _frame(request, who)
@@ -312,7 +274,7 @@ def _year(request: Request, notes: list[str]) -> int | None:
 
 @router.get("/dashboard/assignments/{assignment_id}", include_in_schema=False)
 async def assignment_page(request: Request, assignment_id: str) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     state = None

@@ -22,7 +22,7 @@ router = APIRouter()
 
 @router.get("/dashboard/indicators", include_in_schema=False)
 async def indicators_page(request: Request) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     ctx = await _frame(request, who)
@@ -54,7 +54,7 @@ def _refused(request: Request, detail: str) -> Response:
 @router.get("/dashboard/export/{view}", include_in_schema=False)
 async def export(request: Request, view: str) -> Response:
     """The view's file, for the signed-in supervisor, with the filters of the page it was asked from."""
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     qp = request.query_params

@@ -32,7 +32,7 @@ from contracts.events import Event
 from contracts.fold import AssignmentState
 from contracts.subjects import event_subject
 from services.progress import store
-from services.shared.web import token_from
+from services.progress.session_cookie import forward_token
 
 log = structlog.get_logger()
 UNITS_TTL, RETRY_AFTER, MAX_TIMELINE = 600.0, 30.0, 5000
@@ -47,7 +47,6 @@ class DashboardSettings(BaseSettings):
 
     audit_url: str = Field(default="http://127.0.0.1:8103", validation_alias=AliasChoices("POLICYFLOW_AUDIT_URL"))
     temporal_ui_url: str = Field(default="http://127.0.0.1:8233", validation_alias=AliasChoices("TEMPORAL_UI_URL"))
-    secure_cookie: bool = Field(default=False, validation_alias=AliasChoices("POLICYFLOW_SECURE_COOKIE"))
     remote_timeout: float = Field(default=3.0, gt=0, validation_alias=AliasChoices("DASHBOARD_REMOTE_TIMEOUT"))
 
 
@@ -60,7 +59,7 @@ def dashboard_settings(request: Request) -> DashboardSettings:
 
 async def _get(request: Request, url: str, params: dict[str, Any] | None = None) -> httpx.Response | None:
     """GET with the caller's token; None (logged) when the service cannot be reached."""
-    token = token_from(request)
+    token = forward_token(request)
     headers = {"Authorization": f"Bearer {token}"} if token else {}
     try:
         response: httpx.Response = await request.app.state.http.get(

@@ -58,6 +58,16 @@ class ProgressSettings(TemporalConnectionSettings):
     # serve requests; one at a time runs the read model's consumer (subscribers.lease).
     workers: int = Field(default=1, ge=1, le=32, validation_alias=AliasChoices("PROGRESS_WORKERS"))
 
+    # Sign-in (services/progress/accounts.py, signin.py): cookies only over HTTPS when set.
+    secure_cookie: bool = Field(default=False, validation_alias=AliasChoices("POLICYFLOW_SECURE_COOKIE"))
+    session_hours: float = Field(default=12.0, gt=0, le=24 * 31, validation_alias=AliasChoices("SESSION_HOURS"))
+    signin_max_failures: int = Field(default=5, ge=1, le=100, validation_alias=AliasChoices("SIGNIN_MAX_FAILURES"))
+    signin_lock_minutes: float = Field(default=15.0, gt=0, validation_alias=AliasChoices("SIGNIN_LOCK_MINUTES"))
+    # Sign-in attempts (pages and /v1/auth/token) per client address per minute.
+    signin_per_minute: int = Field(default=20, ge=1, le=10000, validation_alias=AliasChoices("SIGNIN_PER_MINUTE"))
+    # How long a bearer token got with a password (`policyflow login`) lasts.
+    login_token_hours: float = Field(default=12.0, gt=0, le=24 * 31, validation_alias=AliasChoices("LOGIN_TOKEN_HOURS"))
+
     def db_url(self) -> str:
         return self.database_url or sqlite_url(self.var_dir / "progress.sqlite")
 

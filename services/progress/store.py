@@ -2,7 +2,7 @@
 
 import datetime as dt
 
-from sqlalchemy import BigInteger, DateTime, Index, String, Text, delete, select
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, String, Text, delete, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
@@ -63,6 +63,64 @@ class EvidenceFile(ProgressModel, table=True):
 
 
 evidence_files = table_of(EvidenceFile)
+
+
+class User(ProgressModel, table=True):
+    """Not event-sourced: an account of the embedded default (services/progress/accounts.py).
+    `supervises` is a JSON list of `unit:UNIT` and `task:PROGRAMME/N`, `programmes` one of programme
+    ids the person is limited to (empty: all)."""
+
+    __tablename__ = "users"
+
+    name: str = Field(primary_key=True, sa_type=String(100))
+    role: str = Field(sa_type=String(20))
+    unit_id: str | None = Field(default=None, sa_type=String(64))
+    supervises: str = Field(default="[]", sa_type=Text)
+    programmes: str = Field(default="[]", sa_type=Text)
+    password_hash: str = Field(sa_type=Text)
+    disabled: bool = Field(default=False, sa_type=Boolean)
+    created_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    password_set_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+
+
+users = table_of(User)
+
+
+class SignInFailure(ProgressModel, table=True):
+    """Failed password sign-ins in a row per user name, whether or not the name exists (so that a
+    lock-out says nothing about which names are accounts)."""
+
+    __tablename__ = "sign_in_failures"
+
+    name: str = Field(primary_key=True, sa_type=String(100))
+    failures: int = Field(default=0, sa_type=Integer)
+    locked_until: dt.datetime | None = Field(default=None, sa_type=DateTime(timezone=True))
+
+
+sign_in_failures = table_of(SignInFailure)
+
+
+class WebSession(ProgressModel, table=True):
+    """A signed-in person on the pages: the cookie holds a random id, this row its SHA-256 (a copy
+    of the table opens no session). Provider sign-ins keep the provider's tokens, which the pages
+    send on to the other services."""
+
+    __tablename__ = "sessions"
+
+    id_hash: str = Field(primary_key=True, sa_type=String(64))
+    user_name: str = Field(index=True, sa_type=String(200))
+    role: str = Field(sa_type=String(20))
+    unit_id: str | None = Field(default=None, sa_type=String(64))
+    supervises: str = Field(default="[]", sa_type=Text)
+    programmes: str = Field(default="[]", sa_type=Text)
+    csrf: str = Field(sa_type=String(64))
+    created_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    expires_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    access_token: str | None = Field(default=None, sa_type=Text)
+    refresh_token: str | None = Field(default=None, sa_type=Text)
+
+
+sessions = table_of(WebSession)
 
 
 async def create_tables(engine: AsyncEngine) -> None:

@@ -1,6 +1,6 @@
 """The unit workbench (工作台): server-rendered pages where departments and districts do their work.
 
-Pages (any role's token: the `pf_token` cookie set by the sign-in form under /workbench):
+Pages (any role: the session cookie of services/progress/signin.py, or `Authorization: Bearer`):
   /workbench                                 the caller's queue, most urgent first, in words
   /workbench/assignments/{id}                one assignment: what to do now (forms), plan, reports,
                                              findings, evidence, timeline
@@ -31,18 +31,18 @@ from contracts.base import Role, Stage, UserRole
 from contracts.command_table import BY_NAME
 from contracts.fold import AssignmentState
 from contracts.ids import parse_assignment_id
-from services.progress import api, lead, outcomes, workbench_evidence, workbench_signin
+from services.progress import api, lead, outcomes, workbench_evidence
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import workbench_forms as forms
 from services.progress.readmodel import StatusFilter, status_rows
+from services.progress.session_cookie import CSRF_REFUSED, check_csrf
 from services.progress.workbench_signin import gate, refused, render
 from services.shared.auth import Principal
 from services.shared.temporal import query_status
 
 log = structlog.get_logger()
 router = APIRouter(include_in_schema=False)
-router.include_router(workbench_signin.router)
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 CLOSED = (Stage.COMPLETED, Stage.CANCELLED)
 DONE = {
@@ -91,7 +91,7 @@ async def _rows(request: Request, f: StatusFilter, limit: int = 500) -> list[dic
 
 @router.get("/workbench")
 async def inbox(request: Request) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     sections: list[tuple[str, str, list[Any]]] = []
@@ -257,7 +257,7 @@ async def _page_state(request: Request, who: Principal, assignment_id: str) -> t
 
 @router.get("/workbench/assignments/{assignment_id}")
 async def assignment_page(request: Request, assignment_id: str) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     page = await _page_state(request, who, assignment_id)
@@ -269,18 +269,23 @@ def same_origin(request: Request) -> bool:
     the Origin (or Referer) the browser sends with every form post."""
     source = request.headers.get("origin") or request.headers.get("referer")
     if not source:
-        return True  # not a browser form post (curl, tests): the token itself is the credential
+        return True  # not a browser form post (curl): the CSRF token still has to match
     return urlsplit(source).netloc == request.headers.get("host", "")
 
 
 @router.post("/workbench/assignments/{assignment_id}/{name}")
 async def submit(request: Request, assignment_id: str, name: str) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     row = BY_NAME.get(name)
     if row is None or not same_origin(request):
         return refused(request, who, 404 if row is None else 403, "无法提交", "这个表单不属于本工作台。")
+    submitted = await request.form(max_files=workbench_evidence.MAX_FILES + 1)
+    typed = {k: v for k, v in submitted.multi_items() if isinstance(v, str)}
+    if not check_csrf(request, typed.get("csrf")):
+        log.warning("workbench.csrf_refused", assignment_id=assignment_id, update=name, sub=who.sub)
+        return refused(request, who, 403, "无法提交", CSRF_REFUSED)
     page = await _page_state(request, who, assignment_id)
     if isinstance(page, Response):
         return page
@@ -288,8 +293,6 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
     if name not in actions(who, s, can):
         message = f"当前（{labels.stage(s.stage.value)}）不能进行“{row.summary}”。请刷新页面查看任务的最新状态。"
         return await assignment_view(request, who, s, can, 409, errors={"": message}, form="")
-    submitted = await request.form(max_files=workbench_evidence.MAX_FILES + 1)
-    typed = {k: v for k, v in submitted.multi_items() if isinstance(v, str)}
     files = [v for k, v in submitted.multi_items() if k == "evidence" and isinstance(v, UploadFile) and v.filename]
     read = forms.READERS[name](typed)
     fields = await outcomes.with_indicator_ids(request.app.state.engine, s.programme_id, s.plan, read.fields)
@@ -324,7 +327,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
 
 @router.get("/workbench/assignments/{assignment_id}/evidence/{sha256}")
 async def evidence_file(request: Request, assignment_id: str, sha256: str) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     # The evidence rule (evidence.may_read) decides who may open it; no live state is needed for that.
@@ -336,7 +339,7 @@ async def evidence_file(request: Request, assignment_id: str, sha256: str) -> Re
 
 @router.get("/workbench/lead/{programme_id}/{task_no}")
 async def lead_page(request: Request, programme_id: str, task_no: str) -> Response:
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     if not task_no.isdigit():

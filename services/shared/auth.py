@@ -99,6 +99,12 @@ def ensure_keys(key_dir: Path) -> tuple[Path, Path]:
     return ensure_key_pair(key_dir, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE)
 
 
+def signing_key_available(key_dir: Path) -> bool:
+    """Whether tokens can be signed here: the private key is there, or no key at all (the local
+    stack makes the pair). A public key alone (production's read-only mount) must not be replaced."""
+    return (key_dir / PRIVATE_KEY_FILE).exists() or not (key_dir / PUBLIC_KEY_FILE).exists()
+
+
 def load_public_key(key_dir: Path) -> bytes:
     """The verification key. In production only the public key is there (a read-only secret mount);
     the local stack generates the pair on first start."""

@@ -17,9 +17,9 @@ from contracts.base import UserRole
 from services.shared import plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
 from services.shared.disk import disk_full
+from services.shared.oidc import AccessRefused, issued_here
 
 log = structlog.get_logger()
-TOKEN_COOKIE = "pf_token"
 MAX_BODY_BYTES = 1024 * 1024
 # What a 401 tells a person to do: where a token comes from and how the CLI finds it.
 WHAT_TO_DO = (
@@ -30,10 +30,27 @@ WHAT_TO_DO = (
 
 
 def token_from(request: Request) -> str | None:
+    """The bearer token of the Authorization header. The pages' session cookie is no API
+    credential: a browser would send it with a forged cross-site request."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
-    return request.cookies.get(TOKEN_COOKIE)
+    return None
+
+
+async def verify_bearer(request: Request, token: str) -> Principal:
+    """The person a bearer token names, or AuthError (AccessRefused: genuine, but refused).
+
+    A token naming this installation's issuer is checked with the local key when AUTH_LOCAL_TOKENS
+    allows it; any other with the single sign-on provider (services/shared/oidc.py) when one is set.
+    """
+    state = request.app.state
+    provider = getattr(state, "oidc", None)
+    if provider is not None and not issued_here(token):
+        return await provider.verify(token, getattr(state, "known_unit", None))  # type: ignore[no-any-return]
+    if not getattr(state, "local_tokens", True):
+        raise AuthError("this installation's own tokens are not accepted here (AUTH_LOCAL_TOKENS=false): sign in")
+    return verify_token_cached(token, state.public_key)
 
 
 async def principal(request: Request) -> Principal:
@@ -48,7 +65,10 @@ async def principal(request: Request) -> Principal:
             401, f"未提供令牌，请先取得令牌 (no token was sent); {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}
         )
     try:
-        return verify_token_cached(token, request.app.state.public_key)
+        return await verify_bearer(request, token)
+    except AccessRefused as exc:
+        log.warning("auth.refused", reason=str(exc), path=request.url.path)
+        raise HTTPException(403, f"令牌被拒绝 ({exc})") from exc
     except AuthError as exc:
         log.warning("auth.rejected", reason=str(exc), path=request.url.path)
         raise HTTPException(401, f"令牌无效 ({exc}); {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}) from exc

@@ -43,7 +43,7 @@ from contracts.ids import assignment_id
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
 from deploy.local.servers import free_port
 from services.shared.auth import issue_token
-from services.shared.db import sqlite_url
+from services.shared.db import make_engine, sqlite_url
 from services.shared.streams import ensure_event_stream
 
 UNITS = [
@@ -209,6 +209,17 @@ class Stack:
 
     def headers(self, role: str, unit_id: str | None = None) -> dict[str, str]:
         return auth(self.key_dir, role, unit_id)
+
+    async def account(self, role: str, unit_id: str | None = None, supervises: tuple[str, ...] = ()) -> tuple[str, str]:
+        """A new account in the progress service's database: its name and first password."""
+        from services.progress.accounts import add_user
+
+        name = f"{role}-{unit_id or 'x'}-{uuid.uuid4().hex[:6]}"
+        engine = make_engine(self.db_urls["progress"])
+        try:
+            return name, await add_user(engine, name, role, unit_id, supervises)
+        finally:
+            await engine.dispose()
 
 
 async def fresh_event_stream(js: Any) -> None:

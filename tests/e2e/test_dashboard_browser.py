@@ -162,7 +162,7 @@ async def test_supervisor_sees_lights_filters_and_a_timeline_in_chromium(service
 
     ids = await drive(services)
     stack = services.stack
-    token = stack.headers("supervisor")["Authorization"].removeprefix("Bearer ")
+    name, password = await stack.account("supervisor")
     base = stack.progress_url
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -171,14 +171,15 @@ async def test_supervisor_sees_lights_filters_and_a_timeline_in_chromium(service
             page = await context.new_page()
             page.set_default_timeout(10_000)
 
-            # Not logged in: the login form; the token goes in, an HttpOnly strict cookie comes back.
+            # Not signed in: the sign-in form; an HttpOnly SameSite session cookie comes back.
             await page.goto(f"{base}/dashboard?programme_id={ids['pid']}")
             await expect(page.locator("#login-form")).to_be_visible()
-            await page.fill("#token", token)
+            await page.fill("#username", name)
+            await page.fill("#password", password)
             await page.click("#login-submit")
             await expect(page.locator("#programme-title")).to_contain_text("测试实施方案")
-            cookie = next(c for c in await context.cookies() if c["name"] == "pf_token")
-            assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["path"] == "/dashboard"
+            cookie = next(c for c in await context.cookies() if c["name"] == "pf_session")
+            assert cookie["httpOnly"] and cookie["sameSite"] == "Lax" and cookie["path"] == "/"
 
             # One light per assignment, with the expected colours.
             def dot(aid: str) -> Any:
@@ -227,6 +228,6 @@ async def test_supervisor_sees_lights_filters_and_a_timeline_in_chromium(service
             await expect(page.locator("#unit-wanzhou td").nth(5)).to_have_text("0%")
             await page.click("#logout")
             await expect(page.locator("#login-form")).to_be_visible()
-            assert not [c for c in await context.cookies() if c["name"] == "pf_token"]
+            assert not [c for c in await context.cookies() if c["name"] == "pf_session"]
         finally:
             await browser.close()

@@ -62,7 +62,7 @@ def sheet_rows(path: Path) -> list[list[Any]]:
 async def test_ranking_indicators_and_export_buttons_in_chromium(stack: Stack, tmp_path: Path) -> None:
     from playwright.async_api import async_playwright, expect
 
-    token = stack.headers("supervisor")["Authorization"].removeprefix("Bearer ")
+    name, password = await stack.account("supervisor")
     base = stack.progress_url
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -73,7 +73,8 @@ async def test_ranking_indicators_and_export_buttons_in_chromium(stack: Stack, t
             page = await context.new_page()
             page.set_default_timeout(10_000)
             await page.goto(f"{base}/dashboard?programme_id={P}")
-            await page.fill("#token", token)
+            await page.fill("#username", name)
+            await page.fill("#password", password)
             await page.click("#login-submit")
             await expect(page.locator("#programme-title")).to_contain_text("测试方案")
 

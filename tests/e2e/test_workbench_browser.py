@@ -1,7 +1,7 @@
 """The unit workbench in headless Chromium against the real stack (nats-server, Temporal dev server,
 the worker, the assignment and progress services over real HTTP).
 
-A district (渝中区) signs in with the token form, accepts task 1, submits a plan that a supervisor
+A district (渝中区) signs in with its account, accepts task 1, submits a plan that a supervisor
 returns from the same pages, reads the reason, resubmits a revised plan that is approved, reports
 with a PDF uploaded through the page, requests verification, reads the verifier's findings after a
 fail and reports the rework. The task's lead department (市住房城乡建委) reads the district's report,
@@ -61,10 +61,6 @@ async def dispatched(stack: Stack) -> str:
     return body.programme_id
 
 
-def token(stack: Stack, role: str, unit: str | None = None) -> str:
-    return stack.headers(role, unit)["Authorization"].removeprefix("Bearer ")
-
-
 async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, tmp_path: Path) -> None:
     from playwright.async_api import Page, async_playwright, expect
 
@@ -84,7 +80,9 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             page.set_default_timeout(15_000)
             await page.goto(f"{base}/workbench")
             await expect(page.locator("#login-form")).to_be_visible()
-            await page.fill("#token", token(stack, role, unit))
+            name, password = await stack.account(role, unit)
+            await page.fill("#username", name)
+            await page.fill("#password", password)
             await page.click("#login-submit")
             await expect(page.locator("#nav-inbox")).to_be_visible()
             return page

@@ -121,43 +121,23 @@ async def http(stack: Stack) -> AsyncIterator[httpx.AsyncClient]:
         yield c
 
 
-async def test_login_form_sets_an_httponly_strict_cookie(stack: Stack, http: httpx.AsyncClient) -> None:
+async def test_the_dashboard_asks_people_to_sign_in(stack: Stack, http: httpx.AsyncClient) -> None:
     r = await http.get("/dashboard?group=1", headers=HTML)
     assert r.status_code == 303 and r.headers["location"] == "/dashboard/login?next=%2Fdashboard%3Fgroup%3D1"
     r = await http.get("/dashboard")
     assert r.status_code == 401 and r.json()["detail"] == "missing bearer token"
     r = await http.get("/dashboard/login", params={"next": "/dashboard?group=1"})
-    assert r.status_code == 200 and 'id="login-form"' in r.text and 'id="token"' in r.text
+    assert r.status_code == 200 and 'id="login-form"' in r.text and 'id="password"' in r.text
+    form = {"username": "x", "password": "y", "next": "https://evil.example/", "csrf": http.cookies["pf_signin"]}
+    r = await http.post("/dashboard/login", data=form)
+    assert r.status_code == 401 and 'value="/dashboard"' in r.text  # never an open redirect
 
-    token = stack.headers("supervisor")["Authorization"].removeprefix("Bearer ")
-    r = await http.post("/dashboard/login", data={"token": token, "next": "/dashboard?group=1"})
-    assert r.status_code == 303 and r.headers["location"] == "/dashboard?group=1"
-    cookie = r.headers["set-cookie"]
-    assert cookie.startswith(f"pf_token={token};")
-    for part in ("HttpOnly", "SameSite=strict", "Path=/dashboard", "Max-Age="):
-        assert part.lower() in cookie.lower(), cookie
-    r = await http.get("/dashboard", headers=HTML)  # the client keeps the cookie
-    assert r.status_code == 200 and 'id="logout"' in r.text
-
-    r = await http.get("/dashboard/logout")
-    assert r.status_code == 303 and r.headers["location"] == "/dashboard/login"
-    assert 'pf_token=""' in r.headers["set-cookie"] and "Max-Age=0" in r.headers["set-cookie"]
-    http.cookies.clear()
-    assert (await http.get("/dashboard", headers=HTML)).status_code == 303
-
-
-async def test_login_refuses_bad_and_non_supervisor_tokens(stack: Stack, http: httpx.AsyncClient) -> None:
-    r = await http.post("/dashboard/login", data={"token": "not-a-jwt"})
-    assert r.status_code == 401 and 'id="login-error"' in r.text and "set-cookie" not in r.headers
-    r = await http.post("/dashboard/login", data={"token": ""})
-    assert r.status_code == 401
-    dept = stack.headers("department", "yuzhong")["Authorization"].removeprefix("Bearer ")
-    r = await http.post("/dashboard/login", data={"token": dept})
-    assert r.status_code == 403 and "set-cookie" not in r.headers and "仅供督查人员" in r.text
-    r = await http.post("/dashboard/login", data={"token": "x", "next": "https://evil.example/"})
-    assert 'value="/dashboard"' in r.text  # never an open redirect
-    r = await http.post("/dashboard/login", data={"token": "x" * 9000})
-    assert r.status_code == 422
+    name, password = await stack.account("department", "yuzhong")
+    form |= {"username": name, "password": password, "next": "/dashboard"}
+    r = await http.post("/dashboard/login", data=form)
+    assert r.status_code == 303  # signed in: a department's session is no supervisor's
+    r = await http.get("/dashboard", headers=HTML)
+    assert r.status_code == 403 and "仅供督查人员" in r.text
 
 
 @pytest.mark.parametrize("role", ["department", "auditor", "verifier"])
@@ -170,11 +150,11 @@ async def test_non_supervisors_get_403(stack: Stack, http: httpx.AsyncClient, ro
         assert r.status_code == 403 and "needs supervisor" in r.json()["detail"], path
 
 
-async def test_a_stale_cookie_shows_the_login_page(http: httpx.AsyncClient) -> None:
-    http.cookies.set("pf_token", "garbage", path="/dashboard")
+async def test_a_stale_session_cookie_sends_to_the_sign_in_page(http: httpx.AsyncClient) -> None:
+    http.cookies.set("pf_session", "garbage", path="/")
     r = await http.get("/dashboard", headers=HTML)
-    assert r.status_code == 401 and 'id="login-form"' in r.text and "登录已失效" in r.text
-    assert 'pf_token=""' in r.headers["set-cookie"]
+    assert r.status_code == 303 and r.headers["location"].endswith("&expired=1")
+    assert 'pf_session=""' in r.headers["set-cookie"]
 
 
 async def test_overview_shows_one_light_per_assignment(
