@@ -116,8 +116,13 @@ async def list_users(engine: AsyncEngine) -> list[Account]:
         rows = (await conn.execute(select(users).order_by(users.c.name))).all()
     return [
         Account(
-            r.name, r.role, r.unit_id, tuple(json.loads(r.supervises)), tuple(json.loads(r.programmes)),
-            bool(r.disabled), _aware(r.created_at),
+            r.name,
+            r.role,
+            r.unit_id,
+            tuple(json.loads(r.supervises)),
+            tuple(json.loads(r.programmes)),
+            bool(r.disabled),
+            _aware(r.created_at),
         )
         for r in rows
     ]
@@ -241,7 +246,8 @@ async def open_session(
         await conn.execute(
             sessions.insert().values(
                 id_hash=_hash(session_id), user_name=who.sub, role=who.role.value, unit_id=who.unit_id,
-                supervises=json.dumps(list(who.supervises)), programmes=json.dumps(list(who.programmes)), csrf=csrf, created_at=now, expires_at=expires,
+                supervises=json.dumps(list(who.supervises)), programmes=json.dumps(list(who.programmes)),
+                csrf=csrf, created_at=now, expires_at=expires,
                 access_token=access_token, refresh_token=refresh_token,
             )
         )  # fmt: skip

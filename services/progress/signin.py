@@ -204,6 +204,10 @@ async def token_for_password(request: Request, body: PasswordSignIn) -> IssuedTo
     log.info("signin.token", sub=who.sub, role=who.role.value)
     expires = dt.datetime.now(dt.UTC) + ttl
     return IssuedToken(
-        token=token, expires_at=expires, role=who.role.value, unit_id=who.unit_id, supervises=list(who.supervises),
+        token=token,
+        expires_at=expires,
+        role=who.role.value,
+        unit_id=who.unit_id,
+        supervises=list(who.supervises),
         programmes=list(who.programmes),
     )

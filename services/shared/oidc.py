@@ -9,10 +9,11 @@ most once per OIDC_JWKS_MIN_REFRESH seconds, so a stream of made-up kids cannot 
 service hammer the provider.
 
 The person is read from claims named by configuration (OIDC_ROLE_CLAIM, OIDC_UNIT_CLAIM,
-OIDC_SCOPE_CLAIM, OIDC_PROGRAMMES_CLAIM; defaults role, unit_id, supervises, programmes). A role policyflow does not know, a unit
-that is in no programme, or a malformed supervised area is refused (AccessRefused: 403 with the
-reason), never mapped to a default. Whether this installation's own tokens are still accepted is
-AUTH_LOCAL_TOKENS (default: on only when no provider is set).
+OIDC_SCOPE_CLAIM, OIDC_PROGRAMMES_CLAIM; defaults role, unit_id, supervises, programmes). A role
+policyflow does not know, a unit that is in no programme, or a malformed supervised area is
+refused (AccessRefused: 403 with the reason), never mapped to a default. Whether this
+installation's own tokens are still accepted is AUTH_LOCAL_TOKENS (default: on only when no
+provider is set).
 """
 
 from __future__ import annotations

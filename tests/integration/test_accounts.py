@@ -76,7 +76,7 @@ async def test_users_add_list_and_a_password_sign_in(stack: Stack) -> None:
     again = await invoke(["users", "add", "li.ming", "--role", "department", "--unit", "yuzhong"])
     assert again.exit_code == 2 and "已存在" in again.output
     bad = await invoke(["users", "add", "wang", "--role", "supervisor", "--supervises", "district:x"])
-    assert bad.exit_code == 2 and "unit:UNIT or task:PROGRAMME/N" in bad.output
+    assert bad.exit_code == 2 and "unit:UNIT_ID or task:PROGRAMME_ID/TASK_NO" in bad.output
     listed = json_answer((await invoke(["users", "list", "--json"])).output)["items"]
     assert [(u["name"], u["unit_id"], u["disabled"]) for u in listed] == [("li.ming", "yuzhong", False)]
     assert password not in (await invoke(["users", "list", "--json"])).output
