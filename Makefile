@@ -12,7 +12,14 @@ $(STAMP): pyproject.toml uv.lock
 	$(UV) sync --frozen --python 3.11
 	@touch $(STAMP)
 
-setup: $(STAMP)
+# The OpenID provider the sign-on tests start (tests/oidc): from its committed lockfile, when Node.js is here.
+OIDC_STAMP := tests/oidc/node_modules/.package-lock.json
+
+$(OIDC_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
+	@if command -v npm >/dev/null 2>&1; then cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error; \
+	else echo "npm not found: the single sign-on tests will be skipped"; fi
+
+setup: $(STAMP) $(OIDC_STAMP)
 
 up: setup
 	$(UV) run --frozen python -m deploy.local.up

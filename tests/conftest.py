@@ -22,6 +22,9 @@ from contracts.subjects import EVENT_STREAM
 from deploy.local.servers import Server, find_binary, nats_server, temporal_dev_server
 from services.shared.streams import ensure_event_stream
 from services.shared.temporal_connect import connect
+from tests.support.oidc_provider import OidcProvider, running_provider
+from tests.support.oidc_provider import why_not as oidc_missing
+from tests.support.requirements import require
 
 # The `database` fixture (SQLite, and PostgreSQL when reachable): tests/databases.py.
 pytest_plugins = ["tests.databases"]
@@ -103,3 +106,11 @@ async def time_skipping_env() -> AsyncIterator[WorkflowEnvironment]:
 def task_queue() -> str:
     """A fresh task queue per test, so workers of different tests never share work."""
     return f"tq-{uuid.uuid4().hex}"
+
+
+@pytest.fixture(scope="session")
+def oidc_provider(tmp_path_factory: pytest.TempPathFactory) -> Iterator[OidcProvider]:
+    """One real OpenID provider (tests/oidc, Node.js) for the whole run, on a loopback port."""
+    require(oidc_missing())
+    with running_provider(tmp_path_factory.mktemp("oidc")) as provider:
+        yield provider

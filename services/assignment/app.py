@@ -12,7 +12,7 @@ from fastapi import FastAPI
 from services.assignment import api, changes, subscribers
 from services.assignment.dispatch import DispatchJobs
 from services.assignment.settings import AssignmentSettings
-from services.assignment.store import create_tables
+from services.assignment.store import create_tables, units
 from services.shared import oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
@@ -34,6 +34,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         oidc.install(app.state)
         engine = make_engine(settings.db_url())
         await create_tables(engine)
+        app.state.known_unit = oidc.known_units(engine, units.c.unit_id)  # a provider's token names a unit
         app.state.engine = engine
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-assignment", max_reconnect_attempts=-1)

@@ -9,14 +9,11 @@ expired, `refreshed` gets a new one with the refresh token, without the browser.
 
 from __future__ import annotations
 
-import base64
 import datetime as dt
-import hashlib
 import secrets
 import threading
 import time
 import webbrowser
-from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
@@ -27,15 +24,10 @@ import typer
 
 from services.cli.client import ApiError
 from services.cli.common import t
+from services.shared.oidc import pkce_pair
 
 WAIT_SECONDS = 300.0
 DONE_PAGE = "登录成功，可以关闭此页面，回到命令行。 Signed in: you can close this page.".encode()
-
-
-def pkce_pair() -> tuple[str, str]:
-    verifier = secrets.token_urlsafe(48)
-    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
-    return verifier, challenge
 
 
 class _Redirect(BaseHTTPRequestHandler):
@@ -85,9 +77,7 @@ def _answer(body: dict[str, Any], provider: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def browser_login(
-    http: httpx.Client, provider: dict[str, str], open_url: Callable[[str], object] = webbrowser.open
-) -> dict[str, Any]:
+def browser_login(http: httpx.Client, provider: dict[str, str]) -> dict[str, Any]:
     """Sign in through the provider in the browser; the tokens and who they name."""
     handler: type[_Redirect] = type("Redirect", (_Redirect,), {"answer": {}, "arrived": threading.Event()})
     server = HTTPServer(("127.0.0.1", 0), handler)
@@ -107,9 +97,10 @@ def browser_login(
             t(
                 f"请在浏览器中登录；若浏览器没有自动打开，请访问：\n{url}",
                 f"sign in in the browser; if none opened, visit:\n{url}",
-            )
+            ),
+            err=True,
         )
-        open_url(url)
+        webbrowser.open(url)
         deadline = time.monotonic() + WAIT_SECONDS
         while not handler.arrived.wait(0.2):
             if time.monotonic() > deadline:

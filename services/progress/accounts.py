@@ -228,7 +228,6 @@ class Session:
     csrf: str
     expires_at: dt.datetime
     access_token: str | None
-    refresh_token: str | None
 
 
 async def open_session(
@@ -236,7 +235,6 @@ async def open_session(
     who: Principal,
     hours: float,
     access_token: str | None = None,
-    refresh_token: str | None = None,
 ) -> tuple[str, Session]:
     """A new session for `who`: the cookie's value and the session."""
     session_id, csrf, now = secrets.token_urlsafe(32), secrets.token_urlsafe(32), _now()
@@ -248,10 +246,10 @@ async def open_session(
                 id_hash=_hash(session_id), user_name=who.sub, role=who.role.value, unit_id=who.unit_id,
                 supervises=json.dumps(list(who.supervises)), programmes=json.dumps(list(who.programmes)),
                 csrf=csrf, created_at=now, expires_at=expires,
-                access_token=access_token, refresh_token=refresh_token,
+                access_token=access_token,
             )
         )  # fmt: skip
-    return session_id, Session(who, csrf, expires, access_token, refresh_token)
+    return session_id, Session(who, csrf, expires, access_token)
 
 
 async def find_session(engine: AsyncEngine, session_id: str) -> Session | None:
@@ -260,17 +258,7 @@ async def find_session(engine: AsyncEngine, session_id: str) -> Session | None:
     if r is None or _aware(r.expires_at) <= _now():
         return None
     who = _person(r.user_name, r)
-    return Session(who, r.csrf, _aware(r.expires_at), r.access_token, r.refresh_token)
-
-
-async def renew_tokens(engine: AsyncEngine, session_id: str, access_token: str, refresh_token: str | None) -> None:
-    """The provider's tokens after a refresh."""
-    async with engine.begin() as conn:
-        await conn.execute(
-            update(sessions)
-            .where(sessions.c.id_hash == _hash(session_id))
-            .values(access_token=access_token, refresh_token=refresh_token)
-        )
+    return Session(who, r.csrf, _aware(r.expires_at), r.access_token)
 
 
 async def end_session(engine: AsyncEngine, session_id: str) -> bool:

@@ -18,6 +18,7 @@ from services.progress import (
     dashboard_outcomes,
     evidence,
     lead,
+    oidc_pages,
     outcomes,
     readmodel,
     signin,
@@ -27,7 +28,7 @@ from services.progress import (
 )
 from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
-from services.progress.store import create_tables
+from services.progress.store import READ_MODEL, create_tables
 from services.shared import oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
@@ -48,6 +49,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         oidc.install(app.state)
         engine = make_engine(settings.db_url())
         await create_tables(engine)
+        app.state.known_unit = oidc.known_units(engine, READ_MODEL.assignments.c.unit_id)
         app.state.engine = engine
         app.state.blobs = blob_store(
             settings.evidence_path(),
@@ -100,5 +102,6 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     app.include_router(dashboard_outcomes.router)
     app.include_router(lead.router)
     app.include_router(signin.router)
+    app.include_router(oidc_pages.router)
     app.include_router(workbench.router)
     return app

@@ -102,8 +102,8 @@ sign_in_failures = table_of(SignInFailure)
 
 class WebSession(ProgressModel, table=True):
     """A signed-in person on the pages: the cookie holds a random id, this row its SHA-256 (a copy
-    of the table opens no session). Provider sign-ins keep the provider's tokens, which the pages
-    send on to the other services."""
+    of the table opens no session). A provider sign-in keeps the provider's access token, which the
+    pages send on to the other services."""
 
     __tablename__ = "sessions"
 
@@ -117,7 +117,6 @@ class WebSession(ProgressModel, table=True):
     created_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
     expires_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
     access_token: str | None = Field(default=None, sa_type=Text)
-    refresh_token: str | None = Field(default=None, sa_type=Text)
 
 
 sessions = table_of(WebSession)

@@ -19,6 +19,9 @@ provider is set).
 from __future__ import annotations
 
 import asyncio
+import base64
+import hashlib
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -28,6 +31,8 @@ import jwt
 import structlog
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy import ColumnElement, select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.base import UserRole
 from services.shared.auth import HUMAN_ROLES, ISSUER, AuthError, Principal, check_area
@@ -72,9 +77,9 @@ class OidcSettings(BaseSettings):
 class Provider:
     """The provider's discovery document and key set, fetched on first use and kept."""
 
-    def __init__(self, settings: OidcSettings) -> None:
+    def __init__(self, settings: OidcSettings, transport: httpx.AsyncBaseTransport | None = None) -> None:
         assert settings.issuer
-        self.settings = settings
+        self.settings, self.transport = settings, transport
         self.issuer = settings.issuer.rstrip("/")
         refused = [a for a in settings.algorithms if a not in ALLOWED_ALGORITHMS]
         if refused:
@@ -97,7 +102,9 @@ class Provider:
 
     async def _get_json(self, url: str) -> dict[str, Any]:
         try:
-            async with httpx.AsyncClient(timeout=10.0) as http:  # rare: discovery once, keys on rotation
+            async with httpx.AsyncClient(
+                timeout=10.0, transport=self.transport
+            ) as http:  # rare: discovery once, keys on rotation
                 resp = await http.get(url)
             resp.raise_for_status()
             body = resp.json()
@@ -205,6 +212,30 @@ class Provider:
         return Principal(
             sub=str(claims["sub"]), role=role, unit_id=unit or None, supervises=supervises, programmes=programmes
         )
+
+
+def pkce_pair() -> tuple[str, str]:
+    """A PKCE code verifier and its S256 challenge (RFC 7636)."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=").decode()
+    return verifier, challenge
+
+
+def known_units(engine: AsyncEngine, column: ColumnElement[str]) -> KnownUnit:
+    """Whether a unit id is in the service's own records of units (`column`); a unit once found is
+    remembered, a unit not found is looked up again next time (it may arrive with a programme)."""
+    seen: set[str] = set()
+
+    async def known(unit_id: str) -> bool:
+        if unit_id in seen:
+            return True
+        async with engine.connect() as conn:
+            if (await conn.execute(select(column).where(column == unit_id).limit(1))).first() is None:
+                return False
+        seen.add(unit_id)
+        return True
+
+    return known
 
 
 def install(state: Any) -> None:

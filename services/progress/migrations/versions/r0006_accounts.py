@@ -49,7 +49,6 @@ def upgrade() -> None:
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("access_token", sa.Text(), nullable=True),
-        sa.Column("refresh_token", sa.Text(), nullable=True),
         if_not_exists=True,
     )
     op.create_index("ix_sessions_user_name", "sessions", ["user_name"], if_not_exists=True)
