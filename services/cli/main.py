@@ -10,6 +10,7 @@ from services.cli import (
     admin,
     audit,
     calendar,
+    changes_cmd,
     common,
     contracts_cmd,
     docs_cmd,
@@ -62,6 +63,7 @@ app.add_typer(
 )
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)
+changes_cmd.register(app)
 
 if __name__ == "__main__":
     app()

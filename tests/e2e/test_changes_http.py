@@ -17,6 +17,7 @@ from temporalio.service import RPCError
 from contracts.ids import assignment_id
 from contracts.working_calendar import calendar_workflow_id
 from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
+from tests.support.cli_output import cli_errors, run_cli
 from tests.support.clock import china_today
 from tests.support.waiting import until
 from workflows.calendar import china_year
@@ -246,3 +247,37 @@ async def test_the_workbench_forms_ask_for_and_decide_an_extension(stack: Stack,
         detail = await get_json(c, f"{stack.progress_url}/v1/assignments/{aid}", unit)
         assert next(d["due"] for d in detail["deadlines"] if d["key"] == "acceptance") == f"{year}-02-26"
         assert detail["extensions"][0]["status"] == "approved"
+
+
+async def test_the_cli_asks_for_and_decides_an_extension_chases_and_closes(stack: Stack, programme: str) -> None:
+    aid = assignment_id(programme, 1, "yuzhong")
+    year = china_today().year + 1
+    asked = ("extension", "request", aid, "--deadline", "acceptance", "--to", f"{year}年3月2日", "--reason", "人员调整")
+    r = await run_cli(stack, "department", "yuzhong", *asked)
+    assert r.exit_code == 0 and "延期申请第1号已提交" in r.output, r.output
+    r = await run_cli(stack, "department", "yuzhong", "extension", "decide", aid, "1", "approve")
+    assert r.exit_code == 1 and cli_errors(r)[0].startswith("error: 403"), r.output
+    r = await run_cli(stack, "supervisor", None, "extension", "decide", aid, "1", "refuse", "--reason", "理由不充分")
+    assert r.exit_code == 0, r.output
+
+    many = ("remind", "--programme", programme, "--unit", "yuzhong", "--message", "请抓紧签收")
+    r = await run_cli(stack, "supervisor", None, *many, "--dry-run")
+    assert r.exit_code == 0 and "3 open assignments match" in r.output, r.output
+    r = await run_cli(stack, "supervisor", None, *many, "--limit", "2")
+    assert r.exit_code == 1 and "more than the limit 2" in cli_errors(r)[0], r.output
+    r = await run_cli(stack, "supervisor", None, *many)
+    assert r.exit_code == 0 and "reminded 3 of 3 assignments" in r.output, r.output
+    r = await run_cli(stack, "supervisor", None, "remind", aid, "--message", "请于本周内签收")
+    assert r.exit_code == 0, r.output
+    r = await run_cli(stack, "supervisor", None, "close", aid, "--reason", "已提前完成")
+    assert r.exit_code == 0, r.output
+
+    mine = [e for e in await stream_events(stack.js, aid) if e.actor.role in ("department", "supervisor")]
+    said = [(e.type, e.payload.get("reason") or e.payload.get("message")) for e in mine]
+    assert said[-5:] == [
+        ("ExtensionRequested", "人员调整"),
+        ("ExtensionRefused", "理由不充分"),
+        ("ManualReminderIssued", "请抓紧签收"),
+        ("ManualReminderIssued", "请于本周内签收"),
+        ("AssignmentClosed", "已提前完成"),
+    ]
