@@ -45,6 +45,7 @@ from deploy.local.servers import free_port
 from services.shared.auth import issue_token
 from services.shared.db import make_engine, sqlite_url
 from services.shared.streams import ensure_event_stream
+from tests.support.waiting import until
 
 UNITS = [
     Unit(unit_id="jw", name="市住房城乡建委", kind=UnitKind.DEPARTMENT),
@@ -268,9 +269,43 @@ async def running_stack(
             a_url = await stack.enter_async_context(serve(assignment_app(a_settings)))
             p_settings = ProgressSettings(database_url=urls["progress"], assignment_url=a_url, **common)
             p_url = await stack.enter_async_context(serve(progress_app(p_settings)))
-            yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue, tmp, urls)
+            try:
+                yield Stack(a_url, p_url, tmp / "keys", js, temporal, task_queue, tmp, urls)
+            finally:
+                await end_calendars_of(temporal, task_queue)
     finally:
         await nc.close()
+
+
+async def end_calendars_of(temporal: Any, task_queue: str) -> None:
+    """Delete the working-calendar workflows this stack's worker ran. Their ids are one per year on the
+    whole Temporal server (as in production), and a query of one, even closed, needs a worker on its
+    task queue: left behind, it would keep every later stack's dispatch waiting for an answer."""
+    from temporalio.api.common.v1 import WorkflowExecution
+    from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
+    from temporalio.service import RPCError
+
+    from contracts.working_calendar import calendar_workflow_id
+
+    this_year = dt.date.today().year
+    for year in range(this_year - 3, this_year + 12):
+        wid = calendar_workflow_id(year)
+        with suppress(RPCError):
+            if (await temporal.get_workflow_handle(wid).describe()).task_queue != task_queue:
+                continue
+            request = DeleteWorkflowExecutionRequest(
+                namespace=temporal.namespace, workflow_execution=WorkflowExecution(workflow_id=wid)
+            )
+            await temporal.workflow_service.delete_workflow_execution(request)
+
+            async def gone(wid: str = wid) -> bool:
+                try:
+                    await temporal.get_workflow_handle(wid).describe()
+                except RPCError:
+                    return True
+                return False
+
+            await until(gone, f"{wid} deleted")
 
 
 async def stream_events(js: Any, assignment: str | None = None) -> list[Event]:
