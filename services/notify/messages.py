@@ -24,6 +24,7 @@ from contracts.events import (
     Event,
     ExtensionApproved,
     ExtensionRefused,
+    ExtensionRequested,
     Fact,
     ManualReminderIssued,
     ReminderIssued,
@@ -45,6 +46,7 @@ NOTIFIED = frozenset(
         CooperatingReportReceived.TYPE,
         AssignmentCancelled.TYPE,
         ManualReminderIssued.TYPE,
+        ExtensionRequested.TYPE,
         ExtensionApproved.TYPE,
         ExtensionRefused.TYPE,
         AssignmentClosed.TYPE,
@@ -142,6 +144,15 @@ def notice(
         )
     elif isinstance(fact, ManualReminderIssued | ExtensionApproved | ExtensionRefused | AssignmentClosed):
         subject, text = change_words(fact, unit, task, today)
+    elif isinstance(fact, ExtensionRequested):
+        # The unit asked it itself: the supervisors, who decide, are told.
+        owners = (SUPERVISORS,)
+        what = labels.deadline(fact.deadline_key)
+        subject = f"【延期申请】{unit} {task} {what}"
+        text = (
+            f"{unit}申请将{task}的{what}由{_date(fact.due)}延至{_date(fact.new_due)}（第{fact.n}号申请）。"
+            f"申请理由：{fact.reason}。请审批。"
+        )
     elif isinstance(fact, AssignmentReassigned | AssignmentRemoved | AssignmentRevised):
         subject, text = division_words(fact, unit, task, name_of)
     else:

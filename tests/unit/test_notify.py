@@ -112,7 +112,9 @@ def test_a_supervisors_reminder_extension_decisions_and_closure_reach_the_unit()
     closed = notice(f.next(AssignmentClosed(year=2026, reason="已提前完成"), sup), "t", "http://x")
     assert closed is not None and "办结销号" in closed.subject and "已提前完成" in closed.text
     asked = ExtensionRequested(n=1, deadline_key=due.key, due=due.due, new_due=dt.date(2026, 8, 1), reason="r")
-    assert notice(f.next(asked), "t", "http://x") is None  # the unit asked it itself
+    request = notice(f.next(asked), "t", "http://x")  # the unit asked it itself: the supervisors decide
+    assert request is not None and request.owners == (SUPERVISORS,) and "【延期申请】" in request.subject
+    assert "延至2026年8月1日（第1号申请）" in request.text and "请审批" in request.text
 
 
 def test_a_reassignment_a_removal_and_a_revised_role_reach_the_units_that_held_them() -> None:
