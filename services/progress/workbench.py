@@ -204,7 +204,9 @@ async def assignment_view(
     items, source = await src.timeline(request, s)
     reports = [i["payload"] for i in items if i.get("type") == "ProgressReported"]
     reports = [r for r in reports if r.get("year") == s.year]
-    names = await src.unit_names(request, {s.unit_id, who.unit_id or s.unit_id})
+    handed = [h for h in (s.reassigned_from, s.reassigned_to) if h]
+    units = {s.unit_id, who.unit_id or s.unit_id, *(u for h in handed for u in (h.from_unit_id, h.to_unit_id))}
+    names = await src.unit_names(request, units)
     done = DONE.get(request.query_params.get("done", ""), "")
     past = [m for m in (s.plan or {}).get("milestones", []) if m["due"] < today().isoformat()]
     if done and request.query_params.get("done") == "submit_plan" and past:

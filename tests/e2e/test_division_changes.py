@@ -116,6 +116,13 @@ async def test_a_reassignment_keeps_the_old_history_and_continues_on_the_new_uni
             after["reassigned_from"]["from_assignment_id"] == old and after["reassigned_from"]["reason"] == "职能调整"
         )
         assert (after["unit_id"], after["stage"], after["plan"]["status"]) == ("fgw", "implementing", "approved")
+        async with httpx.AsyncClient(base_url=stack.progress_url, timeout=30) as pages:
+            page = (await pages.get(f"/workbench/assignments/{old}", headers=api.unit("yuzhong"))).text
+            assert 'id="reassigned-to"' in page and "职能调整" in page and f"/workbench/assignments/{new}" not in page
+            page = (await pages.get(f"/workbench/assignments/{new}", headers=api.unit("fgw"))).text
+            assert 'id="reassigned-from"' in page and "职能调整" in page and f"/workbench/assignments/{old}" not in page
+            page = (await pages.get(f"/workbench/assignments/{old}", headers=api.sup)).text
+            assert f'href="/workbench/assignments/{new}"' in page
         r = await api.reassign(old, api.sup, to_unit="jw", reason="再次转办")
         assert r.status_code == 409 and r.json()["detail"] == (
             f"assignment {old} is closed (转办至 fgw：职能调整); it continues as {new}"
