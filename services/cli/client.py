@@ -42,8 +42,9 @@ class ApiError(Exception):
 
 # Said when there is no token at all, before anything is sent.
 NO_TOKEN = (
-    "no token: run `policyflow token issue --role ROLE [--unit UNIT] --save` once (roles: department with "
-    "--unit, supervisor, verifier, auditor), or set POLICYFLOW_TOKEN, or give --token"
+    "no token: sign in once with `policyflow login`; or, on the host with the signing key, run "
+    "`policyflow token issue --role ROLE [--unit UNIT] --save` (roles: department with --unit, supervisor, "
+    "verifier, auditor, admin); or set POLICYFLOW_TOKEN, or give --token"
 )
 
 

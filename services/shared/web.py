@@ -23,7 +23,8 @@ log = structlog.get_logger()
 MAX_BODY_BYTES = 1024 * 1024
 # What a 401 tells a person to do: where a token comes from and how the CLI finds it.
 WHAT_TO_DO = (
-    "get one with `policyflow token issue --role ROLE [--unit UNIT] --save` (roles: department with --unit, "
+    "sign in with `policyflow login`, or get one with "
+    "`policyflow token issue --role ROLE [--unit UNIT] --save` (roles: department with --unit, "
     "supervisor or verifier [--supervises unit:UNIT|task:PROGRAMME/N], auditor, admin), or export it as "
     "POLICYFLOW_TOKEN, and send it as `Authorization: Bearer TOKEN`"
 )

@@ -97,12 +97,13 @@ def test_no_token_says_what_to_do_before_calling(monkeypatch: pytest.MonkeyPatch
     seen = serve(monkeypatch, ACCEPTED)
     r = runner.invoke(app, ["accept", AID])
     assert r.exit_code == 1 and seen == []
-    assert r.stderr.startswith("error: no token: run `policyflow token issue --role ROLE [--unit UNIT] --save` once")
+    assert r.stderr.startswith("error: no token: sign in once with `policyflow login`")
+    assert "`policyflow token issue --role ROLE [--unit UNIT] --save`" in r.stderr
     assert "POLICYFLOW_TOKEN" in r.stderr
     r = runner.invoke(app, ["accept", AID, "--json"])
     assert r.exit_code == 1 and r.stdout == ""
     error = json.loads(r.stderr)
-    assert error["status"] == 0 and error["error"].startswith("no token: run `policyflow token issue")
+    assert error["status"] == 0 and error["error"].startswith("no token: sign in once with `policyflow login`")
 
 
 def test_a_malformed_token_says_so_before_calling(monkeypatch: pytest.MonkeyPatch) -> None:
