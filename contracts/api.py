@@ -267,6 +267,7 @@ class RevisionAnswer(Frozen):
     removed: list[DivisionLine] = []
     changed: list[DivisionChange] = []
     removed_with_reports: list[ReportsHeld] = []
+    warnings: list[str] = []  # a dry run: what a person should look at before applying (no refusal)
     followed: int | None = None  # workflows started or updated so far
     failed: int | None = None
     message: str

@@ -7,6 +7,7 @@ applying it again (`resume`) or by the next dispatch for the starts.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 from typing import Any
 
@@ -24,6 +25,7 @@ from services.assignment import dispatch as dispatching
 from services.assignment.revision import Plan
 from services.shared.auth import Principal
 from services.shared.temporal import run_update
+from workflows.calendar import shanghai_date
 
 log = structlog.get_logger()
 
@@ -49,7 +51,19 @@ async def with_reports(engine: AsyncEngine, diff: Plan) -> list[ReportsHeld]:
     ]
 
 
+def past_horizons(diff: Plan, this_year: int) -> list[str]:
+    """Added or changed lines whose horizon year has already passed: most likely a typing slip."""
+    lines = [*diff.added, *(c.after for c in diff.changed)]
+    return [
+        f"{line.assignment_id}: horizon {line.horizon_year} is before this year {this_year}, so it has no year "
+        "left to work in; check the year before applying"
+        for line in lines
+        if line.horizon_year < this_year
+    ]
+
+
 def answer(programme_id: str, n: int, version: str, diff: Plan, held: list[ReportsHeld]) -> RevisionAnswer:
+    warnings = past_horizons(diff, shanghai_date(dt.datetime.now(dt.UTC)).year)
     words = f"{len(diff.added)} added, {len(diff.removed)} removed, {len(diff.changed)} changed"
     force = f"; {len(held)} removed assignment(s) hold reports: apply with force" if held else ""
     return RevisionAnswer(
@@ -61,6 +75,7 @@ def answer(programme_id: str, n: int, version: str, diff: Plan, held: list[Repor
         removed=diff.removed,
         changed=diff.changed,
         removed_with_reports=held,
+        warnings=warnings,
         message=f"revision {n} would make {words}{force}; apply it with this version",
     )
 

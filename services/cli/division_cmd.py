@@ -45,6 +45,8 @@ def show_revision(d: dict[str, Any]) -> None:
     out = console()
     if d["state"] != "unchanged":
         out.print(revision_table(d))
+    for warning in d.get("warnings", []):
+        out.print(f"[yellow]warning:[/] {escape(warning)}")
     out.print(escape(d["message"]))
 
 

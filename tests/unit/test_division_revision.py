@@ -12,6 +12,7 @@ from contracts.commands import AssignmentSpec, ReassignAssignment, ReviseAssignm
 from contracts.division_facts import AssignmentReassigned
 from contracts.fold import AssignmentState
 from services.assignment.revision import next_assignment_id, plan, version
+from services.assignment.revision_jobs import past_horizons
 from workflows import changes
 
 SUP = Actor(sub="supervisor", role=UserRole.SUPERVISOR)
@@ -93,3 +94,20 @@ def test_a_revision_is_refused_in_words() -> None:
         "horizon 2025 is before the year being worked on, 2026")  # fmt: skip
     no_role = ReviseAssignment(actor=SUP, reason="r", changed=["role"])
     assert changes.revise(state(Stage.PLANNING), SPEC, no_role, TODAY) == "a changed role needs the new `role`"
+
+
+def test_a_dry_run_warns_of_a_horizon_already_past() -> None:
+    in_force = [row(1, "jw", "lead"), row(1, "yuzhong", "responsible")]
+    revised = [
+        Responsibility(task_no=1, unit_id="jw", role=Role.LEAD, horizon_year=2025),  # a slip for 2035
+        Responsibility(task_no=1, unit_id="yuzhong", role=Role.RESPONSIBLE, horizon_year=2030),
+        Responsibility(task_no=1, unit_id="fgw", role=Role.COOPERATING, horizon_year=2024),
+    ]
+    d = plan("p", in_force, revised, {"p.t01.jw", "p.t01.yuzhong"})
+    assert past_horizons(d, 2026) == [
+        "p.t01.fgw: horizon 2024 is before this year 2026, so it has no year left to work in; check the year before "
+        "applying",
+        "p.t01.jw: horizon 2025 is before this year 2026, so it has no year left to work in; check the year before "
+        "applying",
+    ]
+    assert past_horizons(d, 2024) == []
