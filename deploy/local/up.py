@@ -100,6 +100,10 @@ def run(stack: Stack) -> int:
         import_example(stack)
         console.print(where(stack))
         console.print("token for a supervisor: [bold]policyflow token issue --role supervisor[/bold]")
+        console.print(
+            "an account for the pages (prints its password once): "
+            "[bold]policyflow users add NAME --role supervisor[/bold] (or --role department --unit UNIT)"
+        )
         console.print("Ctrl-C stops everything.")
         checked = time.monotonic()
         while not stop.wait(1.0):

@@ -14,7 +14,7 @@ from services.audit.api import Audit, router
 from services.audit.checkpoints import Checkpointer, Signer
 from services.audit.ingest import Ingestor
 from services.audit.settings import AuditSettings
-from services.audit.store import create_tables
+from services.audit.store import create_tables, ledger
 from services.audit.subscribers import LedgerConsumer
 from services.audit.witnesses import WitnessClient
 from services.shared import oidc
@@ -32,6 +32,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         await create_tables(engine)
         app.state.public_key = load_public_key(s.keys)
         oidc.install(app.state)
+        app.state.known_unit = oidc.known_units(engine, ledger.c.unit_id)
         signer = Signer(s.keys, s.origin)
         checkpointer = Checkpointer(engine, signer, s.checkpoint_every, s.checkpoint_interval)
         keys = [parse_vkey(k) for k in s.witness_keys.split(",") if k.strip()]

@@ -16,7 +16,7 @@ from services.notify.channels import Channels
 from services.notify.names import UnitNames
 from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
-from services.notify.store import create_tables
+from services.notify.store import create_tables, known_assignments
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
 from services.shared import oidc
 from services.shared.auth import load_public_key
@@ -49,6 +49,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         engine = make_engine(settings.db_url())
         await create_tables(engine)
         app.state.engine = engine
+        app.state.known_unit = oidc.known_units(engine, known_assignments.c.unit_id)
         http = httpx.AsyncClient(limits=httpx.Limits(max_connections=settings.concurrency), follow_redirects=False)
         sender = Sender(engine, Channels(settings, http), settings, utc_clock)
         app.state.sender = sender
