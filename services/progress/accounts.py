@@ -175,6 +175,9 @@ async def check_password(engine: AsyncEngine, name: str, password: str, policy: 
     """The account's person, or AccountError with the same words for every kind of failure
     (locked names say so: the lock covers names that are no account alike)."""
     now = _now()
+    if not NAME_RE.fullmatch(name):  # no account has it; never sent to the database (NUL, odd bytes)
+        _verify(_DUMMY_HASH, password)
+        raise AccountError(WRONG)
     async with engine.connect() as conn:
         row = (await conn.execute(select(users).where(users.c.name == name))).first()
         failed = (await conn.execute(select(sign_in_failures).where(sign_in_failures.c.name == name))).first()

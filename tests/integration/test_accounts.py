@@ -98,9 +98,11 @@ async def test_wrong_name_and_wrong_password_read_alike_then_the_name_is_locked(
     async with httpx.AsyncClient(base_url=stack.progress_url, timeout=30) as http:
         wrong_password = await sign_in(http, name, "not-it")
         wrong_name = await sign_in(http, "nobody-" + name, "not-it")
-        assert wrong_password.status_code == wrong_name.status_code == 401
-        said = [r.text.split('id="login-error">')[1].split("<")[0] for r in (wrong_password, wrong_name)]
-        assert said[0] == said[1] == "用户名或密码不正确 (wrong user name or password)"
+        odd_name = await sign_in(http, "x\x00' or 1=1", "not-it")
+        assert wrong_password.status_code == wrong_name.status_code == odd_name.status_code == 401
+        answers = (wrong_password, wrong_name, odd_name)
+        said = {r.text.split('id="login-error">')[1].split("<")[0] for r in answers}
+        assert said == {"用户名或密码不正确 (wrong user name or password)"}
         for _ in range(4):  # five failures in a row
             assert (await sign_in(http, name, "not-it")).status_code == 401
         locked = await sign_in(http, name, password)  # even the right password, while locked
