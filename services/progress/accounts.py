@@ -14,6 +14,7 @@ account or resetting its password ends its sessions.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import re
@@ -31,8 +32,14 @@ from services.progress.store import sessions, sign_in_failures, users
 from services.shared.auth import HUMAN_ROLES, AuthError, Principal, check_area
 
 HASHER = PasswordHasher()  # argon2id
-# Verified against when the name is not an account, so that both answers take as long.
-_DUMMY_HASH = HASHER.hash(secrets.token_urlsafe(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """Verified against when the name is no account, so that both answers take as long."""
+    return HASHER.hash(secrets.token_urlsafe(16))
+
+
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$")
 WRONG = "用户名或密码不正确 (wrong user name or password)"
 
@@ -176,19 +183,19 @@ async def check_password(engine: AsyncEngine, name: str, password: str, policy: 
     (locked names say so: the lock covers names that are no account alike)."""
     now = _now()
     if not NAME_RE.fullmatch(name):  # no account has it; never sent to the database (NUL, odd bytes)
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         raise AccountError(WRONG)
     async with engine.connect() as conn:
         row = (await conn.execute(select(users).where(users.c.name == name))).first()
         failed = (await conn.execute(select(sign_in_failures).where(sign_in_failures.c.name == name))).first()
     if failed is not None and failed.locked_until is not None and _aware(failed.locked_until) > now:
-        _verify(_DUMMY_HASH, password)
+        _verify(_dummy_hash(), password)
         minutes = max(1, round((_aware(failed.locked_until) - now).total_seconds() / 60))
         raise AccountError(
             f"连续输错次数过多，该用户名已暂时锁定，请 {minutes} 分钟后再试，或请管理员重置密码 "
             f"(too many failed sign-ins: locked for {minutes} more minutes)"
         )
-    ok = _verify(row.password_hash if row is not None else _DUMMY_HASH, password)
+    ok = _verify(row.password_hash if row is not None else _dummy_hash(), password)
     if row is None or not ok or row.disabled:
         await _count_failure(engine, name, failed.failures if failed else 0, policy)
         raise AccountError(WRONG)
