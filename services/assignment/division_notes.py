@@ -3,8 +3,9 @@
 The genre writes them as a parenthesis at the end of a clause or in the middle of a paragraph
 (`（市发展改革委牵头，市财政局、市税务局配合）`, `（牵头单位：X；配合单位：Y、Z）`,
 `（责任单位：X、Y）`, `（X、Y等负责）`, `（X、Y牵头负责）`), or as lines under the clause
-(`牵头单位:区发改局` / `责任单位:各街道`). A document may say once that the first-named unit
-leads (`排在第一位的部门为牵头部门，下同`); an explicit 牵头 in a note always wins over that.
+(`牵头单位:区发改局` / `责任单位:各街道` / `部门分工:省商务厅牵头,各地、各部门配合。`).
+A document may say once that the first-named unit leads
+(`排在第一位的部门为牵头部门，下同`); an explicit 牵头 in a note always wins over that.
 Pure: strings in, responsibilities out.
 """
 
@@ -19,6 +20,8 @@ from contracts.catalog import NamedResponsibility
 ROLE_WORDS_RE = re.compile("牵头|配合|参与|负责|协办|责任单位|责任部门")
 FIRST_LEADS_RE = re.compile(r"(排在?第一位|排名第一|列第一位|排在首位|排序第一)[的者]?(的?责任)?(部门|单位)?为牵头")
 _LABEL_RE = re.compile(r"^(牵头|责任|配合|协办|主办|参与)(单位|部门)\s*[:：]\s*")
+# 部门分工:X牵头,Y、Z配合。 - the label names no role: the verbs after it do.
+_DIVISION_LABEL_RE = re.compile(r"(^|[；;。])\s*(部门|责任|任务)分工\s*[:：]\s*")
 _VERB_RE = re.compile(r"(?:按职责分工|按职责|依职责|分别|共同)?(牵头负责|牵头|配合|参与|协助|负责)(?:落实|实施)?$")
 _OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县)?(?:有关|相关|其他)?(?:部门|单位)?(?:和单位|和部门)?$")
 _LABEL_ROLE = {"牵头": Role.LEAD, "配合": Role.COOPERATING, "协办": Role.COOPERATING, "参与": Role.COOPERATING}
@@ -147,8 +150,8 @@ def _names(text: str) -> list[str]:
 
 
 def is_district_set(name: str) -> bool:
-    """各区县政府, 各区、县级市, 各县(市、区)政府(管委会): every district-level unit."""
-    return name.startswith("各") and any(w in name for w in ("区", "县", "乡镇", "街道"))
+    """各区县政府, 各区、县级市, 各县(市、区)政府(管委会), 各地: every district-level unit."""
+    return name == "各地" or (name.startswith("各") and any(w in name for w in ("区", "县", "乡镇", "街道")))
 
 
 def read_note(note: str, first_leads: bool) -> NoteReading:
@@ -161,6 +164,7 @@ def read_note(note: str, first_leads: bool) -> NoteReading:
         if FIRST_LEADS_RE.search(note[start:end]):
             reading.states_rule, reading.carry = True, reading.carry or "下同" in note[start:end]
             note = note[:start] + note[end:]
+    note = _DIVISION_LABEL_RE.sub(r"\1", note)
     plain: list[tuple[str, Role | None]] = []  # names in order; None: 负责 / 责任单位, role by rule
     label_role: Role | None = None
     labelled = False

@@ -32,8 +32,11 @@ DOCNO_RE = re.compile(r"([\u4e00-\u9fff]{1,12})\s*[〔\[［【(（]\s*(\d{4})\s*
 ADDRESSEE_RE = re.compile(r"^各.{1,80}[:：]$")  # 各区县（自治县）人民政府，市政府各部门，有关单位：
 ATTACHMENT_RE = re.compile(r"^附\s*件\s*(\d+\s*)?([:：]|$)")
 ANNEX_HEADING_RE = re.compile(r"^附\s*件\s*\d*\s*[:：]?$")  # 附件 / 附件1 alone on its line
-# A division-of-work line under a clause: 责任单位:市发改委 / 牵头单位：区发改局
-NOTE_LINE_RE = re.compile(r"^(牵头|责任|配合|协办|主办|参与)(单位|部门)\s*[:：]")
+# A division-of-work line under a clause: 责任单位:市发改委 / 牵头单位：区发改局 /
+# 部门分工:省发展改革委牵头,各地、各部门配合。
+NOTE_LINE_RE = re.compile(r"^((牵头|责任|配合|协办|主办|参与)(单位|部门)|(部门|责任|任务)分工)\s*[:：]")
+# The official in charge, named under a clause (分管省领导:林克庆): a person, not a unit.
+IN_CHARGE_RE = re.compile(r"^分管(省|市|区|县)?(政府)?(领导|负责同志)\s*[:：]\s*(.*)$")
 
 _PAGE_NUMBER_RE = re.compile(
     r"^[\s\-—–－―~～·•]*(第\s*)?\d{1,3}\s*页?(\s*[/／]\s*\d{1,3}|\s*,?\s*共\s*\d{1,3}\s*页)?[\s\-—–－―~～·•]*$"
@@ -130,6 +133,7 @@ def starts_block(line: str, expected: int | None = None) -> bool:
         or ADDRESSEE_RE.match(folded)
         or ATTACHMENT_RE.match(folded)
         or NOTE_LINE_RE.match(folded)
+        or IN_CHARGE_RE.match(folded)
     )
 
 

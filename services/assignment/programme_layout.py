@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from services.assignment.division_notes import notes_in
 from services.assignment.policy_lines import (
     GROUP_RE,
+    IN_CHARGE_RE,
     NOTE_LINE_RE,
     PUNCT,
     SECTION_RE,
@@ -52,6 +53,7 @@ class Item:
     notes: list[str] = field(default_factory=list)
     note_lines: list[int] = field(default_factory=list)
     clause_no: int | None = None
+    in_charge: list[tuple[int, str]] = field(default_factory=list)  # (line, 分管省领导:林克庆)
 
 
 @dataclass
@@ -64,6 +66,7 @@ class Clause:
     doc_no: int | None = None
     label: str = ""
     title: str | None = None  # set when the document gives the title on a line of its own
+    in_charge: list[tuple[int, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -101,8 +104,8 @@ def sections_of(blocks: list[Block]) -> tuple[list[Block], list[Section]]:
 
 def items(blocks: list[Block]) -> list[Item]:
     """A section's items. When it numbers its items, an unnumbered block is the tail of the
-    item before it (a page break after a full stop) and a 责任单位: line is its note; otherwise
-    every block is an item."""
+    item before it (a page break after a full stop), a 责任单位: / 部门分工: line is its note and a
+    分管省领导: line names the official in charge; otherwise every block is an item."""
     out: list[Item] = []
     expected: int | None = None
     for block in blocks:
@@ -114,6 +117,8 @@ def items(blocks: list[Block]) -> list[Item]:
         elif out and NOTE_LINE_RE.match(folded):
             out[-1].notes.append(block)
             out[-1].note_lines.append(block.line)
+        elif out and IN_CHARGE_RE.match(folded):
+            out[-1].in_charge.append((block.line, block))
         elif out and (out[-1].clause_no is not None or GROUP_RE.match(fold(out[-1].head))):
             out[-1].text = join(out[-1].text, block)
             out[-1].tail.append(block)
@@ -164,7 +169,7 @@ def _clause(item: Item, body: str, line: int) -> Clause:
     text, notes = notes_in(body)
     if item.notes:
         notes.append("；".join(item.notes))
-    return Clause(0, text, line, notes, list(item.note_lines))
+    return Clause(0, text, line, notes, list(item.note_lines), in_charge=list(item.in_charge))
 
 
 def _groups(task_sections: list[Section]) -> tuple[list[Group], list[str]]:

@@ -71,6 +71,7 @@ class TaskSource:
     rule: str = ""  # which rule gave the roles (explicit, first-named leads stated, as written)
     open_ended: tuple[str, ...] = ()  # names followed by 等
     not_understood: tuple[str, ...] = ()  # parts of a note that name no unit in a known form
+    in_charge: tuple[tuple[int, str], ...] = ()  # (line, 分管省领导:林克庆): a person, not a unit
 
 
 @dataclass
@@ -278,6 +279,7 @@ def parse_document(text: str) -> ParsedDocument:
                     rule=rule or (rules[0] if rules else ""),
                     open_ended=tuple(n for r in readings for n in r.open_ended),
                     not_understood=tuple(n for r in readings for n in r.not_understood),
+                    in_charge=tuple(c.in_charge),
                 )
             )
         task_groups.append(TaskGroup(no=g.no, title=g.title, tasks=tasks))

@@ -110,6 +110,10 @@ def _entry(
         f", units at line {', '.join(map(str, src.note_lines))}" if src.note_lines else ""
     )
     lines = [f"  - task: {task_no}  # [{src.label}] {title[:40]} ({where})"]
+    lines += [
+        f"    # in charge: {text} ({source}:{line}) - a person, not a unit: not in the rows"
+        for line, text in src.in_charge
+    ]
     if not named:
         proposal.no_units.append(task_no)
         lines.append("    # the text names no unit for this task")

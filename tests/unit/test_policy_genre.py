@@ -33,6 +33,8 @@ SEEN = [
     "guobanfa-2019-3-kindergartens",
     "guofa-2018-39-employment",
     "xianyang-2022-fangguanfu-traditional",
+    "guangdong-2021-22-work-report",
+    "dongguan-2021-54-traditional",
 ]
 # Kept unseen until the parser was finished, facts written first. lishan and shanxi read right on
 # the first run; sichuan's structure did, but its 〔责任单位:…〕 notes were missed until 〔〕 was
@@ -424,3 +426,16 @@ def test_group_labels_restarting_in_each_section_get_the_section_in_the_label() 
     assert [(g.no, g.title) for g in p.groups] == [(1, "甲组"), (2, "乙组")]
     assert [(t.no, doc.source(t.no).label) for t in p.tasks()] == [(1, "二（一）1"), (2, "二（一）2"), (3, "三（一）1")]
     assert p.safeguards == ["加强领导。"]
+
+
+def test_traditional_copy_with_several_clauses_reads_each_note_at_its_clause() -> None:
+    # 東府〔2021〕54號, a copy in traditional characters: number, title, addressee, two clauses
+    text = (DATA / "dongguan-2021-54-traditional.txt").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    doc = parse_document(text)
+    assert doc.notices == [TRADITIONAL_NOTICE] and "負責" in text
+    assert [(s.label, s.line) for s in doc.sources] == [("1", 7), ("2", 8)]
+    for source, task in zip(doc.sources, doc.programme.tasks(), strict=True):
+        assert lines[source.line - 1].startswith(f"{source.label}.") and lines[source.line - 1].endswith("負責)")
+        assert "负责" not in task.text and task.text.endswith("。") and source.rule == "as written"
+    assert doc.skipped == []

@@ -179,3 +179,35 @@ def test_traditional_copy_is_matched_to_a_simplified_registry(tmp_path: Path) ->
     assert "unmatched: line 3, task 1 [1], lead: 市行政审批制度改革工作领导小组办公室" in result.stdout
     task1 = yaml.safe_load((tmp_path / "division.proposed.yaml").read_text(encoding="utf-8"))["tasks"][0]
     assert task1 == {"task": 1, "lead": ["xy-bgs"]}
+
+
+def test_lead_and_cooperating_lines_with_the_official_in_charge_guangdong_2021() -> None:
+    # 粤府〔2021〕22号: under each clause, 分管省领导:林克庆 (a person) and
+    # 部门分工:省发展改革委牵头,各地、各部门配合。 (the division).
+    text = (DATA / "guangdong-2021-22-work-report.txt").read_text(encoding="utf-8")
+    lines = text.splitlines()
+    doc = parse_document(text)
+    for task in doc.programme.tasks():
+        src = doc.source(task.no)
+        assert "分管" not in task.text and "部门分工" not in task.text and task.text.endswith("。")
+        assert [lines[n - 1].strip() for n in src.note_lines] == [lines[src.line + 3].strip()]
+        assert lines[src.note_lines[0] - 1].strip().startswith("部门分工:")
+        ((line, in_charge),) = src.in_charge
+        assert line == src.line + 2 and lines[line - 1].strip() == in_charge
+        assert all(in_charge.split(":")[1] != r.unit for r in task.responsibilities)
+    assert doc.source(4).in_charge == ((47, "分管省领导:张新"),)
+    units = [
+        Unit(unit_id="gd-fgw", name="省发展改革委", kind=UnitKind.DEPARTMENT),
+        Unit(unit_id="gd-czt", name="省财政厅", kind=UnitKind.DEPARTMENT),
+        Unit(unit_id="gd-swt", name="省商务厅", kind=UnitKind.DEPARTMENT),
+        Unit(unit_id="guangzhou", name="广州市", kind=UnitKind.DISTRICT),
+        Unit(unit_id="shenzhen", name="深圳市", kind=UnitKind.DISTRICT),
+    ]
+    proposal = propose(doc, units, "policy.txt", 2021)
+    data = yaml.safe_load(proposal.text)
+    assert data["tasks"][1] == {"task": 2, "lead": ["gd-czt"], "cooperating": ["all-districts"]}
+    assert "# in charge: 分管省领导:林克庆 (policy.txt:35) - a person, not a unit: not in the rows" in proposal.text
+    # 各部门 (every department) is no unit of the registry: listed with its line, never guessed
+    assert [(u["name"], u["task"], u["line"]) for u in proposal.unmatched] == [
+        ("各部门", n, line) for n, line in ((1, 31), (2, 37), (3, 43), (4, 49))
+    ]
