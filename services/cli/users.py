@@ -18,11 +18,7 @@ import typer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.common import AsJson, escape, lang, t
-from services.progress import accounts
-from services.progress.settings import ProgressSettings
-from services.progress.store import create_tables
 from services.shared.auth import HUMAN_ROLES
-from services.shared.db import make_engine
 
 app = typer.Typer(no_args_is_help=True, help="Accounts for signing in with a password (the embedded default).")
 T = TypeVar("T")
@@ -32,6 +28,11 @@ Supervises = typer.Option(
 
 
 def _run(work: Callable[[AsyncEngine], Awaitable[T]], as_json: bool) -> T:
+    from services.progress import accounts
+    from services.progress.settings import ProgressSettings
+    from services.progress.store import create_tables
+    from services.shared.db import make_engine
+
     async def go() -> T:
         engine = make_engine(ProgressSettings().db_url())
         try:
@@ -72,6 +73,8 @@ def add(
     as_json: AsJson = False,
 ) -> None:
     """Create an account and print its first password once."""
+    from services.progress import accounts  # here: it would slow every other command's start
+
     scope, programmes = tuple(supervises or ()), tuple(programme or ())
     password = _run(lambda e: accounts.add_user(e, name, role, unit, scope, programmes), as_json)
     said = {"role": role, "unit_id": unit, "supervises": list(scope), "programmes": list(programmes)}
@@ -81,6 +84,8 @@ def add(
 @app.command("list")
 def list_(as_json: AsJson = False) -> None:
     """Every account: role, unit, supervised area, whether disabled (never a password)."""
+    from services.progress import accounts  # here: it would slow every other command's start
+
     rows = _run(accounts.list_users, as_json)
     if as_json:
         items = [
@@ -102,6 +107,8 @@ def list_(as_json: AsJson = False) -> None:
 @app.command("disable")
 def disable(name: str = typer.Argument(...), as_json: AsJson = False) -> None:
     """Stop the account signing in; its open sessions end at once."""
+    from services.progress import accounts  # here: it would slow every other command's start
+
     ended = _run(lambda e: accounts.disable_user(e, name), as_json)
     if as_json:
         typer.echo(json.dumps({"name": name, "disabled": True, "sessions_ended": ended}))
@@ -112,5 +119,7 @@ def disable(name: str = typer.Argument(...), as_json: AsJson = False) -> None:
 @app.command("reset-password")
 def reset_password(name: str = typer.Argument(...), as_json: AsJson = False) -> None:
     """A new password, printed once; the account is enabled and unlocked, its sessions end."""
+    from services.progress import accounts  # here: it would slow every other command's start
+
     password = _run(lambda e: accounts.reset_password(e, name), as_json)
     _password_said(name, password, as_json, {})
