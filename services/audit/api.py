@@ -20,12 +20,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.base import UserRole
 from contracts.events import Event
 from contracts.fold import fold
+from contracts.timeline import summary
 from services.audit import proofs, queries
 from services.audit.checkpoints import Checkpointer
 from services.audit.ledger import checkpoint_note
 from services.audit.store import cosignatures_of, gaps, latest_checkpoint, ledger, ledger_size, rejects
 from services.audit.subscribers import LedgerConsumer
-from services.audit.timeline import summary
 from services.shared.auth import Principal
 from services.shared.signed_note import Verifier
 from services.shared.web import principal, require_role

@@ -57,6 +57,23 @@ async def calendar_status(temporal: Client, year: int, timeout: float = 10.0) ->
     return found.model_copy(update={"message": words.get(found.state, PROVISIONAL)})
 
 
+async def provisional_note(temporal: Client, year: int, timeout: float) -> str | None:
+    """The dashboard's words on `year` (next year) while its calendar is not published; None once it is."""
+    try:
+        found = await calendars.calendar_state(temporal, year, timeout)
+    except (RPCError, TimeoutError):
+        return (
+            f"暂时无法确认 {year} 年放假安排是否已公布（工作流服务无响应）；"
+            "未公布时该年期限按 holidays 软件包计算（暂定）。"
+        )
+    if found is not None and found.calendar is not None:
+        return None
+    return (
+        f"{year} 年放假安排尚未公布：该年的期限暂按 holidays 软件包中的放假安排计算（暂定），"
+        f"公布后（policyflow calendar publish {year} 文件）各任务的期限将自动重新计算。"
+    )
+
+
 @router.put(
     "/v1/calendars/{year}",
     status_code=202,

@@ -14,6 +14,7 @@ page, never a 500.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from typing import Any
 from urllib.parse import urlencode
@@ -24,12 +25,13 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from contracts.base import Stage, UserRole
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
-from services.progress import admin, charts, outcomes
+from services.progress import admin, calendars, charts, outcomes
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import session_cookie as cookie
 from services.progress.templating import OVERDUE_CHOICES, templates
 from services.shared.auth import AuthError, Principal
+from workflows.calendar import shanghai_date
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -159,6 +161,9 @@ async def overview(request: Request) -> Response:
         return who
     ctx = await _frame(request, who)
     prog, notes = ctx["programme"], ctx["notes"]
+    next_year = shanghai_date(dt.datetime.now(dt.UTC)).year + 1
+    timeout = src.dashboard_settings(request).remote_timeout
+    ctx["calendar_note"] = await calendars.provisional_note(request.app.state.temporal, next_year, timeout)
     if prog is None:
         return render(
             request,

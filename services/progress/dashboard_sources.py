@@ -7,7 +7,7 @@
 * An assignment's timeline: the audit service's hash-chained history
   (`GET /v1/audit/assignments/{id}/history`, caller's token); when that is unreachable or has not
   ingested the assignment yet, the event stream itself (an ordered consumer over the unit's
-  subjects, filtered by assignment).
+  subjects, filtered by assignment), its lines worded as the audit service words them (contracts.timeline).
 
 Nothing here imports another service: they are reached over HTTP (or NATS) only. A service that
 does not answer is not asked again for RETRY_AFTER seconds, and the pages show ids instead of names.
@@ -31,6 +31,7 @@ from contracts.api import ProgrammeOut
 from contracts.events import Event
 from contracts.fold import AssignmentState
 from contracts.subjects import event_subject
+from contracts.timeline import summary
 from services.progress import store
 from services.progress.session_cookie import forward_token
 
@@ -144,30 +145,6 @@ async def unit_names(request: Request, wanted: set[str] | None = None) -> dict[s
     return out
 
 
-def _summary(event_type: str, payload: dict[str, Any]) -> str:
-    """A short line for an event read from the stream (the audit service writes its own)."""
-    bits: list[str] = []
-    deadline = payload.get("deadline") if isinstance(payload.get("deadline"), dict) else None
-    if deadline:
-        bits.append(f"{deadline.get('key')} 到期 {deadline.get('due')}")
-    for key, label in (
-        ("year", "年度"),
-        ("period", "期间"),
-        ("percent", "进度%"),
-        ("level", "等级"),
-        ("reasons", "原因"),
-        ("reason", "原因"),
-        ("findings", "意见"),
-        ("score", "得分"),
-    ):
-        value = payload.get(key)
-        if value not in (None, "", []):
-            text = " ".join(str(value).split())
-            bits.append(f"{label} {text[:60]}")
-    label = EVENT_LABELS.get(event_type, event_type)
-    return f"{label}（{'，'.join(bits)}）" if bits else label
-
-
 async def stream_history(request: Request, state: AssignmentState) -> list[dict[str, Any]]:
     """The assignment's events straight from JetStream: the unit's subjects, filtered by assignment."""
     app = request.app
@@ -200,7 +177,7 @@ async def stream_history(request: Request, state: AssignmentState) -> list[dict[
             "type": e.type,
             "occurred_at": e.occurred_at,
             "actor": e.actor.model_dump(mode="json"),
-            "summary": _summary(e.type, e.payload),
+            "summary": summary(e.type, e.payload),
             "payload": e.payload,
             "hash": None,
         }

@@ -219,6 +219,36 @@ async def test_a_published_calendar_moves_a_running_assignments_deadline(
     assert recomputed and recomputed[0].payload["source"] == "国办发明电〔测试〕1号"
 
 
+async def test_the_dashboard_says_next_years_calendar_is_provisional_until_it_is_published(
+    stack: Stack, programme: str, published_years: list[int]
+) -> None:
+    nxt = china_today().year + 1
+    page = {**stack.headers("supervisor"), "Accept": "text/html"}
+    async with httpx.AsyncClient(base_url=stack.progress_url, timeout=30) as c:
+        r = await c.get("/dashboard", headers=page, params={"programme_id": programme})
+        assert r.status_code == 200 and 'id="calendar-provisional"' in r.text
+        assert f"{nxt} 年放假安排尚未公布" in r.text and "暂定" in r.text
+        # Published as the package has it, so no running assignment's deadline moves.
+        package = china_year(nxt)
+        calendar = {
+            "year": nxt,
+            "holidays": [d.isoformat() for d in package.days_off],
+            "workdays": [d.isoformat() for d in package.make_up_workdays],
+            "source": "国办发明电〔测试〕2号",
+        }
+        r = await c.put(f"/v1/calendars/{nxt}", json=calendar, headers=stack.headers("admin"))
+        assert r.status_code == 202, r.text
+        published_years.append(nxt)
+
+        async def recorded() -> bool:
+            status = await get_json(c, f"{stack.progress_url}/v1/calendars/{nxt}", stack.headers("supervisor"))
+            return bool(status["revision"] >= 1)
+
+        await until(recorded, "the publication is recorded", timeout=60)
+        r = await c.get("/dashboard", headers=page, params={"programme_id": programme})
+        assert r.status_code == 200 and 'id="calendar-provisional"' not in r.text and "暂定" not in r.text
+
+
 async def test_the_workbench_forms_ask_for_and_decide_an_extension(stack: Stack, programme: str) -> None:
     aid = assignment_id(programme, 3, "jw")
     unit, sup = stack.headers("department", "jw"), stack.headers("supervisor")

@@ -6,6 +6,7 @@ endpoint and command. Synthetic events go through a real JetStream into the prog
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import re
 import uuid
@@ -18,7 +19,14 @@ from temporalio.client import Client
 from typer.testing import CliRunner
 
 from contracts.base import Role
-from contracts.events import AssignmentCancelled, AssignmentCompleted, Event
+from contracts.events import (
+    AssignmentCancelled,
+    AssignmentCompleted,
+    Deadline,
+    DeadlinesRecomputed,
+    Event,
+    MovedDeadline,
+)
 from contracts.ids import assignment_id
 from contracts.subjects import READ_MODEL_DURABLE
 from services.cli.main import app as cli
@@ -31,6 +39,12 @@ from tests.support.publishing import publish
 from tests.support.waiting import caught_up
 
 HTML = {"Accept": "text/html"}
+# A published working calendar moves the green one's plan deadline by a day (the timeline says why).
+PLAN = Deadline(key="annual_plan:2026", kind="annual_plan", due=dt.date(2026, 4, 2), year=2026)
+MOVED = DeadlinesRecomputed(
+    year=2026, source="国办发明电〔2025〕7号", opens=[PLAN],
+    moved=[MovedDeadline(key=PLAN.key, old_due=dt.date(2026, 4, 1), new_due=PLAN.due)],
+)  # fmt: skip
 SCRIPT = "<script>alert('x')</script>"
 
 
@@ -89,7 +103,7 @@ async def scenario(stack: Stack) -> dict[str, str]:
         assert r.status_code == 200, r.text
     events: list[Event] = []
     f = EventFactory(pid, 1, "jw")
-    events += [f.created(role=Role.LEAD), f.accepted()]
+    events += [f.created(role=Role.LEAD), f.accepted(), f.next(MOVED)]
     f = EventFactory(pid, 1, "fgw")
     events += [f.created(role=Role.COOPERATING)]
     f = EventFactory(pid, 1, "yuzhong")
@@ -263,6 +277,9 @@ async def test_drill_down_from_the_stream_when_the_audit_service_is_away(
     } in link
     assert 'data-light="red"' in r.text and "万州区" in r.text
 
+    r = await http.get(f"/dashboard/assignments/{scenario['green']}", headers=sup)
+    line = "依 国办发明电〔2025〕7号 公布的 2026 年放假安排重新计算期限：annual_plan:2026 2026-04-01 → 2026-04-02"
+    assert r.status_code == 200 and line in r.text
     r = await http.get(f"/dashboard/assignments/{scenario['done']}", headers=sup)
     assert r.status_code == 200 and "进度 100%" in r.text and "done some" in r.text
     r = await http.get(f"/dashboard/assignments/{scenario['cancelled']}", headers=sup)

@@ -15,6 +15,7 @@ import pytest
 from temporalio.client import WorkflowUpdateFailedError
 from temporalio.exceptions import ApplicationError
 
+from contracts import timeline
 from contracts.base import Actor, Stage, UserRole
 from contracts.command_table import BY_COMMAND
 from contracts.commands import (
@@ -28,7 +29,6 @@ from contracts.commands import (
 )
 from contracts.events import Event
 from contracts.working_calendar import SIGNAL_CALENDAR_PUBLISHED, PublishedCalendar
-from services.audit import timeline
 from tests.integration.conftest import (
     SUPERVISOR,
     VERIFIER,

@@ -1,4 +1,6 @@
-"""One line per event for the timeline a person reads: Chinese first, then English."""
+"""One line per event for the timeline a person reads: Chinese first, then English. Pure: the audit
+service writes it into its history, the dashboard and the workbench when they read the stream instead,
+so a moved date says why (an extension, a published calendar) whichever source answers."""
 
 from __future__ import annotations
 
