@@ -87,6 +87,10 @@ class StackConfig:
     smtp_port: int = 0  # 0: a free port (tests, benchmarks); `make up` uses SMTP_PORT or 8025
     # The event stream's size limit; JetStream's max_file_store follows the disk's free space, not below it.
     stream_max_bytes: int = STREAM_MAX_BYTES
+    # A witness (services/witness) cosigning the audit log's checkpoints, with its own key and state
+    # under var/witness; on for `make up` (WITNESS=0 turns it off), off unless asked for elsewhere.
+    witness: bool = False
+    witness_port: int = 8105
 
     @classmethod
     def from_env(cls) -> StackConfig:
@@ -103,6 +107,8 @@ class StackConfig:
             smtp_host=env.get("SMTP_HOST") or None,
             smtp_port=int(env.get("SMTP_PORT", 8025)),
             stream_max_bytes=int(env.get("NATS_STREAM_MAX_BYTES", STREAM_MAX_BYTES)),
+            witness=env.get("WITNESS", "1") != "0",
+            witness_port=int(env.get("WITNESS_PORT", 8105)),
         )
 
 
@@ -111,6 +117,7 @@ class Stack:
     config: StackConfig
     servers: list[Server] = field(default_factory=list)
     processes: list[Server] = field(default_factory=list)
+    witness_key: str | None = None  # the embedded witness's verifier key, once it runs
     nats_restarts: int = 0
     _next_nats_restart: float = 0.0
     _nats_log_mark: int = 0  # where nats-server's log stood when it last started
@@ -136,6 +143,10 @@ class Stack:
 
     def url(self, service: str) -> str:
         return f"http://{self.config.host}:{self.config.ports[service]}"
+
+    @property
+    def witness_url(self) -> str:
+        return f"http://{self.config.host}:{self.config.witness_port}"
 
     def child_env(self) -> dict[str, str]:
         if self.mail_dir is not None and not self.config.smtp_port:
@@ -186,6 +197,8 @@ class Stack:
             sink = Server("smtp-sink", [sys.executable, "-m", "services.notify.sink"], self.config.smtp_port,
                           logs / "smtp-sink.log")  # fmt: skip
             self._spawn(sink, env)
+        if self.config.witness:
+            env = self.start_witness(env)
         for name, _, _ in SERVICES:
             port = self.config.ports[name]
             proc = Server(name, [sys.executable, "-m", f"services.{name}"], port, logs / f"{name}.log")
@@ -195,6 +208,27 @@ class Stack:
                 wait_for_port(proc.port, proc.proc, proc.name, timeout=90)
                 if proc.name in self.config.ports:
                     self.wait_healthy(proc.name)
+
+    def start_witness(self, env: dict[str, str]) -> dict[str, str]:
+        """Start the witness, trusting the audit log's key, and return `env` with the audit service told
+        to ask it (ahead of any WITNESS_URLS already set). Both keys are made here first, each under
+        its lock, so each side can be given the other's verifier key before either starts."""
+        from services.audit.checkpoints import Signer
+        from services.audit.settings import DEFAULT_ORIGIN
+        from services.witness.cosigner import Cosigner
+        from services.witness.settings import DEFAULT_NAME
+
+        c = self.config
+        log_key = Signer(Path(env["POLICYFLOW_KEY_DIR"]), env.get("AUDIT_ORIGIN") or DEFAULT_ORIGIN).vkey
+        self.witness_key = Cosigner(c.var_dir / "witness" / "keys", env.get("WITNESS_NAME") or DEFAULT_NAME).vkey
+        witness_env = {k: v for k, v in env.items() if k != "WITNESS_KEY_DIR"}  # its own directory, under var/witness
+        witness_env.update(WITNESS_PORT=str(c.witness_port), WITNESS_LOG_KEYS=log_key)
+        proc = Server("witness", [sys.executable, "-m", "services.witness"], c.witness_port,
+                      c.var_dir / "logs" / "witness.log")  # fmt: skip
+        self._spawn(proc, witness_env)  # waited for with the others; the audit service asks again if early
+        urls = [self.witness_url, *(u for u in env.get("WITNESS_URLS", "").split(",") if u.strip())]
+        keys = [self.witness_key, *(k for k in env.get("WITNESS_KEYS", "").split(",") if k.strip())]
+        return {**env, "WITNESS_URLS": ",".join(urls), "WITNESS_KEYS": ",".join(keys)}
 
     def _spawn(self, proc: Server, env: dict[str, str]) -> None:
         import subprocess

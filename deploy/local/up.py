@@ -67,6 +67,9 @@ def where(stack: Stack) -> Table:
     for name in ("assignment", "progress", "audit"):
         table.add_row(f"{name} service", stack.url(name))
     table.add_row("notification service (e-mail, webhooks)", stack.url("notify"))
+    if stack.witness_key is not None:
+        table.add_row("witness (cosigns the audit checkpoints)", stack.witness_url)
+        table.add_row("witness verifier key", stack.witness_key)
     if stack.mail_dir is not None:
         table.add_row("e-mails it would have sent (SMTP sink)", f"{stack.mail_dir}/*.eml")
     table.add_row("dashboard", stack.url("progress") + "/dashboard")

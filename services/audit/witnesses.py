@@ -7,7 +7,8 @@ with its size (``text/x.tlog.size``) and is asked again from there. Each cosigna
 checked against the witness's verifier key before it is stored; a refusal is logged with the
 witness's answer (a 422 or a 409 there means the witness saw another history of this log).
 Requests go one at a time in the background: checkpoints made meanwhile are covered by the
-next round, which always sends the latest.
+next round, which always sends the latest. A witness that cannot be reached is asked again a few
+seconds later.
 """
 
 from __future__ import annotations
@@ -36,10 +37,13 @@ def add_checkpoint_body(old: int, proof: list[bytes], note: str) -> bytes:
 
 
 class WitnessClient:
-    def __init__(self, engine: AsyncEngine, witnesses: list[tuple[str, Verifier]], timeout: float = 10.0) -> None:
+    def __init__(
+        self, engine: AsyncEngine, witnesses: list[tuple[str, Verifier]], timeout: float = 10.0, retry: float = 5.0
+    ) -> None:
         self.engine = engine
         self.witnesses = witnesses
         self.timeout = timeout
+        self.retry = retry  # seconds before asking again after a witness could not be reached
         self._wanted = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
@@ -66,11 +70,15 @@ class WitnessClient:
                     cp = await latest_checkpoint(conn)
                 if cp is None or cp.get("note") is None:
                     continue
+                unreached = False
                 for url, witness in self.witnesses:
                     try:
                         await self._ask(client, url, witness, cp)
                     except (httpx.HTTPError, OSError, ValueError, LookupError) as exc:
+                        unreached = True
                         log.warning("witness.unreachable", witness=witness.name, url=url, error=str(exc)[:300])
+                if unreached:  # not yet started, or restarting: a quiet ledger makes no checkpoint to ask with
+                    asyncio.get_running_loop().call_later(self.retry, self._wanted.set)
 
     async def _last_cosigned(self, witness: Verifier) -> int:
         query = select(func.coalesce(func.max(cosignatures.c.size), 0)).where(cosignatures.c.witness == witness.name)
