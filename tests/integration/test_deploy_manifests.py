@@ -33,17 +33,18 @@ from services.notify.settings import NotifySettings
 from services.progress.dashboard_sources import DashboardSettings
 from services.progress.settings import ProgressSettings
 from services.shared.auth import PUBLIC_KEY_FILE as JWT_PUBLIC_KEY_FILE
+from services.shared.oidc import OidcSettings
 from workflows.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 NATS_DIR = ROOT / "deploy" / "nats"
 COMPONENTS: dict[str, list[type[BaseSettings]]] = {
-    "assignment": [AssignmentSettings],
-    "progress": [ProgressSettings, DashboardSettings],
-    "audit": [AuditSettings],
+    "assignment": [AssignmentSettings, OidcSettings],
+    "progress": [ProgressSettings, DashboardSettings, OidcSettings],
+    "audit": [AuditSettings, OidcSettings],
     "worker": [WorkerSettings],
-    "notify": [NotifySettings],
+    "notify": [NotifySettings, OidcSettings],
 }
 PORTS = {
     "assignment": ("ASSIGNMENT_PORT", 8101),
