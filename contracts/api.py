@@ -27,6 +27,7 @@ from contracts.division_facts import DivisionChange, DivisionLine, Handover
 from contracts.events import Deadline
 from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.indicators import ProgrammeOutcomes
+from contracts.programme_calendar import ProgrammeCalendar
 
 T = TypeVar("T")
 
@@ -49,6 +50,7 @@ class ProgrammeImport(Frozen):
     division: Division
     schedule: Schedule
     outcomes: ProgrammeOutcomes = ProgrammeOutcomes()  # indicators.yaml (none: no indicators, example scoring)
+    calendar: ProgrammeCalendar = ProgrammeCalendar()  # calendar.yaml: bulletins, score snapshots, evaluations
 
 
 class ProgrammeOut(Frozen):

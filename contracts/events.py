@@ -14,6 +14,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from contracts.base import Actor, Frozen, OverdueLevel, Role
+from contracts.calendar_facts import CALENDAR_FACTS
 from contracts.division_facts import DIVISION_FACTS, Handover
 from contracts.fact_base import Deadline as Deadline
 from contracts.fact_base import DeadlineKind as DeadlineKind
@@ -298,7 +299,9 @@ _BASE_FACTS: tuple[type[Fact], ...] = (
     AssignmentCancelled,
     TaskSummarySubmitted,
 )
-FACT_TYPES: dict[str, type[Fact]] = {cls.TYPE: cls for cls in (*_BASE_FACTS, *CHANGE_FACTS, *DIVISION_FACTS)}
+FACT_TYPES: dict[str, type[Fact]] = {
+    cls.TYPE: cls for cls in (*_BASE_FACTS, *CHANGE_FACTS, *DIVISION_FACTS, *CALENDAR_FACTS)
+}
 
 # (type, from_version) -> pure function payload -> payload of from_version + 1.
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]

@@ -70,3 +70,11 @@ class ProgrammeInput(BaseModel):
 
 class ProgrammeRecorded(BaseModel):
     event_ids: list[str]
+
+
+class CalendarRecordInput(BaseModel):
+    """Input of the programme calendar's record workflow, and what it carries across continue-as-new."""
+
+    programme_id: str
+    next_seq: int = Field(default=0, ge=0)
+    recorded: list[str] = []  # occurrence keys recorded, oldest first

@@ -29,8 +29,10 @@ from services.shared.streams import ensure_event_stream
 from services.shared.temporal_connect import connect_with
 from workflows.activities import EventPublisher, load_working_calendar
 from workflows.calendar_fanout import CalendarFanOut
+from workflows.calendar_record import CalendarRecordHandoff
 from workflows.calendar_workflow import WorkingCalendarWorkflow
 from workflows.programme import ProgrammeWorkflow
+from workflows.programme_calendar import ProgrammeCalendarRecord, ProgrammeCalendarRun
 from workflows.settings import WorkerSettings
 from workflows.workflows import AssignmentWorkflow
 
@@ -51,8 +53,19 @@ def build_worker(
     return Worker(
         client,
         task_queue=task_queue,
-        workflows=[AssignmentWorkflow, ProgrammeWorkflow, WorkingCalendarWorkflow],
-        activities=[publisher.publish_events, load_working_calendar, CalendarFanOut(client).signal_assignments],
+        workflows=[
+            AssignmentWorkflow,
+            ProgrammeWorkflow,
+            WorkingCalendarWorkflow,
+            ProgrammeCalendarRun,
+            ProgrammeCalendarRecord,
+        ],  # fmt: skip
+        activities=[
+            publisher.publish_events,
+            load_working_calendar,
+            CalendarFanOut(client).signal_assignments,
+            CalendarRecordHandoff(client).hand_over,
+        ],  # fmt: skip
         graceful_shutdown_timeout=graceful_shutdown,
         **options,
     )

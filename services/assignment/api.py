@@ -24,8 +24,9 @@ from contracts.base import Stage, UserRole
 from contracts.catalog import UnitKind
 from contracts.events import Deadline, ProgrammeImported
 from contracts.indicators import ProgrammeOutcomes
+from contracts.programme_calendar import calendar_schedule_id
 from services.assignment import dispatch as dispatching
-from services.assignment import store
+from services.assignment import schedules, store
 from services.shared.auth import Principal
 from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit
 
@@ -184,6 +185,11 @@ async def start_dispatch(request: Request, caller: Principal, programme_id: str)
             search_attributes=app.state.settings.search_attributes,
             out=out,
         )
+        if not out.failed:
+            try:
+                await schedules.ensure_schedule(app.state.temporal, app.state.settings.task_queue, stored)
+            except RPCError as err:  # the assignments are started; dispatching again makes the schedule
+                out.failed.append((calendar_schedule_id(programme_id), err.message))
         if not out.failed:
             await store.mark_dispatched(app.state.engine, programme_id)
         log.info(

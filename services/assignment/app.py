@@ -9,7 +9,7 @@ import nats
 import structlog
 from fastapi import FastAPI
 
-from services.assignment import api, changes, subscribers
+from services.assignment import api, changes, schedules, subscribers
 from services.assignment.dispatch import DispatchJobs
 from services.assignment.settings import AssignmentSettings
 from services.assignment.store import create_tables, units
@@ -64,4 +64,5 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
     install_liveness(app)
     app.include_router(api.router)
     app.include_router(changes.router)
+    app.include_router(schedules.router)
     return app

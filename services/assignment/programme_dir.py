@@ -7,6 +7,7 @@ A programme directory (see examples/cq-2022-79/) holds:
     division.yaml   the division of work (or division.csv; optional: see below)
     schedule.yaml   start year, evaluation years, deadline rules (optional: defaults)
     indicators.yaml the programme's indicators and scoring rule (optional: none, example scoring)
+    calendar.yaml   when bulletins, score snapshots and evaluations fall due (optional: the default)
 
 `load_programme_file` takes a bare policy text plus whichever of the other files the caller
 has. Without a division file, both use the division the document states in its own notes or
@@ -24,6 +25,7 @@ from contracts.api import ProgrammeImport
 from contracts.catalog import Division, Programme, Schedule, Unit
 from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.indicators import ProgrammeOutcomes
+from contracts.programme_calendar import CALENDAR_FILE, ProgrammeCalendar
 from services.assignment.division import load_division, load_schedule, load_units
 from services.assignment.notes_division import division_from_notes
 from services.assignment.programme_text import parse_document
@@ -128,9 +130,22 @@ def load_programme_dir(
         report=report,
     )
     indicators = directory / INDICATORS_FILE
-    if not indicators.is_file():
-        return body
-    return body.model_copy(update={"outcomes": load_outcomes(indicators)})
+    if indicators.is_file():
+        body = body.model_copy(update={"outcomes": load_outcomes(indicators)})
+    calendar = directory / CALENDAR_FILE
+    if calendar.is_file():
+        body = body.model_copy(update={"calendar": load_calendar(calendar)})
+    return body
+
+
+def load_calendar(path: Path) -> ProgrammeCalendar:
+    """calendar.yaml, its problems reported with their lines like the division's."""
+    root = load_yaml(path)
+    problems: list[Problem] = []
+    calendar = validate(ProgrammeCalendar, root, str(path), problems)
+    raise_if(problems)
+    assert calendar is not None
+    return calendar
 
 
 def load_outcomes(path: Path) -> ProgrammeOutcomes:

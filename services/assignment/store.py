@@ -15,6 +15,7 @@ from contracts.api import ProgrammeImport
 from contracts.catalog import Unit, UnitKind
 from contracts.ids import assignment_id
 from contracts.indicators import ProgrammeOutcomes
+from contracts.programme_calendar import ProgrammeCalendar
 from services.shared import migrate
 from services.shared.projection_tables import projection_tables, table_of
 
@@ -103,6 +104,8 @@ def content_sha256(body: ProgrammeImport) -> str:
     content = body.model_dump(mode="json")
     if body.outcomes == ProgrammeOutcomes():  # no indicators.yaml: the hash programmes had before it existed
         del content["outcomes"]
+    if body.calendar == ProgrammeCalendar():  # no calendar.yaml: the hash programmes had before it existed
+        del content["calendar"]
     canonical = json.dumps(content, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 

@@ -19,6 +19,7 @@ from services.cli import (
     login,
     ops,
     programme,
+    schedule_cmd,
     tokens,
     users,
     witness_cmd,
@@ -60,6 +61,9 @@ app.add_typer(
 app.add_typer(calendar.app, name="calendar", help="The working calendar (放假安排): publish a year, show it.")
 app.add_typer(
     witness_cmd.app, name="witness", help="A witness that cosigns the audit log's checkpoints (C2SP tlog-witness)."
+)
+app.add_typer(
+    schedule_cmd.app, name="schedule", help="The programme's calendar schedule: show, pause, trigger, backfill."
 )
 app.add_typer(docs_cmd.app, name="docs", help="Export the generated OpenAPI and AsyncAPI documents.")
 ops.register(app)

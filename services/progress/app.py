@@ -20,6 +20,7 @@ from services.progress import (
     lead,
     oidc_pages,
     outcomes,
+    programme_calendar,
     readmodel,
     signin,
     subscribers,
@@ -94,6 +95,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     app.include_router(evidence.router)
     outcomes.register_checks()
     app.include_router(outcomes.router)
+    app.include_router(programme_calendar.router)
     allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)
     allow_larger_body(
         app, workbench_evidence.FORM_PATH, workbench_evidence.MAX_FORM_BODY, workbench_evidence.TOO_LARGE_FORM

@@ -44,7 +44,7 @@ async def check(
             position = await readmodel.position(live, consumer)
             differences: list[dict[str, Any]] = []
             compared = 0
-            for table in (READ_MODEL.assignments, READ_MODEL.programmes, READ_MODEL.outcomes):
+            for table in (READ_MODEL.assignments, READ_MODEL.programmes, READ_MODEL.outcomes, READ_MODEL.calendar):
                 if table is None:
                     continue
                 stored, rebuilt = await _rows(live, table), await _rows(scratch, table)

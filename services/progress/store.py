@@ -17,7 +17,7 @@ class ProgressModel(SQLModel, registry=registry()):
 
 metadata = ProgressModel.metadata
 # Event-sourced: dropped and rebuilt from the stream by readmodel.rebuild().
-READ_MODEL = projection_tables(ProgressModel, "rm", outcomes=True)
+READ_MODEL = projection_tables(ProgressModel, "rm", outcomes=True, calendar=True)
 _A = READ_MODEL.assignments
 # The supervisors' order, most urgent first: highest escalation level, then the nearest deadline
 # (none last), then the id. /v1/status sorts by exactly these expressions so that SQLite and

@@ -20,9 +20,10 @@ from typing import Any
 import structlog
 from nats.js.api import DeliverPolicy
 from pydantic import ValidationError
-from sqlalchemy import MetaData, delete, select, update
+from sqlalchemy import MetaData, Table, and_, delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from contracts.calendar_facts import CALENDAR_FACTS, BulletinIssued, EvaluationOpened, ScoresSnapshotted
 from contracts.events import Event, Fact, ProgrammeImported
 from contracts.fold import AssignmentState, advance, event_and_fact
 from contracts.indicators import ProgrammeOutcomes
@@ -164,6 +165,8 @@ async def _fold_into(
         if event.assignment_id is None:
             if isinstance(fact, ProgrammeImported):
                 await _record_programme(conn, tables, event, fact)
+            elif isinstance(fact, CALENDAR_FACTS) and tables.calendar is not None:
+                await _record_calendar_date(conn, tables.calendar, event, fact)
             continue
         if event.task_no is None or event.unit_id is None:
             log.error("projection.event_without_assignment_fields", event_id=event.event_id)
@@ -205,6 +208,32 @@ async def _record_programme(
         }
         await conn.execute(delete(o).where(o.c.programme_id == event.programme_id))
         await conn.execute(o.insert().values(programme_id=event.programme_id, **declared))
+
+
+async def _record_calendar_date(conn: AsyncConnection, table: Table, event: Event, fact: Fact) -> None:
+    """A programme's calendar date, once per programme and key (a second event for it changes nothing)."""
+    assert isinstance(fact, BulletinIssued | ScoresSnapshotted | EvaluationOpened)
+    if isinstance(fact, BulletinIssued):
+        kind, year, period = "bulletin", int(fact.period[:4]), fact.period
+    else:
+        kind = "snapshot" if isinstance(fact, ScoresSnapshotted) else "evaluation"
+        year, period = fact.year, str(fact.year)
+    key = f"{kind}:{period}"
+    mine = and_(table.c.programme_id == fact.programme_id, table.c.key == key)
+    if (await conn.execute(select(table.c.key).where(mine))).first() is not None:
+        return
+    await conn.execute(
+        table.insert().values(
+            programme_id=fact.programme_id,
+            key=key,
+            kind=kind,
+            year=year,
+            period=period,
+            due_at=fact.due_at,
+            recorded_at=event.occurred_at,
+            event_id=event.event_id,
+        )  # fmt: skip
+    )
 
 
 async def _move(conn: AsyncConnection, tables: ProjectionTables, consumer: str, start: int, last: int) -> None:

@@ -65,6 +65,20 @@ class ProgrammeOutcomesRow(SQLModel):
     declared_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
 
 
+class ProgrammeCalendarRow(SQLModel):
+    """One date of a programme's own calendar as recorded (BulletinIssued, ScoresSnapshotted,
+    EvaluationOpened), once per programme and key; kept only by projections that show them."""
+
+    programme_id: str = Field(primary_key=True, sa_type=String(64))
+    key: str = Field(primary_key=True, sa_type=String(40))  # bulletin:2026-Q4, snapshot:2026, evaluation:2030
+    kind: str = Field(sa_type=String(20))
+    year: int
+    period: str = Field(sa_type=String(20))
+    due_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    recorded_at: dt.datetime = Field(sa_type=DateTime(timezone=True))
+    event_id: str = Field(sa_type=String(200))
+
+
 class TrackingRow(SQLModel):
     """A consumer's stream position, moved in the transaction that applies its batch."""
 
@@ -96,10 +110,11 @@ class ProjectionTables:
     programmes: Table
     tracking: Table
     outcomes: Table | None = None
+    calendar: Table | None = None
 
     def all(self) -> list[Table]:
         tables = [self.assignments, self.programmes, self.tracking]
-        return tables if self.outcomes is None else [*tables, self.outcomes]
+        return [*tables, *(t for t in (self.outcomes, self.calendar) if t is not None)]
 
     # Statements built once: building one per batch (and its cache key) cost more than running it.
     @cached_property
@@ -129,9 +144,12 @@ class ProjectionTables:
         return update(a).where(a.c.assignment_id == bindparam("b_id")).values(cols)
 
 
-def projection_tables(base: type[SQLModel], prefix: str, outcomes: bool = False) -> ProjectionTables:
-    """The projection's three tables on the registry of `base` (a service's SQLModel base class),
-    and with `outcomes` a fourth: the programmes' indicators and scoring rules."""
+def projection_tables(
+    base: type[SQLModel], prefix: str, outcomes: bool = False, calendar: bool = False
+) -> ProjectionTables:
+    """The projection's three tables on the registry of `base` (a service's SQLModel base class);
+    with `outcomes` the programmes' indicators and scoring rules, with `calendar` the dates of the
+    programmes' own calendars."""
     return ProjectionTables(
         assignments=_table_model(
             base,
@@ -145,6 +163,7 @@ def projection_tables(base: type[SQLModel], prefix: str, outcomes: bool = False)
         programmes=_table_model(base, ProgrammeRow, f"{prefix}_programmes"),
         tracking=_table_model(base, TrackingRow, f"{prefix}_tracking"),
         outcomes=_table_model(base, ProgrammeOutcomesRow, f"{prefix}_programme_outcomes") if outcomes else None,
+        calendar=_table_model(base, ProgrammeCalendarRow, f"{prefix}_programme_calendar") if calendar else None,
     )
 
 

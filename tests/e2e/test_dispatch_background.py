@@ -64,3 +64,39 @@ async def test_background_dispatch_reports_progress_and_is_joined(stack: Stack) 
         refused = await c.post(f"{a}/v1/programmes/{pid}/dispatch", params={"wait": "false"},
                                headers=stack.headers("department", "wanzhou"))  # fmt: skip
         assert refused.status_code == 403, refused.text
+
+
+async def test_dispatch_makes_the_programme_calendar_schedule(stack: Stack) -> None:
+    """Over HTTP: dispatch makes the schedule; pause shows paused; a backfill's dates reach the read model once."""
+    year = china_today().year - 1
+    body = small_programme(programme_id=f"cal-{uuid.uuid4().hex[:6]}", start_year=year, horizon=year + 4)
+    pid, a, p, sup = body.programme_id, stack.assignment_url, stack.progress_url, stack.headers("supervisor")
+    async with httpx.AsyncClient(timeout=30) as c:
+        assert (await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)).status_code == 200
+        assert (await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=sup)).status_code == 200
+        shown = await get_json(c, f"{a}/v1/programmes/{pid}/schedule", stack.headers("auditor"))
+        assert (shown["exists"], shown["paused"], shown["schedule_id"]) == (True, False, f"programme-{pid}-calendar")
+        assert (shown["start_year"], shown["end_year"]) == (year, year + 4) and shown["next_due"]
+
+        r = await c.post(f"{a}/v1/programmes/{pid}/schedule/pause", json={"reason": "春节休假"}, headers=sup)
+        assert r.status_code == 200 and (r.json()["paused"], r.json()["note"]) == (True, "春节休假"), r.text
+        r = await c.post(f"{a}/v1/programmes/{pid}/schedule/unpause", json={}, headers=sup)
+        assert r.status_code == 200 and not r.json()["paused"], r.text
+
+        span = {"from_date": f"{year}-01-01", "to_date": f"{year}-12-31"}
+        for _ in range(2):  # the second time records nothing new
+            r = await c.post(f"{a}/v1/programmes/{pid}/schedule/backfill", json=span, headers=sup)
+            assert r.status_code == 200, r.text
+            assert [o["key"] for o in r.json()["due"]] == [f"bulletin:{year}-Q{q}" for q in (1, 2, 3)]
+        refused = await c.post(f"{a}/v1/programmes/{pid}/schedule/trigger", headers=stack.headers("auditor"))
+        assert refused.status_code == 403, refused.text
+
+        async def shown_in_read_model() -> Any:
+            view = await get_json(c, f"{p}/v1/programmes/{pid}/calendar", sup)
+            return view if view["latest_bulletin"] == f"{year}-Q3" else None
+
+        view = await until(shown_in_read_model, timeout=30)
+        assert [d["key"] for d in view["dates"]] == [f"bulletin:{year}-Q{q}" for q in (1, 2, 3)]
+        assert view["evaluation_open"] == []
+        events = [e for e in await stream_events(stack.js) if e.programme_id == f"calendar-{pid}"]
+        assert sorted(e.payload["period"] for e in events) == [f"{year}-Q{q}" for q in (1, 2, 3)]

@@ -8,6 +8,7 @@ import datetime as dt
 import pytest
 from pydantic import ValidationError
 
+from contracts import calendar_facts as cf
 from contracts import division_facts as dv
 from contracts import events as ev
 from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Role, Stage, UserRole
@@ -59,7 +60,18 @@ def every_fact() -> list[ev.Fact]:
         ev.WorkingCalendarPublished(year=2027, revision=1, holidays=[dt.date(2027, 1, 1)], workdays=[],
                                     source="国办发明电〔2026〕7号"),
         *division_facts(),
+        *calendar_facts(),
     ]  # fmt: skip
+
+
+def calendar_facts() -> list[ev.Fact]:
+    """The programme calendar's facts: programme-level, they change no assignment."""
+    at = dt.datetime(2027, 1, 10, 9, tzinfo=dt.timezone(dt.timedelta(hours=8)))
+    return [
+        cf.BulletinIssued(programme_id="cq-2022-79", period="2026-Q4", due_at=at),
+        cf.ScoresSnapshotted(programme_id="cq-2022-79", year=2026, due_at=at),
+        cf.EvaluationOpened(programme_id="cq-2022-79", year=2030, due_at=at),
+    ]
 
 
 def division_facts() -> list[ev.Fact]:

@@ -1,0 +1,35 @@
+"""What a programme's own calendar has recorded (bulletins issued, scores snapshotted, evaluations
+opened), from the read model: `GET /v1/programmes/{programme_id}/calendar`."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Request
+from sqlalchemy import select
+
+from contracts.ids import PROGRAMME_ID_PATTERN
+from contracts.programme_calendar import ProgrammeCalendarView, RecordedDate, calendar_view
+from services.progress.store import READ_MODEL
+from services.shared.web import principal
+
+router = APIRouter()
+assert READ_MODEL.calendar is not None
+CAL = READ_MODEL.calendar
+ProgrammeId = Annotated[str, Path(max_length=64, pattern=PROGRAMME_ID_PATTERN)]
+
+
+@router.get(
+    "/v1/programmes/{programme_id}/calendar",
+    response_model=ProgrammeCalendarView,
+    tags=["schedule"],
+    dependencies=[Depends(principal)],
+)
+async def programme_calendar(request: Request, programme_id: ProgrammeId) -> ProgrammeCalendarView:
+    """The latest bulletin period issued, the latest year snapshotted, the evaluations open, and every date
+    recorded so far (none yet: empty lists, not 404; the schedule records them as they fall due)."""
+    query = select(CAL).where(CAL.c.programme_id == programme_id).order_by(CAL.c.due_at, CAL.c.key)
+    async with request.app.state.engine.connect() as conn:
+        rows = (await conn.execute(query)).mappings().all()
+    dates = [RecordedDate.model_validate({k: v for k, v in r.items() if k != "programme_id"}) for r in rows]
+    return calendar_view(programme_id, dates)
