@@ -133,6 +133,22 @@ async def ensure_schedule(client: Client, task_queue: str, stored: store.StoredP
         await client.get_schedule_handle(sid).update(keep_state)
 
 
+def may_read(caller: Principal, programme_id: str) -> None:
+    require_role(caller, UserRole.ADMIN, UserRole.SUPERVISOR, UserRole.AUDITOR)
+    if not caller.in_programme(programme_id):
+        raise HTTPException(404, f"没有方案 {programme_id} (no programme {programme_id})")
+
+
+def may_run(caller: Principal, programme_id: str) -> None:
+    """Admins, and supervisors of the whole city (a district's 督查室 supervises its district, not the programme)."""
+    require_role(caller, UserRole.ADMIN, UserRole.SUPERVISOR)
+    may_read(caller, programme_id)
+    if caller.role == UserRole.SUPERVISOR and not caller.city_wide:
+        raise HTTPException(
+            403, "方案日程由管理员或全市督查操作 (the programme's schedule is run by admins and city-wide supervisors)"
+        )
+
+
 async def _programme(request: Request, programme_id: str) -> store.StoredProgramme:
     stored = await store.get_programme(request.app.state.engine, programme_id)
     if stored is None:
@@ -201,14 +217,15 @@ async def state_of(request: Request, programme_id: str) -> ScheduleState:
 @router.get("/v1/programmes/{programme_id}/schedule", response_model=ScheduleState, tags=["schedule"])
 async def show_schedule(request: Request, caller: Caller, programme_id: str) -> ScheduleState:
     """The programme's calendar schedule: paused or running, its next dates and what falls due."""
-    require_role(caller, UserRole.SUPERVISOR, UserRole.AUDITOR)
+    may_read(caller, programme_id)
     return await state_of(request, programme_id)
 
 
 @router.put("/v1/programmes/{programme_id}/schedule", response_model=ScheduleState, tags=["schedule"])
 async def put_schedule(request: Request, caller: Caller, programme_id: str) -> ScheduleState:
     """Create the schedule from the programme's calendar (or bring it up to date); a paused one stays paused."""
-    require_role(caller, UserRole.SUPERVISOR)
+    require_role(caller, UserRole.ADMIN)
+    may_read(caller, programme_id)
     stored = await _programme(request, programme_id)
     try:
         await ensure_schedule(request.app.state.temporal, request.app.state.settings.task_queue, stored)
@@ -220,7 +237,7 @@ async def put_schedule(request: Request, caller: Caller, programme_id: str) -> S
 @router.post("/v1/programmes/{programme_id}/schedule/pause", response_model=ScheduleState, tags=["schedule"])
 async def pause_schedule(request: Request, caller: Caller, programme_id: str, body: ScheduleAction) -> ScheduleState:
     """Pause it: no date fires until unpaused (a date passed meanwhile is not run later; backfill it)."""
-    require_role(caller, UserRole.SUPERVISOR)
+    may_run(caller, programme_id)
     handle = await _handle(request, programme_id)
     try:
         await handle.pause(note=body.reason or f"{caller.sub} 暂停 / paused by {caller.sub}")
@@ -232,7 +249,7 @@ async def pause_schedule(request: Request, caller: Caller, programme_id: str, bo
 
 @router.post("/v1/programmes/{programme_id}/schedule/unpause", response_model=ScheduleState, tags=["schedule"])
 async def unpause_schedule(request: Request, caller: Caller, programme_id: str, body: ScheduleAction) -> ScheduleState:
-    require_role(caller, UserRole.SUPERVISOR)
+    may_run(caller, programme_id)
     handle = await _handle(request, programme_id)
     try:
         await handle.unpause(note=body.reason or f"{caller.sub} 恢复 / unpaused by {caller.sub}")
@@ -245,7 +262,7 @@ async def unpause_schedule(request: Request, caller: Caller, programme_id: str, 
 @router.post("/v1/programmes/{programme_id}/schedule/trigger", response_model=BackfillAnswer, tags=["schedule"])
 async def trigger_schedule(request: Request, caller: Caller, programme_id: str) -> BackfillAnswer:
     """Run it now: it records the latest dates due by now (those recorded already are not recorded again)."""
-    require_role(caller, UserRole.SUPERVISOR)
+    may_run(caller, programme_id)
     stored = await _programme(request, programme_id)
     handle = await _handle(request, programme_id)
     try:
@@ -263,7 +280,7 @@ async def backfill_schedule(
     request: Request, caller: Caller, programme_id: str, body: BackfillRequest
 ) -> BackfillAnswer:
     """Run it for every date from `from_date` to `to_date` (inclusive, China time), as if it had fired then."""
-    require_role(caller, UserRole.SUPERVISOR)
+    may_run(caller, programme_id)
     if body.to_date < body.from_date:
         raise HTTPException(422, f"结束日期 {body.to_date} 早于开始日期 {body.from_date} (to is before from)")
     stored = await _programme(request, programme_id)

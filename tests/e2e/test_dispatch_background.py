@@ -72,8 +72,9 @@ async def test_dispatch_makes_the_programme_calendar_schedule(stack: Stack) -> N
     body = small_programme(programme_id=f"cal-{uuid.uuid4().hex[:6]}", start_year=year, horizon=year + 4)
     pid, a, p, sup = body.programme_id, stack.assignment_url, stack.progress_url, stack.headers("supervisor")
     async with httpx.AsyncClient(timeout=30) as c:
-        assert (await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=sup)).status_code == 200
-        assert (await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=sup)).status_code == 200
+        admin = stack.headers("admin")
+        assert (await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)).status_code == 200
+        assert (await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=admin)).status_code == 200
         shown = await get_json(c, f"{a}/v1/programmes/{pid}/schedule", stack.headers("auditor"))
         assert (shown["exists"], shown["paused"], shown["schedule_id"]) == (True, False, f"programme-{pid}-calendar")
         assert (shown["start_year"], shown["end_year"]) == (year, year + 4) and shown["next_due"]

@@ -43,7 +43,7 @@ async def calendar_events(js: JetStreamContext, programme_id: str) -> list[Event
     return [e for e in await read_stream(js) if e.type in TYPES and e.payload["programme_id"] == programme_id]
 
 
-async def wait_for_keys(js: JetStreamContext, programme_id: str, keys: set[str], timeout: float = 30) -> list[Event]:
+async def wait_for_keys(js: JetStreamContext, programme_id: str, keys: set[str], timeout: float = 90) -> list[Event]:
     """The programme's calendar events once every one of `keys` is among them."""
     deadline = asyncio.get_running_loop().time() + timeout
     while True:
@@ -80,7 +80,7 @@ async def test_trigger_backfill_and_pause_record_each_date_once(dev_kit: Kit, tm
         after = dt.datetime.now(SHANGHAI)
         periods = {latest_quarter_issued(before), latest_quarter_issued(after)}
         events = await calendar_events(js, programme_id)
-        deadline = asyncio.get_running_loop().time() + 30
+        deadline = asyncio.get_running_loop().time() + 90
         while not [e for e in events if e.type == "BulletinIssued"]:
             assert asyncio.get_running_loop().time() < deadline, "no BulletinIssued after the trigger"
             await asyncio.sleep(0.2)
@@ -136,7 +136,7 @@ async def test_trigger_backfill_and_pause_record_each_date_once(dev_kit: Kit, tm
         await handle.delete()
 
 
-async def wait_for_runs_done(kit: Kit, programme_id: str, runs: int, timeout: float = 30) -> None:
+async def wait_for_runs_done(kit: Kit, programme_id: str, runs: int, timeout: float = 90) -> None:
     """Every run the schedule started has finished (their hand-overs to the record workflow are done)."""
     prefix = f"{calendar_schedule_id(programme_id)}-run"
     deadline = asyncio.get_running_loop().time() + timeout
@@ -148,5 +148,7 @@ async def wait_for_runs_done(kit: Kit, programme_id: str, runs: int, timeout: fl
         ]  # fmt: skip
         if not running and desc.info.num_actions >= runs:
             return
-        assert asyncio.get_running_loop().time() < deadline, f"runs still going: {running}"
+        assert asyncio.get_running_loop().time() < deadline, (
+            f"runs still going: {running}, {desc.info.num_actions} of {runs} started, {desc.info.num_actions_skipped_overlap} skipped, {[(r.scheduled_at, r.action) for r in desc.info.recent_actions]}"
+        )
         await asyncio.sleep(0.2)
