@@ -1,7 +1,8 @@
-"""The witness as its own process over HTTP (c2sp.org/tlog-witness): it cosigns a log's checkpoint only
-on a consistency proof from the last one it cosigned, refuses a rewritten log (422, or 409 for the
-same size with another root) and logs the refusal with both checkpoints, and keeps its state across
-a restart. Its cosignatures are checked by tests/support/c2sp.py, written from the C2SP texts."""
+"""The witness over HTTP (c2sp.org/tlog-witness): it cosigns a log's checkpoint only on a consistency
+proof from the last one it cosigned, refuses a rewritten log (422, or 409 for the same size with
+another root) and logs the refusal with both checkpoints, and keeps its state across a restart; as
+its own process, it cosigns the audit service's checkpoints and refuses a ledger rebuilt from other
+events. Cosignatures are checked by tests/support/c2sp.py, written from the C2SP texts alone."""
 
 from __future__ import annotations
 
@@ -11,15 +12,17 @@ import hashlib
 import json
 import os
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import nats
 import pytest
+import uvicorn
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from structlog.testing import capture_logs
 from typer.testing import CliRunner
 
 from contracts.base import UserRole
@@ -29,6 +32,8 @@ from services.cli.main import app
 from services.shared.merkle import consistency_ranges, leaf_hash, mth
 from services.shared.signed_note import checkpoint_body, raw_public, sign_note, vkey
 from services.shared.streams import ensure_event_stream
+from services.witness.app import create_app
+from services.witness.settings import WitnessSettings
 from tests.integration.audit_support import many_events, running, settings_for
 from tests.support import processes
 from tests.support.c2sp import cosignatures_in, verify_checkpoint_note, verify_cosignature
@@ -87,11 +92,6 @@ class WitnessProcess:
         return out
 
 
-@pytest.fixture
-def log_side() -> Log:
-    return Log(Ed25519PrivateKey.generate(), leaves("honest", 12))
-
-
 @contextmanager
 def running_witness(var: Path, log_keys: str) -> Iterator[WitnessProcess]:
     """`python -m services.witness` with its state under `var`, witnessing the logs of `log_keys`."""
@@ -107,17 +107,49 @@ def running_witness(var: Path, log_keys: str) -> Iterator[WitnessProcess]:
         processes.stop(w.proc)
 
 
-@pytest.fixture
-def witness(tmp_path: Path, log_side: Log) -> Iterator[WitnessProcess]:
-    with running_witness(tmp_path, log_side.vkey) as w:
-        yield w
+@asynccontextmanager
+async def serving(settings: WitnessSettings) -> AsyncIterator[httpx.AsyncClient]:
+    """The witness app under uvicorn in this event loop (real HTTP, no process start to wait for)."""
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=settings.port, log_level="warning")
+    server = uvicorn.Server(config)
+    task = asyncio.create_task(server.serve())
+    try:
+        await until(lambda: server.started or task.done(), "the witness listening", timeout=30, interval=0.02)
+        if task.done():
+            task.result()
+        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{settings.port}", timeout=10) as client:
+            yield client
+    finally:
+        server.should_exit = True
+        await asyncio.wait_for(task, 20)
 
 
-async def test_the_witness_cosigns_extensions_and_refuses_a_rewritten_log(
-    witness: WitnessProcess, log_side: Log, tmp_path: Path
-) -> None:
-    async with httpx.AsyncClient(base_url=witness.url, timeout=10) as c:
-        await until(lambda: c.get("/healthz"), "the witness answers", timeout=30)
+async def test_the_witness_cosigns_extensions_and_refuses_a_rewritten_log(tmp_path: Path) -> None:
+    log_side = Log(Ed25519PrivateKey.generate(), leaves("honest", 12))
+    settings = WitnessSettings(var_dir=tmp_path, port=free_port(), log_keys=log_side.vkey)
+    with capture_logs() as logged:
+        await exchanges(settings, log_side, tmp_path)
+
+    # Both refusals logged at error level with both checkpoints, each signed by the log.
+    refusals = [line for line in logged if line["event"] == "witness.rewrite_refused"]
+    assert [(r["log_level"], r["status"]) for r in refusals] == [("error", 422), ("error", 409)]
+    old, new = refusals[0]["old"], refusals[0]["new"]
+    rewritten = Log(log_side.key, log_side.leaves[:3] + leaves("rewritten", 9))
+    assert (old["size"], old["root"]) == (5, base64.b64encode(mth(log_side.leaves[:5])).decode())
+    assert (new["size"], new["root"]) == (8, base64.b64encode(mth(rewritten.leaves[:8])).decode())
+    assert old["note"] == log_side.note(5) and new["note"] == rewritten.note(8)
+
+    # Its state outlives the app: started again on the same database, it still holds size 8.
+    async with serving(settings) as c:
+        r = await c.post("/add-checkpoint", content=log_side.request(5, 12))
+        assert (r.status_code, r.text) == (409, "8\n")
+        r = await c.post("/add-checkpoint", content=log_side.request(8, 12))
+        assert r.status_code == 200, r.text
+
+
+async def exchanges(settings: WitnessSettings, log_side: Log, tmp_path: Path) -> None:
+    """Every answer of add-checkpoint, in the spec's order, on one running witness."""
+    async with serving(settings) as c:
         about = (await c.get("/v1/witness")).json()
         printed = CliRunner().invoke(app, ["witness", "key"], env={"POLICYFLOW_VAR": str(tmp_path)})
         assert printed.exit_code == 0 and printed.stdout.strip() == about["verifier_key"]
@@ -160,27 +192,6 @@ async def test_the_witness_cosigns_extensions_and_refuses_a_rewritten_log(
         verify_cosignature(checkpoint_body(ORIGIN, 8, mth(log_side.leaves[:8])), r.text, witness_key)
         state = (await c.get("/v1/witness")).json()["logs"]
         assert [(s["origin"], s["size"]) for s in state] == [(ORIGIN, 8)]
-
-    # Both refusals logged at error level with both checkpoints, each signed by the log.
-    refusals = [line for line in witness.lines() if line.get("event") == "witness.rewrite_refused"]
-    assert [(r["level"], r["status"]) for r in refusals] == [("error", 422), ("error", 409)]
-    first = refusals[0]
-    old, new = first["old"], first["new"]
-    assert isinstance(old, dict) and isinstance(new, dict)
-    assert (old["size"], old["root"]) == (5, base64.b64encode(mth(log_side.leaves[:5])).decode())
-    assert (new["size"], new["root"]) == (8, base64.b64encode(mth(rewritten.leaves[:8])).decode())
-    assert old["note"] == log_side.note(5) and new["note"] == rewritten.note(8)
-
-    # Its state outlives the process: after a restart it still holds size 8.
-    assert witness.proc is not None
-    processes.stop(witness.proc)
-    witness.start()
-    async with httpx.AsyncClient(base_url=witness.url, timeout=10) as c:
-        await until(lambda: c.get("/healthz"), "the witness answers again", timeout=30)
-        r = await c.post("/add-checkpoint", content=log_side.request(5, 12))
-        assert (r.status_code, r.text) == (409, "8\n")
-        r = await c.post("/add-checkpoint", content=log_side.request(8, 12))
-        assert r.status_code == 200, r.text
 
 
 async def test_the_audit_service_stores_a_real_witness_cosignature_and_a_rewrite_is_refused(
