@@ -1,12 +1,13 @@
 """`python -m bench.profiles ingest|verify|replay|status|fold [N] [postgres]`: cProfile of a hot path.
 
-With `postgres` as the last word, `ingest` (and `fold`) writes into a fresh PostgreSQL database
+With `postgres` as the last word, the ledger or read model is in a fresh PostgreSQL database
 (bench/pg.py), dropped afterwards, and `status` runs the services on one.
 
-py-spy and pyinstrument are not installed here, so this runs the audit service's own code under
-cProfile on generated lifecycle events and prints the functions with the most own time and the
-most cumulative time. (aiosqlite runs SQLite calls in a thread of its own, which cProfile does not
-follow: time spent there shows up as the event loop waiting.)
+This runs the services' own code under cProfile on generated lifecycle events and prints the
+functions with the most own time and the most cumulative time. (py-spy, outside the project's
+dependencies, `uv tool install py-spy`, samples a running service instead. aiosqlite runs SQLite
+calls in a thread of its own, which cProfile does not follow: time spent there shows up as the
+event loop waiting.)
 
     ingest   Ingestor.apply in batches of 500 (the service's batch) into a durable ledger
     verify   queries.verify over a ledger of N entries
@@ -75,7 +76,7 @@ async def _ingest(url: str, count: int, profiler: cProfile.Profile) -> float:
     return count / seconds
 
 
-async def build(db: Path, key_dir: Path, count: int) -> None:
+async def build(db: Path | str, key_dir: Path, count: int) -> None:
     from bench.replay_verify import LedgerWriter
 
     writer = await LedgerWriter(db, key_dir).open()
@@ -84,40 +85,67 @@ async def build(db: Path, key_dir: Path, count: int) -> None:
     await writer.close()
 
 
-async def verify(db: Path, count: int, profiler: cProfile.Profile) -> float:
+async def _ledger(db: Path, count: int, postgres: bool) -> str:
+    """A ledger of `count` entries built by the audit service's code; its URL."""
+    from services.shared.db import sqlite_url
+
+    url = sqlite_url(db)
+    if postgres:
+        from bench import pg
+
+        url = await pg.create_database()
+    await build(url if postgres else db, db.parent / "keys", count)
+    return url
+
+
+async def verify(db: Path, count: int, profiler: cProfile.Profile, postgres: bool = False) -> float:
     from services.audit import queries
     from services.audit.checkpoints import Signer
-    from services.shared.db import make_engine, sqlite_url
+    from services.shared.db import make_engine
 
-    await build(db, db.parent / "keys", count)
-    engine = make_engine(sqlite_url(db))
-    pem = Signer(db.parent / "keys").public_pem
-    started = time.perf_counter()
-    profiler.enable()
-    out = await queries.verify(engine, pem)
-    profiler.disable()
-    seconds = time.perf_counter() - started
-    await engine.dispose()
+    url = await _ledger(db, count, postgres)
+    engine = make_engine(url)
+    try:
+        pem = Signer(db.parent / "keys").public_pem
+        started = time.perf_counter()
+        profiler.enable()
+        out = await queries.verify(engine, pem)
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+        if postgres:
+            await _drop(url)
     assert out["ok"], out
     return count / seconds
 
 
-async def replay(db: Path, count: int, profiler: cProfile.Profile) -> float:
+async def replay(db: Path, count: int, profiler: cProfile.Profile, postgres: bool = False) -> float:
     import datetime as dt
 
     from services.audit import queries
-    from services.shared.db import make_engine, sqlite_url
+    from services.shared.db import make_engine
 
-    await build(db, db.parent / "keys", count)
-    engine = make_engine(sqlite_url(db))
-    started = time.perf_counter()
-    profiler.enable()
-    async for _ in queries.replay(engine, dt.datetime(2999, 1, 1, tzinfo=dt.UTC), None, None):
-        pass
-    profiler.disable()
-    seconds = time.perf_counter() - started
-    await engine.dispose()
+    url = await _ledger(db, count, postgres)
+    engine = make_engine(url)
+    try:
+        started = time.perf_counter()
+        profiler.enable()
+        async for _ in queries.replay(engine, dt.datetime(2999, 1, 1, tzinfo=dt.UTC), None, None):
+            pass
+        profiler.disable()
+        seconds = time.perf_counter() - started
+    finally:
+        await engine.dispose()
+        if postgres:
+            await _drop(url)
     return count / seconds
+
+
+async def _drop(url: str) -> None:
+    from bench import pg
+
+    await pg.drop_database(url)
 
 
 async def fold(db: Path, count: int, profiler: cProfile.Profile, postgres: bool = False) -> float:
@@ -193,8 +221,6 @@ def main(argv: list[str]) -> None:
     count = int(argv[1]) if len(argv) > 1 else 20_000
     profiler = cProfile.Profile()
     with tempfile.TemporaryDirectory(prefix="pf-profile-") as tmp:
-        if postgres and argv[0] not in ("ingest", "status", "fold"):
-            raise SystemExit("postgres: only the ingest, status and fold paths")
         path = PATHS[argv[0]](Path(tmp) / "ledger.sqlite", count, profiler, **({"postgres": True} if postgres else {}))
         rate = asyncio.run(path)
         service = Path(tmp) / "progress.prof"  # written by a service run under cProfile

@@ -12,6 +12,7 @@ import httpx
 import structlog
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.api import AssignmentDetail, AssignmentSummary, CommandAccepted, Page, ProgrammeOut
 from contracts.base import Stage, UserRole
@@ -258,8 +259,8 @@ async def show(
     if source == "read_model":
         reader: readmodel.StatusReader = request.app.state.status_reader
 
-        async def from_read_model() -> bytes:
-            raw = await reader.state(target.assignment_id)
+        async def from_read_model(conn: AsyncConnection) -> bytes:
+            raw = await reader.state(target.assignment_id, conn)
             if raw is None:
                 raise HTTPException(404, f"no assignment {target.assignment_id} in the read model")
             return detail(AssignmentState.model_validate_json(raw)).model_dump_json().encode()

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
 from pydantic import BaseModel, TypeAdapter
 from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.figures import AS_OF_WORDS, IndicatorsAnswer, as_of_moment, indicators_answer, resolved
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id
@@ -114,7 +114,7 @@ async def indicators(
         sheet = exports.indicators_sheet(answer, names, city_rows=unit_id is None)
         return exports.respond(kind, f"indicators-{programme_id}", sheet)
 
-    async def compute() -> bytes:
+    async def compute(_: AsyncConnection | None = None) -> bytes:  # several reads, each on the engine
         answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id)
         return answer.model_dump_json().encode()
 

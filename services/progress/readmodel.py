@@ -7,13 +7,14 @@ Built incrementally by the durable consumer (subscribers.py) and rebuilt from sc
 from __future__ import annotations
 
 import difflib
-from collections.abc import Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Literal, NamedTuple
 
 import orjson
 from sqlalchemy import and_, false, func, or_, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from contracts.base import OVERDUE_RANK, OverdueLevel, Stage
 from contracts.ids import parse_assignment_id
@@ -65,7 +66,9 @@ SUMMARY_COLUMNS = (
 SUMMARY_FIELDS = tuple(str(c.name) for c in SUMMARY_COLUMNS)
 
 
-async def status_rows(engine: AsyncEngine, f: StatusFilter, limit: int, offset: int) -> tuple[list[Any], int]:
+async def status_rows(
+    engine: AsyncEngine | AsyncConnection, f: StatusFilter, limit: int, offset: int
+) -> tuple[list[Any], int]:
     """One page of summary rows, most urgent first, and the number of rows that match.
 
     One statement: the page in the order of store.URGENCY (which an index serves, so the
@@ -75,11 +78,21 @@ async def status_rows(engine: AsyncEngine, f: StatusFilter, limit: int, offset: 
     conds = where(f)
     count = select(func.count()).select_from(A).where(*conds).scalar_subquery()
     page = select(*SUMMARY_COLUMNS, count.label("total")).where(*conds).order_by(*URGENCY).limit(limit).offset(offset)
-    async with engine.connect() as conn:
+    async with _connection(engine) as conn:
         rows = list((await conn.execute(page)).all())
         if rows:
             return rows, int(rows[0].total)
         return rows, int((await conn.execute(select(count))).scalar_one())
+
+
+@asynccontextmanager
+async def _connection(source: AsyncEngine | AsyncConnection) -> AsyncIterator[AsyncConnection]:
+    """The caller's connection, or one of the engine's for this read."""
+    if isinstance(source, AsyncConnection):
+        yield source
+        return
+    async with source.connect() as conn:
+        yield conn
 
 
 def page_json(rows: Sequence[Any], total: int) -> bytes:
@@ -116,37 +129,49 @@ class StatusReader:
     """
 
     def __init__(self, engine: AsyncEngine, cache_bytes: int = 0, consumer: str = READ_MODEL_DURABLE) -> None:
-        self.engine, self.consumer = engine, consumer
+        # On PostgreSQL each read runs outside a transaction: BEGIN and the pool's ROLLBACK on
+        # return were two of a page's round trips, and no answer needs more than one statement's
+        # snapshot (a page and its total are one statement; the position is read before it).
+        # SQLite's driver begins no transaction for a read, and switching it costs a thread hop.
+        autocommit = engine.dialect.name == "postgresql"
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
+        self.consumer = consumer
         self.cache = AnswerCache(cache_bytes) if cache_bytes > 0 else None
 
     async def page_json(self, f: StatusFilter, limit: int, offset: int, fresh: bool = False) -> Answer:
         """The page as the JSON of `Page[AssignmentSummary]`."""
 
-        async def compute() -> bytes:
-            return page_json(*await status_rows(self.engine, f, limit, offset))
+        async def compute(conn: AsyncConnection) -> bytes:
+            return page_json(*await status_rows(conn, f, limit, offset))
 
         return await self.answer(_key(f, limit, offset), compute, fresh)
 
-    async def answer(self, key: Hashable, compute: Callable[[], Awaitable[bytes]], fresh: bool = False) -> Answer:
-        """`compute()`'s body, or the one kept for `key` if the position has not moved since
-        (`fresh`: compute it anyway, and keep that)."""
-        if self.cache is None:
-            return Answer(await compute())
-        # Read before computing: the answer then reflects at least this position, never less.
-        version = await position(self.engine, self.consumer)
-        kept = self.cache.get(version, key)  # called even when fresh: it follows the version
-        if kept is not None and not fresh:
-            return Answer(kept, "hit")
-        body = await compute()
+    async def answer(
+        self, key: Hashable, compute: Callable[[AsyncConnection], Awaitable[bytes]], fresh: bool = False
+    ) -> Answer:
+        """`compute(conn)`'s body, or the one kept for `key` if the position has not moved since
+        (`fresh`: compute it anyway, and keep that).
+
+        The position and the answer are read on one connection: each checkout costs round trips
+        of its own (the pool's ping, the transaction's begin and its rollback on return)."""
+        async with self.engine.connect() as conn:
+            if self.cache is None:
+                return Answer(await compute(conn))
+            # Read before computing: the answer then reflects at least this position, never less.
+            version = await projection.position(conn, READ_MODEL, self.consumer)
+            kept = self.cache.get(version, key)  # called even when fresh: it follows the version
+            if kept is not None and not fresh:
+                return Answer(kept, "hit")
+            body = await compute(conn)
         stored = self.cache.put(version, key, body)
         # "bypass": there was an answer to give, but the request asked for a new one
         return Answer(body, "bypass" if kept is not None else "miss", stored)
 
-    async def state(self, assignment_id: str) -> str | None:
+    async def state(self, assignment_id: str, conn: AsyncConnection | None = None) -> str | None:
         """The row's AssignmentState JSON (the fold as of the read model's position), or None."""
-        async with self.engine.connect() as conn:
+        async with _connection(conn or self.engine) as c:
             q = select(A.c.state).where(A.c.assignment_id == assignment_id)
-            return (await conn.execute(q)).scalar_one_or_none()
+            return (await c.execute(q)).scalar_one_or_none()
 
     async def record(self, assignment_id: str) -> tuple[str, int, str] | None:
         """The assignment's programme, task and unit as its events say (never read from the id)."""
