@@ -52,8 +52,8 @@ class LastReport(BaseModel):
     percent: float
     narrative: str
     reported_at: dt.datetime
-    indicator_values: list[dict[str, Any]] = []
-    evidence: list[dict[str, Any]] = []
+    indicator_values: list[dict[str, Any]] = Field(default_factory=list)
+    evidence: list[dict[str, Any]] = Field(default_factory=list)
 
 
 ExtensionStatus = Literal["open", "approved", "refused", "lapsed"]
@@ -75,7 +75,10 @@ class ExtensionRecord(BaseModel):
 
 
 class AssignmentState(BaseModel):
-    """State of one assignment as folded from its events (also the workflow's status)."""
+    """State of one assignment as folded from its events (also the workflow's status).
+
+    Mutable defaults are factories: a default value is deep-copied for every new state, which
+    made a new state cost as much as folding six events into it (a replay starts thousands)."""
 
     assignment_id: str
     programme_id: str
@@ -87,8 +90,8 @@ class AssignmentState(BaseModel):
     year: int = 0
     horizon_year: int = 0
     lead_assignment_id: str | None = None
-    deadlines: dict[str, Deadline] = {}
-    escalations: dict[str, OverdueLevel] = {}
+    deadlines: dict[str, Deadline] = Field(default_factory=dict)
+    escalations: dict[str, OverdueLevel] = Field(default_factory=dict)
     overdue_level: OverdueLevel = OverdueLevel.NONE
     plan_revision: int = 0
     plan: dict[str, Any] | None = None
@@ -102,11 +105,11 @@ class AssignmentState(BaseModel):
     verifications_failed: int = 0
     reminders: int = 0
     escalations_total: int = 0
-    years_verified: list[int] = []
-    evaluations: dict[int, float] = {}
+    years_verified: list[int] = Field(default_factory=list)
+    evaluations: dict[int, float] = Field(default_factory=dict)
     cancel_reason: str | None = None
-    record: OutcomeRecord = OutcomeRecord()  # dated, for indicators and scores as of any date
-    extensions: list[ExtensionRecord] = []
+    record: OutcomeRecord = Field(default_factory=OutcomeRecord)  # dated, for indicators and scores as of any date
+    extensions: list[ExtensionRecord] = Field(default_factory=list)
     manual_reminders: int = 0
     closure: dict[str, Any] | None = None  # an early closure (销号): year, reason, at
     reassigned_from: Handover | None = None  # 转办: the assignment this one continues

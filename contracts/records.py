@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Literal
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from contracts.base import OverdueLevel, Role
 from contracts.division_facts import AssignmentReassigned, AssignmentRemoved
@@ -77,11 +77,11 @@ class OutcomeRecord(BaseModel):
     created_at: dt.datetime | None = None
     accepted_at: dt.datetime | None = None
     cancelled_at: dt.datetime | None = None
-    deadlines: list[DeadlineMark] = []
-    targets: list[TargetsSet] = []
-    values: list[ValuesReported] = []
-    decisions: list[Decision] = []
-    escalations: list[Escalation] = []
+    deadlines: list[DeadlineMark] = Field(default_factory=list)
+    targets: list[TargetsSet] = Field(default_factory=list)
+    values: list[ValuesReported] = Field(default_factory=list)
+    decisions: list[Decision] = Field(default_factory=list)
+    escalations: list[Escalation] = Field(default_factory=list)
 
     def latest(self) -> dt.datetime | None:
         """The time of the last event recorded here."""
@@ -144,4 +144,4 @@ class Recorded(BaseModel):
     task_no: int
     unit_id: str
     role: Role = Role.RESPONSIBLE
-    record: OutcomeRecord = OutcomeRecord()
+    record: OutcomeRecord = Field(default_factory=OutcomeRecord)
