@@ -28,5 +28,8 @@ class WorkerSettings(TemporalConnectionSettings):
     graceful_shutdown_seconds: float = 10.0
     # Shown in Temporal's history (WorkflowTaskStarted identity); the SDK's pid@host when empty.
     worker_identity: str = ""
-    # Workflows kept in memory between their tasks (sticky cache): the worker's memory grows with it.
-    max_cached_workflows: int = Field(default=1000, ge=0)
+    # Workflows kept in memory between their tasks (sticky cache): the worker's memory grows with it,
+    # about 0.4 MiB each (the sandbox imports the workflow module afresh for every run), until the
+    # bound. A workflow evicted replays its run's history (a year's at most) at its next task; 250
+    # hold every workflow a dispatch (64 starts in flight) or a day's commands keep busy.
+    max_cached_workflows: int = Field(default=250, ge=0)
