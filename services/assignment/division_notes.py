@@ -17,12 +17,17 @@ from dataclasses import dataclass, field
 from contracts.base import Role
 from contracts.catalog import NamedResponsibility
 
-ROLE_WORDS_RE = re.compile("牵头|配合|参与|负责|协办|责任单位|责任部门")
+ROLE_WORDS_RE = re.compile("牵头|配合|参与|负责|协办|责任单位|责任部门|指导")
 FIRST_LEADS_RE = re.compile(r"(排在?第一位|排名第一|列第一位|排在首位|排序第一)[的者]?(的?责任)?(部门|单位)?为牵头")
 _LABEL_RE = re.compile(r"^(牵头|责任|配合|协办|主办|参与)(单位|部门)\s*[:：]\s*")
 # 部门分工:X牵头,Y、Z配合。 - the label names no role: the verbs after it do.
 _DIVISION_LABEL_RE = re.compile(r"(^|[；;。])\s*(部门|责任|任务)分工\s*[:：]\s*")
-_VERB_RE = re.compile(r"(?:按职责分工|按职责|依职责|分别|共同)?(牵头负责|牵头|配合|参与|协助|负责)(?:落实|实施)?$")
+_VERB_RE = re.compile(r"(?:按职责分工|按职责|依职责|分别|共同)?(牵头负责|牵头|配合|参与|协助|负责|指导)(?:落实|实施)?$")
+# Units that guide (工业和信息化部指导): guidance is no role of a division, so they are reported.
+GUIDE = "指导"
+# 以下均需试点城市政府落实，不再列出: a unit responsible for every measure from here on.
+_STANDING_RE = re.compile(r"^以下(?:均|都|各项)?(?:需|由)?(.+?)(?:负责)?落实$")
+_NOT_LISTED = ("不再列出", "不再单独列出", "不再一一列出")
 _OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县)?(?:有关|相关|其他)?(?:部门|单位)?(?:和单位|和部门)?$")
 _LABEL_ROLE = {"牵头": Role.LEAD, "配合": Role.COOPERATING, "协办": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE = {"牵头负责": Role.LEAD, "牵头": Role.LEAD, "配合": Role.COOPERATING, "参与": Role.COOPERATING}
@@ -45,6 +50,8 @@ class NoteReading:
     states_rule: bool = False  # this note states the first-named-leads rule
     carry: bool = False  # … and says it holds for the notes that follow (下同)
     not_understood: list[str] = field(default_factory=list)
+    guiding: list[str] = field(default_factory=list)  # units that guide (指导): not in the division
+    standing: list[str] = field(default_factory=list)  # responsible from here on (以下均需X落实)
 
 
 _OPEN, _CLOSE = "（(〔", "）)〕"
@@ -181,13 +188,20 @@ def read_note(note: str, first_leads: bool) -> NoteReading:
             reading.not_understood += pending
             pending = []
             continue
-        if segment == "下同":
+        if segment == "下同" or segment in _NOT_LISTED:
+            continue
+        if m := _STANDING_RE.match(segment):
+            reading.standing += _names(m.group(1))
             continue
         if m := _LABEL_RE.match(segment):
             label_role, labelled = _LABEL_ROLE.get(m.group(1)), True
             segment = segment[m.end() :]
         role: Role | None = label_role
-        if v := _VERB_RE.search(segment):
+        if (v := _VERB_RE.search(segment)) and v.group(1) == GUIDE:
+            reading.guiding += _names("、".join([*pending, segment[: v.start()]]))
+            pending = []
+            continue
+        if v:
             role = _VERB_ROLE.get(v.group(1))
             segment = "、".join([*pending, segment[: v.start()]])
             pending = []

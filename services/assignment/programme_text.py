@@ -18,6 +18,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass, field, replace
 
+from contracts.base import Role
 from contracts.catalog import Goal, NamedResponsibility, Programme, Task, TaskGroup
 from services.assignment.division_notes import EXPLICIT, FIRST_LEADS_RE, FIRST_LEADS_STATED, NoteReading, read_note
 from services.assignment.division_table import join_table
@@ -72,6 +73,9 @@ class TaskSource:
     open_ended: tuple[str, ...] = ()  # names followed by 等
     not_understood: tuple[str, ...] = ()  # parts of a note that name no unit in a known form
     in_charge: tuple[tuple[int, str], ...] = ()  # (line, 分管省领导:林克庆): a person, not a unit
+    guiding: tuple[str, ...] = ()  # units that guide (指导): no role of a division, not in it
+    standing: tuple[str, ...] = ()  # responsible by a statement made once (以下均需X落实) …
+    standing_line: int | None = None  # … on this line
 
 
 @dataclass
@@ -94,6 +98,8 @@ class ParsedDocument:
         """The line where a task's note (or annex row) names `name`: the first line holding it
         from the note's line on, before the next task begins; the note's line if none does."""
         src = self.source(task_no)
+        if name in src.standing and src.standing_line:
+            return src.standing_line
         starts = list(src.note_lines) or [src.line]
         later = [s.line for s in self.sources if s.line > src.line]
         for start in starts:
@@ -253,6 +259,7 @@ def parse_document(text: str) -> ParsedDocument:
 
     rule_line = next((b.line for b in header if FIRST_LEADS_RE.search(b)), None)
     first_leads = rule_line is not None
+    standing: dict[str, int] = {}  # unit -> line of the 以下均需…落实 statement that names it
     task_groups, sources = [], []
     for g in found.groups:
         tasks = []
@@ -266,6 +273,9 @@ def parse_document(text: str) -> ParsedDocument:
                 if reading.states_rule and rule_line is None:
                     rule_line = c.line
                 named += [r for r in reading.named if all(r.unit != n.unit for n in named)]
+                standing.update({n: _line_with(text, c.line, "以下", n) for n in reading.standing if n not in standing})
+            by_statement = tuple(n for n in standing if all(r.unit != n for r in named))
+            named += [NamedResponsibility(unit=n, role=Role.RESPONSIBLE) for n in by_statement]
             title_ = c.title if c.title is not None else strip_stop(first_sentence(c.body))
             tasks.append(Task(no=c.no, title=title_, text=c.body, responsibilities=named))
             rules = [r.rule for r in readings]
@@ -280,6 +290,9 @@ def parse_document(text: str) -> ParsedDocument:
                     open_ended=tuple(n for r in readings for n in r.open_ended),
                     not_understood=tuple(n for r in readings for n in r.not_understood),
                     in_charge=tuple(c.in_charge),
+                    guiding=tuple(dict.fromkeys(n for r in readings for n in r.guiding)),
+                    standing=by_statement,
+                    standing_line=standing[by_statement[0]] if by_statement else None,
                 )
             )
         task_groups.append(TaskGroup(no=g.no, title=g.title, tasks=tasks))
@@ -302,6 +315,12 @@ def parse_document(text: str) -> ParsedDocument:
     skipped = list(found.skipped) + (annex_skipped if annex_lines else [])
     skipped += [
         f"line {s.line}: a note part that names no unit in a known form: {p}" for s in sources for p in s.not_understood
+    ]
+    skipped += [
+        f"line {s.line}: {s.label} names units that guide (指导), which is no role of a division: "
+        f"{'、'.join(s.guiding)}"
+        for s in sources
+        if s.guiding
     ]
     return ParsedDocument(
         programme=programme,
@@ -355,6 +374,12 @@ def _with_annex_table(
         for g in programme.groups
     ]
     return programme.model_copy(update={"groups": groups}), new_sources, skipped
+
+
+def _line_with(text: str, start: int, *words: str) -> int:
+    """The first line from `start` on that holds all the words; `start` if none does."""
+    lines = text.replace("\ufeff", "").splitlines()
+    return next((n for n in range(start, len(lines) + 1) if all(w in lines[n - 1] for w in words)), start)
 
 
 def parse_programme(text: str) -> Programme:

@@ -53,10 +53,12 @@ def _q(s: str) -> str:
 
 
 def _with_convention(named: list[NamedResponsibility]) -> tuple[list[NamedResponsibility], bool]:
-    """No lead named: the first-named unit that is not a set of districts is proposed as lead."""
+    """No lead named: the first-named unit whose role the text left open (not a set of districts)
+    is proposed as lead."""
     if any(r.role == Role.LEAD for r in named):
         return named, False
-    first = next((i for i, r in enumerate(named) if not is_district_set(r.unit)), None)
+    # only a unit whose role the text left open (负责, 责任单位): one it calls 配合 never leads
+    first = next((i for i, r in enumerate(named) if r.role == Role.RESPONSIBLE and not is_district_set(r.unit)), None)
     if first is None:
         return named, False
     out = list(named)
@@ -114,6 +116,11 @@ def _entry(
         f"    # in charge: {text} ({source}:{line}) - a person, not a unit: not in the rows"
         for line, text in src.in_charge
     ]
+    if src.standing:
+        said_once = "responsible by a statement made once in the text (以下均需…落实)"
+        lines.append(f"    # {said_once}: {'、'.join(src.standing)} ({source}:{src.standing_line})")
+    if src.guiding:
+        lines.append(f"    # guide (指导), no role of a division, not in the rows: {'、'.join(src.guiding)}")
     if not named:
         proposal.no_units.append(task_no)
         lines.append("    # the text names no unit for this task")

@@ -211,3 +211,28 @@ def test_lead_and_cooperating_lines_with_the_official_in_charge_guangdong_2021()
     assert [(u["name"], u["task"], u["line"]) for u in proposal.unmatched] == [
         ("各部门", n, line) for n, line in ((1, 31), (2, 37), (3, 43), (4, 49))
     ]
+
+
+def test_guiding_units_and_a_standing_unit_are_reported_never_guessed_guobanfa_2018_128() -> None:
+    # 国办发〔2018〕128号: （X牵头，Y、Z参与）, （X、Y指导） after most measures, and once
+    # （…以下均需试点城市政府落实，不再列出）.
+    doc = parse_document((DATA / "guobanfa-2018-128-zero-waste-cities.txt").read_text(encoding="utf-8"))
+    tasks = doc.programme.tasks()
+    assert all("指导）" not in t.text and "指导)" not in t.text for t in tasks)
+    assert all(not r.unit.endswith("指导") for t in tasks for r in t.responsibilities)
+    guided = [s for s in doc.skipped if "(指导)" in s]
+    assert [s.split(":")[0] for s in guided] == ["line 22", "line 26", "line 30", "line 33", "line 36", "line 39"]
+    assert guided[4].endswith("which is no role of a division: 生态环境部、交通运输部、国家卫生健康委、市场监管总局")
+    units = [
+        Unit(unit_id="mee", name="生态环境部", kind=UnitKind.DEPARTMENT),
+        Unit(unit_id="city", name="试点城市政府", kind=UnitKind.DEPARTMENT),
+        Unit(unit_id="coop", name="供销合作总社", kind=UnitKind.DEPARTMENT),
+    ]
+    proposal = propose(doc, units, "policy.txt", 2021)
+    data = yaml.safe_load(proposal.text)
+    # （六）: 供销合作总社 is called 参与 (cooperating): the convention never makes it lead
+    assert data["tasks"][5] == {"task": 6, "lead": ["city"], "cooperating": ["coop"]}
+    assert proposal.convention == [2, 3, 4, 5, 6]
+    entry = proposal.text.split("- task: 6")[1]
+    assert "# responsible by a statement made once in the text (以下均需…落实): 试点城市政府 (policy.txt:23)" in entry
+    assert "# guide (指导), no role of a division, not in the rows: 生态环境部、国家发展改革委" in entry
