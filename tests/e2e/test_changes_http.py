@@ -3,7 +3,6 @@ decided by a supervisor, and a bulk 催办 with its preview, its limit and its p
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import uuid
 from collections.abc import AsyncIterator
@@ -12,11 +11,9 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client
-from temporalio.service import RPCError
 
 from contracts.ids import assignment_id
-from contracts.working_calendar import calendar_workflow_id
-from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
+from tests.e2e.support import Stack, end_calendars_of, get_json, running_stack, small_programme, stream_events
 from tests.support.cli_output import cli_errors, run_cli
 from tests.support.clock import china_today
 from tests.support.waiting import until
@@ -143,13 +140,11 @@ async def test_bulk_reminders_preview_limit_and_progress(stack: Stack, programme
 
 @pytest.fixture
 async def published_years(stack: Stack) -> AsyncIterator[list[int]]:
-    """The years a test publishes: their calendar workflows end with the test, so that the tests after it
-    on the shared Temporal server start their assignments on the `holidays` package's calendar."""
+    """The years a test publishes: their calendar workflows are deleted with the test, so that the tests
+    after it on the shared Temporal server start their assignments on the `holidays` package's calendar."""
     years: list[int] = []
     yield years
-    for year in years:
-        with contextlib.suppress(RPCError):
-            await stack.temporal.get_workflow_handle(calendar_workflow_id(year)).terminate("test over")
+    await end_calendars_of(stack.temporal, stack.task_queue)
 
 
 async def test_a_published_calendar_moves_a_running_assignments_deadline(
