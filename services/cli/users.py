@@ -12,13 +12,15 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import typer
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.cli.common import AsJson, escape, lang, t
 from services.shared.auth import HUMAN_ROLES
+
+if TYPE_CHECKING:  # sqlalchemy's asyncio half would slow every command's start
+    from sqlalchemy.ext.asyncio import AsyncEngine
 
 app = typer.Typer(no_args_is_help=True, help="Accounts for signing in with a password (the embedded default).")
 T = TypeVar("T")
