@@ -76,6 +76,7 @@ class TaskSource:
     guiding: tuple[str, ...] = ()  # units that guide (指导): no role of a division, not in it
     standing: tuple[str, ...] = ()  # responsible by a statement made once (以下均需X落实) …
     standing_line: int | None = None  # … on this line
+    unit_lines: tuple[tuple[str, int], ...] = ()  # unit -> line of the note that names it
 
 
 @dataclass
@@ -100,6 +101,9 @@ class ParsedDocument:
         src = self.source(task_no)
         if name in src.standing and src.standing_line:
             return src.standing_line
+        at = dict(src.unit_lines).get(name)
+        if at and name in self.lines[at - 1]:
+            return at
         starts = list(src.note_lines) or [src.line]
         later = [s.line for s in self.sources if s.line > src.line]
         for start in starts:
@@ -247,6 +251,7 @@ def _hint(all_blocks: list[Block]) -> str:
 def parse_document(text: str) -> ParsedDocument:
     """Parse an implementation document. Raises ProgrammeParseError when there are no tasks."""
     text, traditional = simplified(text)
+    text_lines = text.replace("\ufeff", "").splitlines()
     all_blocks = blocks(text)
     if not all_blocks:
         raise ProgrammeParseError("the text is empty")
@@ -266,14 +271,19 @@ def parse_document(text: str) -> ParsedDocument:
         for c in g.clauses:
             named: list[NamedResponsibility] = []
             readings: list[NoteReading] = []
+            unit_lines: dict[str, int] = {}
             for note in c.notes:
                 reading = read_note(note, first_leads)
+                at = _line_with(text_lines, c.line, re.split(r"[，,；;。]", note, maxsplit=1)[0][:12])
+                unit_lines.update({r.unit: at for r in reading.named if r.unit not in unit_lines})
                 readings.append(reading)
                 first_leads = first_leads or reading.carry
                 if reading.states_rule and rule_line is None:
                     rule_line = c.line
                 named += [r for r in reading.named if all(r.unit != n.unit for n in named)]
-                standing.update({n: _line_with(text, c.line, "以下", n) for n in reading.standing if n not in standing})
+                standing.update(
+                    {n: _line_with(text_lines, c.line, "以下", n) for n in reading.standing if n not in standing}
+                )
             by_statement = tuple(n for n in standing if all(r.unit != n for r in named))
             named += [NamedResponsibility(unit=n, role=Role.RESPONSIBLE) for n in by_statement]
             title_ = c.title if c.title is not None else strip_stop(first_sentence(c.body))
@@ -292,6 +302,7 @@ def parse_document(text: str) -> ParsedDocument:
                     in_charge=tuple(c.in_charge),
                     guiding=tuple(dict.fromkeys(n for r in readings for n in r.guiding)),
                     standing=by_statement,
+                    unit_lines=tuple(unit_lines.items()),
                     standing_line=standing[by_statement[0]] if by_statement else None,
                 )
             )
@@ -376,9 +387,8 @@ def _with_annex_table(
     return programme.model_copy(update={"groups": groups}), new_sources, skipped
 
 
-def _line_with(text: str, start: int, *words: str) -> int:
+def _line_with(lines: list[str], start: int, *words: str) -> int:
     """The first line from `start` on that holds all the words; `start` if none does."""
-    lines = text.replace("\ufeff", "").splitlines()
     return next((n for n in range(start, len(lines) + 1) if all(w in lines[n - 1] for w in words)), start)
 
 

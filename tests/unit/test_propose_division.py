@@ -233,6 +233,9 @@ def test_guiding_units_and_a_standing_unit_are_reported_never_guessed_guobanfa_2
     # （六）: 供销合作总社 is called 参与 (cooperating): the convention never makes it lead
     assert data["tasks"][5] == {"task": 6, "lead": ["city"], "cooperating": ["coop"]}
     assert proposal.convention == [2, 3, 4, 5, 6]
+    # a unmatched name points at the note that names it (line 28), not at a 指导 note above it
+    unmatched = {(u["name"], u["task"], u["line"]) for u in proposal.unmatched}
+    assert {("市场监管总局", 2, 28), ("工业和信息化部", 2, 28), ("国家统计局", 1, 22)} <= unmatched
     entry = proposal.text.split("- task: 6")[1]
     assert "# responsible by a statement made once in the text (以下均需…落实): 试点城市政府 (policy.txt:23)" in entry
     assert "# guide (指导), no role of a division, not in the rows: 生态环境部、国家发展改革委" in entry
