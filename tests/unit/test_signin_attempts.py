@@ -3,6 +3,8 @@ oldest attempt is a minute old; other addresses are counted apart."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from services.progress import signin
@@ -10,7 +12,7 @@ from services.progress import signin
 
 def test_attempts_are_limited_per_address_per_minute(monkeypatch: pytest.MonkeyPatch) -> None:
     now = [1000.0]
-    monkeypatch.setattr(signin.time, "monotonic", lambda: now[0])
+    monkeypatch.setattr(time, "monotonic", lambda: now[0])
     attempts = signin.RecentAttempts()
     assert all(attempts.allow("10.0.0.1", 3) for _ in range(3))
     assert not attempts.allow("10.0.0.1", 3)
