@@ -143,8 +143,16 @@ async def test_the_witness_cosigns_extensions_and_refuses_a_rewritten_log(tmp_pa
     async with serving(settings) as c:
         r = await c.post("/add-checkpoint", content=log_side.request(5, 12))
         assert (r.status_code, r.text) == (409, "8\n")
-        r = await c.post("/add-checkpoint", content=log_side.request(8, 12))
-        assert r.status_code == 200, r.text
+        # Requests racing from the same old size: one is cosigned; the others are told its size (409),
+        # never cosigned on top of a state another request replaced (the roll-back the spec warns of).
+        answers = await asyncio.gather(
+            *(c.post("/add-checkpoint", content=log_side.request(8, n)) for n in (9, 10, 11, 12))
+        )
+        won = [n for n, r in zip((9, 10, 11, 12), answers, strict=True) if r.status_code == 200]
+        assert len(won) == 1, [(r.status_code, r.text) for r in answers]
+        assert sorted((r.status_code, r.text) for r in answers if r.status_code != 200) == [(409, f"{won[0]}\n")] * 3
+        state = (await c.get("/v1/witness")).json()["logs"]
+        assert [(s["size"], s["root"]) for s in state] == [(won[0], mth(log_side.leaves[: won[0]]).hex())]
 
 
 async def exchanges(settings: WitnessSettings, log_side: Log, tmp_path: Path) -> None:
