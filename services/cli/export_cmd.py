@@ -1,4 +1,5 @@
-"""policyflow export status|summaries|indicators|scores: a view as an .xlsx or .csv file.
+"""policyflow export status|summaries|indicators|scores: a view as an .xlsx or .csv file; and
+policyflow bulletin PROGRAMME PERIOD: the 督查通报 as a .pdf or .docx.
 
 The file is the progress service's own (`?format=`): the whole result of the filters given, in the
 caller's scope (a department's token gets its own unit only).
@@ -25,9 +26,7 @@ Unit = Annotated[str | None, typer.Option("--unit", help="unit id (a department 
 AsOf = Annotated[str | None, typer.Option("--as-of", help="a date (2027-12-31) or ISO time; default now")]
 
 
-def save(
-    token: str | None, path: str, params: dict[str, Any], fmt: FileFormat, out: Path | None, stem: str
-) -> dict[str, Any]:
+def save(token: str | None, path: str, params: dict[str, Any], fmt: str, out: Path | None, stem: str) -> dict[str, Any]:
     """GET the view as a file and write it; what was written."""
     clean = {k: v for k, v in params.items() if v is not None} | {"format": fmt}
     with Client(Config.load(token)) as c:
@@ -122,3 +121,22 @@ def scores(
     params = {"year": year, "as_of": as_of, "unit_id": unit}
     path = f"/v1/programmes/{programme}/scores"
     emit(save(token, path, params, fmt, output, f"scores-{programme}-{year}"), as_json, _said)
+
+
+@handled
+def bulletin(
+    programme: Annotated[str, typer.Argument(help="programme id")],
+    period: Annotated[str, typer.Argument(help="a quarter (2026-Q4) or a year (2026)")],
+    fmt: Annotated[Literal["pdf", "docx"], typer.Option("--format", "-f", help="pdf (default) or docx (Word)")] = "pdf",
+    unit: Unit = None,
+    output: Output = None,
+    token: Token = None,
+    as_json: AsJson = False,
+) -> None:
+    """The 督查通报 of a quarter or a year: figures, task groups, red and yellow units, scores,
+    indicators with charts, overdue items."""
+    path = f"/v1/programmes/{programme}/bulletins/{period}"
+    stem = f"bulletin-{programme}-{period}" + (f"-{unit}" if unit else "")
+    if not as_json:
+        console().print(t("正在生成通报……", "rendering the bulletin…"))
+    emit(save(token, path, {"unit_id": unit}, fmt, output, stem), as_json, _said)

@@ -58,6 +58,7 @@ app.add_typer(admin.app, name="admin", help="Operators: rebuild read models, bac
 app.add_typer(
     export_cmd.app, name="export", help="Views as .xlsx or .csv files: status, summaries, indicators, scores."
 )
+app.command("bulletin", help="The 督查通报 of a quarter or a year as a PDF (or --format docx).")(export_cmd.bulletin)
 app.add_typer(calendar.app, name="calendar", help="The working calendar (放假安排): publish a year, show it.")
 app.add_typer(
     witness_cmd.app, name="witness", help="A witness that cosigns the audit log's checkpoints (C2SP tlog-witness)."

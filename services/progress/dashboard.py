@@ -123,9 +123,20 @@ def _filters(request: Request, programme_id: str, tasks: tuple[int, ...] | None,
     return q.Filters(programme_id, unit_id=unit, stage=stage, overdue=overdue, tasks=tasks)
 
 
-def _unit_order(names: dict[str, dict[str, str]]) -> Any:
-    """Departments first, then districts, each by id: the same order in every row."""
-    return lambda x: (names.get(x.unit_id, {}).get("kind") != "department", x.unit_id)
+KIND_ORDER = {"department": 0, "district": 1}
+
+
+def unit_order(names: dict[str, dict[str, str]]) -> Any:
+    """A unit id's place: departments, then districts, each by name (its characters' order), never
+    by the romanised id; a unit the registry does not know last, by id."""
+
+    def key(unit_id: str) -> tuple[int, str, str]:
+        known = names.get(unit_id)
+        if known is None:
+            return (len(KIND_ORDER), unit_id, unit_id)
+        return (KIND_ORDER.get(known.get("kind", ""), len(KIND_ORDER)), known.get("name", unit_id), unit_id)
+
+    return key
 
 
 async def _frame(request: Request, who: Principal) -> dict[str, Any]:
@@ -181,7 +192,12 @@ async def overview(request: Request) -> Response:
     group, tasks = _group_tasks(ctx["catalogue"], request.query_params.get("group"), notes)
     f = _filters(request, prog.programme_id, tasks, notes)
     engine = request.app.state.engine
-    items = sorted(await q.lights(engine, f), key=_unit_order(ctx["names"]))
+    place = unit_order(ctx["names"])
+    items = sorted(await q.lights(engine, f), key=lambda x: place(x.unit_id))
+    columns = sorted({x.unit_id for x in items}, key=place)
+    cells: dict[tuple[int, str], list[q.Light]] = {}
+    for x in items:
+        cells.setdefault((x.task_no, x.unit_id), []).append(x)
     by_task: dict[int, list[q.Light]] = {}
     totals = dict.fromkeys(q.LIGHT_LABELS, 0)
     for x in items:
@@ -209,6 +225,8 @@ async def overview(request: Request) -> Response:
         listed=listed,
         filtered=filtered,
         status_export=_status_export(f, group),
+        columns=columns,
+        cells=cells,
     )
 
 

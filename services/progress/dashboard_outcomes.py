@@ -1,5 +1,6 @@
 """The dashboard's indicators page (per indicator and year the city-wide value against its target and
-the goal) and the export buttons' routes.
+the goal, with its chart), the bulletin page (the 督查通报 of a period: the PDF's own template in the
+dashboard's frame) and the export and download buttons' routes.
 
 The sign-in cookie is sent to /dashboard only, so each view's button asks /dashboard/export/<view>,
 which answers with the API's own file for the same filters (services/progress/exports.py).
@@ -10,10 +11,10 @@ from __future__ import annotations
 from urllib.parse import urlencode
 
 from fastapi import APIRouter, HTTPException, Request
-from fastapi.responses import Response
+from fastapi.responses import HTMLResponse, Response
 
 from contracts.base import Stage
-from services.progress import api, exports, outcomes
+from services.progress import api, bulletin, charts, exports, outcomes
 from services.progress.dashboard import PROGRAMME_RE, _frame, gate, render
 from services.progress.templating import OVERDUE_CHOICES
 
@@ -27,7 +28,7 @@ async def indicators_page(request: Request) -> Response:
         return who
     ctx = await _frame(request, who)
     prog, notes = ctx["programme"], ctx["notes"]
-    answer, export = None, None
+    answer, export, chart = None, None, None
     if prog:
         raw = request.query_params.get("as_of") or None
         try:
@@ -39,16 +40,51 @@ async def indicators_page(request: Request) -> Response:
             answer = await outcomes.indicators_of(request.app.state.engine, prog.programme_id, moment, None, None)
         except HTTPException:
             notes.append("本方案尚无指标数据（任务读模型中还没有该方案的导入记录）。")
+        if answer is not None and answer.indicators:
+            year = max((y.year for i in answer.indicators for y in i.years), default=None)
+            if year is not None:
+                rows = [(i, next((y for y in i.years if y.year == year), None)) for i in answer.indicators]
+                chart = charts.indicator_bars(rows, year)
         export = "/dashboard/export/indicators?" + urlencode({"programme_id": prog.programme_id, "as_of": raw or ""})
-    return render(request, "indicators.html", **ctx, page="indicators", answer=answer, export=export)
+    return render(request, "indicators.html", **ctx, page="indicators", answer=answer, export=export, chart=chart)
+
+
+@router.get("/dashboard/bulletin", include_in_schema=False)
+async def bulletin_page(request: Request) -> Response:
+    """The period's bulletin as the PDF says it, with the buttons that download it."""
+    who = gate(request)
+    if isinstance(who, Response):
+        return who
+    ctx = await _frame(request, who)
+    prog, notes = ctx["programme"], ctx["notes"]
+    if prog is None:
+        message = "系统中还没有任何任务，无法生成通报。"
+        return render(request, "error.html", 404, user=who, title="暂无方案", message=message)
+    raw = request.query_params.get("period") or None
+    period = None
+    if raw:
+        try:
+            period = bulletin.period_of(raw)
+        except HTTPException as exc:
+            notes.append(f"已忽略无效的期间：{exc.detail}")
+    try:
+        b = await bulletin.gather(request, prog.programme_id, period, None)
+    except HTTPException:
+        return render(request, "error.html", 404, user=who, title="暂无数据",
+                      message="本方案尚无通报所需的数据（任务读模型中还没有该方案的导入记录）。")  # fmt: skip
+    query = urlencode({"programme_id": prog.programme_id, "period": b.period.text})
+    downloads = {kind: f"/dashboard/export/bulletin?{query}&format={kind}" for kind in ("pdf", "docx")}
+    frame = {k: v for k, v in ctx.items() if k != "programme"}
+    html = bulletin.page(b, layout="base.html", request=request, programme=prog, downloads=downloads, **frame)
+    return HTMLResponse(html)
 
 
 def _kind(request: Request) -> exports.FileKind:
     return "csv" if request.query_params.get("format") == "csv" else "xlsx"
 
 
-def _refused(request: Request, detail: str) -> Response:
-    return render(request, "error.html", status=422, title="无法导出", message=detail)
+def _refused(request: Request, detail: str, status: int = 422) -> Response:
+    return render(request, "error.html", status=status, title="无法导出", message=detail)
 
 
 @router.get("/dashboard/export/{view}", include_in_schema=False)
@@ -79,10 +115,15 @@ async def export(request: Request, view: str) -> Response:
         if view == "scores":
             year = int(qp.get("year", ""))
             return await outcomes.scores(request, programme_id, year, who, None, None, _kind(request))
+        if view == "bulletin":
+            fmt: bulletin.BulletinKind = "docx" if qp.get("format") == "docx" else "pdf"
+            return await bulletin.bulletin(request, programme_id, qp.get("period", ""), who, None, fmt)
         if view == "indicators":
             return await outcomes.indicators(
                 request, programme_id, who, qp.get("as_of") or None, None, None, _kind(request)
             )
     except ValueError as exc:
         return _refused(request, f"导出参数无效：{exc}")
-    return _refused(request, f"没有名为 {view} 的视图可导出（status、summary、scores、indicators）")
+    except HTTPException as exc:
+        return _refused(request, str(exc.detail), exc.status_code)
+    return _refused(request, f"没有名为 {view} 的视图可导出（status、summary、scores、indicators、bulletin）")

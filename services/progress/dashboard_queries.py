@@ -326,3 +326,12 @@ async def unit_ids(engine: AsyncEngine, programme_id: str) -> list[str]:
             select(A.c.unit_id).where(A.c.programme_id == programme_id).distinct().order_by(A.c.unit_id)
         )
         return [r[0] for r in rows]
+
+
+async def task_titles(engine: AsyncEngine, programme_id: str) -> dict[int, str]:
+    """Task number -> title as the assignments carry it (for tasks the group cache does not know)."""
+    async with engine.connect() as conn:
+        rows = await conn.execute(
+            select(A.c.task_no, A.c.task_title).where(A.c.programme_id == programme_id).distinct()
+        )
+        return {int(no): str(title) for no, title in rows}

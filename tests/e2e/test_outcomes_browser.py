@@ -1,7 +1,8 @@
 """The ranking by 考核 score, the indicators page and every view's export button, in headless Chromium
 against the real stack (nats-server, the assignment and progress services over real HTTP), over the
 scripted year of tests/support/outcome_year.py published to the stream. Screenshots go to the
-artefacts directory (deploy/local/browser.py)."""
+artefacts directory (deploy/local/browser.py). Then the charts: the unit × task matrix, the bulletin
+page's SVG charts and its PDF button, at desktop and phone width."""
 
 from __future__ import annotations
 
@@ -41,12 +42,13 @@ async def stack(
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("POLICYFLOW_AUDIT_URL", "http://127.0.0.1:9")  # nothing listens: not needed here
         async with running_stack(tmp, nats_url, temporal_client, temporal_address, tq, worker=False) as s:
+            await year.register(s.db_urls["assignment"])
             await caught_up(s, await publish(s.js, year.events()))
             yield s
 
 
-async def downloaded(page: Any, selector: str, into: Path) -> Path:
-    async with page.expect_download() as info:
+async def downloaded(page: Any, selector: str, into: Path, timeout: float | None = None) -> Path:
+    async with page.expect_download(timeout=timeout) as info:
         await page.click(selector)
     download = await info.value
     target: Path = into / str(download.suggested_filename)
@@ -111,5 +113,68 @@ async def test_ranking_indicators_and_export_buttons_in_chromium(stack: Stack, t
             rows = sheet_rows(await downloaded(page, "#export-indicators-xlsx", tmp_path))
             city = {r[0]: r[7] for r in rows[1:] if r[6] == "全市"}
             assert city == {year.GREEN: 91.5, year.WATER: 66.6667, year.RETROFIT: 115, year.FOREST: 55.8}
+        finally:
+            await browser.close()
+
+
+async def signed_in(browser: Any, stack: Stack, width: int, height: int) -> Any:
+    context = await browser.new_context(viewport={"width": width, "height": height}, locale="zh-CN",
+                                        accept_downloads=True)  # fmt: skip
+    page = await context.new_page()
+    page.set_default_timeout(10_000)
+    await page.goto(f"{stack.progress_url}/dashboard/login")
+    await page.fill("#token", stack.headers("supervisor")["Authorization"].removeprefix("Bearer "))
+    await page.click("#login-submit")
+    return page
+
+
+async def svg_texts(page: Any, chart: str) -> list[str]:
+    texts: list[str] = await page.locator(f"svg#{chart} text").all_text_contents()
+    return texts
+
+
+async def test_charts_and_the_bulletin_in_chromium_at_desktop_and_phone_width(stack: Stack, tmp_path: Path) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    async with async_playwright() as pw:
+        browser = await pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for label, width, height in (("desktop", 1280, 900), ("phone", 390, 844)):
+                page = await signed_in(browser, stack, width, height)
+                # The matrix: one column per unit by kind and name (甲, 乙, 丙 by their characters'
+                # order, not by id), a light in each task's row.
+                await page.goto(f"{stack.progress_url}/dashboard?programme_id={P}")
+                heads = await page.locator("#matrix thead th.unit").evaluate_all("hs => hs.map(h => h.dataset.unit)")
+                assert heads == sorted(year.UNITS, key=lambda u: year.NAMES[u])
+                await expect(page.locator("#task-14 td.cell a.light")).to_have_count(3)
+                await expect(page.locator('#task-28 a.light[data-unit="gamma"]')).to_have_attribute("data-light", "red")
+                await expect(page.locator("#group-4 h3")).to_contain_text("推动绿色建筑发展")
+                await page.screenshot(path=str(artefacts() / f"dashboard-matrix-{label}.png"), full_page=True)
+
+                # The bulletin page: the PDF's own template, its charts as inline SVG.
+                await page.goto(f"{stack.progress_url}/dashboard/bulletin?programme_id={P}&period=2027")
+                await expect(page.locator("#bulletin-period")).to_contain_text("2027年度")
+                months = await svg_texts(page, "month-chart")
+                assert [f"{m}月" for m in range(1, 13)] == [t for t in months if t.endswith("月")]
+                rates = page.locator("svg#month-chart circle.rate")
+                assert await rates.evaluate_all("cs => cs.map(c => c.dataset.rate)") == ["0.3333", "0.7500", "1.0000",
+                                                                                         "0.5000"]  # fmt: skip
+                groups = await svg_texts(page, "group-chart")
+                assert "（四）推动绿色建筑发展" in groups and "67%" in groups
+                indicators = await svg_texts(page, "indicator-chart")
+                assert "绿色建筑占比" in indicators and "91.5% / 目标 90" in indicators
+                await expect(page.locator('#bulletin-escalated tr[data-unit="gamma"] td').first).to_have_text("丙区")
+                await page.screenshot(path=str(artefacts() / f"dashboard-bulletin-{label}.png"), full_page=True)
+                if label == "phone":  # the matrix scrolls sideways inside its box, the page does not
+                    await page.goto(f"{stack.progress_url}/dashboard?programme_id={P}")
+                    wide = await page.evaluate("document.documentElement.scrollWidth")
+                    assert wide <= width + 1, wide
+                else:
+                    # The first PDF of a process loads pango and the fonts: seconds on a loaded machine.
+                    saved = await downloaded(page, "#export-bulletin-pdf", tmp_path, timeout=60_000)
+                    assert saved.name == f"bulletin-{P}-2027.pdf" and saved.read_bytes().startswith(b"%PDF")
+                    await page.goto(f"{stack.progress_url}/dashboard/indicators?programme_id={P}&as_of=2027-12-31")
+                    assert "森林覆盖率" in await svg_texts(page, "indicator-chart")
+                await page.context.close()
         finally:
             await browser.close()

@@ -13,8 +13,11 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import docx
 import httpx
 import openpyxl
+import pypdf
+import pypdfium2 as pdfium
 import pytest
 from temporalio.client import Client
 from typer.testing import CliRunner, Result
@@ -23,7 +26,9 @@ from contracts.figures import indicators_answer
 from contracts.indicators import ProgrammeOutcomes
 from contracts.records import Recorded
 from contracts.scores import scores_answer
+from deploy.local.browser import artefacts
 from services.cli.main import app
+from services.progress.bulletin import DOCX_TYPE as DOCX
 from services.progress.outcomes import as_of_time
 from tests.e2e.support import Stack, running_stack, token
 from tests.integration.audit_support import Service, running, settings_for
@@ -42,6 +47,7 @@ async def stacks(
     tmp = tmp_path_factory.mktemp("outcomes")
     tq = f"tq-out-{uuid.uuid4().hex[:8]}"
     async with running_stack(tmp, nats_url, temporal_client, temporal_address, tq, worker=False) as stack:
+        await year.register(stack.db_urls["assignment"])
         (tmp / "audit").mkdir()
         async with running(settings_for(tmp / "audit", nats_url)) as audit:
             events = year.events()
@@ -267,3 +273,53 @@ async def test_a_plan_or_report_naming_an_unknown_indicator_is_refused_naming_th
         assert "未知指标 green_shares" in detail and all(i.id in detail for i in year.OUTCOMES.indicators)
         r = await c.post(f"{stack.progress_url}/v1/assignments/{aid}/reports", headers=dept, json=report)
         assert r.status_code == 422 and "未知指标 nope" in r.json()["detail"], r.text
+
+
+def pdf_text(body: bytes) -> str:
+    return "\n".join(page.extract_text() for page in pypdf.PdfReader(io.BytesIO(body)).pages)
+
+
+async def test_the_bulletin_as_pdf_and_docx_names_the_programme_the_period_and_the_red_units(
+    stacks: tuple[Stack, Service], tmp_path: Path
+) -> None:
+    stack, _ = stacks
+    path = f"{stack.progress_url}/v1/programmes/{P}/bulletins"
+    async with httpx.AsyncClient(timeout=60) as c:
+        r = await c.get(f"{path}/2027", headers=stack.headers("supervisor"))
+        assert r.status_code == 200, r.text
+        assert r.headers["content-type"] == "application/pdf" and f"bulletin-{P}-2027.pdf" in r.headers[
+            "content-disposition"]  # fmt: skip
+        text = pdf_text(r.content)
+        # The title, the period, gamma (丙区: red on both acceptances) and alpha (甲区: yellow) by name.
+        assert "测试方案" in text and "2027年度" in text and "丙区" in text and "甲区" in text, text
+        assert "本期发出蓝色督办 0 次、黄色督办 1 次、红色督办 2 次" in text.replace("\n", "")
+        # Every page as a picture, in the test artefacts (the first is docs/bulletin.png).
+        document = pdfium.PdfDocument(r.content)
+        for i in range(len(document)):
+            document[i].render(scale=1.5).to_pil().save(artefacts() / f"bulletin-{P}-2027-p{i + 1}.png")
+        assert len(document) >= 1
+
+        accept = {**stack.headers("supervisor"), "Accept": DOCX}
+        r = await c.get(f"{path}/2027-Q1", headers=accept)
+        assert r.status_code == 200 and r.headers["content-type"] == DOCX, r.text
+        doc = docx.Document(io.BytesIO(r.content))
+        words = "\n".join(p.text for p in doc.paragraphs)
+        cells = [cell.text for t in doc.tables for row in t.rows for cell in row.cells]
+        assert "测试方案" in words and "2027年第一季度" in words and "丙区" in cells
+        assert len(doc.inline_shapes) == 3  # the three charts, as pictures
+
+        # A department gets its own unit's bulletin: beta was never escalated, gamma is not in it.
+        r = await c.get(f"{path}/2027", headers=stack.headers("department", "beta"))
+        assert r.status_code == 200, r.text
+        text = pdf_text(r.content)
+        assert "乙区" in text and "丙区" not in text and "本期没有单位被红色或黄色督办" in text
+
+        r = await c.get(f"{path}/2027-Q5", headers=stack.headers("supervisor"))
+        assert r.status_code == 422 and "2026-Q4" in r.json()["detail"], r.text
+        r = await c.get(f"{path.replace(P, 'nope-1')}/2027", headers=stack.headers("supervisor"))
+        assert r.status_code == 404 and P in r.json()["detail"]
+
+    out = tmp_path / "q1.pdf"
+    ran = await cli(stack, "supervisor", None, "bulletin", P, "2027-Q1", "-o", str(out), "--json")
+    assert ran.exit_code == 0, ran.output
+    assert json.loads(ran.stdout)["path"] == str(out) and "2027年第一季度" in pdf_text(out.read_bytes())

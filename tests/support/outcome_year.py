@@ -9,9 +9,12 @@ its three targets; gamma never accepts (red on both acceptances).
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 from contracts import events as ev
+from contracts.api import ProgrammeImport
 from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Role, UserRole
+from contracts.catalog import Division, Programme, Responsibility, Schedule, Task, TaskGroup, Unit, UnitKind
 from contracts.ids import assignment_id
 from contracts.indicators import IndicatorSpec, ProgrammeOutcomes
 
@@ -32,6 +35,27 @@ OUTCOMES = ProgrammeOutcomes(
                       targets={2027: 56}, goal_year=2035, goal=57),
     ],
 )  # fmt: skip
+
+NAMES = {"alpha": "甲区", "beta": "乙区", "gamma": "丙区"}
+GROUPS = {14: (4, "推动绿色建筑发展", "建设高品质绿色建筑"), 28: (6, "推进美丽乡村建设", "推进县域节水型社会建设")}
+TITLE, DOCUMENT_NO = "测试方案", "测试〔2027〕1号"
+
+
+def catalogue() -> ProgrammeImport:
+    """The programme as the assignment service's registry would hold it once imported: the units'
+    names (甲区, 乙区, 丙区) and the two tasks' groups, for the pages and the bulletin."""
+    groups = [TaskGroup(no=g, title=title, tasks=[Task(no=t, title=task, text=f"{task}。")])
+              for t, (g, title, task) in GROUPS.items()]  # fmt: skip
+    rows = [Responsibility(task_no=t, unit_id=u, role=Role.RESPONSIBLE, horizon_year=2030)
+            for t in GROUPS for u in UNITS]  # fmt: skip
+    return ProgrammeImport(
+        programme_id=PROGRAMME,
+        programme=Programme(document_no=DOCUMENT_NO, title=TITLE, groups=groups),
+        units=[Unit(unit_id=u, name=NAMES[u], kind=UnitKind.DISTRICT) for u in UNITS],
+        division=Division(example=True, note="scripted test division", responsibilities=rows),
+        schedule=Schedule(start_year=2027, evaluation_years=[]),
+    )
+
 
 SUPERVISOR = Actor(sub="supervisor", role=UserRole.SUPERVISOR)
 VERIFIER = Actor(sub="verifier", role=UserRole.VERIFIER)
@@ -118,7 +142,7 @@ def script() -> dict[tuple[int, str], list[tuple[dt.datetime, ev.Fact, Actor]]]:
 
 def events() -> list[ev.Event]:
     """The programme's import (with its indicators) first, then every assignment's facts by time."""
-    imported = ev.ProgrammeImported(document_no="测试〔2027〕1号", title="测试方案", task_count=30,
+    imported = ev.ProgrammeImported(document_no=DOCUMENT_NO, title=TITLE, task_count=30,
                                     responsibility_count=6, content_sha256="ab" * 32, outcomes=OUTCOMES)  # fmt: skip
     out = [ev.make_event(imported, seq=0, occurred_at=at("2027-01-04", 0), programme_id=PROGRAMME, actor=SUPERVISOR)]
     timed: list[tuple[dt.datetime, str, ev.Event]] = []
@@ -129,3 +153,18 @@ def events() -> list[ev.Event]:
                               assignment_id=aid, task_no=task, unit_id=unit)  # fmt: skip
             timed.append((when, e.event_id, e))
     return out + [e for _, _, e in sorted(timed, key=lambda t: (t[0], t[1]))]
+
+
+async def register(assignment_db_url: str) -> None:
+    """Store catalogue() in the assignment service's database, as an import would (its event is the
+    scripted one in events(), so nothing is published)."""
+    from services.assignment import store
+    from services.shared.db import make_engine
+
+    engine = make_engine(assignment_db_url)
+    try:
+        body = catalogue()
+        fact = events()[0].payload
+        await store.insert_programme(engine, body, store.content_sha256(body), json.dumps(fact), SUPERVISOR.sub)
+    finally:
+        await engine.dispose()

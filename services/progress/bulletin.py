@@ -1,0 +1,220 @@
+"""The 督查通报 (bulletin): a programme's figures for a quarter or a year, as a PDF or a .docx.
+
+`GET /v1/programmes/{programme_id}/bulletins/{period}` gathers one `Bulletin` from the read model
+(contracts.bulletin, contracts.scores and contracts.figures over the assignments' dated records, as
+of the end of the period, or now while it runs), renders templates/bulletin.html (the page the
+dashboard shows, in a print frame) and turns it into a PDF with WeasyPrint, fonts embedded; the .docx
+(services/progress/bulletin_docx.py) is written from the same `Bulletin`, its charts pictures of the
+same SVG. A department's token gets its own unit's bulletin.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from markupsafe import Markup
+
+from contracts.bulletin import PERIOD_WORDS, BulletinFigures, Period, bulletin_figures, parse_period
+from contracts.figures import SHANGHAI, IndicatorFigures, YearFigure, indicators_answer, resolved
+from contracts.indicators import ProgrammeOutcomes
+from contracts.records import Recorded
+from contracts.scores import ScoresAnswer, UnitScore, scores_answer
+from services.progress import charts, dashboard_sources, outcomes
+from services.progress import dashboard_queries as q
+from services.progress.api import readable_unit
+from services.progress.templating import templates
+from services.shared.auth import Principal
+from services.shared.web import principal
+
+router = APIRouter()
+PDF_TYPE = "application/pdf"
+DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
+MEDIA = {"pdf": PDF_TYPE, "docx": DOCX_TYPE}
+BulletinKind = Literal["pdf", "docx"]
+SHOWN_SCORES = 3  # units listed among the best and among the lowest
+
+
+@dataclass
+class Bulletin:
+    programme_id: str
+    title: str
+    document_no: str
+    period: Period
+    figures: BulletinFigures
+    scores: ScoresAnswer | None
+    indicators: list[tuple[IndicatorFigures, YearFigure | None]]
+    indicator_note: str
+    names: dict[str, dict[str, str]]
+    titles: dict[int, str]
+    unit_id: str | None  # the unit the bulletin is limited to (a department's own)
+    made_at: dt.datetime
+    charts: dict[str, Markup] = field(default_factory=dict)
+
+    def name(self, unit_id: str) -> str:
+        return self.names.get(unit_id, {}).get("name", unit_id)
+
+    def task(self, task_no: int) -> str:
+        title = self.titles.get(task_no, "")
+        return f"{task_no}. {title}" if title else str(task_no)
+
+    @property
+    def best(self) -> list[UnitScore]:
+        return [] if self.scores is None else self.scores.units[:SHOWN_SCORES]
+
+    @property
+    def lowest(self) -> list[UnitScore]:
+        """The lowest scores, lowest first, leaving out the units already among the best."""
+        if self.scores is None:
+            return []
+        rest = self.scores.units[len(self.best) :]
+        return list(reversed(rest[-SHOWN_SCORES:]))
+
+    @property
+    def stem(self) -> str:
+        return f"bulletin-{self.programme_id}-{self.period.text}" + (f"-{self.unit_id}" if self.unit_id else "")
+
+
+def period_of(text: str) -> Period:
+    try:
+        return parse_period(text)
+    except ValueError as exc:
+        raise HTTPException(422, str(exc)) from None
+
+
+def current_period(moment: dt.datetime) -> Period:
+    day = moment.astimezone(SHANGHAI).date()
+    return parse_period(f"{day.year}-Q{(day.month - 1) // 3 + 1}")
+
+
+@dataclass(frozen=True)
+class Sources:
+    """What a bulletin is made of besides the records: the programme's words and the registry's names."""
+
+    title: str
+    document_no: str
+    groups: dict[int, tuple[int, str]]  # task -> its group's number and title
+    titles: dict[int, str]
+    names: dict[str, dict[str, str]]
+
+
+def compose(
+    programme_id: str,
+    declared: ProgrammeOutcomes,
+    states: Sequence[Recorded],
+    sources: Sources,
+    period: Period | None,
+    unit_id: str | None,
+    now: dt.datetime | None = None,
+) -> Bulletin:
+    """The bulletin as of the end of `period` (None: the quarter of the latest data), or `now`
+    (default: the clock, or the latest record when later) while the period runs."""
+    now = resolved(now, states)
+    period = period or current_period(now)
+    as_of = min(period.closing(), now)
+    mine = [s for s in states if unit_id is None or s.unit_id == unit_id]
+    figures = bulletin_figures(programme_id, period, mine, as_of, sources.groups)
+    ranked = scores_answer(programme_id, declared.scoring, declared.indicators, states, period.year, as_of, unit_id)
+    answer = indicators_answer(programme_id, declared, states, as_of, unit_id)
+    rows = [(ind, next((y for y in ind.years if y.year == period.year), None)) for ind in answer.indicators]
+    b = Bulletin(
+        programme_id=programme_id,
+        title=sources.title,
+        document_no=sources.document_no,
+        period=period,
+        figures=figures,
+        scores=ranked if ranked.units else None,
+        indicators=rows,
+        indicator_note=(answer.note or "示例指标（EXAMPLE）") if answer.example else "",
+        names=sources.names,
+        titles=sources.titles,
+        unit_id=unit_id,
+        made_at=dt.datetime.now(dt.UTC),
+    )
+    b.charts = {
+        "groups": charts.group_bars(figures.groups),
+        "months": charts.monthly(figures.months),
+        "indicators": charts.indicator_bars(rows, period.year),
+    }
+    return b
+
+
+async def gather(request: Request, programme_id: str, period: Period | None, unit_id: str | None) -> Bulletin:
+    """The bulletin from the read model, the task-group cache and the unit registry; 404 for an
+    unknown programme (naming the known ones)."""
+    engine = request.app.state.engine
+    declared, states = await outcomes.programme_outcomes(engine, programme_id)
+    await dashboard_sources.ensure_task_groups(request, programme_id)
+    catalogue = await q.task_catalogue(engine, programme_id)
+    meta = next((p for p in await q.programmes(engine) if p.programme_id == programme_id), None)
+    sources = Sources(
+        title=meta.title if meta else programme_id,
+        document_no=meta.document_no if meta else "",
+        groups={t.task_no: (t.group_no, t.group_title) for t in catalogue if t.group_no is not None},
+        titles=await q.task_titles(engine, programme_id) | {t.task_no: t.title for t in catalogue},
+        names=await dashboard_sources.unit_names(request, {s.unit_id for s in states}),
+    )
+    return compose(programme_id, declared, states, sources, period, unit_id)
+
+
+def page(b: Bulletin, **frame: Any) -> str:
+    """The bulletin as HTML: standalone (the PDF's print frame) or, given the dashboard's frame
+    (`layout="base.html"`, user, notes, ...), a dashboard page; one template for both."""
+    context = {"layout": "print.html", "user": None, "page": "bulletin", "notes": [], "programme": None} | frame
+    return templates.env.get_template("bulletin.html").render(b=b, standalone=frame.get("layout") is None, **context)
+
+
+def pdf_bytes(html: str) -> bytes:
+    from weasyprint import HTML  # loads pango on first use, not at import
+
+    body: bytes = HTML(string=html).write_pdf()
+    return body
+
+
+async def rendered(b: Bulletin, kind: BulletinKind) -> bytes:
+    """The file; rendering takes a second or so of CPU, so it runs beside the event loop."""
+    if kind == "docx":
+        from services.progress.bulletin_docx import docx_bytes
+
+        return await asyncio.to_thread(docx_bytes, b)
+    return await asyncio.to_thread(pdf_bytes, page(b))
+
+
+def wanted(request: Request, format: BulletinKind | None) -> BulletinKind:
+    if format is not None:
+        return format
+    return "docx" if DOCX_TYPE in request.headers.get("accept", "").lower() else "pdf"
+
+
+def respond(b: Bulletin, kind: BulletinKind, body: bytes) -> Response:
+    headers = {"Content-Disposition": f'attachment; filename="{b.stem}.{kind}"'}
+    return Response(body, media_type=MEDIA[kind], headers=headers)
+
+
+@router.get(
+    "/v1/programmes/{programme_id}/bulletins/{period}",
+    tags=["outcomes"],
+    response_class=Response,
+    responses={200: {"content": {PDF_TYPE: {}, DOCX_TYPE: {}}, "description": "the bulletin as a file"}},
+)
+async def bulletin(
+    request: Request,
+    programme_id: outcomes.ProgrammeId,
+    period: Annotated[str, Path(max_length=16, description=PERIOD_WORDS)],
+    caller: Principal = Depends(principal),
+    unit_id: str | None = Query(default=None, max_length=64),
+    format: BulletinKind | None = Query(default=None, description="pdf (default) or docx; or the Accept header"),
+) -> Response:
+    """The 督查通报 for a quarter (`2026-Q4`) or a year (`2026`): the period's figures, progress per
+    task group, units with red and yellow escalations, the best and lowest 考核 scores, indicator
+    progress with charts and the overdue items, as of the period's end (or now, while it runs).
+    A department gets its own unit's (the city-wide indicator values stay city-wide)."""
+    unit_id = readable_unit(caller, unit_id)
+    chosen = period_of(period)
+    kind = wanted(request, format)
+    b = await gather(request, programme_id, chosen, unit_id)
+    return respond(b, kind, await rendered(b, kind))
