@@ -19,7 +19,9 @@ $(OIDC_STAMP): tests/oidc/package.json tests/oidc/package-lock.json
 	@if command -v npm >/dev/null 2>&1; then cd tests/oidc && npm ci --no-audit --no-fund --loglevel=error; \
 	else echo "npm not found: the single sign-on tests will be skipped"; fi
 
+# Debian's libraries for WeasyPrint and a Chinese font (the bulletin's PDF), when apt-get can install them.
 setup: $(STAMP) $(OIDC_STAMP)
+	@bash deploy/local/pdf-packages.sh
 
 up: setup
 	$(UV) run --frozen python -m deploy.local.up
