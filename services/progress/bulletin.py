@@ -164,7 +164,15 @@ async def gather(request: Request, programme_id: str, period: Period | None, uni
 def page(b: Bulletin, **frame: Any) -> str:
     """The bulletin as HTML: standalone (the PDF's print frame) or, given the dashboard's frame
     (`layout="base.html"`, user, notes, ...), a dashboard page; one template for both."""
-    context = {"layout": "print.html", "user": None, "page": "bulletin", "notes": [], "programme": None} | frame
+    context: dict[str, Any] = {
+        "layout": "print.html",
+        "user": None,
+        "page": "bulletin",
+        "notes": [],
+        "programme": None,
+        "csrf": "",
+    }
+    context |= frame
     return templates.env.get_template("bulletin.html").render(b=b, standalone=frame.get("layout") is None, **context)
 
 

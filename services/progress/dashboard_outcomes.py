@@ -52,7 +52,7 @@ async def indicators_page(request: Request) -> Response:
 @router.get("/dashboard/bulletin", include_in_schema=False)
 async def bulletin_page(request: Request) -> Response:
     """The period's bulletin as the PDF says it, with the buttons that download it."""
-    who = gate(request)
+    who = await gate(request)
     if isinstance(who, Response):
         return who
     ctx = await _frame(request, who)
@@ -75,7 +75,9 @@ async def bulletin_page(request: Request) -> Response:
     query = urlencode({"programme_id": prog.programme_id, "period": b.period.text})
     downloads = {kind: f"/dashboard/export/bulletin?{query}&format={kind}" for kind in ("pdf", "docx")}
     frame = {k: v for k, v in ctx.items() if k != "programme"}
-    html = bulletin.page(b, layout="base.html", request=request, programme=prog, downloads=downloads, **frame)
+    csrf = getattr(request.state, "csrf", "")  # the sign-out form's, as render() gives every page
+    html = bulletin.page(b, layout="base.html", request=request, programme=prog, downloads=downloads, csrf=csrf,
+                         **frame)  # fmt: skip
     return HTMLResponse(html)
 
 

@@ -122,8 +122,10 @@ async def signed_in(browser: Any, stack: Stack, width: int, height: int) -> Any:
                                         accept_downloads=True)  # fmt: skip
     page = await context.new_page()
     page.set_default_timeout(10_000)
+    name, password = await stack.account("supervisor")
     await page.goto(f"{stack.progress_url}/dashboard/login")
-    await page.fill("#token", stack.headers("supervisor")["Authorization"].removeprefix("Bearer "))
+    await page.fill("#username", name)
+    await page.fill("#password", password)
     await page.click("#login-submit")
     return page
 
