@@ -20,6 +20,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitSelfEvaluation,
     SubmitTaskSummary,
     VerifyYear,
 )
@@ -122,6 +123,8 @@ class AssignmentDetail(AssignmentSummary):
     last_report: dict[str, Any] | None = None
     last_verification: dict[str, Any] | None = None  # the year's latest verdict: findings, rework_due
     summary: dict[str, Any] | None = None  # a lead's consolidated annual summary (汇总)
+    self_evaluation: dict[str, Any] | None = None  # the unit's self-evaluation (自评): year, score, text
+    evaluations: dict[int, float] = {}  # the verifiers' five-year evaluation scores by year
     extensions: list[dict[str, Any]] = []  # extension requests (延期申请), oldest first
     closure: dict[str, Any] | None = None  # an early closure (销号): year, reason, at
     counts: dict[str, int] = {}
@@ -147,6 +150,7 @@ VerificationRequestBody = body_of(RequestVerification, "VerificationRequestBody"
 VerificationBody = body_of(VerifyYear, "VerificationBody")
 CancelBody = body_of(CancelAssignment, "CancelBody")
 SummaryBody = body_of(SubmitTaskSummary, "SummaryBody")
+SelfEvaluationBody = body_of(SubmitSelfEvaluation, "SelfEvaluationBody")
 ExtensionBody = body_of(RequestExtension, "ExtensionBody")
 ExtensionDecisionBody = body_of(DecideExtension, "ExtensionDecisionBody", "n")
 ReminderBody = body_of(RemindAssignment, "ReminderBody")

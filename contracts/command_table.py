@@ -22,6 +22,7 @@ from contracts.api import (
     ReminderBody,
     ReportBody,
     ReviewBody,
+    SelfEvaluationBody,
     SummaryBody,
     VerificationBody,
     VerificationRequestBody,
@@ -45,6 +46,7 @@ from contracts.commands import (
     ReviewAnnualPlan,
     ReviseAssignment,
     SubmitAnnualPlan,
+    SubmitSelfEvaluation,
     SubmitTaskSummary,
     VerifyYear,
 )
@@ -100,6 +102,8 @@ COMMANDS: tuple[CommandRow, ...] = (
                "核验 pass or fail the year"),
     CommandRow("submit_summary", SubmitTaskSummary, SummaryBody, "/summaries", (D,), "a task summary (汇总)",
                "汇总 the lead unit's consolidated annual summary of its task"),
+    CommandRow("submit_self_evaluation", SubmitSelfEvaluation, SelfEvaluationBody, "/self-evaluations", (D,),
+               "a self-evaluation (自评)", "自评 the unit's self-evaluation in a five-year evaluation year"),
     CommandRow("cancel", CancelAssignment, CancelBody, "/cancel", (S,), "cancelling", "撤销 cancel"),
     # Changes during the year (issue 21): a unit asks, a supervisor decides, chases or closes.
     CommandRow("request_extension", RequestExtension, ExtensionBody, "/extensions", (D,),

@@ -82,6 +82,15 @@ class SubmitTaskSummary(Command):
     text: str = Field(min_length=1, max_length=20000)
 
 
+class SubmitSelfEvaluation(Command):
+    """A unit's self-evaluation (自评) for a five-year evaluation year: text and its own score; a later one
+    replaces it. The verifier's score comes with the year's verification (VerifyYear.score)."""
+
+    year: int = Field(ge=2000, le=2100)
+    text: str = Field(min_length=1, max_length=20000)
+    score: float = Field(ge=0, le=100)
+
+
 class CancelAssignment(Command):
     reason: str = Field(min_length=1, max_length=5000)
 

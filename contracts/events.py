@@ -168,6 +168,16 @@ class EvaluationRecorded(Fact):
     findings: str = ""
 
 
+class SelfEvaluationSubmitted(Fact):
+    """The unit's self-evaluation (自评) for a five-year evaluation; `revision` > 1 replaces the one before."""
+
+    TYPE = "SelfEvaluationSubmitted"
+    year: int
+    revision: int
+    score: float
+    text: str
+
+
 class YearStarted(Fact):
     TYPE = "YearStarted"
     year: int
@@ -294,6 +304,7 @@ _BASE_FACTS: tuple[type[Fact], ...] = (
     VerificationPassed,
     VerificationFailed,
     EvaluationRecorded,
+    SelfEvaluationSubmitted,
     YearStarted,
     AssignmentCompleted,
     AssignmentCancelled,

@@ -36,6 +36,7 @@ from contracts.events import (
     ManualReminderIssued,
     ProgressReported,
     ReminderIssued,
+    SelfEvaluationSubmitted,
     SupervisionEscalated,
     TaskSummarySubmitted,
     VerificationFailed,
@@ -98,6 +99,7 @@ class AssignmentState(BaseModel):
     last_report: LastReport | None = None
     last_verification: dict[str, Any] | None = None
     summary: dict[str, Any] | None = None
+    self_evaluation: dict[str, Any] | None = None  # the latest 自评 (year, revision, score, text, at)
     percent: float = 0.0
     reports: int = 0
     cooperating_reports: int = 0
@@ -231,6 +233,9 @@ def _apply_fact(s: AssignmentState, f: Fact, at: dt.datetime) -> None:
             s.summary = {"year": f.year, "revision": f.revision, "text": f.text, "at": at.isoformat()}
         case EvaluationRecorded():
             s.evaluations = {**s.evaluations, f.year: f.score}
+        case SelfEvaluationSubmitted():
+            s.self_evaluation = {"year": f.year, "revision": f.revision, "score": f.score, "text": f.text,
+                                 "at": at.isoformat()}  # fmt: skip
         case AssignmentCompleted():
             s.stage, s.deadlines, s.escalations = Stage.COMPLETED, {}, {}
         case AssignmentCancelled():

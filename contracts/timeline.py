@@ -51,6 +51,8 @@ TEMPLATES = {
     "division revision {revision}: {added_n} added, {removed_n} removed, {changed_n} changed",
     "WorkingCalendarPublished": "公布 {year} 年放假安排（{source}，第 {revision} 版）/ "
     "working calendar {year} published, revision {revision}",
+    "SelfEvaluationSubmitted": "提交 {year} 年五年评估自评（第 {revision} 版），自评 {score} 分 / "
+    "self-evaluation for {year}, revision {revision}: {score}",
     "BulletinIssued": "印发 {period} 督查通报 / bulletin {period} issued",
     "ScoresSnapshotted": "{year} 年度考核得分定格 / scores of {year} snapshotted",
     "EvaluationOpened": "{year} 年五年评估开始，各单位提交自评 / five-year evaluation {year} opened",

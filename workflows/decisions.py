@@ -24,6 +24,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitSelfEvaluation,
     SubmitTaskSummary,
     VerifyYear,
 )
@@ -48,6 +49,7 @@ from contracts.events import (
     ManualReminderIssued,
     ProgressReported,
     ReminderIssued,
+    SelfEvaluationSubmitted,
     SupervisionEscalated,
     TaskSummarySubmitted,
     VerificationFailed,
@@ -215,6 +217,10 @@ def decide(
         case SubmitTaskSummary():
             revision = (s.summary or {}).get("revision", 0) + 1 if (s.summary or {}).get("year") == y else 1
             return [TaskSummarySubmitted(year=y, revision=revision, text=cmd.text)]
+        case SubmitSelfEvaluation():
+            mine = s.self_evaluation or {}
+            revision = mine.get("revision", 0) + 1 if mine.get("year") == y else 1
+            return [SelfEvaluationSubmitted(year=y, revision=revision, score=cmd.score, text=cmd.text)]
         case CancelAssignment():
             return [AssignmentCancelled(reason=cmd.reason, closes=sorted(s.deadlines))]
         case RequestExtension() | DecideExtension() | RemindAssignment() | CloseAssignment():

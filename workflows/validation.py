@@ -26,6 +26,7 @@ from contracts.commands import (
     RequestVerification,
     ReviewAnnualPlan,
     SubmitAnnualPlan,
+    SubmitSelfEvaluation,
     SubmitTaskSummary,
     VerifyYear,
 )
@@ -144,6 +145,23 @@ def submit_summary(s: AssignmentState, _spec: AssignmentSpec, cmd: SubmitTaskSum
     return None
 
 
+def submit_self_evaluation(
+    s: AssignmentState, spec: AssignmentSpec, cmd: SubmitSelfEvaluation, _today: dt.date
+) -> str | None:
+    if s.stage == Stage.ASSIGNED:
+        return "accept the assignment before its self-evaluation"
+    if cmd.year not in spec.schedule.evaluation_years:
+        years = ", ".join(str(y) for y in spec.schedule.evaluation_years) or "none"
+        return f"{cmd.year} is not a five-year evaluation year of this programme (evaluation years: {years})"
+    if cmd.year != s.year:
+        return f"the self-evaluation is for the year being worked on, {s.year}, not {cmd.year}"
+    if s.year in s.years_verified:
+        return f"{s.year} is already verified: its evaluation is closed"
+    if not cmd.text.strip():
+        return "the self-evaluation is empty"
+    return None
+
+
 def cancel(_s: AssignmentState, _spec: AssignmentSpec, cmd: CancelAssignment, _today: dt.date) -> str | None:
     if not cmd.reason.strip():
         return "cancelling needs a reason"
@@ -222,6 +240,7 @@ CHECKS: dict[type[Command], Check] = {
     RequestVerification: request_verification,
     VerifyYear: verify,
     SubmitTaskSummary: submit_summary,
+    SubmitSelfEvaluation: submit_self_evaluation,
     CancelAssignment: cancel,
     RequestExtension: request_extension,
     DecideExtension: decide_extension,

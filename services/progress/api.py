@@ -225,6 +225,8 @@ def detail(state: AssignmentState) -> AssignmentDetail:
         last_report=state.last_report.model_dump(mode="json") if state.last_report else None,
         last_verification=state.last_verification,
         summary=state.summary,
+        self_evaluation=state.self_evaluation,
+        evaluations=state.evaluations,
         extensions=[x.model_dump(mode="json") for x in state.extensions],
         closure=state.closure,
         counts={

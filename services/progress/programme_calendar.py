@@ -7,6 +7,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.programme_calendar import ProgrammeCalendarView, RecordedDate, calendar_view
@@ -28,8 +29,13 @@ ProgrammeId = Annotated[str, Path(max_length=64, pattern=PROGRAMME_ID_PATTERN)]
 async def programme_calendar(request: Request, programme_id: ProgrammeId) -> ProgrammeCalendarView:
     """The latest bulletin period issued, the latest year snapshotted, the evaluations open, and every date
     recorded so far (none yet: empty lists, not 404; the schedule records them as they fall due)."""
+    return await read_calendar(request.app.state.engine, programme_id)
+
+
+async def read_calendar(engine: AsyncEngine, programme_id: str) -> ProgrammeCalendarView:
+    """The programme's calendar as the read model holds it (also the workbench's: is an evaluation open?)."""
     query = select(CAL).where(CAL.c.programme_id == programme_id).order_by(CAL.c.due_at, CAL.c.key)
-    async with request.app.state.engine.connect() as conn:
+    async with engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
     dates = [RecordedDate.model_validate({k: v for k, v in r.items() if k != "programme_id"}) for r in rows]
     return calendar_view(programme_id, dates)

@@ -35,6 +35,7 @@ from services.progress import api, lead, outcomes, workbench_evidence
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import workbench_forms as forms
+from services.progress.programme_calendar import read_calendar
 from services.progress.readmodel import StatusFilter, status_rows
 from services.progress.session_cookie import CSRF_REFUSED, check_csrf
 from services.progress.workbench_signin import gate, refused, render
@@ -53,6 +54,7 @@ DONE = {
     "request_verification": "已申请核验，等待核验结论。",
     "verify": "核验结论已提交。",
     "submit_summary": "年度汇总已提交，督查人员可以看到。",
+    "submit_self_evaluation": "自评已提交，核验人员评分时可以看到；评估结束前可再次提交以更新。",
     "cancel": "任务已撤销。",
     "request_extension": "延期申请已提交，等待督查人员审批。",
     "decide_extension": "延期审批意见已提交。",
@@ -140,8 +142,14 @@ async def access(request: Request, who: Principal, s: AssignmentState) -> str | 
     return "read" if leads else None
 
 
-def actions(who: Principal, s: AssignmentState, can: str | None) -> list[str]:
-    """The command table's rows this caller may send now, by the assignment's stage."""
+async def evaluations_open(request: Request, programme_id: str) -> frozenset[int]:
+    """The programme's five-year evaluations open now, as its calendar recorded them (read model)."""
+    return frozenset((await read_calendar(request.app.state.engine, programme_id)).evaluation_open)
+
+
+def actions(who: Principal, s: AssignmentState, can: str | None, evaluating: frozenset[int] = frozenset()) -> list[str]:
+    """The command table's rows this caller may send now, by the assignment's stage (and, for a
+    self-evaluation, whether the programme's evaluation of this year is open)."""
     if s.stage in CLOSED or can != "act":
         return []
     if who.role == UserRole.DEPARTMENT:
@@ -153,6 +161,8 @@ def actions(who: Principal, s: AssignmentState, can: str | None) -> list[str]:
         names = list(by_stage.get(s.stage, []))
         if s.role == Role.LEAD and s.stage != Stage.ASSIGNED:
             names.append("submit_summary")
+        if s.year in evaluating and s.stage != Stage.ASSIGNED and s.year not in s.years_verified:
+            names.append("submit_self_evaluation")
         if s.stage != Stage.VERIFYING and any(d.kind != "review" for d in s.deadlines.values()):
             names.append("request_extension")
         return names
@@ -196,7 +206,7 @@ async def assignment_view(
     errors: dict[str, str] | None = None,
     form: str = "",
 ) -> Response:
-    shown = actions(who, s, can)
+    shown = actions(who, s, can, await evaluations_open(request, s.programme_id))
     page_error = ""
     if errors and form not in shown:  # the form is gone (the assignment moved on): say why at the top
         page_error, errors = " ".join(errors.values()), {}
@@ -292,7 +302,7 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
     if isinstance(page, Response):
         return page
     s, can = page
-    if name not in actions(who, s, can):
+    if name not in actions(who, s, can, await evaluations_open(request, s.programme_id)):
         message = f"当前（{labels.stage(s.stage.value)}）不能进行“{row.summary}”。请刷新页面查看任务的最新状态。"
         return await assignment_view(request, who, s, can, 409, errors={"": message}, form="")
     files = [v for k, v in submitted.multi_items() if k == "evidence" and isinstance(v, UploadFile) and v.filename]

@@ -153,6 +153,20 @@ def summary(form: Form) -> Read:
     return out
 
 
+def self_evaluation(form: Form) -> Read:
+    """A unit's self-evaluation (自评) while its five-year evaluation is open."""
+    text = form.get("text", "").strip()
+    out = Read(fields={"year": int(plain(form.get("year", "0")) or 0), "text": text})
+    score = _number(plain(form.get("score", "")))
+    if score is None or not 0 <= score <= 100:
+        out.errors["score"] = "自评得分须为 0 到 100 之间的数字"
+    else:
+        out.fields["score"] = score
+    if not text:
+        out.errors["text"] = "请填写自评内容"
+    return out
+
+
 def cancel(form: Form) -> Read:
     reason = form.get("reason", "").strip()
     return Read(fields={"reason": reason}, errors={} if reason else {"reason": "撤销任务须写明原因"})
@@ -196,6 +210,7 @@ READERS: dict[str, Reader] = {
     "request_verification": verification_request,
     "verify": verify,
     "submit_summary": summary,
+    "submit_self_evaluation": self_evaluation,
     "cancel": cancel,
     "request_extension": extension,
     "decide_extension": extension_decision,
@@ -247,6 +262,9 @@ _REFUSAL_WORDS = (
     ("nothing awaits verification", "没有待核验的工作"),
     ("a failed verification needs", "核验不通过须写明意见"),
     ("has no score", "核验不通过时不评分"),
+    ("not a five-year evaluation year", "本年度不是五年评估年度"),
+    ("its evaluation is closed", "该年度已核验，评估已结束"),
+    ("self-evaluation is empty", "请填写自评内容"),
     ("evaluation year", "评估年度的得分填写有误"),
     ("only the task's lead unit", "只有牵头单位可以撰写汇总"),
     ("accept the assignment before", "请先签收任务"),

@@ -10,7 +10,10 @@ import httpx
 import pytest
 from temporalio.client import Client
 
+from contracts.ids import assignment_id
+from contracts.programme_calendar import ProgrammeCalendar
 from tests.e2e.support import Stack, get_json, running_stack, small_programme, stream_events
+from tests.support.cli_output import run_cli
 from tests.support.clock import china_today
 from tests.support.waiting import until
 
@@ -101,3 +104,48 @@ async def test_dispatch_makes_the_programme_calendar_schedule(stack: Stack) -> N
         assert view["evaluation_open"] == []
         events = [e for e in await stream_events(stack.js) if e.programme_id == f"calendar-{pid}"]
         assert sorted(e.payload["period"] for e in events) == [f"{year}-Q{q}" for q in (1, 2, 3)]
+
+
+async def test_an_open_evaluation_asks_each_unit_for_its_self_evaluation(stack: Stack) -> None:
+    """The calendar opens this year's evaluation; the unit sees the 自评 form and sends it; the verifier sees it."""
+    year = china_today().year
+    body = small_programme(programme_id=f"ev-{uuid.uuid4().hex[:6]}", start_year=year, horizon=year + 4)
+    body = body.model_copy(update={
+        "schedule": body.schedule.model_copy(update={"evaluation_years": [year]}),
+        # opening on 1 January at midnight: whatever today is, this year's evaluation has opened
+        "calendar": ProgrammeCalendar(evaluation_opens_on="01-01", at_hour=0),
+    })  # fmt: skip
+    pid, a, p, admin = body.programme_id, stack.assignment_url, stack.progress_url, stack.headers("admin")
+    aid = assignment_id(pid, 3, "yuzhong")
+    unit, page = stack.headers("department", "yuzhong"), f"{p}/workbench/assignments/{aid}"
+    async with httpx.AsyncClient(timeout=30) as c:
+        assert (await c.post(f"{a}/v1/programmes", json=body.model_dump(mode="json"), headers=admin)).status_code == 200
+        assert (await c.post(f"{a}/v1/programmes/{pid}/dispatch", headers=admin)).status_code == 200
+        assert (await c.post(f"{p}/v1/assignments/{aid}/accept", headers=unit)).status_code == 200
+        r = await c.get(page, headers=unit)
+        assert r.status_code == 200 and 'id="do-submit_self_evaluation"' not in r.text  # not open yet
+
+        ran = await run_cli(stack, "supervisor", None, "schedule", "backfill", pid, "--from", f"{year}-01-01",
+                          "--to", f"{year}-01-01")  # fmt: skip
+        assert ran.exit_code == 0 and f"{year} 五年评估开始" in ran.output, ran.output
+
+        async def opened() -> Any:
+            view = await get_json(c, f"{p}/v1/programmes/{pid}/calendar", unit)
+            return view if view["evaluation_open"] == [year] else None
+
+        await until(opened, timeout=30)
+        r = await c.get(page, headers=unit)
+        assert r.status_code == 200 and 'id="do-submit_self_evaluation"' in r.text, r.text
+        r = await c.post(f"{page}/submit_self_evaluation", data={"year": str(year), "text": "", "score": "120"},
+                         headers=unit)  # fmt: skip
+        assert r.status_code == 422 and "请填写自评内容" in r.text and "自评得分须为 0 到 100 之间的数字" in r.text
+        form = {"year": str(year), "text": "绿色建筑占比达到目标", "score": "92"}
+        r = await c.post(f"{page}/submit_self_evaluation", data=form, headers=unit)
+        assert r.status_code == 303 and r.headers["location"].endswith("?done=submit_self_evaluation#done"), r.text
+        detail = await get_json(c, f"{p}/v1/assignments/{aid}", unit)
+        assert (detail["self_evaluation"]["year"], detail["self_evaluation"]["score"]) == (year, 92)
+        events = [e for e in await stream_events(stack.js, aid) if e.type == "SelfEvaluationSubmitted"]
+        assert [(e.payload["score"], e.actor.unit_id) for e in events] == [(92, "yuzhong")]
+
+        shown = await run_cli(stack, "supervisor", None, "schedule", "show", pid)
+        assert shown.exit_code == 0 and "运行中" in shown.output and f"evaluation:{year}" in shown.output, shown.output

@@ -20,6 +20,7 @@ from contracts.commands import (
     CancelAssignment,
     RequestVerification,
     ReviewAnnualPlan,
+    SubmitSelfEvaluation,
     VerifyYear,
 )
 from contracts.fold import AssignmentState, fold
@@ -210,9 +211,15 @@ async def test_an_evaluation_year_needs_a_score(kit: Kit) -> None:
         AcceptAssignment(actor=department(unit)),
         plan(unit, year),
         ReviewAnnualPlan(actor=SUPERVISOR, year=year, decision="approve"),
+        SubmitSelfEvaluation(actor=department(unit), year=year, text="基本完成", score=90),
+        SubmitSelfEvaluation(actor=department(unit), year=year, text="全部完成", score=92),  # replaces it
         RequestVerification(actor=department(unit)),
     ]:
         await send(h, cmd)
+    with pytest.raises(WorkflowUpdateFailedError) as err:  # the unit's self-evaluation (自评) is for an evaluation year
+        await send(h, SubmitSelfEvaluation(actor=department(unit), year=year + 1, text="自评", score=90))
+    assert isinstance(err.value.cause, ApplicationError)
+    assert err.value.cause.message.startswith(f"{year + 1} is not a five-year evaluation year of this programme")
     with pytest.raises(WorkflowUpdateFailedError) as err:
         await send(h, VerifyYear(actor=VERIFIER, decision="pass"))
     assert isinstance(err.value.cause, ApplicationError)
@@ -223,7 +230,15 @@ async def test_an_evaluation_year_needs_a_score(kit: Kit) -> None:
     events = await kit.events(spec.assignment_id)
     assert [e.type for e in events[-3:]] == ["VerificationPassed", "EvaluationRecorded", "AssignmentCompleted"]
     assert events[-2].payload["score"] == 87.5 and events[-2].payload["findings"] == "good"
-    assert (await h.result()).evaluations == {year: 87.5}
+    final = await h.result()
+    assert final.evaluations == {year: 87.5}
+    assert final.self_evaluation is not None and (
+        final.self_evaluation["revision"],
+        final.self_evaluation["score"],
+    ) == (2, 92)
+    selves = of_type(events, "SelfEvaluationSubmitted")
+    assert [(e.payload["revision"], e.payload["text"], e.actor.unit_id) for e in selves] == [
+        (1, "基本完成", unit), (2, "全部完成", unit)]  # fmt: skip
 
 
 async def test_a_cooperating_units_report_reaches_the_lead(kit: Kit) -> None:

@@ -61,6 +61,7 @@ def every_fact() -> list[ev.Fact]:
                                     source="国办发明电〔2026〕7号"),
         *division_facts(),
         *calendar_facts(),
+        ev.SelfEvaluationSubmitted(year=2026, revision=1, score=90, text="自评"),
     ]  # fmt: skip
 
 
@@ -194,6 +195,8 @@ def test_each_fact_changes_what_it_says() -> None:
     assert s[14].last_verification is not None and s[14].last_verification["decision"] == "pass"
     assert s[14].years_verified == [2026]
     assert s[15].evaluations == {2026: 88.5}
+    last = s[-1].self_evaluation
+    assert last is not None and (last["year"], last["score"], last["text"]) == (2026, 90, "自评")
     assert (s[16].stage, s[16].year, s[16].plan, s[16].plan_revision, s[16].percent) == (
         Stage.PLANNING, 2027, None, 0, 0.0)  # fmt: skip
     assert (s[17].stage, s[17].deadlines, s[17].escalations) == (Stage.COMPLETED, {}, {})
