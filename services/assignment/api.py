@@ -27,12 +27,14 @@ from contracts.indicators import ProgrammeOutcomes
 from contracts.programme_calendar import calendar_schedule_id
 from services.assignment import dispatch as dispatching
 from services.assignment import schedules, store
+from services.shared import access
 from services.shared.auth import Principal
-from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit
+from services.shared.web import HasRole, principal, refuse_hidden_in_names, require_programme, require_unit
 
 log = structlog.get_logger()
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(HasRole(UserRole.ADMIN))]
 Limit = Annotated[int, Query(ge=1, le=500)]
 Offset = Annotated[int, Query(ge=0, le=2**63 - 1)]  # a database integer
 
@@ -95,9 +97,9 @@ async def _record(request: Request, stored: store.StoredProgramme, caller: Princ
 
 
 @router.post("/v1/programmes", response_model=ProgrammeOut, tags=["programmes"])
-async def import_programme(request: Request, caller: Caller, body: ProgrammeImport) -> ProgrammeOut:
+async def import_programme(request: Request, caller: Admin, body: ProgrammeImport) -> ProgrammeOut:
     """Admins (operators): a programme, its units and its division of work."""
-    require_role(caller, UserRole.ADMIN)
+    require_programme(caller, body.programme_id)
     refuse_hidden_in_names(body.model_dump(mode="json", include={"programme", "units"}))
     check_references(body)
     engine = request.app.state.engine
@@ -135,10 +137,9 @@ async def import_programme(request: Request, caller: Caller, body: ProgrammeImpo
     return programme_out(stored, imported)
 
 
-@router.get(
-    "/v1/programmes/{programme_id}", response_model=ProgrammeOut, tags=["programmes"], dependencies=[Depends(principal)]
-)
-async def get_programme(request: Request, programme_id: str) -> ProgrammeOut:
+@router.get("/v1/programmes/{programme_id}", response_model=ProgrammeOut, tags=["programmes"])
+async def get_programme(request: Request, caller: Caller, programme_id: str) -> ProgrammeOut:
+    require_programme(caller, programme_id)
     stored = await store.get_programme(request.app.state.engine, programme_id)
     if stored is None:
         raise HTTPException(404, f"no programme {programme_id}")
@@ -162,7 +163,7 @@ def dispatch_message(out: dispatching.DispatchOutcome) -> str:
 async def start_dispatch(request: Request, caller: Principal, programme_id: str) -> dispatching.DispatchJob:
     """Start this programme's dispatch in the background, or join the one already running (admins: it
     belongs to the import)."""
-    require_role(caller, UserRole.ADMIN)
+    require_programme(caller, programme_id)
     app = request.app
     jobs: dispatching.DispatchJobs = app.state.dispatch_jobs
     running = jobs.get(programme_id)
@@ -241,7 +242,7 @@ request while a dispatch runs joins it instead of starting another."""
 )
 async def dispatch(
     request: Request,
-    caller: Caller,
+    caller: Admin,
     programme_id: str,
     wait: Annotated[bool, Query(description="false: answer 202 at once and run in the background")] = True,
 ) -> DispatchResult | JSONResponse:
@@ -262,14 +263,10 @@ async def dispatch(
     )
 
 
-@router.get(
-    "/v1/programmes/{programme_id}/dispatch",
-    response_model=DispatchStatus,
-    tags=["programmes"],
-    dependencies=[Depends(principal)],
-)
-async def dispatch_status(request: Request, programme_id: str) -> DispatchStatus:
+@router.get("/v1/programmes/{programme_id}/dispatch", response_model=DispatchStatus, tags=["programmes"])
+async def dispatch_status(request: Request, caller: Caller, programme_id: str) -> DispatchStatus:
     """The programme's dispatch: running (with counts so far), done, failed, or not started."""
+    require_programme(caller, programme_id)
     stored = await store.get_programme(request.app.state.engine, programme_id)
     if stored is None:
         raise HTTPException(404, f"no programme {programme_id}")
@@ -301,11 +298,18 @@ async def dispatch_status(request: Request, programme_id: str) -> DispatchStatus
 
 @router.get("/v1/units", response_model=Page[UnitOut], tags=["units"])
 async def list_units(
-    request: Request, kind: UnitKind | None = None, limit: Limit = 50, offset: Offset = 0
+    request: Request,
+    kind: UnitKind | None = None,
+    programme_id: Annotated[
+        str | None, Query(max_length=64, description="only the units taking part in this programme")
+    ] = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
 ) -> Page[UnitOut]:
     """The unit registry (ids, names, kinds), readable without a token: it is public information
-    (the notifier names units from it)."""
-    items, total = await store.list_units(request.app.state.engine, kind, limit, offset)
+    (the notifier names units from it). Units are organisations shared by every programme; with
+    `programme_id`, those that take part in it."""
+    items, total = await store.list_units(request.app.state.engine, kind, limit, offset, programme_id)
     return Page[UnitOut](items=[UnitOut(unit_id=u.unit_id, name=u.name, kind=u.kind) for u in items], total=total)
 
 
@@ -318,11 +322,15 @@ def _summary(row: dict[str, Any]) -> AssignmentSummary:
 async def unit_inbox(
     request: Request, caller: Caller, unit_id: str, stage: Stage | None = None, limit: Limit = 50, offset: Offset = 0
 ) -> Page[AssignmentSummary]:
-    require_unit(caller, unit_id)
+    """A unit's assignments: the unit itself, and supervisors and verifiers of an area that holds it
+    (a task supervisor sees that task's), auditors; within the token's programmes."""
     engine = request.app.state.engine
     if not await store.unit_exists(engine, unit_id):
         raise HTTPException(404, f"no unit {unit_id}")
-    rows, total = await store.inbox(engine, unit_id, stage.value if stage else None, limit, offset)
+    mine = access.area(caller)
+    if not mine.tasks:
+        require_unit(caller, unit_id)
+    rows, total = await store.inbox(engine, unit_id, stage.value if stage else None, limit, offset, mine)
     return Page[AssignmentSummary](items=[_summary(r) for r in rows], total=total)
 
 

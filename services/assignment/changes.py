@@ -21,6 +21,7 @@ from sqlalchemy import select
 from contracts.api import AddUnitBody, ProgrammeImport, ReassignBody, ReassignResult, RevisionAnswer, RevisionRequest
 from contracts.base import Role, UserRole
 from contracts.catalog import Responsibility, Unit, UnitKind
+from contracts.command_table import BY_NAME
 from contracts.commands import UPDATE_REASSIGN, ReassignAssignment
 from contracts.division_facts import ProgrammeRevised
 from contracts.events import ProgrammeImported
@@ -28,13 +29,16 @@ from services.assignment import change_store, revision_jobs, store
 from services.assignment import dispatch as dispatching
 from services.assignment.api import check_references
 from services.assignment.revision import Plan, next_assignment_id, plan, version
+from services.shared import access
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update
-from services.shared.web import principal, require_role
+from services.shared.web import HasRole, enforce, principal, require_programme
 
 log = structlog.get_logger()
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
+Admin = Annotated[Principal, Depends(HasRole(UserRole.ADMIN))]
+Supervisor = Annotated[Principal, Depends(HasRole(UserRole.SUPERVISOR))]
 
 
 async def known_unit(request: Request, unit_id: str, field: str) -> Unit:
@@ -56,17 +60,18 @@ async def known_unit(request: Request, unit_id: str, field: str) -> Unit:
 
 @router.post("/v1/assignments/{assignment_id}/reassign", response_model=ReassignResult, tags=["changes"],
              summary="转办 move an assignment to another unit")  # fmt: skip
-async def reassign(request: Request, caller: Caller, assignment_id: str, body: ReassignBody) -> ReassignResult:
+async def reassign(request: Request, caller: Supervisor, assignment_id: str, body: ReassignBody) -> ReassignResult:
     """Supervisors. The assignment is closed with the reason and a pointer to a new assignment (a new
     id) of `to_unit`, which starts accepted and with this year's approved plan when the old one had
     them and the supervisor carries them. Its history stays with the old id; both details link the
     other. A repeated request after an interruption finishes the same reassignment."""
-    require_role(caller, UserRole.SUPERVISOR)
     app = request.app
     engine = app.state.engine
     old = await change_store.responsibility(engine, assignment_id)
     if old is None:
         raise HTTPException(404, f"no assignment {assignment_id}")
+    record = access.Record(old["programme_id"], old["task_no"], old["unit_id"])
+    enforce(request, caller, access.decide(caller, record, BY_NAME[UPDATE_REASSIGN].senders), assignment_id)
     if old["closed_at"] is not None:
         after = f"; it continues as {old['successor_id']}" if old["successor_id"] else ""
         raise HTTPException(409, f"assignment {assignment_id} is closed ({old['closed_reason']}){after}")
@@ -200,28 +205,28 @@ and `GET /v1/programmes/{id}/revisions/{n}` reports how far its workflows have f
              description=REVISION_DOC, summary="清单修订 revise the division (dry run, then apply)",
              responses={202: {"model": RevisionAnswer, "description": "applied; the workflows follow"}})  # fmt: skip
 async def revise(
-    request: Request, caller: Caller, programme_id: str, req: RevisionRequest,
+    request: Request, caller: Admin, programme_id: str, req: RevisionRequest,
     wait: Annotated[bool, Query(description="false: answer 202 once applied; the workflows follow")] = True,
 ) -> RevisionAnswer | JSONResponse:  # fmt: skip
-    require_role(caller, UserRole.ADMIN)
+    require_programme(caller, programme_id)
     if req.programme.programme_id != programme_id:
         raise HTTPException(422, f"programme.programme_id: {req.programme.programme_id} is not {programme_id}")
     return await _revise(request, caller, req, wait)
 
 
-@router.get("/v1/programmes/{programme_id}/revisions/{n}", response_model=RevisionAnswer, tags=["changes"],
-            dependencies=[Depends(principal)])  # fmt: skip
-async def revision_status(request: Request, programme_id: str, n: int) -> RevisionAnswer:
+@router.get("/v1/programmes/{programme_id}/revisions/{n}", response_model=RevisionAnswer, tags=["changes"])
+async def revision_status(request: Request, caller: Caller, programme_id: str, n: int) -> RevisionAnswer:
     """A revision as applied, and how far its workflows have followed it."""
+    require_programme(caller, programme_id)
     return await revision_jobs.status(request.app, programme_id, n)
 
 
 @router.post("/v1/programmes/{programme_id}/tasks/{task_no}/units", response_model=RevisionAnswer,
              tags=["changes"], summary="增加配合单位 add a unit to a task")  # fmt: skip
-async def add_unit(request: Request, caller: Caller, programme_id: str, task_no: int, body: AddUnitBody) -> Any:
+async def add_unit(request: Request, caller: Admin, programme_id: str, task_no: int, body: AddUnitBody) -> Any:
     """Admins: a unit joins a task (by default as a cooperating unit, until the lead's horizon).
     It is a revision of one added line, applied at once: its own number and ProgrammeRevised event."""
-    require_role(caller, UserRole.ADMIN)
+    require_programme(caller, programme_id)
     engine = request.app.state.engine
     stored = await store.get_programme(engine, programme_id)
     if stored is None:

@@ -16,7 +16,7 @@ from contracts.catalog import Unit, UnitKind
 from contracts.ids import assignment_id
 from contracts.indicators import ProgrammeOutcomes
 from contracts.programme_calendar import ProgrammeCalendar
-from services.shared import migrate
+from services.shared import access, migrate
 from services.shared.projection_tables import projection_tables, table_of
 
 
@@ -227,8 +227,15 @@ async def programme_responsibilities(engine: AsyncEngine, programme_id: str) -> 
         return [dict(r._mapping) for r in rows]
 
 
-async def list_units(engine: AsyncEngine, kind: UnitKind | None, limit: int, offset: int) -> tuple[list[Unit], int]:
-    conds = [units.c.kind == kind.value] if kind else []
+async def list_units(
+    engine: AsyncEngine, kind: UnitKind | None, limit: int, offset: int, programme_id: str | None = None
+) -> tuple[list[Unit], int]:
+    """The registry, or the units taking part in one programme (any responsibility in its division,
+    in force or closed): units are organisations shared by programmes, each programme lists its own."""
+    conds: list[Any] = [units.c.kind == kind.value] if kind else []
+    if programme_id is not None:
+        taking_part = select(responsibilities.c.unit_id).where(responsibilities.c.programme_id == programme_id)
+        conds.append(units.c.unit_id.in_(taking_part))
     async with engine.connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(units).where(*conds))).scalar_one()
         rows = await conn.execute(
@@ -246,15 +253,18 @@ async def unit_exists(engine: AsyncEngine, unit_id: str) -> bool:
 
 
 async def inbox(
-    engine: AsyncEngine, unit_id: str, stage: str | None, limit: int, offset: int
+    engine: AsyncEngine, unit_id: str, stage: str | None, limit: int, offset: int, area: access.Area | None = None
 ) -> tuple[list[dict[str, Any]], int]:
-    """The unit's dispatched responsibilities, with stage and deadlines from the projection.
+    """The unit's dispatched responsibilities, with stage and deadlines from the projection, within
+    the caller's `area`.
 
     A responsibility whose first event has not arrived yet shows as assigned, in its first year.
     """
     r, a, p = responsibilities, INBOX.assignments, programmes
     joined = r.join(p, p.c.programme_id == r.c.programme_id).outerjoin(a, a.c.assignment_id == r.c.assignment_id)
     conds: list[Any] = [r.c.unit_id == unit_id, p.c.dispatched_at.is_not(None)]
+    if area is not None:
+        conds.append(access.condition(area, r.c.programme_id, r.c.unit_id, r.c.task_no))
     stage_col = func.coalesce(a.c.stage, "assigned")
     if stage:
         conds.append(stage_col == stage)

@@ -1,7 +1,9 @@
 """HTTP routes of the audit service. Auditors and supervisors read; only supervisors write.
 
 The one write is making a checkpoint on demand (supervisor). Every route but /healthz needs a
-token; a department token is 403 everywhere, an auditor's is 403 on every write.
+token; a department token is 403 everywhere, an auditor's is 403 on every write. Auditors read
+the whole ledger (within a token's programmes); a supervisor with an area reads its assignments'
+events only (services/shared/access.py), and the ledger-wide lists (gaps, rejects) not at all.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.base import UserRole
 from contracts.events import Event
 from contracts.fold import fold
+from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.timeline import summary
 from services.audit import proofs, queries
 from services.audit.checkpoints import Checkpointer
 from services.audit.ledger import checkpoint_note
 from services.audit.store import cosignatures_of, gaps, latest_checkpoint, ledger, ledger_size, rejects
 from services.audit.subscribers import LedgerConsumer
+from services.shared import access
 from services.shared.auth import Principal
 from services.shared.signed_note import Verifier
-from services.shared.web import principal, require_role
+from services.shared.web import enforce, principal, require_role
 
 NDJSON = "application/x-ndjson"
 router = APIRouter()
@@ -50,6 +54,15 @@ def audit(request: Request) -> Audit:
 
 def reader(p: Principal = Depends(principal)) -> Principal:
     return require_role(p, UserRole.AUDITOR, UserRole.SUPERVISOR)
+
+
+def whole_ledger_reader(p: Principal = Depends(principal)) -> Principal:
+    """Auditors and city-wide supervisors of every programme: what is not one assignment's."""
+    require_role(p, UserRole.AUDITOR, UserRole.SUPERVISOR)
+    if p.supervises or p.programmes:
+        raise HTTPException(403, "只有审计人员和全市督查人员可以查看整个台账 (the whole ledger is for auditors and "
+                                 "city-wide supervisors of every programme)")  # fmt: skip
+    return p
 
 
 def supervisor(p: Principal = Depends(principal)) -> Principal:
@@ -98,12 +111,14 @@ async def list_events(
     assignment_id: str | None = Query(None, min_length=1, max_length=200),
     unit_id: str | None = Query(None, min_length=1, max_length=100),
     type: str | None = Query(None, min_length=1, max_length=64),
+    programme_id: str | None = Query(None, max_length=64, pattern=PROGRAMME_ID_PATTERN),
     after_seq: int = Query(0, ge=0, le=2**63 - 1, description="ledger_seq to start after"),
     limit: int | None = Query(None, ge=1, le=1_000_000, description="page size (JSON: default 100, max 1000)"),
-    _: Principal = Depends(reader),
+    caller: Principal = Depends(reader),
     a: Audit = Depends(audit),
 ) -> Any:
-    filters = (assignment_id, unit_id, type)
+    """The ledger's entries in order, of one programme (`programme_id`) or all, within the caller's area."""
+    filters = queries.EventFilter(assignment_id, unit_id, type, programme_id, access.area(caller))
     if wants_ndjson(request):
         return StreamingResponse(queries.ndjson(a.engine, filters, after_seq, limit), media_type=NDJSON)
     if limit is not None and limit > 1000:
@@ -112,11 +127,15 @@ async def list_events(
 
 
 @router.get("/v1/audit/assignments/{assignment_id}/history")
-async def assignment_history(assignment_id: str, _: Principal = Depends(reader), a: Audit = Depends(audit)) -> Any:
+async def assignment_history(
+    request: Request, assignment_id: str, caller: Principal = Depends(reader), a: Audit = Depends(audit)
+) -> Any:
     rows = await queries.history(a.engine, assignment_id)
     if not rows:
         raise HTTPException(404, f"no events for assignment {assignment_id}")
     events = [Event.model_validate_json(r.canonical) for r in rows]
+    record = access.Record(events[0].programme_id, events[0].task_no or 0, events[0].unit_id or "")
+    enforce(request, caller, access.decide(caller, record), assignment_id)
     state = fold(events)
     items = [
         {
@@ -149,10 +168,13 @@ async def replay(
     as_of: dt.datetime = Query(..., description="ISO 8601; without a zone it is UTC"),
     unit_id: str | None = Query(None, min_length=1, max_length=100),
     task_no: int | None = Query(None, ge=1, le=999),
-    _: Principal = Depends(reader),
+    programme_id: str | None = Query(None, max_length=64, pattern=PROGRAMME_ID_PATTERN),
+    caller: Principal = Depends(reader),
     a: Audit = Depends(audit),
 ) -> Any:
-    states = queries.replay(a.engine, as_of, unit_id, task_no)
+    """Every assignment's state as of a moment, folded from the ledger: of one programme
+    (`programme_id`) or all, within the caller's area."""
+    states = queries.replay(a.engine, as_of, unit_id, task_no, programme_id, access.area(caller))
     if wants_ndjson(request):
 
         async def lines() -> AsyncIterator[bytes]:
@@ -220,17 +242,26 @@ async def _checkpoint(a: Audit, size: int | None, field: str) -> dict[str, Any]:
 
 @router.get("/v1/audit/proofs/inclusion")
 async def inclusion(
+    request: Request,
     event_id: str = Query(..., min_length=1, max_length=200),
     size: int | None = Query(None, ge=1, le=2**63 - 1, description="a checkpoint's size; default the latest"),
-    _: Principal = Depends(reader),
+    caller: Principal = Depends(reader),
     a: Audit = Depends(audit),
 ) -> Any:
+    """An entry's inclusion proof, with the entry itself: its event is read as any other event is
+    (a supervisor with an area: its own assignments' only)."""
     cp = await _checkpoint(a, size, "query.size")
     async with a.engine.connect() as conn:
         query = select(ledger.c.ledger_seq, ledger.c.canonical, ledger.c.prev_hash, ledger.c.hash)
         row = (await conn.execute(query.where(ledger.c.event_id == event_id))).first()
         if row is None:
             raise HTTPException(404, f"no event {event_id} in the ledger")
+        if not (seen := access.area(caller)).everything or seen.programmes:
+            e = Event.model_validate_json(row.canonical)
+            record = access.Record(e.programme_id, e.task_no or 0, e.unit_id or "")
+            if e.assignment_id is None and not seen.everything:
+                record = access.Record(e.programme_id, 0, "")  # a programme-wide fact: not an area's
+            enforce(request, caller, access.decide(caller, record), event_id)
         if row.ledger_seq > cp["size"]:
             detail = f"event {event_id} (ledger_seq {row.ledger_seq}) is newer than checkpoint {cp['size']}"
             raise HTTPException(409, detail)
@@ -267,7 +298,7 @@ async def consistency(
 
 
 @router.get("/v1/audit/gaps")
-async def list_gaps(_: Principal = Depends(reader), a: Audit = Depends(audit)) -> Any:
+async def list_gaps(_: Principal = Depends(whole_ledger_reader), a: Audit = Depends(audit)) -> Any:
     """Sequence gaps seen at ingest: an assignment's events that arrived with seqs missing."""
     async with a.engine.connect() as conn:
         rows = (await conn.execute(select(gaps).order_by(gaps.c.id).limit(10_000))).mappings().all()
@@ -275,7 +306,7 @@ async def list_gaps(_: Principal = Depends(reader), a: Audit = Depends(audit)) -
 
 
 @router.get("/v1/audit/rejects")
-async def list_rejects(_: Principal = Depends(reader), a: Audit = Depends(audit)) -> Any:
+async def list_rejects(_: Principal = Depends(whole_ledger_reader), a: Audit = Depends(audit)) -> Any:
     """Messages on the event stream that were not valid events (kept, acknowledged, never ledgered)."""
     query = select(rejects.c.id, rejects.c.stream_seq, rejects.c.subject, rejects.c.reason, rejects.c.received_at)
     async with a.engine.connect() as conn:

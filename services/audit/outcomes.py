@@ -21,6 +21,7 @@ from services.audit.api import Audit, audit, reader
 from services.audit.ledger import utc_text
 from services.audit.store import ledger
 from services.shared.auth import Principal
+from services.shared.web import require_programme
 
 router = APIRouter()
 ProgrammeId = Annotated[str, Path(max_length=64, pattern=PROGRAMME_ID_PATTERN)]
@@ -61,9 +62,10 @@ async def _replayed(
 
 @router.get("/v1/audit/programmes/{programme_id}/indicators", response_model=IndicatorsAnswer, tags=["outcomes"])
 async def indicators(
-    programme_id: ProgrammeId, as_of: AsOf = None, _: Principal = Depends(reader), a: Audit = Depends(audit)
+    programme_id: ProgrammeId, as_of: AsOf = None, caller: Principal = Depends(reader), a: Audit = Depends(audit)
 ) -> Response:
     """The programme's indicator figures as of `as_of`, from the ledger's replay."""
+    require_programme(caller, programme_id)
     outcomes, states, moment = await _replayed(a, programme_id, _moment(as_of))
     answer = indicators_answer(programme_id, outcomes, states, moment)
     return Response(answer.model_dump_json(), media_type="application/json")
@@ -74,10 +76,11 @@ async def scores(
     programme_id: ProgrammeId,
     year: Annotated[int, Query(ge=2000, le=2100)],
     as_of: AsOf = None,
-    _: Principal = Depends(reader),
+    caller: Principal = Depends(reader),
     a: Audit = Depends(audit),
 ) -> Response:
     """Each unit's 考核 score for the year as of `as_of`, from the ledger's replay."""
+    require_programme(caller, programme_id)
     outcomes, states, moment = await _replayed(a, programme_id, _moment(as_of))
     answer = scores_answer(programme_id, outcomes.scoring, outcomes.indicators, states, year, moment)
     return Response(answer.model_dump_json(), media_type="application/json")

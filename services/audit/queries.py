@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
@@ -18,6 +19,7 @@ from contracts.fold import AssignmentState, advance, event_and_fact
 from services.audit.ledger import utc_text
 from services.audit.store import checkpoints, cosignatures_of, ledger, stream_rows
 from services.audit.verify import ChainVerifier, StoredEntry
+from services.shared import access
 
 META = (
     ledger.c.ledger_seq,
@@ -35,7 +37,34 @@ META = (
 )
 
 
-def filtered(query: Any, assignment_id: str | None, unit_id: str | None, type_: str | None) -> Any:
+@dataclass(frozen=True)
+class EventFilter:
+    """What `/v1/audit/events` narrows to, and the caller's area (None: the whole ledger)."""
+
+    assignment_id: str | None = None
+    unit_id: str | None = None
+    type: str | None = None
+    programme_id: str | None = None
+    area: access.Area | None = None
+
+
+def in_area(query: Any, area: access.Area | None) -> Any:
+    """A supervisor's area on the ledger: the assignments' events of its units and tasks (the ledger
+    has no task column: a task is the `programme.tNN.` of the assignment id); programme-wide facts
+    only for those who see everything."""
+    if area is None:
+        return query
+    cond = access.condition(area, ledger.c.programme_id, ledger.c.unit_id, assignment=ledger.c.assignment_id)
+    if not area.everything:
+        query = query.where(ledger.c.assignment_id.is_not(None))
+    return query.where(cond)
+
+
+def filtered(query: Any, f: EventFilter) -> Any:
+    assignment_id, unit_id, type_ = f.assignment_id, f.unit_id, f.type
+    if f.programme_id is not None:
+        query = query.where(ledger.c.programme_id == f.programme_id)
+    query = in_area(query, f.area)
     if assignment_id is not None:
         query = query.where(ledger.c.assignment_id == assignment_id)
     if unit_id is not None:
@@ -53,22 +82,18 @@ def entry(row: Any, parsed: bool = True) -> dict[str, Any]:
     return out
 
 
-async def page(
-    engine: AsyncEngine, filters: tuple[str | None, str | None, str | None], after_seq: int, limit: int
-) -> dict[str, Any]:
+async def page(engine: AsyncEngine, f: EventFilter, after_seq: int, limit: int) -> dict[str, Any]:
     async with engine.connect() as conn:
-        total = (await conn.execute(filtered(select(func.count()).select_from(ledger), *filters))).scalar_one()
-        query = filtered(select(*META), *filters).where(ledger.c.ledger_seq > after_seq)
+        total = (await conn.execute(filtered(select(func.count()).select_from(ledger), f))).scalar_one()
+        query = filtered(select(*META), f).where(ledger.c.ledger_seq > after_seq)
         rows = (await conn.execute(query.order_by(ledger.c.ledger_seq).limit(limit))).all()
     return {"items": [entry(r) for r in rows], "total": int(total)}
 
 
-async def ndjson(
-    engine: AsyncEngine, filters: tuple[str | None, str | None, str | None], after_seq: int, limit: int | None
-) -> AsyncIterator[bytes]:
+async def ndjson(engine: AsyncEngine, f: EventFilter, after_seq: int, limit: int | None) -> AsyncIterator[bytes]:
     """NDJSON lines, the export format: one entry per line, `canonical` verbatim, no parsed copy."""
     sent = 0
-    query = filtered(select(*META), *filters)
+    query = filtered(select(*META), f)
     async for row in stream_rows(engine, query, (ledger.c.ledger_seq,), (after_seq,)):
         if limit is not None and sent >= limit:
             return
@@ -86,7 +111,12 @@ async def history(engine: AsyncEngine, assignment_id: str) -> list[Any]:
 
 
 async def replay(
-    engine: AsyncEngine, as_of: dt.datetime, unit_id: str | None, task_no: int | None, programme_id: str | None = None
+    engine: AsyncEngine,
+    as_of: dt.datetime,
+    unit_id: str | None,
+    task_no: int | None,
+    programme_id: str | None = None,
+    area: access.Area | None = None,
 ) -> AsyncIterator[AssignmentState]:
     """Each assignment's state as of `as_of`: the one fold over its events up to that time.
 
@@ -100,6 +130,7 @@ async def replay(
         query = query.where(ledger.c.unit_id == unit_id)
     if programme_id is not None:
         query = query.where(ledger.c.programme_id == programme_id)
+    query = in_area(query, area)
     state: AssignmentState | None = None
     keys = (ledger.c.assignment_id, ledger.c.seq)
     async for assignment_id, _, canonical in stream_rows(engine, query, keys, ("", -1), PAGE):

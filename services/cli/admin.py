@@ -1,4 +1,4 @@
-"""policyflow admin commands (operators; a supervisor token).
+"""policyflow admin commands (operators; an admin token).
 
 `policyflow admin rebuild-read-models` asks the progress service to drop its read model and
 fold the whole event stream again, and follows the service's NDJSON progress lines with a
@@ -28,7 +28,7 @@ from services.cli.common import AsJson
 
 app = typer.Typer(no_args_is_help=True, help="admin commands")
 
-TOKEN_HELP = "supervisor token (default: env POLICYFLOW_TOKEN, then the config file)"
+TOKEN_HELP = "admin token (default: env POLICYFLOW_TOKEN, then the config file)"
 URL_HELP = "progress service URL (default: env POLICYFLOW_PROGRESS_URL, then the config file)"
 Token = Annotated[str | None, typer.Option("--token", help=TOKEN_HELP)]
 Url = Annotated[str | None, typer.Option("--url", help=URL_HELP)]

@@ -1,7 +1,8 @@
 """HTTP routes of the notification service: subscriptions, the deliveries, the dead letters.
 
-A unit manages its own subscriptions and sees its own deliveries; supervisors do both for any
-unit, have subscriptions of their own (red escalations), and see and re-send dead letters.
+A unit manages its own subscriptions and sees its own deliveries; supervisors do both for the
+units of their area (any unit when city-wide); city-wide supervisors have subscriptions of their
+own (red escalations), and see every delivery and re-send dead letters.
 """
 
 from __future__ import annotations
@@ -139,6 +140,17 @@ async def _replace(request: Request, owner: str, body: SubscriptionsIn) -> Subsc
     return await _read(engine, owner, new_secrets)
 
 
+def city_supervisor(caller: Principal) -> None:
+    """The supervisors' own subscriptions and every unit's deliveries: city-wide supervisors of every
+    programme (a district's 督查室 uses its units' routes)."""
+    require_role(caller, UserRole.SUPERVISOR)
+    if not caller.city_wide or caller.programmes:
+        raise HTTPException(
+            403, "只有全市督查人员可以操作 (city-wide supervisors only; a supervisor with an area uses "
+            "/v1/units/{unit_id}/... for its units)",
+        )  # fmt: skip
+
+
 def _unit_owner(caller: Principal, unit_id: str) -> str:
     require_role(caller, UserRole.DEPARTMENT, UserRole.SUPERVISOR)
     if not UNIT_ID.match(unit_id):
@@ -163,13 +175,13 @@ async def get_unit_subscriptions(request: Request, caller: Caller, unit_id: str)
 @router.put("/v1/supervisors/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
 async def put_supervisor_subscriptions(request: Request, caller: Caller, body: SubscriptionsIn) -> SubscriptionsOut:
     """The supervisors' own addresses: red escalations of every unit go there too."""
-    require_role(caller, UserRole.SUPERVISOR)
+    city_supervisor(caller)
     return await _replace(request, SUPERVISORS, body)
 
 
 @router.get("/v1/supervisors/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
 async def get_supervisor_subscriptions(request: Request, caller: Caller) -> SubscriptionsOut:
-    require_role(caller, UserRole.SUPERVISOR)
+    city_supervisor(caller)
     return await _read(engine_of(request), SUPERVISORS)
 
 
@@ -215,7 +227,7 @@ async def all_deliveries(
     request: Request, caller: Caller, status: DeliveryStatus | None = None, unit_id: str | None = None,
     limit: Limit = 50, offset: Offset = 0,
 ) -> Page[DeliveryOut]:  # fmt: skip
-    require_role(caller, UserRole.SUPERVISOR)
+    city_supervisor(caller)
     where = ([deliveries.c.status == status] if status else []) + ([deliveries.c.unit_id == unit_id] if unit_id else [])
     return await _page(request, where, limit, offset)
 
@@ -223,7 +235,7 @@ async def all_deliveries(
 @router.get("/v1/notifications/failed", response_model=Page[DeliveryOut], tags=["deliveries"])
 async def dead_letters(request: Request, caller: Caller, limit: Limit = 50, offset: Offset = 0) -> Page[DeliveryOut]:
     """Deliveries given up after the last retry (or refused outright), for a supervisor to re-send."""
-    require_role(caller, UserRole.SUPERVISOR)
+    city_supervisor(caller)
     return await _page(request, [deliveries.c.status == "dead"], limit, offset)
 
 
@@ -231,7 +243,7 @@ async def dead_letters(request: Request, caller: Caller, limit: Limit = 50, offs
 async def rejected(request: Request, caller: Caller, limit: Limit = 50, offset: Offset = 0) -> Page[RejectOut]:
     """Messages of the event stream that could not be read (not JSON, not an event, an unknown type):
     nobody was told of them; each was recorded here and not delivered to the notifier again."""
-    require_role(caller, UserRole.SUPERVISOR)
+    city_supervisor(caller)
     async with engine_of(request).connect() as conn:
         total = (await conn.execute(select(func.count()).select_from(rejects))).scalar_one()
         rows = await conn.execute(
@@ -257,7 +269,7 @@ async def retry(request: Request, caller: Caller, delivery_id: str) -> DeliveryO
     """Send a dead-lettered delivery once more, now (quiet hours do not hold a re-send by hand). It
     starts the retry schedule afresh: should this send fail too, it is tried again with backoff
     before it is dead-lettered once more (its last error stays shown meanwhile)."""
-    require_role(caller, UserRole.SUPERVISOR)
+    city_supervisor(caller)
     now = request.app.state.clock()
     async with engine_of(request).begin() as conn:
         row = (await conn.execute(select(deliveries).where(deliveries.c.id == delivery_id))).first()

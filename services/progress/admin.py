@@ -31,8 +31,9 @@ router = APIRouter(tags=["admin"])
 NDJSON = "application/x-ndjson"
 
 
-def supervisor(p: Principal = Depends(principal)) -> Principal:
-    return require_role(p, UserRole.SUPERVISOR)
+def operator(p: Principal = Depends(principal)) -> Principal:
+    """Admins (operators) rebuild and check the read models."""
+    return require_role(p, UserRole.ADMIN)
 
 
 def _claim(request: Request) -> IO[bytes] | None:
@@ -55,7 +56,7 @@ def _line(obj: dict[str, Any]) -> bytes:
     "/v1/admin/rebuild-read-models",
     responses={200: {"content": {NDJSON: {}}, "description": "NDJSON progress lines, then a summary line"}},
 )
-async def rebuild_read_models(request: Request, caller: Principal = Depends(supervisor)) -> StreamingResponse:
+async def rebuild_read_models(request: Request, caller: Principal = Depends(operator)) -> StreamingResponse:
     claim = _claim(request)
     if claim is None:
         raise HTTPException(409, "a rebuild is already running")
@@ -99,7 +100,7 @@ async def rebuild_read_models(request: Request, caller: Principal = Depends(supe
 
 
 @router.get("/v1/admin/check-read-models")
-async def check_read_models(request: Request, caller: Principal = Depends(supervisor)) -> dict[str, Any]:
+async def check_read_models(request: Request, caller: Principal = Depends(operator)) -> dict[str, Any]:
     """Fold the stream afresh into a scratch database and compare every row with the live read model."""
     app = request.app
     settings = app.state.settings

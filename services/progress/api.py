@@ -22,14 +22,15 @@ from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
 from contracts.subjects import event_stream_config
 from services.progress import dashboard_queries, exports, readmodel, store
 from services.progress.session_cookie import forward_token
+from services.shared import access
 from services.shared.auth import Principal
-from services.shared.temporal import query_status, run_update, workflow_exists
-from services.shared.web import principal, refuse_hidden_in_names, require_role, require_unit
+from services.shared.temporal import query_status, run_update
+from services.shared.web import enforce, principal, refuse_hidden_in_names, require_role
 
 log = structlog.get_logger()
 router = APIRouter()
 
-READ_ROLES = (UserRole.DEPARTMENT, UserRole.SUPERVISOR, UserRole.VERIFIER, UserRole.AUDITOR)
+READ_ROLES = access.READERS
 IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_length=1, max_length=200)]
 
 
@@ -37,35 +38,36 @@ IdempotencyKey = Annotated[str | None, Header(alias="Idempotency-Key", min_lengt
 class Target:
     assignment_id: str
     caller: Principal
+    record: access.Record | None = None
 
 
 class Allowed:
-    """A dependency: the assignment and its caller, if the caller has one of `roles` and, being a
-    department, is the assignment's unit. A dependency runs before the body is validated, so
-    401, 403 and 404 come before any 422.
+    """A dependency: the assignment and its caller, if `access.decide` lets the caller read it
+    (`senders` None) or send it a command of those senders. A dependency runs before the body is
+    validated, so 401, 403 and 404 come before any 422.
 
     An id that names no assignment is 404 with the closest ids the caller may see; an existing
-    assignment of another unit is 403 (ids follow from the public task and unit lists, so telling
-    the two apart hides nothing)."""
+    assignment outside the caller's area is 403, for reads and commands alike (ids follow from the
+    public task and unit lists, so telling the two apart hides nothing)."""
 
-    def __init__(self, *roles: UserRole) -> None:
-        self.roles = roles
+    def __init__(self, senders: tuple[UserRole, ...] | None = None) -> None:
+        self.senders = senders
 
     async def __call__(
         self, request: Request, assignment_id: str, caller: Annotated[Principal, Depends(principal)]
     ) -> Target:
         if parse_assignment_id(assignment_id) is None:  # the id's shape only; its unit is read from the record
             raise await not_found(request, assignment_id, caller)
-        require_role(caller, *self.roles)
-        if caller.role != UserRole.DEPARTMENT:
-            if not await assignment_exists(request, assignment_id):
-                raise await not_found(request, assignment_id, caller)
-            return Target(assignment_id, caller)
         found = await assignment_record(request, assignment_id)
         if found is None:
             raise await not_found(request, assignment_id, caller)
-        require_unit(caller, found[2])
-        return Target(assignment_id, caller)
+        programme_id, task_no, unit_id = found
+        leads: frozenset[str] = frozenset()
+        if caller.role == UserRole.DEPARTMENT and caller.unit_id != unit_id and self.senders is None:
+            leads = await request.app.state.status_reader.lead_units(programme_id, task_no)
+        record = access.Record(programme_id, task_no, unit_id, leads)
+        enforce(request, caller, access.decide(caller, record, self.senders), assignment_id)
+        return Target(assignment_id, caller, record)
 
 
 async def assignment_record(request: Request, assignment_id: str) -> tuple[str, int, str] | None:
@@ -86,19 +88,10 @@ async def assignment_record(request: Request, assignment_id: str) -> tuple[str, 
     return s.programme_id, s.task_no, s.unit_id
 
 
-async def assignment_exists(request: Request, assignment_id: str) -> bool:
-    """In the read model, or else (it lags the workflows by moments: an assignment dispatched just
-    now) a workflow Temporal knows. When Temporal cannot say, the command goes on and meets its
-    own answer."""
-    if await request.app.state.status_reader.exists(assignment_id):
-        return True
-    temporal = getattr(request.app.state, "temporal", None)  # None: an app serving its read model alone
-    return temporal is None or await workflow_exists(temporal, assignment_id) is not False
-
-
 async def not_found(request: Request, assignment_id: str, caller: Principal) -> HTTPException:
+    """404, suggesting only ids the caller may see."""
     own = caller.unit_id if caller.role == UserRole.DEPARTMENT else None
-    near = await request.app.state.status_reader.ids_like(assignment_id, own)
+    near = await request.app.state.status_reader.ids_like(assignment_id, access.area(caller))
     log.info("assignment.not_found", assignment_id=assignment_id, sub=caller.sub, suggested=near)
     words = f"no assignment {assignment_id}"
     if near:
@@ -132,7 +125,7 @@ class CommandEndpoint:
         kw = inspect.Parameter.KEYWORD_ONLY
         params = [
             inspect.Parameter("request", kw, annotation=Request),
-            inspect.Parameter("target", kw, annotation=Annotated[Target, Depends(Allowed(*row.senders))]),
+            inspect.Parameter("target", kw, annotation=Annotated[Target, Depends(Allowed(row.senders))]),
             inspect.Parameter("key", kw, annotation=IdempotencyKey, default=None),
         ]
         for name in row.path_fields:
@@ -251,7 +244,7 @@ DetailSource = Literal["workflow", "read_model"]
 
 @router.get("/v1/assignments/{assignment_id}", response_model=AssignmentDetail, tags=["status"])
 async def show(
-    request: Request, target: Annotated[Target, Depends(Allowed(*READ_ROLES))],
+    request: Request, target: Annotated[Target, Depends(Allowed())],
     source: Annotated[DetailSource, Query(
         description="workflow (default): live, the workflow's own state, which a command's effect is "
         "already in; read_model: the progress read model's copy of the same fold, as of its stream "
@@ -299,12 +292,16 @@ OverdueFilter = Literal["none", "blue", "yellow", "red", "any"]
 
 def readable_unit(caller: Principal, unit_id: str | None) -> str | None:
     """The unit whose status the caller reads: a department's is its own; asking for another
-    unit is refused, not widened."""
+    unit is refused, not widened. What else the caller may list is its `access.area`."""
     require_role(caller, *READ_ROLES)
     if caller.role != UserRole.DEPARTMENT:
         return unit_id
-    if unit_id is not None:
-        require_unit(caller, unit_id)
+    if unit_id is not None and unit_id != caller.unit_id:
+        raise HTTPException(
+            403,
+            f"单位 {caller.unit_id} 不能查看单位 {unit_id} 的任务 "
+            f"(unit {caller.unit_id} may not read unit {unit_id}'s assignments)",
+        )
     return caller.unit_id
 
 
@@ -332,6 +329,7 @@ async def status(
         stage=stage,
         overdue=overdue,
         tasks_by_programme=tasks,
+        area=access.area(caller),
     )
     kind = exports.wanted(request, format)
     if kind is not None:
@@ -357,7 +355,7 @@ async def status_summary(
     engine = request.app.state.engine
     if by == "group":
         await _ensure_groups(request, programme_id)
-    f = readmodel.StatusFilter(programme_id=programme_id, unit_id=unit_id)
+    f = readmodel.StatusFilter(programme_id=programme_id, unit_id=unit_id, area=access.area(caller))
     rows = await dashboard_queries.stats_by(engine, by, readmodel.where(f))
     items = [
         {

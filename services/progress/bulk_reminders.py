@@ -25,9 +25,10 @@ from contracts.base import Stage, UserRole
 from contracts.command_table import BY_COMMAND
 from contracts.commands import RemindAssignment
 from services.progress import readmodel
+from services.shared import access
 from services.shared.auth import Principal
 from services.shared.temporal import run_update
-from services.shared.web import principal, require_role
+from services.shared.web import HasRole
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -70,10 +71,11 @@ def jobs_of(request: Request) -> dict[str, ReminderJob]:
     return jobs
 
 
-def open_matching(body: BulkReminderBody) -> list[Any]:
+def open_matching(body: BulkReminderBody, caller: Principal) -> list[Any]:
+    """The open assignments of the filter within the caller's area (a district's 督查室 chases its own)."""
     f = readmodel.StatusFilter(
         programme_id=body.programme_id, unit_id=body.unit_id, task_no=body.task_no, stage=body.stage,
-        overdue=body.overdue,
+        overdue=body.overdue, area=access.area(caller),
     )  # fmt: skip
     return [*readmodel.where(f), A.c.stage.notin_([Stage.COMPLETED.value, Stage.CANCELLED.value])]
 
@@ -106,14 +108,14 @@ async def send_all(request: Request, job: ReminderJob, ids: list[str], caller: P
 async def remind_many(
     request: Request,
     body: BulkReminderBody,
-    caller: Annotated[Principal, Depends(principal)],
+    caller: Annotated[Principal, Depends(HasRole(UserRole.SUPERVISOR))],
     wait: Annotated[bool, Query(description="false: answer 202 at once and send in the background")] = True,
 ) -> BulkReminderStatus | JSONResponse:
-    """Supervisors only. `dry_run: true` answers how many open assignments match, sending nothing."""
-    require_role(caller, UserRole.SUPERVISOR)
+    """Supervisors only, within their area. `dry_run: true` answers how many open assignments match,
+    sending nothing."""
     if not body.message.strip():
         raise HTTPException(422, "a reminder needs a message")
-    conds = open_matching(body)
+    conds = open_matching(body, caller)
     async with request.app.state.engine.connect() as conn:
         matched = int((await conn.execute(select(func.count()).select_from(A).where(*conds))).scalar_one())
         if body.dry_run or matched > body.limit or matched == 0:
@@ -148,12 +150,14 @@ async def remind_many(
     return job.status()
 
 
-@router.get("/v1/reminders/{job_id}", response_model=BulkReminderStatus, tags=["commands"])
-async def reminders_progress(
-    request: Request, job_id: str, caller: Annotated[Principal, Depends(principal)]
-) -> BulkReminderStatus:
+@router.get(
+    "/v1/reminders/{job_id}",
+    response_model=BulkReminderStatus,
+    tags=["commands"],
+    dependencies=[Depends(HasRole(UserRole.SUPERVISOR))],
+)
+async def reminders_progress(request: Request, job_id: str) -> BulkReminderStatus:
     """A bulk 催办's progress: running (with counts so far), done or failed."""
-    require_role(caller, UserRole.SUPERVISOR)
     job = jobs_of(request).get(job_id)
     if job is None:
         raise HTTPException(404, f"no reminder job {job_id} in this service (jobs are kept until it restarts)")

@@ -27,7 +27,7 @@ from contracts.working_calendar import (
 )
 from services.shared import calendars
 from services.shared.auth import HUMAN_ROLES, Principal
-from services.shared.web import principal, require_role
+from services.shared.web import HasRole, principal, require_role
 from workflows.calendar_workflow import CalendarInput
 
 log = structlog.get_logger()
@@ -82,11 +82,13 @@ async def provisional_note(temporal: Client, year: int, timeout: float) -> str |
     summary="放假安排 publish a year's working calendar",
 )
 async def publish_calendar(
-    request: Request, year: Year, body: PublishedCalendar, caller: Annotated[Principal, Depends(principal)]
+    request: Request,
+    year: Year,
+    body: PublishedCalendar,
+    caller: Annotated[Principal, Depends(HasRole(UserRole.ADMIN))],
 ) -> JSONResponse:
     """Record the year's holidays and make-up working days (again: it replaces the one before, audited);
     every running assignment recomputes its open deadlines at once. 202: `GET` follows the progress. Admins."""
-    require_role(caller, UserRole.ADMIN)
     if body.year != year:
         raise HTTPException(422, f"the body is the calendar of {body.year}, the path says {year}")
     temporal: Client = request.app.state.temporal

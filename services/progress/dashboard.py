@@ -30,6 +30,7 @@ from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import session_cookie as cookie
 from services.progress.templating import OVERDUE_CHOICES, templates
+from services.shared import access
 from services.shared.auth import AuthError, Principal
 from workflows.calendar import shanghai_date
 
@@ -108,7 +109,9 @@ def _group_tasks(
     return group, tuple(t.task_no for t in catalogue if t.group_no == group)
 
 
-def _filters(request: Request, programme_id: str, tasks: tuple[int, ...] | None, notes: list[str]) -> q.Filters:
+def _filters(
+    request: Request, who: Principal, programme_id: str, tasks: tuple[int, ...] | None, notes: list[str]
+) -> q.Filters:
     params = request.query_params
     unit, stage, overdue = params.get("unit_id") or None, params.get("stage") or None, params.get("overdue") or None
     if unit and not UNIT_RE.match(unit):
@@ -120,7 +123,7 @@ def _filters(request: Request, programme_id: str, tasks: tuple[int, ...] | None,
     if overdue and overdue not in OVERDUE_CHOICES:
         notes.append(f"已忽略无效的督办筛选：{overdue}")
         overdue = None
-    return q.Filters(programme_id, unit_id=unit, stage=stage, overdue=overdue, tasks=tasks)
+    return q.Filters(programme_id, unit_id=unit, stage=stage, overdue=overdue, tasks=tasks, area=access.area(who))
 
 
 KIND_ORDER = {"department": 0, "district": 1}
@@ -143,7 +146,7 @@ async def _frame(request: Request, who: Principal) -> dict[str, Any]:
     """What every page needs: the programme picked, notes, names, the catalogue."""
     engine = request.app.state.engine
     notes: list[str] = []
-    progs = await q.programmes(engine)
+    progs = [p for p in await q.programmes(engine) if who.in_programme(p.programme_id)]
     prog = _pick_programme(progs, request.query_params.get("programme_id"), notes)
     catalogue: list[q.TaskInfo] = []
     units: list[str] = []
@@ -190,7 +193,7 @@ async def overview(request: Request) -> Response:
             filtered=False,
         )
     group, tasks = _group_tasks(ctx["catalogue"], request.query_params.get("group"), notes)
-    f = _filters(request, prog.programme_id, tasks, notes)
+    f = _filters(request, who, prog.programme_id, tasks, notes)
     engine = request.app.state.engine
     place = unit_order(ctx["names"])
     items = sorted(await q.lights(engine, f), key=lambda x: place(x.unit_id))
@@ -256,7 +259,7 @@ async def units_page(request: Request) -> Response:
     stats: list[q.UnitStats] = []
     by_unit = {u.unit_id: u for u in scores.units} if scores else {}
     if prog:
-        stats = await q.unit_stats(engine, q.Filters(prog.programme_id, tasks=tasks))
+        stats = await q.unit_stats(engine, q.Filters(prog.programme_id, tasks=tasks, area=access.area(who)))
         for u in stats:
             u.score = by_unit[u.unit_id].total if u.unit_id in by_unit else None
         stats = q.sort_units(stats, key, descending)
@@ -303,6 +306,12 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     state = None
     if parse_assignment_id(assignment_id) is not None:
         state = await q.assignment_row(request.app.state.engine, assignment_id)
+    if state is not None:
+        record = access.Record(state.programme_id, state.task_no, state.unit_id)
+        decision = access.decide(who, record)
+        request.state.access = (decision.allowed, decision.why, assignment_id)
+        if not decision.allowed:
+            return render(request, "error.html", 403, user=who, title="无权查看", message=decision.why)
     if state is None:
         return render(
             request,

@@ -19,6 +19,7 @@ from contracts import labels
 from contracts.base import OVERDUE_RANK, OverdueLevel, Stage
 from contracts.fold import AssignmentState
 from services.progress.store import READ_MODEL, task_groups
+from services.shared import access
 
 A = READ_MODEL.assignments
 P = READ_MODEL.programmes
@@ -65,9 +66,12 @@ class Filters:
     stage: str | None = None
     overdue: str | None = None  # a level, or "any" for blue and above
     tasks: tuple[int, ...] | None = None
+    area: access.Area | None = None  # the supervisor's (None: everything)
 
     def where(self) -> list[Any]:
         conds: list[Any] = [A.c.programme_id == self.programme_id]
+        if self.area is not None:
+            conds.append(access.condition(self.area, A.c.programme_id, A.c.unit_id, A.c.task_no))
         if self.unit_id:
             conds.append(A.c.unit_id == self.unit_id)
         if self.stage:

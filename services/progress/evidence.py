@@ -21,12 +21,11 @@ from sqlalchemy.exc import IntegrityError
 from starlette.datastructures import UploadFile
 
 from contracts.base import UserRole
-from contracts.ids import parse_assignment_id
-from services.progress import api, filetypes, lead, uploads
+from services.progress import api, filetypes, uploads
 from services.progress.blobs import BlobMissing, BlobStore
 from services.progress.store import evidence_files
 from services.shared.auth import Principal
-from services.shared.web import principal, require_role
+from services.shared.web import principal
 
 log = structlog.get_logger()
 router = APIRouter(tags=["evidence"])
@@ -147,7 +146,7 @@ async def store_upload(
     },
 )
 async def upload(
-    request: Request, target: Annotated[api.Target, Depends(api.Allowed(UserRole.DEPARTMENT))]
+    request: Request, target: Annotated[api.Target, Depends(api.Allowed((UserRole.DEPARTMENT,)))]
 ) -> JSONResponse:
     spool = await uploads.receive_file(request, request.app.state.blobs.scratch)
     record, new = await keep(request, target.caller, target.assignment_id, spool)
@@ -155,24 +154,9 @@ async def upload(
 
 
 async def may_read(request: Request, caller: Principal, assignment_id: str) -> None:
-    """The unit, its task's lead unit, supervisors, verifiers and auditors; anyone else 403."""
-    if parse_assignment_id(assignment_id) is None:
-        raise HTTPException(404, f"no assignment {assignment_id}")
-    require_role(caller, *api.READ_ROLES)
-    if caller.role != UserRole.DEPARTMENT:
-        return
-    parsed = await api.assignment_record(request, assignment_id)
-    if parsed is None:
-        raise HTTPException(404, f"no assignment {assignment_id}")
-    if caller.unit_id == parsed[2]:
-        return
-    if await lead.is_lead(request.app.state.engine, caller.unit_id, parsed[0], parsed[1]):
-        return
-    log.warning("auth.other_unit", sub=caller.sub, unit=caller.unit_id, target=parsed[2], what="evidence")
-    raise HTTPException(
-        403, f"unit {caller.unit_id} may not read unit {parsed[2]}'s evidence: only that unit, its task's "
-        "lead unit, supervisors, verifiers and auditors may",
-    )  # fmt: skip
+    """Whoever may read the assignment (access.decide): the unit, its task's lead unit, supervisors
+    and verifiers of its area, auditors; anyone else 403."""
+    await api.Allowed()(request, assignment_id, caller)
 
 
 async def reader(request: Request, assignment_id: str, caller: Annotated[Principal, Depends(principal)]) -> str:

@@ -19,6 +19,7 @@ from contracts.fold import AssignmentState
 from contracts.ids import PROGRAMME_ID_PATTERN
 from services.progress.api import READ_ROLES, detail
 from services.progress.store import READ_MODEL
+from services.shared import access
 from services.shared.auth import Principal
 from services.shared.web import principal, require_role
 
@@ -68,9 +69,16 @@ def lead_units(states: list[AssignmentState]) -> list[str]:
     return [s.unit_id for s in states if s.role == Role.LEAD]
 
 
-def may_read(caller: Principal, states: list[AssignmentState]) -> bool:
-    """Supervisors, verifiers and auditors read every task; a department the tasks its unit leads."""
-    return caller.role != UserRole.DEPARTMENT or caller.unit_id in lead_units(states)
+def visible(caller: Principal, states: list[AssignmentState]) -> list[AssignmentState]:
+    """The task's assignments `access.decide` lets the caller read: all of them for its lead unit, a
+    task supervisor, a city-wide one or an auditor; a district supervisor's own units' only; none for
+    a department that does not lead the task."""
+    leads = frozenset(lead_units(states))
+    if caller.role == UserRole.DEPARTMENT and caller.unit_id not in leads:
+        return []  # the lead view is the lead's: a unit reads its own assignment elsewhere
+    return [
+        s for s in states if access.decide(caller, access.Record(s.programme_id, s.task_no, s.unit_id, leads)).allowed
+    ]
 
 
 def overview(states: list[AssignmentState]) -> LeadTask:
@@ -101,12 +109,16 @@ async def one_task(engine: AsyncEngine, caller: Principal, programme_id: str, ta
     states = await task_states(engine, programme_id, task_no)
     if not states:
         raise HTTPException(404, f"no task {task_no} in programme {programme_id}")
-    if not may_read(caller, states):
+    seen = visible(caller, states)
+    if not seen:
         leads = "、".join(lead_units(states)) or "none"
-        raise HTTPException(
-            403, f"task {task_no} of {programme_id} is led by {leads}; unit {caller.unit_id} does not lead it"
+        who = (
+            f"unit {caller.unit_id} does not lead it"
+            if caller.unit_id
+            else f"it is outside {access.area_words(caller)}"
         )
-    return LeadTaskDetail(**overview(states).model_dump(), items=[detail(s) for s in states])
+        raise HTTPException(403, f"task {task_no} of {programme_id} is led by {leads}; {who}")
+    return LeadTaskDetail(**overview(seen).model_dump(), items=[detail(s) for s in seen])
 
 
 async def tasks_for(engine: AsyncEngine, caller: Principal, unit_id: str | None) -> list[LeadTask]:
@@ -124,7 +136,8 @@ async def tasks_for(engine: AsyncEngine, caller: Principal, unit_id: str | None)
         for raw in (await conn.execute(q)).scalars():
             s = AssignmentState.model_validate_json(raw)
             by_task[(s.programme_id, s.task_no)].append(s)
-    return [overview(sorted(states, key=lead_first)) for states in by_task.values()]
+    shown = (visible(caller, sorted(states, key=lead_first)) for states in by_task.values())
+    return [overview(states) for states in shown if states]
 
 
 @router.get("/v1/lead/tasks", response_model=list[LeadTask], summary="牵头任务 the tasks a unit leads")

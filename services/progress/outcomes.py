@@ -24,7 +24,7 @@ from services.progress import exports
 from services.progress.api import COMMAND_CHECKS, CommandCheck, answered, readable_unit, wants_fresh
 from services.progress.store import READ_MODEL
 from services.shared.auth import Principal
-from services.shared.web import principal
+from services.shared.web import principal, require_programme
 
 router = APIRouter()
 A, P = READ_MODEL.assignments, READ_MODEL.programmes
@@ -105,6 +105,7 @@ async def indicators(
     and its own target, and progress toward the goal, as of `as_of`. A department sees its own unit's
     row (the city-wide value stays city-wide)."""
     unit_id = readable_unit(caller, unit_id)
+    require_programme(caller, programme_id)
     moment = as_of_time(as_of)
     kind = exports.wanted(request, format)
     engine = request.app.state.engine
@@ -137,6 +138,7 @@ async def scores(
     """Each unit's 考核 score for the year by the programme's scoring rule, every component shown
     with what it counted; ranked. A department sees its own row, with its rank among all units."""
     unit_id = readable_unit(caller, unit_id)
+    require_programme(caller, programme_id)
     moment = as_of_time(as_of)
     answer = await scores_of(request.app.state.engine, programme_id, year, moment, unit_id)
     kind = exports.wanted(request, format)

@@ -16,12 +16,12 @@ import orjson
 from sqlalchemy import and_, false, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.base import OVERDUE_RANK, OverdueLevel, Stage
+from contracts.base import OVERDUE_RANK, OverdueLevel, Role, Stage
 from contracts.ids import parse_assignment_id
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS, READ_MODEL_DURABLE
 from services.progress.answers import AnswerCache
 from services.progress.store import READ_MODEL, URGENCY, metadata
-from services.shared import projection
+from services.shared import access, projection
 
 A = READ_MODEL.assignments
 MAX_CANDIDATES = 20_000  # ids compared with a mistyped one (the example programme has about 1,300)
@@ -35,6 +35,7 @@ class StatusFilter:
     stage: Stage | None = None
     overdue: str | None = None  # a level, or "any" for blue and above
     tasks_by_programme: dict[str, list[int]] | None = None  # a group, resolved to its tasks
+    area: access.Area | None = None  # what the caller may list (None: everything)
 
 
 def where(f: StatusFilter) -> list[Any]:
@@ -55,6 +56,8 @@ def where(f: StatusFilter) -> list[Any]:
     if f.tasks_by_programme is not None:
         groups = [and_(A.c.programme_id == p, A.c.task_no.in_(t)) for p, t in f.tasks_by_programme.items() if t]
         conds.append(or_(*groups) if groups else false())
+    if f.area is not None:
+        conds.append(access.condition(f.area, A.c.programme_id, A.c.unit_id, A.c.task_no))
     return conds
 
 
@@ -117,7 +120,7 @@ class Answer(NamedTuple):
 
 def _key(f: StatusFilter, limit: int, offset: int) -> Hashable:
     groups = None if f.tasks_by_programme is None else tuple((p, *t) for p, t in f.tasks_by_programme.items())
-    return ("status", f.programme_id, f.unit_id, f.task_no, f.stage, f.overdue, groups, limit, offset)
+    return ("status", f.programme_id, f.unit_id, f.task_no, f.stage, f.overdue, groups, f.area, limit, offset)
 
 
 class StatusReader:
@@ -185,14 +188,27 @@ class StatusReader:
             q = select(A.c.assignment_id).where(A.c.assignment_id == assignment_id)
             return (await conn.execute(q)).first() is not None
 
-    async def ids_like(self, assignment_id: str, unit_id: str | None = None, most: int = 3) -> list[str]:
-        """The ids closest to one that names no assignment, drawn from `unit_id`'s (a department's
-        own) or else from those of the same task or unit; all ids when it names neither."""
+    async def lead_units(self, programme_id: str, task_no: int) -> frozenset[str]:
+        """The units leading a task now (a lead assignment not cancelled): they read all of it. By the
+        record's unit and role, not the id: a reassigned lead's assignment has another id."""
+        q = select(A.c.unit_id).where(
+            A.c.programme_id == programme_id,
+            A.c.task_no == task_no,
+            A.c.role == Role.LEAD.value,
+            A.c.stage != Stage.CANCELLED.value,
+        )
+        async with self.engine.connect() as conn:
+            return frozenset(r[0] for r in await conn.execute(q))
+
+    async def ids_like(self, assignment_id: str, area: access.Area | None = None, most: int = 3) -> list[str]:
+        """The ids closest to one that names no assignment, drawn from those the caller may see
+        (`area`) and, within them, of the same task or unit; all of them when it names neither."""
         parsed = parse_assignment_id(assignment_id)
         q = select(A.c.assignment_id)
-        if unit_id is not None:
-            q = q.where(A.c.unit_id == unit_id)
-        elif parsed is not None:
+        if area is not None:
+            q = q.where(access.condition(area, A.c.programme_id, A.c.unit_id, A.c.task_no))
+        few = area is not None and not area.everything and not area.tasks  # a unit's own ids: all are candidates
+        if parsed is not None and not few:
             q = q.where(or_(A.c.task_no == parsed[1], A.c.unit_id == parsed[2]))
         async with self.engine.connect() as conn:
             ids = [r[0] for r in await conn.execute(q.limit(MAX_CANDIDATES))]

@@ -39,6 +39,7 @@ from services.progress.programme_calendar import read_calendar
 from services.progress.readmodel import StatusFilter, status_rows
 from services.progress.session_cookie import CSRF_REFUSED, check_csrf
 from services.progress.workbench_signin import gate, refused, render
+from services.shared.access import Record, area, decide
 from services.shared.auth import Principal
 from services.shared.temporal import query_status
 
@@ -99,18 +100,19 @@ async def inbox(request: Request) -> Response:
     sections: list[tuple[str, str, list[Any]]] = []
     led: list[tuple[str, int]] = []
     if who.role == UserRole.DEPARTMENT and who.unit_id:
-        rows = await _rows(request, StatusFilter(unit_id=who.unit_id))
+        rows = await _rows(request, StatusFilter(unit_id=who.unit_id, area=area(who)))
         open_rows = [r for r in rows if r["stage"] not in {s.value for s in CLOSED}]
         sections.append(("todo", "我的任务（最紧急的在前）", open_rows))
         sections.append(("closed", "已办结 / 已撤销", [r for r in rows if r not in open_rows]))
         led = await lead.led_tasks(request.app.state.engine, who.unit_id)
     else:
+        mine = area(who)
         if who.role == UserRole.SUPERVISOR:
-            plans = await _rows(request, StatusFilter(stage=Stage.PLAN_SUBMITTED))
+            plans = await _rows(request, StatusFilter(stage=Stage.PLAN_SUBMITTED, area=mine))
             sections.append(("review", "待审核的年度计划", plans))
         if who.role in (UserRole.SUPERVISOR, UserRole.VERIFIER):
-            sections.append(("verify", "待核验", await _rows(request, StatusFilter(stage=Stage.VERIFYING))))
-        sections.append(("overdue", "督办中的任务", await _rows(request, StatusFilter(overdue="any"), 200)))
+            sections.append(("verify", "待核验", await _rows(request, StatusFilter(stage=Stage.VERIFYING, area=mine))))
+        sections.append(("overdue", "督办中的任务", await _rows(request, StatusFilter(overdue="any", area=mine), 200)))
     names = await src.unit_names(request)
     return render(request, "inbox.html", user=who, sections=sections, led=led, names=names, now=today(),
                   due_words=due_words, light=q.light)  # fmt: skip
@@ -132,14 +134,16 @@ async def current_state(request: Request, assignment_id: str) -> AssignmentState
 
 
 async def access(request: Request, who: Principal, s: AssignmentState) -> str | None:
-    """What the caller may do here: "act" (the unit itself, a reviewer), "read" (the task's lead
-    unit, an auditor) or nothing."""
-    if who.role != UserRole.DEPARTMENT:
-        return "read" if who.role == UserRole.AUDITOR else "act"
-    if who.unit_id == s.unit_id:
-        return "act"
-    leads = await lead.is_lead(request.app.state.engine, who.unit_id, s.programme_id, s.task_no)
-    return "read" if leads else None
+    """What the caller may do here: "act" (the unit itself, a supervisor or verifier of its area),
+    "read" (the task's lead unit, an auditor) or nothing, as `access.decide` says."""
+    leads: frozenset[str] = frozenset()
+    if who.role == UserRole.DEPARTMENT and who.unit_id != s.unit_id:
+        leads = await request.app.state.status_reader.lead_units(s.programme_id, s.task_no)
+    if not decide(who, Record(s.programme_id, s.task_no, s.unit_id, leads)).allowed:
+        return None
+    if who.role == UserRole.AUDITOR or (who.role == UserRole.DEPARTMENT and who.unit_id != s.unit_id):
+        return "read"
+    return "act"
 
 
 async def evaluations_open(request: Request, programme_id: str) -> frozenset[int]:
@@ -252,8 +256,7 @@ async def _page_state(request: Request, who: Principal, assignment_id: str) -> t
     """The assignment and what the caller may do with it, or the page saying why not."""
     s = await current_state(request, assignment_id)
     if s is None:
-        own = who.unit_id if who.role == UserRole.DEPARTMENT else None
-        near = await request.app.state.status_reader.ids_like(assignment_id, own)
+        near = await request.app.state.status_reader.ids_like(assignment_id, area(who))
         message = f"没有编号为 {assignment_id} 的任务。请从工作台列表进入，或检查编号是否抄错。"
         if near:
             message += f"您要找的是不是：{'、'.join(near)}？"
@@ -325,9 +328,8 @@ async def submit(request: Request, assignment_id: str, name: str) -> Response:
     if read.errors:
         return await assignment_view(request, who, s, can, 422, typed=typed, errors=read.errors, form=name)
     try:
-        await api.CommandEndpoint(row)(
-            request, api.Target(assignment_id, who), typed.get("key") or None, body if row.body else None, **path
-        )
+        target = await api.Allowed(row.senders)(request, assignment_id, who)
+        await api.CommandEndpoint(row)(request, target, typed.get("key") or None, body if row.body else None, **path)
     except HTTPException as exc:
         reason = forms.refusal_words(str(exc.detail))
         fresh = await current_state(request, assignment_id) or s

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 import structlog
-from fastapi import FastAPI, HTTPException, Request
+from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts import labels, text
+from contracts import text
 from contracts.base import UserRole
-from services.shared import plain_errors
+from services.shared import access, plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
 from services.shared.disk import disk_full
 from services.shared.oidc import AccessRefused, issued_here
@@ -78,24 +78,51 @@ async def principal(request: Request) -> Principal:
 def require_role(p: Principal, *roles: UserRole) -> Principal:
     if p.role not in roles:
         log.warning("auth.forbidden", sub=p.sub, role=p.role, needed=[r.value for r in roles])
-        needs = " or ".join(r.value for r in roles)
-        needs_zh = "或".join(labels.user_role(r.value) for r in roles)
-        raise HTTPException(
-            403,
-            f"{labels.user_role(p.role.value)}身份无权进行此操作，需要{needs_zh}身份 "
-            f"(role {p.role.value} may not do this; needs {needs})",
-        )
+        raise HTTPException(403, access.role_refusal(p, roles))
     return p
 
 
+class HasRole:
+    """A dependency: the caller, if its role is one of `roles` (else 403). As a dependency it is
+    judged before the request's parameters and body, so 401 and 403 come before any 422."""
+
+    def __init__(self, *roles: UserRole) -> None:
+        self.roles = roles
+
+    async def __call__(self, p: Annotated[Principal, Depends(principal)]) -> Principal:
+        return require_role(p, *self.roles)
+
+
+def enforce(request: Request, p: Principal, decision: access.Decision, target: str) -> None:
+    """Answer `access.decide`'s refusal with 403, its reason in words; the decision is kept on the
+    request for the access log."""
+    request.state.access = (decision.allowed, decision.why, target)
+    if not decision.allowed:
+        log.warning("auth.refused", sub=p.sub, role=p.role.value, target=target, why=decision.why)
+        raise HTTPException(403, decision.why)
+
+
+def require_programme(p: Principal, programme_id: str) -> None:
+    """403 for a programme outside a token limited to others."""
+    if not p.in_programme(programme_id):
+        log.warning("auth.refused", sub=p.sub, role=p.role.value, target=programme_id, why="programme")
+        raise HTTPException(403, access.programme_refusal(p, programme_id))
+
+
 def require_unit(p: Principal, unit_id: str) -> None:
-    """Departments touch only their own unit's assignments; other roles see all."""
-    if p.role == UserRole.DEPARTMENT and p.unit_id != unit_id:
+    """A department touches only its own unit's; a supervisor or verifier with an area only its units'."""
+    if not access.area(p).has_unit(unit_id) and p.role != UserRole.AUDITOR:
         log.warning("auth.other_unit", sub=p.sub, unit=p.unit_id, target=unit_id)
+        if p.role == UserRole.DEPARTMENT:
+            raise HTTPException(
+                403,
+                f"单位 {p.unit_id} 不能办理单位 {unit_id} 的任务 "
+                f"(unit {p.unit_id} may not act on unit {unit_id}'s assignments)",
+            )
         raise HTTPException(
             403,
-            f"单位 {p.unit_id} 不能办理单位 {unit_id} 的任务 "
-            f"(unit {p.unit_id} may not act on unit {unit_id}'s assignments)",
+            f"督查范围（{access.area_words(p)}）不含单位 {unit_id} "
+            f"(your supervised area, {access.area_words(p)}, does not include unit {unit_id})",
         )
 
 

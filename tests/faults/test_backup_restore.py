@@ -50,7 +50,7 @@ def cli(
 
 async def rebuild(stack: FaultStack, http: httpx.AsyncClient) -> dict[str, Any]:
     url = f"{stack.url('progress')}/v1/admin/rebuild-read-models"
-    r = await http.post(url, headers=stack.headers("supervisor"), timeout=300)
+    r = await http.post(url, headers=stack.headers("admin"), timeout=300)
     assert r.status_code == 200, r.text
     lines = [json.loads(line) for line in r.text.splitlines() if line.strip()]
     assert lines and lines[-1].get("finished"), lines[-3:]

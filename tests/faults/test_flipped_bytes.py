@@ -112,22 +112,22 @@ async def test_a_flipped_byte_in_the_ledger_and_in_the_read_model_is_reported(
 
     # ---- the read model ----------------------------------------------------------------------------
     url = f"{stack.url('progress')}/v1/admin/check-read-models"
-    healthy = (await http.get(url, headers=stack.headers("supervisor"), timeout=120)).json()
+    healthy = (await http.get(url, headers=stack.headers("admin"), timeout=120)).json()
     assert healthy["ok"] is True and healthy["caught_up"] is True, healthy
     models_db = stack.var_dir / "progress.sqlite"
     victim = aids[1]
     sql = "select state from rm_assignments where assignment_id = ?"
     await restart(stack, "progress", lambda: flip_stored(models_db, sql, (victim,)))
-    r = await http.get(url, headers=stack.headers("supervisor"), timeout=120)
+    r = await http.get(url, headers=stack.headers("admin"), timeout=120)
     assert r.status_code == 200, r.text
     found = r.json()
     assert found["ok"] is False, found
     assert {(d["key"][0], d["column"]) for d in found["differences"]} >= {(victim, "state")}, found
     rebuilt = await http.post(
-        f"{stack.url('progress')}/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"), timeout=300
+        f"{stack.url('progress')}/v1/admin/rebuild-read-models", headers=stack.headers("admin"), timeout=300
     )
     assert rebuilt.status_code == 200
-    repaired = (await http.get(url, headers=stack.headers("supervisor"), timeout=120)).json()
+    repaired = (await http.get(url, headers=stack.headers("admin"), timeout=120)).json()
     assert repaired["ok"] is True, repaired
     # ---- a NATS block file: the server skips the message without a word; the backup's check names it ----
     bad_seq = await flip_in_block(stack, aids[2])

@@ -302,19 +302,19 @@ async def test_rebuild_endpoint_and_command_give_the_same_rows(stack: Stack, htt
         held = try_exclusive_lock(lock_file(sqlite_url(stack.tmp / "progress.sqlite"), f"{READ_MODEL_DURABLE}.rebuild"))
         assert held is not None
         try:
-            r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"))
+            r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("admin"))
             assert r.status_code == 409 and "already running" in r.text
         finally:
             held.close()
 
-        r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("supervisor"))
+        r = await http.post("/v1/admin/rebuild-read-models", headers=stack.headers("admin"))
         assert r.status_code == 200 and r.headers["content-type"].startswith("application/x-ndjson")
         lines = [json.loads(line) for line in r.text.splitlines()]
         assert lines[0] == {"started": True} and lines[-1]["finished"] is True
         assert lines[-1]["assignments"] == len(before) and lines[-2]["done"] == lines[-2]["total"]
         assert await readmodel.snapshot(engine) == before
 
-        token = stack.headers("supervisor")["Authorization"].removeprefix("Bearer ")
+        token = stack.headers("admin")["Authorization"].removeprefix("Bearer ")
         args = ["admin", "rebuild-read-models", "--yes", "--url", stack.progress_url, "--token", token]
         res = await asyncio.to_thread(CliRunner().invoke, cli, args)
         assert res.exit_code == 0, res.output

@@ -113,7 +113,7 @@ async def test_who_may_read_and_upload(stack: Stack, pid: str) -> None:
         url = f"{p}/v1/assignments/{cooperating}/evidence/{sha(data)}"
         refused = await c.get(url, headers=stack.headers("department", "wanzhou"))
         assert refused.status_code == 403
-        assert refused.json()["detail"].startswith("unit wanzhou may not read unit fgw's evidence")
+        assert "unit wanzhou may not read unit fgw's assignment" in refused.json()["detail"]
         assert "lead unit" in refused.json()["detail"]
         for role in ("supervisor", "verifier", "auditor"):
             assert (await c.get(url, headers=stack.headers(role))).content == data

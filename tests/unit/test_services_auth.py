@@ -18,6 +18,7 @@ from contracts.commands import CommandResult
 from contracts.fold import AssignmentState
 from services.progress.app import create_app
 from services.progress.settings import ProgressSettings
+from services.shared.access import Area
 from services.shared.auth import load_public_key
 from services.shared.temporal import http_error, update_id
 from tests.e2e.support import auth
@@ -107,8 +108,11 @@ class EmptyReadModel:
     async def record(self, _assignment_id: str) -> None:
         return None
 
-    async def ids_like(self, _assignment_id: str, unit_id: str | None = None) -> list[str]:
-        return [AID] if unit_id in (None, "yuzhong") else []
+    async def ids_like(self, _assignment_id: str, area: Area | None = None) -> list[str]:
+        return [AID] if area is None or area.has_unit("yuzhong") else []
+
+    async def lead_units(self, _programme_id: str, _task_no: int) -> frozenset[str]:
+        return frozenset()
 
 
 @pytest.fixture
