@@ -51,7 +51,7 @@ from contracts.programme_calendar import (
 )
 from services.assignment import store
 from services.shared.auth import Principal
-from services.shared.web import principal, require_role
+from services.shared.web import principal, require_programme, require_role
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -135,8 +135,7 @@ async def ensure_schedule(client: Client, task_queue: str, stored: store.StoredP
 
 def may_read(caller: Principal, programme_id: str) -> None:
     require_role(caller, UserRole.ADMIN, UserRole.SUPERVISOR, UserRole.AUDITOR)
-    if not caller.in_programme(programme_id):
-        raise HTTPException(404, f"没有方案 {programme_id} (no programme {programme_id})")
+    require_programme(caller, programme_id)
 
 
 def may_run(caller: Principal, programme_id: str) -> None:
@@ -147,6 +146,28 @@ def may_run(caller: Principal, programme_id: str) -> None:
         raise HTTPException(
             403, "方案日程由管理员或全市督查操作 (the programme's schedule is run by admins and city-wide supervisors)"
         )
+
+
+# As dependencies, judged before the body: 401 and 403 come before any 422.
+async def reader(programme_id: str, caller: Caller) -> Principal:
+    may_read(caller, programme_id)
+    return caller
+
+
+async def runner(programme_id: str, caller: Caller) -> Principal:
+    may_run(caller, programme_id)
+    return caller
+
+
+async def maker(programme_id: str, caller: Caller) -> Principal:
+    require_role(caller, UserRole.ADMIN)
+    may_read(caller, programme_id)
+    return caller
+
+
+Reader = Annotated[Principal, Depends(reader)]
+Runner = Annotated[Principal, Depends(runner)]
+Maker = Annotated[Principal, Depends(maker)]
 
 
 async def _programme(request: Request, programme_id: str) -> store.StoredProgramme:
@@ -215,17 +236,14 @@ async def state_of(request: Request, programme_id: str) -> ScheduleState:
 
 
 @router.get("/v1/programmes/{programme_id}/schedule", response_model=ScheduleState, tags=["schedule"])
-async def show_schedule(request: Request, caller: Caller, programme_id: str) -> ScheduleState:
+async def show_schedule(request: Request, _caller: Reader, programme_id: str) -> ScheduleState:
     """The programme's calendar schedule: paused or running, its next dates and what falls due."""
-    may_read(caller, programme_id)
     return await state_of(request, programme_id)
 
 
 @router.put("/v1/programmes/{programme_id}/schedule", response_model=ScheduleState, tags=["schedule"])
-async def put_schedule(request: Request, caller: Caller, programme_id: str) -> ScheduleState:
+async def put_schedule(request: Request, _caller: Maker, programme_id: str) -> ScheduleState:
     """Create the schedule from the programme's calendar (or bring it up to date); a paused one stays paused."""
-    require_role(caller, UserRole.ADMIN)
-    may_read(caller, programme_id)
     stored = await _programme(request, programme_id)
     try:
         await ensure_schedule(request.app.state.temporal, request.app.state.settings.task_queue, stored)
@@ -235,9 +253,8 @@ async def put_schedule(request: Request, caller: Caller, programme_id: str) -> S
 
 
 @router.post("/v1/programmes/{programme_id}/schedule/pause", response_model=ScheduleState, tags=["schedule"])
-async def pause_schedule(request: Request, caller: Caller, programme_id: str, body: ScheduleAction) -> ScheduleState:
+async def pause_schedule(request: Request, caller: Runner, programme_id: str, body: ScheduleAction) -> ScheduleState:
     """Pause it: no date fires until unpaused (a date passed meanwhile is not run later; backfill it)."""
-    may_run(caller, programme_id)
     handle = await _handle(request, programme_id)
     try:
         await handle.pause(note=body.reason or f"{caller.sub} 暂停 / paused by {caller.sub}")
@@ -248,8 +265,7 @@ async def pause_schedule(request: Request, caller: Caller, programme_id: str, bo
 
 
 @router.post("/v1/programmes/{programme_id}/schedule/unpause", response_model=ScheduleState, tags=["schedule"])
-async def unpause_schedule(request: Request, caller: Caller, programme_id: str, body: ScheduleAction) -> ScheduleState:
-    may_run(caller, programme_id)
+async def unpause_schedule(request: Request, caller: Runner, programme_id: str, body: ScheduleAction) -> ScheduleState:
     handle = await _handle(request, programme_id)
     try:
         await handle.unpause(note=body.reason or f"{caller.sub} 恢复 / unpaused by {caller.sub}")
@@ -260,9 +276,8 @@ async def unpause_schedule(request: Request, caller: Caller, programme_id: str, 
 
 
 @router.post("/v1/programmes/{programme_id}/schedule/trigger", response_model=BackfillAnswer, tags=["schedule"])
-async def trigger_schedule(request: Request, caller: Caller, programme_id: str) -> BackfillAnswer:
+async def trigger_schedule(request: Request, caller: Runner, programme_id: str) -> BackfillAnswer:
     """Run it now: it records the latest dates due by now (those recorded already are not recorded again)."""
-    may_run(caller, programme_id)
     stored = await _programme(request, programme_id)
     handle = await _handle(request, programme_id)
     try:
@@ -277,10 +292,12 @@ async def trigger_schedule(request: Request, caller: Caller, programme_id: str) 
 
 @router.post("/v1/programmes/{programme_id}/schedule/backfill", response_model=BackfillAnswer, tags=["schedule"])
 async def backfill_schedule(
-    request: Request, caller: Caller, programme_id: str, body: BackfillRequest
+    request: Request,
+    _caller: Runner,
+    programme_id: str,
+    body: BackfillRequest,
 ) -> BackfillAnswer:
     """Run it for every date from `from_date` to `to_date` (inclusive, China time), as if it had fired then."""
-    may_run(caller, programme_id)
     if body.to_date < body.from_date:
         raise HTTPException(422, f"结束日期 {body.to_date} 早于开始日期 {body.from_date} (to is before from)")
     stored = await _programme(request, programme_id)

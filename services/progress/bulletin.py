@@ -29,7 +29,7 @@ from services.progress import dashboard_queries as q
 from services.progress.api import readable_unit
 from services.progress.templating import templates
 from services.shared.auth import Principal
-from services.shared.web import principal
+from services.shared.web import principal, require_programme
 
 router = APIRouter()
 PDF_TYPE = "application/pdf"
@@ -222,6 +222,7 @@ async def bulletin(
     progress with charts and the overdue items, as of the period's end (or now, while it runs).
     A department gets its own unit's (the city-wide indicator values stay city-wide)."""
     unit_id = readable_unit(caller, unit_id)
+    require_programme(caller, programme_id)
     chosen = period_of(period)
     kind = wanted(request, format)
     b = await gather(request, programme_id, chosen, unit_id)

@@ -12,7 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.ids import PROGRAMME_ID_PATTERN
 from contracts.programme_calendar import ProgrammeCalendarView, RecordedDate, calendar_view
 from services.progress.store import READ_MODEL
-from services.shared.web import principal
+from services.shared.auth import Principal
+from services.shared.web import principal, require_programme
 
 router = APIRouter()
 assert READ_MODEL.calendar is not None
@@ -24,11 +25,13 @@ ProgrammeId = Annotated[str, Path(max_length=64, pattern=PROGRAMME_ID_PATTERN)]
     "/v1/programmes/{programme_id}/calendar",
     response_model=ProgrammeCalendarView,
     tags=["schedule"],
-    dependencies=[Depends(principal)],
 )
-async def programme_calendar(request: Request, programme_id: ProgrammeId) -> ProgrammeCalendarView:
+async def programme_calendar(
+    request: Request, programme_id: ProgrammeId, caller: Annotated[Principal, Depends(principal)]
+) -> ProgrammeCalendarView:
     """The latest bulletin period issued, the latest year snapshotted, the evaluations open, and every date
     recorded so far (none yet: empty lists, not 404; the schedule records them as they fall due)."""
+    require_programme(caller, programme_id)
     return await read_calendar(request.app.state.engine, programme_id)
 
 

@@ -113,6 +113,9 @@ class FakeTemporal:
     def get_workflow_handle(self, wid: str, **_: Any) -> FakeHandle:
         return FakeHandle(self, wid)
 
+    def get_schedule_handle(self, sid: str) -> FakeHandle:
+        return FakeHandle(self, sid)  # no schedule exists: describe() answers not found
+
 
 @dataclass
 class World:

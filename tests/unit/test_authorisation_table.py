@@ -36,7 +36,7 @@ UNIT_READERS = frozenset({"own", "district_in", "task_sup", "city", "verifier", 
 UNIT_KEEPERS = frozenset({"own", "district_in", "city"})  # the unit, and supervisors holding the unit
 ADMIN = frozenset({"admin"})
 CITY = frozenset({"city"})
-NOT_SENT = 0  # the route needs a live NATS: only its refusals are asked here (tests/integration/test_dashboard.py)
+NOT_SENT = 0  # the route needs a live NATS or Temporal: only its refusals are asked here
 INVALID = {"not_a_field": 1}  # refused by every body (extra fields are forbidden): 422 once allowed
 SENDERS = {
     UserRole.DEPARTMENT: {"own"},
@@ -118,7 +118,7 @@ CASES: list[Case] = [
          params={"programme_id": P1}),
     Case("progress", "GET", "/dashboard/assignments/{assignment_id}", TARGET_SUPERVISORS, 200,
          f"/dashboard/assignments/{TARGET}"),
-    Case("progress", "POST", "/dashboard/login", SUPERVISORS, 303, form={}),
+    Case("progress", "GET", "/dashboard/bulletin", SUPERVISORS, 200),
     Case("progress", "GET", "/workbench", TOKENS, 200, anon=303),
     Case("progress", "GET", "/workbench/assignments/{assignment_id}", READERS_OF_TARGET, 200,
          f"/workbench/assignments/{TARGET}", anon=303),
@@ -129,10 +129,17 @@ CASES: list[Case] = [
          f"/workbench/assignments/{TARGET}/evidence/{SHA}", anon=303),
     Case("progress", "GET", "/workbench/lead/{programme_id}/{task_no}", TASK_READERS, 200, f"/workbench/lead/{P1}/1",
          anon=303),
-    Case("progress", "POST", "/workbench/login", TOKENS, 303, form={}),
-    *public("progress", "/livez", "/healthz", "/readyz", "/dashboard/login", "/workbench/login"),
-    Case("progress", "GET", "/dashboard/logout", ALL, 303),
-    Case("progress", "GET", "/workbench/logout", ALL, 303),
+    Case("progress", "GET", "/v1/programmes/{programme_id}/bulletins/{period}", LISTERS, 422,
+         f"/v1/programmes/{P1}/bulletins/2026-Q9"),  # a period that is none: refused after the caller
+    Case("progress", "GET", "/v1/programmes/{programme_id}/calendar", TOKENS, 200, f"/v1/programmes/{P1}/calendar"),
+    # ---- progress: signing in (by name and password or a provider, never by a token: the same for all)
+    *public("progress", "/livez", "/healthz", "/readyz", "/dashboard/login", "/workbench/login", "/v1/auth/config"),
+    Case("progress", "POST", "/dashboard/login", ALL, 403, form={}),  # the form's CSRF token is missing
+    Case("progress", "POST", "/workbench/login", ALL, 403, form={}),
+    Case("progress", "POST", "/signout", ALL, 303, form={}),
+    Case("progress", "POST", "/v1/auth/token", ALL, 422, json=INVALID),
+    Case("progress", "GET", "/auth/oidc/start", ALL, 404),  # no provider set
+    Case("progress", "GET", "/auth/oidc/callback", ALL, 404),
     # ---- assignment service -----------------------------------------------------------------------
     Case("assignment", "POST", "/v1/programmes", ADMIN, 422, json=INVALID),
     Case("assignment", "GET", "/v1/programmes/{programme_id}", TOKENS, 200, f"/v1/programmes/{P1}"),
@@ -148,6 +155,18 @@ CASES: list[Case] = [
          f"/v1/programmes/{P1}/revisions/1"),
     Case("assignment", "POST", "/v1/programmes/{programme_id}/tasks/{task_no}/units", ADMIN, 422,
          f"/v1/programmes/{P1}/tasks/1/units", json=INVALID),
+    Case("assignment", "GET", "/v1/programmes/{programme_id}/schedule", ADMIN | SUPERVISORS | {"auditor"}, 200,
+         f"/v1/programmes/{P1}/schedule"),
+    Case("assignment", "PUT", "/v1/programmes/{programme_id}/schedule", ADMIN, NOT_SENT,
+         f"/v1/programmes/{P1}/schedule"),
+    Case("assignment", "POST", "/v1/programmes/{programme_id}/schedule/pause", ADMIN | CITY, 422,
+         f"/v1/programmes/{P1}/schedule/pause", json=INVALID),
+    Case("assignment", "POST", "/v1/programmes/{programme_id}/schedule/unpause", ADMIN | CITY, 422,
+         f"/v1/programmes/{P1}/schedule/unpause", json=INVALID),
+    Case("assignment", "POST", "/v1/programmes/{programme_id}/schedule/trigger", ADMIN | CITY, NOT_SENT,
+         f"/v1/programmes/{P1}/schedule/trigger"),
+    Case("assignment", "POST", "/v1/programmes/{programme_id}/schedule/backfill", ADMIN | CITY, 422,
+         f"/v1/programmes/{P1}/schedule/backfill", json=INVALID),
     *public("assignment", "/livez", "/healthz", "/v1/units"),
     # ---- audit service ----------------------------------------------------------------------------
     Case("audit", "GET", "/v1/audit/events", AUDIT_READERS, 200),
@@ -222,8 +241,6 @@ async def test_each_caller_gets_the_rules_answer(world: World, case: Case) -> No
         if case.form is not None:
             token = headers.get("Authorization", "").removeprefix("Bearer ")
             kw["data"] = {"token": token}
-            if case.route.endswith("/login"):
-                headers = {}
         elif case.json is not None:
             kw["json"] = case.json
         r = await client.request(case.method, case.path or case.route, headers=headers, **kw)
