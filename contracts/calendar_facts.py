@@ -9,6 +9,7 @@ import datetime as dt
 from pydantic import Field
 
 from contracts.fact_base import Fact
+from contracts.ids import QUARTER_PATTERN
 
 
 class BulletinIssued(Fact):
@@ -16,7 +17,7 @@ class BulletinIssued(Fact):
 
     TYPE = "BulletinIssued"
     programme_id: str
-    period: str = Field(pattern=r"^\d{4}-Q[1-4]$")
+    period: str = Field(pattern=QUARTER_PATTERN)
     due_at: dt.datetime  # the calendar's date for it (China time)
 
 

@@ -17,6 +17,7 @@ from contracts.base import Actor, Frozen, Role
 from contracts.catalog import Schedule
 from contracts.division_facts import Handover
 from contracts.events import Evidence, IndicatorTarget, IndicatorValue, Milestone
+from contracts.ids import QUARTER_PATTERN
 
 WORKFLOW_NAME = "AssignmentWorkflow"
 PROGRAMME_WORKFLOW_NAME = "ProgrammeWorkflow"
@@ -30,7 +31,6 @@ UPDATE_CANCEL = "cancel"
 SIGNAL_COOPERATING_REPORT = "cooperating_report"
 QUERY_STATUS = "status"
 
-PERIOD_PATTERN = r"^(20\d\d)-Q([1-4])$"
 Text = Field(default="", max_length=5000)
 
 
@@ -58,7 +58,7 @@ class ReviewAnnualPlan(Command):
 
 
 class ReportProgress(Command):
-    period: str = Field(pattern=PERIOD_PATTERN)
+    period: str = Field(pattern=QUARTER_PATTERN)
     percent: float = Field(ge=0, le=100)
     narrative: str = Field(min_length=1, max_length=20000)
     indicator_values: list[IndicatorValue] = Field(default=[], max_length=200)

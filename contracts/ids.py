@@ -11,6 +11,7 @@ _ASSIGNMENT_RE = re.compile(
 )
 PROGRAMME_ID_PATTERN = r"^[a-z0-9][a-z0-9-]{1,62}$"
 UNIT_ID_PATTERN = r"^[a-z0-9][a-z0-9_-]{1,63}$"
+QUARTER_PATTERN = r"^(20\d\d)-Q([1-4])$"  # a quarter, as reports and 通报 name it
 SHA256_PATTERN = r"^[0-9a-f]{64}$"  # a file's content digest, which names it
 
 

@@ -9,8 +9,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from contracts.commands import PERIOD_PATTERN
-from contracts.ids import PROGRAMME_ID_PATTERN, SHA256_PATTERN, UNIT_ID_PATTERN
+from contracts.ids import PROGRAMME_ID_PATTERN, QUARTER_PATTERN, SHA256_PATTERN, UNIT_ID_PATTERN
 from contracts.indicators import INDICATOR_ID_PATTERN
 
 Lang = Literal["zh", "en"]
@@ -114,7 +113,7 @@ EXTENSION_STATUSES = {
 # Every `pattern=` in contracts/, as the form people should write, with an example (a test checks
 # that none is missing): what a refusal says instead of the regular expression.
 PATTERNS = {
-    PERIOD_PATTERN: ("应写作年份加季度，如 2026-Q4", "must look like 2026-Q4 (a year and its quarter, Q1 to Q4)"),
+    QUARTER_PATTERN: ("应写作年份加季度，如 2026-Q4", "must look like 2026-Q4 (a year and its quarter, Q1 to Q4)"),
     PROGRAMME_ID_PATTERN: (
         "应由小写字母、数字和连字符组成，如 cq-2022-79",
         "must look like cq-2022-79 (2 to 63 lower-case letters, digits and hyphens)",

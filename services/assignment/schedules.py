@@ -51,7 +51,7 @@ from contracts.programme_calendar import (
 )
 from services.assignment import store
 from services.shared.auth import Principal
-from services.shared.web import principal, require_programme, require_role
+from services.shared.web import principal, refuse, require_programme, require_role
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -143,8 +143,11 @@ def may_run(caller: Principal, programme_id: str) -> None:
     require_role(caller, UserRole.ADMIN, UserRole.SUPERVISOR)
     may_read(caller, programme_id)
     if caller.role == UserRole.SUPERVISOR and not caller.city_wide:
-        raise HTTPException(
-            403, "方案日程由管理员或全市督查操作 (the programme's schedule is run by admins and city-wide supervisors)"
+        refuse(
+            caller,
+            programme_id,
+            "area",
+            "方案日程由管理员或全市督查操作 (the programme's schedule is run by admins and city-wide supervisors)",
         )
 
 

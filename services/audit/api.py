@@ -32,7 +32,7 @@ from services.audit.subscribers import LedgerConsumer
 from services.shared import access
 from services.shared.auth import Principal
 from services.shared.signed_note import Verifier
-from services.shared.web import enforce, principal, require_role
+from services.shared.web import enforce, principal, refuse, require_role
 
 NDJSON = "application/x-ndjson"
 router = APIRouter()
@@ -60,8 +60,8 @@ def whole_ledger_reader(p: Principal = Depends(principal)) -> Principal:
     """Auditors and city-wide supervisors of every programme: what is not one assignment's."""
     require_role(p, UserRole.AUDITOR, UserRole.SUPERVISOR)
     if p.supervises or p.programmes:
-        raise HTTPException(403, "只有审计人员和全市督查人员可以查看整个台账 (the whole ledger is for auditors and "
-                                 "city-wide supervisors of every programme)")  # fmt: skip
+        refuse(p, "ledger", "area", "只有审计人员和全市督查人员可以查看整个台账 (the whole ledger is for "
+               "auditors and city-wide supervisors of every programme)")  # fmt: skip
     return p
 
 

@@ -24,7 +24,7 @@ from contracts.notify import DeliveryOut, DeliveryStatus, RejectOut, Subscriptio
 from services.notify.addresses import AddressRefused, check_email, check_webhook_url
 from services.notify.store import SUPERVISORS, deliveries, positions, rejects, subscriptions, utc
 from services.shared.auth import Principal
-from services.shared.web import principal, require_role, require_unit
+from services.shared.web import principal, refuse, require_role, require_unit
 
 router = APIRouter()
 Caller = Annotated[Principal, Depends(principal)]
@@ -145,10 +145,8 @@ def city_supervisor(caller: Principal) -> None:
     programme (a district's 督查室 uses its units' routes)."""
     require_role(caller, UserRole.SUPERVISOR)
     if not caller.city_wide or caller.programmes:
-        raise HTTPException(
-            403, "只有全市督查人员可以操作 (city-wide supervisors only; a supervisor with an area uses "
-            "/v1/units/{unit_id}/... for its units)",
-        )  # fmt: skip
+        refuse(caller, "notifications", "area", "只有全市督查人员可以操作 (city-wide supervisors only; a "
+               "supervisor with an area uses /v1/units/{unit_id}/... for its units)")  # fmt: skip
 
 
 def _unit_owner(caller: Principal, unit_id: str) -> str:

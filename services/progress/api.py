@@ -25,7 +25,7 @@ from services.progress.session_cookie import forward_token
 from services.shared import access
 from services.shared.auth import Principal
 from services.shared.temporal import query_status, run_update
-from services.shared.web import enforce, principal, refuse_hidden_in_names, require_role
+from services.shared.web import enforce, principal, refuse, refuse_hidden_in_names, require_role
 
 log = structlog.get_logger()
 router = APIRouter()
@@ -297,8 +297,10 @@ def readable_unit(caller: Principal, unit_id: str | None) -> str | None:
     if caller.role != UserRole.DEPARTMENT:
         return unit_id
     if unit_id is not None and unit_id != caller.unit_id:
-        raise HTTPException(
-            403,
+        refuse(
+            caller,
+            unit_id,
+            "unit",
             f"单位 {caller.unit_id} 不能查看单位 {unit_id} 的任务 "
             f"(unit {caller.unit_id} may not read unit {unit_id}'s assignments)",
         )

@@ -21,7 +21,7 @@ from services.progress.api import READ_ROLES, detail
 from services.progress.store import READ_MODEL
 from services.shared import access
 from services.shared.auth import Principal
-from services.shared.web import principal, require_role
+from services.shared.web import principal, refuse, require_role
 
 router = APIRouter(tags=["lead"])
 A = READ_MODEL.assignments
@@ -117,7 +117,9 @@ async def one_task(engine: AsyncEngine, caller: Principal, programme_id: str, ta
             if caller.unit_id
             else f"it is outside {access.area_words(caller)}"
         )
-        raise HTTPException(403, f"task {task_no} of {programme_id} is led by {leads}; {who}")
+        refuse(
+            caller, f"{programme_id}/{task_no}", "task", f"task {task_no} of {programme_id} is led by {leads}; {who}"
+        )
     return LeadTaskDetail(**overview(seen).model_dump(), items=[detail(s) for s in seen])
 
 
@@ -125,7 +127,7 @@ async def tasks_for(engine: AsyncEngine, caller: Principal, unit_id: str | None)
     require_role(caller, *READ_ROLES)
     if caller.role == UserRole.DEPARTMENT:
         if unit_id is not None and unit_id != caller.unit_id:
-            raise HTTPException(403, f"unit {caller.unit_id} may not list the tasks unit {unit_id} leads")
+            refuse(caller, unit_id, "unit", f"unit {caller.unit_id} may not list the tasks unit {unit_id} leads")
         unit_id = caller.unit_id
     pairs = await led_tasks(engine, unit_id)
     if not pairs:

@@ -149,7 +149,7 @@ def attacks(w: World) -> Iterator[Attack]:
         ("wrong audience", signed(claims("department", unit, aud="someone-else")), "audience"),
         ("no audience", signed(claims("department", unit, aud=...)), ""),
         ("no expiry", signed(claims("department", unit, exp=...)), ""),
-        ("unknown role", signed(claims("admin")), "role"),
+        ("unknown role", signed(claims("emperor")), "role"),
         ("role system (not a person)", signed(claims("system")), "role"),
         ("department without a unit", signed(claims("department", None)), "unit"),
         ("not a JWT", {"Authorization": "Bearer not.a.jwt"}, ""),
@@ -181,7 +181,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{other}/reports",
             ("department", unit),
             REPORT,
-            "auth.other_unit",
+            "auth.refused",
         ),
         (
             "another unit submits its plan",
@@ -190,7 +190,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{other}/plans",
             ("department", unit),
             PLAN,
-            "auth.other_unit",
+            "auth.refused",
         ),
         (
             "another unit accepts it",
@@ -199,7 +199,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/accept",
             ("department", stranger),
             None,
-            "auth.other_unit",
+            "auth.refused",
         ),
         (
             "another unit reads it",
@@ -208,7 +208,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{other}",
             ("department", unit),
             None,
-            "auth.other_unit",
+            "auth.refused",
         ),
         (
             "another unit reads its inbox",
@@ -217,7 +217,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/units/{stranger}/assignments",
             ("department", unit),
             None,
-            "auth.other_unit",
+            "auth.refused",
         ),
         (
             "another unit asks for its status",
@@ -226,7 +226,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/status?unit_id={stranger}",
             ("department", unit),
             None,
-            "auth.other_unit",
+            "auth.refused",
         ),
         (
             "a department approves its own plan",
@@ -235,7 +235,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{other}/plans/{YEAR}/review",
             ("department", stranger),
             review,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "a department passes its own verification",
@@ -244,7 +244,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/verification",
             ("department", unit),
             verdict,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "a department cancels its own assignment",
@@ -253,7 +253,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/cancel",
             ("department", unit),
             {"reason": "不想做了"},
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "a department dispatches the programme",
@@ -262,7 +262,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/programmes/{w.pid}/dispatch",
             ("department", unit),
             None,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "a department reads the audit ledger",
@@ -271,7 +271,7 @@ def attacks(w: World) -> Iterator[Attack]:
             "/v1/audit/events",
             ("department", unit),
             None,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "an auditor reports",
@@ -280,7 +280,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/reports",
             ("auditor", None),
             REPORT,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "an auditor approves",
@@ -289,7 +289,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{other}/plans/{YEAR}/review",
             ("auditor", None),
             review,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "an auditor cancels",
@@ -298,7 +298,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/cancel",
             ("auditor", None),
             {"reason": "x"},
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "an auditor accepts",
@@ -307,7 +307,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/accept",
             ("auditor", None),
             None,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "an auditor makes a checkpoint",
@@ -316,7 +316,7 @@ def attacks(w: World) -> Iterator[Attack]:
             "/v1/audit/checkpoints",
             ("auditor", None),
             None,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "a verifier approves a plan",
@@ -325,7 +325,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{other}/plans/{YEAR}/review",
             ("verifier", None),
             review,
-            "auth.forbidden",
+            "auth.refused",
         ),
         (
             "a supervisor reports for a unit",
@@ -334,7 +334,7 @@ def attacks(w: World) -> Iterator[Attack]:
             f"/v1/assignments/{own}/reports",
             ("supervisor", None),
             REPORT,
-            "auth.forbidden",
+            "auth.refused",
         ),
     ]
     for name, service, method, path, (role, u), body, event in cases:
