@@ -76,6 +76,10 @@ async def reassign(request: Request, caller: Supervisor, assignment_id: str, bod
         after = f"; it continues as {old['successor_id']}" if old["successor_id"] else ""
         raise HTTPException(409, f"assignment {assignment_id} is closed ({old['closed_reason']}){after}")
     await known_unit(request, body.to_unit, "to_unit")
+    # The new assignment must be one the caller could act on too: a district's 督查室 moves work
+    # between its own units, a task's supervisor within its task.
+    target = access.Record(old["programme_id"], old["task_no"], body.to_unit)
+    enforce(request, caller, access.decide(caller, target, BY_NAME[UPDATE_REASSIGN].senders), body.to_unit)
     for other in await change_store.in_force_on_task(engine, old["programme_id"], old["task_no"]):
         if other["unit_id"] == body.to_unit:
             raise HTTPException(

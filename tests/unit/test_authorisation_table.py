@@ -249,3 +249,15 @@ async def test_each_caller_gets_the_rules_answer(world: World, case: Case) -> No
             assert len(world.temporal.sent) == sent_before, f"{caller}: refused, yet the workflow was sent a command"
     wanted = {caller: case.expected(caller) for caller in CALLERS}
     assert answers == wanted
+
+
+async def test_a_reassignment_stays_inside_the_supervisors_area(world: World) -> None:
+    """转办 moves work to a unit the supervisor could act on too: 渝中区督查室 may not hand yuzhong's
+    assignment to wanzhou; a city-wide supervisor gets past the check (and on to the stand-in)."""
+    client, body = world.clients["assignment"], {"to_unit": "wanzhou", "reason": "职能调整"}
+    sent = len(world.temporal.sent)
+    r = await client.post(f"/v1/assignments/{TARGET}/reassign", headers=world.headers("district_in"), json=body)
+    assert r.status_code == 403 and "wanzhou" in r.json()["detail"], r.text
+    assert len(world.temporal.sent) == sent
+    r = await client.post(f"/v1/assignments/{TARGET}/reassign", headers=world.headers("city"), json=body)
+    assert r.status_code != 403, r.text
