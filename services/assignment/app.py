@@ -13,7 +13,7 @@ from services.assignment import api, changes, schedules, subscribers
 from services.assignment.dispatch import DispatchJobs
 from services.assignment.settings import AssignmentSettings
 from services.assignment.store import create_tables, units
-from services.shared import oidc
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
@@ -39,6 +39,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-assignment", max_reconnect_attempts=-1)
         app.state.nats = nc
+        app.state.access_log = access_log.started("assignment", settings.nats_url, settings.nats_replicas)
         # Its inbox reads the stream: create it if the worker has not yet.
         await ensure_event_stream(nc.jetstream(), settings.nats_replicas)
         consumer = subscribers.consumer(nc.jetstream(), engine, settings)
@@ -50,6 +51,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         finally:
             await app.state.dispatch_jobs.close()
             await consumer.stop()
+            await app.state.access_log.stop()
             await close_nats(nc)
             await engine.dispose()
             log.info("assignment.stopped")
@@ -61,6 +63,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    access_log.install(app, "assignment")
     install_liveness(app)
     app.include_router(api.router)
     app.include_router(changes.router)

@@ -71,7 +71,7 @@ async def reassign(request: Request, caller: Supervisor, assignment_id: str, bod
     if old is None:
         raise HTTPException(404, f"no assignment {assignment_id}")
     record = access.Record(old["programme_id"], old["task_no"], old["unit_id"])
-    enforce(request, caller, access.decide(caller, record, BY_NAME[UPDATE_REASSIGN].senders), assignment_id)
+    enforce(caller, access.decide(caller, record, BY_NAME[UPDATE_REASSIGN].senders), assignment_id)
     if old["closed_at"] is not None:
         after = f"; it continues as {old['successor_id']}" if old["successor_id"] else ""
         raise HTTPException(409, f"assignment {assignment_id} is closed ({old['closed_reason']}){after}")
@@ -79,7 +79,7 @@ async def reassign(request: Request, caller: Supervisor, assignment_id: str, bod
     # The new assignment must be one the caller could act on too: a district's 督查室 moves work
     # between its own units, a task's supervisor within its task.
     target = access.Record(old["programme_id"], old["task_no"], body.to_unit)
-    enforce(request, caller, access.decide(caller, target, BY_NAME[UPDATE_REASSIGN].senders), body.to_unit)
+    enforce(caller, access.decide(caller, target, BY_NAME[UPDATE_REASSIGN].senders), body.to_unit)
     for other in await change_store.in_force_on_task(engine, old["programme_id"], old["task_no"]):
         if other["unit_id"] == body.to_unit:
             raise HTTPException(

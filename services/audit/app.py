@@ -17,7 +17,7 @@ from services.audit.settings import AuditSettings
 from services.audit.store import create_tables, ledger
 from services.audit.subscribers import LedgerConsumer
 from services.audit.witnesses import WitnessClient
-from services.shared import oidc
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.signed_note import parse_vkey
@@ -40,11 +40,13 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         checkpointer.on_made = witnesses.checkpoint_made
         consumer = LedgerConsumer(Ingestor(engine, s.durable), checkpointer, s.nats_url, s.stream, s.batch_size)
         consumer.start()
+        app.state.access_log = access_log.started("audit", s.nats_url)
         witnesses.start()
         app.state.audit = Audit(engine, checkpointer, consumer, witnesses.witnesses)
         try:
             yield
         finally:
+            await app.state.access_log.stop()
             await consumer.stop()
             await checkpointer.stop()
             await witnesses.stop()
@@ -57,6 +59,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    access_log.install(app, "audit")
     install_liveness(app)
     app.include_router(router)
     app.include_router(outcomes.router)

@@ -116,6 +116,33 @@ class Reject(AuditModel, table=True):
     received_at: str = Field(sa_type=String(32))
 
 
+class AccessRecord(AuditModel, table=True):
+    """The access log (contracts.access_log.AccessDecided), one row per message of the access stream."""
+
+    __tablename__ = "access_log"
+    __table_args__ = (
+        Index("ix_access_at", "at"),
+        Index("ix_access_sub", "sub", "at"),
+        Index("ix_access_refused", "allowed", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    stream_seq: int = Field(sa_type=BigInteger)  # in the access stream it came from (a new stream starts at 1)
+    request_id: str = Field(sa_type=String(64))
+    at: str = Field(sa_type=String(32))
+    service: str = Field(sa_type=String(32))
+    method: str = Field(sa_type=String(10))
+    route: str = Field(sa_type=String(200))
+    path: str = Field(sa_type=String(500))
+    status: int
+    allowed: bool
+    why: str = Field(sa_type=String(500))
+    sub: str | None = Field(default=None, sa_type=String(200))
+    role: str | None = Field(default=None, sa_type=String(32))
+    unit_id: str | None = Field(default=None, sa_type=String(100))
+    target: str | None = Field(default=None, sa_type=String(200))
+
+
 metadata = AuditModel.metadata
 ledger = table_of(LedgerEntry)
 tracking = table_of(Tracking)
@@ -124,6 +151,7 @@ cosignatures = table_of(Cosignature)
 merkle_nodes = table_of(MerkleNode)
 gaps = table_of(Gap)
 rejects = table_of(Reject)
+access_records = table_of(AccessRecord)
 
 REJECT_KEEP_BYTES = 64 * 1024
 NODE_LEVEL = 8

@@ -1,5 +1,6 @@
 """The ledger's consumer: the shared runner (services.shared.consumer) feeding the Ingestor, run by
-whichever replica holds the ledger writer lock (writer.py), with a checkpoint when one is due."""
+whichever replica holds the ledger writer lock (writer.py), with a checkpoint when one is due; and,
+on the same replica, the access log's (access_view.py)."""
 
 from __future__ import annotations
 
@@ -10,11 +11,14 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from sqlalchemy.exc import SQLAlchemyError
 
+from contracts.access_log import ACCESS_STREAM, ACCESS_SUBJECTS, access_stream_config
+from services.audit.access_view import AccessView
 from services.audit.checkpoints import Checkpointer
 from services.audit.ingest import BatchOutcome, Ingestor
 from services.audit.writer import WriterLock
 from services.shared.consumer import Message, Runner
 from services.shared.nats_urls import close_nats, servers
+from services.shared.streams import ensure_stream
 
 log = structlog.get_logger("audit.consumer")
 RETRY_MAX_SECONDS = 5.0
@@ -36,6 +40,8 @@ class LedgerConsumer:
         self.nats_url, self.stream, self.batch_size = nats_url, stream, batch_size
         self.nc: NatsClient | None = None
         self.runner: Runner | None = None
+        self.access = AccessView(ingestor.engine)  # the access log, kept by whoever keeps the ledger
+        self.access_runner: Runner | None = None
         self.state = "starting"
         self.task: asyncio.Task[None] | None = None
         self.writer = WriterLock(ingestor.engine, self.durable)
@@ -70,9 +76,10 @@ class LedgerConsumer:
         self.state = "stopped"
 
     async def _stop_consuming(self) -> None:
-        runner, self.runner = self.runner, None
-        if runner is not None:
-            await runner.stop()
+        for runner in (self.runner, self.access_runner):
+            if runner is not None:
+                await runner.stop()
+        self.runner = self.access_runner = None
         nc, self.nc = self.nc, None
         if nc is not None:
             await close_nats(nc)  # sends the acks of what was committed; the rest come again
@@ -93,8 +100,14 @@ class LedgerConsumer:
                 self.nc = await nats.connect(
                     servers(self.nats_url), name="policyflow-audit", connect_timeout=5, max_reconnect_attempts=-1
                 )
-                self.runner = Runner(self.nc.jetstream(), self, self.stream, batch_size=self.batch_size)
+                js = self.nc.jetstream()
+                self.runner = Runner(js, self, self.stream, batch_size=self.batch_size)
                 await self.runner.start()
+                await ensure_stream(js, access_stream_config())
+                await self.access.load()
+                await self.access.restart_if_new(int((await js.stream_info(ACCESS_STREAM)).state.last_seq or 0))
+                self.access_runner = Runner(js, self.access, ACCESS_STREAM, ACCESS_SUBJECTS, self.batch_size)
+                await self.access_runner.start()
                 self.state = "running"
                 log.info("consumer.running", position=self.ingestor.position, size=self.ingestor.size)
                 return

@@ -7,6 +7,7 @@ from typing import Annotated
 import typer
 
 from services.cli import (
+    access_cmd,
     admin,
     audit,
     calendar,
@@ -52,7 +53,8 @@ app.command("login", help="Sign in (password, or the single sign-on provider in 
     login.login
 )
 app.add_typer(contracts_cmd.app, name="contracts", help="Export contracts as JSON Schema.")
-app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger.")
+app.add_typer(audit.app, name="audit", help="Auditors: export and verify the ledger; read the access log.")
+audit.app.command("access")(access_cmd.access)
 app.add_typer(evidence.app, name="evidence", help="Evidence files (佐证材料): upload, list, download.")
 app.add_typer(admin.app, name="admin", help="Operators: rebuild read models, back up and restore.")
 app.add_typer(

@@ -18,7 +18,7 @@ from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.store import create_tables, known_assignments
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
-from services.shared import oidc
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.lease import Lease, lock_file
@@ -76,10 +76,12 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         lease = Lease(engine, settings.durable, activate, deactivate, lock, "notify", settings.lease_retry_seconds)
         app.state.lease = lease
         await lease.start()
+        app.state.access_log = access_log.started("notify", settings.nats_url)
         log.info("notify.started", host=settings.host, port=settings.port, active=lease.held)
         try:
             yield
         finally:
+            await app.state.access_log.stop()
             await lease.stop()
             await http.aclose()
             await engine.dispose()
@@ -93,6 +95,7 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    access_log.install(app, "notify")
     api.install_invalid_handler(app)
     install_liveness(app)
     app.include_router(api.router)

@@ -66,7 +66,7 @@ class Allowed:
         if caller.role == UserRole.DEPARTMENT and caller.unit_id != unit_id and self.senders is None:
             leads = await request.app.state.status_reader.lead_units(programme_id, task_no)
         record = access.Record(programme_id, task_no, unit_id, leads)
-        enforce(request, caller, access.decide(caller, record, self.senders), assignment_id)
+        enforce(caller, access.decide(caller, record, self.senders), assignment_id)
         return Target(assignment_id, caller, record)
 
 

@@ -30,7 +30,7 @@ from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import session_cookie as cookie
 from services.progress.templating import OVERDUE_CHOICES, templates
-from services.shared import access
+from services.shared import access, access_log
 from services.shared.auth import AuthError, Principal
 from workflows.calendar import shanghai_date
 
@@ -309,7 +309,7 @@ async def assignment_page(request: Request, assignment_id: str) -> Response:
     if state is not None:
         record = access.Record(state.programme_id, state.task_no, state.unit_id)
         decision = access.decide(who, record)
-        request.state.access = (decision.allowed, decision.why, assignment_id)
+        access_log.note(target=assignment_id, why=decision.why)
         if not decision.allowed:
             return render(request, "error.html", 403, user=who, title="无权查看", message=decision.why)
     if state is None:

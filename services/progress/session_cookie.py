@@ -17,6 +17,7 @@ from fastapi import Request
 from fastapi.responses import RedirectResponse, Response
 
 from services.progress import accounts
+from services.shared import access_log
 from services.shared.auth import AuthError, Principal, issue_token
 from services.shared.web import token_from, verify_bearer
 
@@ -60,6 +61,7 @@ async def identify(request: Request) -> Principal | None:
     if session.access_token:
         request.state.bearer = session.access_token
     request.state.session = session
+    access_log.note(sub=session.who.sub, role=session.who.role.value, unit_id=session.who.unit_id)
     return session.who
 
 

@@ -1,4 +1,4 @@
-"""The event stream, created in one place: by the worker, the services, `deploy/local` and tests."""
+"""The streams, created in one place: by the worker, the services, `deploy/local` and tests."""
 
 from __future__ import annotations
 
@@ -28,7 +28,13 @@ async def ensure_event_stream(
     the server may still be removing its files ("error creating store"): retried for up to
     `wait` seconds.
     """
-    config = event_stream_config(replicas, max_bytes)
+    await ensure_stream(js, event_stream_config(replicas, max_bytes), wait)
+
+
+async def ensure_stream(js: JetStreamContext, config: dict[str, object], wait: float = 30.0) -> None:
+    """Create the stream `config` describes if it does not exist; an existing one keeps its
+    configuration, except that a lower replica count is raised to the configured one."""
+    replicas = int(config.get("num_replicas", 1))  # type: ignore[call-overload]
     name = str(config["name"])
     deadline = asyncio.get_running_loop().time() + wait
     while True:

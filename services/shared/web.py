@@ -14,7 +14,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts import text
 from contracts.base import UserRole
-from services.shared import access, plain_errors
+from services.shared import access, access_log, plain_errors
 from services.shared.auth import AuthError, Principal, verify_token_cached
 from services.shared.disk import disk_full
 from services.shared.oidc import AccessRefused, issued_here
@@ -48,10 +48,13 @@ async def verify_bearer(request: Request, token: str) -> Principal:
     state = request.app.state
     provider = getattr(state, "oidc", None)
     if provider is not None and not issued_here(token):
-        return await provider.verify(token, getattr(state, "known_unit", None))  # type: ignore[no-any-return]
-    if not getattr(state, "local_tokens", True):
+        p: Principal = await provider.verify(token, getattr(state, "known_unit", None))
+    elif not getattr(state, "local_tokens", True):
         raise AuthError("this installation's own tokens are not accepted here (AUTH_LOCAL_TOKENS=false): sign in")
-    return verify_token_cached(token, state.public_key)
+    else:
+        p = verify_token_cached(token, state.public_key)
+    access_log.note(sub=p.sub, role=p.role.value, unit_id=p.unit_id)
+    return p
 
 
 async def principal(request: Request) -> Principal:
@@ -62,23 +65,28 @@ async def principal(request: Request) -> Principal:
     """
     token = token_from(request)
     if not token:
+        access_log.note(why="no token")
         raise HTTPException(
             401, f"未提供令牌，请先取得令牌 (no token was sent); {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}
         )
     try:
-        return await verify_bearer(request, token)
+        p = await verify_bearer(request, token)
     except AccessRefused as exc:
         log.warning("auth.refused", reason=str(exc), path=request.url.path)
+        access_log.note(why=f"token refused: {exc}")
         raise HTTPException(403, f"令牌被拒绝 ({exc})") from exc
     except AuthError as exc:
         log.warning("auth.rejected", reason=str(exc), path=request.url.path)
+        access_log.note(why=f"token rejected: {exc}")
         raise HTTPException(401, f"令牌无效 ({exc}); {WHAT_TO_DO}", headers={"WWW-Authenticate": "Bearer"}) from exc
+    return p
 
 
 def refuse(p: Principal, target: str, why: str, words: str) -> NoReturn:
     """The one way a service says 403 to a signed-in caller: logged as `auth.refused` with who asked,
     for what, and which rule (`why`: role, unit, programme, area, task, ...), answered in `words`."""
     log.warning("auth.refused", sub=p.sub, role=p.role.value, target=target, why=why)
+    access_log.note(target=target, why=words)
     raise HTTPException(403, words)
 
 
@@ -99,10 +107,10 @@ class HasRole:
         return require_role(p, *self.roles)
 
 
-def enforce(request: Request, p: Principal, decision: access.Decision, target: str) -> None:
-    """Answer `access.decide`'s refusal with 403, its reason in words; the decision is kept on the
-    request for the access log."""
-    request.state.access = (decision.allowed, decision.why, target)
+def enforce(p: Principal, decision: access.Decision, target: str) -> None:
+    """Answer `access.decide`'s refusal with 403, its reason in words; either way the decision goes
+    to the access log."""
+    access_log.note(target=target, why=decision.why)
     if not decision.allowed:
         refuse(p, target, "decision", decision.why)
 

@@ -182,6 +182,7 @@ CASES: list[Case] = [
     Case("audit", "GET", "/v1/audit/proofs/consistency", AUDIT_READERS, 422, params={"from": 10**9}),
     Case("audit", "GET", "/v1/audit/gaps", LEDGER_WIDE, 200),
     Case("audit", "GET", "/v1/audit/rejects", LEDGER_WIDE, 200),
+    Case("audit", "GET", "/v1/audit/access", frozenset({"auditor"}), 200),
     Case("audit", "GET", "/v1/audit/programmes/{programme_id}/indicators", AUDIT_READERS, 200,
          f"/v1/audit/programmes/{P1}/indicators"),
     Case("audit", "GET", "/v1/audit/programmes/{programme_id}/scores", AUDIT_READERS, 200,

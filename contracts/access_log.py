@@ -1,0 +1,69 @@
+"""The access log: one record per request that named a caller or was refused, as every service sends it
+to the access stream and the audit service keeps it (`GET /v1/audit/access`).
+
+What a record holds is chosen so that it never carries a secret: the route and the path without the
+query string (a sign-in callback's `code` stays out), the caller's subject, role and unit from the
+verified token, never the token, a body or a password.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import ClassVar
+
+from pydantic import Field
+
+from contracts.base import Frozen
+
+ACCESS_STREAM = "POLICYFLOW_ACCESS"
+ACCESS_SUBJECT_PREFIX = "pf.access"
+ACCESS_SUBJECTS = f"{ACCESS_SUBJECT_PREFIX}.>"
+ACCESS_DURABLE = "audit-access-log"
+
+
+def access_subject(service: str) -> str:
+    return f"{ACCESS_SUBJECT_PREFIX}.{service}"
+
+
+def access_stream_config(replicas: int = 1) -> dict[str, object]:
+    """Kept a year and a half (one programme year and its audit), never deleted by hand."""
+    return {
+        "name": ACCESS_STREAM,
+        "subjects": [ACCESS_SUBJECTS],
+        "storage": "file",
+        "num_replicas": replicas,
+        "duplicate_window": 120.0,
+        "deny_delete": True,
+        "deny_purge": True,
+        "max_msg_size": 16 * 1024,
+        "max_age": float(550 * 24 * 3600),
+    }
+
+
+class AccessDecided(Frozen):
+    """A service decided whether a caller may do what it asked (`allowed`), by the rule `why`."""
+
+    TYPE: ClassVar[str] = "AccessDecided"
+    SCHEMA_VERSION: ClassVar[int] = 1
+    request_id: str = Field(max_length=64)  # also the message's Nats-Msg-Id
+    at: dt.datetime
+    service: str = Field(max_length=32)
+    method: str = Field(max_length=10)
+    route: str = Field(max_length=200)  # as declared, e.g. /v1/assignments/{assignment_id}
+    path: str = Field(max_length=500)  # without the query string
+    status: int
+    allowed: bool
+    why: str = Field(default="", max_length=500)
+    sub: str | None = Field(default=None, max_length=200)
+    role: str | None = Field(default=None, max_length=32)
+    unit_id: str | None = Field(default=None, max_length=100)
+    target: str | None = Field(default=None, max_length=200)
+
+
+class AccessPage(Frozen):
+    """`GET /v1/audit/access`: the newest first."""
+
+    items: list[AccessDecided]
+    total: int
+    limit: int
+    offset: int
