@@ -1,8 +1,9 @@
 """HTTP routes of the notification service: subscriptions, the deliveries, the dead letters.
 
 A unit manages its own subscriptions and sees its own deliveries; supervisors do both for the
-units of their area (any unit when city-wide); city-wide supervisors have subscriptions of their
-own (red escalations), and see every delivery and re-send dead letters.
+units of their area (any unit when city-wide). Supervisors have subscriptions of their own (red
+escalations, extension requests): the city-wide ones one list, a 督查室 with an area one for it;
+city-wide supervisors see every delivery and re-send dead letters.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from contracts.api import Page
 from contracts.base import UserRole
 from contracts.notify import DeliveryOut, DeliveryStatus, RejectOut, SubscriptionsIn, SubscriptionsOut, WebhookOut
 from services.notify.addresses import AddressRefused, check_email, check_webhook_url
-from services.notify.store import SUPERVISORS, deliveries, positions, rejects, subscriptions, utc
+from services.notify.store import deliveries, positions, rejects, subscriptions, supervisor_owners, utc
 from services.shared.auth import Principal
 from services.shared.web import principal, refuse, require_role, require_unit
 
@@ -81,63 +82,56 @@ def _checked(body: SubscriptionsIn, allow_private: bool) -> tuple[list[str], lis
     return list(dict.fromkeys(emails)), list(dict.fromkeys(urls))
 
 
-async def _read(engine: AsyncEngine, owner: str, shown: dict[str, str] | None = None) -> SubscriptionsOut:
+async def _read(engine: AsyncEngine, owners: list[str], shown: dict[str, str] | None = None) -> SubscriptionsOut:
+    """The addresses kept under `owners` (one list, kept the same under each)."""
     async with engine.connect() as conn:
         rows = (
             await conn.execute(
-                select(subscriptions).where(subscriptions.c.owner == owner).order_by(subscriptions.c.created_at)
+                select(subscriptions).where(subscriptions.c.owner.in_(owners)).order_by(subscriptions.c.created_at)
             )
         ).all()
     shown = shown or {}
-    emails = [r.address for r in rows if r.channel == "email"]
+    emails = list(dict.fromkeys(r.address for r in rows if r.channel == "email"))
+    secret_of = {r.address: r.secret or "" for r in rows if r.channel == "webhook"}
     hooks = [
-        WebhookOut(
-            url=r.address, secret=shown.get(r.address) or _mask(r.secret or ""), secret_shown_once=r.address in shown
-        )
-        for r in rows
-        if r.channel == "webhook"
+        WebhookOut(url=url, secret=shown.get(url) or _mask(secret), secret_shown_once=url in shown)
+        for url, secret in secret_of.items()
     ]
-    return SubscriptionsOut(owner=owner, emails=emails, webhooks=hooks)
+    return SubscriptionsOut(owner=" ".join(owners), emails=emails, webhooks=hooks)
 
 
-async def _replace(request: Request, owner: str, body: SubscriptionsIn) -> SubscriptionsOut:
+async def _replace(request: Request, owners: list[str], body: SubscriptionsIn) -> SubscriptionsOut:
+    """Put the list under each of `owners`; a webhook already there keeps its secret, a new one gets
+    one secret for all."""
     emails, urls = _checked(body, request.app.state.settings.allow_private_urls)
     engine = engine_of(request)
     now = dt.datetime.now(dt.UTC)
-    new_secrets: dict[str, str] = {}
+    mine = subscriptions.c.owner.in_(owners)
     async with engine.begin() as conn:
         kept = {
-            r.address
+            r.address: r.secret
             for r in await conn.execute(
-                select(subscriptions.c.address).where(
-                    subscriptions.c.owner == owner, subscriptions.c.channel == "webhook"
+                select(subscriptions.c.address, subscriptions.c.secret).where(
+                    mine, subscriptions.c.channel == "webhook"
                 )
             )
         }
-        await conn.execute(
-            delete(subscriptions).where(
-                subscriptions.c.owner == owner,
-                (subscriptions.c.channel == "email") | subscriptions.c.address.not_in(urls),
-            )
-        )
+        new_secrets = {url: "whsec_" + secrets.token_hex(24) for url in urls if url not in kept}
+        await conn.execute(delete(subscriptions).where(mine))
         rows: list[dict[str, Any]] = [
-            {"owner": owner, "channel": "email", "address": e, "secret": None, "created_at": now} for e in emails
+            {"owner": owner, "channel": "email", "address": e, "secret": None, "created_at": now}
+            for owner in owners
+            for e in emails
         ]
-        for url in urls:
-            if url not in kept:
-                new_secrets[url] = "whsec_" + secrets.token_hex(24)
-                rows.append(
-                    {
-                        "owner": owner,
-                        "channel": "webhook",
-                        "address": url,
-                        "secret": new_secrets[url],
-                        "created_at": now,
-                    }
-                )
+        rows += [
+            {"owner": owner, "channel": "webhook", "address": url, "created_at": now,
+             "secret": kept.get(url) or new_secrets[url]}
+            for owner in owners
+            for url in urls
+        ]  # fmt: skip
         if rows:
             await conn.execute(subscriptions.insert(), rows)
-    return await _read(engine, owner, new_secrets)
+    return await _read(engine, owners, new_secrets)
 
 
 def city_supervisor(caller: Principal) -> None:
@@ -162,25 +156,35 @@ async def put_unit_subscriptions(
     request: Request, caller: Caller, unit_id: str, body: SubscriptionsIn
 ) -> SubscriptionsOut:
     """Replace the unit's e-mail addresses and webhooks; the answer shows each new webhook's secret once."""
-    return await _replace(request, _unit_owner(caller, unit_id), body)
+    return await _replace(request, [_unit_owner(caller, unit_id)], body)
 
 
 @router.get("/v1/units/{unit_id}/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
 async def get_unit_subscriptions(request: Request, caller: Caller, unit_id: str) -> SubscriptionsOut:
-    return await _read(engine_of(request), _unit_owner(caller, unit_id))
+    return await _read(engine_of(request), [_unit_owner(caller, unit_id)])
+
+
+def supervisor_area(caller: Principal) -> list[str]:
+    """The owners of a supervisor's own subscriptions: the city's, or its area's parts. A token limited
+    to programmes without an area has no list of its own (the city's would hear of every programme)."""
+    require_role(caller, UserRole.SUPERVISOR)
+    if caller.city_wide and caller.programmes:
+        refuse(caller, "subscriptions", "area", "限定方案的全市督查令牌没有自己的订阅，请使用不限方案的账号 (a "
+               "city-wide token limited to programmes has no subscriptions of its own)")  # fmt: skip
+    return supervisor_owners(caller.supervises)
 
 
 @router.put("/v1/supervisors/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
 async def put_supervisor_subscriptions(request: Request, caller: Caller, body: SubscriptionsIn) -> SubscriptionsOut:
-    """The supervisors' own addresses: red escalations of every unit go there too."""
-    city_supervisor(caller)
-    return await _replace(request, SUPERVISORS, body)
+    """The supervisors' own addresses: red escalations and extension requests go there too. City-wide
+    supervisors share one list for every unit; a 督查室 with an area (`unit:…`, `task:…`) keeps its
+    own, told of its area's only."""
+    return await _replace(request, supervisor_area(caller), body)
 
 
 @router.get("/v1/supervisors/subscriptions", response_model=SubscriptionsOut, tags=["subscriptions"])
 async def get_supervisor_subscriptions(request: Request, caller: Caller) -> SubscriptionsOut:
-    city_supervisor(caller)
-    return await _read(engine_of(request), SUPERVISORS)
+    return await _read(engine_of(request), supervisor_area(caller))
 
 
 def _out(row: Any, now: dt.datetime) -> DeliveryOut:

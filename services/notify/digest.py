@@ -20,7 +20,7 @@ from sqlalchemy import and_, func, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.notify.messages import delivery_id
-from services.notify.store import SUPERVISORS, deliveries
+from services.notify.store import deliveries, is_supervisors
 from workflows.calendar import SHANGHAI, WorkingCalendar, shanghai_date
 
 DIGEST_TYPE = "DailyDigest"
@@ -59,7 +59,7 @@ async def fold(
             select(deliveries.c.id).where(deliveries.c.id.in_([r["id"] for r in rows[lo : lo + 500]]))
         )
     }
-    fresh = [r for r in rows if r["id"] not in stored and r["owner"] != SUPERVISORS]
+    fresh = [r for r in rows if r["id"] not in stored and not is_supervisors(r["owner"])]
     keys = list({_key(r) for r in fresh})
     counts: dict[Key, int] = {}
     if keys:

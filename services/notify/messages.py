@@ -32,7 +32,7 @@ from contracts.events import (
     VerificationFailed,
 )
 from contracts.text import shown
-from services.notify.store import SUPERVISORS
+from services.notify.store import supervisors_of
 from workflows.calendar import shanghai_date, working_days_between
 
 # The facts someone is told of; the others (plans submitted, progress, approvals) are not pushed.
@@ -129,7 +129,7 @@ def notice(
             f"个工作日，现予{words}，请立即办理。"
         )
         if fact.level == OverdueLevel.RED:
-            owners = (event.unit_id, SUPERVISORS)
+            owners = (event.unit_id, *supervisors_of(event.programme_id, event.task_no, event.unit_id))
     elif isinstance(fact, VerificationFailed):
         subject = f"【核验未通过】{task} {fact.year}年度"
         text = (
@@ -146,7 +146,7 @@ def notice(
         subject, text = change_words(fact, unit, task, today)
     elif isinstance(fact, ExtensionRequested):
         # The unit asked it itself: the supervisors, who decide, are told.
-        owners = (SUPERVISORS,)
+        owners = supervisors_of(event.programme_id, event.task_no, event.unit_id)
         what = labels.deadline(fact.deadline_key)
         subject = f"【延期申请】{unit} {task} {what}"
         text = (

@@ -16,8 +16,26 @@ from sqlmodel import Field, SQLModel
 from services.shared import migrate
 from services.shared.projection_tables import table_of
 
-# The owner of the supervisors' own subscriptions (red escalations go there as well as to the unit).
+# The owner of the city-wide supervisors' own subscriptions (red escalations go there as well as to
+# the unit); a supervisor with an area keeps one list per part of it, `_supervisors:unit:<id>` and
+# `_supervisors:task:<programme>/<n>`, so an event finds its supervisors by name, without a scan.
 SUPERVISORS = "_supervisors"
+
+
+def supervisor_owners(supervises: tuple[str, ...]) -> list[str]:
+    """The owners a supervisor's own subscriptions are kept under (its area's parts, or city-wide)."""
+    return [f"{SUPERVISORS}:{part}" for part in sorted(supervises)] or [SUPERVISORS]
+
+
+def supervisors_of(programme_id: str, task_no: int | None, unit_id: str) -> tuple[str, ...]:
+    """Whose own subscriptions hear of an event of this assignment: the city's, the unit's 督查室 and
+    the task's supervisors."""
+    task = (f"{SUPERVISORS}:task:{programme_id}/{task_no}",) if task_no is not None else ()
+    return (SUPERVISORS, f"{SUPERVISORS}:unit:{unit_id}", *task)
+
+
+def is_supervisors(owner: str) -> bool:
+    return owner == SUPERVISORS or owner.startswith(f"{SUPERVISORS}:")
 
 
 class NotifyModel(SQLModel, registry=registry()):

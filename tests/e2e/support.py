@@ -160,12 +160,12 @@ def lifecycle_events(programme_id: str, n_units: int = 3) -> list[Event]:
     return out
 
 
-def token(key_dir: Path, role: str, unit_id: str | None = None) -> str:
-    return issue_token(key_dir, UserRole(role), unit_id)
+def token(key_dir: Path, role: str, unit_id: str | None = None, supervises: tuple[str, ...] = ()) -> str:
+    return issue_token(key_dir, UserRole(role), unit_id, supervises=supervises)
 
 
-def auth(key_dir: Path, role: str, unit_id: str | None = None) -> dict[str, str]:
-    return {"Authorization": f"Bearer {token(key_dir, role, unit_id)}"}
+def auth(key_dir: Path, role: str, unit_id: str | None = None, supervises: tuple[str, ...] = ()) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(key_dir, role, unit_id, supervises)}"}
 
 
 @asynccontextmanager

@@ -115,8 +115,13 @@ async def test_returned_plan_red_escalation_and_failed_verification_arrive_once(
                                   {"emails": ["yz@example.org"], "webhooks": [{"url": hook}]}))[hook]  # fmt: skip
         sup = auth(keys, "supervisor")
         await subscribe(http, "/v1/supervisors/subscriptions", sup, {"emails": ["duban@example.org"]})
+        for office in ("yuzhong", "wanzhou"):  # the districts' 督查室, each told of its own district only
+            scoped = auth(keys, "supervisor", supervises=(f"unit:{office}",))
+            await subscribe(http, "/v1/supervisors/subscriptions", scoped, {"emails": [f"dcs-{office}@example.org"]})
+            mine = (await http.get("/v1/supervisors/subscriptions", headers=scoped)).json()
+            assert mine["emails"] == [f"dcs-{office}@example.org"], mine
         last = await publish(nats_url, events)
-        await until(lambda: len(receiver.ok()) >= 4 and len(box.messages) >= 5, "four webhooks and five e-mails")
+        await until(lambda: len(receiver.ok()) >= 4 and len(box.messages) >= 6, "four webhooks and six e-mails")
         by_type = {json.loads(h.body)["type"]: h for h in receiver.ok()}
         assert set(by_type) == {"AssignmentCreated", "AnnualPlanReturned", "SupervisionEscalated", "VerificationFailed"}
         for hit in receiver.ok():
@@ -135,6 +140,8 @@ async def test_returned_plan_red_escalation_and_failed_verification_arrive_once(
         # E-mail: the unit gets all four, the supervisors the red one; Message-ID is the delivery id.
         to = sorted((m["To"], str(m["Subject"])) for m in box.messages)
         assert [t for t, _ in to].count("yz@example.org") == 4 and [t for t, _ in to].count("duban@example.org") == 1
+        assert [t for t, _ in to].count("dcs-yuzhong@example.org") == 1
+        assert "dcs-wanzhou@example.org" not in [t for t, _ in to]
         sup_mail = next(m for m in box.messages if m["To"] == "duban@example.org")
         assert "红色督办" in str(email_subject(sup_mail)) and "已逾期25个工作日" in box.text(sup_mail)
         ids = {m["Message-ID"].strip("<>").split("@")[0] for m in box.messages}
@@ -153,7 +160,7 @@ async def test_returned_plan_red_escalation_and_failed_verification_arrive_once(
         assert again > last
         await until(lambda: health_position(http, again), "the notifier past the repeated events")
         assert (await http.get("/v1/units/yuzhong/notifications", headers=sup)).json()["total"] == 8
-        assert len(receiver.hits) == 4 and len(box.messages) == 5
+        assert len(receiver.hits) == 4 and len(box.messages) == 6
         unit_view = await http.get("/v1/units/yuzhong/notifications", headers=auth(keys, "department", "yuzhong"))
         assert unit_view.status_code == 200 and unit_view.json()["total"] == 8
 

@@ -84,7 +84,8 @@ def test_due_words_count_working_days() -> None:
 def test_texts_name_the_task_unit_deadline_and_link() -> None:
     f = EventFactory("cq-2022-79", 14, "yuzhong")
     red = notice(f.escalated("red"), "建设高品质绿色建筑", "https://pf.example.gov.cn/")
-    assert red is not None and red.owners == ("yuzhong", SUPERVISORS) and red.level == "red"
+    district, task = f"{SUPERVISORS}:unit:yuzhong", f"{SUPERVISORS}:task:cq-2022-79/14"
+    assert red is not None and red.owners == ("yuzhong", SUPERVISORS, district, task) and red.level == "red"
     assert "红色督办" in red.subject and "第14项任务“建设高品质绿色建筑”" in red.text and "yuzhong" in red.text
     assert "2026年度计划" in red.text and "已逾期25个工作日" in red.text
     assert red.link == f"https://pf.example.gov.cn/workbench/assignments/{f.assignment_id}"
@@ -113,7 +114,8 @@ def test_a_supervisors_reminder_extension_decisions_and_closure_reach_the_unit()
     assert closed is not None and "办结销号" in closed.subject and "已提前完成" in closed.text
     asked = ExtensionRequested(n=1, deadline_key=due.key, due=due.due, new_due=dt.date(2026, 8, 1), reason="r")
     request = notice(f.next(asked), "t", "http://x")  # the unit asked it itself: the supervisors decide
-    assert request is not None and request.owners == (SUPERVISORS,) and "【延期申请】" in request.subject
+    owners = (SUPERVISORS, f"{SUPERVISORS}:unit:yuzhong", f"{SUPERVISORS}:task:cq-2022-79/14")
+    assert request is not None and request.owners == owners and "【延期申请】" in request.subject
     assert "延至2026年8月1日（第1号申请）" in request.text and "请审批" in request.text
 
 
@@ -236,7 +238,7 @@ def test_texts_name_units_by_their_registry_names() -> None:
     f = EventFactory("cq-2022-79", 3, "yuzhong")
     red = notice(f.escalated("red"), "t", "http://x", lambda u: names(u) or u)
     assert red is not None and red.text.startswith("渝中区：") and "yuzhong：" not in red.text
-    assert red.owners == ("yuzhong", SUPERVISORS)  # subscriptions stay keyed by the unit id
+    assert red.owners[:2] == ("yuzhong", SUPERVISORS)  # subscriptions stay keyed by the unit id
 
 
 async def test_unit_names_are_fetched_page_by_page_cached_and_fall_back_to_the_id() -> None:
