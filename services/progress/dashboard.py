@@ -248,7 +248,8 @@ async def units_page(request: Request) -> Response:
     ctx = await _frame(request, who)
     prog, notes = ctx["programme"], ctx["notes"]
     engine = request.app.state.engine
-    scores = await outcomes.ranking_scores(engine, prog.programme_id, _year(request, notes)) if prog else None
+    year = _year(request, notes)
+    scores = await outcomes.ranking_scores(engine, prog.programme_id, year, access.area(who)) if prog else None
     sort = q.parse_sort(request.query_params.get("sort"), "score" if scores else "on_time")
     if sort is None:
         notes.append(f"已忽略无效的排序方式：{request.query_params.get('sort')}")

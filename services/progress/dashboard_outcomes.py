@@ -17,6 +17,7 @@ from contracts.base import Stage
 from services.progress import api, bulletin, charts, exports, outcomes
 from services.progress.dashboard import PROGRAMME_RE, _frame, gate, render
 from services.progress.templating import OVERDUE_CHOICES
+from services.shared import access
 
 router = APIRouter()
 
@@ -37,7 +38,8 @@ async def indicators_page(request: Request) -> Response:
             notes.append(f"已忽略无效的日期：{raw}")
             moment, raw = None, None
         try:
-            answer = await outcomes.indicators_of(request.app.state.engine, prog.programme_id, moment, None, None)
+            area = access.area(who)
+            answer = await outcomes.indicators_of(request.app.state.engine, prog.programme_id, moment, None, None, area)
         except HTTPException:
             notes.append("本方案尚无指标数据（任务读模型中还没有该方案的导入记录）。")
         if answer is not None and answer.indicators:

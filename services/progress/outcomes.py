@@ -23,6 +23,7 @@ from contracts.scores import ScoresAnswer, scores_answer
 from services.progress import exports
 from services.progress.api import COMMAND_CHECKS, CommandCheck, answered, readable_unit, wants_fresh
 from services.progress.store import READ_MODEL
+from services.shared import access
 from services.shared.auth import Principal
 from services.shared.web import principal, require_programme
 
@@ -70,20 +71,51 @@ async def programme_outcomes(engine: AsyncEngine, programme_id: str) -> tuple[Pr
 
 
 async def indicators_of(
-    engine: AsyncEngine, programme_id: str, as_of: dt.datetime | None, unit_id: str | None, indicator_id: str | None
+    engine: AsyncEngine,
+    programme_id: str,
+    as_of: dt.datetime | None,
+    unit_id: str | None,
+    indicator_id: str | None,
+    area: access.Area | None = None,
 ) -> IndicatorsAnswer:
     outcomes, states = await programme_outcomes(engine, programme_id)
     if indicator_id is not None and indicator_id not in {i.id for i in outcomes.indicators}:
         raise HTTPException(404, unknown_indicator(indicator_id, outcomes))
-    return indicators_answer(programme_id, outcomes, states, resolved(as_of, states), unit_id, indicator_id)
+    answer = indicators_answer(programme_id, outcomes, states, resolved(as_of, states), unit_id, indicator_id)
+    shown = visible_units(area, programme_id, states)
+    if shown is None:
+        return answer
+    kept = [
+        i.model_copy(update={"years": [y.model_copy(update={"units": [u for u in y.units if u.unit_id in shown]})
+                                       for y in i.years]})
+        for i in answer.indicators
+    ]  # fmt: skip
+    return answer.model_copy(update={"indicators": kept})
 
 
 async def scores_of(
-    engine: AsyncEngine, programme_id: str, year: int, as_of: dt.datetime | None, unit_id: str | None
+    engine: AsyncEngine,
+    programme_id: str,
+    year: int,
+    as_of: dt.datetime | None,
+    unit_id: str | None,
+    area: access.Area | None = None,
 ) -> ScoresAnswer:
     outcomes, states = await programme_outcomes(engine, programme_id)
     when = resolved(as_of, states)
-    return scores_answer(programme_id, outcomes.scoring, outcomes.indicators, states, year, when, unit_id)
+    answer = scores_answer(programme_id, outcomes.scoring, outcomes.indicators, states, year, when, unit_id)
+    shown = visible_units(area, programme_id, states)
+    if shown is None:
+        return answer
+    return answer.model_copy(update={"units": [u for u in answer.units if u.unit_id in shown]})
+
+
+def visible_units(area: access.Area | None, programme_id: str, states: list[Recorded]) -> set[str] | None:
+    """The units whose rows a caller with `area` sees (None: every one): a 督查室's units, and the units
+    taking part in a task it supervises. City-wide figures and ranks stay city-wide."""
+    if area is None or area.everything:
+        return None
+    return set(area.units) | {s.unit_id for s in states if (programme_id, s.task_no) in area.tasks}
 
 
 def unknown_indicator(indicator_id: str, outcomes: ProgrammeOutcomes) -> str:
@@ -110,16 +142,17 @@ async def indicators(
     kind = exports.wanted(request, format)
     engine = request.app.state.engine
     if kind is not None:
-        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id)
+        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id, access.area(caller))
         names = await exports.names(request)
         sheet = exports.indicators_sheet(answer, names, city_rows=unit_id is None)
         return exports.respond(kind, f"indicators-{programme_id}", sheet)
 
     async def compute(_: AsyncConnection | None = None) -> bytes:  # several reads, each on the engine
-        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id)
+        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id, area)
         return answer.model_dump_json().encode()
 
-    key = ("indicators", programme_id, moment, unit_id, indicator_id)
+    area = access.area(caller)
+    key = ("indicators", programme_id, moment, unit_id, indicator_id, area)
     if moment is None:  # "now" moves with the clock, not only with the read model
         return Response(await compute(), media_type="application/json")
     return answered(await request.app.state.status_reader.answer(key, compute, wants_fresh(request)))
@@ -140,7 +173,7 @@ async def scores(
     unit_id = readable_unit(caller, unit_id)
     require_programme(caller, programme_id)
     moment = as_of_time(as_of)
-    answer = await scores_of(request.app.state.engine, programme_id, year, moment, unit_id)
+    answer = await scores_of(request.app.state.engine, programme_id, year, moment, unit_id, access.area(caller))
     kind = exports.wanted(request, format)
     if kind is not None:
         names = await exports.names(request)
@@ -190,13 +223,15 @@ async def latest_year(engine: AsyncEngine, programme_id: str) -> int | None:
     return None if year is None else int(year)
 
 
-async def ranking_scores(engine: AsyncEngine, programme_id: str, year: int | None) -> ScoresAnswer | None:
+async def ranking_scores(
+    engine: AsyncEngine, programme_id: str, year: int | None, area: access.Area | None = None
+) -> ScoresAnswer | None:
     """The scores the dashboard's ranking shows: for `year`, else the latest; None without any."""
     year = year or await latest_year(engine, programme_id)
     if year is None:
         return None
     try:
-        return await scores_of(engine, programme_id, year, None, None)
+        return await scores_of(engine, programme_id, year, None, None, area)
     except HTTPException:  # a programme whose import the read model has not seen: no rule to score by
         return None
 

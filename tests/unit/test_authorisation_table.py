@@ -262,3 +262,27 @@ async def test_a_reassignment_stays_inside_the_supervisors_area(world: World) ->
     assert len(world.temporal.sent) == sent
     r = await client.post(f"/v1/assignments/{TARGET}/reassign", headers=world.headers("city"), json=body)
     assert r.status_code != 403, r.text
+
+
+async def test_scores_and_indicators_show_a_supervisors_area_only(world: World) -> None:
+    """A 督查室 sees its units' rows (their ranks among every unit), a task's supervisor the units of
+    its task; the city sees them all; the same in the exports, which go through the same answer."""
+    client = world.clients["progress"]
+
+    async def units(caller: str, view: str) -> set[str]:
+        r = await client.get(f"/v1/programmes/{P1}/{view}", params={"year": 2026}, headers=world.headers(caller))
+        assert r.status_code == 200, r.text
+        body = r.json()
+        if view == "scores":
+            return {u["unit_id"] for u in body["units"]}
+        return {u["unit_id"] for i in body["indicators"] for y in i["years"] for u in y["units"]}
+
+    everyone = await units("city", "scores")
+    assert {"yuzhong", "wanzhou"} <= everyone
+    assert await units("district_in", "scores") == {"yuzhong"}
+    task_units = await units("task_sup", "scores")
+    assert "yuzhong" in task_units and "wanzhou" not in task_units and task_units < everyone
+    assert await units("district_in", "indicators") <= {"yuzhong"}
+    sheet = await client.get(f"/v1/programmes/{P1}/scores", params={"year": 2026, "format": "csv"},
+                             headers=world.headers("district_in"))  # fmt: skip
+    assert sheet.status_code == 200 and "wanzhou" not in sheet.text and "yuzhong" in sheet.text
