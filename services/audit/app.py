@@ -17,7 +17,7 @@ from services.audit.settings import AuditSettings
 from services.audit.store import create_tables, ledger
 from services.audit.subscribers import LedgerConsumer
 from services.audit.witnesses import WitnessClient
-from services.shared import access_log, oidc
+from services.shared import access_log, oidc, revocations
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.signed_note import parse_vkey
@@ -41,12 +41,14 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         consumer = LedgerConsumer(Ingestor(engine, s.durable), checkpointer, s.nats_url, s.stream, s.batch_size)
         consumer.start()
         app.state.access_log = access_log.started("audit", s.nats_url)
+        app.state.revocations = revocations.started(s.nats_url)
         witnesses.start()
         app.state.audit = Audit(engine, checkpointer, consumer, witnesses.witnesses)
         try:
             yield
         finally:
             await app.state.access_log.stop()
+            await app.state.revocations.stop()
             await consumer.stop()
             await checkpointer.stop()
             await witnesses.stop()

@@ -112,8 +112,9 @@ def disable(name: str = typer.Argument(...), as_json: AsJson = False) -> None:
     from services.progress import accounts  # here: it would slow every other command's start
 
     ended = _run(lambda e: accounts.disable_user(e, name), as_json)
+    revoked = _revoke(name, as_json)
     if as_json:
-        typer.echo(json.dumps({"name": name, "disabled": True, "sessions_ended": ended}))
+        typer.echo(json.dumps({"name": name, "disabled": True, "sessions_ended": ended, "tokens_revoked": revoked}))
     else:
         typer.echo(t(f"已停用 {name}，结束了 {ended} 个登录会话", f"disabled {name}; {ended} sessions ended"))
 
@@ -124,4 +125,32 @@ def reset_password(name: str = typer.Argument(...), as_json: AsJson = False) -> 
     from services.progress import accounts  # here: it would slow every other command's start
 
     password = _run(lambda e: accounts.reset_password(e, name), as_json)
-    _password_said(name, password, as_json, {})
+    revoked = _revoke(name, as_json)
+    _password_said(name, password, as_json, {"tokens_revoked": revoked})
+
+
+def _revoke(name: str, as_json: bool) -> bool:
+    """Refuse the tokens the account was given before now, in every service (services/shared/revocations.py).
+    Without NATS they stay valid until they expire, which is said."""
+    import nats.errors
+
+    from services.progress.settings import ProgressSettings
+    from services.shared.revocations import revoke
+
+    settings = ProgressSettings()
+    try:
+        asyncio.run(revoke(settings.nats_url, name))
+    except (OSError, nats.errors.Error) as exc:
+        hours = f"{settings.login_token_hours:g}"
+        typer.echo(
+            t(f"警告：无法连接 NATS（{settings.nats_url}），{name} 已领取的令牌在到期前（最长 {hours} 小时）仍然有效",
+              f"warning: NATS at {settings.nats_url} could not be reached ({exc or type(exc).__name__}): the tokens "
+              f"{name} already holds stay valid until they expire (at most {hours} h)"),
+            err=True,
+        )  # fmt: skip
+        return False
+    if not as_json:
+        typer.echo(
+            t(f"{name} 此前领取的令牌已在各服务作废", f"tokens issued to {name} before now are refused everywhere")
+        )
+    return True

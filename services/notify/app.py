@@ -18,7 +18,7 @@ from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.store import create_tables, known_assignments
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
-from services.shared import access_log, oidc
+from services.shared import access_log, oidc, revocations
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.lease import Lease, lock_file
@@ -77,11 +77,13 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         app.state.lease = lease
         await lease.start()
         app.state.access_log = access_log.started("notify", settings.nats_url)
+        app.state.revocations = revocations.started(settings.nats_url)
         log.info("notify.started", host=settings.host, port=settings.port, active=lease.held)
         try:
             yield
         finally:
             await app.state.access_log.stop()
+            await app.state.revocations.stop()
             await lease.stop()
             await http.aclose()
             await engine.dispose()

@@ -31,7 +31,7 @@ from services.progress import (
 from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
 from services.progress.store import READ_MODEL, create_tables
-from services.shared import access_log, oidc
+from services.shared import access_log, oidc, revocations
 from services.shared.auth import load_public_key
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
@@ -65,6 +65,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
         app.state.access_log = access_log.started("progress", settings.nats_url)
+        app.state.revocations = revocations.started(settings.nats_url)
         runner = subscribers.consumer(nc.jetstream(), engine, settings)
         app.state.read_model_runner = runner
         consumer = subscribers.lease(engine, runner, settings)
@@ -78,6 +79,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         finally:
             await consumer.stop()
             await app.state.access_log.stop()
+            await app.state.revocations.stop()
             await close_nats(nc)
             await app.state.http.aclose()
             app.state.status_reader.close()

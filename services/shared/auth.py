@@ -73,6 +73,7 @@ class Principal:
     unit_id: str | None
     supervises: tuple[str, ...] = ()
     programmes: tuple[str, ...] = ()
+    issued_at: int = 0  # the token's `iat` (POSIX seconds): an account disabled later refuses it
 
     def actor(self) -> Actor:
         return Actor(sub=self.sub, role=self.role, unit_id=self.unit_id)
@@ -175,7 +176,15 @@ def verify_token(token: str, public_key: bytes) -> Principal:
         raise AuthError("department token without a unit")
     supervises, programmes = _strings(claims, "supervises"), _strings(claims, "programmes")
     check_area(role, supervises, programmes)
-    return Principal(sub=str(claims["sub"]), role=role, unit_id=unit_id, supervises=supervises, programmes=programmes)
+    issued = claims.get("iat")
+    return Principal(
+        sub=str(claims["sub"]),
+        role=role,
+        unit_id=unit_id,
+        supervises=supervises,
+        programmes=programmes,
+        issued_at=issued if isinstance(issued, int) else 0,
+    )
 
 
 def _strings(claims: dict[str, object], name: str) -> tuple[str, ...]:

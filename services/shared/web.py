@@ -53,6 +53,10 @@ async def verify_bearer(request: Request, token: str) -> Principal:
         raise AuthError("this installation's own tokens are not accepted here (AUTH_LOCAL_TOKENS=false): sign in")
     else:
         p = verify_token_cached(token, state.public_key)
+        revoked = getattr(state, "revocations", None)
+        if revoked is not None and revoked.refused(p.sub, p.issued_at):
+            raise AuthError(f"账号 {p.sub} 已停用或已重设密码，此令牌不再有效，请重新登录 (the account was disabled or "
+                            "its password reset after this token was issued: sign in again)")  # fmt: skip
     access_log.note(sub=p.sub, role=p.role.value, unit_id=p.unit_id)
     return p
 

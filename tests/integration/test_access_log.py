@@ -1,16 +1,20 @@
 """The access log end to end: the audit service's own decisions go out on the real access stream and
-come back as its table; auditors read them (and only auditors); no token, body or query is kept."""
+come back as its table; auditors read them (and only auditors); no token, body or query is kept.
+And a disabled account's tokens, refused by a service watching the revocation bucket."""
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from pathlib import Path
 from typing import Any
 
+import httpx
 import nats
 
 from contracts.base import UserRole
 from services.shared.auth import issue_token
+from services.shared.revocations import revoke
 from services.shared.streams import ensure_event_stream
 from tests.integration.audit_support import Service, running, settings_for
 from tests.support.waiting import until
@@ -68,3 +72,28 @@ async def test_decisions_are_logged_for_auditors_without_secrets(tmp_path: Path,
         assert (await svc.client.get("/v1/audit/access", headers=limited)).status_code == 403
         [own] = await until(lambda: logged(sub=narrowed))
         assert own["allowed"] is False and own["route"] == "/v1/audit/access"
+
+
+async def test_a_disabled_accounts_tokens_are_refused_before_they_expire(tmp_path: Path, nats_url: str) -> None:
+    """`users disable` (and reset-password) put the account in the revocation bucket; every service
+    watching it refuses that account's earlier tokens with 401 and the reason; a later token works."""
+    nc = await nats.connect(nats_url)
+    await ensure_event_stream(nc.jetstream())
+    await nc.close()
+    name = f"王科长-{uuid.uuid4().hex[:6]}"
+    async with running(settings_for(tmp_path, nats_url)) as svc:
+        now = dt.datetime.now(dt.UTC)
+        earlier = bearer(svc, UserRole.AUDITOR, name, now=now - dt.timedelta(seconds=10))
+        assert (await svc.client.get("/v1/audit/gaps", headers=earlier)).status_code == 200
+        await revoke(nats_url, name, now - dt.timedelta(seconds=5))
+
+        async def refused() -> httpx.Response | None:
+            r = await svc.client.get("/v1/audit/gaps", headers=earlier)
+            return r if r.status_code == 401 else None
+
+        answer = await until(refused, "the earlier token refused")
+        assert "sign in again" in answer.json()["detail"]
+        later = bearer(svc, UserRole.AUDITOR, name)  # issued after the revocation: a reset password's
+        assert (await svc.client.get("/v1/audit/gaps", headers=later)).status_code == 200
+        other = bearer(svc, UserRole.AUDITOR, f"other-{name}")
+        assert (await svc.client.get("/v1/audit/gaps", headers=other)).status_code == 200

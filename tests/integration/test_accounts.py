@@ -23,6 +23,7 @@ from services.progress.store import sessions
 from services.shared.db import make_engine
 from tests.e2e.support import Stack, running_stack
 from tests.support.cli_output import json_answer
+from tests.support.waiting import until
 
 HTML = {"Accept": "text/html"}
 
@@ -39,8 +40,9 @@ async def stack(
 
 
 @pytest.fixture
-def cli_env(stack: Stack, tmp_path: Path) -> Iterator[Path]:
+def cli_env(stack: Stack, tmp_path: Path, nats_url: str) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("NATS_URL", nats_url)  # `users disable` revokes the account's tokens there
         mp.setenv("PROGRESS_DATABASE_URL", stack.db_urls["progress"])
         mp.setenv("POLICYFLOW_PROGRESS_URL", stack.progress_url)
         mp.setenv("POLICYFLOW_CONFIG", str(tmp_path / "cli" / "config.toml"))
@@ -158,8 +160,15 @@ async def test_login_keeps_a_token_for_the_cli_and_disable_ends_sessions(stack: 
         assert (await sign_in(http, name, password)).status_code == 303
         assert (await http.get("/dashboard", headers=HTML)).status_code == 200
         out = await invoke(["users", "disable", name, "--json"])
-        assert out.exit_code == 0 and json_answer(out.output)["sessions_ended"] == 1
+        said = json_answer(out.output)
+        assert out.exit_code == 0 and said["sessions_ended"] == 1 and said["tokens_revoked"] is True
         assert (await http.get("/dashboard", headers=HTML)).status_code == 303
+
+        async def cli_token_refused() -> bool:
+            r = await http.get("/v1/status", headers={"Authorization": f"Bearer {token}"})
+            return r.status_code == 401 and "sign in again" in r.text
+
+        await until(cli_token_refused, "the CLI's token refused once the account is disabled")
         assert (await sign_in(http, name, password)).status_code == 401
         out = await invoke(["users", "reset-password", name, "--json"])
         assert (await sign_in(http, name, json_answer(out.output)["password"])).status_code == 303
