@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import sys
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit
 
 import typer
 
@@ -138,8 +140,14 @@ def _revoke(name: str, as_json: bool) -> bool:
     from services.shared.revocations import revoke
 
     settings = ProgressSettings()
+    url = settings.nats_url
+    passwords = settings.var_dir / "nats" / "passwords.env"
+    if "NATS_URL" not in os.environ and passwords.is_file():  # the embedded default: its admin user
+        from deploy.local.servers import nats_passwords, nats_user_url
+
+        url = nats_user_url(urlsplit(url).port or 4333, "admin", nats_passwords(passwords.parent))
     try:
-        asyncio.run(revoke(settings.nats_url, name))
+        asyncio.run(revoke(url, name))
     except (OSError, nats.errors.Error) as exc:
         hours = f"{settings.login_token_hours:g}"
         typer.echo(

@@ -7,6 +7,7 @@ user and shows that a forbidden publish or subscribe is refused by the server it
 from __future__ import annotations
 
 import asyncio
+import functools
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -16,9 +17,12 @@ from nats.aio.client import Client as NatsClient
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeout
 
+from contracts.access_log import ACCESS_DURABLE, ACCESS_STREAM, ACCESS_SUBJECTS, access_stream_config, access_subject
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, event_subject
 from deploy.local.servers import Server, nats_passwords, nats_server, nats_user_url
-from services.shared.streams import ensure_event_stream
+from services.shared.revocations import Revocations, revoke
+from services.shared.streams import ensure_event_stream, ensure_stream
+from tests.support.waiting import until
 
 
 @pytest.fixture(scope="module")
@@ -110,3 +114,34 @@ async def test_wrong_password_is_refused(secured_nats: tuple[Server, dict[str, s
 def test_passwords_are_owner_only(tmp_path: Path) -> None:
     nats_passwords(tmp_path)
     assert (tmp_path / "passwords.env").stat().st_mode & 0o077 == 0
+
+
+async def test_services_log_access_and_watch_revocations_under_their_own_users(
+    secured_nats: tuple[Server, dict[str, str]],
+) -> None:
+    """Each service publishes its access decisions on its own subject and watches the disabled
+    accounts; the audit user keeps the access stream; nobody but admin records a revocation."""
+    server, passwords = secured_nats
+    for user in ("assignment", "progress", "audit", "notify"):
+        nc, errors = await connect_as(server, passwords, user)
+        js = nc.jetstream()
+        await ensure_stream(js, access_stream_config())
+        ack = await js.publish(access_subject(user), b"{}", headers={"Nats-Msg-Id": f"perm-access-{user}"})
+        assert ack.stream == ACCESS_STREAM
+        watch = Revocations(nats_user_url(server.port, user, passwords))
+        watch.start()
+        try:
+            await revoke(nats_user_url(server.port, "admin", passwords), f"someone-{user}")
+            await until(functools.partial(watch.refused, f"someone-{user}", 0), f"{user} sees the revocation")
+        finally:
+            await watch.stop()
+        with pytest.raises((NatsTimeout, NoRespondersError)):
+            await js.publish(access_subject("other"), b"{}", timeout=1)
+        assert not [e for e in errors if "subscription" in e.lower()]
+        await nc.close()
+    with pytest.raises(nats.errors.Error):  # a service cannot write the revocations
+        await revoke(nats_user_url(server.port, "progress", passwords), "anyone")
+    audit, errors = await connect_as(server, passwords, "audit")
+    sub = await audit.jetstream().pull_subscribe(ACCESS_SUBJECTS, durable=ACCESS_DURABLE, stream=ACCESS_STREAM)
+    assert len(await sub.fetch(4, timeout=5)) == 4 and not errors
+    await audit.close()
