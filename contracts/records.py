@@ -1,16 +1,17 @@
 """An assignment's dated record, kept by the fold beside its state, for indicators and scores.
 
 The state says where an assignment is now; the record says what happened when: deadlines opened
-and met, plans' indicator targets, reported indicator values, verification decisions and
-escalations, each with the time of its event. The figures as of a date read only what is dated
-on or before it, so the live read model's record and an as-of replay's give the same numbers.
+and met, plans' indicator targets, reported indicator values, verification decisions,
+escalations, self-evaluations and the verifiers' evaluation scores, each with the time of its
+event. The figures as of a date read only what is dated on or before it, so the live read
+model's record and an as-of replay's give the same numbers.
 Only the deadlines that are scored are kept (acceptance, annual plans, quarterly reports).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
@@ -25,15 +26,18 @@ from contracts.events import (
     AssignmentCreated,
     Deadline,
     DeadlinesRecomputed,
+    EvaluationRecorded,
     ExtensionApproved,
     Fact,
     ProgressReported,
+    SelfEvaluationSubmitted,
     SupervisionEscalated,
     VerificationFailed,
     VerificationPassed,
 )
 
 SCORED_KINDS = ("acceptance", "annual_plan", "quarterly_report")
+KEPT_TEXT = 200  # characters of a self-evaluation the record keeps: enough for an excerpt, not the whole text
 LEFT = (AssignmentCancelled, AssignmentReassigned, AssignmentRemoved)  # the unit's assignment ends without completion
 
 
@@ -73,6 +77,20 @@ class Escalation(Dated):
     level: OverdueLevel
 
 
+class SelfEvaluated(Dated):
+    """A unit's self-evaluation (自评) of a five-year evaluation; a later revision replaces it."""
+
+    revision: int
+    score: float
+    text: str  # its first KEPT_TEXT characters
+
+
+class Evaluated(Dated):
+    """The verifiers' evaluation score (五年评估) recorded with the year's verification."""
+
+    score: float
+
+
 class OutcomeRecord(BaseModel):
     created_at: dt.datetime | None = None
     accepted_at: dt.datetime | None = None
@@ -82,11 +100,15 @@ class OutcomeRecord(BaseModel):
     values: list[ValuesReported] = Field(default_factory=list)
     decisions: list[Decision] = Field(default_factory=list)
     escalations: list[Escalation] = Field(default_factory=list)
+    self_evaluations: list[SelfEvaluated] = Field(default_factory=list)
+    evaluations: list[Evaluated] = Field(default_factory=list)
 
     def latest(self) -> dt.datetime | None:
         """The time of the last event recorded here."""
         times = [t for t in (self.created_at, self.accepted_at, self.cancelled_at) if t is not None]
-        for items in (self.deadlines, self.targets, self.values, self.decisions, self.escalations):
+        dated: tuple[list[Any], ...] = (self.deadlines, self.targets, self.values, self.decisions, self.escalations,
+                                        self.self_evaluations, self.evaluations)  # fmt: skip
+        for items in dated:
             times += [item.at for item in items]
         return max(times, default=None)
 
@@ -132,6 +154,13 @@ def note(record: OutcomeRecord, fact: Fact, at: dt.datetime, open_now: dict[str,
         case SupervisionEscalated():
             d = fact.deadline
             record.escalations.append(Escalation(at=at, year=d.year, key=d.key, level=fact.level))
+        case SelfEvaluationSubmitted():
+            kept = fact.text[:KEPT_TEXT]
+            record.self_evaluations.append(
+                SelfEvaluated(at=at, year=fact.year, revision=fact.revision, score=fact.score, text=kept)
+            )
+        case EvaluationRecorded():
+            record.evaluations.append(Evaluated(at=at, year=fact.year, score=fact.score))
         case _:
             pass
 

@@ -2,7 +2,8 @@
 
 `GET /v1/programmes/{programme_id}/bulletins/{period}` gathers one `Bulletin` from the read model
 (contracts.bulletin, contracts.scores and contracts.figures over the assignments' dated records, as
-of the end of the period, or now while it runs), renders templates/bulletin.html (the page the
+of the end of the period, or now while it runs; contracts.evaluation for the five-year evaluation
+its year's calendar opened in the period), renders templates/bulletin.html (the page the
 dashboard shows, in a print frame) and turns it into a PDF with WeasyPrint, fonts embedded; the .docx
 (services/progress/bulletin_docx.py) is written from the same `Bulletin`, its charts pictures of the
 same SVG. A department's token gets its own unit's bulletin.
@@ -20,14 +21,16 @@ from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Res
 from markupsafe import Markup
 
 from contracts.bulletin import PERIOD_WORDS, BulletinFigures, Period, bulletin_figures, parse_period
+from contracts.evaluation import EvaluationFigures, evaluation_figures
 from contracts.figures import SHANGHAI, IndicatorFigures, YearFigure, indicators_answer, resolved
 from contracts.indicators import ProgrammeOutcomes
+from contracts.programme_calendar import RecordedDate
 from contracts.records import Recorded
 from contracts.scores import ScoresAnswer, UnitScore, scores_answer
-from services.progress import charts, dashboard_sources, outcomes
+from services.progress import charts, dashboard_sources, outcomes, programme_calendar
 from services.progress import dashboard_queries as q
 from services.progress.api import readable_unit
-from services.progress.templating import templates
+from services.progress.templating import cn_time, templates
 from services.shared.auth import Principal
 from services.shared.web import principal, require_programme
 
@@ -37,6 +40,21 @@ DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.docu
 MEDIA = {"pdf": PDF_TYPE, "docx": DOCX_TYPE}
 BulletinKind = Literal["pdf", "docx"]
 SHOWN_SCORES = 3  # units listed among the best and among the lowest
+NUMERALS = "一二三四五六七八九十"
+# The bulletin's sections in order; the five-year evaluation only in a bulletin that carries one.
+SECTIONS = ("summary", "groups", "escalated", "scores", "evaluation", "indicators", "overdue")
+
+
+@dataclass(frozen=True)
+class EvaluationRow:
+    unit_id: str
+    assignment_id: str
+    unit: str  # the registry's name
+    span: int  # rows under this unit, on its first row (0 on the others)
+    task: str
+    self_evaluation: str
+    excerpt: str
+    scores: str
 
 
 @dataclass
@@ -53,6 +71,7 @@ class Bulletin:
     titles: dict[int, str]
     unit_id: str | None  # the unit the bulletin is limited to (a department's own)
     made_at: dt.datetime
+    evaluation: EvaluationFigures | None = None
     charts: dict[str, Markup] = field(default_factory=dict)
 
     def name(self, unit_id: str) -> str:
@@ -61,6 +80,35 @@ class Bulletin:
     def task(self, task_no: int) -> str:
         title = self.titles.get(task_no, "")
         return f"{task_no}. {title}" if title else str(task_no)
+
+    def number(self, section: str) -> str:
+        """The section's numeral among those this bulletin has (一, 二, ...), for the page and the .docx."""
+        shown = [k for k in SECTIONS if k != "evaluation" or self.evaluation is not None]
+        return NUMERALS[shown.index(section)]
+
+    def evaluation_summary(self) -> str:
+        """The five-year evaluation section's opening sentence (empty without one), the page's and the .docx's."""
+        ev = self.evaluation
+        if ev is None:
+            return ""
+        closed = f"，{cn_time(ev.closed_at)} 结束" if ev.closed_at else "，尚在进行"
+        counts = (f"截至 {cn_time(ev.as_of)}，{ev.assignments} 项任务中 {ev.submitted} 项已提交自评，"
+                  f"{ev.scored} 项已由核验人员评分。")  # fmt: skip
+        none = "尚无单位提交自评。" if not ev.submitted else ""
+        return f"{ev.year} 年五年评估于 {cn_time(ev.opened_at)} 开始{closed}。{counts}{none}"
+
+    def evaluation_rows(self) -> list[EvaluationRow]:
+        """The section's table, a row per assignment under its unit (in the bulletin's order of units)."""
+        rows: list[EvaluationRow] = []
+        for u in [] if self.evaluation is None else self.evaluation.units:
+            for i, t in enumerate(u.tasks):
+                rows.append(EvaluationRow(
+                    unit_id=u.unit_id, assignment_id=t.assignment_id, unit=self.name(u.unit_id),
+                    span=len(u.tasks) if i == 0 else 0, task=self.task(t.task_no),
+                    self_evaluation=f"{t.self_score:g} 分（第 {t.revision} 版）" if t.submitted else "未提交",
+                    excerpt=t.excerpt, scores="、".join(f"{x:g} 分" for x in t.scores) or "尚未评分",
+                ))  # fmt: skip
+        return rows
 
     @property
     def best(self) -> list[UnitScore]:
@@ -100,6 +148,7 @@ class Sources:
     groups: dict[int, tuple[int, str]]  # task -> its group's number and title
     titles: dict[int, str]
     names: dict[str, dict[str, str]]
+    dates: Sequence[RecordedDate] = ()  # the programme calendar's recorded dates
 
 
 def compose(
@@ -112,7 +161,8 @@ def compose(
     now: dt.datetime | None = None,
 ) -> Bulletin:
     """The bulletin as of the end of `period` (None: the quarter of the latest data), or `now`
-    (default: the clock, or the latest record when later) while the period runs."""
+    (default: the clock, or the latest record when later) while the period runs; the five-year
+    evaluation of the period's year as of its close, or `now` while it is open."""
     now = resolved(now, states)
     period = period or current_period(now)
     as_of = min(period.closing(), now)
@@ -134,13 +184,34 @@ def compose(
         titles=sources.titles,
         unit_id=unit_id,
         made_at=dt.datetime.now(dt.UTC),
+        evaluation=evaluation_figures(period, sources.dates, mine, now, dashboard_sources.unit_order(sources.names)),
     )
-    b.charts = {
-        "groups": charts.group_bars(figures.groups),
-        "months": charts.monthly(figures.months),
-        "indicators": charts.indicator_bars(rows, period.year),
-    }
+    b.charts = {**period_charts(figures), "indicators": charts.indicator_bars(rows, period.year)}
     return b
+
+
+def period_charts(figures: BulletinFigures, year_in_title: bool = False) -> dict[str, Markup]:
+    """The pictures of a period's figures: per task group, and per month (the bulletin's and the overview's)."""
+    if year_in_title:  # the overview names its year; a bulletin's period is in its own heading
+        y = figures.period.year
+        return {"groups": charts.group_bars(figures.groups, f"{y} 年各任务组应办事项办理情况"),
+                "months": charts.monthly(figures.months, f"{y} 年按月按期办理率与督办次数")}  # fmt: skip
+    return {"groups": charts.group_bars(figures.groups), "months": charts.monthly(figures.months)}
+
+
+def task_groups(catalogue: Sequence[q.TaskInfo]) -> dict[int, tuple[int, str]]:
+    """Task number -> its group's number and title, from the task-group cache."""
+    return {t.task_no: (t.group_no, t.group_title) for t in catalogue if t.group_no is not None}
+
+
+def year_so_far(programme_id: str, states: Sequence[Recorded], groups: dict[int, tuple[int, str]]) -> BulletinFigures:
+    """The bulletin's figures of the current year up to now (the overview's charts): the same
+    computation over the states the overview's query read, its months up to the current one."""
+    now = resolved(None, states)
+    period = parse_period(str(now.astimezone(SHANGHAI).year))
+    figures = bulletin_figures(programme_id, period, states, min(period.closing(), now), groups)
+    month = f"{now.astimezone(SHANGHAI):%Y-%m}"
+    return figures.model_copy(update={"months": [m for m in figures.months if m.month <= month]})
 
 
 async def gather(request: Request, programme_id: str, period: Period | None, unit_id: str | None) -> Bulletin:
@@ -154,9 +225,10 @@ async def gather(request: Request, programme_id: str, period: Period | None, uni
     sources = Sources(
         title=meta.title if meta else programme_id,
         document_no=meta.document_no if meta else "",
-        groups={t.task_no: (t.group_no, t.group_title) for t in catalogue if t.group_no is not None},
+        groups=task_groups(catalogue),
         titles=await q.task_titles(engine, programme_id) | {t.task_no: t.title for t in catalogue},
         names=await dashboard_sources.unit_names(request, {s.unit_id for s in states}),
+        dates=(await programme_calendar.read_calendar(engine, programme_id)).dates,
     )
     return compose(programme_id, declared, states, sources, period, unit_id)
 
@@ -218,8 +290,9 @@ async def bulletin(
     format: BulletinKind | None = Query(default=None, description="pdf (default) or docx; or the Accept header"),
 ) -> Response:
     """The 督查通报 for a quarter (`2026-Q4`) or a year (`2026`): the period's figures, progress per
-    task group, units with red and yellow escalations, the best and lowest 考核 scores, indicator
-    progress with charts and the overdue items, as of the period's end (or now, while it runs).
+    task group, units with red and yellow escalations, the best and lowest 考核 scores, in a period in
+    which the calendar opened a five-year evaluation each unit's self-evaluation and evaluation score,
+    indicator progress with charts and the overdue items, as of the period's end (or now, while it runs).
     A department gets its own unit's (the city-wide indicator values stay city-wide)."""
     unit_id = readable_unit(caller, unit_id)
     require_programme(caller, programme_id)

@@ -71,7 +71,7 @@ def docx_bytes(b: Bulletin) -> bytes:
     doc.add_paragraph(f"{b.period.label}（{b.period.start} 至 {b.period.end}）· 数据截至 {as_of}{scope}")
 
     d = f.deadlines
-    doc.add_heading("一、本期总体情况", level=2)
+    doc.add_heading(f"{b.number('summary')}、本期总体情况", level=2)
     doc.add_paragraph(
         f"在办任务 {f.assignments} 项，已签收 {f.accepted} 项。本期到期应办事项 {d.decided + d.pending} 项：按期办理 "
         f"{d.on_time} 项，逾期办理 {d.late} 项，逾期未办 {d.missed} 项，尚未到期 {d.pending} 项，按期办理率 "
@@ -82,7 +82,7 @@ def docx_bytes(b: Bulletin) -> bytes:
     )
     _picture(doc, b.charts["months"])
 
-    doc.add_heading("二、各任务组进展", level=2)
+    doc.add_heading(f"{b.number('groups')}、各任务组进展", level=2)
     _picture(doc, b.charts["groups"])
     _table(doc, ["任务组", "任务", "已签收", "按期办理", "逾期办理", "逾期未办", "未到期", "按期率", "蓝/黄/红督办"], [
         [(group_label(g.group_no) if g.group_no is not None else "") + g.title, g.assignments, g.accepted,
@@ -91,7 +91,7 @@ def docx_bytes(b: Bulletin) -> bytes:
         for g in f.groups
     ])  # fmt: skip
 
-    doc.add_heading("三、红色、黄色督办单位", level=2)
+    doc.add_heading(f"{b.number('escalated')}、红色、黄色督办单位", level=2)
     if f.escalated_units:
         _table(doc, ["单位", "红色督办", "黄色督办", "蓝色督办", "涉及任务"], [
             [b.name(u.unit_id), u.escalations["red"], u.escalations["yellow"], u.escalations["blue"],
@@ -101,7 +101,7 @@ def docx_bytes(b: Bulletin) -> bytes:
     else:
         doc.add_paragraph("本期没有单位被红色或黄色督办。")
 
-    doc.add_heading(f"四、考核得分（{b.period.year} 年度）", level=2)
+    doc.add_heading(f"{b.number('scores')}、考核得分（{b.period.year} 年度）", level=2)
     if b.scores is None:
         doc.add_paragraph("本年度暂无考核得分。")
     for heading, rows in (("得分较高的单位", b.best), ("得分较低的单位", b.lowest)):
@@ -113,7 +113,14 @@ def docx_bytes(b: Bulletin) -> bytes:
                 for s in rows
             ])  # fmt: skip
 
-    doc.add_heading(f"五、指标进展（{b.period.year} 年）", level=2)
+    if b.evaluation is not None:
+        doc.add_heading(f"{b.number('evaluation')}、五年评估（{b.evaluation.year} 年）", level=2)
+        doc.add_paragraph(b.evaluation_summary())
+        _table(doc, ["单位", "任务", "自评", "自评摘要", "核验评分"], [
+            [r.unit if r.span else "", r.task, r.self_evaluation, r.excerpt, r.scores] for r in b.evaluation_rows()
+        ])  # fmt: skip
+
+    doc.add_heading(f"{b.number('indicators')}、指标进展（{b.period.year} 年）", level=2)
     if b.indicator_note:
         doc.add_paragraph(b.indicator_note)
     if b.indicators:
@@ -130,7 +137,7 @@ def docx_bytes(b: Bulletin) -> bytes:
     else:
         doc.add_paragraph("本方案未声明指标。")
 
-    doc.add_heading("六、逾期事项清单", level=2)
+    doc.add_heading(f"{b.number('overdue')}、逾期事项清单", level=2)
     if f.overdue:
         _table(doc, ["#", "单位", "任务", "事项", "应办日期", "逾期", "督办"], [
             [i, b.name(o.unit_id), b.task(o.task_no), labels.DEADLINE_KINDS[o.kind][0], o.due.isoformat(),

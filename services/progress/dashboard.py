@@ -1,7 +1,8 @@
 """The supervisors' web dashboard: server-rendered HTML (Jinja2, autoescaped), no build step.
 
 Pages (a supervisor's session cookie, or `Authorization: Bearer`):
-  /dashboard                         programme overview: groups, tasks, one traffic light per assignment
+  /dashboard                         programme overview: the year's progress by task group and by month
+                                     (the bulletin's charts), then a traffic light per assignment and task
   /dashboard/units                   per-unit ranking (sortable) with an inline SVG bar chart
   /dashboard/assignments/{id}        drill-down: timeline, plan, latest report, Temporal UI link
   /dashboard/login                   sign-in (services/progress/signin.py), shared with the workbench
@@ -25,7 +26,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 
 from contracts.base import Stage, UserRole
 from contracts.ids import PROGRAMME_ID_PATTERN, parse_assignment_id, workflow_id
-from services.progress import admin, calendars, charts, outcomes
+from services.progress import admin, bulletin, calendars, charts, outcomes
 from services.progress import dashboard_queries as q
 from services.progress import dashboard_sources as src
 from services.progress import session_cookie as cookie
@@ -126,22 +127,6 @@ def _filters(
     return q.Filters(programme_id, unit_id=unit, stage=stage, overdue=overdue, tasks=tasks, area=access.area(who))
 
 
-KIND_ORDER = {"department": 0, "district": 1}
-
-
-def unit_order(names: dict[str, dict[str, str]]) -> Any:
-    """A unit id's place: departments, then districts, each by name (its characters' order), never
-    by the romanised id; a unit the registry does not know last, by id."""
-
-    def key(unit_id: str) -> tuple[int, str, str]:
-        known = names.get(unit_id)
-        if known is None:
-            return (len(KIND_ORDER), unit_id, unit_id)
-        return (KIND_ORDER.get(known.get("kind", ""), len(KIND_ORDER)), known.get("name", unit_id), unit_id)
-
-    return key
-
-
 async def _frame(request: Request, who: Principal) -> dict[str, Any]:
     """What every page needs: the programme picked, notes, names, the catalogue."""
     engine = request.app.state.engine
@@ -191,12 +176,15 @@ async def overview(request: Request) -> Response:
             group=None,
             listed=[],
             filtered=False,
+            charts={},
         )
     group, tasks = _group_tasks(ctx["catalogue"], request.query_params.get("group"), notes)
     f = _filters(request, who, prog.programme_id, tasks, notes)
     engine = request.app.state.engine
-    place = unit_order(ctx["names"])
-    items = sorted(await q.lights(engine, f), key=lambda x: place(x.unit_id))
+    place = src.unit_order(ctx["names"])
+    found, records = await q.lights(engine, f)
+    items = sorted(found, key=lambda x: place(x.unit_id))
+    figures = bulletin.year_so_far(prog.programme_id, records, bulletin.task_groups(ctx["catalogue"]))
     columns = sorted({x.unit_id for x in items}, key=place)
     cells: dict[tuple[int, str], list[q.Light]] = {}
     for x in items:
@@ -230,6 +218,8 @@ async def overview(request: Request) -> Response:
         status_export=_status_export(f, group),
         columns=columns,
         cells=cells,
+        year=figures.period.year,
+        charts=bulletin.period_charts(figures, year_in_title=True),
     )
 
 

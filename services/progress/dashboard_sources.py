@@ -3,7 +3,8 @@
 * Group and task titles: the progress service's task-group cache (also used by the status API's
   group filter), filled once per programme from the assignment service's
   `GET /v1/programmes/{id}` with the caller's token.
-* Unit names: the assignment service's `GET /v1/units`, cached in memory for ten minutes.
+* Unit names: the assignment service's `GET /v1/units`, cached in memory for ten minutes; units are
+  shown in `unit_order` (by kind and name) on the pages and in the bulletin.
 * An assignment's timeline: the audit service's hash-chained history
   (`GET /v1/audit/assignments/{id}/history`, caller's token); when that is unreachable or has not
   ingested the assignment yet, the event stream itself (an ordered consumer over the unit's
@@ -81,6 +82,22 @@ def _failed(request: Request, key: str) -> None:
     if getattr(request.app.state, "dashboard_failures", None) is None:
         request.app.state.dashboard_failures = {}
     request.app.state.dashboard_failures[key] = time.monotonic()
+
+
+KIND_ORDER = {"department": 0, "district": 1}
+
+
+def unit_order(names: dict[str, dict[str, str]]) -> Any:
+    """A unit id's place: departments, then districts, each by name (its characters' order), never
+    by the romanised id; a unit the registry does not know last, by id."""
+
+    def key(unit_id: str) -> tuple[int, str, str]:
+        known = names.get(unit_id)
+        if known is None:
+            return (len(KIND_ORDER), unit_id, unit_id)
+        return (KIND_ORDER.get(known.get("kind", ""), len(KIND_ORDER)), known.get("name", unit_id), unit_id)
+
+    return key
 
 
 async def ensure_task_groups(request: Request, programme_id: str) -> None:

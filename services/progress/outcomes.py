@@ -11,7 +11,7 @@ import datetime as dt
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
-from pydantic import BaseModel, TypeAdapter
+from pydantic import BaseModel
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -22,6 +22,7 @@ from contracts.records import Recorded
 from contracts.scores import ScoresAnswer, scores_answer
 from services.progress import exports
 from services.progress.api import COMMAND_CHECKS, CommandCheck, answered, readable_unit, wants_fresh
+from services.progress.dashboard_queries import recorded
 from services.progress.store import READ_MODEL
 from services.shared import access
 from services.shared.auth import Principal
@@ -31,7 +32,6 @@ router = APIRouter()
 A, P = READ_MODEL.assignments, READ_MODEL.programmes
 assert READ_MODEL.outcomes is not None
 OUT = READ_MODEL.outcomes
-_RECORDS = TypeAdapter(list[Recorded])
 
 ProgrammeId = Annotated[str, Path(max_length=64, pattern=PROGRAMME_ID_PATTERN)]
 AsOf = Annotated[
@@ -66,7 +66,7 @@ async def programme_outcomes(engine: AsyncEngine, programme_id: str) -> tuple[Pr
                 + (f"; known: {', '.join(known)})" if known else ")"),
             )
         rows = await conn.execute(select(A.c.state).where(A.c.programme_id == programme_id).order_by(A.c.assignment_id))
-        states = _RECORDS.validate_json("[" + ",".join(r[0] for r in rows) + "]")
+        states = recorded([r[0] for r in rows])
     return ProgrammeOutcomes.model_validate_json(declared), states
 
 

@@ -3,6 +3,7 @@ opened), from the read model: `GET /v1/programmes/{programme_id}/calendar`."""
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request
@@ -40,5 +41,12 @@ async def read_calendar(engine: AsyncEngine, programme_id: str) -> ProgrammeCale
     query = select(CAL).where(CAL.c.programme_id == programme_id).order_by(CAL.c.due_at, CAL.c.key)
     async with engine.connect() as conn:
         rows = (await conn.execute(query)).mappings().all()
-    dates = [RecordedDate.model_validate({k: v for k, v in r.items() if k != "programme_id"}) for r in rows]
+    dates = [RecordedDate.model_validate({k: _aware(v) for k, v in r.items() if k != "programme_id"}) for r in rows]
     return calendar_view(programme_id, dates)
+
+
+def _aware(value: object) -> object:
+    """SQLite hands back the stored UTC times without their zone; the figures compare them with aware ones."""
+    if isinstance(value, dt.datetime) and value.tzinfo is None:
+        return value.replace(tzinfo=dt.UTC)
+    return value

@@ -196,7 +196,30 @@ async def test_supervisor_sees_lights_filters_and_a_timeline_in_chromium(service
             assert await dot(ids["red"]).get_attribute("title") == "万州区（负责）· 待签收 · 红色督办"
             await expect(page.locator("#kpi-red b")).to_have_text("1")
             await expect(page.locator("#group-1 h3")).to_contain_text("（一）推动城乡建设一体化发展")
+
+            # The year's progress by task group and by month: the bulletin's charts over the overview's rows.
+            # Every live assignment was escalated red at dispatch, this month (the cancelled one is left out).
+            today = china_today()
+            groups = page.locator(
+                f'#overview-charts svg#group-chart[aria-label="{today.year} 年各任务组应办事项办理情况"]'
+            )
+            await expect(groups.locator("g.bar")).to_have_count(2)
+            months = page.locator(
+                f'#overview-charts svg#month-chart[aria-label="{today.year} 年按月按期办理率与督办次数"]'
+            )
+            await expect(months.locator("g.month")).to_have_count(today.month)  # the year so far
+            red = months.locator(f'g.month[data-month="{today:%Y-%m}"] rect.seg-red')
+            await expect(red).to_have_attribute("data-count", "6")
             await page.screenshot(path=str(artefacts() / "dashboard-desktop.png"), full_page=True)
+
+            # At phone width the charts keep their size and scroll sideways in their boxes; the page does not.
+            await page.set_viewport_size({"width": 390, "height": 844})
+            await expect(groups).to_be_visible()
+            await expect(red).to_be_in_viewport()  # the month box opens at the latest months
+            assert await page.evaluate("document.documentElement.scrollWidth") <= 391
+            assert await page.locator("#figure-months").evaluate("e => e.clientWidth") <= 390
+            await page.screenshot(path=str(artefacts() / "dashboard-charts-phone.png"), full_page=True)
+            await page.set_viewport_size({"width": 1280, "height": 900})
 
             # Filter: red only.
             await page.select_option("#filter-overdue", "red")

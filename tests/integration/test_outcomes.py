@@ -293,6 +293,12 @@ async def test_the_bulletin_as_pdf_and_docx_names_the_programme_the_period_and_t
         # The title, the period, gamma (丙区: red on both acceptances) and alpha (甲区: yellow) by name.
         assert "测试方案" in text and "2027年度" in text and "丙区" in text and "甲区" in text, text
         assert "本期发出蓝色督办 0 次、黄色督办 1 次、红色督办 2 次" in text.replace("\n", "")
+        # The year's five-year evaluation, opened by the calendar on 1 November: each unit's self-evaluation
+        # and the verifiers' score (alpha's 88), gamma listed as not having sent one.
+        flat = text.replace("\n", "")
+        assert "五、五年评估（2027 年）" in flat and "6 项任务中 2 项已提交自评，1 项已由核验人员评分" in flat, flat
+        assert "90 分（第 2 版）" in flat and "88 分" in flat and "未提交" in flat
+        assert flat.index("五年评估") < flat.index("甲区", flat.index("五年评估")) < flat.index("88 分")
         # Every page as a picture, in the test artefacts (the first is docs/bulletin.png).
         document = pdfium.PdfDocument(r.content)
         for i in range(len(document)):
@@ -300,12 +306,14 @@ async def test_the_bulletin_as_pdf_and_docx_names_the_programme_the_period_and_t
         assert len(document) >= 1
 
         accept = {**stack.headers("supervisor"), "Accept": DOCX}
-        r = await c.get(f"{path}/2027-Q1", headers=accept)
+        r = await c.get(f"{path}/2027-Q4", headers=accept)
         assert r.status_code == 200 and r.headers["content-type"] == DOCX, r.text
         doc = docx.Document(io.BytesIO(r.content))
         words = "\n".join(p.text for p in doc.paragraphs)
         cells = [cell.text for t in doc.tables for row in t.rows for cell in row.cells]
-        assert "测试方案" in words and "2027年第一季度" in words and "丙区" in cells
+        assert "测试方案" in words and "2027年第四季度" in words and "丙区" in cells
+        # The fourth quarter's bulletin carries the evaluation the calendar opened in it, as the PDF does.
+        assert "五、五年评估（2027 年）" in words and "90 分（第 2 版）" in cells and "88 分" in cells
         assert len(doc.inline_shapes) == 3  # the three charts, as pictures
 
         # A department gets its own unit's bulletin: beta was never escalated, gamma is not in it.
@@ -313,6 +321,7 @@ async def test_the_bulletin_as_pdf_and_docx_names_the_programme_the_period_and_t
         assert r.status_code == 200, r.text
         text = pdf_text(r.content)
         assert "乙区" in text and "丙区" not in text and "本期没有单位被红色或黄色督办" in text
+        assert "80 分（第 1 版）" in text and "90 分（第 2 版）" not in text
 
         r = await c.get(f"{path}/2027-Q5", headers=stack.headers("supervisor"))
         assert r.status_code == 422 and "2026-Q4" in r.json()["detail"], r.text

@@ -3,7 +3,9 @@ tasks, with dated facts whose figures are worked out by hand in tests/integratio
 
 alpha accepts on time, plans one task late, reports one quarter late and misses one (yellow),
 passes verification; beta accepts late, is otherwise on time, fails verification and misses two of
-its three targets; gamma never accepts (red on both acceptances).
+its three targets; gamma never accepts (red on both acceptances). 2027 is a five-year evaluation
+year: the calendar opens it on 1 November, alpha (task 14, twice) and beta (task 14) send their
+self-evaluations, and the verifiers score alpha's with its verification (88).
 """
 
 from __future__ import annotations
@@ -14,9 +16,11 @@ import json
 from contracts import events as ev
 from contracts.api import ProgrammeImport
 from contracts.base import SYSTEM_ACTOR, Actor, OverdueLevel, Role, UserRole
+from contracts.calendar_facts import EvaluationOpened
 from contracts.catalog import Division, Programme, Responsibility, Schedule, Task, TaskGroup, Unit, UnitKind
 from contracts.ids import assignment_id
 from contracts.indicators import IndicatorSpec, ProgrammeOutcomes
+from contracts.programme_calendar import calendar_stream
 
 PROGRAMME = "oc-2027"
 UNITS = ("alpha", "beta", "gamma")
@@ -53,7 +57,7 @@ def catalogue() -> ProgrammeImport:
         programme=Programme(document_no=DOCUMENT_NO, title=TITLE, groups=groups),
         units=[Unit(unit_id=u, name=NAMES[u], kind=UnitKind.DISTRICT) for u in UNITS],
         division=Division(example=True, note="scripted test division", responsibilities=rows),
-        schedule=Schedule(start_year=2027, evaluation_years=[]),
+        schedule=Schedule(start_year=2027, evaluation_years=[2027]),
     )
 
 
@@ -111,6 +115,13 @@ def _approved(day: str) -> tuple[dt.datetime, ev.Fact, Actor]:
     return at(day), ev.AnnualPlanApproved(year=2027, revision=1, opens=[Q1, Q2]), SUPERVISOR
 
 
+def _self_evaluation(revision: int, score: float, text: str) -> ev.SelfEvaluationSubmitted:
+    return ev.SelfEvaluationSubmitted(year=2027, revision=revision, score=score, text=text)
+
+
+EVALUATION_OPENS = dt.datetime(2027, 11, 1, 1, tzinfo=dt.UTC)  # 09:00 in Shanghai, the calendar's default
+
+
 def script() -> dict[tuple[int, str], list[tuple[dt.datetime, ev.Fact, Actor]]]:
     a, b = _dept("alpha"), _dept("beta")
     never = _started("gamma", "")[:1]
@@ -121,7 +132,10 @@ def script() -> dict[tuple[int, str], list[tuple[dt.datetime, ev.Fact, Actor]]]:
             (at("2027-02-01"), _plan(_targets(green_share=92, retrofit=60)), a), _approved("2027-02-03"),
             (at("2027-04-10"), _report("2027-Q1", _values(green_share=93, retrofit=30, forest=55.0), Q1.key), a),
             (at("2027-07-20"), _report("2027-Q2", _values(green_share=95, retrofit=70, forest=55.8), Q2.key), a),
-            (at("2027-12-10"), ev.VerificationPassed(year=2027), VERIFIER)],
+            (at("2027-11-15"), _self_evaluation(1, 85, "初稿"), a),
+            (at("2027-11-20"), _self_evaluation(2, 90, "绿色建筑占比达到 95%，既有建筑改造 70 万平方米。"), a),
+            (at("2027-12-10"), ev.VerificationPassed(year=2027), VERIFIER),
+            (at("2027-12-10", 3), ev.EvaluationRecorded(year=2027, score=88, findings="自评属实"), VERIFIER)],
         (28, "alpha"): [*_started("alpha", "2027-01-05"),
             (at("2027-02-20"), _plan(_targets(water_ok=1)), a), _approved("2027-02-22"),
             (at("2027-04-12"), _report("2027-Q1", _values(water_ok=1), Q1.key), a),
@@ -130,6 +144,7 @@ def script() -> dict[tuple[int, str], list[tuple[dt.datetime, ev.Fact, Actor]]]:
             (at("2027-02-08"), _plan(_targets(green_share=90, retrofit=50)), b), _approved("2027-02-09"),
             (at("2027-04-14"), _report("2027-Q1", _values(green_share=85, retrofit=20, forest=55.2), Q1.key), b),
             (at("2027-07-10"), _report("2027-Q2", _values(green_share=88, retrofit=45), Q2.key), b),
+            (at("2027-11-25"), _self_evaluation(1, 80, "基本完成年度目标。"), b),
             (at("2027-12-12"), failed, VERIFIER)],
         (28, "beta"): [*_started("beta", "2027-01-20"),
             (at("2027-02-09"), _plan(_targets(water_ok=1)), b), _approved("2027-02-10"),
@@ -141,11 +156,15 @@ def script() -> dict[tuple[int, str], list[tuple[dt.datetime, ev.Fact, Actor]]]:
 
 
 def events() -> list[ev.Event]:
-    """The programme's import (with its indicators) first, then every assignment's facts by time."""
+    """The programme's import (with its indicators) first, then every assignment's facts and the
+    calendar's opening of the evaluation by time."""
     imported = ev.ProgrammeImported(document_no=DOCUMENT_NO, title=TITLE, task_count=30,
                                     responsibility_count=6, content_sha256="ab" * 32, outcomes=OUTCOMES)  # fmt: skip
     out = [ev.make_event(imported, seq=0, occurred_at=at("2027-01-04", 0), programme_id=PROGRAMME, actor=SUPERVISOR)]
-    timed: list[tuple[dt.datetime, str, ev.Event]] = []
+    opened = EvaluationOpened(programme_id=PROGRAMME, year=2027, due_at=EVALUATION_OPENS)
+    calendar = ev.make_event(opened, seq=0, occurred_at=EVALUATION_OPENS, programme_id=calendar_stream(PROGRAMME),
+                             actor=SYSTEM_ACTOR)  # fmt: skip
+    timed: list[tuple[dt.datetime, str, ev.Event]] = [(EVALUATION_OPENS, calendar.event_id, calendar)]
     for (task, unit), facts in script().items():
         aid = assignment_id(PROGRAMME, task, unit)
         for seq, (when, fact, actor) in enumerate(facts):
