@@ -24,6 +24,7 @@ from services.progress import (
     programme_calendar,
     readmodel,
     signin,
+    status_routes,
     subscribers,
     workbench,
     workbench_evidence,
@@ -96,6 +97,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     access_log.install(app, "progress")
     install_liveness(app)
     app.include_router(api.router)
+    app.include_router(status_routes.router)
     app.include_router(bulk_reminders.router)
     app.include_router(calendars.router)
     app.include_router(evidence.router)

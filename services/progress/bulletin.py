@@ -29,7 +29,7 @@ from contracts.records import Recorded
 from contracts.scores import ScoresAnswer, UnitScore, scores_answer
 from services.progress import charts, dashboard_sources, outcomes, programme_calendar
 from services.progress import dashboard_queries as q
-from services.progress.api import readable_unit
+from services.progress.status_routes import readable_unit
 from services.progress.templating import cn_time, templates
 from services.shared.auth import Principal
 from services.shared.web import principal, require_programme

@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from contracts.base import Stage
-from services.progress import api, bulletin, charts, exports, outcomes
+from services.progress import bulletin, charts, exports, outcomes, status_routes
 from services.progress.dashboard import PROGRAMME_RE, _frame, gate, render
 from services.progress.templating import OVERDUE_CHOICES
 from services.shared import access
@@ -108,12 +108,12 @@ async def export(request: Request, view: str) -> Response:
             overdue = qp.get("overdue") or None
             if overdue is not None and overdue not in OVERDUE_CHOICES:
                 raise ValueError(overdue)
-            return await api.status(
+            return await status_routes.status(
                 request, caller=who, programme_id=programme_id, unit_id=qp.get("unit_id") or None, task_no=None,
                 group=group, stage=stage, overdue=overdue, limit=1, offset=0, format=_kind(request),  # type: ignore[arg-type]
             )  # fmt: skip
         if view == "summary":
-            return await api.status_summary(  # type: ignore[no-any-return]
+            return await status_routes.status_summary(  # type: ignore[no-any-return]
                 request, caller=who, by="unit", programme_id=programme_id, unit_id=None, format=_kind(request)
             )
         if view == "scores":

@@ -21,8 +21,9 @@ from contracts.indicators import INDICATOR_ID_PATTERN, ProgrammeOutcomes
 from contracts.records import Recorded
 from contracts.scores import ScoresAnswer, scores_answer
 from services.progress import exports
-from services.progress.api import COMMAND_CHECKS, CommandCheck, answered, readable_unit, wants_fresh
+from services.progress.api import COMMAND_CHECKS, CommandCheck
 from services.progress.dashboard_queries import recorded
+from services.progress.status_routes import answered, readable_unit, wants_fresh
 from services.progress.store import READ_MODEL
 from services.shared import access
 from services.shared.auth import Principal
