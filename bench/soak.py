@@ -2,8 +2,8 @@
 (SIGKILL) at random every few minutes, on PostgreSQL by default.
 
 `python -m bench soak --opt minutes=30` (defaults: 30 minutes, 50 officials, a kill every 180 s;
-`--opt officials=N --opt kill_every=S --opt db=sqlite` change them; the smoke test runs about a
-minute with a kill every 20 s). The stack is the soak's own (never the shared one), with the
+`--opt officials=N --opt kill_every=S --opt db=sqlite` change them; the smoke test runs half a
+minute with a kill every 10 s). The stack is the soak's own (never the shared one), with the
 services on a fresh PostgreSQL database.
 
 Each official takes a freshly dispatched assignment and drives it through a year and a half of
@@ -234,9 +234,9 @@ class Soak:
 
 
 async def run(ctx: Context) -> Result:
-    minutes = float(ctx.options.get("minutes", 1.0 if ctx.smoke else 30.0))
+    minutes = float(ctx.options.get("minutes", 0.5 if ctx.smoke else 30.0))
     officials = int(ctx.options.get("officials", 10 if ctx.smoke else 50))
-    kill_every = float(ctx.options.get("kill_every", 20.0 if ctx.smoke else 180.0))
+    kill_every = float(ctx.options.get("kill_every", 10.0 if ctx.smoke else 180.0))
     db = ctx.options.get("db", "postgres")
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(minutes=minutes, officials=officials, kill_every_s=kill_every, db=db,

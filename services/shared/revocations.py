@@ -29,20 +29,20 @@ def key_of(sub: str) -> str:
     return sub.encode().hex()
 
 
-async def _bucket(nc: NatsClient) -> KeyValue:
-    js = nc.jetstream()
+async def _bucket(nc: NatsClient, timeout: float = 5.0) -> KeyValue:
+    js = nc.jetstream(timeout=timeout)
     try:
         return await js.key_value(REVOKED_BUCKET)
     except BucketNotFoundError:
         return await js.create_key_value(bucket=REVOKED_BUCKET, history=1, description="disabled accounts")
 
 
-async def revoke(nats_url: str, sub: str, at: dt.datetime | None = None) -> None:
+async def revoke(nats_url: str, sub: str, at: dt.datetime | None = None, timeout: float = 5.0) -> None:
     """Refuse `sub`'s tokens issued up to `at` (now): OSError or nats' errors when NATS is away."""
     moment = int((at or dt.datetime.now(dt.UTC)).timestamp())
     nc = await nats.connect(servers(nats_url), connect_timeout=5, allow_reconnect=False)
     try:
-        await (await _bucket(nc)).put(key_of(sub), str(moment).encode())
+        await (await _bucket(nc, timeout)).put(key_of(sub), str(moment).encode())
     finally:
         await close_nats(nc)
 

@@ -2,7 +2,7 @@
 writes a well-formed result. No timing is asserted; the figures themselves come from `make bench`.
 A benchmark whose policyflow part has not landed is skipped with its reason. The benchmarks that
 touch a service database run again with the services on PostgreSQL (`bench --db postgres`), and
-the soak's short form (a minute, a process killed every 20 s) must lose nothing acknowledged.
+the soak's short form (half a minute, a process killed every 10 s) must lose nothing acknowledged.
 """
 
 from __future__ import annotations
