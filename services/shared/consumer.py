@@ -28,6 +28,7 @@ from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
 from services.shared.disk import disk_full
 
 log = structlog.get_logger("consumer")
+LOST_ACK_CHECK_S = 5.0  # how often an idle runner asks whether the server lost acks it was sent
 
 
 class Message(NamedTuple):
@@ -158,6 +159,7 @@ class Runner:
         self.trouble: str | None = None
         self._trouble_since = 0.0
         self._position = 0  # the view's position after the last batch applied
+        self._next_ack_check = 0.0
 
     async def start(self) -> None:
         await self._bind()
@@ -204,6 +206,8 @@ class Runner:
                         await self._bind()
                     except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
                         self.log.warning("consumer.bind_failed", error=repr(exc)[:300])
+                elif not msgs and time.monotonic() >= self._next_ack_check:
+                    await self._clear_lost_acks()  # idle, and no fetch in flight: safe to bind again
                 fetching = asyncio.create_task(self._fetch())
                 if msgs:
                     await self.handle(msgs)
@@ -213,6 +217,20 @@ class Runner:
             for m in left[0] if isinstance(left[0], list) else []:  # fetched, never applied: back at once
                 with contextlib.suppress(Exception):
                     await m.nak()
+
+    async def _clear_lost_acks(self) -> None:
+        """A server restarted before it stored some acks holds those deliveries as unacknowledged and
+        sends them again only after `ack_wait`. When idle with everything delivered already applied,
+        any such delivery is one of those: put the consumer back right after the view's position."""
+        self._next_ack_check = time.monotonic() + LOST_ACK_CHECK_S
+        try:
+            info = await self.js.consumer_info(self.stream, self.view.durable)
+            unacked, delivered = int(info.num_ack_pending or 0), int(info.delivered.stream_seq or 0)
+            if unacked and delivered <= self._position:
+                self.log.info("consumer.lost_acks", unacked=unacked, delivered=delivered, position=self._position)
+                await self._bind()
+        except Exception as exc:  # noqa: BLE001 - NATS away: the fetches will say so and bind again
+            self.log.warning("consumer.ack_check_failed", error=repr(exc)[:300])
 
     async def _fetch(self) -> list[Any] | None:
         """A batch, [] if nothing came within `max_wait`, None if the fetch failed."""

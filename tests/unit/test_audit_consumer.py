@@ -142,6 +142,30 @@ async def test_a_failed_batch_is_sent_back_whole() -> None:
     assert [(m.acked, m.nak_delay) for m in msgs] == [(False, 1.0), (False, 1.0)]
 
 
+class BindingJs(FakeJs):
+    """Also binds a pull subscription, as a runner does after repositioning."""
+
+    async def pull_subscribe_bind(self, durable: str, _stream: str) -> Any:
+        self.calls.append(("bind", durable))
+        return SimpleNamespace()
+
+
+async def test_an_idle_runner_repositions_past_acks_the_server_lost() -> None:
+    """A server restarted before storing some acks holds applied deliveries as unacknowledged (it would
+    send them again only after ack_wait): an idle runner puts the consumer right after its position."""
+    js = BindingJs(info(delivered=40, pending=1))
+    runner = Runner(js, FakeView(40))
+    runner._position = 40
+    await runner._clear_lost_acks()
+    assert [c[0] for c in js.calls] == ["delete", "add", "bind"] and js.calls[1][1].opt_start_seq == 41
+    # Delivered beyond what the view applied (a gap being waited for): left alone.
+    js = BindingJs(info(delivered=45, pending=3))
+    runner = Runner(js, FakeView(40))
+    runner._position = 40
+    await runner._clear_lost_acks()
+    assert js.calls == []
+
+
 @pytest.fixture
 async def ingestor(tmp_path: Path) -> AsyncIterator[Ingestor]:
     engine = make_engine(sqlite_url(tmp_path / "audit.sqlite"))
