@@ -130,6 +130,10 @@ def _open(chart_id: str, width: float, height: float, title: str) -> list[str]:
     ]
 
 
+def _key_width(items: Sequence[tuple[str, str, str]]) -> float:
+    return sum(16 + 12 * len(label) + 14 for _, label, _ in items) - 14
+
+
 def _key(items: Sequence[tuple[str, str, str]], y: float = 6, x: float = 10) -> list[str]:
     out = []
     for _, label, colour in items:
@@ -180,8 +184,11 @@ def monthly(months: Sequence[MonthFigures], title: str = "按月按期办理率�
     most = max((sum(m.escalations.values()) for m in months), default=0)
     step = max(1, -(-most // 4))
     scale = step * 4
-    parts = [*_open("month-chart", width, height, title),
-             *_key((*ESCALATION_COLOURS, ("rate", "按期率", "#1f2933")))]  # fmt: skip
+    items = (*ESCALATION_COLOURS, ("rate", "按期率", "#1f2933"))
+    # The key ends where the plot ends: a phone shows the latest months first (the page scrolls the
+    # chart to its right end), and the key with them.
+    key_x = max(10.0, width - right - _key_width(items))
+    parts = [*_open("month-chart", width, height, title), *_key(items, x=key_x)]
     base = top + plot_h
     for k in range(5):  # the grid: escalations on the left, the rate on the right
         y = base - plot_h * k / 4
