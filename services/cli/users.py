@@ -9,6 +9,7 @@ only as an argon2id hash.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
@@ -46,7 +47,8 @@ def _run(work: Callable[[AsyncEngine], Awaitable[T]], as_json: bool) -> T:
             await engine.dispose()
 
     try:
-        return asyncio.run(go())
+        with contextlib.redirect_stdout(sys.stderr):  # the database's own log lines: stdout is the answer's
+            return asyncio.run(go())
     except accounts.AccountError as exc:
         if as_json:
             sys.stderr.write(json.dumps({"error": str(exc), "status": 0}, ensure_ascii=False) + "\n")

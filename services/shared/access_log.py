@@ -144,7 +144,8 @@ class AccessLogMiddleware:
 def decided(service: str, scope: Scope, status: int, record: dict[str, Any]) -> AccessDecided:
     route = scope.get("route")
     allowed = status not in (401, 403)
-    why = record.get("why") or ("" if allowed else "refused")
+    # Allowed by the route's roles alone when no rule on a record said more (own unit, an area, ...).
+    why = record.get("why") or (f"role {record['role']}" if allowed and "role" in record else "refused")
     return AccessDecided(
         request_id=uuid.uuid4().hex,
         at=dt.datetime.now(dt.UTC),

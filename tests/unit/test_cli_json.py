@@ -7,6 +7,9 @@ import base64
 import datetime as dt
 import hashlib
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -231,3 +234,15 @@ def test_audit_verify_json_counts_the_evidence_files(tmp_path: Path, content: by
     problem = f"evidence 验收报告.pdf ({sha}) was altered: its content no longer has that hash"
     assert data["evidence"]["problems"] == [problem]
     assert error_of(result)["error"] == f"TAMPERED: {problem}"
+
+
+def test_users_json_is_the_answer_alone_on_stdout(tmp_path: Path) -> None:
+    """`users add --json` as a script runs it: stdout is one JSON document (the database's own log
+    lines go to stderr)."""
+    policyflow = Path(sys.executable).with_name("policyflow")
+    env = {**os.environ, "POLICYFLOW_VAR": str(tmp_path), "PROGRESS_DATABASE_URL": "", "DATABASE_URL": ""}
+    args = [str(policyflow), "users", "add", "zhao.liu", "--role", "department", "--unit", "yuzhong", "--json"]
+    done = subprocess.run(args, env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    said = json.loads(done.stdout)
+    assert said["name"] == "zhao.liu" and len(said["password"]) >= 12
