@@ -35,7 +35,7 @@ def access_stream_config(replicas: int = 1) -> dict[str, object]:
         "duplicate_window": 120.0,
         "deny_delete": True,
         "deny_purge": True,
-        "max_msg_size": 16 * 1024,
+        "max_msg_size": 256 * 1024,
         "max_age": float(550 * 24 * 3600),
     }
 
@@ -45,7 +45,7 @@ class AccessDecided(Frozen):
 
     TYPE: ClassVar[str] = "AccessDecided"
     SCHEMA_VERSION: ClassVar[int] = 1
-    request_id: str = Field(max_length=64)  # also the message's Nats-Msg-Id
+    request_id: str = Field(max_length=64)
     at: dt.datetime
     service: str = Field(max_length=32)
     method: str = Field(max_length=10)
@@ -58,6 +58,22 @@ class AccessDecided(Frozen):
     role: str | None = Field(default=None, max_length=32)
     unit_id: str | None = Field(default=None, max_length=100)
     target: str | None = Field(default=None, max_length=200)
+
+
+class AccessBatch(Frozen):
+    """One message of the access stream: the records a service had queued (at most BATCH_MOST), so a
+    busy service publishes a message per batch of requests, not per request. Its Nats-Msg-Id is
+    `batch_id()`, the same when the same records are sent again."""
+
+    TYPE: ClassVar[str] = "AccessBatch"
+    SCHEMA_VERSION: ClassVar[int] = 1
+    records: list[AccessDecided] = Field(min_length=1, max_length=100)
+
+    def batch_id(self) -> str:
+        return f"{self.records[0].request_id}+{len(self.records)}"
+
+
+BATCH_MOST = 100  # records of at most ~2 KiB each: well under the stream's largest message
 
 
 class AccessPage(Frozen):

@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from contracts.access_log import ACCESS_DURABLE, AccessDecided
+from contracts.access_log import ACCESS_DURABLE, AccessBatch, AccessDecided
 from services.audit.ledger import utc_text
 from services.audit.store import access_records, now_text, tracking
 from services.shared.consumer import Message, in_order
@@ -62,7 +62,7 @@ class AccessView:
         out = AccessOutcome(position=max([self.position, *ready]), deferred=deferred)
         if not ready:
             return out
-        rows = [row for seq in ready if (row := _row(by_seq[seq])) is not None]
+        rows = [row for seq in ready for row in _rows(by_seq[seq])]
         async with self.engine.begin() as conn:
             if rows:
                 await conn.execute(access_records.insert(), rows)
@@ -75,13 +75,13 @@ class AccessView:
         return out
 
 
-def _row(m: Message) -> dict[str, Any] | None:
+def _rows(m: Message) -> list[dict[str, Any]]:
     try:
-        record = AccessDecided.model_validate_json(m.data)
+        batch = AccessBatch.model_validate_json(m.data)
     except ValidationError as exc:  # not ours: kept out of the log, said once
         log.warning("access.unreadable", stream_seq=m.stream_seq, subject=m.subject, error=str(exc)[:300])
-        return None
-    return {**record.model_dump(), "at": utc_text(record.at), "stream_seq": m.stream_seq}
+        return []
+    return [{**r.model_dump(), "at": utc_text(r.at), "stream_seq": m.stream_seq} for r in batch.records]
 
 
 @dataclass(frozen=True)

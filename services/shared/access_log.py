@@ -3,8 +3,9 @@
 The middleware opens a record for each HTTP request; `note` (called where the caller is known and
 where a rule decides: services.shared.web) fills it in; when the answer has gone out, a request that
 named a caller or was refused (401/403) is queued. A background task publishes the queue to
-JetStream in batches, each message with its request id as `Nats-Msg-Id`, and keeps what was not
-acknowledged for the next try, so a NATS outage delays the log but the request never waits for it.
+JetStream, up to a hundred records a message (contracts.access_log.AccessBatch, with a
+deterministic `Nats-Msg-Id`), and keeps what was not acknowledged for the next try, so a NATS
+outage delays the log but the request never waits for it.
 The audit service keeps the stream as a table (services/audit/access_view.py).
 """
 
@@ -23,13 +24,12 @@ import structlog
 from nats.aio.client import Client as NatsClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from contracts.access_log import AccessDecided, access_stream_config, access_subject
+from contracts.access_log import BATCH_MOST, AccessBatch, AccessDecided, access_stream_config, access_subject
 from services.shared.nats_urls import close_nats, servers
 from services.shared.streams import ensure_stream
 
 log = structlog.get_logger("access_log")
 QUEUE_MOST = 20_000  # what waits for NATS: beyond it the oldest are dropped, and that is logged
-BATCH = 200
 _open: ContextVar[dict[str, Any] | None] = ContextVar("access_record", default=None)
 
 
@@ -101,14 +101,9 @@ class AccessLog:
         js = nc.jetstream()
         subject = access_subject(self.service)
         while self.queue:
-            batch = [self.queue[i] for i in range(min(BATCH, len(self.queue)))]
-            await asyncio.gather(
-                *(
-                    js.publish(subject, r.model_dump_json().encode(), headers={"Nats-Msg-Id": r.request_id})
-                    for r in batch
-                )
-            )
-            for _ in batch:  # acknowledged: only now off the queue
+            batch = AccessBatch(records=[self.queue[i] for i in range(min(BATCH_MOST, len(self.queue)))])
+            await js.publish(subject, batch.model_dump_json().encode(), headers={"Nats-Msg-Id": batch.batch_id()})
+            for _ in batch.records:  # acknowledged: only now off the queue
                 self.queue.popleft()
 
 

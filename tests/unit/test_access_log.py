@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from fastapi import Depends, FastAPI
 
-from contracts.access_log import AccessDecided
+from contracts.access_log import AccessBatch
 from contracts.base import UserRole
 from services.shared import access_log
 from services.shared.auth import Principal, issue_token, load_public_key
@@ -54,15 +54,18 @@ class FlakyJetStream:
     def __init__(self, failures: int) -> None:
         self.failures = failures
         self.sent: list[str] = []
+        self.records = 0
         self.subjects: set[str] = set()
 
     async def publish(self, subject: str, data: bytes, headers: dict[str, str]) -> None:
         self.subjects.add(subject)
-        assert AccessDecided.model_validate_json(data).request_id == headers["Nats-Msg-Id"]
+        batch = AccessBatch.model_validate_json(data)
+        assert batch.batch_id() == headers["Nats-Msg-Id"]
         if self.failures:
             self.failures -= 1
             raise TimeoutError("nats: timeout")
         self.sent.append(headers["Nats-Msg-Id"])
+        self.records += len(batch.records)
 
 
 class FakeConnection:
@@ -84,6 +87,6 @@ async def test_what_nats_did_not_acknowledge_stays_queued(tmp_path: Any) -> None
         await sink._publish_all(FakeConnection(js))  # type: ignore[arg-type]
     assert len(sink.queue) == 3
     await sink._publish_all(FakeConnection(js))  # type: ignore[arg-type]
-    # A batch is sent again whole; its acknowledged part again under the same Nats-Msg-Id, which the
-    # stream drops as a duplicate.
-    assert not sink.queue and len(set(js.sent)) == 3 and js.subjects == {"pf.access.things"}
+    # The three records went as one message, sent again under the same Nats-Msg-Id after the failure
+    # (had the first reached the stream, the stream would drop the second as a duplicate).
+    assert not sink.queue and len(js.sent) == 1 and js.records == 3 and js.subjects == {"pf.access.things"}
