@@ -26,6 +26,7 @@ from deploy.local.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, PHONE, artefa
 from tests.e2e.support import Stack, running_stack, small_programme
 from tests.support.clock import china_today
 from tests.support.requirements import require
+from tests.support.waiting import until
 
 pytestmark = pytest.mark.browser
 PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
@@ -178,9 +179,13 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             # The lead department reads the district's report and evidence, and writes the summary.
             lead = await person("department", "jw")
             await expect(lead.locator("#led a")).to_have_count(2)
-            await lead.goto(f"{base}/workbench/lead/{pid}/1")
             item = lead.locator(f'#lead-items li[data-assignment="{aid}"]')
-            await expect(item).to_contain_text("补充竣工验收备案表")
+
+            async def rework_shown() -> bool:  # the lead's page reads the read model, which follows the event
+                await lead.goto(f"{base}/workbench/lead/{pid}/1")
+                return "补充竣工验收备案表" in (await item.text_content() or "")
+
+            await until(rework_shown, "the district's new report on the lead's task page")
             await lead.goto(f"{base}/workbench/assignments/{aid}")
             async with lead.expect_download() as download:
                 await lead.locator("#reports .evidence-link").first.click()
@@ -192,7 +197,12 @@ async def test_a_district_and_its_lead_do_a_year_in_the_workbench(stack: Stack, 
             await lead.fill("#summary-text", "渝中区已完成摸底，正在补充验收材料。")
             await lead.click("#do-submit_summary")
             await expect(lead.locator("#done")).to_contain_text("年度汇总已提交")
-            await lead.goto(f"{base}/workbench/lead/{pid}/1")
+
+            async def summary_shown() -> bool:  # the page reads the read model, which follows the event
+                await lead.goto(f"{base}/workbench/lead/{pid}/1")
+                return await lead.locator("#lead-summary-text").count() == 1
+
+            await until(summary_shown, "the lead's summary on its task page")
             await expect(lead.locator("#lead-summary-text")).to_have_text("渝中区已完成摸底，正在补充验收材料。")
             await shoot(lead, "lead-desktop")
             await district.set_viewport_size(DESKTOP)
