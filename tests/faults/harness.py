@@ -37,7 +37,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from contracts.base import UserRole
 from contracts.events import Event
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, EVENT_SUBJECT_PREFIX, INBOX_DURABLE, READ_MODEL_DURABLE
-from deploy.local.servers import Server, free_port, wait_for_port
+from deploy.local.servers import Server, free_port, port_open, wait_for_port
 from deploy.local.stack import SERVICES, Stack, StackConfig
 from services.shared.auth import ensure_keys, issue_token
 from tests.support import processes
@@ -174,6 +174,12 @@ class FaultStack:
     async def start(self) -> FaultStack:
         ensure_keys(self.key_dir)  # before the services start, so they never race to create it
         await asyncio.to_thread(self.stack.start_servers)
+        # Temporal's dev server takes random free ports for its own services: one of them may be a
+        # port picked for ours before it started (the service then cannot listen, and its health
+        # probe meets Temporal's gRPC). Such a port is picked again.
+        for name, port in list(self.stack.config.ports.items()):
+            if port_open(port):
+                self.stack.config.ports[name] = free_port()
         env = self.stack.child_env()
         for name, module in PROCESSES.items():
             port = self.stack.config.ports.get(name, 0)
