@@ -9,6 +9,7 @@ import asyncio
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
+from nats.js import JetStreamContext
 from sqlalchemy.exc import SQLAlchemyError
 
 from contracts.access_log import ACCESS_STREAM, ACCESS_SUBJECTS, access_stream_config
@@ -42,6 +43,7 @@ class LedgerConsumer:
         self.runner: Runner | None = None
         self.access = AccessView(ingestor.engine)  # the access log, kept by whoever keeps the ledger
         self.access_runner: Runner | None = None
+        self.access_task: asyncio.Task[None] | None = None
         self.state = "starting"
         self.task: asyncio.Task[None] | None = None
         self.writer = WriterLock(ingestor.engine, self.durable)
@@ -76,6 +78,10 @@ class LedgerConsumer:
         self.state = "stopped"
 
     async def _stop_consuming(self) -> None:
+        task, self.access_task = self.access_task, None
+        if task is not None:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
         for runner in (self.runner, self.access_runner):
             if runner is not None:
                 await runner.stop()
@@ -103,11 +109,7 @@ class LedgerConsumer:
                 js = self.nc.jetstream()
                 self.runner = Runner(js, self, self.stream, batch_size=self.batch_size)
                 await self.runner.start()
-                await ensure_stream(js, access_stream_config())
-                await self.access.load()
-                await self.access.restart_if_new(int((await js.stream_info(ACCESS_STREAM)).state.last_seq or 0))
-                self.access_runner = Runner(js, self.access, ACCESS_STREAM, ACCESS_SUBJECTS, self.batch_size)
-                await self.access_runner.start()
+                self.access_task = asyncio.create_task(self._start_access_log(js), name="audit-access-log-start")
                 self.state = "running"
                 log.info("consumer.running", position=self.ingestor.position, size=self.ingestor.size)
                 return
@@ -115,5 +117,23 @@ class LedgerConsumer:
                 await self._stop_consuming()
                 self.state = f"waiting: {type(exc).__name__}: {exc}"[:300]
                 log.warning("consumer.not_ready", error=str(exc)[:300], retry_in=delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, RETRY_MAX_SECONDS)
+
+    async def _start_access_log(self, js: JetStreamContext) -> None:
+        """The access log's runner, beside the ledger's: its stream away (a partition, a node down)
+        is waited out on its own and never holds the ledger up."""
+        delay = 0.5
+        while True:
+            try:
+                await ensure_stream(js, access_stream_config(), wait=5.0)
+                await self.access.load()
+                await self.access.restart_if_new(int((await js.stream_info(ACCESS_STREAM)).state.last_seq or 0))
+                runner = Runner(js, self.access, ACCESS_STREAM, ACCESS_SUBJECTS, self.batch_size)
+                await runner.start()
+                self.access_runner = runner
+                return
+            except (OSError, nats.errors.Error, SQLAlchemyError) as exc:
+                log.warning("access.not_ready", error=str(exc)[:300], retry_in=delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, RETRY_MAX_SECONDS)
