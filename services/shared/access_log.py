@@ -50,6 +50,7 @@ class AccessLog:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._nc: NatsClient | None = None
+        self._stream_made = False
 
     def add(self, record: AccessDecided) -> None:
         if len(self.queue) >= QUEUE_MOST:
@@ -81,10 +82,11 @@ class AccessLog:
         while True:
             try:
                 if self._nc is None:
-                    nc = await nats.connect(servers(self.nats_url), name=f"policyflow-{self.service}-access",
-                                            connect_timeout=5, max_reconnect_attempts=-1)  # fmt: skip
-                    await ensure_stream(nc.jetstream(), access_stream_config(self.replicas))
-                    self._nc = nc
+                    self._nc = await nats.connect(servers(self.nats_url), name=f"policyflow-{self.service}-access",
+                                                  connect_timeout=5, max_reconnect_attempts=-1)  # fmt: skip
+                if not self._stream_made:
+                    await ensure_stream(self._nc.jetstream(), access_stream_config(self.replicas))
+                    self._stream_made = True
                 await self._wake.wait()
                 self._wake.clear()
                 await self._publish_all(self._nc)
