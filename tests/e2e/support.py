@@ -285,14 +285,11 @@ async def end_calendars_of(temporal: Any, task_queue: str) -> None:
     from temporalio.api.workflowservice.v1 import DeleteWorkflowExecutionRequest
     from temporalio.service import RPCError
 
-    from contracts.working_calendar import calendar_workflow_id
+    from contracts.working_calendar import CALENDAR_WORKFLOW_NAME
 
-    this_year = dt.date.today().year
-    for year in range(this_year - 3, this_year + 12):
-        wid = calendar_workflow_id(year)
+    query = f'TaskQueue = "{task_queue}" AND WorkflowType = "{CALENDAR_WORKFLOW_NAME}"'
+    for wid in sorted({w.id async for w in temporal.list_workflows(query)}):
         with suppress(RPCError):
-            if (await temporal.get_workflow_handle(wid).describe()).task_queue != task_queue:
-                continue
             request = DeleteWorkflowExecutionRequest(
                 namespace=temporal.namespace, workflow_execution=WorkflowExecution(workflow_id=wid)
             )
