@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from contracts.access_log import ACCESS_DURABLE, AccessBatch, AccessDecided
 from services.audit.ledger import utc_text
-from services.audit.store import access_records, now_text, tracking
+from services.audit.store import access_records, now_text, tracked_position, tracking
 from services.shared.consumer import Message, in_order
 
 log = structlog.get_logger("audit.access")
@@ -36,13 +36,7 @@ class AccessView:
 
     async def load(self) -> int:
         async with self.engine.begin() as conn:
-            mine = tracking.c.consumer == self.durable
-            row = (await conn.execute(select(tracking.c.stream_seq).where(mine))).first()
-            if row is None:
-                await conn.execute(
-                    tracking.insert(), [{"consumer": self.durable, "stream_seq": 0, "updated_at": now_text()}]
-                )
-            self.position = int(row.stream_seq) if row else 0
+            self.position = await tracked_position(conn, self.durable)
         return self.position
 
     async def restart_if_new(self, last_seq: int) -> None:

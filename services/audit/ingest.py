@@ -28,6 +28,7 @@ from services.audit.store import (
     ledger_head,
     now_text,
     rejects,
+    tracked_position,
     tracking,
 )
 from services.shared.consumer import Message, in_order
@@ -147,12 +148,7 @@ class Ingestor:
         async with self.engine.begin() as conn:
             self.size, head = await ledger_head(conn)
             self.head = bytes.fromhex(head) if head else GENESIS
-            mine = tracking.c.consumer == self.durable
-            row = (await conn.execute(select(tracking.c.stream_seq).where(mine))).first()
-            if row is None:
-                start = {"consumer": self.durable, "stream_seq": 0, "updated_at": now_text()}
-                await conn.execute(tracking.insert(), [start])
-            self.position = int(row.stream_seq) if row else 0
+            self.position = await tracked_position(conn, self.durable)
         self.last_seq.clear()
         self.check_all_ids = True
         self.stale = False

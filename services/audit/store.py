@@ -205,6 +205,14 @@ async def create_tables(engine: AsyncEngine) -> None:
     await migrate.upgrade(engine, "audit")
 
 
+async def tracked_position(conn: AsyncConnection, consumer: str) -> int:
+    """A consumer's stored stream position (0 on its first start, when its row is made)."""
+    row = (await conn.execute(select(tracking.c.stream_seq).where(tracking.c.consumer == consumer))).first()
+    if row is None:
+        await conn.execute(tracking.insert(), [{"consumer": consumer, "stream_seq": 0, "updated_at": now_text()}])
+    return int(row.stream_seq) if row else 0
+
+
 async def ledger_head(conn: AsyncConnection) -> tuple[int, str | None]:
     """(size, hash of the last entry) — the ledger is gapless, so size == last ledger_seq."""
     row = (await conn.execute(select(*HEAD_COLUMNS).order_by(ledger.c.ledger_seq.desc()).limit(1))).first()

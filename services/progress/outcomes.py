@@ -142,8 +142,9 @@ async def indicators(
     moment = as_of_time(as_of)
     kind = exports.wanted(request, format)
     engine = request.app.state.engine
+    area = access.area(caller)
     if kind is not None:
-        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id, access.area(caller))
+        answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id, area)
         names = await exports.names(request)
         sheet = exports.indicators_sheet(answer, names, city_rows=unit_id is None)
         return exports.respond(kind, f"indicators-{programme_id}", sheet)
@@ -152,7 +153,6 @@ async def indicators(
         answer = await indicators_of(engine, programme_id, moment, unit_id, indicator_id, area)
         return answer.model_dump_json().encode()
 
-    area = access.area(caller)
     key = ("indicators", programme_id, moment, unit_id, indicator_id, area)
     if moment is None:  # "now" moves with the clock, not only with the read model
         return Response(await compute(), media_type="application/json")
