@@ -14,6 +14,7 @@ from typing import ClassVar
 from pydantic import Field
 
 from contracts.base import Frozen
+from contracts.ids import parse_assignment_id
 
 ACCESS_STREAM = "POLICYFLOW_ACCESS"
 ACCESS_SUBJECT_PREFIX = "pf.access"
@@ -74,6 +75,39 @@ class AccessBatch(Frozen):
 
 
 BATCH_MOST = 100  # records of at most ~2 KiB each: well under the stream's largest message
+
+
+ACCESS_REFUSED = "AccessRefused"
+
+
+def ledgered(record: AccessDecided) -> bool:
+    """Whether a record also goes into the ledger: a refusal to a caller whose token named them. A
+    request with no token, or a token that could not be read, has no one to record it of; it stays
+    in the access log only, so that anonymous traffic cannot grow the ledger."""
+    return not record.allowed and record.sub is not None
+
+
+def refusal_entry(record: AccessDecided) -> dict[str, object]:
+    """A refusal as the ledger keeps it: the envelope of a fact (so that the ledger's columns and
+    verification are the same for every entry), of type `AccessRefused`, with the access record as
+    its payload. The audit service writes it from the access log; it is never published as an event,
+    and belongs to no assignment (`assignment_id` null: replay and history skip it). Its id is the
+    request's, so the same record sent twice is one entry."""
+    target = parse_assignment_id(record.target or "")
+    payload = record.model_dump(mode="json")
+    return {
+        "event_id": f"access:{record.request_id}",
+        "type": ACCESS_REFUSED,
+        "schema_version": 1,
+        "occurred_at": payload["at"],
+        "programme_id": target[0] if target else "",
+        "assignment_id": None,
+        "task_no": None,
+        "unit_id": record.unit_id,
+        "actor": {"sub": record.sub, "role": record.role, "unit_id": record.unit_id},
+        "seq": 0,
+        "payload": payload,
+    }
 
 
 class AccessPage(Frozen):

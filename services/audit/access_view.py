@@ -1,20 +1,23 @@
 """The access log as a view of the consumer runner (services.shared.consumer): each batch of the access
-stream becomes rows of `access_log` in the transaction that moves the view's position; and the one
-query auditors ask of it (`GET /v1/audit/access`, `policyflow audit access`)."""
+stream becomes rows of `access_log` in the transaction that moves the view's position, and its
+refusals of named callers also become ledger entries in that transaction (contracts.access_log
+`refusal_entry`); and the one query auditors ask of it (`GET /v1/audit/access`, `policyflow audit access`)."""
 
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import func, select, update
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from contracts.access_log import ACCESS_DURABLE, AccessBatch, AccessDecided
-from services.audit.ledger import utc_text
+from contracts.access_log import ACCESS_DURABLE, AccessBatch, AccessDecided, ledgered, refusal_entry
+from services.audit.ingest import Entry
+from services.audit.ledger import canonical_bytes, utc_text
 from services.audit.store import access_records, now_text, tracked_position, tracking
 from services.shared.consumer import Message, in_order
 
@@ -26,13 +29,20 @@ class AccessOutcome:
     position: int = 0
     deferred: list[int] = field(default_factory=list)
     stored: int = 0
+    ledgered: int = 0  # refusals appended to the ledger
+
+
+class Ledger(Protocol):
+    """Where refusals are appended: the ledger's single writer (services.audit.ingest.Ingestor)."""
+
+    async def append_own(self, entries: list[Entry], then: Callable[[AsyncConnection], Awaitable[None]]) -> int: ...
 
 
 class AccessView:
     durable = ACCESS_DURABLE
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self.engine, self.position = engine, 0
+    def __init__(self, engine: AsyncEngine, ledger: Ledger) -> None:
+        self.engine, self.ledger, self.position = engine, ledger, 0
 
     async def load(self) -> int:
         async with self.engine.begin() as conn:
@@ -56,8 +66,10 @@ class AccessView:
         out = AccessOutcome(position=max([self.position, *ready]), deferred=deferred)
         if not ready:
             return out
-        rows = [row for seq in ready for row in _rows(by_seq[seq])]
-        async with self.engine.begin() as conn:
+        records = [(seq, r) for seq in ready for r in _records(by_seq[seq])]
+        rows = [{**r.model_dump(), "at": utc_text(r.at), "stream_seq": seq} for seq, r in records]
+
+        async def store(conn: AsyncConnection) -> None:
             if rows:
                 await conn.execute(access_records.insert(), rows)
             await conn.execute(
@@ -65,17 +77,40 @@ class AccessView:
                 .where(tracking.c.consumer == self.durable)
                 .values(stream_seq=out.position, updated_at=now_text())
             )
+
+        refusals = [_entry(seq, r) for seq, r in records if ledgered(r)]
+        if refusals:
+            out.ledgered = await self.ledger.append_own(refusals, store)
+        else:
+            async with self.engine.begin() as conn:
+                await store(conn)
         self.position, out.stored = out.position, len(rows)
         return out
 
 
-def _rows(m: Message) -> list[dict[str, Any]]:
+def _records(m: Message) -> list[AccessDecided]:
     try:
-        batch = AccessBatch.model_validate_json(m.data)
+        return list(AccessBatch.model_validate_json(m.data).records)
     except ValidationError as exc:  # not ours: kept out of the log, said once
         log.warning("access.unreadable", stream_seq=m.stream_seq, subject=m.subject, error=str(exc)[:300])
         return []
-    return [{**r.model_dump(), "at": utc_text(r.at), "stream_seq": m.stream_seq} for r in batch.records]
+
+
+def _entry(stream_seq: int, record: AccessDecided) -> Entry:
+    """A refusal's ledger entry; its `stream_seq` is the access stream's."""
+    value = refusal_entry(record)
+    return Entry(
+        stream_seq,
+        str(value["event_id"]),
+        str(value["programme_id"]),
+        None,
+        record.unit_id,
+        0,
+        str(value["type"]),
+        utc_text(record.at),
+        canonical_bytes(value).decode("utf-8"),
+        "",
+    )
 
 
 @dataclass(frozen=True)

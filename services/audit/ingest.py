@@ -10,6 +10,7 @@ apart from `Ingestor.commit` (duplicates, the chain and the transaction).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -142,6 +143,9 @@ class Ingestor:
         # Called first in each ingest transaction; raises if this process is not the writer (writer.py).
         self.fence: Callable[[AsyncConnection], Awaitable[None]] | None = None
         self.stale = True  # the in-memory state must be read (again) before the next batch
+        # The ledger's two inputs (the events stream, and refusals from the access log) append one at
+        # a time: each commit chains from the head the one before it left.
+        self.appending = asyncio.Lock()
 
     async def load(self) -> int:
         """Read the head, the size and the tracking position (creating its row on first start)."""
@@ -185,17 +189,52 @@ class Ingestor:
         are left for later (`deferred`), so entries are appended in stream order. After a
         failure the state is read again first: another writer may have moved the head.
         """
-        if self.stale:
-            await self.load()
-        by_seq = {m.stream_seq: m for m in batch}
-        ready, _, deferred = in_order(by_seq, self.position, first_available)
-        try:
-            out = await self.commit(prepare([by_seq[seq] for seq in ready])) if ready else BatchOutcome()
-        except BaseException:
-            self.stale = True
-            raise
+        async with self.appending:
+            if self.stale:
+                await self.load()
+            by_seq = {m.stream_seq: m for m in batch}
+            ready, _, deferred = in_order(by_seq, self.position, first_available)
+            try:
+                out = await self.commit(prepare([by_seq[seq] for seq in ready])) if ready else BatchOutcome()
+            except BaseException:
+                self.stale = True
+                raise
         out.position, out.deferred = self.position, deferred
         return out
+
+    async def append_own(self, entries: list[Entry], then: Callable[[AsyncConnection], Awaitable[None]]) -> int:
+        """Append entries the audit service writes itself (refusals from the access log: no stream key
+        and no per-key seq to check), in one transaction with `then` (which moves that input's own
+        position). Entries whose id is in the ledger already are left out. Returns how many went in."""
+        async with self.appending:
+            if self.stale:
+                await self.load()
+            try:
+                async with self.engine.begin() as conn:
+                    if self.fence is not None:
+                        await self.fence(conn)
+                    ids = list({e.event_id for e in entries})
+                    existing = set(
+                        (await conn.execute(select(ledger.c.event_id).where(ledger.c.event_id.in_(ids)))).scalars()
+                    )
+                    rows, size, head = [], self.size, self.head
+                    for e in entries:
+                        if e.event_id in existing:
+                            continue
+                        existing.add(e.event_id)
+                        size += 1
+                        digest = entry_hash(head, e.canonical)
+                        rows.append(_row(size, e, head, digest))
+                        head = digest
+                    if rows:
+                        await insert_many(conn, ledger, rows)
+                    await then(conn)
+            except BaseException:
+                self.stale = True
+                raise
+            if rows:
+                self.size, self.head = size, head
+        return len(rows)
 
     async def commit(self, batch: Prepared) -> BatchOutcome:
         """Append a prepared batch's new events and move the position, all in one transaction.
@@ -287,21 +326,24 @@ class Ingestor:
                 )
             last_seq[key] = max(previous, e.seq)
             digest = entry_hash(head, e.canonical)
-            rows.append(
-                (
-                    size,
-                    e.event_id,
-                    e.stream_seq,
-                    e.programme_id,
-                    e.assignment_id,
-                    e.unit_id,
-                    e.seq,
-                    e.type,
-                    e.occurred_at,
-                    e.canonical,
-                    head.hex(),
-                    digest.hex(),
-                )
-            )
+            rows.append(_row(size, e, head, digest))
             head = digest
         return rows, gap_rows, last_seq
+
+
+def _row(size: int, e: Entry, prev: bytes, digest: bytes) -> tuple[Any, ...]:
+    """A ledger row, a tuple in the table's column order."""
+    return (
+        size,
+        e.event_id,
+        e.stream_seq,
+        e.programme_id,
+        e.assignment_id,
+        e.unit_id,
+        e.seq,
+        e.type,
+        e.occurred_at,
+        e.canonical,
+        prev.hex(),
+        digest.hex(),
+    )

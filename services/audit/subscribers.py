@@ -5,17 +5,19 @@ on the same replica, the access log's (access_view.py)."""
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 
 import nats
 import structlog
 from nats.aio.client import Client as NatsClient
 from nats.js import JetStreamContext
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from contracts.access_log import ACCESS_STREAM, ACCESS_SUBJECTS, access_stream_config
 from services.audit.access_view import AccessView
 from services.audit.checkpoints import Checkpointer
-from services.audit.ingest import BatchOutcome, Ingestor
+from services.audit.ingest import BatchOutcome, Entry, Ingestor
 from services.audit.writer import WriterLock
 from services.shared.consumer import Message, Runner
 from services.shared.nats_urls import close_nats, servers
@@ -41,7 +43,7 @@ class LedgerConsumer:
         self.nats_url, self.stream, self.batch_size = nats_url, stream, batch_size
         self.nc: NatsClient | None = None
         self.runner: Runner | None = None
-        self.access = AccessView(ingestor.engine)  # the access log, kept by whoever keeps the ledger
+        self.access = AccessView(ingestor.engine, self)  # the access log, kept by whoever keeps the ledger
         self.access_runner: Runner | None = None
         self.access_task: asyncio.Task[None] | None = None
         self.state = "starting"
@@ -58,12 +60,22 @@ class LedgerConsumer:
     async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
         out = await self.ingestor.apply(batch, first_available)
         if out.appended:
-            try:
-                await self.checkpointer.maybe(self.ingestor.size)
-            except Exception:  # a checkpoint can wait for a later batch; ingest goes on
-                log.exception("ingest.checkpoint_failed")
-            self.checkpointer.grew(self.ingestor.size)
+            await self._grew()
         return out
+
+    async def append_own(self, entries: list[Entry], then: Callable[[AsyncConnection], Awaitable[None]]) -> int:
+        """The access log's refusals into the ledger (access_view.py), then a checkpoint when one is due."""
+        appended = await self.ingestor.append_own(entries, then)
+        if appended:
+            await self._grew()
+        return appended
+
+    async def _grew(self) -> None:
+        try:
+            await self.checkpointer.maybe(self.ingestor.size)
+        except Exception:  # a checkpoint can wait for a later batch; ingest goes on
+            log.exception("ingest.checkpoint_failed")
+        self.checkpointer.grew(self.ingestor.size)
 
     def start(self) -> None:
         self.task = asyncio.create_task(self._start_when_ready(), name="audit-consumer-start")

@@ -73,6 +73,23 @@ async def test_decisions_are_logged_for_auditors_without_secrets(tmp_path: Path,
         [own] = await until(lambda: logged(sub=narrowed))
         assert own["allowed"] is False and own["route"] == "/v1/audit/access"
 
+        # Refusals of named callers are also in the ledger, chained with the events; the anonymous 401 is not.
+        async def ledgered() -> list[dict[str, Any]] | None:
+            r = await svc.client.get("/v1/audit/events", params={"type": "AccessRefused"}, headers=watcher)
+            assert r.status_code == 200, r.text
+            items: list[dict[str, Any]] = r.json()["items"]
+            return items if {i["event"]["actor"]["sub"] for i in items} >= {district, f"sup-{run}", narrowed} else None
+
+        entries = await until(ledgered, "the refusals in the ledger")
+        by_sub = {i["event"]["actor"]["sub"]: i for i in entries}
+        gaps = by_sub[district]
+        assert gaps["event_id"] == f"access:{refused['request_id']}" and gaps["assignment_id"] is None
+        assert gaps["event"]["payload"]["route"] == "/v1/audit/gaps" and gaps["unit_id"] == "yuzhong"
+        assert not any(i["event"]["payload"]["path"] == forged for i in entries)
+        verified = await svc.client.get("/v1/audit/verify", headers=watcher)
+        assert verified.status_code == 200 and verified.json()["ok"] is True, verified.text
+        assert verified.json()["count"] >= len(entries)
+
 
 async def test_a_disabled_accounts_tokens_are_refused_before_they_expire(tmp_path: Path, nats_url: str) -> None:
     """`users disable` (and reset-password) put the account in the revocation bucket; every service

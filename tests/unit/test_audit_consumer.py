@@ -3,6 +3,7 @@ and the ledger as its view (a real SQLite file): stream order, and a fresh state
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import AsyncIterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,7 +14,10 @@ from nats.errors import TimeoutError as NatsTimeoutError
 from nats.js.api import AckPolicy, DeliverPolicy
 from nats.js.errors import NotFoundError
 
+from contracts.access_log import AccessBatch, AccessDecided
 from contracts.subjects import EVENT_SUBJECTS
+from services.audit import queries
+from services.audit.access_view import AccessView
 from services.audit.ingest import Ingestor
 from services.audit.store import create_tables
 from services.shared.consumer import Message, Runner, consumer_config, in_order, place_consumer
@@ -205,3 +209,49 @@ async def test_after_a_failed_batch_the_ledger_reads_its_state_again(ingestor: I
     ingestor.size = 99  # what it held in memory no longer counts
     out = await ingestor.apply(msgs[2:4])
     assert (out.appended, ingestor.size, ingestor.position) == (2, 4, 4)
+
+
+async def test_refusals_from_the_access_log_join_the_chain_once(ingestor: Ingestor) -> None:
+    """The ledger's second input (access_view.py): refusals of named callers are chained between the
+    events, once each however often their batch comes, and the chain verifies; replay skips them."""
+    msgs = messages()
+    await ingestor.apply(msgs[:2])
+    view = AccessView(ingestor.engine, ingestor)
+    await view.load()
+    at = dt.datetime(2026, 3, 2, 9, 30, tzinfo=dt.UTC)
+    records = [
+        AccessDecided(
+            request_id=f"r{n}",
+            at=at,
+            service="progress",
+            method="POST",
+            route="/v1/assignments/{assignment_id}/review",
+            path="/v1/assignments/cq-2022-79.t14.yuzhong/review",
+            status=status,
+            allowed=False,
+            why="not your area",
+            sub=sub,
+            role="supervisor" if sub else None,
+            unit_id=None,
+            target="cq-2022-79.t14.yuzhong",
+        )
+        for n, (sub, status) in enumerate([("li.na", 403), (None, 401), ("wang", 403)])
+    ]
+    batch = [Message(1, "pf.access.progress", AccessBatch(records=records).model_dump_json().encode())]
+    assert (await view.apply(batch)).ledgered == 2  # the anonymous 401 stays in the access log only
+    await ingestor.apply(msgs[2:4])
+    view.position = 0  # the same batch again, as after a crash before the ack: one entry each still
+    assert (await view.apply(batch)).ledgered == 0
+    assert ingestor.size == 6
+    verdict = await queries.verify(ingestor.engine, "", strict=True)
+    assert verdict["ok"] is True and verdict["count"] == 6, verdict
+    page = await queries.page(ingestor.engine, queries.EventFilter(type="AccessRefused"), 0, 10)
+    assert [i["ledger_seq"] for i in page["items"]] == [3, 4]
+    first = page["items"][0]
+    assert (first["event_id"], first["programme_id"], first["event"]["actor"]["sub"]) == (
+        "access:r0",
+        "cq-2022-79",
+        "li.na",
+    )
+    states = [s async for s in queries.replay(ingestor.engine, at + dt.timedelta(days=3650), None, None)]
+    assert [s.assignment_id for s in states] == ["cq-2022-79.t14.yuzhong"]
