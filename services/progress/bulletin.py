@@ -31,6 +31,7 @@ from services.progress import charts, dashboard_sources, outcomes, programme_cal
 from services.progress import dashboard_queries as q
 from services.progress.status_routes import readable_unit
 from services.progress.templating import cn_time, templates
+from services.shared import access
 from services.shared.auth import Principal
 from services.shared.web import principal, require_programme
 
@@ -73,9 +74,21 @@ class Bulletin:
     made_at: dt.datetime
     evaluation: EvaluationFigures | None = None
     charts: dict[str, Markup] = field(default_factory=dict)
+    area: access.Area | None = None  # a scoped supervisor's: the assignments the bulletin covers
 
     def name(self, unit_id: str) -> str:
         return self.names.get(unit_id, {}).get("name", unit_id)
+
+    @property
+    def scope(self) -> str:
+        """Whose bulletin it is, after the period line: a unit's, a supervised area's, or (empty) the city's."""
+        if self.unit_id:
+            return f" · {self.name(self.unit_id)}"
+        if self.area is None or self.area.everything:
+            return ""
+        parts = [self.name(u) for u in sorted(self.area.units)]
+        parts += [f"任务{no}" for pid, no in sorted(self.area.tasks) if pid == self.programme_id]
+        return f" · 督查范围：{'、'.join(parts)}" if parts else ""
 
     def task(self, task_no: int) -> str:
         title = self.titles.get(task_no, "")
@@ -159,17 +172,28 @@ def compose(
     period: Period | None,
     unit_id: str | None,
     now: dt.datetime | None = None,
+    area: access.Area | None = None,
 ) -> Bulletin:
     """The bulletin as of the end of `period` (None: the quarter of the latest data), or `now`
     (default: the clock, or the latest record when later) while the period runs; the five-year
-    evaluation of the period's year as of its close, or `now` while it is open."""
+    evaluation of the period's year as of its close, or `now` while it is open. With a scoped
+    supervisor's `area`, its figures are the area's assignments; scores and indicators keep their
+    city-wide values and ranks, showing the area's units."""
     now = resolved(now, states)
     period = period or current_period(now)
     as_of = min(period.closing(), now)
-    mine = [s for s in states if unit_id is None or s.unit_id == unit_id]
+    mine = [
+        s
+        for s in states
+        if (unit_id is None or s.unit_id == unit_id)
+        and (area is None or area.covers(programme_id, s.task_no, s.unit_id))
+    ]
     figures = bulletin_figures(programme_id, period, mine, as_of, sources.groups)
-    ranked = scores_answer(programme_id, declared.scoring, declared.indicators, states, period.year, as_of, unit_id)
-    answer = indicators_answer(programme_id, declared, states, as_of, unit_id)
+    shown = outcomes.visible_units(area, programme_id, list(states))
+    ranked = outcomes.shown_scores(
+        scores_answer(programme_id, declared.scoring, declared.indicators, states, period.year, as_of, unit_id), shown
+    )
+    answer = outcomes.shown_indicators(indicators_answer(programme_id, declared, states, as_of, unit_id), shown)
     rows = [(ind, next((y for y in ind.years if y.year == period.year), None)) for ind in answer.indicators]
     b = Bulletin(
         programme_id=programme_id,
@@ -185,6 +209,7 @@ def compose(
         unit_id=unit_id,
         made_at=dt.datetime.now(dt.UTC),
         evaluation=evaluation_figures(period, sources.dates, mine, now, dashboard_sources.unit_order(sources.names)),
+        area=area,
     )
     b.charts = {**period_charts(figures), "indicators": charts.indicator_bars(rows, period.year)}
     return b
@@ -214,7 +239,9 @@ def year_so_far(programme_id: str, states: Sequence[Recorded], groups: dict[int,
     return figures.model_copy(update={"months": [m for m in figures.months if m.month <= month]})
 
 
-async def gather(request: Request, programme_id: str, period: Period | None, unit_id: str | None) -> Bulletin:
+async def gather(
+    request: Request, programme_id: str, period: Period | None, unit_id: str | None, area: access.Area | None = None
+) -> Bulletin:
     """The bulletin from the read model, the task-group cache and the unit registry; 404 for an
     unknown programme (naming the known ones)."""
     engine = request.app.state.engine
@@ -230,7 +257,7 @@ async def gather(request: Request, programme_id: str, period: Period | None, uni
         names=await dashboard_sources.unit_names(request, {s.unit_id for s in states}),
         dates=(await programme_calendar.read_calendar(engine, programme_id)).dates,
     )
-    return compose(programme_id, declared, states, sources, period, unit_id)
+    return compose(programme_id, declared, states, sources, period, unit_id, area=area)
 
 
 def page(b: Bulletin, **frame: Any) -> str:
@@ -293,10 +320,11 @@ async def bulletin(
     task group, units with red and yellow escalations, the best and lowest 考核 scores, in a period in
     which the calendar opened a five-year evaluation each unit's self-evaluation and evaluation score,
     indicator progress with charts and the overdue items, as of the period's end (or now, while it runs).
-    A department gets its own unit's (the city-wide indicator values stay city-wide)."""
+    A department gets its own unit's, a scoped supervisor its area's (the city-wide indicator values
+    and score ranks stay city-wide)."""
     unit_id = readable_unit(caller, unit_id)
     require_programme(caller, programme_id)
     chosen = period_of(period)
     kind = wanted(request, format)
-    b = await gather(request, programme_id, chosen, unit_id)
+    b = await gather(request, programme_id, chosen, unit_id, access.area(caller))
     return respond(b, kind, await rendered(b, kind))

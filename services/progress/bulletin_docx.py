@@ -66,9 +66,8 @@ def docx_bytes(b: Bulletin) -> bytes:
     run.bold, run.font.size, run.font.color.rgb = True, Pt(26), RGBColor(0xB7, 0x1C, 0x1C)
     doc.add_heading(f"{b.document_no} {b.title}".strip(), level=1)
     f = b.figures
-    scope = f" · {b.name(b.unit_id)}" if b.unit_id else ""
     as_of = f.as_of.astimezone(b.period.closing().tzinfo).strftime("%Y-%m-%d %H:%M")
-    doc.add_paragraph(f"{b.period.label}（{b.period.start} 至 {b.period.end}）· 数据截至 {as_of}{scope}")
+    doc.add_paragraph(f"{b.period.label}（{b.period.start} 至 {b.period.end}）· 数据截至 {as_of}{b.scope}")
 
     d = f.deadlines
     doc.add_heading(f"{b.number('summary')}、本期总体情况", level=2)

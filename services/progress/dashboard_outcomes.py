@@ -70,7 +70,7 @@ async def bulletin_page(request: Request) -> Response:
         except HTTPException as exc:
             notes.append(f"已忽略无效的期间：{exc.detail}")
     try:
-        b = await bulletin.gather(request, prog.programme_id, period, None)
+        b = await bulletin.gather(request, prog.programme_id, period, None, access.area(who))
     except HTTPException:
         return render(request, "error.html", 404, user=who, title="暂无数据",
                       message="本方案尚无通报所需的数据（任务读模型中还没有该方案的导入记录）。")  # fmt: skip

@@ -83,15 +83,7 @@ async def indicators_of(
     if indicator_id is not None and indicator_id not in {i.id for i in outcomes.indicators}:
         raise HTTPException(404, unknown_indicator(indicator_id, outcomes))
     answer = indicators_answer(programme_id, outcomes, states, resolved(as_of, states), unit_id, indicator_id)
-    shown = visible_units(area, programme_id, states)
-    if shown is None:
-        return answer
-    kept = [
-        i.model_copy(update={"years": [y.model_copy(update={"units": [u for u in y.units if u.unit_id in shown]})
-                                       for y in i.years]})
-        for i in answer.indicators
-    ]  # fmt: skip
-    return answer.model_copy(update={"indicators": kept})
+    return shown_indicators(answer, visible_units(area, programme_id, states))
 
 
 async def scores_of(
@@ -105,10 +97,7 @@ async def scores_of(
     outcomes, states = await programme_outcomes(engine, programme_id)
     when = resolved(as_of, states)
     answer = scores_answer(programme_id, outcomes.scoring, outcomes.indicators, states, year, when, unit_id)
-    shown = visible_units(area, programme_id, states)
-    if shown is None:
-        return answer
-    return answer.model_copy(update={"units": [u for u in answer.units if u.unit_id in shown]})
+    return shown_scores(answer, visible_units(area, programme_id, states))
 
 
 def visible_units(area: access.Area | None, programme_id: str, states: list[Recorded]) -> set[str] | None:
@@ -117,6 +106,25 @@ def visible_units(area: access.Area | None, programme_id: str, states: list[Reco
     if area is None or area.everything:
         return None
     return set(area.units) | {s.unit_id for s in states if (programme_id, s.task_no) in area.tasks}
+
+
+def shown_indicators(answer: IndicatorsAnswer, shown: set[str] | None) -> IndicatorsAnswer:
+    """Only the rows of the units in `shown` (None: all); the city-wide values stay."""
+    if shown is None:
+        return answer
+    kept = [
+        i.model_copy(update={"years": [y.model_copy(update={"units": [u for u in y.units if u.unit_id in shown]})
+                                       for y in i.years]})
+        for i in answer.indicators
+    ]  # fmt: skip
+    return answer.model_copy(update={"indicators": kept})
+
+
+def shown_scores(answer: ScoresAnswer, shown: set[str] | None) -> ScoresAnswer:
+    """Only the units in `shown` (None: all), with their city-wide ranks."""
+    if shown is None:
+        return answer
+    return answer.model_copy(update={"units": [u for u in answer.units if u.unit_id in shown]})
 
 
 def unknown_indicator(indicator_id: str, outcomes: ProgrammeOutcomes) -> str:

@@ -118,6 +118,12 @@ class Area:
     def has_unit(self, unit_id: str) -> bool:
         return self.everything or unit_id in self.units
 
+    def covers(self, programme_id: str, task_no: int, unit_id: str) -> bool:
+        """Whether one assignment is in the area (`condition` is the same rule in SQL)."""
+        if self.programmes and programme_id not in self.programmes:
+            return False
+        return self.everything or unit_id in self.units or (programme_id, task_no) in self.tasks
+
 
 def area(p: Principal) -> Area:
     """What `p` may list (a department: its own unit's; its lead's reading is the lead view's)."""

@@ -18,6 +18,7 @@ from contracts.programme_calendar import RecordedDate
 from contracts.records import Recorded
 from services.progress.bulletin import Sources, compose, page
 from services.progress.dashboard_sources import unit_order
+from services.shared import access
 from tests.e2e.support import EventFactory
 
 pytestmark = pytest.mark.unit
@@ -136,3 +137,23 @@ def test_the_bulletin_page_carries_the_section_or_says_nobody_submitted() -> Non
     assert quiet.evaluation_summary().endswith("0 项已提交自评，0 项已由核验人员评分。尚无单位提交自评。")
     before = compose(P, ProgrammeOutcomes(), folded(), sources, parse_period("2030-Q3"), None, moment("2031-06-30"))
     assert before.evaluation is None and "五年评估" not in page(before) and "五、指标进展" in page(before)
+
+
+def test_a_scoped_supervisor_gets_the_bulletin_of_its_area() -> None:
+    """A district's 督查室 (unit:banan) and a task's supervisor (task 1): the figures and the evaluation
+    rows are the area's assignments only, and the period line names the area; the city's has all."""
+    sources = Sources(title="测试方案", document_no="测试〔2030〕1号", groups={}, titles={1: "绿色建筑", 2: "节水"},
+                      names=NAMES, dates=DATES)  # fmt: skip
+    period, now = parse_period("2030"), moment("2031-06-30")
+    city = compose(P, ProgrammeOutcomes(), folded(), sources, period, None, now, access.Area(True))
+    district = compose(
+        P, ProgrammeOutcomes(), folded(), sources, period, None, now, access.Area(False, frozenset({"banan"}))
+    )
+    task = compose(
+        P, ProgrammeOutcomes(), folded(), sources, period, None, now, access.Area(False, tasks=frozenset({(P, 1)}))
+    )
+    assert (city.figures.assignments, district.figures.assignments, task.figures.assignments) == (3, 1, 2)
+    assert [r.unit for r in district.evaluation_rows()] == ["巴南区"]
+    assert [r.unit for r in task.evaluation_rows()] == ["市发展改革委", "大渡口区"]
+    assert (city.scope, district.scope, task.scope) == ("", " · 督查范围：巴南区", " · 督查范围：任务1")
+    assert "督查范围：巴南区" in page(district) and "督查范围" not in page(city)
