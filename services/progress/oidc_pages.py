@@ -9,6 +9,10 @@ What the callback must match (state, nonce, code verifier, the page to go back t
 ten-minute HttpOnly cookie under /auth/oidc, so any worker process can finish the sign-in. The
 session keeps the provider's access token, which the pages send to the other services, and ends
 when that token does (signing in again is one redirect while the provider's own session lasts).
+
+Signing out of such a session also ends the provider's session when the provider offers
+RP-initiated logout (`end_session_endpoint`): the browser goes there, then back to the sign-in
+page, so the next person at a shared desk cannot sign in again as the last one with a click.
 """
 
 from __future__ import annotations
@@ -43,6 +47,24 @@ def _provider(request: Request) -> Provider | None:
 def _redirect_uri(request: Request, provider: Provider) -> str:
     base = provider.settings.public_url or str(request.base_url)
     return f"{base.rstrip('/')}{FLOW_PATH}/callback"
+
+
+async def logout_url(request: Request, back_to: str) -> str | None:
+    """Where to send the browser to end the provider's session and come back to `back_to` (a path
+    here); None without a provider, or one that has no end-session endpoint."""
+    provider = _provider(request)
+    if provider is None:
+        return None
+    try:
+        endpoint = (await provider.metadata()).get("end_session_endpoint")
+    except AuthError as exc:  # the provider away: our session has ended all the same
+        log.warning("oidc.logout_unavailable", reason=str(exc))
+        return None
+    if not endpoint:
+        return None
+    base = (provider.settings.public_url or str(request.base_url)).rstrip("/")
+    query = {"client_id": provider.settings.client_id, "post_logout_redirect_uri": f"{base}{back_to}"}
+    return f"{endpoint}?{urlencode(query)}"
 
 
 def _failed(request: Request, status: int, message: str) -> Response:

@@ -24,7 +24,7 @@ from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from services.progress import accounts
+from services.progress import accounts, oidc_pages
 from services.progress import session_cookie as cookie
 from services.progress.templating import templates
 from services.shared.auth import AuthError, issue_token, signing_key_available
@@ -129,9 +129,11 @@ for _area in AREAS:
 async def signout(
     request: Request, csrf: str = Form(default="", max_length=200), area: str = Form(default="")
 ) -> Response:
-    """Ends the session on the server (its row is deleted), then clears the cookie."""
+    """Ends the session on the server (its row is deleted), then clears the cookie; a session opened
+    through the provider also goes to the provider's sign-out (oidc_pages.logout_url)."""
     login_page = f"{area if area in AREAS else '/workbench'}/login"
     session_id = request.cookies.get(cookie.SESSION_COOKIE)
+    then = login_page
     if session_id:
         session = await accounts.find_session(request.app.state.engine, session_id)
         if session is not None and not (csrf and csrf == session.csrf):
@@ -139,7 +141,9 @@ async def signout(
         await accounts.end_session(request.app.state.engine, session_id)
         if session is not None:
             log.info("signout", sub=session.who.sub)
-    return cookie.signed_out(login_page)
+            if session.access_token:
+                then = await oidc_pages.logout_url(request, login_page) or login_page
+    return cookie.signed_out(then)
 
 
 class ProviderInfo(BaseModel):

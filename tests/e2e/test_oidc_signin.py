@@ -121,8 +121,13 @@ async def test_the_workbench_signs_in_through_the_provider_with_pkce(stack: Stac
             assert query["client_id"] == ["policyflow"] and query["state"] and query["nonce"]
             cookie = next(c for c in await context.cookies() if c["name"] == "pf_session")
             assert cookie["httpOnly"] and cookie["sameSite"] == "Lax"
+            # Signing out ends the provider's session too: the next sign-in asks for the password again.
             await page.click("#logout")
+            await page.get_by_role("button", name="Yes, sign me out").click()
             await expect(page.locator("#login-provider")).to_be_visible()
+            assert urlsplit(page.url).path == "/workbench/login"
+            await page.click("#login-provider")
+            await expect(page.locator("input[name=login]")).to_be_visible()
 
             # A genuine account of the provider naming a unit that is in no programme: refused, with why.
             other = await browser.new_context(locale="zh-CN")

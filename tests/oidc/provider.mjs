@@ -38,6 +38,7 @@ function configuration() {
         client_secret: 'pages-secret',
         application_type: 'native',
         redirect_uris: ['http://127.0.0.1/auth/oidc/callback'],
+        post_logout_redirect_uris: ['http://127.0.0.1/workbench/login', 'http://127.0.0.1/dashboard/login'],
         grant_types: ['authorization_code', 'refresh_token'],
         response_types: ['code'],
       },
