@@ -19,6 +19,7 @@ from services.audit.subscribers import LedgerConsumer
 from services.audit.witnesses import WitnessClient
 from services.shared import access_log, oidc, revocations
 from services.shared.auth import load_public_key
+from services.shared.background_nats import BackgroundNats
 from services.shared.db import make_engine
 from services.shared.signed_note import parse_vkey
 from services.shared.web import install_error_handlers, install_liveness
@@ -40,8 +41,11 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         checkpointer.on_made = witnesses.checkpoint_made
         consumer = LedgerConsumer(Ingestor(engine, s.durable), checkpointer, s.nats_url, s.stream, s.batch_size)
         consumer.start()
-        app.state.access_log = access_log.started("audit", s.nats_url)
-        app.state.revocations = revocations.started(s.nats_url)
+        background = BackgroundNats(
+            s.nats_url, "policyflow-audit-background"
+        )  # the access log and revocations share it
+        app.state.access_log = access_log.started("audit", background)
+        app.state.revocations = revocations.started(background)
         witnesses.start()
         app.state.audit = Audit(engine, checkpointer, consumer, witnesses.witnesses)
         try:
@@ -49,6 +53,7 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         finally:
             await app.state.access_log.stop()
             await app.state.revocations.stop()
+            await background.close()
             await consumer.stop()
             await checkpointer.stop()
             await witnesses.stop()

@@ -20,6 +20,7 @@ from services.notify.store import create_tables, known_assignments
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
 from services.shared import access_log, oidc, revocations
 from services.shared.auth import load_public_key
+from services.shared.background_nats import BackgroundNats
 from services.shared.db import make_engine
 from services.shared.lease import Lease, lock_file
 from services.shared.web import install_error_handlers, install_liveness
@@ -76,14 +77,18 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         lease = Lease(engine, settings.durable, activate, deactivate, lock, "notify", settings.lease_retry_seconds)
         app.state.lease = lease
         await lease.start()
-        app.state.access_log = access_log.started("notify", settings.nats_url)
-        app.state.revocations = revocations.started(settings.nats_url)
+        background = BackgroundNats(
+            settings.nats_url, "policyflow-notify-background"
+        )  # the access log and revocations share it
+        app.state.access_log = access_log.started("notify", background)
+        app.state.revocations = revocations.started(background)
         log.info("notify.started", host=settings.host, port=settings.port, active=lease.held)
         try:
             yield
         finally:
             await app.state.access_log.stop()
             await app.state.revocations.stop()
+            await background.close()
             await lease.stop()
             await http.aclose()
             await engine.dispose()

@@ -34,6 +34,7 @@ from services.progress.settings import ProgressSettings
 from services.progress.store import READ_MODEL, create_tables
 from services.shared import access_log, oidc, revocations
 from services.shared.auth import load_public_key
+from services.shared.background_nats import BackgroundNats
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
@@ -65,8 +66,11 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
-        app.state.access_log = access_log.started("progress", settings.nats_url)
-        app.state.revocations = revocations.started(settings.nats_url)
+        background = BackgroundNats(
+            settings.nats_url, "policyflow-progress-background"
+        )  # the access log and revocations share it
+        app.state.access_log = access_log.started("progress", background)
+        app.state.revocations = revocations.started(background)
         runner = subscribers.consumer(nc.jetstream(), engine, settings)
         app.state.read_model_runner = runner
         consumer = subscribers.lease(engine, runner, settings)
@@ -81,6 +85,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
             await consumer.stop()
             await app.state.access_log.stop()
             await app.state.revocations.stop()
+            await background.close()
             await close_nats(nc)
             await app.state.http.aclose()
             app.state.status_reader.close()

@@ -25,7 +25,7 @@ from nats.aio.client import Client as NatsClient
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from contracts.access_log import BATCH_MOST, AccessBatch, AccessDecided, access_stream_config, access_subject
-from services.shared.nats_urls import close_nats, servers
+from services.shared.background_nats import BackgroundNats
 from services.shared.streams import ensure_stream
 
 log = structlog.get_logger("access_log")
@@ -43,13 +43,12 @@ def note(**fields: Any) -> None:
 class AccessLog:
     """The queue and its publisher, one per service process (`start` in the lifespan)."""
 
-    def __init__(self, service: str, nats_url: str, replicas: int = 1) -> None:
-        self.service, self.nats_url, self.replicas = service, nats_url, replicas
+    def __init__(self, service: str, connection: BackgroundNats, replicas: int = 1) -> None:
+        self.service, self.connection, self.replicas = service, connection, replicas
         self.queue: deque[AccessDecided] = deque()
         self.dropped = 0
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
-        self._nc: NatsClient | None = None
         self._stream_made = False
 
     def add(self, record: AccessDecided) -> None:
@@ -69,27 +68,24 @@ class AccessLog:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._nc is not None and self.queue:
+        nc = self.connection.connected
+        if nc is not None and self.queue:
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(self._publish_all(self._nc), 5)
+                await asyncio.wait_for(self._publish_all(nc), 5)
         if self.queue:
             log.warning("access_log.unsent_at_stop", service=self.service, records=len(self.queue))
-        if self._nc is not None:
-            await close_nats(self._nc)
 
     async def _run(self) -> None:
         delay = 0.5
         while True:
             try:
-                if self._nc is None:
-                    self._nc = await nats.connect(servers(self.nats_url), name=f"policyflow-{self.service}-access",
-                                                  connect_timeout=5, max_reconnect_attempts=-1)  # fmt: skip
+                nc = await self.connection.client()
                 if not self._stream_made:
-                    await ensure_stream(self._nc.jetstream(), access_stream_config(self.replicas))
+                    await ensure_stream(nc.jetstream(), access_stream_config(self.replicas))
                     self._stream_made = True
                 await self._wake.wait()
                 self._wake.clear()
-                await self._publish_all(self._nc)
+                await self._publish_all(nc)
                 delay = 0.5
             except asyncio.CancelledError:
                 raise
@@ -169,7 +165,7 @@ def install(app: Any, service: str) -> None:
     app.add_middleware(AccessLogMiddleware, service=service)
 
 
-def started(service: str, nats_url: str, replicas: int = 1) -> AccessLog:
-    sink = AccessLog(service, nats_url, replicas)
+def started(service: str, connection: BackgroundNats, replicas: int = 1) -> AccessLog:
+    sink = AccessLog(service, connection, replicas)
     sink.start()
     return sink

@@ -19,6 +19,7 @@ from nats.aio.client import Client as NatsClient
 from nats.js.errors import BucketNotFoundError
 from nats.js.kv import KeyValue
 
+from services.shared.background_nats import BackgroundNats
 from services.shared.nats_urls import close_nats, servers
 
 REVOKED_BUCKET = "POLICYFLOW_REVOKED"
@@ -50,11 +51,10 @@ async def revoke(nats_url: str, sub: str, at: dt.datetime | None = None, timeout
 class Revocations:
     """The bucket as it stands, kept current by a watch; `refused` is a dictionary lookup."""
 
-    def __init__(self, nats_url: str) -> None:
-        self.nats_url = nats_url
+    def __init__(self, connection: BackgroundNats) -> None:
+        self.connection = connection
         self.until: dict[str, int] = {}  # hex of the name -> tokens issued up to this second are refused
         self._task: asyncio.Task[None] | None = None
-        self._nc: NatsClient | None = None
 
     def refused(self, sub: str, issued_at: int) -> bool:
         moment = self.until.get(key_of(sub))
@@ -67,17 +67,12 @@ class Revocations:
         if self._task is not None:
             self._task.cancel()
             await asyncio.gather(self._task, return_exceptions=True)
-        if self._nc is not None:
-            await close_nats(self._nc)
 
     async def _watch(self) -> None:
         delay = 0.5
         while True:
             try:
-                if self._nc is None:
-                    self._nc = await nats.connect(servers(self.nats_url), name="policyflow-revocations",
-                                                  connect_timeout=5, max_reconnect_attempts=-1)  # fmt: skip
-                watcher = await (await _bucket(self._nc)).watchall()
+                watcher = await (await _bucket(await self.connection.client())).watchall()
                 async for entry in watcher:
                     if entry is None:  # the initial values have all been seen
                         continue
@@ -94,7 +89,7 @@ class Revocations:
                 delay = min(delay * 2, 10.0)
 
 
-def started(nats_url: str) -> Revocations:
-    watch = Revocations(nats_url)
+def started(connection: BackgroundNats) -> Revocations:
+    watch = Revocations(connection)
     watch.start()
     return watch

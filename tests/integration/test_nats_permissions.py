@@ -20,6 +20,7 @@ from nats.errors import TimeoutError as NatsTimeout
 from contracts.access_log import ACCESS_DURABLE, ACCESS_STREAM, ACCESS_SUBJECTS, access_stream_config, access_subject
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, event_subject
 from deploy.local.servers import Server, nats_passwords, nats_server, nats_user_url
+from services.shared.background_nats import BackgroundNats
 from services.shared.revocations import Revocations, revoke
 from services.shared.streams import ensure_event_stream, ensure_stream
 from tests.support.waiting import until
@@ -128,13 +129,15 @@ async def test_services_log_access_and_watch_revocations_under_their_own_users(
         await ensure_stream(js, access_stream_config())
         ack = await js.publish(access_subject(user), b"{}", headers={"Nats-Msg-Id": f"perm-access-{user}"})
         assert ack.stream == ACCESS_STREAM
-        watch = Revocations(nats_user_url(server.port, user, passwords))
+        background = BackgroundNats(nats_user_url(server.port, user, passwords), f"{user}-background")
+        watch = Revocations(background)
         watch.start()
         try:
             await revoke(nats_user_url(server.port, "admin", passwords), f"someone-{user}")
             await until(functools.partial(watch.refused, f"someone-{user}", 0), f"{user} sees the revocation")
         finally:
             await watch.stop()
+            await background.close()
         if user == "progress":  # not another service's subject
             with pytest.raises((NatsTimeout, NoRespondersError)):
                 await js.publish(access_subject("audit"), b"{}", timeout=0.5)

@@ -13,6 +13,7 @@ from contracts.access_log import AccessBatch
 from contracts.base import UserRole
 from services.shared import access_log
 from services.shared.auth import Principal, issue_token, load_public_key
+from services.shared.background_nats import BackgroundNats
 from services.shared.web import principal, require_role
 
 
@@ -31,7 +32,9 @@ def app_with(sink: access_log.AccessLog, key_dir: Any) -> FastAPI:
 
 
 async def test_a_request_leaves_who_what_and_why_and_no_secret(tmp_path: Any) -> None:
-    sink = access_log.AccessLog("things", "nats://127.0.0.1:1")  # never started: records stay queued
+    sink = access_log.AccessLog(
+        "things", BackgroundNats("nats://127.0.0.1:1", "unused")
+    )  # never started: records stay queued
     app = app_with(sink, tmp_path)
     token = issue_token(tmp_path, UserRole.DEPARTMENT, "yuzhong", sub="王科长")
     transport = httpx.ASGITransport(app=app)
@@ -77,7 +80,7 @@ class FakeConnection:
 
 
 async def test_what_nats_did_not_acknowledge_stays_queued(tmp_path: Any) -> None:
-    sink = access_log.AccessLog("things", "nats://127.0.0.1:1")
+    sink = access_log.AccessLog("things", BackgroundNats("nats://127.0.0.1:1", "unused"))
     app = app_with(sink, tmp_path)
     async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c:
         for n in range(3):
