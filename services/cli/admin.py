@@ -23,6 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.cli import client
 from services.cli.answers import answer, refuse
 from services.cli.backup_parts import BackupError
+from services.cli.backup_place import Place
 from services.cli.client import ApiError, Config
 from services.cli.common import AsJson
 
@@ -128,7 +129,7 @@ def backup(
     from services.cli import backup as backups
 
     try:
-        manifest = backups.make_backup(backups.Place.from_env(var), target.resolve(), quiet=as_json)
+        manifest = backups.make_backup(Place.from_env(var), target.resolve(), quiet=as_json)
     except BackupError as exc:
         raise refuse(f"backup failed: {exc}", as_json, 1) from exc
     if as_json:
@@ -153,7 +154,7 @@ def restore(
     from services.cli import backup as backups
 
     try:
-        result = backups.restore_backup(source.resolve(), backups.Place.from_env(var), quiet=as_json)
+        result = backups.restore_backup(source.resolve(), Place.from_env(var), quiet=as_json)
     except BackupError as exc:
         raise refuse(f"restore refused: {exc}", as_json, 1) from exc
     if as_json:

@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import os
 import shutil
 import stat
 import time
@@ -35,59 +34,22 @@ from pathlib import Path
 from typing import Any
 
 import nats
+from nats.aio.client import Client as NatsClient
 from rich.console import Console
 from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeElapsedColumn
 
+from contracts.access_log import ACCESS_STREAM
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS
 from services.cli import backup_parts as parts
 from services.cli.backup_parts import BackupError
+from services.cli.backup_place import SERVICES, Place
+from services.shared.revocations import REVOKED_BUCKET
 
 FORMAT = "policyflow-backup/1"
-SERVICES = ("audit", "progress", "assignment", "notify")  # the order they are saved in
+# Saved after the databases, without a pause: each is only appended to, and the audit database's
+# position in the access stream is then never past the saved stream's end.
+OTHER_STREAMS = (ACCESS_STREAM, f"KV_{REVOKED_BUCKET}")  # the access log; the disabled accounts
 MANIFEST = "manifest.json"
-
-
-@dataclass
-class Place:
-    """Where the running stack keeps its state: read from the same environment as `make up`."""
-
-    var_dir: Path
-    databases: dict[str, str]
-    key_dir: Path
-    evidence_dir: Path | None  # None: an S3 bucket holds the evidence
-    nats_url: str | None  # an external NATS (with rights on the stream API); None: the embedded one
-    nats_port: int
-    temporal_external: bool
-
-    @classmethod
-    def from_env(cls, var: Path | None = None) -> Place:
-        env = os.environ
-        var_dir = (var or Path(env.get("POLICYFLOW_VAR", "var"))).resolve()
-        databases = {
-            name: env.get(f"{name.upper()}_DATABASE_URL")
-            or env.get("DATABASE_URL")
-            or f"sqlite:///{var_dir}/{name}.sqlite"
-            for name in SERVICES
-        }
-        evidence = None if env.get("EVIDENCE_S3_BUCKET") else Path(env.get("EVIDENCE_DIR") or var_dir / "evidence")
-        return cls(
-            var_dir=var_dir,
-            databases=databases,
-            key_dir=Path(env.get("POLICYFLOW_KEY_DIR") or var_dir / "keys"),
-            evidence_dir=evidence,
-            nats_url=env.get("NATS_URL") or None,
-            nats_port=int(env.get("NATS_PORT", 4333)),
-            temporal_external=bool(env.get("TEMPORAL_ADDRESS")),
-        )
-
-    @property
-    def temporal_db(self) -> Path:
-        return self.var_dir / "temporal" / "temporal.sqlite"
-
-    def embedded_nats_url(self, port: int) -> str:
-        from deploy.local.servers import nats_passwords, nats_user_url
-
-        return nats_user_url(port, "admin", nats_passwords(self.var_dir / "nats"))
 
 
 @dataclass
@@ -242,6 +204,7 @@ async def _backup_stream_and_temporal(place: Place, target: Path, manifest: Mani
         finally:
             await parts.resume_publishing(nc, EVENT_STREAM, config)
         paused_s = round(time.monotonic() - t0, 2)
+        await _backup_other_streams(nc, target, manifest, steps)
     finally:
         await nc.close()
     manifest.add(target, data, "stream")
@@ -250,6 +213,22 @@ async def _backup_stream_and_temporal(place: Place, target: Path, manifest: Mani
     manifest.parts["stream"] = {"name": EVENT_STREAM, "first_seq": state.get("first_seq"),
                                 "last_seq": state.get("last_seq"), "messages": state.get("messages"),
                                 "paused_at": paused_at, "publishing_paused_s": paused_s}  # fmt: skip
+
+
+async def _backup_other_streams(nc: NatsClient, target: Path, manifest: Manifest, steps: Steps) -> None:
+    saved_streams: list[dict[str, Any]] = []
+    for name in OTHER_STREAMS:
+        if not await parts.stream_exists(nc, name):
+            manifest.notes.append(f"stream {name}: not on the server yet, nothing to save")
+            continue
+        data, meta = target / "stream" / f"{name}.tar.s2", target / "stream" / f"{name}.json"
+        config = (await nc.jetstream().stream_info(name)).config
+        with steps.step(f"stream {name}") as advance:
+            state = (await parts.snapshot_stream(nc, name, config, data, meta, advance))["state"]
+        manifest.add(target, data, "stream")
+        manifest.add(target, meta, "stream")
+        saved_streams.append({"name": name, "last_seq": state.get("last_seq"), "messages": state.get("messages")})
+    manifest.parts["other_streams"] = saved_streams
 
 
 def _backup_evidence(place: Place, target: Path, manifest: Manifest, steps: Steps) -> None:
@@ -329,7 +308,8 @@ def restore_backup(source: Path, place: Place, quiet: bool = False) -> dict[str,
     place.var_dir.mkdir(parents=True, exist_ok=True)
     with Steps(quiet) as steps:
         _restore_files(source, place, manifest, steps)
-        state = asyncio.run(_restore_stream(source, place, steps))
+        others = [str(o["name"]) for o in manifest["parts"].get("other_streams", [])]
+        state = asyncio.run(_restore_stream(source, place, others, steps))
     return {"restored": str(place.var_dir), "stream": state, "notes": manifest.get("notes", [])}
 
 
@@ -369,31 +349,36 @@ def _restore_files(source: Path, place: Place, manifest: dict[str, Any], steps: 
             target.chmod(stat.S_IRUSR | stat.S_IWUSR | (stat.S_IRGRP | stat.S_IROTH if public else 0))
 
 
-async def _restore_stream(source: Path, place: Place, steps: Steps) -> dict[str, Any]:
-    data = source / "stream" / f"{EVENT_STREAM}.tar.s2"
-    meta = source / "stream" / f"{EVENT_STREAM}.json"
+async def _restore_stream(source: Path, place: Place, others: list[str], steps: Steps) -> dict[str, Any]:
+    """The event stream, then the other streams saved; returns the event stream's state."""
+    streams = [(name, source / "stream" / f"{name}.tar.s2", source / "stream" / f"{name}.json")
+               for name in (EVENT_STREAM, *others)]  # fmt: skip
     if place.nats_url is not None:
-        return await _restore_stream_into(place.nats_url, data, meta, steps)
+        return await _restore_stream_into(place.nats_url, streams, steps)
     from deploy.local.servers import free_port, nats_server
 
     # The embedded server, started on the restored var directory only for as long as the restore takes.
     server = nats_server(place.var_dir / "nats", port=free_port(), auth=True)
     await asyncio.to_thread(server.start)
     try:
-        return await _restore_stream_into(place.embedded_nats_url(server.port), data, meta, steps)
+        return await _restore_stream_into(place.embedded_nats_url(server.port), streams, steps)
     finally:
         await asyncio.to_thread(server.stop)
 
 
-async def _restore_stream_into(url: str, data: Path, meta: Path, steps: Steps) -> dict[str, Any]:
+async def _restore_stream_into(url: str, streams: list[tuple[str, Path, Path]], steps: Steps) -> dict[str, Any]:
     try:
         nc = await nats.connect(url, connect_timeout=5, max_reconnect_attempts=3)
     except Exception as exc:
         raise BackupError(f"cannot reach NATS to restore the event stream: {exc or type(exc).__name__}") from exc
     try:
-        if await parts.stream_exists(nc, EVENT_STREAM):
-            raise BackupError(f"NATS already has a stream {EVENT_STREAM}: restore into a server without it")
-        with steps.step(f"event stream {EVENT_STREAM}", data.stat().st_size) as advance:
-            return await parts.restore_stream(nc, data, meta, advance)
+        for name, _, _ in streams:
+            if await parts.stream_exists(nc, name):
+                raise BackupError(f"NATS already has a stream {name}: restore into a server without it")
+        states = []
+        for name, data, meta in streams:
+            with steps.step(f"stream {name}", data.stat().st_size) as advance:
+                states.append(await parts.restore_stream(nc, data, meta, advance))
+        return states[0]
     finally:
         await nc.close()

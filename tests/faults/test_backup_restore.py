@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 
+from services.shared.revocations import REVOKED_BUCKET, key_of, revoke
 from tests.databases import fresh_pg_database, postgres_unavailable
 from tests.faults.harness import FaultStack, rounds, say, table
 from tests.faults.scenario import Driver, programme
@@ -134,6 +135,7 @@ async def round_trip(
         return sum(c.name == "report_progress" and c.ok for c in driver.commands) >= len(loaded)
 
     backup_dir = tmp_path / "backup"
+    await revoke(fault_stack.stack.nats_url_for("admin"), "disabled-before-backup")  # `users disable`'s record
     try:
         await until(flowing, "commands flowing before the backup", 180)
         seq_before = await fault_stack.stream_last_seq()
@@ -153,6 +155,9 @@ async def round_trip(
     assert seq_after > seq_before, "no event was published while the backup ran"
     stream = summary["parts"]["stream"]
     assert stream["first_seq"] == 1 and stream["messages"] == saved_seq, "the pause cost the stream messages"
+    others = {o["name"]: o for o in summary["parts"]["other_streams"]}
+    assert set(others) == {"POLICYFLOW_ACCESS", "KV_POLICYFLOW_REVOKED"}, summary["parts"]
+    assert others["POLICYFLOW_ACCESS"]["messages"] > 0 and others["KV_POLICYFLOW_REVOKED"]["messages"] >= 1
     manifest = json.loads((backup_dir / "manifest.json").read_text())
     kinds = {manifest["parts"][f"database:{name}"]["kind"] for name in ("audit", "progress", "assignment")}
     assert kinds == {"postgresql" if database_url else "sqlite"}, manifest["parts"]
@@ -193,6 +198,14 @@ async def round_trip(
         t2 = time.monotonic()
         await restored.start()
         start_s = time.monotonic() - t2
+        nc = await restored.nats_admin()
+        try:  # the disabled account is still disabled, and the access log kept
+            entry = await (await nc.jetstream().key_value(REVOKED_BUCKET)).get(key_of("disabled-before-backup"))
+            assert entry.value, entry
+            access = await nc.jetstream().stream_info("POLICYFLOW_ACCESS")
+            assert access.state.last_seq >= others["POLICYFLOW_ACCESS"]["last_seq"], access.state
+        finally:
+            await nc.close()
         await continue_and_check(restored, http, pid, waiting, loaded, year)
     finally:
         await restored.stop()
