@@ -32,8 +32,12 @@ _OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县)?(?:有关|相关|其他)?(?:
 _LABEL_ROLE = {"牵头": Role.LEAD, "配合": Role.COOPERATING, "协办": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE = {"牵头负责": Role.LEAD, "牵头": Role.LEAD, "配合": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE["协助"] = Role.COOPERATING
-# Pieces that are the second half of one name split at 、 (各区、县级市 is one set of units).
+# Pieces that are the second half of one name split at 、 (各区、县级市 is one set of units):
+# after a bare 各 + an administrative level (各区, 各州), a piece that names another level
+# (县级市, 市人民政府 in 各州、市人民政府) completes the same name.
 _NAME_TAILS = ("县级市", "县(市)", "县（市）", "自治县", "县")
+_BARE_LEVEL_RE = re.compile(r"^各[省市州盟区县旗乡镇]{1,2}$")
+_LEVEL_TAIL_RE = re.compile(r"^[省市州盟区县旗乡镇]{1,2}(级市)?(人民政府|政府)?$")
 
 FIRST_LEADS_STATED = "first-named leads (stated in the text)"
 EXPLICIT = "explicit"
@@ -149,7 +153,8 @@ def _names(text: str) -> list[str]:
     pieces = [part for piece in pieces for part in re.split(r"(?<=等)(?:和|及|以及)(?=各)", piece)]
     names: list[str] = []
     for piece in pieces:
-        if names and piece in _NAME_TAILS and names[-1].startswith("各"):
+        after_level = bool(names and _BARE_LEVEL_RE.match(names[-1]) and _LEVEL_TAIL_RE.match(piece))
+        if names and (piece in _NAME_TAILS or after_level) and names[-1].startswith("各"):
             names[-1] = f"{names[-1]}、{piece}"
         elif piece:
             names.append(piece)

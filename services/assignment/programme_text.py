@@ -167,7 +167,10 @@ def _header_fields(header: list[Block]) -> tuple[str, str, dt.date | None]:
     title_parts: list[str] = []
     for block in header:
         folded = fold(block)
-        if m := DOCNO_RE.search(folded):
+        m = DOCNO_RE.search(folded)
+        if m and m.start() > 0 and ("。" in block or len(block) > 100):
+            m = None  # a number cited inside the preamble (根据《…》(昆政发〔2016〕13号)) is not this one
+        if m:
             if not document_no:
                 document_no = f"{m.group(1)}〔{m.group(2)}〕{m.group(3)}号"
                 # An unpunctuated title right below the number may have been glued to it.

@@ -36,6 +36,7 @@ SEEN = [
     "guangdong-2021-22-work-report",
     "dongguan-2021-54-traditional",
     "guobanfa-2018-128-zero-waste-cities",
+    "guandu-2016-steady-growth",
 ]
 # Kept unseen until the parser was finished, facts written first. lishan and shanxi read right on
 # the first run; sichuan's structure did, but its 〔责任单位:…〕 notes were missed until 〔〕 was
@@ -258,6 +259,19 @@ def roles_of(text: str) -> list[list[tuple[str, str]]]:
             "（人力资源社会保障部、财政部、税务总局，各省级人民政府按职责分工负责）",
             [("人力资源社会保障部", "responsible"), ("财政部", "responsible"), ("税务总局", "responsible")]
             + [("各省级人民政府", "responsible")],
+        ),
+        (  # 昆政发〔2016〕13号: a list before 配合 cut by a comma
+            "(市政务服务局牵头,市发改委、市审改办,各县市区政府、开发度假区管委会配合)",
+            [("市政务服务局", "lead"), ("市发改委", "cooperating"), ("市审改办", "cooperating")]
+            + [("各县市区政府", "cooperating"), ("开发度假区管委会", "cooperating")],
+        ),
+        (  # 云南省 2017 稳增长意见: two leads, ; before the cooperating units, 各州、市 one set of units
+            "(省发展改革委、财政厅牵头;省工业和信息化委、国土资源厅、环境保护厅、住房城乡建设厅、林业厅、水利厅、"
+            "地税局,国家开发银行云南省分行、农业发展银行云南省分行,各州、市人民政府配合)",
+            [("省发展改革委", "lead"), ("财政厅", "lead")]
+            + [(n, "cooperating") for n in ("省工业和信息化委", "国土资源厅", "环境保护厅", "住房城乡建设厅")]
+            + [(n, "cooperating") for n in ("林业厅", "水利厅", "地税局", "国家开发银行云南省分行")]
+            + [("农业发展银行云南省分行", "cooperating"), ("各州、市人民政府", "cooperating")],
         ),
         (
             "（牵头单位：市委组织部，配合单位：各项目牵头单位，各区、县级市）",
