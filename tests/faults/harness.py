@@ -382,13 +382,21 @@ class FaultStack:
         finally:
             await nc.close()
 
-    async def ledger(self, http: httpx.AsyncClient, programme_id: str | None = None) -> list[dict[str, Any]]:
-        """Ledger entries (NDJSON export form), optionally only those of one programme."""
+    async def ledger(
+        self, http: httpx.AsyncClient, programme_id: str | None = None, refusals: bool = False
+    ) -> list[dict[str, Any]]:
+        """Ledger entries (NDJSON export form), optionally only those of one programme; the facts, and
+        the refused requests' entries (`AccessRefused`, which no stream message matches) if asked."""
         headers = {**self.headers("auditor"), "Accept": "application/x-ndjson"}
         r = await http.get(f"{self.url('audit')}/v1/audit/events", headers=headers, timeout=60)
         assert r.status_code == 200, r.text
         rows = [json.loads(line) for line in r.text.splitlines() if line.strip()]
-        return [row for row in rows if programme_id is None or row["programme_id"] == programme_id]
+        return [
+            row
+            for row in rows
+            if (programme_id is None or row["programme_id"] == programme_id)
+            and (refusals or row["type"] != "AccessRefused")
+        ]
 
     async def ledger_size(self, http: httpx.AsyncClient) -> int:
         r = await http.get(f"{self.url('audit')}/healthz", timeout=10)

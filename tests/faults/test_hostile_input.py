@@ -30,6 +30,7 @@ import httpx
 import jwt
 import pytest
 
+from services.audit.ledger import utc_text
 from services.shared.auth import AUDIENCE, ISSUER, ensure_keys
 from tests.faults.harness import FaultStack, rounds, say, table
 from tests.faults.scenario import Driver, programme
@@ -581,10 +582,10 @@ async def send(http: httpx.AsyncClient, w: World, a: Attack) -> httpx.Response:
 
 
 async def stored(w: World, http: httpx.AsyncClient) -> dict[str, Any]:
-    """Everything an accepted attack would have changed."""
+    """Everything an accepted attack would have changed (the ledger's facts: its refusals are apart)."""
     return {
         "stream_last_seq": await w.stack.stream_last_seq(),
-        "ledger_size": await w.stack.ledger_size(http),
+        "ledger_facts": len(await w.stack.ledger(http)),
         "own": await w.stack.workflow_status(http, w.own),
         "other": await w.stack.workflow_status(http, w.other),
     }
@@ -592,6 +593,7 @@ async def stored(w: World, http: httpx.AsyncClient) -> dict[str, Any]:
 
 async def test_attacks_are_refused_logged_and_store_nothing(world: World, http: httpx.AsyncClient) -> None:
     before = await stored(world, http)
+    began = utc_text(dt.datetime.now(dt.UTC))
     failures: list[str] = []
     tried = 0
     by_status: dict[int, int] = {}
@@ -612,6 +614,14 @@ async def test_attacks_are_refused_logged_and_store_nothing(world: World, http: 
         if a.log_event is not None and not await logged(world.stack, a, mark):
             failures.append(f"{where}: no {a.log_event} line in the {a.service} log")
     after = await stored(world, http)
+
+    async def refusals_ledgered() -> int | None:
+        # Every 403 went to a caller a token named: each becomes one AccessRefused entry, by its request.
+        rows = await world.stack.ledger(http, refusals=True)
+        count = sum(row["type"] == "AccessRefused" and row["occurred_at"] >= began for row in rows)
+        return count if count >= by_status.get(403, 0) else None
+
+    ledgered = await until(refusals_ledgered, "the refusals in the ledger", 60)
     table(
         "hostile input",
         [
@@ -619,16 +629,18 @@ async def test_attacks_are_refused_logged_and_store_nothing(world: World, http: 
             ("answers", dict(sorted(by_status.items()))),
             ("5xx answers", sum(n for st, n in by_status.items() if st >= 500)),
             (
-                "stored (stream / ledger)",
+                "stored (stream / ledger facts)",
                 f"{after['stream_last_seq'] - before['stream_last_seq']} / "
-                f"{after['ledger_size'] - before['ledger_size']}",
+                f"{after['ledger_facts'] - before['ledger_facts']}",
             ),
+            ("refusals in the ledger", ledgered),
             ("not as expected", len(failures)),
         ],
     )
     for f in failures:
         say(f"  ! {f}")
     assert after == before, "an attack changed what is stored"
+    assert ledgered == by_status.get(403, 0), "a 403 is one ledger entry, and only a refusal is"
     assert not failures
 
 
