@@ -6,22 +6,20 @@ tests/e2e -> e2e, tests/faults -> faults.
 
 from __future__ import annotations
 
-import contextlib
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import nats
 import pytest
-from nats.js.errors import NotFoundError
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from contracts.subjects import EVENT_STREAM
 from deploy.local.servers import Server, find_binary, nats_server, temporal_dev_server
-from services.shared.streams import ensure_event_stream
 from services.shared.temporal_connect import connect
+from tests.e2e.support import fresh_event_stream
 from tests.support.oidc_provider import OidcProvider, running_provider
 from tests.support.oidc_provider import why_not as oidc_missing
 from tests.support.requirements import require
@@ -59,13 +57,11 @@ def nats_url(nats_proc: Server) -> str:
 async def event_stream(nats_url: str) -> AsyncIterator[str]:
     """A fresh event stream for one test: created, yielded by name, deleted after.
 
-    The stream denies purge and delete of messages, but the stream itself can go.
+    The stream denies purge and delete of messages, but the stream itself can go. The access stream
+    goes too (tests.e2e.support.fresh_event_stream), so an audit service ledgers this test's refusals only.
     """
     nc = await nats.connect(nats_url)
-    js = nc.jetstream()
-    with contextlib.suppress(NotFoundError):
-        await js.delete_stream(EVENT_STREAM)
-    await ensure_event_stream(js)
+    await fresh_event_stream(nc.jetstream())
     yield EVENT_STREAM
     await nc.close()
 

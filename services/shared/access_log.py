@@ -90,6 +90,8 @@ class AccessLog:
             except asyncio.CancelledError:
                 raise
             except (OSError, nats.errors.Error) as exc:  # NATS away: keep the queue, try again
+                if isinstance(exc, nats.errors.NoRespondersError):  # no stream takes the subject: make it again
+                    self._stream_made = False
                 log.warning("access_log.not_sent", service=self.service, waiting=len(self.queue), error=str(exc)[:200])
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)

@@ -17,6 +17,7 @@ import uvicorn
 from fastapi import FastAPI
 from nats.js.errors import NotFoundError
 
+from contracts.access_log import ACCESS_STREAM
 from contracts.api import ProgrammeImport
 from contracts.base import SYSTEM_ACTOR, Actor, Role, UserRole
 from contracts.catalog import (
@@ -224,9 +225,11 @@ class Stack:
 
 
 async def fresh_event_stream(js: Any) -> None:
-    """Each stack starts from an empty stream, so positions and counts are this test's own."""
-    with suppress(NotFoundError):
-        await js.delete_stream(EVENT_STREAM)
+    """Each stack starts from an empty event stream and access stream, so positions, counts and the
+    refusals its audit service ledgers are this test's own (the services remake the access stream)."""
+    for stream in (EVENT_STREAM, ACCESS_STREAM):
+        with suppress(NotFoundError):
+            await js.delete_stream(stream)
     await ensure_event_stream(js)
 
 
