@@ -32,7 +32,8 @@ import pytest
 
 from services.audit.ledger import utc_text
 from services.shared.auth import AUDIENCE, ISSUER, ensure_keys
-from tests.faults.harness import FaultStack, rounds, say, table
+from tests.faults.figures import say, table
+from tests.faults.harness import FaultStack, rounds
 from tests.faults.scenario import Driver, programme
 from tests.support.clock import china_today
 from tests.support.waiting import until
