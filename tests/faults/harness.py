@@ -271,7 +271,7 @@ class FaultStack(StackReaders):
         say(f"  fault: {what:<34} {target:<12} back after {fault.down_s:.1f}s")
         return fault
 
-    # ---- Temporal and the logs ------------------------------------------------------------------------------
+    # ---- Temporal and the logs ----------------------------------------------------------------
 
     async def temporal(self) -> Client:
         if self._temporal is None:
