@@ -23,7 +23,8 @@ import pytest
 
 from services.shared.revocations import REVOKED_BUCKET, key_of, revoke
 from tests.databases import fresh_pg_database, postgres_unavailable
-from tests.faults.harness import FaultStack, rounds, say, table
+from tests.faults.figures import say, table
+from tests.faults.harness import FaultStack, rounds
 from tests.faults.scenario import Driver, programme
 from tests.support.clock import china_today
 from tests.support.requirements import require

@@ -26,7 +26,8 @@ import pytest
 
 from contracts.subjects import AUDIT_DURABLE, READ_MODEL_DURABLE
 from tests.faults.disks import fill, free, require_mount, small_disk
-from tests.faults.harness import FaultStack, rounds, table
+from tests.faults.figures import table
+from tests.faults.harness import FaultStack, rounds
 from tests.faults.scenario import Command, Driver, programme
 from tests.support.clock import china_today
 from tests.support.waiting import until

@@ -34,7 +34,8 @@ from temporalio.testing import ActivityEnvironment
 
 from contracts.events import Event
 from contracts.subjects import AUDIT_DURABLE, EVENT_STREAM, READ_MODEL_DURABLE, event_subject
-from tests.faults.harness import Clock, FaultStack, duplicates, rounds, say, table
+from tests.faults.figures import say, table
+from tests.faults.harness import Clock, FaultStack, duplicates, rounds
 from workflows.activities import EventPublisher, PublishEvents
 
 pytestmark = pytest.mark.timeout(600 * rounds())  # generous: a noisy 2-core machine, N rounds

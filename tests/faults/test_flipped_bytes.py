@@ -22,7 +22,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.faults.harness import FaultStack, table
+from tests.faults.figures import table
+from tests.faults.harness import FaultStack
 from tests.faults.scenario import Driver, programme
 from tests.support.clock import china_today
 

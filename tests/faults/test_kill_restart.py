@@ -19,7 +19,8 @@ from collections import Counter
 import httpx
 import pytest
 
-from tests.faults.harness import HUMAN_ROLES, Fault, FaultStack, duplicates, rounds, say, table
+from tests.faults.figures import say, table
+from tests.faults.harness import HUMAN_ROLES, Fault, FaultStack, duplicates, rounds
 from tests.faults.scenario import Driver, programme
 from tests.support.clock import china_today
 

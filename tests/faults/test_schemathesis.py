@@ -27,7 +27,8 @@ from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.result import Ok
 
-from tests.faults.harness import FaultStack, rounds, say, table
+from tests.faults.figures import say, table
+from tests.faults.harness import FaultStack, rounds
 from tests.faults.scenario import Driver, programme
 from tests.support.clock import china_today
 
