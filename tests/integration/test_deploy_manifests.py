@@ -34,6 +34,9 @@ from services.progress.dashboard_sources import DashboardSettings
 from services.progress.settings import ProgressSettings
 from services.shared.auth import PUBLIC_KEY_FILE as JWT_PUBLIC_KEY_FILE
 from services.shared.oidc import OidcSettings
+from services.shared.signed_note import parse_vkey
+from services.witness.api import router as witness_router
+from services.witness.settings import WitnessSettings
 from workflows.settings import WorkerSettings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -249,3 +252,33 @@ def test_nats_server_accepts_the_configs(nats_conf_dir: Path, conf: str) -> None
     assert "is valid" in checked.stderr + checked.stdout
     without = {k: v for k, v in env.items() if not k.startswith("PF_NATS_")}
     assert nats_test(nats_conf_dir / conf, without).returncode != 0  # the passwords are required
+
+
+def test_the_example_witness_runs_this_code_apart_and_the_audit_service_names_it() -> None:
+    """Another party's witness (deploy/k8s/examples/witness.yaml): its own namespace and volume, its
+    settings read from its environment as the process would, probes on its routes, and the audit
+    service's WITNESS_URLS / WITNESS_KEYS and AUDIT_ORIGIN consistent with it."""
+    docs = documents(K8S / "examples" / "witness.yaml")
+    kinds = {d["kind"]: d for d in docs}
+    assert set(kinds) == {"Namespace", "StatefulSet", "Service"}
+    assert {d["metadata"].get("namespace", d["metadata"]["name"]) for d in docs} == {"witness"}
+    sts = kinds["StatefulSet"]
+    assert sts["spec"]["replicas"] == 1  # one holder of the witness's state
+    c = only(sts["spec"]["template"]["spec"]["containers"])
+    assert c["image"] == f"policyflow:{project_version()}" and c["command"] == ["python", "-m", "services.witness"]
+    env = {e["name"]: e["value"] for e in c["env"]}
+    assert set(env) <= env_names([WitnessSettings])
+    settings = WitnessSettings(**env)
+    assert str(settings.var_dir) == only(c["volumeMounts"])["mountPath"] == "/var/lib/witness"
+    assert settings.database_url.endswith("/var/lib/witness/witness/witness.sqlite")
+    assert [p["containerPort"] for p in c["ports"]] == [settings.port]
+    routes = {getattr(r, "path", None) for r in witness_router.routes}
+    assert {c[p]["httpGet"]["path"] for p in ("readinessProbe", "livenessProbe")} <= routes
+    assert kinds["Service"]["spec"]["ports"] == [{"port": settings.port, "targetPort": settings.port}]
+    audit = {e["name"]: e.get("value") for e in container("audit")["env"]}
+    audit_settings = AuditSettings(
+        **{k: v for k, v in audit.items() if v is not None and k.startswith(("AUDIT_", "WITNESS_"))}
+    )
+    assert audit_settings.witnesses == [f"http://witness.witness.svc:{settings.port}"]
+    assert parse_vkey(audit["WITNESS_KEYS"] or "").name == settings.name
+    assert list(settings.trusted_logs()) == [audit_settings.origin]
