@@ -152,7 +152,8 @@ class StatusReader:
     def __init__(self, engine: AsyncEngine, cache_bytes: int = 0, consumer: str = READ_MODEL_DURABLE) -> None:
         # On PostgreSQL each read runs outside a transaction: BEGIN and the pool's ROLLBACK on
         # return were two of a page's round trips, and no answer needs more than one statement's
-        # snapshot (a page and its total are one statement; the position is read before it).
+        # snapshot (a page, its total and the position are one statement; another answer reads
+        # the position before it).
         # SQLite's driver begins no transaction for a read, and switching it costs a thread hop.
         autocommit = engine.dialect.name == "postgresql"
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
