@@ -57,10 +57,11 @@ async def drop_database(url: str) -> None:
 
 
 async def server_settings() -> dict[str, str]:
-    """The durability settings both halves run under (reported with the figures)."""
+    """The durability settings both halves run under (reported with the figures), and whether
+    autovacuum runs: without it no visibility map is set, and counting rows reads the heap."""
     conn = await connect(admin_url())
     try:
-        names = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_level")
+        names = ("server_version", "synchronous_commit", "fsync", "shared_buffers", "wal_level", "autovacuum")
         return {n: str(await conn.fetchval(f"SHOW {n}")) for n in names}
     finally:
         await conn.close()

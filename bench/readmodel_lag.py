@@ -24,6 +24,7 @@ from typing import Any
 from nats.js import JetStreamContext
 from sqlalchemy.exc import DBAPIError
 
+from bench import pg
 from bench.audit_ingest import BATCH, publish_block, raw_drain_config
 from bench.common import Context, Result, interleaved, median, percentile, spread
 from bench.events import events
@@ -108,6 +109,8 @@ async def run(ctx: Context) -> Result:
     singles = ctx.size(50, 300)
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(events_per_round=block, batch=BATCH, lag_events=singles, db=ctx.db)
+    if ctx.db == "postgres":
+        result.extra["postgres"] = await pg.server_settings()
     async with ctx.stack() as stack:
         await stack.start("progress")
         nc = await stack.nats()

@@ -31,6 +31,7 @@ from typing import Any
 
 import httpx
 
+from bench import pg
 from bench.common import Context, NotAvailable, Result, child_env, median, proc_cpu, spread, tree_cpu, unique
 from bench.driver import PfClient
 from bench.programme import programme
@@ -111,6 +112,8 @@ async def run(ctx: Context) -> Result:
     result = Result(NAME, UNIT, TARGET_RATIO, ctx.quick)
     result.extra.update(concurrency=CONCURRENCY, seconds_per_run=duration, p99_target_ms=P99_TARGET_MS,
                         progress_workers=workers)  # fmt: skip
+    if ctx.db == "postgres":
+        result.extra["postgres"] = await pg.server_settings()
     async with ctx.stack() as stack:
         with ctx.phase("policyflow processes"):
             unavailable = await stack.policyflow(*ALL_PROCESSES)

@@ -3,9 +3,10 @@
 A status page, or an assignment's detail from the read model, is a function of the read model's
 contents only (nothing in an answer depends on the clock), and those are a function of the
 projection's stream position (StatusReader). An answer is filed under the position read *before*
-it was computed, so it is never served after a later batch; the whole cache is dropped when the
-position moves. While events stream in it mostly misses; at rest, a dashboard polled by many
-supervisors costs one primary-key read instead of a page query and its JSON.
+it was computed, or in the same statement (a status page), so it is never served after a later
+batch; the whole cache is dropped when the position moves. While events stream in it mostly
+misses; at rest, a dashboard polled by many supervisors costs one primary-key read instead of a
+page query and its JSON.
 """
 
 from __future__ import annotations

@@ -273,7 +273,8 @@ async def healthz(request: Request, response: Response) -> dict[str, Any]:
     body: dict[str, Any] = {
         "status": "ok",
         "service": "progress",
-        "read_model_position": await readmodel.position(request.app.state.engine),
+        # On the reader's engine: one round trip on PostgreSQL, without BEGIN and ROLLBACK around it.
+        "read_model_position": await readmodel.position(request.app.state.status_reader.engine),
     }
     trouble = request.app.state.read_model_runner.trouble
     if trouble:

@@ -72,20 +72,38 @@ SUMMARY_FIELDS = tuple(str(c.name) for c in SUMMARY_COLUMNS)
 async def status_rows(
     engine: AsyncEngine | AsyncConnection, f: StatusFilter, limit: int, offset: int
 ) -> tuple[list[Any], int]:
-    """One page of summary rows, most urgent first, and the number of rows that match.
+    """One page of summary rows, most urgent first, and the number of rows that match."""
+    rows, total, _ = await positioned_rows(engine, f, limit, offset)
+    return rows, total
+
+
+async def positioned_rows(
+    source: AsyncEngine | AsyncConnection, f: StatusFilter, limit: int, offset: int, consumer: str = READ_MODEL_DURABLE
+) -> tuple[list[Any], int, int]:
+    """`status_rows`, and the read model's position they were read at.
 
     One statement: the page in the order of store.URGENCY (which an index serves, so the
-    database stops after the page instead of sorting every match) with the filter's total as an
-    uncorrelated scalar subquery beside each row, so the rows and the total come from one snapshot.
+    database stops after the page instead of sorting every match) with the filter's total and
+    the position as uncorrelated scalar subqueries beside each row, so all three come from one
+    snapshot (a second statement only when the page is empty).
     """
     conds = where(f)
     count = select(func.count()).select_from(A).where(*conds).scalar_subquery()
-    page = select(*SUMMARY_COLUMNS, count.label("total")).where(*conds).order_by(*URGENCY).limit(limit).offset(offset)
-    async with _connection(engine) as conn:
+    tracking = READ_MODEL.tracking
+    at = func.coalesce(select(tracking.c.last_seq).where(tracking.c.consumer == consumer).scalar_subquery(), 0)
+    page = (
+        select(*SUMMARY_COLUMNS, count.label("total"), at.label("position"))
+        .where(*conds)
+        .order_by(*URGENCY)
+        .limit(limit)
+        .offset(offset)
+    )
+    async with _connection(source) as conn:
         rows = list((await conn.execute(page)).all())
         if rows:
-            return rows, int(rows[0].total)
-        return rows, int((await conn.execute(select(count))).scalar_one())
+            return rows, int(rows[0].total), int(rows[0].position)
+        total, position = (await conn.execute(select(count, at))).one()
+        return rows, int(total), int(position)
 
 
 @asynccontextmanager
@@ -106,7 +124,7 @@ def page_json(rows: Sequence[Any], total: int) -> bytes:
     """
     items = []
     for r in rows:
-        item = dict(zip(SUMMARY_FIELDS, r, strict=False))  # a row ends with its total
+        item = dict(zip(SUMMARY_FIELDS, r, strict=False))  # a row ends with its total and position
         item["next_deadline"] = orjson.Fragment(r.next_deadline) if r.next_deadline else None
         items.append(item)
     return orjson.dumps({"items": items, "total": total})
@@ -134,7 +152,8 @@ class StatusReader:
     def __init__(self, engine: AsyncEngine, cache_bytes: int = 0, consumer: str = READ_MODEL_DURABLE) -> None:
         # On PostgreSQL each read runs outside a transaction: BEGIN and the pool's ROLLBACK on
         # return were two of a page's round trips, and no answer needs more than one statement's
-        # snapshot (a page and its total are one statement; the position is read before it).
+        # snapshot (a page, its total and the position are one statement; another answer reads
+        # the position before it).
         # SQLite's driver begins no transaction for a read, and switching it costs a thread hop.
         autocommit = engine.dialect.name == "postgresql"
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT") if autocommit else engine
@@ -142,12 +161,16 @@ class StatusReader:
         self.cache = AnswerCache(cache_bytes) if cache_bytes > 0 else None
 
     async def page_json(self, f: StatusFilter, limit: int, offset: int, fresh: bool = False) -> Answer:
-        """The page as the JSON of `Page[AssignmentSummary]`."""
-
-        async def compute(conn: AsyncConnection) -> bytes:
-            return page_json(*await status_rows(conn, f, limit, offset))
-
-        return await self.answer(_key(f, limit, offset), compute, fresh)
+        """The page as the JSON of `Page[AssignmentSummary]`. Computed, it is one statement that also
+        reads the position (positioned_rows), and kept under the position of its own snapshot."""
+        key = _key(f, limit, offset)
+        async with self.engine.connect() as conn:
+            if self.cache is not None and not fresh:
+                kept = self.cache.get(await projection.position(conn, READ_MODEL, self.consumer), key)
+                if kept is not None:
+                    return Answer(kept, "hit")
+            rows, total, version = await positioned_rows(conn, f, limit, offset, self.consumer)
+        return self._keep(version, key, page_json(rows, total), fresh)
 
     async def answer(
         self, key: Hashable, compute: Callable[[AsyncConnection], Awaitable[bytes]], fresh: bool = False
@@ -155,20 +178,26 @@ class StatusReader:
         """`compute(conn)`'s body, or the one kept for `key` if the position has not moved since
         (`fresh`: compute it anyway, and keep that).
 
-        The position and the answer are read on one connection: each checkout costs round trips
-        of its own (the pool's ping, the transaction's begin and its rollback on return)."""
+        The position and the answer are read on one connection: one checkout per answer."""
         async with self.engine.connect() as conn:
             if self.cache is None:
                 return Answer(await compute(conn))
             # Read before computing: the answer then reflects at least this position, never less.
             version = await projection.position(conn, READ_MODEL, self.consumer)
-            kept = self.cache.get(version, key)  # called even when fresh: it follows the version
+            kept = self.cache.get(version, key)
             if kept is not None and not fresh:
                 return Answer(kept, "hit")
             body = await compute(conn)
+        return self._keep(version, key, body, fresh)
+
+    def _keep(self, version: int, key: Hashable, body: bytes, fresh: bool) -> Answer:
+        """A computed answer, kept under `version` (the position it reflects at least)."""
+        if self.cache is None:
+            return Answer(body)
+        kept = self.cache.get(version, key)  # called even when fresh: it follows the version
         stored = self.cache.put(version, key, body)
         # "bypass": there was an answer to give, but the request asked for a new one
-        return Answer(body, "bypass" if kept is not None else "miss", stored)
+        return Answer(body, "bypass" if fresh and kept is not None else "miss", stored)
 
     async def state(self, assignment_id: str, conn: AsyncConnection | None = None) -> str | None:
         """The row's AssignmentState JSON (the fold as of the read model's position), or None."""

@@ -94,6 +94,19 @@ async def test_a_page_is_kept_until_the_projection_commits(reader_and_engine: An
         plain.close()
 
 
+async def test_a_computed_page_is_kept_under_the_position_it_was_read_at(reader_and_engine: Any) -> None:
+    reader, engine = reader_and_engine
+    events = [EventFactory(PID, 1, u).created() for u in ("unit1", "unit2")]
+    await readmodel.apply_messages(engine, [(i + 1, e.model_dump_json().encode()) for i, e in enumerate(events)])
+    rows, total, position = await readmodel.positioned_rows(engine, readmodel.StatusFilter(), 50, 0)
+    assert (len(rows), total, position) == (2, 2, 2)
+    none = readmodel.StatusFilter(unit_id="unit9")  # no row: the total and the position come all the same
+    assert await readmodel.positioned_rows(engine, none, 50, 0) == ([], 0, 2)
+    computed = await reader.page_json(none, 50, 0, fresh=True)
+    assert (computed.cache, computed.stored) == ("miss", True)
+    assert (await reader.page_json(none, 50, 0)).cache == "hit"  # kept under position 2, which the read finds
+
+
 async def test_other_filters_are_other_answers(reader_and_engine: Any) -> None:
     reader, engine = reader_and_engine
     events = [EventFactory(PID, 1, u).created() for u in ("unit1", "unit2")]
