@@ -25,9 +25,20 @@ from nats.js import JetStreamContext
 from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 
 from bench import pg
-from bench.common import Child, Context, NotAvailable, Result, interleaved, median, missing_modules, spread, unique
+from bench.common import (
+    Child,
+    Context,
+    NotAvailable,
+    Result,
+    gather_limited,
+    interleaved,
+    median,
+    missing_modules,
+    spread,
+    unique,
+)
 from bench.events import events
-from bench.stack import BenchStack, gather_limited
+from bench.stack import BenchStack
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS, event_subject
 
 NAME = "audit_ingest"

@@ -7,6 +7,7 @@ falls on both halves alike, and reports the median of each half's rounds.
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import json
 import os
@@ -337,3 +338,14 @@ def python_child(name: str, module: str, args: Sequence[str], log_dir: Path, **e
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+async def gather_limited(limit: int, jobs: Sequence[Any]) -> list[Any]:
+    """Await coroutines with at most `limit` in flight."""
+    sem = asyncio.Semaphore(limit)
+
+    async def one(job: Any) -> Any:
+        async with sem:
+            return await job
+
+    return list(await asyncio.gather(*(one(j) for j in jobs)))

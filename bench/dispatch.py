@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from bench.common import Context, NotAvailable, Result, interleaved, median, spread, unique
+from bench.common import Context, NotAvailable, Result, gather_limited, interleaved, median, spread, unique
+from bench.cpu_meter import CpuMeter
 from bench.driver import PfClient
 from bench.programme import example_size, programme
 from bench.raw_workflows import EMPTY_WORKFLOW
-from bench.stack import ALL_PROCESSES, CpuMeter, gather_limited
+from bench.stack import ALL_PROCESSES
 
 NAME = "dispatch"
 UNIT = "assignments/s"

@@ -17,11 +17,12 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from bench.common import Context, NotAvailable, Result, interleaved, median, spread, unique
+from bench.common import Context, NotAvailable, Result, gather_limited, interleaved, median, spread, unique
+from bench.cpu_meter import CpuMeter
 from bench.driver import PfClient, Step, year_script
 from bench.programme import programme
 from bench.raw_workflows import SIGNAL_FINISH, UPDATE_STEP, UPDATE_WORKFLOW
-from bench.stack import ALL_PROCESSES, CpuMeter, gather_limited
+from bench.stack import ALL_PROCESSES
 from contracts.ids import assignment_id
 
 NAME = "lifecycle"

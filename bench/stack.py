@@ -11,9 +11,8 @@ import asyncio
 import os
 import re
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import httpx
 import nats
@@ -28,7 +27,6 @@ from bench import pg
 from bench.common import (
     Child,
     console,
-    cpu_delta,
     missing_modules,
     proc_cpu,
     python_child,
@@ -368,45 +366,6 @@ class StackPool:
             self._shared = None
 
 
-class CpuMeter:
-    """CPU milliseconds per unit of work (a step, an assignment), by process, over each half's rounds.
-
-    Taken from before a round to after the stack has settled, so the work that readers do in the
-    background for that round (projections, ledger) is counted with it.
-    """
-
-    def __init__(self, stack: BenchStack) -> None:
-        self.stack = stack
-        # Each half's rounds as (CPU seconds by process, units of work); the totals are their sums.
-        self.rounds: dict[str, list[tuple[dict[str, float], int]]] = {}
-
-    def snapshot(self) -> dict[str, float]:
-        return self.stack.cpu()
-
-    def add(self, half: str, before: dict[str, float], units: int) -> None:
-        self.rounds.setdefault(half, []).append((cpu_delta(before, self.stack.cpu()), units))
-
-    def per_unit_ms(self) -> dict[str, dict[str, float]]:
-        out = {}
-        for half, rounds in self.rounds.items():
-            totals: dict[str, float] = {}
-            for used_by, _ in rounds:
-                for name, used in used_by.items():
-                    totals[name] = totals.get(name, 0.0) + used
-            out[half] = _ms_per_unit(totals, sum(units for _, units in rounds))
-        return out
-
-    def per_round_ms(self) -> dict[str, list[dict[str, float]]]:
-        """The same per round: a half whose rounds slow down shows which process took the extra time."""
-        return {half: [_ms_per_unit(*one) for one in rounds] for half, rounds in self.rounds.items()}
-
-
-def _ms_per_unit(seconds: dict[str, float], units: int) -> dict[str, float]:
-    n = max(1, units)
-    row = {k: round(1000 * v / n, 2) for k, v in sorted(seconds.items(), key=lambda kv: -kv[1]) if v > 0}
-    return {**row, "total": round(1000 * sum(seconds.values()) / n, 2)}
-
-
 class RawWorker:
     """The raw halves' Temporal worker, in a process of its own (bench.raw_worker)."""
 
@@ -423,14 +382,3 @@ class RawWorker:
 
     def stop(self) -> None:
         self.child.stop()
-
-
-async def gather_limited(limit: int, jobs: Sequence[Any]) -> list[Any]:
-    """Await coroutines with at most `limit` in flight."""
-    sem = asyncio.Semaphore(limit)
-
-    async def one(job: Any) -> Any:
-        async with sem:
-            return await job
-
-    return list(await asyncio.gather(*(one(j) for j in jobs)))
