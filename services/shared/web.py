@@ -9,6 +9,7 @@ import structlog
 from fastapi import Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -220,6 +221,11 @@ def install_error_handlers(app: FastAPI) -> None:
             log.error("request.disk_full", path=request.url.path, reason=full)
             detail = f"磁盘已满，暂时无法保存，请稍后重试（disk full: {full}; nothing was saved, try again later）"
             return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "5"})
+        if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+            # The database went away under the request (a restart, a fail-over): the pool is renewed.
+            log.error("request.database_lost", path=request.url.path, error=str(exc.orig)[:200])
+            detail = "数据库连接中断，请稍后重试（the database connection was lost; try again in a moment）"
+            return JSONResponse({"detail": detail}, status_code=503, headers={"Retry-After": "2"})
         log.exception("request.failed", path=request.url.path)
         return JSONResponse({"detail": "internal error; it has been logged"}, status_code=500)
 
