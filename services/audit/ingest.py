@@ -213,10 +213,7 @@ class Ingestor:
                 async with self.engine.begin() as conn:
                     if self.fence is not None:
                         await self.fence(conn)
-                    ids = list({e.event_id for e in entries})
-                    existing = set(
-                        (await conn.execute(select(ledger.c.event_id).where(ledger.c.event_id.in_(ids)))).scalars()
-                    )
+                    existing = await _in_ledger(conn, list({e.event_id for e in entries}))
                     rows, size, head = [], self.size, self.head
                     for e in entries:
                         if e.event_id in existing:
@@ -286,11 +283,7 @@ class Ingestor:
         else:
             last_seq = self.last_seq
             suspects = list({e.event_id for e in events if e.key.startswith("programme:") or e.seq <= last_seq[e.key]})
-        existing: set[str] = set()
-        for lo in range(0, len(suspects), 500):
-            query = select(ledger.c.event_id).where(ledger.c.event_id.in_(suspects[lo : lo + 500]))
-            existing.update((await conn.execute(query)).scalars())
-        return existing
+        return await _in_ledger(conn, suspects)
 
     async def _rows(
         self, conn: AsyncConnection, events: list[Entry], out: BatchOutcome, now: str
@@ -329,6 +322,15 @@ class Ingestor:
             rows.append(_row(size, e, head, digest))
             head = digest
         return rows, gap_rows, last_seq
+
+
+async def _in_ledger(conn: AsyncConnection, event_ids: list[str]) -> set[str]:
+    """Which of these event ids the ledger holds, asked 500 at a time (within every driver's parameters)."""
+    found: set[str] = set()
+    for lo in range(0, len(event_ids), 500):
+        query = select(ledger.c.event_id).where(ledger.c.event_id.in_(event_ids[lo : lo + 500]))
+        found.update((await conn.execute(query)).scalars())
+    return found
 
 
 def _row(size: int, e: Entry, prev: bytes, digest: bytes) -> tuple[Any, ...]:
