@@ -13,9 +13,9 @@ from services.assignment import api, changes, schedules, subscribers
 from services.assignment.dispatch import DispatchJobs
 from services.assignment.settings import AssignmentSettings
 from services.assignment.store import create_tables, units
-from services.shared import access_log, oidc, revocations
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
-from services.shared.background_nats import BackgroundNats
+from services.shared.background_duties import BackgroundDuties
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.streams import ensure_event_stream
@@ -40,11 +40,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-assignment", max_reconnect_attempts=-1)
         app.state.nats = nc
-        background = BackgroundNats(
-            settings.nats_url, "policyflow-assignment-background"
-        )  # the access log and revocations share it
-        app.state.access_log = access_log.started("assignment", background, settings.nats_replicas)
-        app.state.revocations = revocations.started(background)
+        duties = BackgroundDuties(app, "assignment", settings.nats_url, settings.nats_replicas)
         # Its inbox reads the stream: create it if the worker has not yet.
         await ensure_event_stream(nc.jetstream(), settings.nats_replicas)
         consumer = subscribers.consumer(nc.jetstream(), engine, settings)
@@ -56,9 +52,7 @@ def create_app(settings: AssignmentSettings | None = None) -> FastAPI:
         finally:
             await app.state.dispatch_jobs.close()
             await consumer.stop()
-            await app.state.access_log.stop()
-            await app.state.revocations.stop()
-            await background.close()
+            await duties.stop()
             await close_nats(nc)
             await engine.dispose()
             log.info("assignment.stopped")

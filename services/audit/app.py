@@ -17,9 +17,9 @@ from services.audit.settings import AuditSettings
 from services.audit.store import create_tables, ledger
 from services.audit.subscribers import LedgerConsumer
 from services.audit.witnesses import WitnessClient
-from services.shared import access_log, oidc, revocations
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
-from services.shared.background_nats import BackgroundNats
+from services.shared.background_duties import BackgroundDuties
 from services.shared.db import make_engine
 from services.shared.signed_note import parse_vkey
 from services.shared.web import install_error_handlers, install_liveness
@@ -41,19 +41,13 @@ def create_app(settings: AuditSettings | None = None) -> FastAPI:
         checkpointer.on_made = witnesses.checkpoint_made
         consumer = LedgerConsumer(Ingestor(engine, s.durable), checkpointer, s.nats_url, s.stream, s.batch_size)
         consumer.start()
-        background = BackgroundNats(
-            s.nats_url, "policyflow-audit-background"
-        )  # the access log and revocations share it
-        app.state.access_log = access_log.started("audit", background)
-        app.state.revocations = revocations.started(background)
+        duties = BackgroundDuties(app, "audit", s.nats_url)
         witnesses.start()
         app.state.audit = Audit(engine, checkpointer, consumer, witnesses.witnesses)
         try:
             yield
         finally:
-            await app.state.access_log.stop()
-            await app.state.revocations.stop()
-            await background.close()
+            await duties.stop()
             await consumer.stop()
             await checkpointer.stop()
             await witnesses.stop()

@@ -18,9 +18,9 @@ from services.notify.sender import Sender
 from services.notify.settings import NotifySettings
 from services.notify.store import create_tables, known_assignments
 from services.notify.subscribers import Intake, notifier_broker, place_consumer
-from services.shared import access_log, oidc, revocations
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
-from services.shared.background_nats import BackgroundNats
+from services.shared.background_duties import BackgroundDuties
 from services.shared.db import make_engine
 from services.shared.lease import Lease, lock_file
 from services.shared.web import install_error_handlers, install_liveness
@@ -77,18 +77,12 @@ def create_app(settings: NotifySettings | None = None, clock: Clock = wall_clock
         lease = Lease(engine, settings.durable, activate, deactivate, lock, "notify", settings.lease_retry_seconds)
         app.state.lease = lease
         await lease.start()
-        background = BackgroundNats(
-            settings.nats_url, "policyflow-notify-background"
-        )  # the access log and revocations share it
-        app.state.access_log = access_log.started("notify", background)
-        app.state.revocations = revocations.started(background)
+        duties = BackgroundDuties(app, "notify", settings.nats_url)
         log.info("notify.started", host=settings.host, port=settings.port, active=lease.held)
         try:
             yield
         finally:
-            await app.state.access_log.stop()
-            await app.state.revocations.stop()
-            await background.close()
+            await duties.stop()
             await lease.stop()
             await http.aclose()
             await engine.dispose()

@@ -32,9 +32,9 @@ from services.progress import (
 from services.progress.blobs import blob_store
 from services.progress.settings import ProgressSettings
 from services.progress.store import READ_MODEL, create_tables
-from services.shared import access_log, oidc, revocations
+from services.shared import access_log, oidc
 from services.shared.auth import load_public_key
-from services.shared.background_nats import BackgroundNats
+from services.shared.background_duties import BackgroundDuties
 from services.shared.db import make_engine
 from services.shared.nats_urls import close_nats, servers
 from services.shared.temporal import connect_with
@@ -66,11 +66,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
         app.state.temporal = await connect_with(settings)
         nc = await nats.connect(servers(settings.nats_url), name="policyflow-progress", max_reconnect_attempts=-1)
         app.state.nats = nc
-        background = BackgroundNats(
-            settings.nats_url, "policyflow-progress-background"
-        )  # the access log and revocations share it
-        app.state.access_log = access_log.started("progress", background)
-        app.state.revocations = revocations.started(background)
+        duties = BackgroundDuties(app, "progress", settings.nats_url)
         runner = subscribers.consumer(nc.jetstream(), engine, settings)
         app.state.read_model_runner = runner
         consumer = subscribers.lease(engine, runner, settings)
@@ -83,9 +79,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
             yield
         finally:
             await consumer.stop()
-            await app.state.access_log.stop()
-            await app.state.revocations.stop()
-            await background.close()
+            await duties.stop()
             await close_nats(nc)
             await app.state.http.aclose()
             app.state.status_reader.close()
