@@ -20,7 +20,8 @@ import structlog
 from rich.console import Console
 from rich.table import Table
 
-from bench.common import RESULTS_DIR, Context, NotAvailable, Result, console, machine, scratch
+from bench.common import RESULTS_DIR, NotAvailable, Result, console, machine, scratch
+from bench.context import Context
 from bench.pg import BACKENDS
 from bench.stack import StackPool, one_line
 

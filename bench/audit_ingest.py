@@ -27,7 +27,6 @@ from nats.js.api import AckPolicy, ConsumerConfig, DeliverPolicy
 from bench import pg
 from bench.common import (
     Child,
-    Context,
     NotAvailable,
     Result,
     gather_limited,
@@ -37,6 +36,7 @@ from bench.common import (
     spread,
     unique,
 )
+from bench.context import Context
 from bench.events import events
 from bench.stack import BenchStack
 from contracts.subjects import EVENT_STREAM, EVENT_SUBJECTS, event_subject

@@ -18,18 +18,14 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
-from contextlib import asynccontextmanager, contextmanager, suppress
+from collections.abc import Awaitable, Callable, Iterator, Sequence
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any
 
 from rich.console import Console
-
-if TYPE_CHECKING:
-    from bench.stack import BenchStack, StackPool
 
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parents[1]
@@ -95,46 +91,6 @@ class Result:
 
 def _round(value: float | None, digits: int = 2) -> float | None:
     return None if value is None else round(value, digits)
-
-
-Size = TypeVar("Size", int, float)  # a count, or seconds
-
-
-@dataclass
-class Context:
-    """What a benchmark gets from the runner: the mode, a scratch directory, servers, a log."""
-
-    quick: bool
-    work_dir: Path
-    pool: StackPool
-    keep: bool = False
-    options: dict[str, str] = field(default_factory=dict)  # --opt key=value
-    smoke: bool = False  # the smoke test: a fifth of the quick sizes, just to run every code path
-    db: str = "sqlite"  # the services' databases: "sqlite" files or a fresh "postgres" database
-
-    @asynccontextmanager
-    async def stack(self) -> AsyncIterator[BenchStack]:
-        """Temporal + NATS (+ policyflow processes on demand): own, or shared in quick mode."""
-        stack = await self.pool.acquire(self.work_dir)
-        try:
-            yield stack
-        finally:
-            await self.pool.release(stack)
-
-    def size(self, quick: Size, full: Size) -> Size:
-        if self.smoke:
-            return max(type(quick)(1), quick // 5)
-        return quick if self.quick else full
-
-    def log(self, message: str) -> None:
-        console.log(message)
-
-    @contextmanager
-    def phase(self, what: str) -> Iterator[None]:
-        """Log how long a set-up phase took (servers, processes, data)."""
-        started = time.monotonic()
-        yield
-        console.log(f"  {what}: {time.monotonic() - started:.1f}s")
 
 
 def require_modules(*modules: str) -> None:

@@ -25,7 +25,8 @@ import httpx
 from temporalio.client import Client
 
 from bench.audit_ingest import pg_relation_bytes
-from bench.common import RESULTS_DIR, Context, NotAvailable, Result, proc_memory, unique
+from bench.common import RESULTS_DIR, NotAvailable, Result, proc_memory, unique
+from bench.context import Context
 from bench.dispatch import raw_start, wait_raw_done
 from bench.driver import PfClient, year_script
 from bench.lifecycle import START_YEAR

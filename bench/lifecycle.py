@@ -17,7 +17,8 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from bench.common import Context, NotAvailable, Result, gather_limited, interleaved, median, spread, unique
+from bench.common import NotAvailable, Result, gather_limited, interleaved, median, spread, unique
+from bench.context import Context
 from bench.cpu_meter import CpuMeter
 from bench.driver import PfClient, Step, year_script
 from bench.programme import programme

@@ -24,7 +24,8 @@ import uvicorn
 from fastapi import FastAPI, Request, Response
 
 from bench import pg
-from bench.common import Context, Result, interleaved, median, spread
+from bench.common import Result, interleaved, median, spread
+from bench.context import Context
 from contracts.base import SYSTEM_ACTOR, UserRole
 from contracts.events import Deadline, SupervisionEscalated, make_event
 from contracts.ids import assignment_id

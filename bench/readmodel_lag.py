@@ -26,7 +26,8 @@ from sqlalchemy.exc import DBAPIError
 
 from bench import pg
 from bench.audit_ingest import BATCH, publish_block, raw_drain_config
-from bench.common import Context, Result, interleaved, median, percentile, spread
+from bench.common import Result, interleaved, median, percentile, spread
+from bench.context import Context
 from bench.events import events
 from bench.raw_rows import RawRows
 from contracts.subjects import EVENT_STREAM, event_subject

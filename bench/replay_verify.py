@@ -34,7 +34,6 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from bench import pg
 from bench.common import (
-    Context,
     NotAvailable,
     Result,
     child_env,
@@ -43,6 +42,7 @@ from bench.common import (
     missing_modules,
     spread,
 )
+from bench.context import Context
 from bench.events import events
 from contracts.subjects import EVENT_STREAM, event_subject
 from deploy.local.servers import Server, find_binary, free_port

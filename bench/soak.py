@@ -35,7 +35,8 @@ from typing import Any
 import httpx
 
 from bench import pg
-from bench.common import Context, Result, median, percentile, proc_memory, unique
+from bench.common import Result, median, percentile, proc_memory, unique
+from bench.context import Context
 from bench.driver import PfClient, Step, unit_of, year_script
 from bench.programme import programme
 from bench.soak_check import acknowledged_in_ledger, memory_trend

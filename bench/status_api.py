@@ -32,7 +32,8 @@ from typing import Any
 import httpx
 
 from bench import pg
-from bench.common import Context, NotAvailable, Result, child_env, median, proc_cpu, spread, tree_cpu, unique
+from bench.common import NotAvailable, Result, child_env, median, proc_cpu, spread, tree_cpu, unique
+from bench.context import Context
 from bench.driver import PfClient
 from bench.programme import programme
 from bench.stack import ALL_PROCESSES, BenchStack

@@ -24,8 +24,9 @@ from services.cli import client
 from services.cli.answers import answer, refuse
 from services.cli.backup_parts import BackupError
 from services.cli.backup_place import Place
-from services.cli.client import ApiError, Config
+from services.cli.client import Config
 from services.cli.common import AsJson
+from services.cli.errors import ApiError
 
 app = typer.Typer(no_args_is_help=True, help="admin commands")
 

@@ -21,8 +21,9 @@ import yaml
 from pydantic import ValidationError
 
 from contracts.working_calendar import PublishedCalendar
-from services.cli.client import ApiError, Client, Config
+from services.cli.client import Client, Config
 from services.cli.common import AsJson, Token, console, emit, handled
+from services.cli.errors import ApiError
 
 
 class _DatesAsText(yaml.SafeLoader):

@@ -16,7 +16,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from services.cli import typed
-from services.cli.client import ApiError, Client, Config
+from services.cli.client import Client, Config
 from services.cli.common import (
     AsJson,
     Assignment,
@@ -30,6 +30,7 @@ from services.cli.common import (
     t,
     text_or_file,
 )
+from services.cli.errors import ApiError
 
 POLL_S = 0.5
 

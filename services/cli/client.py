@@ -21,6 +21,9 @@ from typing import Any
 import httpx
 import jwt
 
+from services.cli.errors import ApiError
+from services.cli.oidc_login import refreshed
+
 DEFAULT_URLS = {
     "assignment": "http://127.0.0.1:8101",
     "progress": "http://127.0.0.1:8102",
@@ -29,15 +32,6 @@ DEFAULT_URLS = {
 # Tests swap in an httpx.MockTransport here.
 TRANSPORT: httpx.BaseTransport | None = None
 RETRIES = 3
-
-
-class ApiError(Exception):
-    """One clear line: the status (0 when the service could not be reached) and the service's reason."""
-
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(f"{status} {detail}" if status else detail)
-        self.status = status
-        self.detail = detail
 
 
 # Said when there is no token at all, before anything is sent.
@@ -142,8 +136,6 @@ def _expired(token: str) -> bool:
 
 def _refresh(file: dict[str, Any]) -> str:
     """The saved provider token has expired: a new one with the saved refresh token, kept in the file."""
-    from services.cli.oidc_login import refreshed
-
     with httpx.Client(timeout=30.0, transport=TRANSPORT) as http:
         try:
             answer = refreshed(http, file)

@@ -24,7 +24,7 @@ from rich.table import Table
 from contracts import labels
 from contracts.labels import Lang
 from contracts.text import shown as spelled_out
-from services.cli.client import ApiError
+from services.cli.errors import ApiError
 
 P = ParamSpec("P")
 R = TypeVar("R")

@@ -17,8 +17,9 @@ import httpx
 import typer
 from rich.table import Table
 
-from services.cli.client import RETRIES, ApiError, Client, Config
+from services.cli.client import RETRIES, Client, Config
 from services.cli.common import AsJson, Assignment, Token, console, emit, escape, handled
+from services.cli.errors import ApiError
 
 app = typer.Typer(no_args_is_help=True, help="Evidence files (佐证材料) of an assignment.")
 CHUNK = 1 << 20

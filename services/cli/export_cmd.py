@@ -13,8 +13,9 @@ from typing import Annotated, Any, Literal
 import httpx
 import typer
 
-from services.cli.client import NO_TOKEN, ApiError, Client, Config, _detail
+from services.cli.client import NO_TOKEN, Client, Config, _detail
 from services.cli.common import AsJson, Token, console, emit, handled, t
+from services.cli.errors import ApiError
 
 app = typer.Typer(no_args_is_help=True)
 

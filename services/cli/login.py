@@ -16,8 +16,9 @@ import httpx
 import typer
 
 from services.cli import client
-from services.cli.client import ApiError, Config, save_token
+from services.cli.client import Config, save_token
 from services.cli.common import AsJson, fail, lang, t
+from services.cli.errors import ApiError
 
 SHANGHAI = dt.timezone(dt.timedelta(hours=8))
 

@@ -22,8 +22,8 @@ import httpx
 import jwt
 import typer
 
-from services.cli.client import ApiError
 from services.cli.common import t
+from services.cli.errors import ApiError
 from services.shared.oidc import pkce_pair
 
 WAIT_SECONDS = 300.0

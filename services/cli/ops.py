@@ -18,7 +18,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from services.cli import division_cmd, typed
 from services.cli import evidence as evidence_cli
 from services.cli import show as show_view
-from services.cli.client import ApiError, Client, Config
+from services.cli.client import Client, Config
 from services.cli.common import (
     AsJson,
     Assignment,
@@ -33,6 +33,7 @@ from services.cli.common import (
     t,
     text_or_file,
 )
+from services.cli.errors import ApiError
 
 DISPATCH_POLL_S = 0.5
 

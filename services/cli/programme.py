@@ -31,8 +31,9 @@ from services.assignment.programme_text import ProgrammeParseError, parse_docume
 from services.assignment.source_files import DivisionError
 from services.cli import division_cmd, propose
 from services.cli.answers import answer, refuse
-from services.cli.client import ApiError, Client, Config
+from services.cli.client import Client, Config
 from services.cli.common import AsJson, Token, console, emit, handled, read_json
+from services.cli.errors import ApiError
 
 app = typer.Typer(no_args_is_help=True, help="programme commands")
 

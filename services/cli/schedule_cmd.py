@@ -8,8 +8,9 @@ from typing import Annotated, Any
 
 import typer
 
-from services.cli.client import ApiError, Client, Config
+from services.cli.client import Client, Config
 from services.cli.common import AsJson, Token, console, emit, escape, handled, t
+from services.cli.errors import ApiError
 
 app = typer.Typer(no_args_is_help=True, help="The programme's calendar schedule: bulletins, scores, evaluations.")
 Programme = Annotated[str, typer.Argument(help="programme id, e.g. cq-2022-79")]

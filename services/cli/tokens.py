@@ -17,8 +17,9 @@ import jwt
 import typer
 
 from contracts.base import UserRole
-from services.cli.client import ApiError, save_token
+from services.cli.client import save_token
 from services.cli.common import AsJson, lang, t
+from services.cli.errors import ApiError
 from services.shared.auth import HUMAN_ROLES, AuthError, issue_token
 
 app = typer.Typer(no_args_is_help=True, help="Issue dev tokens for the local stack.")

@@ -12,7 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from contracts.indicators import INDICATOR_ID_PATTERN
-from services.cli.client import ApiError
+from services.cli.errors import ApiError
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 _SEPARATORS = {"：": ":", "＝": "=", "，": ",", "－": "-", "／": "/", "．": "."}

@@ -13,7 +13,7 @@ from fastapi import FastAPI
 from services.progress import (
     api,
     bulk_reminders,
-    bulletin,
+    bulletin_files,
     calendars,
     dashboard,
     dashboard_outcomes,
@@ -103,7 +103,7 @@ def create_app(settings: ProgressSettings | None = None) -> FastAPI:
     outcomes.register_checks()
     app.include_router(outcomes.router)
     app.include_router(programme_calendar.router)
-    app.include_router(bulletin.router)
+    app.include_router(bulletin_files.router)
     allow_larger_body(app, evidence.UPLOAD_PATH, evidence.MAX_UPLOAD_BODY, evidence.TOO_LARGE_BODY)
     allow_larger_body(
         app, workbench_evidence.FORM_PATH, workbench_evidence.MAX_FORM_BODY, workbench_evidence.TOO_LARGE_FORM

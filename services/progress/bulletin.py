@@ -1,26 +1,26 @@
 """The 督查通报 (bulletin): a programme's figures for a quarter or a year, as a PDF or a .docx.
 
-`GET /v1/programmes/{programme_id}/bulletins/{period}` gathers one `Bulletin` from the read model
+`gather` makes one `Bulletin` from the read model
 (contracts.bulletin, contracts.scores and contracts.figures over the assignments' dated records, as
 of the end of the period, or now while it runs; contracts.evaluation for the five-year evaluation
 its year's calendar opened in the period), renders templates/bulletin.html (the page the
 dashboard shows, in a print frame) and turns it into a PDF with WeasyPrint, fonts embedded; the .docx
 (services/progress/bulletin_docx.py) is written from the same `Bulletin`, its charts pictures of the
-same SVG. A department's token gets its own unit's bulletin.
+same SVG. services/progress/bulletin_files.py serves both at
+`GET /v1/programmes/{programme_id}/bulletins/{period}`; a department's token gets its own unit's.
 """
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Annotated, Any, Literal
+from typing import Any
 
-from fastapi import APIRouter, Depends, HTTPException, Path, Query, Request, Response
+from fastapi import HTTPException, Request
 from markupsafe import Markup
 
-from contracts.bulletin import PERIOD_WORDS, BulletinFigures, Period, bulletin_figures, parse_period
+from contracts.bulletin import BulletinFigures, Period, bulletin_figures, parse_period
 from contracts.evaluation import EvaluationFigures, evaluation_figures
 from contracts.figures import SHANGHAI, IndicatorFigures, YearFigure, indicators_answer, resolved
 from contracts.indicators import ProgrammeOutcomes
@@ -29,17 +29,11 @@ from contracts.records import Recorded
 from contracts.scores import ScoresAnswer, UnitScore, scores_answer
 from services.progress import charts, dashboard_sources, outcomes, programme_calendar
 from services.progress import dashboard_queries as q
-from services.progress.status_routes import readable_unit
 from services.progress.templating import cn_time, templates
 from services.shared import access
-from services.shared.auth import Principal
-from services.shared.web import principal, require_programme
 
-router = APIRouter()
 PDF_TYPE = "application/pdf"
 DOCX_TYPE = "application/vnd.openxmlformats-officedocument.wordprocessingml.document"
-MEDIA = {"pdf": PDF_TYPE, "docx": DOCX_TYPE}
-BulletinKind = Literal["pdf", "docx"]
 SHOWN_SCORES = 3  # units listed among the best and among the lowest
 NUMERALS = "一二三四五六七八九十"
 # The bulletin's sections in order; the five-year evaluation only in a bulletin that carries one.
@@ -280,51 +274,3 @@ def pdf_bytes(html: str) -> bytes:
 
     body: bytes = HTML(string=html).write_pdf()
     return body
-
-
-async def rendered(b: Bulletin, kind: BulletinKind) -> bytes:
-    """The file; rendering takes a second or so of CPU, so it runs beside the event loop."""
-    if kind == "docx":
-        from services.progress.bulletin_docx import docx_bytes
-
-        return await asyncio.to_thread(docx_bytes, b)
-    return await asyncio.to_thread(pdf_bytes, page(b))
-
-
-def wanted(request: Request, format: BulletinKind | None) -> BulletinKind:
-    if format is not None:
-        return format
-    return "docx" if DOCX_TYPE in request.headers.get("accept", "").lower() else "pdf"
-
-
-def respond(b: Bulletin, kind: BulletinKind, body: bytes) -> Response:
-    headers = {"Content-Disposition": f'attachment; filename="{b.stem}.{kind}"'}
-    return Response(body, media_type=MEDIA[kind], headers=headers)
-
-
-@router.get(
-    "/v1/programmes/{programme_id}/bulletins/{period}",
-    tags=["outcomes"],
-    response_class=Response,
-    responses={200: {"content": {PDF_TYPE: {}, DOCX_TYPE: {}}, "description": "the bulletin as a file"}},
-)
-async def bulletin(
-    request: Request,
-    programme_id: outcomes.ProgrammeId,
-    period: Annotated[str, Path(max_length=16, description=PERIOD_WORDS)],
-    caller: Principal = Depends(principal),
-    unit_id: str | None = Query(default=None, max_length=64),
-    format: BulletinKind | None = Query(default=None, description="pdf (default) or docx; or the Accept header"),
-) -> Response:
-    """The 督查通报 for a quarter (`2026-Q4`) or a year (`2026`): the period's figures, progress per
-    task group, units with red and yellow escalations, the best and lowest 考核 scores, in a period in
-    which the calendar opened a five-year evaluation each unit's self-evaluation and evaluation score,
-    indicator progress with charts and the overdue items, as of the period's end (or now, while it runs).
-    A department gets its own unit's, a scoped supervisor its area's (the city-wide indicator values
-    and score ranks stay city-wide)."""
-    unit_id = readable_unit(caller, unit_id)
-    require_programme(caller, programme_id)
-    chosen = period_of(period)
-    kind = wanted(request, format)
-    b = await gather(request, programme_id, chosen, unit_id, access.area(caller))
-    return respond(b, kind, await rendered(b, kind))

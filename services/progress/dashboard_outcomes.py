@@ -14,7 +14,7 @@ from fastapi import APIRouter, HTTPException, Request
 from fastapi.responses import HTMLResponse, Response
 
 from contracts.base import Stage
-from services.progress import bulletin, charts, exports, outcomes, status_routes
+from services.progress import bulletin, bulletin_files, charts, exports, outcomes, status_routes
 from services.progress.dashboard import PROGRAMME_RE, _frame, gate, render
 from services.progress.templating import OVERDUE_CHOICES
 from services.shared import access
@@ -120,8 +120,8 @@ async def export(request: Request, view: str) -> Response:
             year = int(qp.get("year", ""))
             return await outcomes.scores(request, programme_id, year, who, None, None, _kind(request))
         if view == "bulletin":
-            fmt: bulletin.BulletinKind = "docx" if qp.get("format") == "docx" else "pdf"
-            return await bulletin.bulletin(request, programme_id, qp.get("period", ""), who, None, fmt)
+            fmt: bulletin_files.BulletinKind = "docx" if qp.get("format") == "docx" else "pdf"
+            return await bulletin_files.bulletin(request, programme_id, qp.get("period", ""), who, None, fmt)
         if view == "indicators":
             return await outcomes.indicators(
                 request, programme_id, who, qp.get("as_of") or None, None, None, _kind(request)

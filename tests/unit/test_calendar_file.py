@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from services.cli.calendar import read_calendar
-from services.cli.client import ApiError
+from services.cli.errors import ApiError
 
 GOOD = """year: 2027
 holidays:

@@ -15,7 +15,8 @@ import jwt
 import pytest
 
 from services.cli import client
-from services.cli.client import ApiError, Config, save_token
+from services.cli.client import Config, save_token
+from services.cli.errors import ApiError
 
 ENDPOINT = "https://idp.example.gov.cn/token"
 
