@@ -28,7 +28,7 @@ GUIDE = "指导"
 # 以下均需试点城市政府落实，不再列出: a unit responsible for every measure from here on.
 _STANDING_RE = re.compile(r"^以下(?:均|都|各项)?(?:需|由)?(.+?)(?:负责)?落实$")
 _NOT_LISTED = ("不再列出", "不再单独列出", "不再一一列出")
-_OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县)?(?:有关|相关|其他)?(?:部门|单位)?(?:和单位|和部门)?$")
+_OPEN_TAIL_RE = re.compile(r"等(?:省|市|区|县|州)?级?(?:有关|相关|其他)?(?:部门|单位)?(?:和单位|和部门)?$")
 _LABEL_ROLE = {"牵头": Role.LEAD, "配合": Role.COOPERATING, "协办": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE = {"牵头负责": Role.LEAD, "牵头": Role.LEAD, "配合": Role.COOPERATING, "参与": Role.COOPERATING}
 _VERB_ROLE["协助"] = Role.COOPERATING

@@ -30,6 +30,8 @@ DIGIT_CLAUSE_RE = re.compile(r"^([1-9]\d{0,2})\s*[.](?=\d)(.*)$")
 DATE_RE = re.compile(rf"(?P<y>[\d{_CN}]{{4}})\s*年\s*(?P<m>[\d{_CN}]{{1,3}})\s*月\s*(?P<d>[\d{_CN}]{{1,3}})\s*日")
 DOCNO_RE = re.compile(r"([\u4e00-\u9fff]{1,12})\s*[〔\[［【(（]\s*(\d{4})\s*[〕\]］】)）]\s*(\d{1,4})\s*号")
 ADDRESSEE_RE = re.compile(r"^各.{1,80}[:：]$")  # 各区县（自治县）人民政府，市政府各部门，有关单位：
+# A publication mark above or below the title: (此件公开发布), (印发稿). Not part of the title.
+PUBLICATION_NOTE_RE = re.compile(r"\((此件.{1,8}|印发稿)\)")
 ATTACHMENT_RE = re.compile(r"^附\s*件\s*(\d+\s*)?([:：]|$)")
 ANNEX_HEADING_RE = re.compile(r"^附\s*件\s*\d*\s*[:：]?$")  # 附件 / 附件1 alone on its line
 # A division-of-work line under a clause: 责任单位:市发改委 / 牵头单位：区发改局 /

@@ -1,9 +1,11 @@
 """Pass 2 of reading a policy text: blocks -> level-1 sections -> task groups and work items.
 
-A work item is a numbered clause (1. / 1、 / 1．), or, in a document with no such level, a
-（一） paragraph. It keeps the document's own label for display and for joining an annex
-(`12`, or `（二）3` where numbering restarts in each group, `二（一）` for paragraphs whose
-labels restart in each section) and gets a running number in document order (its id, tNN).
+A work item is a numbered clause (1. / 1、 / 1．); in a document with no such level, a （一）
+paragraph; in one with neither level, a paragraph of a 一、 section that carries a note. It
+keeps the document's own label for display and for joining an annex (`12`, or `（二）3` where
+numbering restarts in each group, `二（一）` for paragraphs whose labels restart in each
+section, `一、2` for the second noted paragraph of section 一) and gets a running number in
+document order (its id, tNN).
 Pure.
 """
 
@@ -12,7 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from services.assignment.division_notes import notes_in
+from services.assignment.division_notes import notes_in, read_note
 from services.assignment.policy_lines import (
     GROUP_RE,
     IN_CHARGE_RE,
@@ -141,12 +143,17 @@ def first_sentence(s: str) -> str:
     return (s[: m.start()] if m else s).strip()
 
 
+def _noted(item: Item) -> bool:
+    return bool(item.notes or notes_in(item.text)[1])
+
+
+def _names_units(item: Item) -> bool:
+    """A note that names a unit, not a bare word in brackets (各责任(配合)单位)."""
+    return any(read_note(n, False).named for n in item.notes + notes_in(item.text)[1])
+
+
 def _has_notes(section: Section) -> bool:
-    return any(
-        it.notes or notes_in(it.text)[1]
-        for it in items(section.blocks)
-        if it.clause_no or GROUP_RE.match(fold(it.head))
-    )
+    return any(_noted(it) for it in items(section.blocks) if it.clause_no or GROUP_RE.match(fold(it.head)))
 
 
 def _task_sections(sections: list[Section]) -> list[Section]:
@@ -257,6 +264,36 @@ def _paragraph_groups(sections: list[Section]) -> list[Group]:
     return groups
 
 
+def _noted_paragraph_groups(sections: list[Section]) -> tuple[list[Group], list[str]]:
+    """Documents with neither a （一） nor a 1. level (云南省 稳增长 意见, 2017): each paragraph of a
+    section that carries a note is a work item; a paragraph without one is not. A section holding
+    one paragraph is titled by its heading; several are titled by their first sentences."""
+    groups: list[Group] = []
+    skipped: list[str] = []
+    for section in sections:
+        paragraphs = items(section.blocks)
+        noted = [it for it in paragraphs if _names_units(it)]
+        if not noted:
+            continue
+        where = f"under {section.label}、{section.title}"
+        if any(w in section.title for w in PREAMBLE_WORDS):  # 总体要求, 指导思想: never work
+            skipped += [f"line {it.line}: a paragraph {where} is not read as a task" for it in noted]
+            continue
+        group = Group(len(groups) + 1, section.title, section)
+        for k, item in enumerate(noted, 1):
+            clause = _clause(item, item.text, item.line)
+            clause.label = f"{_prefix(group, False)}{k}"
+            clause.title = section.title if len(paragraphs) == 1 else None
+            group.clauses.append(clause)
+        groups.append(group)
+        skipped += [
+            f"line {it.line}: a paragraph {where} names no responsible unit: not read as a task"
+            for it in paragraphs
+            if not _names_units(it)
+        ]
+    return groups, skipped
+
+
 def layout(sections: list[Section], header: list[Block], title: str) -> Layout:
     """The task groups and work items, numbered 1..n in document order."""
     task_sections = _task_sections(sections)
@@ -267,6 +304,9 @@ def layout(sections: list[Section], header: list[Block], title: str) -> Layout:
     paragraphs = not groups
     if paragraphs:
         groups = _paragraph_groups(task_sections or sections)
+        if not groups and sections:  # only under 一、 headings of the document's own
+            groups, unnoted = _noted_paragraph_groups(task_sections or sections)
+            skipped += unnoted
         task_sections = [g.section for g in groups]
     n = 0
     for g in groups:

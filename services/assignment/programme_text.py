@@ -28,6 +28,7 @@ from services.assignment.policy_lines import (
     ATTACHMENT_RE,
     DATE_RE,
     DOCNO_RE,
+    PUBLICATION_NOTE_RE,
     PUNCT,
     Block,
     blocks,
@@ -38,6 +39,7 @@ from services.assignment.policy_lines import (
     strip_stop,
 )
 from services.assignment.programme_layout import (
+    SAFEGUARD_WORDS,
     TASK_SECTION_WORDS,
     Layout,
     Section,
@@ -177,7 +179,7 @@ def _header_fields(header: list[Block]) -> tuple[str, str, dt.date | None]:
                 rest = (block[: m.start()] + block[m.end() :]).strip()
                 if rest and "。" not in rest and not title_parts:
                     title_parts.append(rest)
-        elif DATE_RE.fullmatch(folded.strip("()")):
+        elif DATE_RE.fullmatch(folded.strip("()")) or PUBLICATION_NOTE_RE.fullmatch(folded):
             issued_on = issued_on or _date(block)
         elif ADDRESSEE_RE.match(folded) or "。" in block or block.endswith(("：", ":")) or len(block) > 100:
             break  # the addressee or the preamble: the title is above
@@ -190,7 +192,7 @@ def _title_parts(blocks_: list[Block], skip_publication_note: bool) -> list[str]
     parts: list[str] = []
     for block in blocks_:
         folded = fold(block)
-        if skip_publication_note and re.fullmatch(r"\(此件.{1,8}\)", folded):
+        if skip_publication_note and PUBLICATION_NOTE_RE.fullmatch(folded):
             continue
         if "。" in block or ADDRESSEE_RE.match(folded) or block.endswith(("：", ":")) or len(block) > 60:
             break
@@ -227,8 +229,6 @@ def _goals(sections: list[Section]) -> list[Goal]:
 
 def _safeguards(after_tasks: list[Section]) -> list[str]:
     """Items of the 保障措施 / 有关要求 section; failing that, of the section after the tasks."""
-    from services.assignment.programme_layout import SAFEGUARD_WORDS
-
     chosen = next((s for s in after_tasks if any(w in s.title for w in SAFEGUARD_WORDS)), None)
     chosen = chosen or (after_tasks[0] if after_tasks else None)
     return [unmark(item.text) for item in items(chosen.blocks)] if chosen else []
@@ -238,7 +238,7 @@ def _not_found(sections: list[Section], header: list[Block]) -> ProgrammeParseEr
     seen = "; ".join(f"line {s.line} {s.label}、{s.title}" for s in sections[:12]) or "none"
     return ProgrammeParseError(
         "no tasks found: looked for numbered clauses (1. / 1、 / 1．) under a task section "
-        f"(for example {' / '.join(TASK_SECTION_WORDS)}) and for （一） paragraphs; "
+        f"(for example {' / '.join(TASK_SECTION_WORDS)}), （一） paragraphs, paragraphs naming units; "
         f"level-1 headings seen: {seen}" + _hint(header)
     )
 

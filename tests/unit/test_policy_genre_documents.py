@@ -40,6 +40,8 @@ SEEN = [
     "dongguan-2021-54-traditional",
     "guobanfa-2018-128-zero-waste-cities",
     "guandu-2016-steady-growth",
+    "yunnan-2017-steady-growth",
+    "chuxiong-2016-steady-growth",
 ]
 # Kept unseen until the parser was finished, facts written first. lishan and shanxi read right on
 # the first run; sichuan's structure did, but its 〔责任单位:…〕 notes were missed until 〔〕 was

@@ -112,6 +112,37 @@ def test_paragraph_units_with_several_notes_and_labels_restarting_per_section() 
     ]
 
 
+def test_noted_paragraphs_of_a_section_are_the_units_when_there_is_no_other_level() -> None:
+    # The 云南省 2017 稳增长 意见 shape: 一、 sections of plain paragraphs, notes (X、Y牵头;Z配合).
+    text = (
+        "一、总体要求\n坚持稳中求进。(省发展改革委牵头)\n"
+        "二、推进重大项目建设\n建立项目推进机制,形成全程服务。(省发展改革委、财政厅牵头;各州、市人民政府配合)\n"
+        "加强督查考核。\n"
+        "加快资金拨付进度。全省各部门按时下达资金。(财政厅牵头;省审计厅配合)\n"
+        "三、扩大有效消费\n开展促消费活动。(省商务厅负责)\n"
+        "四、保障措施\n加强组织领导。\n"
+    )
+    doc = parse_document(text)
+    p = doc.programme
+    assert [(g.no, g.title) for g in p.groups] == [(1, "推进重大项目建设"), (2, "扩大有效消费")]
+    assert [(t.no, doc.source(t.no).label, t.title, doc.source(t.no).line) for t in p.tasks()] == [
+        (1, "二、1", "建立项目推进机制,形成全程服务", 4),
+        (2, "二、2", "加快资金拨付进度", 6),
+        (3, "三、1", "扩大有效消费", 8),  # the section's only paragraph: its heading is the title
+    ]
+    assert p.tasks()[1].text == "加快资金拨付进度。全省各部门按时下达资金。"
+    assert roles_of(text) == [
+        [("省发展改革委", "lead"), ("财政厅", "lead"), ("各州、市人民政府", "cooperating")],
+        [("财政厅", "lead"), ("省审计厅", "cooperating")],
+        [("省商务厅", "responsible")],
+    ]
+    assert doc.skipped == [
+        "line 2: a paragraph under 一、总体要求 is not read as a task",
+        "line 5: a paragraph under 二、推进重大项目建设 names no responsible unit: not read as a task",
+    ]
+    assert p.safeguards == ["加强组织领导。"]
+
+
 def test_numbering_restarting_per_group_keeps_the_documents_label() -> None:
     doc = parse_document("二、主要任务\n（一）甲组\n1. 任务甲。\n2. 任务乙。\n（二）乙组\n1. 任务丙。\n")
     assert [(t.no, doc.source(t.no).label) for t in doc.programme.tasks()] == [
