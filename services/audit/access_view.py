@@ -60,7 +60,10 @@ class AccessView:
             await conn.execute(update(tracking).where(mine).values(stream_seq=0, updated_at=now_text()))
         self.position = 0
 
-    async def apply(self, batch: list[Message], first_available: int = 1) -> AccessOutcome:
+    def read(self, batch: list[Message]) -> None:  # noqa: ARG002 - the records are small: read in `apply`
+        return None
+
+    async def apply(self, batch: list[Message], first_available: int = 1, read: None = None) -> AccessOutcome:  # noqa: ARG002
         by_seq = {m.stream_seq: m for m in batch}
         ready, _, deferred = in_order(by_seq, self.position, first_available)
         out = AccessOutcome(position=max([self.position, *ready]), deferred=deferred)

@@ -130,6 +130,14 @@ def prepare(messages: list[Message]) -> Prepared:
     return Prepared(events, bad, position, received)
 
 
+def only(prepared: Prepared, seqs: list[int]) -> Prepared:
+    """The part of a prepared batch at these stream seqs (those not applied yet, in order)."""
+    wanted = set(seqs)
+    events = [e for e in prepared.events if e.stream_seq in wanted]
+    bad = [b for b in prepared.bad if b["stream_seq"] in wanted]
+    return Prepared(events, bad, max(seqs, default=0), prepared.received)
+
+
 class Ingestor:
     def __init__(self, engine: AsyncEngine, durable: str) -> None:
         self.engine = engine
@@ -182,12 +190,16 @@ class Ingestor:
             for programme, seq in await conn.execute(query):
                 self.last_seq[f"programme:{programme}"] = int(seq)
 
-    async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
+    def read(self, batch: list[Message]) -> Prepared:
+        return prepare(batch)
+
+    async def apply(self, batch: list[Message], first_available: int = 1, read: Prepared | None = None) -> BatchOutcome:
         """Append the batch's new events and move the position, all in one transaction.
 
         Messages at or below the position are already in; those ahead of a gap in the stream
         are left for later (`deferred`), so entries are appended in stream order. After a
         failure the state is read again first: another writer may have moved the head.
+        `read`: the batch's `prepare`, when the runner made it ahead.
         """
         async with self.appending:
             if self.stale:
@@ -195,7 +207,12 @@ class Ingestor:
             by_seq = {m.stream_seq: m for m in batch}
             ready, _, deferred = in_order(by_seq, self.position, first_available)
             try:
-                out = await self.commit(prepare([by_seq[seq] for seq in ready])) if ready else BatchOutcome()
+                if not ready:
+                    out = BatchOutcome()
+                elif read is None:
+                    out = await self.commit(prepare([by_seq[seq] for seq in ready]))
+                else:
+                    out = await self.commit(only(read, ready))
             except BaseException:
                 self.stale = True
                 raise

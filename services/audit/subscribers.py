@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from contracts.access_log import ACCESS_STREAM, ACCESS_SUBJECTS, access_stream_config
 from services.audit.access_view import AccessView
 from services.audit.checkpoints import Checkpointer
-from services.audit.ingest import BatchOutcome, Entry, Ingestor
+from services.audit.ingest import BatchOutcome, Entry, Ingestor, Prepared
 from services.audit.writer import WriterLock
 from services.shared.consumer import Message, Runner
 from services.shared.nats_urls import close_nats, servers
@@ -57,8 +57,11 @@ class LedgerConsumer:
         self.checkpointer.grew(self.ingestor.size)  # entries left unsigned by a stop are signed soon
         return position
 
-    async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
-        out = await self.ingestor.apply(batch, first_available)
+    def read(self, batch: list[Message]) -> Prepared:
+        return self.ingestor.read(batch)
+
+    async def apply(self, batch: list[Message], first_available: int = 1, read: Prepared | None = None) -> BatchOutcome:
+        out = await self.ingestor.apply(batch, first_available, read)
         if out.appended:
             await self._grew()
         return out

@@ -51,8 +51,15 @@ class View(Protocol):
         """The stored position (and whatever the view keeps in memory), read as the runner starts."""
         ...
 
-    async def apply(self, batch: list[Message], first_available: int = 1) -> Applied:
-        """Apply the batch and store the new position in one transaction."""
+    def read(self, batch: list[Message]) -> Any:
+        """The batch as the view reads it before applying it (validation, canonical text): CPU only,
+        no view state, no I/O. The runner reads the next batch while the one before is applied, so
+        that work overlaps the database's."""
+        ...
+
+    async def apply(self, batch: list[Message], first_available: int = 1, read: Any = None) -> Applied:
+        """Apply the batch (`read`: its `read(batch)`, made now when None) and store the new
+        position in one transaction."""
         ...
 
 
@@ -119,6 +126,14 @@ async def place_consumer(js: Any, stream: str, config: ConsumerConfig, position:
         log.info("consumer.repositioned", consumer=durable, delivered=delivered, pending=pending, position=position)
     await js.add_consumer(stream, config=config)
     return "created" if info is None else "repositioned"
+
+
+class Fetched(NamedTuple):
+    """A fetched batch: its NATS messages by stream seq, as the view's messages, and the view's reading."""
+
+    by_seq: dict[int, Any]
+    batch: list[Message]
+    read: Any
 
 
 def stream_seq(msg: Any) -> int:
@@ -195,26 +210,27 @@ class Runner:
         self.log.info("consumer.stopped")
 
     async def _run(self) -> None:
-        # The next batch is fetched while one is applied: its commit waits on the database, not on NATS.
+        # The next batch is fetched and read while one is applied: its commit waits on the database,
+        # not on NATS, and the CPU of reading it runs while the database works on the one before.
         fetching = asyncio.create_task(self._fetch())
         try:
             while not self._stopping.is_set():
-                msgs = await fetching
-                if msgs is None:  # a reconnect, or the consumer gone: bind again
+                fetched = await fetching
+                if fetched is None:  # a reconnect, or the consumer gone: bind again
                     await asyncio.sleep(1.0)
                     try:
                         await self._bind()
                     except Exception as exc:  # noqa: BLE001 - still down: the next round tries again
                         self.log.warning("consumer.bind_failed", error=repr(exc)[:300])
-                elif not msgs and time.monotonic() >= self._next_ack_check:
+                elif not fetched.batch and time.monotonic() >= self._next_ack_check:
                     await self._clear_lost_acks()  # idle, and no fetch in flight: safe to bind again
                 fetching = asyncio.create_task(self._fetch())
-                if msgs:
-                    await self.handle(msgs)
+                if fetched is not None and fetched.batch:
+                    await self.handle(fetched)
         finally:
             fetching.cancel()
             left = await asyncio.gather(fetching, return_exceptions=True)
-            for m in left[0] if isinstance(left[0], list) else []:  # fetched, never applied: back at once
+            for m in left[0].by_seq.values() if isinstance(left[0], Fetched) else []:  # never applied: back at once
                 with contextlib.suppress(Exception):
                     await m.nak()
 
@@ -232,18 +248,29 @@ class Runner:
         except Exception as exc:  # noqa: BLE001 - NATS away: the fetches will say so and bind again
             self.log.warning("consumer.ack_check_failed", error=repr(exc)[:300])
 
-    async def _fetch(self) -> list[Any] | None:
-        """A batch, [] if nothing came within `max_wait`, None if the fetch failed."""
+    async def _fetch(self) -> Fetched | None:
+        """A batch and the view's reading of it, empty if nothing came within `max_wait`, None if the
+        fetch failed."""
         try:
             msgs: list[Any] = await self._sub.fetch(batch=self.batch_size, timeout=self.max_wait)
         except TimeoutError:  # nats' own and asyncio's: nothing new
-            return []
+            return Fetched({}, [], None)
         except Exception as exc:  # noqa: BLE001 - the caller binds again
             self.log.warning("consumer.fetch_failed", error=repr(exc)[:300])
             return None
         if self.linger > 0 and len(msgs) < self.batch_size:
             msgs += await self._rest_of_burst(self.batch_size - len(msgs))
-        return msgs
+        return self.fetched(msgs)
+
+    def fetched(self, msgs: list[Any]) -> Fetched:
+        """The view's messages of a fetched batch, and the view's reading of them."""
+        by_seq = {stream_seq(m): m for m in msgs}
+        batch = [Message(seq, m.subject, m.data) for seq, m in by_seq.items()]
+        try:
+            read = self.view.read(batch)
+        except Exception:  # noqa: BLE001 - left to `apply`, which reads it again and fails where a failure is handled
+            read = None
+        return Fetched(by_seq, batch, read)
 
     async def _rest_of_burst(self, room: int) -> list[Any]:
         await asyncio.sleep(self.linger)
@@ -252,13 +279,12 @@ class Runner:
         except Exception:  # noqa: BLE001 - nothing more (a timeout) or a connection hiccup: apply what we have
             return []
 
-    async def handle(self, msgs: list[Any]) -> Applied | None:
-        by_seq = {stream_seq(m): m for m in msgs}
-        batch = [Message(seq, m.subject, m.data) for seq, m in by_seq.items()]
+    async def handle(self, fetched: Fetched) -> Applied | None:
+        by_seq, batch, read = fetched
         try:
-            out = await self.view.apply(batch, self.first_available)
+            out = await self.view.apply(batch, self.first_available, read)
             if out.deferred and await self._first_available_moved():
-                out = await self.view.apply(batch, self.first_available)
+                out = await self.view.apply(batch, self.first_available, read)
         except Exception as exc:  # nothing was kept: the batch comes again
             full = disk_full(exc)
             if full is None:
@@ -267,7 +293,7 @@ class Runner:
                 self._trouble_since = time.monotonic()
                 self.log.error("consumer.disk_full", reason=full, size=len(batch), action="paused until space returns")
             self.trouble = f"disk full: {full}" if full else None
-            for m in msgs:
+            for m in by_seq.values():
                 with contextlib.suppress(Exception):
                     await m.nak(delay=2.0 if full else 1.0)
             return None

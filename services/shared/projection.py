@@ -44,6 +44,9 @@ class BatchOutcome:
     position: int = 0
 
 
+Readings = dict[int, "tuple[Event, Fact] | None"]  # stream seq -> its event and fact (None: unreadable)
+
+
 def parse_event(data: bytes) -> tuple[Event, Fact] | None:
     """The event and its fact, validated once; None (logged) if it cannot be read."""
     try:
@@ -110,12 +113,14 @@ async def apply_batch(
     messages: Sequence[tuple[int, bytes]],
     first_available: int = 1,
     kept: KeptStates | None = None,
+    read: Readings | None = None,
 ) -> BatchOutcome:
     """Apply (stream_seq, data) messages in one transaction that also moves the consumer position.
 
     `first_available` is the stream's first sequence: a gap below it is retention, not loss.
     `kept`: the states the caller's earlier batches left (the single writer's own), used instead
     of reading their rows back while the stored position is theirs, and updated after the commit.
+    `read`: the messages' `parse_event`, by stream seq, when the caller made it ahead.
     """
     data = dict(messages)
     try:
@@ -123,7 +128,7 @@ async def apply_batch(
             start = await position(conn, tables, consumer)
             seqs, duplicates, deferred = in_order(data, start, first_available)
             out = BatchOutcome(duplicates=duplicates, deferred=deferred, position=seqs[-1] if seqs else start)
-            ready = [(seq, parse_event(data[seq])) for seq in seqs]
+            ready = [(seq, read[seq] if read is not None and seq in read else parse_event(data[seq])) for seq in seqs]
             changed: dict[str, AssignmentState] = {}
             if ready:
                 known = kept.at(start) if kept is not None else {}
@@ -356,6 +361,9 @@ class Projection:
         async with self.engine.connect() as conn:
             return await position(conn, self.tables, self.durable)
 
-    async def apply(self, batch: list[Message], first_available: int = 1) -> BatchOutcome:
+    def read(self, batch: list[Message]) -> Readings:
+        return {m.stream_seq: parse_event(m.data) for m in batch}
+
+    async def apply(self, batch: list[Message], first_available: int = 1, read: Readings | None = None) -> BatchOutcome:
         items = [(m.stream_seq, m.data) for m in batch]
-        return await apply_batch(self.engine, self.tables, self.durable, items, first_available, self.kept)
+        return await apply_batch(self.engine, self.tables, self.durable, items, first_available, self.kept, read)

@@ -116,7 +116,11 @@ class FakeView:
     async def load(self) -> int:
         return self.position
 
-    async def apply(self, batch: list[Message], first_available: int = 1) -> Any:
+    def read(self, batch: list[Message]) -> list[int]:
+        return [m.stream_seq for m in batch]
+
+    async def apply(self, batch: list[Message], first_available: int = 1, read: Any = None) -> Any:
+        assert read == [m.stream_seq for m in batch]  # read ahead by the runner, handed over as it was
         self.calls.append(first_available)
         if self.fail:
             raise RuntimeError("database is locked")
@@ -128,7 +132,7 @@ class FakeView:
 async def test_committed_messages_are_acked_and_those_ahead_of_a_gap_sent_back() -> None:
     msgs = [FakeMsg(s) for s in (11, 12, 14)]
     runner = Runner(FakeJs(), FakeView(10))
-    out = await runner.handle(msgs)
+    out = await runner.handle(runner.fetched(msgs))
     assert out is not None and out.position == 12
     assert [(m.acked, m.nak_delay) for m in msgs] == [(True, None), (True, None), (False, 0.5)]
 
@@ -136,13 +140,15 @@ async def test_committed_messages_are_acked_and_those_ahead_of_a_gap_sent_back()
 async def test_a_gap_below_the_streams_first_message_is_applied_through() -> None:
     view = FakeView(10)
     msgs = [FakeMsg(s) for s in (30, 31)]
-    await Runner(FakeJs(first_seq=30), view).handle(msgs)
+    runner = Runner(FakeJs(first_seq=30), view)
+    await runner.handle(runner.fetched(msgs))
     assert view.calls == [1, 30] and view.position == 31 and all(m.acked for m in msgs)
 
 
 async def test_a_failed_batch_is_sent_back_whole() -> None:
     msgs = [FakeMsg(s) for s in (1, 2)]
-    assert await Runner(FakeJs(), FakeView(0, fail=True)).handle(msgs) is None
+    runner = Runner(FakeJs(), FakeView(0, fail=True))
+    assert await runner.handle(runner.fetched(msgs)) is None
     assert [(m.acked, m.nak_delay) for m in msgs] == [(False, 1.0), (False, 1.0)]
 
 
@@ -192,6 +198,23 @@ async def test_the_ledger_appends_in_stream_order_and_waits_for_a_gap(ingestor: 
     again = await ingestor.apply(msgs[:6])  # the first three again: already in, not even looked at
     assert (again.appended, again.duplicates, again.position, again.deferred) == (3, 0, 6, [])
     assert ingestor.size == 6
+
+
+async def test_a_batch_read_ahead_appends_what_reading_it_then_would(ingestor: Ingestor, tmp_path: Path) -> None:
+    """The runner reads a batch while the one before is applied: the ledger then takes from that
+    reading only the messages it has not got and that are not ahead of a gap, as if it had read them itself."""
+    msgs = messages()
+    broken = Message(7, "pf.events.x", b'{"not": "an event"}')
+    batches = [msgs[:3], msgs[1:4] + msgs[5:6], [*msgs[3:6], broken]]
+    for batch in batches:
+        await ingestor.apply(batch, read=ingestor.read(batch))
+    other = Ingestor(make_engine(sqlite_url(tmp_path / "other.sqlite")), "audit-ledger")
+    await create_tables(other.engine)
+    for batch in batches:
+        await other.apply(batch)
+    assert (ingestor.size, ingestor.position, ingestor.head) == (other.size, other.position, other.head)
+    assert (ingestor.size, ingestor.position) == (6, 7)  # the broken one set aside, past it
+    await other.engine.dispose()
 
 
 async def test_after_a_failed_batch_the_ledger_reads_its_state_again(ingestor: Ingestor) -> None:

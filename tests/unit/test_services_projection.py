@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import text
@@ -14,10 +16,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from contracts.base import Stage
 from contracts.events import Event
 from contracts.fold import AssignmentState, fold
+from contracts.subjects import READ_MODEL_DURABLE
 from services.progress import readmodel
 from services.progress.store import READ_MODEL, create_tables, metadata
 from services.shared import projection
-from services.shared.consumer import Runner
+from services.shared.consumer import Fetched, Message, Runner
 from services.shared.db import make_engine, sqlite_url
 from services.shared.projection import Projection
 from tests.e2e.support import EventFactory, lifecycle_events
@@ -187,35 +190,76 @@ async def test_status_filters_and_orders_most_urgent_first(engine: AsyncEngine) 
     assert total == 3 and len(items) == 1 and items[0].overdue_level == "blue"
 
 
+async def test_a_batch_read_ahead_folds_as_one_read_then(engine: AsyncEngine, tmp_path: Path) -> None:
+    """The runner reads the next batch while one is applied; the rows are those of reading it in `apply`."""
+    messages = [Message(seq, "pf.events.x", data) for seq, data in numbered(lifecycle_events("p1", n_units=3))]
+    messages.append(Message(len(messages) + 1, "pf.events.x", b"not json"))  # unreadable: skipped both ways
+    batches = [messages[:3] + messages[4:6], messages[3:9], messages[9:]]  # a gap, then it filled, then the rest
+    ahead = Projection(engine, READ_MODEL, READ_MODEL_DURABLE)
+    for batch in batches:
+        await ahead.apply(batch, read=ahead.read(batch))
+    other_engine = make_engine(sqlite_url(tmp_path / "other.sqlite"))
+    await create_tables(other_engine)
+    other = Projection(other_engine, READ_MODEL, READ_MODEL_DURABLE)
+    for batch in batches:
+        await other.apply(batch)
+    assert await readmodel.snapshot(engine) == await readmodel.snapshot(other_engine)
+    assert await readmodel.position(engine) == await readmodel.position(other_engine) == len(messages)
+    await other_engine.dispose()
+
+
 async def test_reset_drops_only_the_projection(engine: AsyncEngine) -> None:
     await readmodel.apply_messages(engine, numbered(lifecycle_events("p1", 2)))
     await projection.reset(engine, metadata, READ_MODEL)
     assert await readmodel.snapshot(engine) == [] and await readmodel.position(engine) == 0
 
 
+class FakeNatsMsg:
+    """A JetStream message as the runner reads it: its stream seq in the ack subject."""
+
+    def __init__(self, name: str, seq: int) -> None:
+        self.reply = f"$JS.ACK.S.d.1.{seq}.{seq}.0.0"
+        self.subject, self.data = "pf.events.x", name.encode()
+
+
 class FakeSub:
     """A pull subscription whose fetches return the given batches, then time out."""
 
     def __init__(self, batches: list[list[str]]) -> None:
-        self.batches = batches
+        seqs = itertools.count(1)
+        self.batches = [[FakeNatsMsg(name, next(seqs)) for name in names] for names in batches]
         self.fetches: list[int] = []
 
-    async def fetch(self, batch: int, **_: float) -> list[str]:
+    async def fetch(self, batch: int, **_: float) -> list[FakeNatsMsg]:
         self.fetches.append(batch)
         if not self.batches:
             raise TimeoutError
         return self.batches.pop(0)
 
 
+class NamesView:
+    """A view whose reading of a batch is its messages' names (the runner's `handle` is replaced)."""
+
+    durable = "d"
+
+    async def load(self) -> int:
+        raise AssertionError("not bound in these tests")
+
+    def read(self, batch: list[Message]) -> list[str]:
+        return [m.data.decode() for m in batch]
+
+    async def apply(self, *_: Any) -> Any:
+        raise AssertionError("handle is replaced in these tests")
+
+
 async def _batches_handled(linger: float, arrivals: list[list[str]]) -> tuple[list[list[str]], FakeSub]:
-    view = Projection(None, READ_MODEL, "d")  # type: ignore[arg-type]
-    runner = Runner(None, view, batch_size=8, max_wait=0.01, linger=linger)
+    runner = Runner(None, NamesView(), batch_size=8, max_wait=0.01, linger=linger)
     runner._sub = sub = FakeSub(arrivals)
     handled: list[list[str]] = []
-    expected = sum(map(len, arrivals))  # counted before the fake's fetches use the batches up
+    expected = sum(map(len, arrivals))
 
-    async def handle(msgs: list[str]) -> None:
-        handled.append(list(msgs))
+    async def handle(fetched: Fetched) -> None:
+        handled.append(fetched.read)  # the batch as the view read it, ahead of `apply`
         if sum(map(len, handled)) >= expected:
             runner._stopping.set()
 
