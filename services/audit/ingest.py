@@ -207,12 +207,10 @@ class Ingestor:
             by_seq = {m.stream_seq: m for m in batch}
             ready, _, deferred = in_order(by_seq, self.position, first_available)
             try:
-                if not ready:
-                    out = BatchOutcome()
-                elif read is None:
-                    out = await self.commit(prepare([by_seq[seq] for seq in ready]))
+                if ready:
+                    out = await self.commit(prepare([by_seq[s] for s in ready]) if read is None else only(read, ready))
                 else:
-                    out = await self.commit(only(read, ready))
+                    out = BatchOutcome()
             except BaseException:
                 self.stale = True
                 raise
