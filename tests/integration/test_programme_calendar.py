@@ -102,10 +102,12 @@ async def test_trigger_backfill_and_pause_record_each_date_once(dev_kit: Kit, tm
 
         # The same again (a backfill, a trigger), then the start year's dates as a marker: the record
         # workflow takes its signals in order, so once the marker's events are in, the repeats were handled.
+        # A backfilled run's workflow id is its date's: the repeat can start only once the first has finished.
+        dates = len({o.due_at for o in between(span, start, end)})  # runs per backfill of the year
+        await wait_for_runs_done(dev_kit, programme_id, runs=1 + dates)
         await handle.backfill(backfill)
         await handle.trigger(overlap=ScheduleOverlapPolicy.ALLOW_ALL)
         marker = {f"bulletin:{year - 1}-Q1", f"bulletin:{year - 1}-Q2", f"bulletin:{year - 1}-Q3"}
-        dates = len({o.due_at for o in between(span, start, end)})  # runs per backfill of the year
         await wait_for_runs_done(dev_kit, programme_id, runs=2 + 2 * dates)
         marker_start = dt.datetime(year - 1, 1, 1, tzinfo=SHANGHAI)
         await handle.backfill(ScheduleBackfill(start_at=marker_start, end_at=start - dt.timedelta(days=2),
